@@ -1,0 +1,20 @@
+/*
+ * ops — builders for every registered op, one header per family:
+ *   ops_state.h  constants, placeholders, variables, assignment, identity, control flow helpers
+ *   ops_math.h   elementwise arithmetic, reductions, activations, comparisons, casts
+ *   ops_nn.h     matmul, conv, pooling, softmax and cross entropy, batch norm, bias add
+ *   ops_array.h  reshape, shape, slicing, concat/split, pad, tile, gather, one-hot, fill, range
+ *   ops_random.h random uniform / normal / truncated normal
+ * A builder adds one node and returns its output (a null output if the graph is in error).
+ * `name` may be NULL, giving the op's name ("Add", "Add_1", ...) under the current scope.
+ */
+#ifndef PST_OPS_H
+#define PST_OPS_H
+
+#include "ops_array.h"
+#include "ops_math.h"
+#include "ops_nn.h"
+#include "ops_random.h"
+#include "ops_state.h"
+
+#endif

@@ -1,0 +1,276 @@
+#include "tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t pst_dtype_size(pst_dtype dt) {
+    switch (dt) {
+    case PST_FLOAT: return 4;
+    case PST_DOUBLE: return 8;
+    case PST_INT32: return 4;
+    case PST_UINT8: return 1;
+    case PST_INT64: return 8;
+    case PST_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+const char *pst_dtype_name(pst_dtype dt) {
+    switch (dt) {
+    case PST_FLOAT: return "float";
+    case PST_DOUBLE: return "double";
+    case PST_INT32: return "int32";
+    case PST_UINT8: return "uint8";
+    case PST_INT64: return "int64";
+    case PST_BOOL: return "bool";
+    default: return "invalid";
+    }
+}
+
+int pst_dtype_valid(int dt) { return pst_dtype_size((pst_dtype)dt) != 0; }
+int pst_dtype_is_float(pst_dtype dt) { return dt == PST_FLOAT || dt == PST_DOUBLE; }
+int pst_dtype_is_int(pst_dtype dt) {
+    return dt == PST_INT32 || dt == PST_INT64 || dt == PST_UINT8;
+}
+
+pst_shape pst_shape_make(int rank, const int64_t *dims) {
+    pst_shape s;
+    memset(&s, 0, sizeof s);
+    PST_ASSERT(rank >= -1 && rank <= PST_MAX_RANK);
+    s.rank = rank;
+    for (int i = 0; i < rank; i++) s.dims[i] = dims[i];
+    return s;
+}
+pst_shape pst_shape_scalar(void) { return pst_shape_make(0, NULL); }
+pst_shape pst_shape_1d(int64_t d0) { return pst_shape_make(1, &d0); }
+pst_shape pst_shape_2d(int64_t d0, int64_t d1) {
+    int64_t d[2] = {d0, d1};
+    return pst_shape_make(2, d);
+}
+pst_shape pst_shape_4d(int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    int64_t d[4] = {d0, d1, d2, d3};
+    return pst_shape_make(4, d);
+}
+pst_shape pst_shape_unknown(void) { return pst_shape_make(-1, NULL); }
+
+int pst_shape_equal(const pst_shape *a, const pst_shape *b) {
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i]) return 0;
+    return 1;
+}
+
+int pst_shape_is_known(const pst_shape *s) {
+    if (s->rank < 0) return 0;
+    for (int i = 0; i < s->rank; i++)
+        if (s->dims[i] < 0) return 0;
+    return 1;
+}
+
+int pst_shape_compatible(const pst_shape *a, const pst_shape *b) {
+    if (a->rank < 0 || b->rank < 0) return 1;
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] >= 0 && b->dims[i] >= 0 && a->dims[i] != b->dims[i]) return 0;
+    return 1;
+}
+
+int pst_mul_overflow_i64(int64_t a, int64_t b, int64_t *out) {
+    return __builtin_mul_overflow(a, b, out) ? -1 : 0;
+}
+int pst_add_overflow_i64(int64_t a, int64_t b, int64_t *out) {
+    return __builtin_add_overflow(a, b, out) ? -1 : 0;
+}
+
+int pst_shape_num_elements(const pst_shape *s, int64_t *out, pst_status *st) {
+    char buf[128];
+    if (s->rank < 0 || s->rank > PST_MAX_RANK)
+        return pst_status_set(st, PST_E_INVALID, "shape has invalid rank %d", s->rank);
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 0)
+            return pst_status_set(st, PST_E_INVALID, "shape %s has a negative or unknown dim",
+                                  pst_shape_str(s, buf, sizeof buf));
+        if (pst_mul_overflow_i64(n, s->dims[i], &n))
+            return pst_status_set(st, PST_E_INVALID, "shape %s has too many elements",
+                                  pst_shape_str(s, buf, sizeof buf));
+    }
+    *out = n;
+    return 0;
+}
+
+const char *pst_shape_str(const pst_shape *s, char *buf, size_t len) {
+    if (s->rank < 0) {
+        snprintf(buf, len, "<unknown>");
+        return buf;
+    }
+    size_t off = 0;
+    off += (size_t)snprintf(buf + off, len - off, "[");
+    for (int i = 0; i < s->rank && off < len; i++) {
+        if (s->dims[i] < 0)
+            off += (size_t)snprintf(buf + off, len - off, "%s?", i ? "," : "");
+        else
+            off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? "," : "",
+                                    (long long)s->dims[i]);
+    }
+    if (off < len) snprintf(buf + off, len - off, "]");
+    return buf;
+}
+
+void *pst_aligned_alloc(size_t nbytes) {
+    size_t n = (nbytes + 63) & ~(size_t)63;
+    if (n == 0) n = 64;
+    return aligned_alloc(64, n);
+}
+void pst_aligned_free(void *p) { free(p); }
+
+static pst_tensor *tensor_alloc(pst_dtype dt, pst_shape shape, int zero, pst_status *st) {
+    size_t es = pst_dtype_size(dt);
+    if (es == 0) {
+        pst_status_set(st, PST_E_INVALID, "unsupported dtype %d", (int)dt);
+        return NULL;
+    }
+    int64_t n, nb;
+    if (pst_shape_num_elements(&shape, &n, st) < 0) return NULL;
+    if (pst_mul_overflow_i64(n, (int64_t)es, &nb) || (uint64_t)nb > (uint64_t)SIZE_MAX / 2) {
+        pst_status_set(st, PST_E_INVALID, "tensor of %lld elements is too large", (long long)n);
+        return NULL;
+    }
+    pst_tensor *t = calloc(1, sizeof *t);
+    if (t == NULL) goto oom;
+    t->dtype = dt;
+    t->shape = shape;
+    t->n = n;
+    t->nbytes = (size_t)nb;
+    atomic_init(&t->refs, 1);
+    if (nb > 0) {
+        t->data = pst_aligned_alloc((size_t)nb);
+        if (t->data == NULL) {
+            free(t);
+            goto oom;
+        }
+        if (zero) memset(t->data, 0, (size_t)nb);
+    }
+    return t;
+oom:
+    pst_status_set(st, PST_E_EXHAUSTED, "out of memory allocating %lld bytes", (long long)nb);
+    return NULL;
+}
+
+pst_tensor *pst_tensor_new(pst_dtype dt, pst_shape shape, pst_status *st) {
+    return tensor_alloc(dt, shape, 0, st);
+}
+pst_tensor *pst_tensor_new_zeros(pst_dtype dt, pst_shape shape, pst_status *st) {
+    return tensor_alloc(dt, shape, 1, st);
+}
+pst_tensor *pst_tensor_new_copy(pst_dtype dt, pst_shape shape, const void *src, pst_status *st) {
+    pst_tensor *t = tensor_alloc(dt, shape, 0, st);
+    if (t && t->nbytes) memcpy(t->data, src, t->nbytes);
+    return t;
+}
+
+pst_tensor *pst_tensor_scalar_f32(float v) {
+    return pst_tensor_new_copy(PST_FLOAT, pst_shape_scalar(), &v, NULL);
+}
+pst_tensor *pst_tensor_scalar_f64(double v) {
+    return pst_tensor_new_copy(PST_DOUBLE, pst_shape_scalar(), &v, NULL);
+}
+pst_tensor *pst_tensor_scalar_i32(int32_t v) {
+    return pst_tensor_new_copy(PST_INT32, pst_shape_scalar(), &v, NULL);
+}
+pst_tensor *pst_tensor_scalar_i64(int64_t v) {
+    return pst_tensor_new_copy(PST_INT64, pst_shape_scalar(), &v, NULL);
+}
+pst_tensor *pst_tensor_scalar_bool(int v) {
+    uint8_t b = v ? 1 : 0;
+    return pst_tensor_new_copy(PST_BOOL, pst_shape_scalar(), &b, NULL);
+}
+pst_tensor *pst_tensor_from_f32(pst_shape shape, const float *v) {
+    return pst_tensor_new_copy(PST_FLOAT, shape, v, NULL);
+}
+pst_tensor *pst_tensor_from_f64(pst_shape shape, const double *v) {
+    return pst_tensor_new_copy(PST_DOUBLE, shape, v, NULL);
+}
+pst_tensor *pst_tensor_from_i32(pst_shape shape, const int32_t *v) {
+    return pst_tensor_new_copy(PST_INT32, shape, v, NULL);
+}
+pst_tensor *pst_tensor_from_i64(pst_shape shape, const int64_t *v) {
+    return pst_tensor_new_copy(PST_INT64, shape, v, NULL);
+}
+
+pst_tensor *pst_tensor_reshape_view(pst_tensor *t, pst_shape shape, pst_status *st) {
+    int64_t n;
+    char a[128], b[128];
+    if (pst_shape_num_elements(&shape, &n, st) < 0) return NULL;
+    if (n != t->n) {
+        pst_status_set(st, PST_E_INVALID, "cannot reshape a tensor of shape %s to %s",
+                       pst_shape_str(&t->shape, a, sizeof a), pst_shape_str(&shape, b, sizeof b));
+        return NULL;
+    }
+    pst_tensor *v = calloc(1, sizeof *v);
+    if (v == NULL) {
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    *v = (pst_tensor){.dtype = t->dtype, .shape = shape, .n = n, .nbytes = t->nbytes,
+                      .data = t->data};
+    atomic_init(&v->refs, 1);
+    v->base = pst_tensor_ref(t->base ? t->base : t);
+    return v;
+}
+
+pst_tensor *pst_tensor_clone(const pst_tensor *t, pst_status *st) {
+    return pst_tensor_new_copy(t->dtype, t->shape, t->data, st);
+}
+
+pst_tensor *pst_tensor_ref(pst_tensor *t) {
+    if (t) atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return t;
+}
+
+void pst_tensor_unref(pst_tensor *t) {
+    if (t == NULL) return;
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+    if (t->base)
+        pst_tensor_unref(t->base);
+    else
+        pst_aligned_free(t->data);
+    free(t);
+}
+
+double pst_tensor_get_f64(const pst_tensor *t, int64_t i) {
+    switch (t->dtype) {
+    case PST_FLOAT: return ((const float *)t->data)[i];
+    case PST_DOUBLE: return ((const double *)t->data)[i];
+    case PST_INT32: return ((const int32_t *)t->data)[i];
+    case PST_INT64: return (double)((const int64_t *)t->data)[i];
+    case PST_UINT8:
+    case PST_BOOL: return ((const uint8_t *)t->data)[i];
+    default: return 0;
+    }
+}
+
+int64_t pst_tensor_get_i64(const pst_tensor *t, int64_t i) {
+    switch (t->dtype) {
+    case PST_FLOAT: return (int64_t)((const float *)t->data)[i];
+    case PST_DOUBLE: return (int64_t)((const double *)t->data)[i];
+    case PST_INT32: return ((const int32_t *)t->data)[i];
+    case PST_INT64: return ((const int64_t *)t->data)[i];
+    case PST_UINT8:
+    case PST_BOOL: return ((const uint8_t *)t->data)[i];
+    default: return 0;
+    }
+}
+
+void pst_tensor_set_f64(pst_tensor *t, int64_t i, double v) {
+    switch (t->dtype) {
+    case PST_FLOAT: ((float *)t->data)[i] = (float)v; break;
+    case PST_DOUBLE: ((double *)t->data)[i] = v; break;
+    case PST_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case PST_INT64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case PST_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    case PST_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    default: break;
+    }
+}

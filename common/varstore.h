@@ -1,0 +1,58 @@
+/*
+ * varstore — the variables of a session or a parameter server: name -> tensor.
+ *
+ * A variable is created on first use by its VariableV2 kernel and stays uninitialized (no value)
+ * until assigned. Reads take a reference to the current value; updates that would change a
+ * value someone else still holds copy it first (copy-on-write), so a reader always sees one
+ * consistent snapshot. Each variable has its own mutex; the store's map has another.
+ *
+ *     pst_var_store *vs = pst_var_store_new();
+ *     pst_var *v = pst_var_store_get_or_create(vs, "w", PST_FLOAT, shape, &st);
+ *     pst_var_assign(v, t, &st);               // borrows t, copies it
+ *     pst_tensor *cur = pst_var_read(v);       // caller unrefs; NULL if uninitialized
+ */
+#ifndef PST_VARSTORE_H
+#define PST_VARSTORE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+typedef struct pst_var {
+    char *name;
+    pst_dtype dtype;
+    pst_shape shape;      /* declared shape (may have unknown dims when validate_shape=false) */
+    pst_tensor *value;    /* NULL until initialized; guarded by mu */
+    pthread_mutex_t mu;
+    int64_t version;      /* bumped on every update */
+    int64_t n_reads, n_updates;
+} pst_var;
+
+typedef struct pst_var_store pst_var_store;
+
+pst_var_store *pst_var_store_new(void);
+void pst_var_store_free(pst_var_store *vs);
+/* Finds or creates; an existing variable with another dtype is an error naming it. */
+pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dtype dt,
+                                          pst_shape shape, pst_status *st);
+pst_var *pst_var_store_find(pst_var_store *vs, const char *name);
+/* Number of variables and the i-th in name order (stable for a given set). */
+int pst_var_store_list(pst_var_store *vs, pst_var ***out); /* caller frees the array */
+
+/* Current value with a new reference, or NULL when uninitialized. */
+pst_tensor *pst_var_read(pst_var *v);
+int pst_var_is_initialized(pst_var *v);
+/* Sets the value to a copy of t (or takes t itself when the caller holds its only reference
+ * and `steal` is set). Checks dtype, and shape unless validate_shape is 0. */
+int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st);
+/* Locks v and returns a tensor the caller may update in place (copying the value first if it
+ * is shared). Must be followed by pst_var_end_update. NULL (and unlocked) when the
+ * variable is uninitialized; st names it. */
+pst_tensor *pst_var_begin_update(pst_var *v, pst_status *st);
+void pst_var_end_update(pst_var *v);
+/* The standard error for reading an uninitialized variable (FailedPrecondition). */
+int pst_var_uninit_error(const char *name, pst_status *st);
+
+#endif

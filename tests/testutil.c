@@ -1,0 +1,111 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int pst_test_main(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
+
+static uint64_t splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+pst_tensor *pst_test_rand(pst_dtype dt, pst_shape shape, uint64_t seed, double lo, double hi) {
+    pst_status st = {0};
+    pst_tensor *t = pst_tensor_new(dt, shape, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    uint64_t s = seed;
+    for (int64_t i = 0; i < t->n; i++) {
+        double u = (double)(splitmix(&s) >> 11) / 9007199254740992.0;
+        pst_tensor_set_f64(t, i, lo + (hi - lo) * u);
+    }
+    return t;
+}
+
+pst_tensor *pst_test_run(pst_session *s, pst_output fetch, int n, const pst_feed *feeds) {
+    pst_status st = {0};
+    pst_tensor *out = NULL;
+    int rc = pst_session_run(s, feeds, n, &fetch, 1, NULL, 0, &out, &st);
+    ck_assert_msg(rc == 0, "run failed: %s", st.msg);
+    return out;
+}
+
+void pst_test_assert_tensor(const pst_tensor *t, int rank, const int64_t *dims, const double *vals,
+                            double tol, const char *file, int line) {
+    ck_assert_msg(t != NULL, "%s:%d: tensor is NULL", file, line);
+    ck_assert_msg(t->shape.rank == rank, "%s:%d: rank %d, expected %d", file, line, t->shape.rank,
+                  rank);
+    for (int i = 0; i < rank; i++)
+        ck_assert_msg(t->shape.dims[i] == dims[i], "%s:%d: dim %d is %lld, expected %lld", file,
+                      line, i, (long long)t->shape.dims[i], (long long)dims[i]);
+    for (int64_t i = 0; i < t->n; i++) {
+        double v = pst_tensor_get_f64(t, i);
+        ck_assert_msg(fabs(v - vals[i]) <= tol * (1 + fabs(vals[i])),
+                      "%s:%d: element %lld is %.9g, expected %.9g", file, line, (long long)i, v,
+                      vals[i]);
+    }
+}
+
+static double weighted_sum(pst_session *s, pst_output y, int n_x, const pst_output *xs,
+                           pst_tensor *const *x_vals, const pst_tensor *r) {
+    pst_feed feeds[16];
+    for (int i = 0; i < n_x; i++) feeds[i] = (pst_feed){xs[i], x_vals[i]};
+    pst_tensor *out = pst_test_run(s, y, n_x, feeds);
+    ck_assert_int_eq(out->n, r->n);
+    double acc = 0;
+    for (int64_t i = 0; i < out->n; i++) acc += pst_tensor_get_f64(out, i) * pst_tensor_get_f64(r, i);
+    pst_tensor_unref(out);
+    return acc;
+}
+
+double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
+                     pst_tensor *const *x_vals, double eps) {
+    pst_status st = {0};
+    ck_assert(n_x <= 16);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_feed feeds[17];
+    for (int i = 0; i < n_x; i++) feeds[i] = (pst_feed){xs[i], x_vals[i]};
+    pst_tensor *y0 = pst_test_run(s, y, n_x, feeds);
+    pst_tensor *r = pst_test_rand(y0->dtype, y0->shape, 12345, -1, 1);
+    pst_output gy = pst_placeholder(g, "gradcheck_dy", y0->dtype, y0->shape);
+    pst_output dxs[16];
+    int rc = pst_gradients(g, 1, &y, &gy, n_x, xs, dxs, NULL, &st);
+    ck_assert_msg(rc == 0, "gradients failed: %s", st.msg);
+    feeds[n_x] = (pst_feed){gy, r};
+    double worst = 0;
+    for (int k = 0; k < n_x; k++) {
+        if (dxs[k].node == NULL) continue;
+        pst_tensor *ga = NULL;
+        rc = pst_session_run(s, feeds, n_x + 1, &dxs[k], 1, NULL, 0, &ga, &st);
+        ck_assert_msg(rc == 0, "gradient run failed: %s", st.msg);
+        ck_assert_msg(pst_shape_equal(&ga->shape, &x_vals[k]->shape),
+                      "gradient of input %d has the wrong shape", k);
+        pst_tensor *x = x_vals[k];
+        for (int64_t i = 0; i < x->n; i++) {
+            double orig = pst_tensor_get_f64(x, i);
+            pst_tensor_set_f64(x, i, orig + eps);
+            double fp = weighted_sum(s, y, n_x, xs, x_vals, r);
+            pst_tensor_set_f64(x, i, orig - eps);
+            double fm = weighted_sum(s, y, n_x, xs, x_vals, r);
+            pst_tensor_set_f64(x, i, orig);
+            double num = (fp - fm) / (2 * eps), ana = pst_tensor_get_f64(ga, i);
+            double den = fmax(1.0, fmax(fabs(num), fabs(ana)));
+            double err = fabs(num - ana) / den;
+            if (err > worst) worst = err;
+        }
+        pst_tensor_unref(ga);
+    }
+    pst_tensor_unref(y0);
+    pst_tensor_unref(r);
+    pst_session_free(s);
+    return worst;
+}

@@ -1,0 +1,40 @@
+/*
+ * testutil — helpers shared by the Check suites: a main() runner, random tensors, tensor
+ * comparisons and the finite-difference gradient checker every differentiable op must pass.
+ */
+#ifndef PST_TESTUTIL_H
+#define PST_TESTUTIL_H
+
+#include <check.h>
+
+#include "gradients.h"
+#include "graph.h"
+#include "ops.h"
+#include "session.h"
+#include "tensor.h"
+
+/* Runs the suite (CK_NORMAL output) and returns an exit status. */
+int pst_test_main(Suite *s);
+
+/* Uniform random values in [lo, hi) from a fixed seed (same on every run). */
+pst_tensor *pst_test_rand(pst_dtype dt, pst_shape shape, uint64_t seed, double lo, double hi);
+
+/* Runs `fetch` with n feeds (placeholder, value pairs); aborts the test on error. */
+pst_tensor *pst_test_run(pst_session *s, pst_output fetch, int n, const pst_feed *feeds);
+
+/* Asserts t has the given shape (rank, dims) and values within tol (absolute + relative). */
+#define PST_ASSERT_TENSOR(t, rank, dims, vals, tol)                                               \
+    pst_test_assert_tensor((t), (rank), (dims), (vals), (tol), __FILE__, __LINE__)
+void pst_test_assert_tensor(const pst_tensor *t, int rank, const int64_t *dims, const double *vals,
+                            double tol, const char *file, int line);
+
+/*
+ * Finite-difference gradient check. `y` is computed from the placeholders xs (fed with x_vals).
+ * The analytic gradient of sum(y * R) (R random) w.r.t. each x is compared with central
+ * differences of step eps. Returns the largest error, measured as
+ * |analytic - numeric| / max(1, |analytic|, |numeric|). Fails the test on any run error.
+ */
+double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
+                     pst_tensor *const *x_vals, double eps);
+
+#endif

@@ -1,0 +1,28 @@
+/* pstrain-worker: for now runs the seed graph example (training comes with the layers API). */
+#include <stdio.h>
+
+#include "ops.h"
+#include "session.h"
+
+int main(void) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_variable(g, "x", pst_const_f32(g, 20, NULL), 1);
+    pst_output y = pst_variable(g, "y", pst_const_f32(g, 10, NULL), 1);
+    pst_output xy[2] = {pst_variable_value(x), pst_variable_value(y)};
+    pst_output z = pst_add_n(g, 2, xy, "z");
+    pst_node *init = pst_global_variables_initializer(g);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *t = NULL;
+    int rc = 1;
+    if (pst_session_run_target(s, init, &st) == 0 && (t = pst_session_run1(s, z, &st)) != NULL) {
+        printf("z = %g\n", pst_tensor_f32(t)[0]);
+        pst_tensor_unref(t);
+        rc = 0;
+    } else {
+        fprintf(stderr, "pstrain-worker: %s\n", st.msg);
+    }
+    pst_session_free(s);
+    pst_graph_free(g);
+    return rc;
+}
