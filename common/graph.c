@@ -585,11 +585,12 @@ pst_node *pst_nb_finish(pst_node_builder *b) {
             goto fail;
         }
     }
-    if ((op->flags & PST_OP_REF_INPUT0) && !(b->inputs[0].node->op->flags & PST_OP_VARIABLE)) {
-        pst_status_set(&st, PST_E_INVALID, "input 0 ('%s') must be a variable",
-                       b->inputs[0].node->name);
-        goto fail;
-    }
+    for (int i = 0; i < b->n_inputs && i < 32; i++)
+        if (((pst_op_ref_mask(op) >> i) & 1) && !(b->inputs[i].node->op->flags & PST_OP_VARIABLE)) {
+            pst_status_set(&st, PST_E_INVALID, "input %d ('%s') must be a variable", i,
+                           b->inputs[i].node->name);
+            goto fail;
+        }
     if (validate_attrs(op, b->attrs, b->n_attrs, &st) < 0) goto fail;
 
     n = calloc(1, sizeof *n);

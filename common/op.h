@@ -47,7 +47,7 @@ typedef struct pst_attr_spec {
 
 enum {
     PST_OP_STATEFUL = 1 << 0,          /* has state or side effects: never pruned or merged */
-    PST_OP_REF_INPUT0 = 1 << 1,        /* input 0 must be a variable; kernel gets it as a var */
+    PST_OP_REF_INPUT0 = 1 << 1,        /* input 0 must be a variable (same as ref_mask bit 0) */
     PST_OP_VARIABLE = 1 << 2,          /* produces a variable reference (VariableV2) */
     PST_OP_NOT_DIFFERENTIABLE = 1 << 3, /* gradients stop here silently (Shape, ArgMax, ...) */
 };
@@ -64,7 +64,14 @@ struct pst_op_def {
                           PST_OP_NOT_DIFFERENTIABLE) */
     unsigned flags;
     pst_state_free_fn state_free;
+    unsigned ref_mask; /* bit i: input i must be a variable and reaches the kernel as
+                          ctx->input_vars[i] (optimizer apply ops update several) */
 };
+
+/* The ref-input mask of an op (ref_mask plus PST_OP_REF_INPUT0). */
+static inline unsigned pst_op_ref_mask(const pst_op_def *op) {
+    return op->ref_mask | ((op->flags & PST_OP_REF_INPUT0) ? 1u : 0u);
+}
 
 /* Registers a def (borrowed: must outlive the process, normally a static). Returns
  * PST_E_EXISTS for a duplicate name. Registration of the built-in ops happens once, on
@@ -104,8 +111,7 @@ struct pst_kernel_ctx {
     int n_attrs;
     int n_inputs;
     pst_tensor *const *inputs;       /* borrowed; NULL for a ref input (see input_vars) */
-    pst_var *const *input_vars; /* non-NULL at i when input i is a variable reference
-                                        and the op has PST_OP_REF_INPUT0 */
+    pst_var *const *input_vars;      /* non-NULL at i when input i is a ref input (ref_mask) */
     int n_outputs;
     pst_tensor **outputs;            /* set by the kernel; the executor takes the reference */
     pst_var **output_vars;      /* for PST_OP_VARIABLE ops */

@@ -5,6 +5,7 @@
  *   ops_nn.h     matmul, conv, pooling, softmax and cross entropy, batch norm, bias add
  *   ops_array.h  reshape, shape, slicing, concat/split, pad, tile, gather, one-hot, fill, range
  *   ops_random.h random uniform / normal / truncated normal
+ *   ops_train.h  optimizer apply ops (gradient descent, momentum, Adam, Adagrad, RMSProp)
  * A builder adds one node and returns its output (a null output if the graph is in error).
  * `name` may be NULL, giving the op's name ("Add", "Add_1", ...) under the current scope.
  */
@@ -16,5 +17,6 @@
 #include "ops_nn.h"
 #include "ops_random.h"
 #include "ops_state.h"
+#include "ops_train.h"
 
 #endif

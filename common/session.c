@@ -268,9 +268,9 @@ int pst_session_run(pst_session *s, const pst_feed *feeds, int n_feeds, const ps
             slot *sl = &slots[p->out_base[in.node->id] + in.index];
             invs[i] = NULL;
             ins[i] = sl->t;
-            if (i == 0 && (op->flags & PST_OP_REF_INPUT0) && sl->var) {
-                invs[0] = sl->var;
-                ins[0] = NULL;
+            if (i < 32 && ((pst_op_ref_mask(op) >> i) & 1) && sl->var) {
+                invs[i] = sl->var;
+                ins[i] = NULL;
             } else if (sl->t == NULL && sl->var) {
                 /* Reading a variable through a non-ref op: dereference now. */
                 sl->t = pst_var_read(sl->var);

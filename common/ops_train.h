@@ -1,0 +1,42 @@
+/*
+ * ops_train — TensorFlow's optimizer apply ops. Each updates its variable (and slot
+ * variables) in place, under the variables' locks, and outputs the variable's new value.
+ *
+ *   ApplyGradientDescent  var -= lr * grad
+ *   ApplyMomentum         accum = momentum * accum + grad; var -= lr * accum
+ *                         (use_nesterov: var -= lr * grad + lr * momentum * accum)
+ *   ApplyAdam             lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t);
+ *                         m += (1 - beta1) * (grad - m); v += (1 - beta2) * (grad^2 - v);
+ *                         var -= lr_t * m / (sqrt(v) + epsilon)
+ *   ApplyAdagrad          accum += grad^2; var -= lr * grad / sqrt(accum)
+ *   ApplyRMSProp          ms = rho * ms + (1 - rho) * grad^2;
+ *                         mom = momentum * mom + lr * grad / sqrt(ms + epsilon); var -= mom
+ *   ScatterSub            var[indices[i], ...] -= updates[i, ...] (sparse updates)
+ *
+ *     pst_output upd = pst_apply_gradient_descent(g, w, pst_const_f32(g, 0.1f, NULL), dw, NULL);
+ */
+#ifndef PST_OPS_TRAIN_H
+#define PST_OPS_TRAIN_H
+
+#include "graph.h"
+
+/* Scalar hyperparameters (lr, momentum, beta1...) are tensors of the variable's dtype. */
+pst_output pst_apply_gradient_descent(pst_graph *g, pst_output var, pst_output lr, pst_output grad,
+                                      const char *name);
+pst_output pst_apply_momentum(pst_graph *g, pst_output var, pst_output accum, pst_output lr,
+                              pst_output grad, pst_output momentum, int use_nesterov,
+                              const char *name);
+pst_output pst_apply_adam(pst_graph *g, pst_output var, pst_output m, pst_output v,
+                          pst_output beta1_power, pst_output beta2_power, pst_output lr,
+                          pst_output beta1, pst_output beta2, pst_output epsilon, pst_output grad,
+                          const char *name);
+pst_output pst_apply_adagrad(pst_graph *g, pst_output var, pst_output accum, pst_output lr,
+                             pst_output grad, const char *name);
+pst_output pst_apply_rms_prop(pst_graph *g, pst_output var, pst_output ms, pst_output mom,
+                              pst_output lr, pst_output rho, pst_output momentum,
+                              pst_output epsilon, pst_output grad, const char *name);
+/* indices: int32/int64 [k]; updates: [k, rest of var's dims]. */
+pst_output pst_scatter_sub(pst_graph *g, pst_output var, pst_output indices, pst_output updates,
+                           const char *name);
+
+#endif
