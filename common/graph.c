@@ -279,6 +279,11 @@ int pst_graph_push_name_scope(pst_graph *g, const char *name, int exact) {
     return 0;
 }
 
+void pst_graph_push_name_scope_abs(pst_graph *g, const char *full) {
+    GROW(g->scopes, g->n_scopes, g->cap_scopes);
+    g->scopes[g->n_scopes++] = xstrdup(full);
+}
+
 void pst_graph_pop_name_scope(pst_graph *g) {
     PST_ASSERT(g->n_scopes > 0);
     free(g->scopes[--g->n_scopes]);
@@ -534,6 +539,7 @@ void pst_node_set_num_outputs(pst_node *n, int k) {
 
 static int validate_attrs(const pst_op_def *op, const pst_attr *attrs, int n, pst_status *st) {
     for (int i = 0; i < n; i++) {
+        if (attrs[i].name[0] == '_') continue; /* internal attrs, as in TensorFlow */
         const pst_attr_spec *s = op->attrs;
         while (s && s->name && strcmp(s->name, attrs[i].name) != 0) s++;
         if (s == NULL || s->name == NULL)

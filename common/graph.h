@@ -135,6 +135,9 @@ int64_t pst_graph_seed(const pst_graph *g);
  * ("block" twice gives "block" and "block_1") unless `exact` is set (re-entering a scope). */
 int pst_graph_push_name_scope(pst_graph *g, const char *name, int exact);
 void pst_graph_pop_name_scope(pst_graph *g);
+/* Pushes an absolute scope as is ("" is the root), e.g. to create optimizer slots named after
+ * their variable whatever the caller's scope. Pop with pst_graph_pop_name_scope. */
+void pst_graph_push_name_scope_abs(pst_graph *g, const char *full);
 /* Current scope prefix without a trailing slash ("" at the top). */
 const char *pst_graph_name_scope(const pst_graph *g);
 /* The unique full name a node called `name` would get now (caller frees). */

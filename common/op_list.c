@@ -7,6 +7,7 @@ void pst__register_nn_ops(void);
 void pst__register_array_ops(void);
 void pst__register_random_ops(void);
 void pst__register_train_ops(void);
+void pst__register_sendrecv_ops(void);
 
 void pst__register_builtin_ops(void) {
     pst__register_state_ops();
@@ -15,4 +16,5 @@ void pst__register_builtin_ops(void) {
     pst__register_array_ops();
     pst__register_random_ops();
     pst__register_train_ops();
+    pst__register_sendrecv_ops();
 }

@@ -203,6 +203,13 @@ static void release_input(slot *slots, int *left, int idx) {
 int pst_session_run(pst_session *s, const pst_feed *feeds, int n_feeds, const pst_output *fetches,
                     int n_fetches, pst_node *const *targets, int n_targets, pst_tensor **out,
                     pst_status *st) {
+    return pst_session_run_step(s, -1, feeds, n_feeds, fetches, n_fetches, targets, n_targets,
+                                out, st);
+}
+
+int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds, int n_feeds,
+                         const pst_output *fetches, int n_fetches, pst_node *const *targets,
+                         int n_targets, pst_tensor **out, pst_status *st) {
     pst_graph *g = s->g;
     int rc = 0;
     char name[256];
@@ -232,7 +239,7 @@ int pst_session_run(pst_session *s, const pst_feed *feeds, int n_feeds, const ps
         slots[idx].t = pst_tensor_ref(feeds[i].value);
     }
     pthread_mutex_lock(&s->mu);
-    int64_t step = s->next_step++;
+    int64_t step = step_id >= 0 ? step_id : s->next_step++;
     pthread_mutex_unlock(&s->mu);
 
     pst_tensor *in_buf[64], **ins = in_buf;

@@ -46,6 +46,11 @@ pst_graph *pst_session_graph(pst_session *s);
 int pst_session_run(pst_session *s, const pst_feed *feeds, int n_feeds, const pst_output *fetches,
                     int n_fetches, pst_node *const *targets, int n_targets, pst_tensor **out,
                     pst_status *st);
+/* The same with an explicit step id (>= 0), shared by the partitions of one distributed step
+ * so their Send/Recv keys match; -1 picks the session's next id. */
+int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds, int n_feeds,
+                         const pst_output *fetches, int n_fetches, pst_node *const *targets,
+                         int n_targets, pst_tensor **out, pst_status *st);
 /* One fetch, no feeds: returns a new reference or NULL with st set. */
 pst_tensor *pst_session_run1(pst_session *s, pst_output fetch, pst_status *st);
 /* One target, no feeds, no fetches. */

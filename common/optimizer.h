@@ -1,0 +1,79 @@
+/*
+ * optimizer — tf.train optimizers as graph builders: compute_gradients and apply_gradients
+ * separately (so the distributed runtime can aggregate in between), minimize, clipping by
+ * global norm, the global step and slim's create_train_op.
+ *
+ * Slot variables are named as TensorFlow names them (`w/Momentum`, `w/Adam`, `w/Adam_1`,
+ * `w/Adagrad`, `w/RMSProp`, `w/RMSProp_1`; Adam's `beta1_power`, `beta2_power`) and placed on
+ * their variable's device, so with a replica device setter they live on the same PS.
+ *
+ *     pst_optimizer_opts o = pst_optimizer_defaults(PST_OPT_ADAM, 1e-3f);
+ *     pst_output step = pst_train_global_step(g);
+ *     pst_output loss_after = pst_create_train_op(g, total_loss, &o, step, 0, &train_op);
+ *     // run train_op (or fetch loss_after) once per batch
+ */
+#ifndef PST_OPTIMIZER_H
+#define PST_OPTIMIZER_H
+
+#include "graph.h"
+
+typedef enum pst_opt_kind {
+    PST_OPT_SGD = 0,
+    PST_OPT_MOMENTUM,
+    PST_OPT_ADAM,
+    PST_OPT_ADAGRAD,
+    PST_OPT_RMSPROP,
+    PST_OPT_COUNT
+} pst_opt_kind;
+
+typedef struct pst_optimizer_opts {
+    pst_opt_kind kind;
+    float lr;
+    pst_output lr_tensor;  /* a schedule (float scalar); overrides lr when set */
+    float momentum;        /* Momentum (0.9), RMSProp (0) */
+    int use_nesterov;
+    float beta1, beta2, epsilon;  /* Adam: 0.9, 0.999, 1e-8 */
+    float initial_accumulator;    /* Adagrad: 0.1 */
+    float rho, rms_epsilon;       /* RMSProp: decay 0.9, epsilon 1e-10 */
+} pst_optimizer_opts;
+
+/* TensorFlow's defaults for kind with learning rate lr. */
+pst_optimizer_opts pst_optimizer_defaults(pst_opt_kind kind, float lr);
+/* Parses "sgd", "momentum", "adam", "adagrad", "rmsprop"; -1 if unknown. */
+int pst_optimizer_kind_parse(const char *s);
+const char *pst_optimizer_name(pst_opt_kind kind); /* "GradientDescent", "Adam", ... */
+
+typedef struct pst_grad_var {
+    pst_output grad; /* null when the variable does not affect the loss */
+    pst_output var;  /* the VariableV2 output */
+} pst_grad_var;
+
+/* Gradients of loss for vars (NULL: the "trainable_variables" collection). *out (caller
+ * frees) gets n entries; returns n or a negative error. */
+int pst_optimizer_compute_gradients(pst_graph *g, pst_output loss, int n_vars,
+                                    const pst_output *vars, pst_grad_var **out, pst_status *st);
+/* Adds the update ops (skipping null gradients) and, when global_step is set, its increment;
+ * returns the op to run (NULL on error, recorded in the graph). */
+pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *o, int n,
+                                        const pst_grad_var *gv, pst_output global_step,
+                                        const char *name);
+pst_node *pst_optimizer_minimize(pst_graph *g, const pst_optimizer_opts *o, pst_output loss,
+                                 int n_vars, const pst_output *vars, pst_output global_step,
+                                 const char *name);
+
+/* Scales grads (n entries; nulls pass through) so their global norm is at most clip_norm;
+ * returns the global norm before clipping. */
+pst_output pst_clip_by_global_norm(pst_graph *g, int n, const pst_output *grads, float clip_norm,
+                                   pst_output *clipped);
+
+/* The int64 scalar variable `global_step` (created on first call, in the "global_step"
+ * collection, not trainable). */
+pst_output pst_train_global_step(pst_graph *g);
+
+/* slim.learning.create_train_op: runs "update_ops" before computing gradients, optionally
+ * clips them, applies them, increments global_step; returns the total loss evaluated after
+ * the update, and the train op in *train_op. */
+pst_output pst_create_train_op(pst_graph *g, pst_output total_loss, const pst_optimizer_opts *o,
+                               pst_output global_step, float clip_norm, pst_node **train_op);
+
+#endif
