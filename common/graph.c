@@ -661,6 +661,8 @@ out:
     return n;
 }
 
+void pst_nb_abandon(pst_node_builder *b) { nb_free(b); }
+
 pst_output pst_nb_finish_out(pst_node_builder *b) {
     pst_node *n = pst_nb_finish(b);
     pst_output o = {NULL, 0};

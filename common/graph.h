@@ -210,6 +210,8 @@ void pst_nb_attr(pst_node_builder *b, const pst_attr *a);
 /* Validates and adds the node; frees the builder. Returns the node or NULL (graph in error).
  * The error message names the node. */
 pst_node *pst_nb_finish(pst_node_builder *b);
+/* Drops a builder without adding its node. */
+void pst_nb_abandon(pst_node_builder *b);
 /* Convenience: finish and return output 0 (a null output on error or for 0-output ops). */
 pst_output pst_nb_finish_out(pst_node_builder *b);
 

@@ -1,0 +1,230 @@
+/* GraphDef / MetaGraphDef export and import, and reading TensorFlow's SavedModel protos. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metagraph.h"
+#include "op.h"
+#include "testutil.h"
+#include "tf_graph.pb-c.h"
+
+static char *testdata(const char *rel) {
+    static char buf[4096];
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/../shared/testdata/tf/%s", src ? src : ".", rel);
+    return buf;
+}
+
+static pst_graph *sample_graph(void) {
+    pst_graph *g = pst_graph_new();
+    pst_graph_push_device(g, "/job:ps/task:0");
+    pst_output a = pst_variable(g, "a", pst_const_f32(g, 2, NULL), 1);
+    pst_graph_pop_device(g);
+    pst_output b = pst_variable(g, "b", pst_const_f32(g, 3, NULL), 0);
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_scalar());
+    pst_output terms[3] = {pst_variable_value(a), pst_variable_value(b), x};
+    pst_output y = pst_add_n(g, 3, terms, "y");
+    pst_graph_add_to_collection(g, "train_var", a);
+    pst_graph_add_to_collection(g, "hparams", pst_const_f32(g, 0.01f, "learning_rate"));
+    pst_graph_add_to_collection(g, "outputs", y);
+    pst_global_variables_initializer(g);
+    ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
+    return g;
+}
+
+START_TEST(test_meta_graph_round_trip) {
+    pst_graph *g = sample_graph();
+    pst_status st = {0};
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(pst_meta_graph_export(g, NULL, &buf, &len, &st), 0);
+    pst_graph *h = pst_graph_new();
+    ck_assert_msg(pst_meta_graph_import(h, buf, len, NULL, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(pst_graph_num_nodes(h), pst_graph_num_nodes(g));
+    for (int i = 0; i < pst_graph_num_nodes(g); i++) {
+        pst_node *n = pst_graph_node(g, i), *m = pst_graph_find(h, n->name);
+        ck_assert_msg(m != NULL, "node %s missing after import", n->name);
+        ck_assert_str_eq(m->op->name, n->op->name);
+        ck_assert_str_eq(m->device, n->device);
+        ck_assert_int_eq(m->n_inputs, n->n_inputs);
+        ck_assert_int_eq(m->n_control, n->n_control);
+        ck_assert_int_eq(m->n_attrs, n->n_attrs);
+    }
+    int nv, nt, nh;
+    pst_graph_collection(h, PST_GLOBAL_VARIABLES, &nv);
+    pst_graph_collection(h, PST_TRAINABLE_VARIABLES, &nt);
+    const pst_output *hp = pst_graph_collection(h, "hparams", &nh);
+    ck_assert_int_eq(nv, 2);
+    ck_assert_int_eq(nt, 1);
+    ck_assert_int_eq(nh, 1);
+    /* The imported graph runs: init, then y = a + b + x. */
+    pst_session *s = pst_session_new(h, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(s, pst_graph_find(h, "init"), &st), 0);
+    pst_tensor *lr = pst_session_run1(s, hp[0], &st);
+    ck_assert_float_eq_tol(pst_tensor_f32(lr)[0], 0.01f, 1e-7);
+    int no;
+    const pst_output *outs = pst_graph_collection(h, "outputs", &no);
+    pst_tensor *xt = pst_tensor_scalar_f32(1);
+    pst_feed f = {pst_graph_output_by_name(h, "x"), xt};
+    pst_tensor *y = pst_test_run(s, outs[0], 1, &f);
+    ck_assert_float_eq(pst_tensor_f32(y)[0], 6.0f);
+    pst_tensor_unref(y);
+    pst_tensor_unref(xt);
+    pst_tensor_unref(lr);
+    pst_session_free(s);
+    pst_graph_free(h);
+    /* clear_devices and collection_list on export. */
+    const char *keep[] = {"hparams", NULL};
+    pst_meta_export_opts eo = {.collection_list = keep, .clear_devices = 1};
+    free(buf);
+    ck_assert_int_eq(pst_meta_graph_export(g, &eo, &buf, &len, &st), 0);
+    h = pst_graph_new();
+    ck_assert_int_eq(pst_meta_graph_import(h, buf, len, NULL, &st), 0);
+    ck_assert_str_eq(pst_graph_find(h, "a")->device, "");
+    pst_graph_collection(h, PST_GLOBAL_VARIABLES, &nv);
+    ck_assert_int_eq(nv, 0);
+    pst_graph_collection(h, "hparams", &nh);
+    ck_assert_int_eq(nh, 1);
+    pst_graph_free(h);
+    free(buf);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_import_clear_devices_and_scope) {
+    pst_graph *g = sample_graph();
+    pst_status st = {0};
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(pst_meta_graph_export(g, NULL, &buf, &len, &st), 0);
+    pst_graph *h = pst_graph_new();
+    pst_meta_import_opts io = {.clear_devices = 1, .import_scope = "imported"};
+    ck_assert_msg(pst_meta_graph_import(h, buf, len, &io, &st) == 0, "%s", st.msg);
+    pst_node *a = pst_graph_find(h, "imported/a");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_str_eq(a->device, "");
+    ck_assert_ptr_nonnull(pst_graph_find(h, "imported/a/read"));
+    free(buf);
+    pst_graph_free(h);
+    pst_graph_free(g);
+}
+END_TEST
+
+static uint8_t *graph_def_with(int n, const char *const *names, const char *const *ops,
+                               const char *const *inputs, size_t *len) {
+    Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+    Tensorflow__NodeDef nodes[4], *ptrs[4];
+    char *ins[4];
+    for (int i = 0; i < n; i++) {
+        Tensorflow__NodeDef init = TENSORFLOW__NODE_DEF__INIT;
+        nodes[i] = init;
+        nodes[i].name = (char *)names[i];
+        nodes[i].op = (char *)ops[i];
+        if (inputs[i]) {
+            ins[i] = (char *)inputs[i];
+            nodes[i].n_input = 1;
+            nodes[i].input = &ins[i];
+        }
+        ptrs[i] = &nodes[i];
+    }
+    gd.n_node = (size_t)n;
+    gd.node = ptrs;
+    *len = tensorflow__graph_def__get_packed_size(&gd);
+    uint8_t *buf = malloc(*len);
+    tensorflow__graph_def__pack(&gd, buf);
+    return buf;
+}
+
+START_TEST(test_cycle_rejected_naming_node) {
+    const char *names[] = {"p", "q"}, *ops[] = {"Identity", "Identity"}, *ins[] = {"q", "p"};
+    size_t len;
+    uint8_t *buf = graph_def_with(2, names, ops, ins, &len);
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    ck_assert_int_eq(pst_graph_def_import(g, buf, len, NULL, &st), PST_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(st.msg, "cycle"));
+    ck_assert(strstr(st.msg, "'p'") || strstr(st.msg, "'q'"));
+    free(buf);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_unknown_op_and_missing_input) {
+    const char *names[] = {"w"}, *ops[] = {"Frobnicate"}, *ins[] = {NULL};
+    size_t len;
+    uint8_t *buf = graph_def_with(1, names, ops, ins, &len);
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    ck_assert_int_eq(pst_graph_def_import(g, buf, len, NULL, &st), PST_E_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(st.msg, "'w'"));
+    ck_assert_ptr_nonnull(strstr(st.msg, "Frobnicate"));
+    free(buf);
+    const char *names2[] = {"v"}, *ops2[] = {"Identity"}, *ins2[] = {"ghost:0"};
+    buf = graph_def_with(1, names2, ops2, ins2, &len);
+    pst_status_clear(&st);
+    ck_assert_int_eq(pst_graph_def_import(g, buf, len, NULL, &st), PST_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(st.msg, "ghost"));
+    free(buf);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_describe_tf_saved_model) {
+    uint8_t *buf;
+    size_t len;
+    pst_status st = {0};
+    ck_assert_msg(pst_read_file(testdata("serving_half_plus_two_cpu/saved_model.pb"), &buf, &len,
+                                &st) == 0,
+                  "%s", st.msg);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&text, &tlen);
+    ck_assert_int_eq(pst_meta_graph_describe(buf, len, 1, f, &st), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "tags [serve]"));
+    ck_assert_ptr_nonnull(strstr(text, "collection variables (bytes_list"));
+    ck_assert_ptr_nonnull(strstr(text, "  a float []"));
+    ck_assert_ptr_nonnull(strstr(text, "  b float []"));
+    free(text);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_graph_def_export_is_tensorflow_shaped) {
+    pst_graph *g = sample_graph();
+    pst_status st = {0};
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(pst_graph_def_export(g, 0, &buf, &len, &st), 0);
+    Tensorflow__GraphDef *gd = tensorflow__graph_def__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(gd);
+    int found = 0;
+    for (size_t i = 0; i < gd->n_node; i++) {
+        Tensorflow__NodeDef *n = gd->node[i];
+        if (strcmp(n->name, "a/read") == 0) {
+            found = 1;
+            ck_assert_str_eq(n->op, "Identity");
+            ck_assert_str_eq(n->input[0], "a");
+            ck_assert_str_eq(n->device, "/job:ps/task:0");
+        }
+        if (strcmp(n->name, "init") == 0) ck_assert_str_eq(n->input[0], "^a/Assign");
+    }
+    ck_assert(found);
+    tensorflow__graph_def__free_unpacked(gd, NULL);
+    free(buf);
+    pst_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("metagraph");
+    TCase *tc = tcase_create("metagraph");
+    tcase_add_test(tc, test_meta_graph_round_trip);
+    tcase_add_test(tc, test_import_clear_devices_and_scope);
+    tcase_add_test(tc, test_cycle_rejected_naming_node);
+    tcase_add_test(tc, test_unknown_op_and_missing_input);
+    tcase_add_test(tc, test_describe_tf_saved_model);
+    tcase_add_test(tc, test_graph_def_export_is_tensorflow_shaped);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
