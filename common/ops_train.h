@@ -39,4 +39,16 @@ pst_output pst_apply_rms_prop(pst_graph *g, pst_output var, pst_output ms, pst_o
 pst_output pst_scatter_sub(pst_graph *g, pst_output var, pst_output indices, pst_output updates,
                            const char *name);
 
+/* Synchronous replicas (SyncReplicasOptimizer semantics): `apply_op` names the TF apply op
+ * ("ApplyGradientDescent", "ApplyAdam", ...) and `inputs` are its inputs; local_step (int64
+ * scalar) is the global step the replica read. Gradients of a step are averaged once
+ * replicas_to_aggregate arrived and applied once; late ones (backup workers) are dropped and
+ * counted in the variable's n_stale; the others wait until the update is done. */
+pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_output *inputs,
+                          pst_output local_step, int replicas_to_aggregate, int total_replicas,
+                          int use_nesterov, const char *name);
+/* Sets global_step to local_step + 1 unless another replica already did. */
+pst_output pst_sync_step_advance(pst_graph *g, pst_output global_step, pst_output local_step,
+                                 const char *name);
+
 #endif

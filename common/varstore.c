@@ -26,7 +26,10 @@ void pst_var_store_free(pst_var_store *vs) {
     for (size_t it = 0; pst_strmap_next(vs->vars, &it, &k, &val);) {
         pst_var *v = val;
         pst_tensor_unref(v->value);
+        pst_tensor_unref(v->sync_sum);
         pthread_mutex_destroy(&v->mu);
+        pthread_mutex_destroy(&v->sync_mu);
+        pthread_cond_destroy(&v->sync_cv);
         free(v->name);
         free(v);
     }
@@ -46,6 +49,8 @@ pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dt
         v->dtype = dt;
         v->shape = shape;
         pthread_mutex_init(&v->mu, NULL);
+        pthread_mutex_init(&v->sync_mu, NULL);
+        pthread_cond_init(&v->sync_cv, NULL);
         pst_strmap_put(vs->vars, name, v);
     } else if (v->dtype != dt) {
         pst_status_set(st, PST_E_INVALID, "variable '%s' exists with dtype %s, requested %s",

@@ -28,6 +28,14 @@ typedef struct pst_var {
     pthread_mutex_t mu;
     int64_t version;      /* bumped on every update */
     int64_t n_reads, n_updates;
+    /* Synchronous replicas (ops_train.h): gradients for the current step accumulate here
+     * until enough replicas arrived; guarded by sync_mu. */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    int64_t sync_step;    /* the step whose gradients are being accumulated */
+    int sync_count;
+    pst_tensor *sync_sum;
+    int64_t n_stale;      /* gradients dropped because their step had passed */
 } pst_var;
 
 typedef struct pst_var_store pst_var_store;
