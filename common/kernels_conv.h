@@ -1,0 +1,37 @@
+/*
+ * kernels_conv — NHWC convolution and pooling on raw float buffers: im2col + OpenBLAS sgemm for
+ * the convolution and both backprops, direct loops (vectorized over channels) for pooling.
+ * Kernels see pointers and a geometry, never the graph.
+ */
+#ifndef PST_KERNELS_CONV_H
+#define PST_KERNELS_CONV_H
+
+#include <stdint.h>
+
+typedef struct pst_conv_geom {
+    int64_t n, h, w, c;     /* input NHWC */
+    int64_t kh, kw, oc;     /* filter HWIO: kh x kw x c x oc (oc = c for pooling) */
+    int64_t sh, sw;
+    int64_t oh, ow;         /* output height and width */
+    int64_t pad_top, pad_left;
+} pst_conv_geom;
+
+/* TF's output size and padding: SAME gives ceil(in / s), VALID ceil((in - k + 1) / s).
+ * Returns -1 for an unknown padding string or an empty output. */
+int pst_conv_geom_make(pst_conv_geom *g, int64_t n, int64_t h, int64_t w, int64_t c, int64_t kh,
+                       int64_t kw, int64_t oc, int64_t sh, int64_t sw, const char *padding);
+/* Output size along one dim (or -1 when in is unknown). */
+int64_t pst_conv_out_size(int64_t in, int64_t k, int64_t s, int same);
+
+void pst_conv2d_forward(const pst_conv_geom *g, const float *in, const float *filter, float *out);
+void pst_conv2d_backprop_input(const pst_conv_geom *g, const float *filter, const float *dy,
+                               float *din);
+void pst_conv2d_backprop_filter(const pst_conv_geom *g, const float *in, const float *dy,
+                                float *dfilter);
+
+void pst_maxpool_forward(const pst_conv_geom *g, const float *in, float *out);
+void pst_maxpool_backward(const pst_conv_geom *g, const float *in, const float *dy, float *din);
+void pst_avgpool_forward(const pst_conv_geom *g, const float *in, float *out);
+void pst_avgpool_backward(const pst_conv_geom *g, const float *dy, float *din);
+
+#endif

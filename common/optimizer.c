@@ -1,0 +1,278 @@
+#include "optimizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradients.h"
+#include "init.h"
+#include "ops.h"
+
+pst_optimizer_opts pst_optimizer_defaults(pst_opt_kind kind, float lr) {
+    pst_optimizer_opts o = {.kind = kind,
+                            .lr = lr,
+                            .momentum = kind == PST_OPT_MOMENTUM ? 0.9f : 0.0f,
+                            .beta1 = 0.9f,
+                            .beta2 = 0.999f,
+                            .epsilon = 1e-8f,
+                            .initial_accumulator = 0.1f,
+                            .rho = 0.9f,
+                            .rms_epsilon = 1e-10f};
+    return o;
+}
+
+int pst_optimizer_kind_parse(const char *s) {
+    static const char *names[] = {"sgd", "momentum", "adam", "adagrad", "rmsprop"};
+    for (int i = 0; i < PST_OPT_COUNT; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return -1;
+}
+
+const char *pst_optimizer_name(pst_opt_kind kind) {
+    static const char *names[] = {"GradientDescent", "Momentum", "Adam", "Adagrad", "RMSProp"};
+    return (kind >= 0 && kind < PST_OPT_COUNT) ? names[kind] : "Optimizer";
+}
+
+int pst_optimizer_compute_gradients(pst_graph *g, pst_output loss, int n_vars,
+                                    const pst_output *vars, pst_grad_var **out, pst_status *st) {
+    if (vars == NULL) vars = pst_graph_collection(g, PST_TRAINABLE_VARIABLES, &n_vars);
+    *out = NULL;
+    if (n_vars == 0)
+        return pst_status_set(st, PST_E_INVALID, "no variables to optimize");
+    pst_output *dx = calloc((size_t)n_vars, sizeof *dx);
+    pst_grad_var *gv = calloc((size_t)n_vars, sizeof *gv);
+    PST_ASSERT(dx && gv);
+    int rc = pst_gradients(g, 1, &loss, NULL, n_vars, vars, dx, NULL, st);
+    if (rc < 0) {
+        free(dx);
+        free(gv);
+        return rc;
+    }
+    for (int i = 0; i < n_vars; i++) gv[i] = (pst_grad_var){dx[i], vars[i]};
+    free(dx);
+    *out = gv;
+    return n_vars;
+}
+
+/* A slot variable `<var>/<suffix>` on the variable's device, filled with `value`. */
+static pst_output slot(pst_graph *g, pst_output var, const char *suffix, double value) {
+    char name[512];
+    snprintf(name, sizeof name, "%s/%s", var.node->name, suffix);
+    pst_initializer init = pst_init_constant(value);
+    pst_variable_opts o = {.name = name,
+                           .dtype = pst_output_dtype(var),
+                           .shape = pst_output_shape(var),
+                           .init_fn = pst_init_fn_of,
+                           .init_ctx = &init,
+                           .device = var.node->device};
+    pst_graph_push_name_scope_abs(g, "");
+    pst_output s = pst_variable_ex(g, &o);
+    pst_graph_pop_name_scope(g);
+    return s;
+}
+
+static pst_output non_slot(pst_graph *g, const char *name, pst_output colocate, double value) {
+    pst_graph_push_name_scope_abs(g, "");
+    pst_variable_opts o = {.name = name,
+                           .initial_value = pst_const_scalar(g, pst_output_dtype(colocate), value,
+                                                             NULL),
+                           .device = colocate.node->device};
+    pst_output v = pst_variable_ex(g, &o);
+    pst_graph_pop_name_scope(g);
+    return v;
+}
+
+pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *o, int n,
+                                        const pst_grad_var *gv, pst_output global_step,
+                                        const char *name) {
+    if (pst_graph_error(g)) return NULL;
+    const char *opt = pst_optimizer_name(o->kind);
+    pst_node **updates = calloc((size_t)n + 2, sizeof *updates);
+    PST_ASSERT(updates != NULL);
+    int nu = 0;
+    pst_output first = pst_out(NULL, 0);
+    for (int i = 0; i < n; i++)
+        if (gv[i].grad.node) {
+            first = gv[i].var;
+            break;
+        }
+    if (first.node == NULL) {
+        pst_graph_set_error(g, PST_E_INVALID, "%s: no gradients provided for any variable", opt);
+        free(updates);
+        return NULL;
+    }
+    pst_output b1p = pst_out(NULL, 0), b2p = pst_out(NULL, 0);
+    if (o->kind == PST_OPT_ADAM) {
+        b1p = non_slot(g, "beta1_power", first, o->beta1);
+        b2p = non_slot(g, "beta2_power", first, o->beta2);
+    }
+    pst_graph_push_name_scope(g, name ? name : opt, 0);
+    for (int i = 0; i < n && !pst_graph_error(g); i++) {
+        pst_output v = gv[i].var, gr = gv[i].grad;
+        if (gr.node == NULL) continue;
+        pst_dtype dt = pst_output_dtype(v);
+        pst_graph_push_device(g, v.node->device);
+        pst_output lr = o->lr_tensor.node ? o->lr_tensor : pst_const_scalar(g, dt, o->lr, "learning_rate");
+        if (o->lr_tensor.node && dt != pst_output_dtype(lr)) lr = pst_cast(g, lr, dt, NULL);
+        char uname[512];
+        snprintf(uname, sizeof uname, "update_%s", v.node->name);
+        pst_graph_push_name_scope(g, uname, 0);
+        pst_output u = pst_out(NULL, 0);
+        switch (o->kind) {
+        case PST_OPT_SGD: u = pst_apply_gradient_descent(g, v, lr, gr, "ApplyGradientDescent"); break;
+        case PST_OPT_MOMENTUM:
+            u = pst_apply_momentum(g, v, slot(g, v, "Momentum", 0), lr, gr,
+                                   pst_const_scalar(g, dt, o->momentum, "momentum"),
+                                   o->use_nesterov, "ApplyMomentum");
+            break;
+        case PST_OPT_ADAM:
+            u = pst_apply_adam(g, v, slot(g, v, "Adam", 0), slot(g, v, "Adam_1", 0),
+                               pst_variable_value(b1p), pst_variable_value(b2p), lr,
+                               pst_const_scalar(g, dt, o->beta1, "beta1"),
+                               pst_const_scalar(g, dt, o->beta2, "beta2"),
+                               pst_const_scalar(g, dt, o->epsilon, "epsilon"), gr, "ApplyAdam");
+            break;
+        case PST_OPT_ADAGRAD:
+            u = pst_apply_adagrad(g, v, slot(g, v, "Adagrad", o->initial_accumulator), lr, gr,
+                                  "ApplyAdagrad");
+            break;
+        case PST_OPT_RMSPROP:
+            u = pst_apply_rms_prop(g, v, slot(g, v, "RMSProp", 1.0), slot(g, v, "RMSProp_1", 0),
+                                   lr, pst_const_scalar(g, dt, o->rho, "decay"),
+                                   pst_const_scalar(g, dt, o->momentum, "momentum"),
+                                   pst_const_scalar(g, dt, o->rms_epsilon, "epsilon"), gr,
+                                   "ApplyRMSProp");
+            break;
+        default: pst_graph_set_error(g, PST_E_INVALID, "unknown optimizer kind %d", (int)o->kind);
+        }
+        pst_graph_pop_name_scope(g);
+        pst_graph_pop_device(g);
+        if (u.node) updates[nu++] = u.node;
+    }
+    pst_node *result = NULL;
+    if (!pst_graph_error(g)) {
+        if (o->kind == PST_OPT_ADAM) {
+            /* The bias-correction powers advance after every variable has been updated. */
+            pst_graph_push_control_deps(g, nu, updates);
+            pst_graph_push_device(g, b1p.node->device);
+            pst_output dt1 = pst_const_scalar(g, pst_output_dtype(b1p), o->beta1, NULL);
+            pst_output dt2 = pst_const_scalar(g, pst_output_dtype(b2p), o->beta2, NULL);
+            pst_output a1 = pst_assign(g, b1p, pst_mul(g, pst_variable_value(b1p), dt1, NULL),
+                                       "Assign");
+            pst_output a2 = pst_assign(g, b2p, pst_mul(g, pst_variable_value(b2p), dt2, NULL),
+                                       "Assign_1");
+            pst_graph_pop_device(g);
+            pst_graph_pop_control_deps(g);
+            updates[nu++] = a1.node;
+            updates[nu++] = a2.node;
+        }
+        if (global_step.node) {
+            pst_graph_push_control_deps(g, nu, updates);
+            pst_graph_push_device(g, global_step.node->device);
+            pst_output inc = pst_assign_add(
+                g, global_step, pst_const_scalar(g, pst_output_dtype(global_step), 1, NULL),
+                "increment_global_step");
+            pst_graph_pop_device(g);
+            pst_graph_pop_control_deps(g);
+            result = pst_group(g, 1, &inc.node, "update");
+        } else {
+            result = pst_group(g, nu, updates, "update");
+        }
+    }
+    pst_graph_pop_name_scope(g);
+    free(updates);
+    return pst_graph_error(g) ? NULL : result;
+}
+
+pst_node *pst_optimizer_minimize(pst_graph *g, const pst_optimizer_opts *o, pst_output loss,
+                                 int n_vars, const pst_output *vars, pst_output global_step,
+                                 const char *name) {
+    pst_grad_var *gv = NULL;
+    pst_status st = {0};
+    int n = pst_optimizer_compute_gradients(g, loss, n_vars, vars, &gv, &st);
+    if (n < 0) {
+        pst_graph_set_error(g, st.code, "minimize: %s", st.msg);
+        return NULL;
+    }
+    pst_node *op = pst_optimizer_apply_gradients(g, o, n, gv, global_step, name);
+    free(gv);
+    return op;
+}
+
+pst_output pst_clip_by_global_norm(pst_graph *g, int n, const pst_output *grads, float clip_norm,
+                                   pst_output *clipped) {
+    pst_graph_push_name_scope(g, "clip_by_global_norm", 0);
+    pst_output *sq = calloc((size_t)n + 1, sizeof *sq);
+    PST_ASSERT(sq != NULL);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (grads[i].node) sq[k++] = pst_l2_loss(g, grads[i], NULL);
+    pst_output norm = pst_out(NULL, 0);
+    if (k > 0) {
+        pst_output sum = pst_add_n(g, k, sq, NULL);
+        norm = pst_sqrt(g, pst_mul(g, sum, pst_const_f32(g, 2.0f, NULL), NULL), "global_norm");
+        /* scale = clip_norm / max(norm, clip_norm) */
+        pst_output c = pst_const_f32(g, clip_norm, "clip_norm");
+        pst_output scale = pst_real_div(g, c, pst_maximum(g, norm, c, NULL), "scale");
+        for (int i = 0; i < n; i++)
+            clipped[i] = grads[i].node ? pst_mul(g, grads[i], scale, NULL) : grads[i];
+    } else {
+        for (int i = 0; i < n; i++) clipped[i] = grads[i];
+    }
+    free(sq);
+    pst_graph_pop_name_scope(g);
+    return norm;
+}
+
+pst_output pst_train_global_step(pst_graph *g) {
+    int n;
+    const pst_output *gs = pst_graph_collection(g, "global_step", &n);
+    if (n > 0) return gs[0];
+    pst_graph_push_name_scope_abs(g, "");
+    const char *cols[] = {"global_step", NULL};
+    pst_variable_opts o = {.name = "global_step",
+                           .initial_value = pst_const_i64(g, 0, "global_step/Initializer/zeros"),
+                           .collections = cols};
+    pst_output v = pst_variable_ex(g, &o);
+    pst_graph_pop_name_scope(g);
+    return v;
+}
+
+pst_output pst_create_train_op(pst_graph *g, pst_output total_loss, const pst_optimizer_opts *o,
+                               pst_output global_step, float clip_norm, pst_node **train_op) {
+    *train_op = NULL;
+    int nu;
+    const pst_output *ups = pst_graph_collection(g, PST_UPDATE_OPS, &nu);
+    if (nu > 0) {
+        pst_node **deps = calloc((size_t)nu, sizeof *deps);
+        PST_ASSERT(deps != NULL);
+        for (int i = 0; i < nu; i++) deps[i] = ups[i].node;
+        total_loss = pst_with_dependencies(g, nu, deps, total_loss, "total_loss_after_updates");
+        free(deps);
+    }
+    pst_grad_var *gv = NULL;
+    pst_status st = {0};
+    int n = pst_optimizer_compute_gradients(g, total_loss, 0, NULL, &gv, &st);
+    if (n < 0) {
+        pst_graph_set_error(g, st.code, "create_train_op: %s", st.msg);
+        return pst_out(NULL, 0);
+    }
+    if (clip_norm > 0) {
+        pst_output *grads = calloc((size_t)n, sizeof *grads), *clipped = calloc((size_t)n, sizeof *clipped);
+        PST_ASSERT(grads && clipped);
+        for (int i = 0; i < n; i++) grads[i] = gv[i].grad;
+        pst_clip_by_global_norm(g, n, grads, clip_norm, clipped);
+        for (int i = 0; i < n; i++) gv[i].grad = clipped[i];
+        free(grads);
+        free(clipped);
+    }
+    pst_node *apply = pst_optimizer_apply_gradients(g, o, n, gv, global_step, NULL);
+    free(gv);
+    if (apply == NULL) return pst_out(NULL, 0);
+    pst_output out = pst_with_dependencies(g, 1, &apply, total_loss, "train_op");
+    if (out.node) {
+        *train_op = out.node;
+        pst_graph_add_to_collection(g, PST_TRAIN_OP, out);
+    }
+    return out;
+}
