@@ -1,0 +1,24 @@
+/*
+ * idx — MNIST's IDX format (gzip-compressed or plain), and Fashion-MNIST loading.
+ *
+ *     pst_tensor *images, *labels;
+ *     pst_fashion_mnist_load(NULL, "train", &images, &labels, &st);  // float [N,28,28,1] in [0,1],
+ *                                                                     // int64 [N]
+ */
+#ifndef PST_IDX_H
+#define PST_IDX_H
+
+#include "status.h"
+#include "tensor.h"
+
+#define PST_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Reads an IDX file of unsigned bytes into a uint8 tensor with the file's dims. Errors name the
+ * path: missing file, bad magic, dims that do not match the data, truncation. */
+int pst_idx_read(const char *path, pst_tensor **out, pst_status *st);
+/* Loads "train" or "t10k"/"test" from dir (NULL: PST_FASHION_MNIST_DIR). A missing file's error
+ * names the path and the Debian package dataset-fashion-mnist. */
+int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **images,
+                           pst_tensor **labels, pst_status *st);
+
+#endif

@@ -1,0 +1,126 @@
+#include "flags.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void pst_train_flags_usage(char *buf, size_t len) {
+    snprintf(buf, len,
+             "usage: pstrain-worker [--model softmax|mlp|simple_cnn|cnn5|lenet5|vgg16]\n"
+             "         [--steps N] [--batch B] [--optimizer adam|sgd|momentum|adagrad|rmsprop]\n"
+             "         [--lr X] [--seed S] [--data-dir DIR] [--keep-prob P] [--weight-decay W]\n"
+             "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
+             "         [--checkpoint-dir DIR] [--save-every-steps N] [--max-to-keep K]\n"
+             "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
+}
+
+static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out, char *err,
+                     size_t errlen) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || end == v || x < lo) {
+        snprintf(err, errlen, "%s: '%s' is not an integer >= %lld\n", flag, v, (long long)lo);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_f(const char *flag, const char *v, float lo, float hi, float *out, char *err,
+                   size_t errlen) {
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || *end || end == v || !(x >= lo && x <= hi)) {
+        snprintf(err, errlen, "%s: '%s' is not a number in [%g, %g]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, size_t errlen) {
+    *f = (pst_train_flags){.model = "simple_cnn",
+                           .steps = 2000,
+                           .batch = 100,
+                           .optimizer = "adam",
+                           .lr = -1,
+                           .seed = 1,
+                           .data_dir = "/usr/share/datasets/fashion-mnist",
+                           .keep_prob = 0.5f,
+                           .threads = 2,
+                           .validation = 5000,
+                           .max_to_keep = 5,
+                           .task = 0,
+                           .sync = "async"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int64_t v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            pst_train_flags_usage(err, errlen);
+            return 1;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            f->quiet = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            snprintf(err, errlen, "%s needs a value\n", a);
+            return -1;
+        }
+        const char *val = argv[++i];
+        if (strcmp(a, "--model") == 0)
+            f->model = val;
+        else if (strcmp(a, "--optimizer") == 0)
+            f->optimizer = val;
+        else if (strcmp(a, "--data-dir") == 0)
+            f->data_dir = val;
+        else if (strcmp(a, "--checkpoint-dir") == 0)
+            f->checkpoint_dir = val;
+        else if (strcmp(a, "--cluster") == 0)
+            f->cluster = val;
+        else if (strcmp(a, "--mode") == 0)
+            f->sync = val;
+        else if (strcmp(a, "--steps") == 0) {
+            if (parse_i64(a, val, 0, &f->steps, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--batch") == 0) {
+            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            f->batch = (int)v;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (parse_i64(a, val, 0, &f->seed, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--eval-every") == 0) {
+            if (parse_i64(a, val, 0, &f->eval_every, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--validation") == 0) {
+            if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
+            f->validation = (int)v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            f->threads = (int)v;
+        } else if (strcmp(a, "--save-every-steps") == 0) {
+            if (parse_i64(a, val, 0, &f->save_every_steps, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--max-to-keep") == 0) {
+            if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
+            f->max_to_keep = (int)v;
+        } else if (strcmp(a, "--task") == 0) {
+            if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
+            f->task = (int)v;
+        } else if (strcmp(a, "--lr") == 0) {
+            if (parse_f(a, val, 0, 100, &f->lr, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--keep-prob") == 0) {
+            if (parse_f(a, val, 1e-6f, 1, &f->keep_prob, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--weight-decay") == 0) {
+            if (parse_f(a, val, 0, 1, &f->weight_decay, err, errlen) < 0) return -1;
+        } else {
+            snprintf(err, errlen, "unknown flag '%s' (see --help)\n", a);
+            return -1;
+        }
+    }
+    if (f->lr < 0) f->lr = strcmp(f->model, "simple_cnn") == 0 ? 1e-4f : 1e-3f;
+    return 0;
+}
