@@ -1,10 +1,12 @@
 #include "kernels_conv.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "status.h"
 
 int64_t pst_conv_out_size(int64_t in, int64_t k, int64_t s, int same) {
@@ -81,6 +83,46 @@ static int is_pointwise(const pst_conv_geom *g) {
            g->pad_left == 0;
 }
 
+/*
+ * The convolutions split the batch across the thread pool (pst_parallel_for); each range does
+ * its own im2col and a single-threaded sgemm, so BLAS threads and pool threads never compete
+ * (the runtime sets OpenBLAS to one thread when the pool has more).
+ */
+typedef struct conv_job {
+    const pst_conv_geom *g;
+    const float *in, *filter, *dy;
+    float *out;
+    float *partials; /* backprop filter: one K x OC block per range */
+    atomic_int next_partial;
+} conv_job;
+
+static float *col_alloc(const pst_conv_geom *g, int64_t rows) {
+    float *col = malloc((size_t)rows * (size_t)(g->kh * g->kw * g->c) * sizeof(float));
+    PST_ASSERT(col != NULL);
+    return col;
+}
+
+/* Images per range so each im2col block stays near 16 MB. */
+static int64_t images_per_chunk(const pst_conv_geom *g) {
+    int64_t per = g->oh * g->ow;
+    int64_t k = chunk_rows(g) / (per > 0 ? per : 1);
+    return k > 0 ? k : 1;
+}
+
+static void fwd_range(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    const pst_conv_geom *g = j->g;
+    int64_t K = g->kh * g->kw * g->c, per = g->oh * g->ow, step = images_per_chunk(g);
+    float *col = col_alloc(g, (step < e - b ? step : e - b) * per);
+    for (int64_t i = b; i < e; i += step) {
+        int64_t ni = e - i < step ? e - i : step, r0 = i * per, nr = ni * per;
+        im2col(g, j->in, r0, nr, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)g->oc, (int)K, 1.0f,
+                    col, (int)K, j->filter, (int)g->oc, 0.0f, j->out + r0 * g->oc, (int)g->oc);
+    }
+    free(col);
+}
+
 void pst_conv2d_forward(const pst_conv_geom *g, const float *in, const float *filter, float *out) {
     int64_t K = g->kh * g->kw * g->c, M = g->n * g->oh * g->ow;
     if (is_pointwise(g)) {
@@ -88,14 +130,21 @@ void pst_conv2d_forward(const pst_conv_geom *g, const float *in, const float *fi
                     in, (int)K, filter, (int)g->oc, 0.0f, out, (int)g->oc);
         return;
     }
-    int64_t chunk = chunk_rows(g);
-    float *col = malloc((size_t)(chunk < M ? chunk : M) * (size_t)K * sizeof(float));
-    PST_ASSERT(col != NULL);
-    for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-        int64_t nr = M - r0 < chunk ? M - r0 : chunk;
-        im2col(g, in, r0, nr, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)g->oc, (int)K, 1.0f,
-                    col, (int)K, filter, (int)g->oc, 0.0f, out + r0 * g->oc, (int)g->oc);
+    conv_job j = {.g = g, .in = in, .filter = filter, .out = out};
+    pst_parallel_for(g->n, 1, fwd_range, &j);
+}
+
+static void bf_range(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    const pst_conv_geom *g = j->g;
+    int64_t K = g->kh * g->kw * g->c, per = g->oh * g->ow, step = images_per_chunk(g);
+    float *acc = j->partials + (int64_t)atomic_fetch_add(&j->next_partial, 1) * K * g->oc;
+    float *col = col_alloc(g, (step < e - b ? step : e - b) * per);
+    for (int64_t i = b; i < e; i += step) {
+        int64_t ni = e - i < step ? e - i : step, r0 = i * per, nr = ni * per;
+        im2col(g, j->in, r0, nr, col);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)g->oc, (int)nr, 1.0f,
+                    col, (int)K, j->dy + r0 * g->oc, (int)g->oc, 1.0f, acc, (int)g->oc);
     }
     free(col);
 }
@@ -108,15 +157,34 @@ void pst_conv2d_backprop_filter(const pst_conv_geom *g, const float *in, const f
                     (int)K, dy, (int)g->oc, 0.0f, dfilter, (int)g->oc);
         return;
     }
-    int64_t chunk = chunk_rows(g);
-    float *col = malloc((size_t)(chunk < M ? chunk : M) * (size_t)K * sizeof(float));
-    PST_ASSERT(col != NULL);
-    for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-        int64_t nr = M - r0 < chunk ? M - r0 : chunk;
-        im2col(g, in, r0, nr, col);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)g->oc, (int)nr, 1.0f,
-                    col, (int)K, dy + r0 * g->oc, (int)g->oc, r0 == 0 ? 0.0f : 1.0f, dfilter,
-                    (int)g->oc);
+    int t = pst_parallel_threads();
+    int64_t slots = (int64_t)t * 2 + 2; /* ranges never exceed 2 per thread plus rounding */
+    conv_job j = {.g = g, .in = in, .dy = dy};
+    j.partials = calloc((size_t)(slots * K * g->oc), sizeof(float));
+    PST_ASSERT(j.partials != NULL);
+    atomic_init(&j.next_partial, 0);
+    int64_t grain = (g->n + t - 1) / t;
+    pst_parallel_for(g->n, grain > 0 ? grain : 1, bf_range, &j);
+    int used = atomic_load(&j.next_partial);
+    memcpy(dfilter, j.partials, (size_t)(K * g->oc) * sizeof(float));
+    for (int p = 1; p < used; p++) {
+        const float *src = j.partials + (int64_t)p * K * g->oc;
+        for (int64_t i = 0; i < K * g->oc; i++) dfilter[i] += src[i];
+    }
+    free(j.partials);
+}
+
+static void bi_range(void *ctx, int64_t b, int64_t e) {
+    conv_job *j = ctx;
+    const pst_conv_geom *g = j->g;
+    int64_t K = g->kh * g->kw * g->c, per = g->oh * g->ow, step = images_per_chunk(g);
+    memset(j->out + b * g->h * g->w * g->c, 0, (size_t)((e - b) * g->h * g->w * g->c) * sizeof(float));
+    float *col = col_alloc(g, (step < e - b ? step : e - b) * per);
+    for (int64_t i = b; i < e; i += step) {
+        int64_t ni = e - i < step ? e - i : step, r0 = i * per, nr = ni * per;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)K, (int)g->oc, 1.0f,
+                    j->dy + r0 * g->oc, (int)g->oc, j->filter, (int)g->oc, 0.0f, col, (int)K);
+        col2im_add(g, col, r0, nr, j->out);
     }
     free(col);
 }
@@ -129,74 +197,86 @@ void pst_conv2d_backprop_input(const pst_conv_geom *g, const float *filter, cons
                     (int)g->oc, filter, (int)g->oc, 0.0f, din, (int)K);
         return;
     }
-    memset(din, 0, (size_t)(g->n * g->h * g->w * g->c) * sizeof(float));
-    int64_t chunk = chunk_rows(g);
-    float *col = malloc((size_t)(chunk < M ? chunk : M) * (size_t)K * sizeof(float));
-    PST_ASSERT(col != NULL);
-    for (int64_t r0 = 0; r0 < M; r0 += chunk) {
-        int64_t nr = M - r0 < chunk ? M - r0 : chunk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)K, (int)g->oc, 1.0f,
-                    dy + r0 * g->oc, (int)g->oc, filter, (int)g->oc, 0.0f, col, (int)K);
-        col2im_add(g, col, r0, nr, din);
-    }
-    free(col);
+    conv_job j = {.g = g, .filter = filter, .dy = dy, .out = din};
+    pst_parallel_for(g->n, 1, bi_range, &j);
 }
 
 /* Pooling: window (i, j) of output (oh, ow) covers input rows oh*sh - pad_top + i. */
-void pst_maxpool_forward(const pst_conv_geom *g, const float *in, float *out) {
+typedef struct pool_job {
+    const pst_conv_geom *g;
+    const float *in, *y, *dy;
+    float *out;
+} pool_job;
+
+static void maxpool_fwd_range(void *ctx, int64_t b, int64_t e) {
+    pool_job *j = ctx;
+    const pst_conv_geom *g = j->g;
     int64_t C = g->c;
-    for (int64_t n = 0; n < g->n; n++)
-        for (int64_t oh = 0; oh < g->oh; oh++)
-            for (int64_t ow = 0; ow < g->ow; ow++) {
-                float *o = out + ((n * g->oh + oh) * g->ow + ow) * C;
-                for (int64_t k = 0; k < C; k++) o[k] = -FLT_MAX;
-                for (int64_t i = 0; i < g->kh; i++) {
-                    int64_t ih = oh * g->sh - g->pad_top + i;
-                    if (ih < 0 || ih >= g->h) continue;
-                    for (int64_t j = 0; j < g->kw; j++) {
-                        int64_t iw = ow * g->sw - g->pad_left + j;
-                        if (iw < 0 || iw >= g->w) continue;
-                        const float *x = in + ((n * g->h + ih) * g->w + iw) * C;
-                        for (int64_t k = 0; k < C; k++) o[k] = x[k] > o[k] ? x[k] : o[k];
-                    }
+    for (int64_t row = b; row < e; row++) {
+        int64_t n = row / g->oh, oh = row % g->oh;
+        for (int64_t ow = 0; ow < g->ow; ow++) {
+            float *o = j->out + ((n * g->oh + oh) * g->ow + ow) * C;
+            for (int64_t k = 0; k < C; k++) o[k] = -FLT_MAX;
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t ih = oh * g->sh - g->pad_top + i;
+                if (ih < 0 || ih >= g->h) continue;
+                for (int64_t jj = 0; jj < g->kw; jj++) {
+                    int64_t iw = ow * g->sw - g->pad_left + jj;
+                    if (iw < 0 || iw >= g->w) continue;
+                    const float *x = j->in + ((n * g->h + ih) * g->w + iw) * C;
+                    for (int64_t k = 0; k < C; k++) o[k] = x[k] > o[k] ? x[k] : o[k];
                 }
             }
+        }
+    }
 }
 
-void pst_maxpool_backward(const pst_conv_geom *g, const float *in, const float *dy, float *din) {
+/* The gradient goes to the first window element equal to the window's max (TF's choice);
+ * windows of one image row never share input rows with other images, and overlapping
+ * windows within an image are handled by running each image on one thread. */
+static void maxpool_bwd_range(void *ctx, int64_t b, int64_t e) {
+    pool_job *j = ctx;
+    const pst_conv_geom *g = j->g;
     int64_t C = g->c;
-    memset(din, 0, (size_t)(g->n * g->h * g->w * C) * sizeof(float));
-    int64_t *best = malloc((size_t)C * sizeof *best);
-    float *bv = malloc((size_t)C * sizeof *bv);
-    PST_ASSERT(best && bv);
-    for (int64_t n = 0; n < g->n; n++)
+    uint8_t *taken = malloc((size_t)C);
+    PST_ASSERT(taken != NULL);
+    for (int64_t n = b; n < e; n++) {
+        memset(j->out + n * g->h * g->w * C, 0, (size_t)(g->h * g->w * C) * sizeof(float));
         for (int64_t oh = 0; oh < g->oh; oh++)
             for (int64_t ow = 0; ow < g->ow; ow++) {
-                for (int64_t k = 0; k < C; k++) {
-                    best[k] = -1;
-                    bv[k] = -FLT_MAX;
-                }
+                int64_t o = ((n * g->oh + oh) * g->ow + ow) * C;
+                const float *yv = j->y + o, *d = j->dy + o;
+                memset(taken, 0, (size_t)C);
                 for (int64_t i = 0; i < g->kh; i++) {
                     int64_t ih = oh * g->sh - g->pad_top + i;
                     if (ih < 0 || ih >= g->h) continue;
-                    for (int64_t j = 0; j < g->kw; j++) {
-                        int64_t iw = ow * g->sw - g->pad_left + j;
+                    for (int64_t jj = 0; jj < g->kw; jj++) {
+                        int64_t iw = ow * g->sw - g->pad_left + jj;
                         if (iw < 0 || iw >= g->w) continue;
                         int64_t base = ((n * g->h + ih) * g->w + iw) * C;
-                        const float *x = in + base;
-                        for (int64_t k = 0; k < C; k++)
-                            if (x[k] > bv[k] || best[k] < 0) {
-                                bv[k] = x[k];
-                                best[k] = base + k;
-                            }
+                        const float *x = j->in + base;
+                        float *dx = j->out + base;
+                        for (int64_t k = 0; k < C; k++) {
+                            int hit = !taken[k] && x[k] == yv[k];
+                            dx[k] += hit ? d[k] : 0.0f;
+                            taken[k] |= (uint8_t)hit;
+                        }
                     }
                 }
-                const float *d = dy + ((n * g->oh + oh) * g->ow + ow) * C;
-                for (int64_t k = 0; k < C; k++)
-                    if (best[k] >= 0) din[best[k]] += d[k];
             }
-    free(best);
-    free(bv);
+    }
+    free(taken);
+}
+
+void pst_maxpool_forward(const pst_conv_geom *g, const float *in, float *out) {
+    pool_job j = {g, in, NULL, NULL, out};
+    pst_parallel_for(g->n * g->oh, 4, maxpool_fwd_range, &j);
+}
+
+void pst_maxpool_backward(const pst_conv_geom *g, const float *in, const float *y,
+                          const float *dy, float *din) {
+    pool_job j = {g, in, y, dy, din};
+    pst_parallel_for(g->n, 1, maxpool_bwd_range, &j);
 }
 
 /* Window element count excluding padding (TF's AvgPool divisor). */

@@ -30,7 +30,9 @@ void pst_conv2d_backprop_filter(const pst_conv_geom *g, const float *in, const f
                                 float *dfilter);
 
 void pst_maxpool_forward(const pst_conv_geom *g, const float *in, float *out);
-void pst_maxpool_backward(const pst_conv_geom *g, const float *in, const float *dy, float *din);
+/* y is the forward output: the gradient goes to the first input equal to its window's max. */
+void pst_maxpool_backward(const pst_conv_geom *g, const float *in, const float *y, const float *dy,
+                          float *din);
 void pst_avgpool_forward(const pst_conv_geom *g, const float *in, float *out);
 void pst_avgpool_backward(const pst_conv_geom *g, const float *dy, float *din);
 

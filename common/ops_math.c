@@ -8,6 +8,7 @@
 #include "kernels_ew.h"
 #include "op.h"
 #include "ops.h"
+#include "parallel.h"
 
 /* ---- Binary elementwise ---------------------------------------------------------------- */
 
@@ -123,6 +124,17 @@ static void bin_run_generic(void *vctx, int64_t oo, int64_t ao, int64_t bo, int6
                                       pst_tensor_get_f64(c->b, bo + i * sb), c->alpha));
 }
 
+/* Flat runs of same-shape (or scalar) operands, split across the pool's threads. */
+typedef struct bin_par_ctx {
+    bin_ctx bc;
+    int64_t sa, sb;
+} bin_par_ctx;
+
+static void bin_par_range(void *vctx, int64_t b, int64_t e) {
+    bin_par_ctx *p = vctx;
+    bin_run_f32(&p->bc, b, b * p->sa, b * p->sb, e - b, p->sa, p->sb);
+}
+
 static int binary_kernel(pst_kernel_ctx *c) {
     int code = ((const math_op *)c->op)->code;
     const pst_tensor *a = c->inputs[0], *b = c->inputs[1];
@@ -138,7 +150,11 @@ static int binary_kernel(pst_kernel_ctx *c) {
     pst_tensor *o = pst_kctx_alloc_output(c, 0, is_compare(code) ? PST_BOOL : a->dtype, os);
     if (o == NULL) return c->status->code;
     bin_ctx bc = {code, pst_kctx_attr_f(c, "alpha", 0.2f), a, b, o};
-    if (a->dtype == PST_FLOAT && !is_compare(code))
+    if (a->dtype == PST_FLOAT && !is_compare(code) && o->n >= (1 << 16) &&
+        (a->n == o->n || a->n == 1) && (b->n == o->n || b->n == 1)) {
+        bin_par_ctx pc = {bc, a->n == 1 ? 0 : 1, b->n == 1 ? 0 : 1};
+        pst_parallel_for(o->n, 1 << 14, bin_par_range, &pc);
+    } else if (a->dtype == PST_FLOAT && !is_compare(code))
         pst_bcast_for_each(&p, bin_run_f32, &bc);
     else
         pst_bcast_for_each(&p, bin_run_generic, &bc);
@@ -195,17 +211,20 @@ static double un_scalar(int code, double x, double alpha) {
         o[i] = BODY;                                                                              \
     }
 
-static int unary_kernel(pst_kernel_ctx *c) {
-    int code = ((const math_op *)c->op)->code;
-    const pst_tensor *in = c->inputs[0];
-    pst_tensor *out = pst_kctx_alloc_output(c, 0, in->dtype, in->shape);
-    if (out == NULL) return c->status->code;
-    float alpha = pst_kctx_attr_f(c, "alpha", 0.2f);
-    int64_t n = in->n;
-    if (in->dtype == PST_FLOAT) {
-        const float *a = pst_tensor_f32(in);
-        float *o = pst_tensor_f32(out);
-        switch (code) {
+typedef struct un_ctx {
+    int code;
+    float alpha;
+    const float *a;
+    float *o;
+} un_ctx;
+
+static void unary_f32_range(void *vctx, int64_t b, int64_t e) {
+    un_ctx *u = vctx;
+    const float *a = u->a + b;
+    float *o = u->o + b;
+    float alpha = u->alpha;
+    int64_t n = e - b;
+    switch (u->code) {
         case U_NEG: U_LOOP(-x); break;
         case U_SQUARE: U_LOOP(x * x); break;
         case U_SQRT: U_LOOP(sqrtf(x)); break;
@@ -224,7 +243,19 @@ static int unary_kernel(pst_kernel_ctx *c) {
         case U_TANH: U_LOOP(tanhf(x)); break;
         case U_LRELU: U_LOOP(x > 0 ? x : x * alpha); break;
         default: break;
-        }
+    }
+}
+
+static int unary_kernel(pst_kernel_ctx *c) {
+    int code = ((const math_op *)c->op)->code;
+    const pst_tensor *in = c->inputs[0];
+    pst_tensor *out = pst_kctx_alloc_output(c, 0, in->dtype, in->shape);
+    if (out == NULL) return c->status->code;
+    float alpha = pst_kctx_attr_f(c, "alpha", 0.2f);
+    int64_t n = in->n;
+    if (in->dtype == PST_FLOAT) {
+        un_ctx u = {code, alpha, pst_tensor_f32(in), pst_tensor_f32(out)};
+        pst_parallel_for(n, 1 << 14, unary_f32_range, &u);
     } else {
         for (int64_t i = 0; i < n; i++)
             pst_tensor_set_f64(out, i, un_scalar(code, pst_tensor_get_f64(in, i), alpha));

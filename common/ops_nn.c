@@ -9,6 +9,7 @@
 #include "kernels_conv.h"
 #include "op.h"
 #include "ops.h"
+#include "parallel.h"
 
 static int need_float(pst_node *n, int i, pst_status *st) {
     pst_dtype dt = pst_node_in_dtype(n, i);
@@ -38,6 +39,24 @@ static int matmul_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+/* Rows [r0, r1) of the product, so the pool's threads split a MatMul by output rows. */
+typedef struct mm_job {
+    int ta, tb, n, k;
+    const float *a;
+    int lda;
+    const float *b;
+    int ldb;
+    float *o;
+} mm_job;
+
+static void mm_range(void *ctx, int64_t r0, int64_t r1) {
+    mm_job *j = ctx;
+    const float *a = j->ta ? j->a + r0 : j->a + r0 * j->lda;
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                (int)(r1 - r0), j->n, j->k, 1.0f, a, j->lda, j->b, j->ldb, 0.0f, j->o + r0 * j->n,
+                j->n);
+}
+
 static int matmul_kernel(pst_kernel_ctx *c) {
     const pst_tensor *a = c->inputs[0], *b = c->inputs[1];
     int ta = pst_kctx_attr_b(c, "transpose_a", 0), tb = pst_kctx_attr_b(c, "transpose_b", 0);
@@ -53,11 +72,11 @@ static int matmul_kernel(pst_kernel_ctx *c) {
         memset(o->data, 0, o->nbytes);
         return 0;
     }
-    if (a->dtype == PST_FLOAT)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)m, (int)nn, (int)k, 1.0f, pst_tensor_f32(a), (int)a->shape.dims[1],
-                    pst_tensor_f32(b), (int)b->shape.dims[1], 0.0f, pst_tensor_f32(o), (int)nn);
-    else
+    if (a->dtype == PST_FLOAT) {
+        mm_job j = {ta, tb, (int)nn, (int)k, pst_tensor_f32(a), (int)a->shape.dims[1],
+                    pst_tensor_f32(b), (int)b->shape.dims[1], pst_tensor_f32(o)};
+        pst_parallel_for(m, 16, mm_range, &j);
+    } else
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     (int)m, (int)nn, (int)k, 1.0, pst_tensor_f64(a), (int)a->shape.dims[1],
                     pst_tensor_f64(b), (int)b->shape.dims[1], 0.0, pst_tensor_f64(o), (int)nn);
@@ -210,6 +229,19 @@ static int bias_add_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+typedef struct bias_job {
+    const float *x, *b;
+    float *y;
+    int64_t c;
+} bias_job;
+
+static void bias_range(void *ctx, int64_t r0, int64_t r1) {
+    bias_job *j = ctx;
+    int64_t C = j->c;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t k = 0; k < C; k++) j->y[r * C + k] = j->x[r * C + k] + j->b[k];
+}
+
 static int bias_add_kernel(pst_kernel_ctx *c) {
     const pst_tensor *x = c->inputs[0], *b = c->inputs[1];
     int64_t C = b->n;
@@ -220,10 +252,8 @@ static int bias_add_kernel(pst_kernel_ctx *c) {
     if (o == NULL) return c->status->code;
     int64_t rows = C ? x->n / C : 0;
     if (x->dtype == PST_FLOAT) {
-        const float *xs = pst_tensor_f32(x), *bs = pst_tensor_f32(b);
-        float *y = pst_tensor_f32(o);
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t k = 0; k < C; k++) y[r * C + k] = xs[r * C + k] + bs[k];
+        bias_job j = {pst_tensor_f32(x), pst_tensor_f32(b), pst_tensor_f32(o), C};
+        pst_parallel_for(rows, 1 + 16384 / (C ? C : 1), bias_range, &j);
     } else {
         for (int64_t i = 0; i < x->n; i++)
             pst_tensor_set_f64(o, i, pst_tensor_get_f64(x, i) + pst_tensor_get_f64(b, i % C));
@@ -519,7 +549,8 @@ static int pool_grad_kernel(pst_kernel_ctx *c) {
     pst_tensor *o = pst_kctx_alloc_output(c, 0, PST_FLOAT, xs);
     if (o == NULL) return c->status->code;
     if (is_max)
-        pst_maxpool_backward(&g, pst_tensor_f32(c->inputs[0]), pst_tensor_f32(dy), pst_tensor_f32(o));
+        pst_maxpool_backward(&g, pst_tensor_f32(c->inputs[0]), pst_tensor_f32(c->inputs[1]),
+                             pst_tensor_f32(dy), pst_tensor_f32(o));
     else
         pst_avgpool_backward(&g, pst_tensor_f32(dy), pst_tensor_f32(o));
     return 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "op.h"
 
@@ -17,7 +18,17 @@ typedef struct plan {
     int n_slots;
 } plan;
 
+/* Per-op kernel time, collected when PST_PROFILE is set and printed when the session ends. */
+typedef struct prof_entry {
+    const char *op;
+    double seconds;
+    int64_t calls;
+} prof_entry;
+
 struct pst_session {
+    int profile;
+    prof_entry prof[128];
+    int n_prof;
     pst_graph *g;
     pst_var_store *vars;
     int owns_vars;
@@ -43,6 +54,8 @@ pst_session *pst_session_new(pst_graph *g, const pst_session_opts *opts, pst_sta
         s->owns_vars = 1;
     }
     s->exec = opts ? opts->exec : NULL;
+    const char *prof = getenv("PST_PROFILE");
+    s->profile = prof && prof[0] && strcmp(prof, "0") != 0;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->state_mu, NULL);
     return s;
@@ -57,8 +70,41 @@ static void plan_free(plan *p) {
     free(p);
 }
 
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void prof_add(pst_session *s, const char *op, double sec) {
+    pthread_mutex_lock(&s->mu);
+    int i = 0;
+    while (i < s->n_prof && strcmp(s->prof[i].op, op) != 0) i++;
+    if (i == s->n_prof && s->n_prof < 128) s->prof[s->n_prof++] = (prof_entry){op, 0, 0};
+    if (i < 128) {
+        s->prof[i].seconds += sec;
+        s->prof[i].calls++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int prof_cmp(const void *a, const void *b) {
+    double x = ((const prof_entry *)a)->seconds, y = ((const prof_entry *)b)->seconds;
+    return (x < y) - (x > y);
+}
+
 void pst_session_free(pst_session *s) {
     if (s == NULL) return;
+    if (s->profile && s->n_prof) {
+        qsort(s->prof, (size_t)s->n_prof, sizeof s->prof[0], prof_cmp);
+        double total = 0;
+        for (int i = 0; i < s->n_prof; i++) total += s->prof[i].seconds;
+        fprintf(stderr, "pstrain profile (kernel time by op, %.3f s total):\n", total);
+        for (int i = 0; i < s->n_prof; i++)
+            fprintf(stderr, "  %-36s %9.3f s %5.1f%% %10lld calls\n", s->prof[i].op,
+                    s->prof[i].seconds, 100 * s->prof[i].seconds / (total > 0 ? total : 1),
+                    (long long)s->prof[i].calls);
+    }
     for (int i = 0; i < s->n_plans; i++) plan_free(s->plans[i]);
     free(s->plans);
     for (int i = 0; i < s->n_state; i++) {
@@ -246,6 +292,7 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
     pst_var *inv_buf[64], **invs = inv_buf;
     pst_tensor *out_buf[64], **outs = out_buf;
     pst_var *outv_buf[64], **outvs = outv_buf;
+    char tmp_buf[64], *tmp_ref = tmp_buf;
     int max_io = 64;
     for (int r = 0; r < p->n_run && rc == 0; r++) {
         pst_node *n = pst_graph_node(g, p->run[r]);
@@ -257,7 +304,9 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
                 free(invs);
                 free(outs);
                 free(outvs);
+                free(tmp_ref);
             }
+            tmp_ref = malloc((size_t)m);
             ins = malloc((size_t)m * sizeof *ins);
             invs = malloc((size_t)m * sizeof *invs);
             outs = malloc((size_t)m * sizeof *outs);
@@ -270,6 +319,7 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
         for (int i = 0; i < n->n_outputs; i++)
             if (!is_fed(feeds, n_feeds, n, i)) all_fed = 0;
         if (all_fed) continue;
+        memset(tmp_ref, 0, (size_t)n->n_inputs);
         for (int i = 0; i < n->n_inputs; i++) {
             pst_output in = n->inputs[i];
             slot *sl = &slots[p->out_base[in.node->id] + in.index];
@@ -279,10 +329,11 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
                 invs[i] = sl->var;
                 ins[i] = NULL;
             } else if (sl->t == NULL && sl->var) {
-                /* Reading a variable through a non-ref op: dereference now. */
-                sl->t = pst_var_read(sl->var);
-                ins[i] = sl->t;
-                if (sl->t == NULL) {
+                /* Reading a variable through a non-ref op: a snapshot for this consumer only,
+                 * released right after it runs, so later in-place updates need not copy. */
+                ins[i] = pst_var_read(sl->var);
+                tmp_ref[i] = 1;
+                if (ins[i] == NULL) {
                     pst_var_uninit_error(sl->var->name, st);
                     pst_status_prefix(st, "node '%s' (%s): ", n->name, op->name);
                     rc = PST_E_PRECONDITION;
@@ -294,7 +345,11 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
                 break;
             }
         }
-        if (rc) break;
+        if (rc) {
+            for (int i = 0; i < n->n_inputs; i++)
+                if (tmp_ref[i]) pst_tensor_unref(ins[i]);
+            break;
+        }
         for (int i = 0; i < n->n_outputs; i++) {
             outs[i] = NULL;
             outvs[i] = NULL;
@@ -323,6 +378,10 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
             pthread_mutex_lock(&s->state_mu);
             krc = op->kernel(&ctx);
             pthread_mutex_unlock(&s->state_mu);
+        } else if (s->profile) {
+            double t0 = now_sec();
+            krc = op->kernel(&ctx);
+            prof_add(s, op->name, now_sec() - t0);
         } else {
             krc = op->kernel(&ctx);
         }
@@ -350,8 +409,10 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
                 slots[base + i].t = NULL;
             }
         }
-        for (int i = 0; i < n->n_inputs; i++)
+        for (int i = 0; i < n->n_inputs; i++) {
+            if (tmp_ref[i]) pst_tensor_unref(ins[i]);
             release_input(slots, left, p->out_base[n->inputs[i].node->id] + n->inputs[i].index);
+        }
     }
     if (rc == 0) {
         for (int i = 0; i < n_fetches; i++) {
@@ -384,6 +445,7 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
         free(invs);
         free(outs);
         free(outvs);
+        free(tmp_ref);
     }
     return rc;
 }

@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,12 +119,66 @@ const char *pst_shape_str(const pst_shape *s, char *buf, size_t len) {
     return buf;
 }
 
+/*
+ * Tensor buffers: 64-byte aligned, with the block size kept in a 64-byte header. Large blocks
+ * (>= 64 KiB) are recycled through a small cache instead of going back to the kernel: a
+ * training step frees and reallocates the same activation sizes every step, and fresh pages
+ * would each cost a page fault.
+ */
+#define HDR 64
+#define CACHE_MIN ((size_t)64 << 10)
+#define CACHE_SLOTS 64
+#define CACHE_MAX_BYTES ((size_t)1 << 30)
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *cache_ptr[CACHE_SLOTS];
+static size_t cache_size[CACHE_SLOTS];
+static size_t cache_bytes;
+
 void *pst_aligned_alloc(size_t nbytes) {
     size_t n = (nbytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
-    return aligned_alloc(64, n);
+    if (n >= CACHE_MIN) {
+        pthread_mutex_lock(&cache_mu);
+        int best = -1;
+        for (int i = 0; i < CACHE_SLOTS; i++)
+            if (cache_ptr[i] && cache_size[i] >= n && cache_size[i] <= n + n / 4 &&
+                (best < 0 || cache_size[i] < cache_size[best]))
+                best = i;
+        if (best >= 0) {
+            char *raw = cache_ptr[best];
+            cache_ptr[best] = NULL;
+            cache_bytes -= cache_size[best];
+            pthread_mutex_unlock(&cache_mu);
+            return raw + HDR;
+        }
+        pthread_mutex_unlock(&cache_mu);
+    }
+    char *raw = aligned_alloc(64, n + HDR);
+    if (raw == NULL) return NULL;
+    *(size_t *)raw = n;
+    return raw + HDR;
 }
-void pst_aligned_free(void *p) { free(p); }
+
+void pst_aligned_free(void *p) {
+    if (p == NULL) return;
+    char *raw = (char *)p - HDR;
+    size_t n = *(size_t *)raw;
+    if (n >= CACHE_MIN) {
+        pthread_mutex_lock(&cache_mu);
+        if (cache_bytes + n <= CACHE_MAX_BYTES)
+            for (int i = 0; i < CACHE_SLOTS; i++)
+                if (cache_ptr[i] == NULL) {
+                    cache_ptr[i] = raw;
+                    cache_size[i] = n;
+                    cache_bytes += n;
+                    raw = NULL;
+                    break;
+                }
+        pthread_mutex_unlock(&cache_mu);
+    }
+    free(raw);
+}
 
 static pst_tensor *tensor_alloc(pst_dtype dt, pst_shape shape, int zero, pst_status *st) {
     size_t es = pst_dtype_size(dt);

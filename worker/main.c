@@ -14,6 +14,7 @@
 #include "losses.h"
 #include "nets.h"
 #include "optimizer.h"
+#include "parallel.h"
 #include "ops.h"
 #include "session.h"
 #include "train_loop.h"
@@ -139,7 +140,9 @@ int main(int argc, char **argv) {
                         "cnn5, lenet5, vgg16)\n", f.model);
         return 2;
     }
-    openblas_set_num_threads(f.threads);
+    /* Kernels split work across pstrain's pool; BLAS calls inside them run single-threaded. */
+    openblas_set_num_threads(1);
+    pst_parallel_set_threads(f.threads);
     pst_status st = {0};
     pst_tensor *tr_x = NULL, *tr_y = NULL, *te_x = NULL, *te_y = NULL;
     model m = {0};
