@@ -139,6 +139,7 @@ struct pst_dataset_iter {
     int64_t epoch, pos;      /* position in the epoch's source order */
     int64_t *buf;            /* shuffle buffer */
     int64_t buf_n;
+    int epoch_drained;       /* the current epoch's examples are all in the buffer or out */
     int done;
     /* prefetch */
     pthread_t th;
@@ -157,30 +158,29 @@ static uint64_t next_rand(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-/* The next example's global index, or -1 at the end of all epochs. */
+/* The next example's global index, or -1 at the end of all epochs. The shuffle buffer never
+ * mixes epochs (like shuffle() before repeat() in tf.data): each epoch is a permutation. */
 static int64_t next_example(pst_dataset_iter *it) {
     const pst_dataset *ds = it->ds;
     int64_t epochs = it->o.repeat == 0 ? 1 : it->o.repeat;
+    int64_t cap = it->o.shuffle_buffer > 0 ? it->o.shuffle_buffer : 1;
     for (;;) {
-        /* Refill the shuffle buffer from the source sequence. */
-        int64_t cap = it->o.shuffle_buffer > 0 ? it->o.shuffle_buffer : 1;
-        while (it->buf_n < cap && (epochs < 0 || it->epoch < epochs) && ds->n > 0) {
+        while (it->buf_n < cap && !it->epoch_drained && ds->n > 0) {
             it->buf[it->buf_n++] = ds->idx[it->pos++];
-            if (it->pos == ds->n) {
-                it->pos = 0;
-                it->epoch++;
-            }
+            if (it->pos == ds->n) it->epoch_drained = 1;
         }
-        if (it->buf_n == 0) return -1;
-        int64_t k = it->o.shuffle_buffer > 0 ? (int64_t)(next_rand(&it->rng) % (uint64_t)it->buf_n) : 0;
-        int64_t v = it->buf[k];
-        if (it->o.shuffle_buffer > 0) {
-            it->buf[k] = it->buf[--it->buf_n];
-        } else {
-            it->buf_n = 0;
-        }
-        return v;
+        if (it->buf_n > 0) break;
+        if (ds->n == 0 || !it->epoch_drained) return -1;
+        it->epoch++;
+        if (epochs >= 0 && it->epoch >= epochs) return -1;
+        it->pos = 0;
+        it->epoch_drained = 0;
     }
+    int64_t k = it->o.shuffle_buffer > 0 ? (int64_t)(next_rand(&it->rng) % (uint64_t)it->buf_n) : 0;
+    int64_t v = it->buf[k];
+    it->buf[k] = it->buf[--it->buf_n];
+    if (it->o.shuffle_buffer <= 0) it->buf_n = 0;
+    return v;
 }
 
 static int make_batch(pst_dataset_iter *it, batch *b, pst_status *st) {

@@ -1,0 +1,112 @@
+/* End-to-end training: linear regression from graph ops, and the trainer's accuracy bars on
+ * Fashion-MNIST (softmax regression >= 0.83, MLP >= 0.86). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optimizer.h"
+#include "testutil.h"
+
+START_TEST(test_linear_regression_converges) {
+    /* y = 3x + 2 + noise; plain gradient descent built from graph ops. */
+    pst_graph *g = pst_graph_new();
+    pst_tensor *xv = pst_test_rand(PST_FLOAT, pst_shape_1d(100), 11, -1, 1);
+    pst_tensor *noise = pst_test_rand(PST_FLOAT, pst_shape_1d(100), 12, -0.05, 0.05);
+    pst_tensor *yv = pst_tensor_new(PST_FLOAT, pst_shape_1d(100), NULL);
+    for (int i = 0; i < 100; i++)
+        pst_tensor_f32(yv)[i] = 3 * pst_tensor_f32(xv)[i] + 2 + pst_tensor_f32(noise)[i];
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_1d(-1));
+    pst_output y = pst_placeholder(g, "y", PST_FLOAT, pst_shape_1d(-1));
+    pst_output w = pst_variable(g, "w", pst_const_f32(g, 0, NULL), 1);
+    pst_output b = pst_variable(g, "b", pst_const_f32(g, 0, NULL), 1);
+    pst_output pred = pst_add(g, pst_mul(g, pst_variable_value(w), x, NULL), pst_variable_value(b), NULL);
+    pst_output loss = pst_reduce_mean(g, pst_square(g, pst_sub(g, pred, y, NULL), NULL), 0, NULL, 0, "loss");
+    pst_output vars[2] = {w, b}, grads[2];
+    pst_status st = {0};
+    ck_assert_int_eq(pst_gradients(g, 1, &loss, NULL, 2, vars, grads, NULL, &st), 0);
+    pst_output lr = pst_const_f32(g, 0.1f, "lr");
+    pst_node *upd[2];
+    for (int i = 0; i < 2; i++)
+        upd[i] = pst_assign_sub(g, vars[i], pst_mul(g, lr, grads[i], NULL), NULL).node;
+    pst_node *train = pst_group(g, 2, upd, "train");
+    pst_node *init = pst_global_variables_initializer(g);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(s, init, &st), 0);
+    pst_feed f[2] = {{x, xv}, {y, yv}};
+    for (int step = 0; step < 300; step++)
+        ck_assert_int_eq(pst_session_run(s, f, 2, NULL, 0, &train, 1, NULL, &st), 0);
+    pst_tensor *wv = pst_session_run1(s, pst_variable_value(w), &st);
+    pst_tensor *bv = pst_session_run1(s, pst_variable_value(b), &st);
+    ck_assert_double_eq_tol(pst_tensor_f32(wv)[0], 3.0, 0.05);
+    ck_assert_double_eq_tol(pst_tensor_f32(bv)[0], 2.0, 0.05);
+    pst_tensor_unref(wv);
+    pst_tensor_unref(bv);
+    pst_tensor_unref(xv);
+    pst_tensor_unref(yv);
+    pst_tensor_unref(noise);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* Runs pstrain-worker and returns its test accuracy (-1 when it failed). */
+static double run_worker(const char *args) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --quiet %s 2>&1", bin ? bin : "build", args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char line[1024];
+    double acc = -1;
+    while (fgets(line, sizeof line, p)) {
+        fputs(line, stdout);
+        if (strncmp(line, "test_accuracy=", 14) == 0) acc = atof(line + 14);
+    }
+    ck_assert_int_eq(pclose(p), 0);
+    return acc;
+}
+
+START_TEST(test_softmax_regression_accuracy) {
+    double acc = run_worker("--model softmax --steps 3000 --batch 100 --optimizer adam --lr 0.001 --seed 1");
+    ck_assert_msg(acc >= 0.83, "softmax regression reached %.4f, needs 0.83", acc);
+}
+END_TEST
+
+START_TEST(test_mlp_accuracy) {
+    double acc = run_worker("--model mlp --steps 3000 --batch 100 --optimizer adam --lr 0.001 --seed 1");
+    ck_assert_msg(acc >= 0.86, "MLP reached %.4f, needs 0.86", acc);
+}
+END_TEST
+
+START_TEST(test_worker_rejects_bad_flags) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --model resnet 2>&1", bin ? bin : "build");
+    FILE *p = popen(cmd, "r");
+    char line[512] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, p));
+    ck_assert_int_ne(pclose(p), 0);
+    ck_assert_ptr_nonnull(strstr(line, "unknown model 'resnet'"));
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-dir /nonexistent --steps 1 2>&1",
+             bin ? bin : "build");
+    p = popen(cmd, "r");
+    char all[4096] = "";
+    size_t n = fread(all, 1, sizeof all - 1, p);
+    all[n] = '\0';
+    ck_assert_int_ne(pclose(p), 0);
+    ck_assert_ptr_nonnull(strstr(all, "/nonexistent/train-images-idx3-ubyte.gz"));
+    ck_assert_ptr_nonnull(strstr(all, "dataset-fashion-mnist"));
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, test_linear_regression_converges);
+    tcase_add_test(tc, test_softmax_regression_accuracy);
+    tcase_add_test(tc, test_mlp_accuracy);
+    tcase_add_test(tc, test_worker_rejects_bad_flags);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
