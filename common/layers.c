@@ -279,6 +279,7 @@ pst_output pst_layer_conv2d_transpose(pst_graph *g, pst_output x, int num_output
     int64_t strides[4] = {1, a.stride_h, a.stride_w, 1};
     pst_nb_attr_list_i(b, "strides", 4, strides);
     pst_nb_attr_s(b, "padding", a.padding);
+    pst_nb_attr_shape(b, "_output_shape", pst_shape_4d(in.dims[0], oh, ow, num_outputs));
     pst_output y = pst_nb_finish_out(b);
     y = layer_tail(g, y, num_outputs, &a);
     pst_graph_pop_name_scope(g);

@@ -395,7 +395,11 @@ static int conv_bi_shape(pst_node *n, pst_status *st) {
     (void)st;
     const pst_tensor *sz = pst_node_in_const(n, 0);
     pst_shape s = pst_shape_4d(-1, -1, -1, -1);
-    if (sz) shape_from_tensor(sz, &s);
+    const pst_attr *hint = pst_node_attr(n, "_output_shape");
+    if (sz)
+        shape_from_tensor(sz, &s);
+    else if (hint && hint->kind == PST_ATTR_SHAPE)
+        s = hint->v.shape; /* a layer that knows the static shape (conv2d_transpose) */
     pst_node_set_output(n, 0, PST_FLOAT, s);
     return 0;
 }

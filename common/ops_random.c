@@ -120,6 +120,9 @@ static int random_shape(pst_node *n, pst_status *st) {
     const pst_tensor *sc = pst_node_in_const(n, 0);
     pst_shape s = pst_shape_unknown();
     if (sc && read_shape(sc, &s, st) < 0) return PST_E_INVALID;
+    /* A shape computed by Shape(x) has x's static shape. */
+    const pst_node *src = n->inputs[0].node;
+    if (!sc && strcmp(src->op->name, "Shape") == 0) s = pst_node_in_shape(src, 0);
     pst_node_set_output(n, 0, dt, s);
     return 0;
 }

@@ -1,11 +1,14 @@
 /* Layers API: argument scopes, naming (repeat/stack), regularizers, batch norm updates,
  * dropout modes, variables and their collections, and the model zoo's shapes. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 #include "nets.h"
+#include "optimizer.h"
 #include "op.h"
+#include "variables.h"
 #include "testutil.h"
 
 static pst_node *find(pst_graph *g, const char *name) {
@@ -272,10 +275,104 @@ START_TEST(test_zoo_output_shapes) {
 }
 END_TEST
 
+START_TEST(test_get_variables_filters) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = images(g, 8, 8, 1);
+    pst_graph_push_name_scope(g, "vgg", 0);
+    x = pst_layer_conv2d(g, x, 2, 3, 3, NULL, "conv1");
+    x = pst_layer_conv2d(g, x, 2, 3, 3, NULL, "conv2");
+    pst_layer_fully_connected(g, pst_layer_flatten(g, x, NULL), 3, NULL, "fc8");
+    pst_graph_pop_name_scope(g);
+    pst_output *v;
+    ck_assert_int_eq(pst_get_variables(g, "vgg/conv1", NULL, NULL, &v), 2);
+    free(v);
+    ck_assert_int_eq(pst_get_variables(g, NULL, "weights", NULL, &v), 3);
+    free(v);
+    ck_assert_int_eq(pst_get_variables(g, "vgg", "biases", PST_TRAINABLE_VARIABLES, &v), 3);
+    free(v);
+    const char *excl[] = {"vgg/fc8", NULL};
+    int n = pst_get_variables_to_restore(g, NULL, excl, &v);
+    ck_assert_int_eq(n, 4);
+    for (int i = 0; i < n; i++) ck_assert(strstr(v[i].node->name, "fc8") == NULL);
+    free(v);
+    const char *incl[] = {"vgg/conv2", "vgg/fc8", NULL};
+    ck_assert_int_eq(pst_get_variables_to_restore(g, incl, excl, &v), 2);
+    free(v);
+    ck_assert_ptr_nonnull(pst_get_variable_by_name(g, "vgg/conv2/biases").node);
+    ck_assert_ptr_null(pst_get_variable_by_name(g, "vgg/conv2").node);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_transpose_and_separable_convolutions) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = images(g, 5, 5, 3);
+    pst_layer_args lin = {.set = PST_ARG_ACTIVATION | PST_ARG_STRIDE, .activation = PST_ACT_NONE,
+                          .stride_h = 2, .stride_w = 2};
+    pst_output t = pst_layer_conv2d_transpose(g, x, 4, 3, 3, &lin, "deconv");
+    pst_output s2 = pst_layer_separable_conv2d(g, x, 6, 3, 3, NULL, "sep");
+    ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
+    ck_assert_int_eq(pst_output_shape(t).dims[1], 10);
+    ck_assert_int_eq(pst_output_shape(s2).dims[3], 6);
+    find(g, "sep/depthwise_weights");
+    find(g, "sep/pointwise_weights");
+    pst_node *init = pst_global_variables_initializer(g);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_session_run_target(s, init, &st);
+    pst_tensor *in = pst_test_rand(PST_FLOAT, pst_shape_4d(2, 5, 5, 3), 3, -1, 1);
+    pst_feed f = {x, in};
+    pst_tensor *a = pst_test_run(s, t, 1, &f), *b = pst_test_run(s, s2, 1, &f);
+    ck_assert_int_eq(a->shape.dims[0], 2);
+    ck_assert_int_eq(a->shape.dims[2], 10);
+    ck_assert_int_eq(a->shape.dims[3], 4);
+    ck_assert_int_eq(b->shape.dims[1], 5);
+    pst_tensor_unref(a);
+    pst_tensor_unref(b);
+    pst_tensor_unref(in);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_vgg16_one_training_step) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = images(g, 224, 224, 3);
+    pst_output y = pst_placeholder(g, "labels", PST_INT64, pst_shape_1d(-1));
+    pst_net_opts o = pst_net_defaults();
+    o.num_classes = 20;
+    pst_output logits = pst_net_vgg16(g, x, &o);
+    ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
+    find(g, "vgg_16/conv3/conv3_3/weights");
+    find(g, "vgg_16/fc8/weights");
+    pst_node *xe = pst_sparse_softmax_cross_entropy_with_logits(g, logits, y, NULL);
+    pst_output loss = pst_reduce_mean(g, pst_out(xe, 0), 0, NULL, 0, "loss");
+    pst_optimizer_opts opt = pst_optimizer_defaults(PST_OPT_SGD, 1e-3f);
+    pst_node *train = pst_optimizer_minimize(g, &opt, loss, 0, NULL, pst_out(NULL, 0), NULL);
+    ck_assert_msg(train != NULL, "%s", pst_graph_status(g)->msg);
+    pst_node *init = pst_global_variables_initializer(g);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(s, init, &st), 0);
+    pst_tensor *in = pst_test_rand(PST_FLOAT, pst_shape_4d(2, 224, 224, 3), 4, 0, 1);
+    pst_tensor *lab = pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){3, 17});
+    pst_feed f[2] = {{x, in}, {y, lab}};
+    pst_tensor *l = NULL;
+    ck_assert_msg(pst_session_run(s, f, 2, &loss, 1, &train, 1, &l, &st) == 0, "%s", st.msg);
+    ck_assert(isfinite(pst_tensor_f32(l)[0]));
+    ck_assert(pst_tensor_f32(l)[0] > 0);
+    pst_tensor_unref(l);
+    pst_tensor_unref(in);
+    pst_tensor_unref(lab);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("layers");
     TCase *tc = tcase_create("layers");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_arg_scope_defaults_nesting_overrides);
     tcase_add_test(tc, test_slim_names_and_collections);
     tcase_add_test(tc, test_repeat_and_stack_names);
@@ -285,6 +382,9 @@ int main(void) {
     tcase_add_test(tc, test_batch_norm_update_ops);
     tcase_add_test(tc, test_variable_scope_device_and_filters);
     tcase_add_test(tc, test_zoo_output_shapes);
+    tcase_add_test(tc, test_get_variables_filters);
+    tcase_add_test(tc, test_transpose_and_separable_convolutions);
+    tcase_add_test(tc, test_vgg16_one_training_step);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
