@@ -9,7 +9,7 @@ int main(void) {
     pst_output x = pst_variable(g, "x", pst_const_f32(g, 20, NULL), 1);
     pst_output y = pst_variable(g, "y", pst_const_f32(g, 10, NULL), 1);
     pst_output xy[2] = {pst_variable_value(x), pst_variable_value(y)};
-    pst_output z = pst_add_n(g, 2, xy, "z");
+    pst_output z = pst_add(g, xy[0], xy[1], "z");
     pst_node *init = pst_global_variables_initializer(g);
     pst_status st = {0};
     pst_session *s = pst_session_new(g, NULL, &st);
