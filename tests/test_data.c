@@ -229,7 +229,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("data");
     TCase *tc = tcase_create("data");
-    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_idx_round_trip_plain_and_gzip);
     tcase_add_test(tc, test_idx_errors_name_the_file);
     tcase_add_test(tc, test_fashion_mnist_test_set);
