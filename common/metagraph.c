@@ -237,7 +237,7 @@ static pst_attr_kind spec_kind(const pst_op_def *op, const char *name) {
 static char *bin_strdup(ProtobufCBinaryData b) {
     char *s = malloc(b.len + 1);
     PST_ASSERT(s != NULL);
-    memcpy(s, b.data, b.len);
+    if (b.len) memcpy(s, b.data, b.len);
     s[b.len] = '\0';
     return s;
 }
