@@ -1,0 +1,376 @@
+#include "bundle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "metagraph.h"
+#include "sstable.h"
+#include "strmap.h"
+#include "tf_bundle.pb-c.h"
+
+/* ---- Durable files ---------------------------------------------------------------------- */
+
+int pst_fsync_dir_of(const char *path, pst_status *st) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    const char *dir = dirname(tmp);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return pst_status_set(st, PST_E_IO, "cannot open directory %s: %s", dir, strerror(errno));
+    int rc = fsync(fd) < 0 ? pst_status_set(st, PST_E_IO, "fsync %s: %s", dir, strerror(errno)) : 0;
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *buf, size_t len, const char *path, pst_status *st) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return pst_status_set(st, PST_E_IO, "writing %s: %s", path, strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int pst_write_file_atomic(const char *path, const void *buf, size_t len, pst_status *st) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return pst_status_set(st, PST_E_IO, "cannot create %s: %s", tmp, strerror(errno));
+    int rc = write_all(fd, buf, len, tmp, st);
+    if (rc == 0 && fsync(fd) < 0) rc = pst_status_set(st, PST_E_IO, "fsync %s: %s", tmp, strerror(errno));
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = pst_status_set(st, PST_E_IO, "rename %s: %s", tmp, strerror(errno));
+    if (rc) unlink(tmp);
+    return rc ? rc : pst_fsync_dir_of(path, st);
+}
+
+/* ---- Writer ----------------------------------------------------------------------------- */
+
+typedef struct wentry {
+    char *name;
+    pst_dtype dtype;
+    pst_shape shape;
+    int64_t offset, size;
+    uint32_t crc;
+} wentry;
+
+struct pst_bundle_writer {
+    char *prefix;
+    char data_tmp[4300], data_path[4200];
+    int fd;
+    int64_t offset;
+    wentry *e;
+    int n, cap;
+    pst_strmap *names;
+};
+
+pst_bundle_writer *pst_bundle_writer_new(const char *prefix, pst_status *st) {
+    pst_bundle_writer *w = calloc(1, sizeof *w);
+    PST_ASSERT(w != NULL);
+    w->prefix = strdup(prefix);
+    snprintf(w->data_path, sizeof w->data_path, "%s.data-00000-of-00001", prefix);
+    snprintf(w->data_tmp, sizeof w->data_tmp, "%.4000s.tempstate%ld", w->data_path, (long)getpid());
+    w->fd = open(w->data_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (w->fd < 0) {
+        pst_status_set(st, PST_E_IO, "cannot create %s: %s", w->data_tmp, strerror(errno));
+        free(w->prefix);
+        free(w);
+        return NULL;
+    }
+    w->names = pst_strmap_new();
+    return w;
+}
+
+int pst_bundle_writer_add(pst_bundle_writer *w, const char *name, const pst_tensor *t,
+                          pst_status *st) {
+    if (pst_strmap_has(w->names, name))
+        return pst_status_set(st, PST_E_EXISTS, "tensor '%s' added twice to %s", name, w->prefix);
+    int rc = write_all(w->fd, t->data, t->nbytes, w->data_tmp, st);
+    if (rc < 0) return rc;
+    if (w->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 32;
+        w->e = realloc(w->e, (size_t)w->cap * sizeof *w->e);
+        PST_ASSERT(w->e != NULL);
+    }
+    wentry *e = &w->e[w->n++];
+    *e = (wentry){strdup(name), t->dtype, t->shape, w->offset, (int64_t)t->nbytes,
+                  pst_crc32c(0, t->data, t->nbytes)};
+    w->offset += (int64_t)t->nbytes;
+    pst_strmap_put(w->names, name, e);
+    return 0;
+}
+
+static int cmp_wentry(const void *a, const void *b) {
+    return strcmp(((const wentry *)a)->name, ((const wentry *)b)->name);
+}
+
+static void writer_free(pst_bundle_writer *w) {
+    for (int i = 0; i < w->n; i++) free(w->e[i].name);
+    free(w->e);
+    pst_strmap_free(w->names);
+    free(w->prefix);
+    free(w);
+}
+
+void pst_bundle_writer_abort(pst_bundle_writer *w) {
+    if (w == NULL) return;
+    if (w->fd >= 0) close(w->fd);
+    unlink(w->data_tmp);
+    writer_free(w);
+}
+
+static size_t pack_entry(const wentry *e, uint8_t **out) {
+    Tensorflow__BundleEntryProto p = TENSORFLOW__BUNDLE_ENTRY_PROTO__INIT;
+    Tensorflow__TensorShapeProto sh = TENSORFLOW__TENSOR_SHAPE_PROTO__INIT;
+    Tensorflow__TensorShapeProto__Dim dims[PST_MAX_RANK], *dp[PST_MAX_RANK];
+    for (int i = 0; i < e->shape.rank; i++) {
+        Tensorflow__TensorShapeProto__Dim d = TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT;
+        dims[i] = d;
+        dims[i].size = e->shape.dims[i];
+        dp[i] = &dims[i];
+    }
+    sh.n_dim = (size_t)e->shape.rank;
+    sh.dim = dp;
+    p.dtype = (Tensorflow__DataType)e->dtype;
+    p.shape = &sh;
+    p.offset = e->offset;
+    p.size = e->size;
+    p.crc32c = pst_crc32c_mask(e->crc);
+    size_t n = tensorflow__bundle_entry_proto__get_packed_size(&p);
+    *out = malloc(n ? n : 1);
+    PST_ASSERT(*out != NULL);
+    return tensorflow__bundle_entry_proto__pack(&p, *out);
+}
+
+int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
+    int rc = 0;
+    if (fsync(w->fd) < 0) rc = pst_status_set(st, PST_E_IO, "fsync %s: %s", w->data_tmp, strerror(errno));
+    close(w->fd);
+    w->fd = -1;
+    if (rc == 0 && rename(w->data_tmp, w->data_path) < 0)
+        rc = pst_status_set(st, PST_E_IO, "rename %s: %s", w->data_tmp, strerror(errno));
+    if (rc) {
+        unlink(w->data_tmp);
+        writer_free(w);
+        return rc;
+    }
+    qsort(w->e, (size_t)w->n, sizeof *w->e, cmp_wentry);
+    pst_sstable_builder *b = pst_sstable_builder_new();
+    Tensorflow__BundleHeaderProto h = TENSORFLOW__BUNDLE_HEADER_PROTO__INIT;
+    Tensorflow__VersionDef v = TENSORFLOW__VERSION_DEF__INIT;
+    v.producer = 1;
+    h.num_shards = 1;
+    h.version = &v;
+    uint8_t hb[64];
+    size_t hn = tensorflow__bundle_header_proto__pack(&h, hb);
+    pst_sstable_add(b, "", 0, hb, hn);
+    for (int i = 0; i < w->n; i++) {
+        uint8_t *eb;
+        size_t en = pack_entry(&w->e[i], &eb);
+        pst_sstable_add(b, w->e[i].name, strlen(w->e[i].name), eb, en);
+        free(eb);
+    }
+    uint8_t *idx;
+    size_t ilen;
+    pst_sstable_finish(b, &idx, &ilen);
+    char path[4200];
+    snprintf(path, sizeof path, "%s.index", w->prefix);
+    rc = pst_write_file_atomic(path, idx, ilen, st);
+    free(idx);
+    writer_free(w);
+    return rc;
+}
+
+/* ---- Reader ----------------------------------------------------------------------------- */
+
+struct pst_bundle_reader {
+    char *prefix;
+    int num_shards;
+    int n;
+    pst_bundle_entry *e;
+    int *fds;
+    int64_t *shard_size;
+};
+
+void pst_bundle_reader_free(pst_bundle_reader *r) {
+    if (r == NULL) return;
+    for (int i = 0; i < r->n; i++) free((char *)r->e[i].name);
+    free(r->e);
+    for (int i = 0; r->fds && i < r->num_shards; i++)
+        if (r->fds[i] >= 0) close(r->fds[i]);
+    free(r->fds);
+    free(r->shard_size);
+    free(r->prefix);
+    free(r);
+}
+
+pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s.index", prefix);
+    uint8_t *buf;
+    size_t len;
+    if (pst_read_file(path, &buf, &len, st) < 0) return NULL;
+    pst_sstable *t;
+    int rc = pst_sstable_parse(buf, len, path, &t, st);
+    free(buf);
+    if (rc < 0) return NULL;
+    pst_bundle_reader *r = calloc(1, sizeof *r);
+    PST_ASSERT(r != NULL);
+    r->prefix = strdup(prefix);
+    r->e = calloc((size_t)t->n + 1, sizeof *r->e);
+    PST_ASSERT(r->e != NULL);
+    if (t->n == 0 || t->entries[0].klen != 0) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: no bundle header entry", path);
+        goto fail;
+    }
+    Tensorflow__BundleHeaderProto *h =
+        tensorflow__bundle_header_proto__unpack(NULL, t->entries[0].vlen, t->entries[0].val);
+    if (h == NULL || h->num_shards < 1 || h->num_shards > 100000 ||
+        h->endianness != TENSORFLOW__BUNDLE_HEADER_PROTO__ENDIANNESS__LITTLE) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: bad bundle header", path);
+        if (h) tensorflow__bundle_header_proto__free_unpacked(h, NULL);
+        goto fail;
+    }
+    r->num_shards = h->num_shards;
+    tensorflow__bundle_header_proto__free_unpacked(h, NULL);
+    r->fds = malloc((size_t)r->num_shards * sizeof *r->fds);
+    r->shard_size = calloc((size_t)r->num_shards, sizeof *r->shard_size);
+    PST_ASSERT(r->fds && r->shard_size);
+    for (int i = 0; i < r->num_shards; i++) r->fds[i] = -1;
+    for (int i = 1; i < t->n; i++) {
+        const pst_sstable_entry *se = &t->entries[i];
+        Tensorflow__BundleEntryProto *p = tensorflow__bundle_entry_proto__unpack(NULL, se->vlen, se->val);
+        pst_bundle_entry *e = &r->e[r->n];
+        e->name = strdup(se->key);
+        r->n++;
+        if (p == NULL) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: cannot parse the entry of tensor '%s'", path, se->key);
+            goto fail;
+        }
+        e->dtype = (pst_dtype)p->dtype;
+        e->shard_id = p->shard_id;
+        e->offset = p->offset;
+        e->size = p->size;
+        e->crc32c = pst_crc32c_unmask(p->crc32c);
+        e->n_slices = (int)p->n_slices;
+        int bad = !pst_dtype_valid(e->dtype) || p->shard_id < 0 || p->shard_id >= r->num_shards ||
+                  p->offset < 0 || p->size < 0 || !p->shape || p->shape->n_dim > PST_MAX_RANK;
+        int64_t elems = 1;
+        if (!bad) {
+            e->shape.rank = (int)p->shape->n_dim;
+            for (int d = 0; d < e->shape.rank && !bad; d++) {
+                e->shape.dims[d] = p->shape->dim[d]->size;
+                if (e->shape.dims[d] < 0 || pst_mul_overflow_i64(elems, e->shape.dims[d], &elems)) bad = 1;
+            }
+            int64_t bytes;
+            if (!bad && e->n_slices == 0 &&
+                (pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(e->dtype), &bytes) || bytes != e->size))
+                bad = 2;
+        }
+        tensorflow__bundle_entry_proto__free_unpacked(p, NULL);
+        if (bad) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s' has an invalid entry (%s)", path,
+                           se->key, bad == 2 ? "size does not match dtype and shape"
+                                             : "bad dtype, shard, offset, size or shape");
+            goto fail;
+        }
+    }
+    pst_sstable_free(t);
+    return r;
+fail:
+    pst_sstable_free(t);
+    pst_bundle_reader_free(r);
+    return NULL;
+}
+
+int pst_bundle_reader_num_shards(const pst_bundle_reader *r) { return r->num_shards; }
+int pst_bundle_reader_num_entries(const pst_bundle_reader *r) { return r->n; }
+const pst_bundle_entry *pst_bundle_reader_entry(const pst_bundle_reader *r, int i) {
+    return i >= 0 && i < r->n ? &r->e[i] : NULL;
+}
+const pst_bundle_entry *pst_bundle_reader_find(const pst_bundle_reader *r, const char *name) {
+    int lo = 0, hi = r->n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(r->e[mid].name, name);
+        if (c == 0) return &r->e[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+static int shard_fd(pst_bundle_reader *r, int k, char *path, size_t plen, pst_status *st) {
+    snprintf(path, plen, "%s.data-%05d-of-%05d", r->prefix, k, r->num_shards);
+    if (r->fds[k] >= 0) return r->fds[k];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return pst_status_set(st, PST_E_DATA_LOSS, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    fstat(fd, &sb);
+    r->shard_size[k] = sb.st_size;
+    r->fds[k] = fd;
+    return fd;
+}
+
+pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_status *st) {
+    const pst_bundle_entry *e = pst_bundle_reader_find(r, name);
+    if (e == NULL) {
+        pst_status_set(st, PST_E_NOT_FOUND, "tensor '%s' is not in checkpoint %s", name, r->prefix);
+        return NULL;
+    }
+    if (e->n_slices > 0) {
+        pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s' in %s is stored in slices", name, r->prefix);
+        return NULL;
+    }
+    char path[4200];
+    int fd = shard_fd(r, e->shard_id, path, sizeof path, st);
+    if (fd < 0) return NULL;
+    if (e->offset > r->shard_size[e->shard_id] || e->size > r->shard_size[e->shard_id] - e->offset) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s' (bytes %lld..%lld) is past the end of "
+                       "the file (%lld bytes); the file is truncated", path, name,
+                       (long long)e->offset, (long long)(e->offset + e->size),
+                       (long long)r->shard_size[e->shard_id]);
+        return NULL;
+    }
+    pst_tensor *t = pst_tensor_new(e->dtype, e->shape, st);
+    if (t == NULL) return NULL;
+    size_t off = 0;
+    while (off < t->nbytes) {
+        ssize_t n = pread(fd, (char *)t->data + off, t->nbytes - off, e->offset + (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: reading tensor '%s': %s", path, name,
+                           n < 0 ? strerror(errno) : "unexpected end of file");
+            pst_tensor_unref(t);
+            return NULL;
+        }
+        off += (size_t)n;
+    }
+    uint32_t crc = pst_crc32c(0, t->data, t->nbytes);
+    if (crc != e->crc32c) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: checksum mismatch for tensor '%s' (the file is "
+                       "corrupt)", path, name);
+        pst_tensor_unref(t);
+        return NULL;
+    }
+    return t;
+}
+
+int pst_bundle_verify(pst_bundle_reader *r, pst_status *st) {
+    for (int i = 0; i < r->n; i++) {
+        if (r->e[i].n_slices > 0) continue;
+        pst_tensor *t = pst_bundle_reader_read(r, r->e[i].name, st);
+        if (t == NULL) return st ? st->code : PST_E_DATA_LOSS;
+        pst_tensor_unref(t);
+    }
+    return 0;
+}
