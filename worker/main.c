@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dataset.h"
 #include "flags.h"
@@ -15,6 +16,7 @@
 #include "nets.h"
 #include "optimizer.h"
 #include "parallel.h"
+#include "saver.h"
 #include "ops.h"
 #include "session.h"
 #include "train_loop.h"
@@ -113,17 +115,33 @@ static int accuracy(pst_session *s, model *m, const pst_dataset *ds, double *acc
     return rc < 0 ? rc : 0;
 }
 
-typedef struct eval_ctx {
+typedef struct hook_ctx {
     model *m;
     const pst_dataset *val;
-} eval_ctx;
+    const pst_train_flags *f;
+    pst_saver *saver;
+} hook_ctx;
 
-static int eval_hook(void *ctx, pst_session *s, int64_t step, pst_status *st) {
-    eval_ctx *e = ctx;
-    double acc;
-    int rc = accuracy(s, e->m, e->val, &acc, st);
-    if (rc == 0) printf("step %lld: validation_accuracy=%.4f\n", (long long)step, acc);
+static int save(hook_ctx *h, pst_session *s, int64_t step, pst_status *st) {
+    char path[4096], prefix[4096];
+    snprintf(path, sizeof path, "%s/model.ckpt", h->f->checkpoint_dir);
+    int rc = pst_saver_save(h->saver, s, path, step, prefix, sizeof prefix, st);
+    if (rc == 0 && !h->f->quiet) printf("saved %s\n", prefix);
     return rc;
+}
+
+/* Every step: validation every --eval-every steps, a checkpoint every --save-every-steps. */
+static int step_hook(void *ctx, pst_session *s, int64_t step, pst_status *st) {
+    hook_ctx *h = ctx;
+    if (h->val && h->f->eval_every > 0 && step % h->f->eval_every == 0) {
+        double acc;
+        int rc = accuracy(s, h->m, h->val, &acc, st);
+        if (rc < 0) return rc;
+        printf("step %lld: validation_accuracy=%.4f\n", (long long)step, acc);
+    }
+    if (h->saver && h->f->save_every_steps > 0 && step % h->f->save_every_steps == 0)
+        return save(h, s, step, st);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -149,6 +167,7 @@ int main(int argc, char **argv) {
     pst_session *s = NULL;
     pst_dataset *all = NULL, *train = NULL, *val = NULL, *test = NULL;
     pst_dataset_iter *it = NULL;
+    pst_saver *saver = NULL;
     int rc = 1;
     if (pst_fashion_mnist_load(f.data_dir, "train", &tr_x, &tr_y, &st) < 0 ||
         pst_fashion_mnist_load(f.data_dir, "test", &te_x, &te_y, &st) < 0)
@@ -160,7 +179,25 @@ int main(int argc, char **argv) {
     if (pst_dataset_split(all, pst_dataset_size(all) - n_val, &train, &val, &st) < 0) goto fail;
     if (build_model(&f, net, &m, &st) < 0) goto fail;
     s = pst_session_new(m.g, NULL, &st);
-    if (pst_session_run_target(s, m.init, &st) < 0) goto fail;
+    int64_t first_step = 0;
+    if (f.checkpoint_dir) {
+        mkdir(f.checkpoint_dir, 0755);
+        pst_saver_opts so = {.max_to_keep = f.max_to_keep, .write_meta = 1};
+        if ((saver = pst_saver_new(m.g, &so, &st)) == NULL) goto fail;
+        char latest[4096], warn[2048];
+        int lr = pst_latest_checkpoint(f.checkpoint_dir, 0, latest, sizeof latest, warn, sizeof warn, &st);
+        if (lr < 0) goto fail;
+        if (warn[0]) fprintf(stderr, "pstrain-worker: warning: %s\n", warn);
+        if (lr == 0) {
+            if (pst_saver_restore(saver, s, latest, &st) < 0) goto fail;
+            pst_tensor *gs = pst_session_run1(s, pst_variable_value(pst_train_global_step(m.g)), &st);
+            if (gs == NULL) goto fail;
+            first_step = pst_tensor_i64(gs)[0];
+            pst_tensor_unref(gs);
+            printf("restored %s (global step %lld)\n", latest, (long long)first_step);
+        }
+    }
+    if (first_step == 0 && pst_session_run_target(s, m.init, &st) < 0) goto fail;
     pst_dataset_iter_opts io = {.batch = f.batch, .shuffle_buffer = pst_dataset_size(train),
                                 .seed = (uint64_t)f.seed, .repeat = -1, .prefetch = 2,
                                 .drop_remainder = 1};
@@ -171,16 +208,19 @@ int main(int argc, char **argv) {
            f.lr, (long long)f.steps);
     fflush(stdout);
     feeder fd = {.m = &m, .it = it};
-    eval_ctx ec = {.m = &m, .val = val};
-    pst_train_loop_opts lo = {.steps = f.steps, .train_op = m.train_op, .loss = m.loss,
-                              .next = next_batch, .ctx = &fd, .batch_size = f.batch,
-                              .quiet = f.quiet, .hook = n_val > 0 ? eval_hook : NULL,
-                              .hook_ctx = &ec, .hook_every = f.eval_every};
+    hook_ctx hc = {.m = &m, .val = n_val > 0 ? val : NULL, .f = &f, .saver = saver};
+    pst_train_loop_opts lo = {.first_step = first_step, .steps = f.steps, .train_op = m.train_op,
+                              .loss = m.loss, .next = next_batch, .ctx = &fd,
+                              .batch_size = f.batch, .quiet = f.quiet, .hook = step_hook,
+                              .hook_ctx = &hc, .hook_every = 1};
     pst_train_stats stats;
     int lrc = pst_train_loop(s, &lo, &stats, &st);
     pst_tensor_unref(fd.x);
     pst_tensor_unref(fd.y);
     if (lrc < 0) goto fail;
+    if (saver && stats.steps > 0 && (f.save_every_steps <= 0 || f.steps % f.save_every_steps != 0) &&
+        save(&hc, s, f.steps, &st) < 0)
+        goto fail;
     double acc;
     if (accuracy(s, &m, test, &acc, &st) < 0) goto fail;
     printf("trained %lld steps in %.1f s (%.0f examples/s), final loss %.4f\n",
@@ -190,6 +230,7 @@ int main(int argc, char **argv) {
 fail:
     if (rc) fprintf(stderr, "pstrain-worker: %s\n", st.msg);
     pst_dataset_iter_free(it);
+    pst_saver_free(saver);
     pst_dataset_free(all);
     pst_dataset_free(train);
     pst_dataset_free(val);

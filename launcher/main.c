@@ -1,0 +1,25 @@
+/* pstrain: the command line. Subcommands dispatch to their own files. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ckpt.h"
+
+static int usage(void) {
+    fprintf(stderr, "usage: pstrain <command> [args]\n"
+                    "commands:\n"
+                    "  ckpt ls DIR                         list a directory's checkpoints\n"
+                    "  ckpt show PREFIX [--tensor NAME] [--values]\n"
+                    "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage();
+    if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage();
+        return 0;
+    }
+    fprintf(stderr, "pstrain: unknown command '%s'\n", argv[1]);
+    return usage();
+}
