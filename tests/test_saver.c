@@ -1,0 +1,366 @@
+/* Saver: round trips, max_to_keep and recovery, partial and renamed restore, error reports,
+ * corruption fallback, killed saves, the ckpt CLI, and training on from an imported meta graph. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "metagraph.h"
+#include "optimizer.h"
+#include "saver.h"
+#include "testutil.h"
+
+static char dir[256];
+static void mkdir_tmp(void) {
+    snprintf(dir, sizeof dir, "/tmp/pst_saver_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+typedef struct small {
+    pst_graph *g;
+    pst_output w, b, step;
+    pst_node *train;
+    pst_session *s;
+} small;
+
+/* A little model: loss = sum((w * x + b)^2) with Adam, so there are slots too. */
+static small build_small(float w0) {
+    small m = {.g = pst_graph_new()};
+    float wv[6] = {w0, 2, 3, 4, 5, 6};
+    m.w = pst_variable(m.g, "dense/kernel", pst_const_f32_tensor(m.g, pst_shape_2d(2, 3), wv, NULL), 1);
+    m.b = pst_variable(m.g, "dense/bias", pst_const_f32(m.g, 0.5f, NULL), 1);
+    pst_output y = pst_add(m.g, pst_mul(m.g, pst_variable_value(m.w), pst_const_f32(m.g, 0.1f, NULL), NULL),
+                           pst_variable_value(m.b), NULL);
+    pst_output loss = pst_reduce_sum(m.g, pst_square(m.g, y, NULL), 0, NULL, 0, "loss");
+    pst_optimizer_opts o = pst_optimizer_defaults(PST_OPT_ADAM, 0.01f);
+    m.step = pst_train_global_step(m.g);
+    m.train = pst_optimizer_minimize(m.g, &o, loss, 0, NULL, m.step, "train");
+    pst_graph_add_to_collection(m.g, PST_TRAIN_OP, pst_out(m.train, 0));
+    ck_assert_msg(pst_graph_error(m.g) == 0, "%s", pst_graph_status(m.g)->msg);
+    pst_status st = {0};
+    m.s = pst_session_new(m.g, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(m.s, pst_global_variables_initializer(m.g), &st), 0);
+    return m;
+}
+
+static void free_small(small *m) {
+    pst_session_free(m->s);
+    pst_graph_free(m->g);
+}
+
+static pst_tensor *value(small *m, pst_output v) {
+    pst_status st = {0};
+    pst_tensor *t = pst_session_run1(m->s, pst_variable_value(v), &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    return t;
+}
+
+START_TEST(test_save_restore_round_trip) {
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(pst_session_run_target(a.s, a.train, &st), 0);
+    pst_saver *sv = pst_saver_new(a.g, NULL, &st);
+    char path[512], prefix[4096];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    ck_assert_msg(pst_saver_save(sv, a.s, path, 3, prefix, sizeof prefix, &st) == 0, "%s", st.msg);
+    char meta[4200];
+    snprintf(meta, sizeof meta, "%s.meta", prefix);
+    ck_assert_int_eq(access(meta, F_OK), 0);
+    small b = build_small(9);
+    pst_saver *sv2 = pst_saver_new(b.g, NULL, &st);
+    ck_assert_msg(pst_saver_restore(sv2, b.s, prefix, &st) == 0, "%s", st.msg);
+    pst_tensor *x = value(&a, a.w), *y = value(&b, b.w);
+    ck_assert(memcmp(x->data, y->data, x->nbytes) == 0);
+    pst_tensor *gs = value(&b, b.step);
+    ck_assert_int_eq(pst_tensor_i64(gs)[0], 3);
+    /* Adam's slots came back too: one more step gives the same result on both. */
+    ck_assert_int_eq(pst_session_run_target(a.s, a.train, &st), 0);
+    ck_assert_int_eq(pst_session_run_target(b.s, b.train, &st), 0);
+    pst_tensor *x2 = value(&a, a.w), *y2 = value(&b, b.w);
+    ck_assert(memcmp(x2->data, y2->data, x2->nbytes) == 0);
+    pst_tensor_unref(x);
+    pst_tensor_unref(y);
+    pst_tensor_unref(x2);
+    pst_tensor_unref(y2);
+    pst_tensor_unref(gs);
+    pst_saver_free(sv);
+    pst_saver_free(sv2);
+    free_small(&a);
+    free_small(&b);
+}
+END_TEST
+
+START_TEST(test_max_to_keep_and_recovery_after_restart) {
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    pst_saver_opts o = {.max_to_keep = 2, .write_meta = 0};
+    pst_saver *sv = pst_saver_new(a.g, &o, &st);
+    char path[512], p[4096];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    for (int step = 1; step <= 3; step++) ck_assert_int_eq(pst_saver_save(sv, a.s, path, step, p, sizeof p, &st), 0);
+    char f1[600];
+    snprintf(f1, sizeof f1, "%s-1.index", path);
+    ck_assert_int_ne(access(f1, F_OK), 0); /* deleted */
+    char **list;
+    ck_assert_int_eq(pst_checkpoint_list(dir, &list, &st), 2);
+    ck_assert_ptr_nonnull(strstr(list[0], "model.ckpt-2"));
+    ck_assert_ptr_nonnull(strstr(list[1], "model.ckpt-3"));
+    for (int i = 0; i < 2; i++) free(list[i]);
+    free(list);
+    pst_saver_free(sv);
+    /* A new saver (a restarted process) picks up the list and keeps deleting the oldest. */
+    sv = pst_saver_new(a.g, &o, &st);
+    ck_assert_int_eq(pst_saver_save(sv, a.s, path, 4, p, sizeof p, &st), 0);
+    snprintf(f1, sizeof f1, "%s-2.index", path);
+    ck_assert_int_ne(access(f1, F_OK), 0);
+    char latest[4096];
+    ck_assert_int_eq(pst_latest_checkpoint(dir, 0, latest, sizeof latest, NULL, 0, &st), 0);
+    ck_assert_ptr_nonnull(strstr(latest, "model.ckpt-4"));
+    pst_saver_free(sv);
+    free_small(&a);
+}
+END_TEST
+
+START_TEST(test_partial_and_renamed_restore) {
+    mkdir_tmp();
+    small a = build_small(7);
+    pst_status st = {0};
+    /* Save only the kernel, under another name. */
+    const char *names[] = {"vgg16/dense/kernel"};
+    pst_saver_opts o = {.n_vars = 1, .vars = &a.w, .names = names, .write_meta = 0};
+    pst_saver *sv = pst_saver_new(a.g, &o, &st);
+    char path[512], p[4096];
+    snprintf(path, sizeof path, "%s/renamed", dir);
+    ck_assert_int_eq(pst_saver_save(sv, a.s, path, -1, p, sizeof p, &st), 0);
+    small b = build_small(0);
+    pst_saver *sv2 = pst_saver_new(b.g, &o, &st);
+    o.vars = &b.w;
+    pst_saver_free(sv2);
+    sv2 = pst_saver_new(b.g, &o, &st);
+    ck_assert_msg(pst_saver_restore(sv2, b.s, p, &st) == 0, "%s", st.msg);
+    pst_tensor *k = value(&b, b.w), *bias = value(&b, b.b);
+    ck_assert_float_eq(pst_tensor_f32(k)[0], 7.0f);
+    ck_assert_float_eq(pst_tensor_f32(bias)[0], 0.5f); /* untouched */
+    pst_tensor_unref(k);
+    pst_tensor_unref(bias);
+    /* Restoring everything from it names every missing variable. */
+    pst_saver *all = pst_saver_new(b.g, NULL, &st);
+    ck_assert_int_eq(pst_saver_restore(all, b.s, p, &st), PST_E_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(st.msg, "dense/kernel (missing)"));
+    ck_assert_ptr_nonnull(strstr(st.msg, "dense/bias (missing)"));
+    ck_assert_ptr_nonnull(strstr(st.msg, "global_step (missing)"));
+    pst_saver_free(all);
+    pst_saver_free(sv);
+    pst_saver_free(sv2);
+    free_small(&a);
+    free_small(&b);
+}
+END_TEST
+
+START_TEST(test_shape_mismatch_reported) {
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    pst_saver *sv = pst_saver_new(a.g, &(pst_saver_opts){.write_meta = 0}, &st);
+    char path[512], p[4096];
+    snprintf(path, sizeof path, "%s/m", dir);
+    ck_assert_int_eq(pst_saver_save(sv, a.s, path, 1, p, sizeof p, &st), 0);
+    pst_graph *g = pst_graph_new();
+    pst_output w = pst_variable(g, "dense/kernel", pst_const_f32_tensor(g, pst_shape_2d(3, 2), (float[]){1, 2, 3, 4, 5, 6}, NULL), 1);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_saver *sv2 = pst_saver_new(g, &(pst_saver_opts){.n_vars = 1, .vars = &w}, &st);
+    ck_assert_int_eq(pst_saver_restore(sv2, s, p, &st), PST_E_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(st.msg, "dense/kernel (checkpoint float [2,3], variable float [3,2])"));
+    pst_saver_free(sv);
+    pst_saver_free(sv2);
+    pst_session_free(s);
+    pst_graph_free(g);
+    free_small(&a);
+}
+END_TEST
+
+static void corrupt(const char *path, long off) {
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, off, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, off, SEEK_SET);
+    fputc(c ^ 1, f);
+    fclose(f);
+}
+
+START_TEST(test_corrupt_newest_falls_back) {
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    pst_saver *sv = pst_saver_new(a.g, &(pst_saver_opts){.write_meta = 0}, &st);
+    char path[512], p[4096], f[4200];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    ck_assert_int_eq(pst_saver_save(sv, a.s, path, 10, p, sizeof p, &st), 0);
+    ck_assert_int_eq(pst_saver_save(sv, a.s, path, 20, p, sizeof p, &st), 0);
+    const char *files[3] = {".data-00000-of-00001", ".index", ""};
+    for (int k = 0; k < 2; k++) {
+        /* corrupt, then restore a good copy by saving again */
+        snprintf(f, sizeof f, "%s-20%s", path, files[k]);
+        if (k == 0) corrupt(f, 3);
+        else ck_assert_int_eq(truncate(f, 40), 0);
+        char latest[4096], warn[2048];
+        ck_assert_int_eq(pst_latest_checkpoint(dir, 0, latest, sizeof latest, warn, sizeof warn, &st), 0);
+        ck_assert_ptr_nonnull(strstr(latest, "model.ckpt-10"));
+        ck_assert_ptr_nonnull(strstr(warn, "model.ckpt-20"));
+        ck_assert_ptr_nonnull(strstr(warn, files[k]));
+        ck_assert_int_eq(pst_saver_save(sv, a.s, path, 20, p, sizeof p, &st), 0);
+    }
+    /* An unreadable state file is an error unless the caller asks to start fresh. */
+    snprintf(f, sizeof f, "%s/checkpoint", dir);
+    FILE *sf = fopen(f, "w");
+    fputs("this is not a state file\n", sf);
+    fclose(sf);
+    char latest[4096], warn[1024];
+    pst_status_clear(&st);
+    ck_assert_int_eq(pst_latest_checkpoint(dir, 0, latest, sizeof latest, warn, sizeof warn, &st), PST_E_DATA_LOSS);
+    ck_assert_ptr_nonnull(strstr(st.msg, "checkpoint: line 1"));
+    ck_assert_int_eq(pst_latest_checkpoint(dir, 1, latest, sizeof latest, warn, sizeof warn, &st), 1);
+    pst_saver_free(sv);
+    free_small(&a);
+}
+END_TEST
+
+START_TEST(test_killed_saves_leave_a_restorable_checkpoint) {
+    mkdir_tmp();
+    srand(12345);
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    for (int round = 0; round < 50; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* The child saves a model with a larger tensor over and over. */
+            pst_graph *g = pst_graph_new();
+            pst_tensor *big = pst_tensor_new_zeros(PST_FLOAT, pst_shape_1d(1 << 18), NULL);
+            pst_variable(g, "big", pst_const(g, big, NULL), 1);
+            pst_status st = {0};
+            pst_session *s = pst_session_new(g, NULL, &st);
+            pst_session_run_target(s, pst_global_variables_initializer(g), &st);
+            pst_saver *sv = pst_saver_new(g, &(pst_saver_opts){.max_to_keep = 3, .write_meta = 1}, &st);
+            for (int step = round * 1000;; step++) pst_saver_save(sv, s, path, step, NULL, 0, &st);
+        }
+        usleep((useconds_t)(rand() % 40000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char latest[4096], warn[2048];
+        pst_status st = {0};
+        int rc = pst_latest_checkpoint(dir, 0, latest, sizeof latest, warn, sizeof warn, &st);
+        ck_assert_msg(rc >= 0, "round %d: %s", round, st.msg);
+        if (rc == 0) {
+            ck_assert_msg(warn[0] == '\0', "round %d: the newest listed checkpoint was bad: %s", round, warn);
+            pst_bundle_reader *r = pst_bundle_reader_open(latest, &st);
+            ck_assert_msg(r && pst_bundle_verify(r, &st) == 0, "round %d: %s", round, st.msg);
+            pst_bundle_reader_free(r);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_ckpt_cli) {
+    const char *bin = getenv("PST_BINARY_DIR"), *src = getenv("PST_SOURCE_DIR");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain ckpt show %s/../shared/testdata/tf/serving_half_plus_two_cpu/variables/variables --values",
+             bin ? bin : "build", src ? src : ".");
+    FILE *p = popen(cmd, "r");
+    char out[8192] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    const char *expect[][2] = {{"  a ", "values: 0.5"}, {"  a2 ", "values: 0.5"}, {"  b ", "values: 2"},
+                               {"  c ", "values: 3"},   {"  c2 ", "values: 3"}};
+    for (int i = 0; i < 5; i++) {
+        char *line = strstr(out, expect[i][0]);
+        ck_assert_msg(line != NULL, "no %s in:\n%s", expect[i][0], out);
+        ck_assert_msg(strncmp(strstr(line, "values:"), expect[i][1], strlen(expect[i][1])) == 0, "%s", line);
+    }
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    pst_saver *sv = pst_saver_new(a.g, NULL, &st);
+    char path[512], prefix[4096];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    pst_saver_save(sv, a.s, path, 5, prefix, sizeof prefix, &st);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain ckpt verify %s >/dev/null 2>&1", bin ? bin : "build", prefix);
+    ck_assert_int_eq(system(cmd), 0);
+    char data[4200];
+    snprintf(data, sizeof data, "%s.data-00000-of-00001", prefix);
+    corrupt(data, 5);
+    ck_assert_int_ne(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain ckpt ls %s", bin ? bin : "build", dir);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    ck_assert_ptr_nonnull(strstr(out, "step 5"));
+    pst_saver_free(sv);
+    free_small(&a);
+}
+END_TEST
+
+START_TEST(test_train_on_from_imported_meta_graph) {
+    /* (1) export a trained model's meta graph and checkpoint; (2) import into an empty graph,
+     * restore and keep training through the train_op collection, without the model code. */
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    pst_graph_add_to_collection(a.g, "hparams", pst_const_f32(a.g, 0.01f, "learning_rate"));
+    pst_session_run_target(a.s, a.train, &st);
+    pst_saver *sv = pst_saver_new(a.g, NULL, &st);
+    char path[512], prefix[4096], meta[4200];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    ck_assert_int_eq(pst_saver_save(sv, a.s, path, 1, prefix, sizeof prefix, &st), 0);
+    snprintf(meta, sizeof meta, "%s.meta", prefix);
+    pst_graph *g = pst_graph_new();
+    ck_assert_msg(pst_meta_graph_read(g, meta, NULL, &st) == 0, "%s", st.msg);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_saver *sv2 = pst_saver_new(g, NULL, &st);
+    ck_assert_msg(pst_saver_restore(sv2, s, prefix, &st) == 0, "%s", st.msg);
+    int n;
+    const pst_output *train = pst_graph_collection(g, PST_TRAIN_OP, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(pst_session_run_target(s, train[0].node, &st), 0);
+    ck_assert_int_eq(pst_session_run_target(a.s, a.train, &st), 0);
+    pst_tensor *x = value(&a, a.w), *y = pst_session_run1(s, pst_graph_output_by_name(g, "dense/kernel/read"), &st);
+    ck_assert(memcmp(x->data, y->data, x->nbytes) == 0);
+    /* (3) hyperparameters come back from the hparams collection. */
+    const pst_output *hp = pst_graph_collection(g, "hparams", &n);
+    ck_assert_int_eq(n, 1);
+    pst_tensor *lr = pst_session_run1(s, hp[0], &st);
+    ck_assert_float_eq_tol(pst_tensor_f32(lr)[0], 0.01f, 1e-7);
+    pst_tensor_unref(lr);
+    pst_tensor_unref(x);
+    pst_tensor_unref(y);
+    pst_saver_free(sv);
+    pst_saver_free(sv2);
+    pst_session_free(s);
+    pst_graph_free(g);
+    free_small(&a);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("saver");
+    TCase *tc = tcase_create("saver");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_save_restore_round_trip);
+    tcase_add_test(tc, test_max_to_keep_and_recovery_after_restart);
+    tcase_add_test(tc, test_partial_and_renamed_restore);
+    tcase_add_test(tc, test_shape_mismatch_reported);
+    tcase_add_test(tc, test_corrupt_newest_falls_back);
+    tcase_add_test(tc, test_killed_saves_leave_a_restorable_checkpoint);
+    tcase_add_test(tc, test_ckpt_cli);
+    tcase_add_test(tc, test_train_on_from_imported_meta_graph);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
