@@ -67,8 +67,8 @@ out:
     return rc;
 }
 
-int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **images,
-                           pst_tensor **labels, pst_status *st) {
+static int load(const char *dir, const char *which, int as_float, pst_tensor **images,
+                pst_tensor **labels, pst_status *st) {
     char ip[4096], lp[4096];
     const char *base = dir ? dir : PST_FASHION_MNIST_DIR;
     const char *w = strcmp(which, "test") == 0 ? "t10k" : which;
@@ -88,7 +88,8 @@ int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **imag
         goto fail;
     }
     int64_t n = ri->shape.dims[0];
-    pst_tensor *im = pst_tensor_new(PST_FLOAT, pst_shape_4d(n, ri->shape.dims[1], ri->shape.dims[2], 1), st);
+    pst_shape is = pst_shape_4d(n, ri->shape.dims[1], ri->shape.dims[2], 1);
+    pst_tensor *im = as_float ? pst_tensor_new(PST_FLOAT, is, st) : pst_tensor_reshape_view(ri, is, st);
     pst_tensor *lb = pst_tensor_new(PST_INT64, pst_shape_1d(n), st);
     if (im == NULL || lb == NULL) {
         pst_tensor_unref(im);
@@ -96,9 +97,11 @@ int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **imag
         rc = PST_E_EXHAUSTED;
         goto fail;
     }
-    const uint8_t *src = pst_tensor_u8(ri);
-    float *dst = pst_tensor_f32(im);
-    for (int64_t i = 0; i < ri->n; i++) dst[i] = (float)src[i] * (1.0f / 255.0f);
+    if (as_float) {
+        const uint8_t *src = pst_tensor_u8(ri);
+        float *dst = pst_tensor_f32(im);
+        for (int64_t i = 0; i < ri->n; i++) dst[i] = (float)src[i] * (1.0f / 255.0f);
+    }
     for (int64_t i = 0; i < n; i++) pst_tensor_i64(lb)[i] = pst_tensor_u8(rl)[i];
     *images = im;
     *labels = lb;
@@ -106,4 +109,14 @@ fail:
     pst_tensor_unref(ri);
     pst_tensor_unref(rl);
     return rc;
+}
+
+int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **images,
+                           pst_tensor **labels, pst_status *st) {
+    return load(dir, which, 1, images, labels, st);
+}
+
+int pst_fashion_mnist_load_raw(const char *dir, const char *which, pst_tensor **images,
+                               pst_tensor **labels, pst_status *st) {
+    return load(dir, which, 0, images, labels, st);
 }

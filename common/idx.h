@@ -21,4 +21,9 @@ int pst_idx_read(const char *path, pst_tensor **out, pst_status *st);
 int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **images,
                            pst_tensor **labels, pst_status *st);
 
+/* The same with the images kept as uint8 [N, 28, 28, 1] (a quarter of the memory); scale them
+ * by 1/255 in the graph. */
+int pst_fashion_mnist_load_raw(const char *dir, const char *which, pst_tensor **images,
+                               pst_tensor **labels, pst_status *st);
+
 #endif

@@ -83,22 +83,30 @@ static int matmul_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
-static int matmul_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    int ta = pst_node_attr_b(n, "transpose_a", 0), tb = pst_node_attr_b(n, "transpose_b", 0);
-    pst_output a = n->inputs[0], b = n->inputs[1], d = dy[0];
+typedef pst_output (*mm_builder)(pst_graph *g, pst_output a, pst_output b, int ta, int tb,
+                                 const char *name);
+
+/* Gradients of y = op(a)·op(b) for each transposition (MatMul and BatchMatMul alike). */
+static void product_grad(pst_graph *g, mm_builder mm, pst_output a, pst_output b, pst_output d,
+                         int ta, int tb, pst_output *dx) {
     if (!ta && !tb) {
-        dx[0] = pst_matmul(g, d, b, 0, 1, NULL);
-        dx[1] = pst_matmul(g, a, d, 1, 0, NULL);
+        dx[0] = mm(g, d, b, 0, 1, NULL);
+        dx[1] = mm(g, a, d, 1, 0, NULL);
     } else if (!ta && tb) {
-        dx[0] = pst_matmul(g, d, b, 0, 0, NULL);
-        dx[1] = pst_matmul(g, d, a, 1, 0, NULL);
+        dx[0] = mm(g, d, b, 0, 0, NULL);
+        dx[1] = mm(g, d, a, 1, 0, NULL);
     } else if (ta && !tb) {
-        dx[0] = pst_matmul(g, b, d, 0, 1, NULL);
-        dx[1] = pst_matmul(g, a, d, 0, 0, NULL);
+        dx[0] = mm(g, b, d, 0, 1, NULL);
+        dx[1] = mm(g, a, d, 0, 0, NULL);
     } else {
-        dx[0] = pst_matmul(g, b, d, 1, 1, NULL);
-        dx[1] = pst_matmul(g, d, a, 1, 1, NULL);
+        dx[0] = mm(g, b, d, 1, 1, NULL);
+        dx[1] = mm(g, d, a, 1, 1, NULL);
     }
+}
+
+static int matmul_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    product_grad(g, pst_matmul, n->inputs[0], n->inputs[1], dy[0],
+                 pst_node_attr_b(n, "transpose_a", 0), pst_node_attr_b(n, "transpose_b", 0), dx);
     return 0;
 }
 
@@ -182,21 +190,8 @@ static int bmm_kernel(pst_kernel_ctx *c) {
 }
 
 static int bmm_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    int ax = pst_node_attr_b(n, "adj_x", 0), ay = pst_node_attr_b(n, "adj_y", 0);
-    pst_output a = n->inputs[0], b = n->inputs[1], d = dy[0];
-    if (!ax && !ay) {
-        dx[0] = pst_batch_matmul(g, d, b, 0, 1, NULL);
-        dx[1] = pst_batch_matmul(g, a, d, 1, 0, NULL);
-    } else if (!ax && ay) {
-        dx[0] = pst_batch_matmul(g, d, b, 0, 0, NULL);
-        dx[1] = pst_batch_matmul(g, d, a, 1, 0, NULL);
-    } else if (ax && !ay) {
-        dx[0] = pst_batch_matmul(g, b, d, 0, 1, NULL);
-        dx[1] = pst_batch_matmul(g, a, d, 0, 0, NULL);
-    } else {
-        dx[0] = pst_batch_matmul(g, b, d, 1, 1, NULL);
-        dx[1] = pst_batch_matmul(g, d, a, 1, 1, NULL);
-    }
+    product_grad(g, pst_batch_matmul, n->inputs[0], n->inputs[1], dy[0],
+                 pst_node_attr_b(n, "adj_x", 0), pst_node_attr_b(n, "adj_y", 0), dx);
     return 0;
 }
 

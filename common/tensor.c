@@ -128,7 +128,7 @@ const char *pst_shape_str(const pst_shape *s, char *buf, size_t len) {
 #define HDR 64
 #define CACHE_MIN ((size_t)64 << 10)
 #define CACHE_SLOTS 64
-#define CACHE_MAX_BYTES ((size_t)1 << 30)
+#define CACHE_MAX_BYTES ((size_t)256 << 20)
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static void *cache_ptr[CACHE_SLOTS];
