@@ -125,6 +125,7 @@ static void fwd_range(void *ctx, int64_t b, int64_t e) {
 
 void pst_conv2d_forward(const pst_conv_geom *g, const float *in, const float *filter, float *out) {
     int64_t K = g->kh * g->kw * g->c, M = g->n * g->oh * g->ow;
+
     if (is_pointwise(g)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)g->oc, (int)K, 1.0f,
                     in, (int)K, filter, (int)g->oc, 0.0f, out, (int)g->oc);
@@ -195,6 +196,24 @@ void pst_conv2d_backprop_input(const pst_conv_geom *g, const float *filter, cons
     if (is_pointwise(g)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)K, (int)g->oc, 1.0f, dy,
                     (int)g->oc, filter, (int)g->oc, 0.0f, din, (int)K);
+        return;
+    }
+    if (g->sh == 1 && g->sw == 1) {
+        /* With stride 1 the input gradient is a convolution of dy with the filter flipped and
+         * its channels swapped, padded by k - 1 - pad: no col2im scatter. */
+        float *flip = malloc((size_t)(g->kh * g->kw * g->c * g->oc) * sizeof(float));
+        PST_ASSERT(flip != NULL);
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t q = 0; q < g->kw; q++)
+                for (int64_t c = 0; c < g->c; c++)
+                    for (int64_t o = 0; o < g->oc; o++)
+                        flip[((i * g->kw + q) * g->oc + o) * g->c + c] =
+                            filter[(((g->kh - 1 - i) * g->kw + (g->kw - 1 - q)) * g->c + c) * g->oc + o];
+        pst_conv_geom t = {.n = g->n, .h = g->oh, .w = g->ow, .c = g->oc, .kh = g->kh, .kw = g->kw,
+                           .oc = g->c, .sh = 1, .sw = 1, .oh = g->h, .ow = g->w,
+                           .pad_top = g->kh - 1 - g->pad_top, .pad_left = g->kw - 1 - g->pad_left};
+        pst_conv2d_forward(&t, dy, flip, din);
+        free(flip);
         return;
     }
     conv_job j = {.g = g, .filter = filter, .dy = dy, .out = din};

@@ -225,6 +225,8 @@ static const grad_case f32_cases[] = {
     {"Conv2D VALID stride 2", 2, {S4(2, 7, 6, 2), S4(3, 2, 2, 3)}, -1, 1, c_valid2},
     {"Conv2D SAME strides 2x1, 5x3 kernel", 2, {S4(1, 6, 5, 2), S4(5, 3, 2, 2)}, -1, 1, c_same2_rect},
     {"Conv2D 1x1", 2, {S4(2, 3, 3, 4), S4(1, 1, 4, 2)}, -1, 1, c_pointwise},
+    {"Conv2D one input channel SAME", 2, {S4(2, 5, 4, 1), S4(3, 3, 1, 3)}, -1, 1, c_same1},
+    {"Conv2D one input channel VALID stride 2", 2, {S4(1, 7, 6, 1), S4(3, 2, 1, 2)}, -1, 1, c_valid2},
     {"MaxPool SAME", 1, {S4(2, 5, 5, 3)}, -1, 1, p_max_same},
     {"MaxPool VALID 3x2 strides 1x2", 1, {S4(1, 6, 6, 2)}, -1, 1, p_max_valid3},
     {"AvgPool SAME 3x3 stride 2", 1, {S4(2, 5, 5, 3)}, -1, 1, p_avg_same},
