@@ -123,8 +123,76 @@ static void fwd_range(void *ctx, int64_t b, int64_t e) {
     free(col);
 }
 
+/* Single-channel inputs (the first layer on grayscale images): im2col would build a skinny
+ * K = kh*kw matrix that sgemm handles poorly, so direct loops run instead, with the output
+ * channel count a compile-time constant so the channel loop vectorizes. */
+#define C1_KERNELS(OC)                                                                            \
+    static void c1_fwd_##OC(void *ctx, int64_t b, int64_t e) {                                    \
+        conv_job *j = ctx;                                                                        \
+        const pst_conv_geom *g = j->g;                                                            \
+        for (int64_t n = b; n < e; n++)                                                           \
+            for (int64_t oh = 0; oh < g->oh; oh++)                                                \
+                for (int64_t ow = 0; ow < g->ow; ow++) {                                          \
+                    float acc[OC] = {0};                                                          \
+                    for (int64_t i = 0; i < g->kh; i++) {                                         \
+                        int64_t ih = oh * g->sh - g->pad_top + i;                                 \
+                        if (ih < 0 || ih >= g->h) continue;                                       \
+                        for (int64_t q = 0; q < g->kw; q++) {                                     \
+                            int64_t iw = ow * g->sw - g->pad_left + q;                            \
+                            if (iw < 0 || iw >= g->w) continue;                                   \
+                            float x = j->in[(n * g->h + ih) * g->w + iw];                         \
+                            const float *wr = j->filter + (i * g->kw + q) * OC;                   \
+                            for (int k = 0; k < OC; k++) acc[k] += x * wr[k];                     \
+                        }                                                                         \
+                    }                                                                             \
+                    memcpy(j->out + ((n * g->oh + oh) * g->ow + ow) * OC, acc, sizeof acc);       \
+                }                                                                                 \
+    }                                                                                             \
+    static void c1_bf_##OC(void *ctx, int64_t b, int64_t e) {                                     \
+        conv_job *j = ctx;                                                                        \
+        const pst_conv_geom *g = j->g;                                                            \
+        float *acc = j->partials + (int64_t)atomic_fetch_add(&j->next_partial, 1) * g->kh * g->kw * OC; \
+        for (int64_t n = b; n < e; n++)                                                           \
+            for (int64_t oh = 0; oh < g->oh; oh++)                                                \
+                for (int64_t ow = 0; ow < g->ow; ow++) {                                          \
+                    float d[OC];                                                                  \
+                    memcpy(d, j->dy + ((n * g->oh + oh) * g->ow + ow) * OC, sizeof d);            \
+                    for (int64_t i = 0; i < g->kh; i++) {                                         \
+                        int64_t ih = oh * g->sh - g->pad_top + i;                                 \
+                        if (ih < 0 || ih >= g->h) continue;                                       \
+                        for (int64_t q = 0; q < g->kw; q++) {                                     \
+                            int64_t iw = ow * g->sw - g->pad_left + q;                            \
+                            if (iw < 0 || iw >= g->w) continue;                                   \
+                            float x = j->in[(n * g->h + ih) * g->w + iw];                         \
+                            float *wr = acc + (i * g->kw + q) * OC;                               \
+                            for (int k = 0; k < OC; k++) wr[k] += x * d[k];                       \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+    }
+C1_KERNELS(16)
+C1_KERNELS(32)
+C1_KERNELS(64)
+
+/* The direct kernels for this geometry, or NULL. */
+static pst_range_fn c1_kernel(const pst_conv_geom *g, int backprop_filter) {
+    if (g->c != 1) return NULL;
+    switch (g->oc) {
+    case 16: return backprop_filter ? c1_bf_16 : c1_fwd_16;
+    case 32: return backprop_filter ? c1_bf_32 : c1_fwd_32;
+    case 64: return backprop_filter ? c1_bf_64 : c1_fwd_64;
+    default: return NULL;
+    }
+}
+
 void pst_conv2d_forward(const pst_conv_geom *g, const float *in, const float *filter, float *out) {
     int64_t K = g->kh * g->kw * g->c, M = g->n * g->oh * g->ow;
+    pst_range_fn direct = c1_kernel(g, 0);
+    if (direct) {
+        conv_job j = {.g = g, .in = in, .filter = filter, .out = out};
+        pst_parallel_for(g->n, 1, direct, &j);
+        return;
+    }
 
     if (is_pointwise(g)) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)g->oc, (int)K, 1.0f,
@@ -165,7 +233,8 @@ void pst_conv2d_backprop_filter(const pst_conv_geom *g, const float *in, const f
     PST_ASSERT(j.partials != NULL);
     atomic_init(&j.next_partial, 0);
     int64_t grain = (g->n + t - 1) / t;
-    pst_parallel_for(g->n, grain > 0 ? grain : 1, bf_range, &j);
+    pst_range_fn direct = c1_kernel(g, 1);
+    pst_parallel_for(g->n, grain > 0 ? grain : 1, direct ? direct : bf_range, &j);
     int used = atomic_load(&j.next_partial);
     memcpy(dfilter, j.partials, (size_t)(K * g->oc) * sizeof(float));
     for (int p = 1; p < used; p++) {
