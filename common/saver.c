@@ -115,7 +115,7 @@ int pst_checkpoint_list(const char *dir, char ***paths, pst_status *st) {
     int rc = pst_read_file(path, &buf, &len, st);
     if (rc < 0) return rc;
     char *text = malloc(len + 1);
-    memcpy(text, buf, len);
+    if (len) memcpy(text, buf, len);
     text[len] = '\0';
     free(buf);
     char **list = NULL, *model = NULL;

@@ -148,7 +148,7 @@ int pst_sstable_add(pst_sstable_builder *b, const void *key, size_t klen, const 
                     size_t vlen) {
     if (b->has_last) {
         size_t m = klen < b->last_key.n ? klen : b->last_key.n;
-        int c = memcmp(b->last_key.p, key, m);
+        int c = m ? memcmp(b->last_key.p, key, m) : 0;
         if (c > 0 || (c == 0 && b->last_key.n >= klen)) return -1;
     }
     bb_add(&b->data, key, klen, val, vlen);
@@ -207,7 +207,7 @@ static int read_block(const uint8_t *buf, size_t len, uint64_t off, uint64_t siz
     if (type == 0) {
         *contents = malloc(size ? size : 1);
         PST_ASSERT(*contents != NULL);
-        memcpy(*contents, p, size);
+        if (size) memcpy(*contents, p, size);
         *clen = size;
         return 0;
     }
@@ -277,7 +277,7 @@ static int add_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
     if (t->n > 0) {
         const pst_sstable_entry *l = &t->entries[t->n - 1];
         size_t m = klen < l->klen ? klen : l->klen;
-        int cmp = memcmp(l->key, key, m);
+        int cmp = m ? memcmp(l->key, key, m) : 0;
         if (cmp > 0 || (cmp == 0 && l->klen >= klen)) return -1;
     }
     if (t->n == c->cap) {
@@ -289,7 +289,7 @@ static int add_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
     e->key = malloc(klen + 1);
     e->val = malloc(vlen ? vlen : 1);
     PST_ASSERT(e->key && e->val);
-    memcpy(e->key, key, klen);
+    if (klen) memcpy(e->key, key, klen);
     e->key[klen] = '\0';
     e->klen = klen;
     if (vlen) memcpy(e->val, val, vlen);
@@ -372,7 +372,7 @@ const pst_sstable_entry *pst_sstable_find(const pst_sstable *t, const void *key,
         int mid = (lo + hi) / 2;
         const pst_sstable_entry *e = &t->entries[mid];
         size_t m = klen < e->klen ? klen : e->klen;
-        int c = memcmp(e->key, key, m);
+        int c = m ? memcmp(e->key, key, m) : 0;
         if (c == 0) c = (e->klen > klen) - (e->klen < klen);
         if (c == 0) return e;
         if (c < 0)
