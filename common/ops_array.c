@@ -593,25 +593,38 @@ static int strided_slice_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+/* Copies between x (shape xs) and the slice described by sp: gather (x -> slice) or
+ * scatter (slice -> x, which the caller zeroed). */
+static void ss_copy(const pst_shape *xs, const ss_spec *sp, void *x, void *slice, size_t es,
+                    int scatter) {
+    int64_t is[PST_MAX_RANK], ds[PST_MAX_RANK], ss[PST_MAX_RANK], off = 0;
+    pst_shape_strides(xs, is);
+    pst_shape full = pst_shape_make(sp->rank, sp->len);
+    pst_shape_strides(&full, ds);
+    for (int d = 0; d < sp->rank; d++) {
+        off += sp->begin[d] * is[d];
+        ss[d] = is[d] * sp->stride[d];
+    }
+    char *xo = (char *)x + off * (int64_t)es;
+    if (scatter)
+        pst_strided_copy(xo, ss, slice, ds, sp->len, sp->rank, es);
+    else
+        pst_strided_copy(slice, ds, xo, ss, sp->len, sp->rank, es);
+}
+
+static int ss_spec_of(pst_kernel_ctx *c, const pst_shape *xs, int first, ss_spec *sp) {
+    return ss_compute(xs, c->inputs[first], c->inputs[first + 1], c->inputs[first + 2],
+                      pst_kctx_attr_i(c, "begin_mask", 0), pst_kctx_attr_i(c, "end_mask", 0),
+                      pst_kctx_attr_i(c, "shrink_axis_mask", 0), sp, c->status);
+}
+
 static int strided_slice_kernel(pst_kernel_ctx *c) {
     const pst_tensor *x = c->inputs[0];
     ss_spec sp;
-    if (ss_compute(&x->shape, c->inputs[1], c->inputs[2], c->inputs[3],
-                   pst_kctx_attr_i(c, "begin_mask", 0), pst_kctx_attr_i(c, "end_mask", 0),
-                   pst_kctx_attr_i(c, "shrink_axis_mask", 0), &sp, c->status) < 0)
-        return c->status->code;
+    if (ss_spec_of(c, &x->shape, 1, &sp) < 0) return c->status->code;
     pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, sp.out);
     if (o == NULL) return c->status->code;
-    int64_t is[PST_MAX_RANK], ds[PST_MAX_RANK], ss[PST_MAX_RANK], off = 0;
-    pst_shape_strides(&x->shape, is);
-    pst_shape full = pst_shape_make(sp.rank, sp.len);
-    pst_shape_strides(&full, ds);
-    for (int d = 0; d < sp.rank; d++) {
-        off += sp.begin[d] * is[d];
-        ss[d] = is[d] * sp.stride[d];
-    }
-    size_t es = pst_dtype_size(x->dtype);
-    pst_strided_copy(o->data, ds, (const char *)x->data + off * (int64_t)es, ss, sp.len, sp.rank, es);
+    ss_copy(&x->shape, &sp, x->data, o->data, pst_dtype_size(x->dtype), 0);
     return 0;
 }
 
@@ -1083,23 +1096,11 @@ static const pst_op_def array_ops[] = {
 static int ss_grad_kernel(pst_kernel_ctx *c) {
     const pst_tensor *dy = c->inputs[0], *x = c->inputs[1];
     ss_spec sp;
-    if (ss_compute(&x->shape, c->inputs[2], c->inputs[3], c->inputs[4],
-                   pst_kctx_attr_i(c, "begin_mask", 0), pst_kctx_attr_i(c, "end_mask", 0),
-                   pst_kctx_attr_i(c, "shrink_axis_mask", 0), &sp, c->status) < 0)
-        return c->status->code;
+    if (ss_spec_of(c, &x->shape, 2, &sp) < 0) return c->status->code;
     pst_tensor *o = pst_kctx_alloc_output(c, 0, dy->dtype, x->shape);
     if (o == NULL) return c->status->code;
     memset(o->data, 0, o->nbytes);
-    int64_t is[PST_MAX_RANK], ds[PST_MAX_RANK], os[PST_MAX_RANK], off = 0;
-    pst_shape_strides(&x->shape, is);
-    pst_shape full = pst_shape_make(sp.rank, sp.len);
-    pst_shape_strides(&full, ds);
-    for (int d = 0; d < sp.rank; d++) {
-        off += sp.begin[d] * is[d];
-        os[d] = is[d] * sp.stride[d];
-    }
-    size_t es = pst_dtype_size(dy->dtype);
-    pst_strided_copy((char *)o->data + off * (int64_t)es, os, dy->data, ds, sp.len, sp.rank, es);
+    ss_copy(&x->shape, &sp, o->data, dy->data, pst_dtype_size(dy->dtype), 1);
     return 0;
 }
 
