@@ -120,13 +120,14 @@ const char *pst_shape_str(const pst_shape *s, char *buf, size_t len) {
 }
 
 /*
- * Tensor buffers: 64-byte aligned, with the block size kept in a 64-byte header. Large blocks
- * (>= 64 KiB) are recycled through a small cache instead of going back to the kernel: a
- * training step frees and reallocates the same activation sizes every step, and fresh pages
- * would each cost a page fault.
+ * Tensor buffers: 64-byte aligned (4096 for buffers of 1 MiB and more, so checkpoints can write
+ * them with O_DIRECT), with the block size kept in a header in front. Large blocks (>= 64 KiB)
+ * are recycled through a small cache instead of going back to the kernel: a training step
+ * frees and reallocates the same activation sizes every step, and fresh pages would each cost
+ * a page fault.
  */
-#define HDR 64
 #define CACHE_MIN ((size_t)64 << 10)
+#define PAGE_ALIGN_MIN ((size_t)1 << 20)
 #define CACHE_SLOTS 64
 #define CACHE_MAX_BYTES ((size_t)256 << 20)
 
@@ -135,14 +136,20 @@ static void *cache_ptr[CACHE_SLOTS];
 static size_t cache_size[CACHE_SLOTS];
 static size_t cache_bytes;
 
+/* Header before the data: [block size][...][header size] with the header size right before
+ * the data pointer. */
+static size_t header_for(size_t n) { return n >= PAGE_ALIGN_MIN ? 4096 : 64; }
+
 void *pst_aligned_alloc(size_t nbytes) {
     size_t n = (nbytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
+    size_t hdr = header_for(n);
     if (n >= CACHE_MIN) {
         pthread_mutex_lock(&cache_mu);
         int best = -1;
         for (int i = 0; i < CACHE_SLOTS; i++)
             if (cache_ptr[i] && cache_size[i] >= n && cache_size[i] <= n + n / 4 &&
+                header_for(cache_size[i]) == hdr &&
                 (best < 0 || cache_size[i] < cache_size[best]))
                 best = i;
         if (best >= 0) {
@@ -150,19 +157,21 @@ void *pst_aligned_alloc(size_t nbytes) {
             cache_ptr[best] = NULL;
             cache_bytes -= cache_size[best];
             pthread_mutex_unlock(&cache_mu);
-            return raw + HDR;
+            return raw + hdr;
         }
         pthread_mutex_unlock(&cache_mu);
     }
-    char *raw = aligned_alloc(64, n + HDR);
+    char *raw = aligned_alloc(hdr, n + hdr);
     if (raw == NULL) return NULL;
     *(size_t *)raw = n;
-    return raw + HDR;
+    ((size_t *)(raw + hdr))[-1] = hdr;
+    return raw + hdr;
 }
 
 void pst_aligned_free(void *p) {
     if (p == NULL) return;
-    char *raw = (char *)p - HDR;
+    size_t hdr = ((size_t *)p)[-1];
+    char *raw = (char *)p - hdr;
     size_t n = *(size_t *)raw;
     if (n >= CACHE_MIN) {
         pthread_mutex_lock(&cache_mu);
