@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "kernels_ew.h"
 #include "metagraph.h"
 #include "sstable.h"
 #include "strmap.h"
@@ -58,12 +59,19 @@ int pst_write_file_atomic(const char *path, const void *buf, size_t len, pst_sta
 
 /* ---- Writer ----------------------------------------------------------------------------- */
 
+typedef struct wslice {
+    int64_t start[PST_MAX_RANK], len[PST_MAX_RANK];
+} wslice;
+
 typedef struct wentry {
-    char *name;
+    char *name; /* key bytes (slice keys contain NULs) */
     pst_dtype dtype;
     pst_shape shape;
     int64_t offset, size;
     uint32_t crc;
+    size_t klen;
+    int n_slices; /* a partitioned variable's full-name entry */
+    wslice *slices;
 } wentry;
 
 struct pst_bundle_writer {
@@ -150,17 +158,120 @@ int pst_bundle_writer_add(pst_bundle_writer *w, const char *name, const pst_tens
     }
     wentry *e = &w->e[w->n++];
     *e = (wentry){strdup(name), t->dtype, t->shape, at, (int64_t)t->nbytes,
-                  pst_crc32c(0, t->data, t->nbytes)};
-    pst_strmap_put(w->names, name, e);
+                  pst_crc32c(0, t->data, t->nbytes), strlen(name), 0, NULL};
+    pst_strmap_put(w->names, name, (void *)(intptr_t)w->n);
+    return 0;
+}
+
+/* ---- Slice keys (FORMATS.md): NumIncreasing(0), String(name), NumIncreasing(rank), then per
+ * dimension SignedNumIncreasing(start), SignedNumIncreasing(length). */
+
+static size_t num_increasing(uint64_t v, uint8_t *out) {
+    uint8_t be[8];
+    int n = 0;
+    while (v) {
+        be[n++] = (uint8_t)v;
+        v >>= 8;
+    }
+    out[0] = (uint8_t)n;
+    for (int i = 0; i < n; i++) out[1 + i] = be[n - 1 - i];
+    return (size_t)n + 1;
+}
+
+static size_t signed_num_increasing(int64_t v, uint8_t *out) {
+    uint64_t x = v < 0 ? ~(uint64_t)v : (uint64_t)v;
+    if (x < 64) {
+        out[0] = (uint8_t)(0x80 ^ (uint8_t)v);
+        return 1;
+    }
+    int bits = 64 - __builtin_clzll(x); /* x >= 64 */
+    int len = 2;
+    while (len < 10 && bits > 7 * len - 1) len++;
+    uint8_t buf[10];
+    uint8_t sign = v < 0 ? 0xff : 0x00;
+    buf[0] = buf[1] = sign;
+    for (int i = 0; i < 8; i++) buf[2 + i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
+    static const uint8_t hdr[11][2] = {{0, 0},    {0x80, 0}, {0xc0, 0}, {0xe0, 0},
+                                       {0xf0, 0}, {0xf8, 0}, {0xfc, 0}, {0xfe, 0},
+                                       {0xff, 0}, {0xff, 0x80}, {0xff, 0xc0}};
+    uint8_t *b = buf + 10 - len;
+    b[0] ^= hdr[len][0];
+    b[1] ^= hdr[len][1];
+    memcpy(out, b, (size_t)len);
+    return (size_t)len;
+}
+
+size_t pst_bundle_slice_key(const char *name, int rank, const int64_t *start, const int64_t *len,
+                            uint8_t *out) {
+    size_t n = num_increasing(0, out);
+    for (const char *p = name; *p; p++) {
+        uint8_t c = (uint8_t)*p;
+        out[n++] = c;
+        if (c == 0xff) out[n++] = 0x00;
+    }
+    out[n++] = 0x00;
+    out[n++] = 0x01;
+    n += num_increasing((uint64_t)rank, out + n);
+    for (int d = 0; d < rank; d++) {
+        n += signed_num_increasing(start[d], out + n);
+        n += signed_num_increasing(len[d], out + n);
+    }
+    return n;
+}
+
+int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst_shape full_shape,
+                                const int64_t *start, const int64_t *len, const pst_tensor *t,
+                                pst_status *st) {
+    for (int d = 0; d < full_shape.rank; d++)
+        if (start[d] < 0 || len[d] != t->shape.dims[d] || start[d] + len[d] > full_shape.dims[d])
+            return pst_status_set(st, PST_E_INVALID, "slice of '%s' does not fit its full shape",
+                                  full_name);
+    int64_t at;
+    int rc = write_tensor(w, t, &at, st);
+    if (rc < 0) return rc;
+    uint8_t key[1400];
+    size_t klen = pst_bundle_slice_key(full_name, full_shape.rank, start, len, key);
+    intptr_t full = (intptr_t)pst_strmap_get(w->names, full_name);
+    if (w->n + 2 > w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 32;
+        w->e = realloc(w->e, (size_t)w->cap * sizeof *w->e);
+        PST_ASSERT(w->e != NULL);
+    }
+    char *kcopy = malloc(klen + 1);
+    memcpy(kcopy, key, klen);
+    kcopy[klen] = '\0';
+    w->e[w->n++] = (wentry){kcopy, t->dtype, t->shape, at, (int64_t)t->nbytes,
+                            pst_crc32c(0, t->data, t->nbytes), klen, 0, NULL};
+    if (full == 0) {
+        w->e[w->n++] = (wentry){strdup(full_name), t->dtype, full_shape, 0, 0, 0, strlen(full_name), 0, NULL};
+        full = w->n;
+        pst_strmap_put(w->names, full_name, (void *)full);
+    }
+    wentry *fe = &w->e[full - 1];
+    if (fe->dtype != t->dtype || !pst_shape_equal(&fe->shape, &full_shape))
+        return pst_status_set(st, PST_E_INVALID, "slices of '%s' disagree on dtype or full shape",
+                              full_name);
+    fe->slices = realloc(fe->slices, (size_t)(fe->n_slices + 1) * sizeof *fe->slices);
+    wslice *sl = &fe->slices[fe->n_slices++];
+    for (int d = 0; d < full_shape.rank; d++) {
+        sl->start[d] = start[d];
+        sl->len[d] = len[d];
+    }
     return 0;
 }
 
 static int cmp_wentry(const void *a, const void *b) {
-    return strcmp(((const wentry *)a)->name, ((const wentry *)b)->name);
+    const wentry *x = a, *y = b;
+    size_t m = x->klen < y->klen ? x->klen : y->klen;
+    int c = m ? memcmp(x->name, y->name, m) : 0;
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
 static void writer_free(pst_bundle_writer *w) {
-    for (int i = 0; i < w->n; i++) free(w->e[i].name);
+    for (int i = 0; i < w->n; i++) {
+        free(w->e[i].name);
+        free(w->e[i].slices);
+    }
     free(w->e);
     pst_strmap_free(w->names);
     free(w->prefix);
@@ -191,11 +302,46 @@ static size_t pack_entry(const wentry *e, uint8_t **out) {
     p.shape = &sh;
     p.offset = e->offset;
     p.size = e->size;
-    p.crc32c = pst_crc32c_mask(e->crc);
+    p.crc32c = e->n_slices ? 0 : pst_crc32c_mask(e->crc);
+    /* A full-name entry lists its slices; a dimension the slice covers whole has no extent. */
+    Tensorflow__TensorSliceProto **sp = NULL;
+    Tensorflow__TensorSliceProto__Extent *ext = NULL, **ep = NULL;
+    if (e->n_slices) {
+        int r = e->shape.rank;
+        sp = calloc((size_t)e->n_slices, sizeof *sp);
+        Tensorflow__TensorSliceProto *slices = calloc((size_t)e->n_slices, sizeof *slices);
+        ext = calloc((size_t)(e->n_slices * r) + 1, sizeof *ext);
+        ep = calloc((size_t)(e->n_slices * r) + 1, sizeof *ep);
+        for (int i = 0; i < e->n_slices; i++) {
+            Tensorflow__TensorSliceProto init = TENSORFLOW__TENSOR_SLICE_PROTO__INIT;
+            slices[i] = init;
+            slices[i].n_extent = (size_t)r;
+            slices[i].extent = ep + i * r;
+            for (int d = 0; d < r; d++) {
+                Tensorflow__TensorSliceProto__Extent x = TENSORFLOW__TENSOR_SLICE_PROTO__EXTENT__INIT;
+                ext[i * r + d] = x;
+                if (!(e->slices[i].start[d] == 0 && e->slices[i].len[d] == e->shape.dims[d])) {
+                    ext[i * r + d].start = e->slices[i].start[d];
+                    ext[i * r + d].length = e->slices[i].len[d];
+                }
+                ep[i * r + d] = &ext[i * r + d];
+            }
+            sp[i] = &slices[i];
+        }
+        p.n_slices = (size_t)e->n_slices;
+        p.slices = sp;
+    }
     size_t n = tensorflow__bundle_entry_proto__get_packed_size(&p);
     *out = malloc(n ? n : 1);
     PST_ASSERT(*out != NULL);
-    return tensorflow__bundle_entry_proto__pack(&p, *out);
+    size_t packed = tensorflow__bundle_entry_proto__pack(&p, *out);
+    if (sp) {
+        free(sp[0]);
+        free(sp);
+        free(ext);
+        free(ep);
+    }
+    return packed;
 }
 
 int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
@@ -225,7 +371,7 @@ int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
     for (int i = 0; i < w->n; i++) {
         uint8_t *eb;
         size_t en = pack_entry(&w->e[i], &eb);
-        pst_sstable_add(b, w->e[i].name, strlen(w->e[i].name), eb, en);
+        pst_sstable_add(b, w->e[i].name, w->e[i].klen, eb, en);
         free(eb);
     }
     uint8_t *idx;
@@ -241,11 +387,22 @@ int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
 
 /* ---- Reader ----------------------------------------------------------------------------- */
 
+typedef struct rslice_key {
+    uint8_t *key;
+    size_t klen;
+    pst_bundle_entry e; /* name unused */
+} rslice_key;
+
 struct pst_bundle_reader {
     char *prefix;
     int num_shards;
     int n;
     pst_bundle_entry *e;
+    int64_t (*extents)[2 * PST_MAX_RANK]; /* per named entry: slices' start/len, flattened */
+    int *ext_first;                      /* index of each entry's first slice in extents */
+    int n_ext;
+    rslice_key *sk;                      /* slice-data entries, sorted by key */
+    int n_sk;
     int *fds;
     int *direct_fds; /* the shards opened with O_DIRECT (-1 when unavailable) */
     int64_t *shard_size;
@@ -255,6 +412,10 @@ void pst_bundle_reader_free(pst_bundle_reader *r) {
     if (r == NULL) return;
     for (int i = 0; i < r->n; i++) free((char *)r->e[i].name);
     free(r->e);
+    for (int i = 0; i < r->n_sk; i++) free(r->sk[i].key);
+    free(r->sk);
+    free(r->extents);
+    free(r->ext_first);
     for (int i = 0; r->fds && i < r->num_shards; i++) {
         if (r->fds[i] >= 0) close(r->fds[i]);
         if (r->direct_fds[i] >= 0) close(r->direct_fds[i]);
@@ -300,12 +461,27 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
     r->shard_size = calloc((size_t)r->num_shards, sizeof *r->shard_size);
     PST_ASSERT(r->fds && r->direct_fds && r->shard_size);
     for (int i = 0; i < r->num_shards; i++) r->fds[i] = r->direct_fds[i] = -1;
+    r->sk = calloc((size_t)t->n + 1, sizeof *r->sk);
+    r->ext_first = calloc((size_t)t->n + 1, sizeof *r->ext_first);
+    PST_ASSERT(r->sk && r->ext_first);
     for (int i = 1; i < t->n; i++) {
         const pst_sstable_entry *se = &t->entries[i];
         Tensorflow__BundleEntryProto *p = tensorflow__bundle_entry_proto__unpack(NULL, se->vlen, se->val);
-        pst_bundle_entry *e = &r->e[r->n];
-        e->name = strdup(se->key);
-        r->n++;
+        int is_slice = se->klen > 0 && se->key[0] == 0;
+        pst_bundle_entry *e;
+        if (is_slice) {
+            rslice_key *k = &r->sk[r->n_sk++];
+            k->key = malloc(se->klen);
+            memcpy(k->key, se->key, se->klen);
+            k->klen = se->klen;
+            e = &k->e;
+            e->name = NULL;
+        } else {
+            e = &r->e[r->n];
+            e->name = strdup(se->key);
+            r->ext_first[r->n] = r->n_ext;
+            r->n++;
+        }
         if (p == NULL) {
             pst_status_set(st, PST_E_DATA_LOSS, "%s: cannot parse the entry of tensor '%s'", path, se->key);
             goto fail;
@@ -316,6 +492,21 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
         e->size = p->size;
         e->crc32c = pst_crc32c_unmask(p->crc32c);
         e->n_slices = (int)p->n_slices;
+        if (!is_slice && p->n_slices > 0 && p->n_slices < 100000) {
+            r->extents = realloc(r->extents, (size_t)(r->n_ext + (int)p->n_slices) * sizeof *r->extents);
+            PST_ASSERT(r->extents != NULL);
+            int rank = p->shape ? (int)p->shape->n_dim : 0;
+            for (size_t k = 0; k < p->n_slices; k++) {
+                int64_t *x = r->extents[r->n_ext++];
+                for (int d = 0; d < PST_MAX_RANK; d++) {
+                    int has = d < rank && (size_t)d < p->slices[k]->n_extent;
+                    const Tensorflow__TensorSliceProto__Extent *ex = has ? p->slices[k]->extent[d] : NULL;
+                    int full = ex == NULL || (ex->start == 0 && ex->length == 0);
+                    x[d] = full ? 0 : ex->start;
+                    x[PST_MAX_RANK + d] = full ? (d < rank ? p->shape->dim[d]->size : 1) : ex->length;
+                }
+            }
+        }
         int bad = !pst_dtype_valid(e->dtype) || p->shard_id < 0 || p->shard_id >= r->num_shards ||
                   p->offset < 0 || p->size < 0 || !p->shape || p->shape->n_dim > PST_MAX_RANK;
         int64_t elems = 1;
@@ -333,8 +524,9 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
         tensorflow__bundle_entry_proto__free_unpacked(p, NULL);
         if (bad) {
             pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s' has an invalid entry (%s)", path,
-                           se->key, bad == 2 ? "size does not match dtype and shape"
-                                             : "bad dtype, shard, offset, size or shape");
+                           is_slice ? "(a slice)" : se->key,
+                           bad == 2 ? "size does not match dtype and shape"
+                                    : "bad dtype, shard, offset, size or shape");
             goto fail;
         }
     }
@@ -375,16 +567,9 @@ static int shard_fd(pst_bundle_reader *r, int k, char *path, size_t plen, pst_st
     return fd;
 }
 
-pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_status *st) {
-    const pst_bundle_entry *e = pst_bundle_reader_find(r, name);
-    if (e == NULL) {
-        pst_status_set(st, PST_E_NOT_FOUND, "tensor '%s' is not in checkpoint %s", name, r->prefix);
-        return NULL;
-    }
-    if (e->n_slices > 0) {
-        pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s' in %s is stored in slices", name, r->prefix);
-        return NULL;
-    }
+/* Reads the bytes of one stored entry (a tensor or a slice) and checks its checksum. */
+static pst_tensor *read_entry(pst_bundle_reader *r, const pst_bundle_entry *e, const char *name,
+                              pst_status *st) {
     char path[4200];
     int fd = shard_fd(r, e->shard_id, path, sizeof path, st);
     if (fd < 0) return NULL;
@@ -431,9 +616,77 @@ pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_s
     return t;
 }
 
+static const rslice_key *find_slice(const pst_bundle_reader *r, const uint8_t *key, size_t klen) {
+    int lo = 0, hi = r->n_sk - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        const rslice_key *k = &r->sk[mid];
+        size_t m = k->klen < klen ? k->klen : klen;
+        int c = m ? memcmp(k->key, key, m) : 0;
+        if (c == 0) c = (k->klen > klen) - (k->klen < klen);
+        if (c == 0) return k;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_status *st) {
+    const pst_bundle_entry *e = pst_bundle_reader_find(r, name);
+    if (e == NULL) {
+        pst_status_set(st, PST_E_NOT_FOUND, "tensor '%s' is not in checkpoint %s", name, r->prefix);
+        return NULL;
+    }
+    if (e->n_slices == 0) return read_entry(r, e, name, st);
+    /* A partitioned variable: assemble the full tensor from its slices. */
+    pst_tensor *full = pst_tensor_new_zeros(e->dtype, e->shape, st);
+    if (full == NULL) return NULL;
+    int first = r->ext_first[e - r->e];
+    int rank = e->shape.rank;
+    size_t es = pst_dtype_size(e->dtype);
+    for (int k = 0; k < e->n_slices; k++) {
+        const int64_t *x = r->extents[first + k];
+        uint8_t key[1400];
+        size_t klen = pst_bundle_slice_key(name, rank, x, x + PST_MAX_RANK, key);
+        const rslice_key *sk = find_slice(r, key, klen);
+        char what[1200];
+        snprintf(what, sizeof what, "%s (slice %d)", name, k);
+        if (sk == NULL) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' is missing", r->prefix,
+                           k, name);
+            pst_tensor_unref(full);
+            return NULL;
+        }
+        pst_tensor *part = read_entry(r, &sk->e, what, st);
+        if (part == NULL) {
+            pst_tensor_unref(full);
+            return NULL;
+        }
+        int64_t fs[PST_MAX_RANK], ps[PST_MAX_RANK], off = 0;
+        pst_shape_strides(&full->shape, fs);
+        pst_shape_strides(&part->shape, ps);
+        int ok = part->shape.rank == rank;
+        for (int d = 0; ok && d < rank; d++) {
+            ok = x[d] >= 0 && part->shape.dims[d] == x[PST_MAX_RANK + d] &&
+                 x[d] + x[PST_MAX_RANK + d] <= e->shape.dims[d];
+            off += x[d] * fs[d];
+        }
+        if (!ok) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' does not fit its "
+                           "full shape", r->prefix, k, name);
+            pst_tensor_unref(part);
+            pst_tensor_unref(full);
+            return NULL;
+        }
+        pst_strided_copy((char *)full->data + off * (int64_t)es, fs, part->data, ps,
+                         part->shape.dims, rank, es);
+        pst_tensor_unref(part);
+    }
+    return full;
+}
+
 int pst_bundle_verify(pst_bundle_reader *r, pst_status *st) {
     for (int i = 0; i < r->n; i++) {
-        if (r->e[i].n_slices > 0) continue;
         pst_tensor *t = pst_bundle_reader_read(r, r->e[i].name, st);
         if (t == NULL) return st ? st->code : PST_E_DATA_LOSS;
         pst_tensor_unref(t);

@@ -31,6 +31,15 @@ pst_bundle_writer *pst_bundle_writer_new(const char *prefix, pst_status *st);
 /* Copies t's bytes to the data file now; names must be unique. */
 int pst_bundle_writer_add(pst_bundle_writer *w, const char *name, const pst_tensor *t,
                           pst_status *st);
+/* Adds one slice of a partitioned variable: its data under the encoded slice key and the
+ * slice in the full name's entry (dtype, full shape, slices), as TensorFlow stores them. */
+int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst_shape full_shape,
+                                const int64_t *start, const int64_t *len, const pst_tensor *t,
+                                pst_status *st);
+/* The checkpoint key of a slice (FORMATS.md); out needs room for the name plus ~22 bytes per
+ * dimension. Returns its length. */
+size_t pst_bundle_slice_key(const char *name, int rank, const int64_t *start, const int64_t *len,
+                            uint8_t *out);
 /* Writes the index and commits; frees the writer whatever happens. */
 int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st);
 /* Drops a writer without committing (its temporary files are removed). */
@@ -53,7 +62,8 @@ int pst_bundle_reader_num_entries(const pst_bundle_reader *r);
 /* Entry i in key order (0 <= i < num_entries). */
 const pst_bundle_entry *pst_bundle_reader_entry(const pst_bundle_reader *r, int i);
 const pst_bundle_entry *pst_bundle_reader_find(const pst_bundle_reader *r, const char *name);
-/* Reads and checksums one tensor; errors name the data file and the tensor. */
+/* Reads and checksums one tensor (assembling a partitioned variable from its slices); errors
+ * name the data file and the tensor. */
 pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_status *st);
 /* Reads every tensor and checks every checksum; 0 when all hold. */
 int pst_bundle_verify(pst_bundle_reader *r, pst_status *st);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "kernels_ew.h"
 #include "metagraph.h"
 #include "op.h"
 #include "varstore.h"
@@ -46,7 +47,9 @@ pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st) 
             return NULL;
         }
         s->vars[i] = vars[i];
-        s->names[i] = strdup(o && o->names ? o->names[i] : vars[i].node->name);
+        /* A part of a partitioned variable is stored as a slice of its full name. */
+        const char *full = pst_node_attr_s(vars[i].node, "_save_slice_full_name", NULL);
+        s->names[i] = strdup(o && o->names ? o->names[i] : full ? full : vars[i].node->name);
     }
     s->max_to_keep = o && o->max_to_keep ? o->max_to_keep : 5;
     s->keep_hours = o ? o->keep_checkpoint_every_n_hours : 0;
@@ -222,6 +225,41 @@ static void delete_checkpoint(const char *prefix) {
     unlink(pat);
 }
 
+typedef struct slice_info {
+    pst_shape full;
+    int64_t start[PST_MAX_RANK], len[PST_MAX_RANK];
+} slice_info;
+
+/* The save-slice attrs of a partitioned variable's part (see placement.h); 0 when it is whole. */
+static int slice_of(const pst_node *n, slice_info *si) {
+    const pst_attr *fs = pst_node_attr(n, "_save_slice_full_shape");
+    const pst_attr *off = pst_node_attr(n, "_save_slice_var_offset");
+    const pst_attr *vs = pst_node_attr(n, "_save_slice_var_shape");
+    if (!fs || !off || !vs || fs->n != off->n || fs->n != vs->n || fs->n > PST_MAX_RANK) return 0;
+    si->full.rank = fs->n;
+    for (int d = 0; d < fs->n; d++) {
+        si->full.dims[d] = fs->list.i[d];
+        si->start[d] = off->list.i[d];
+        si->len[d] = vs->list.i[d];
+    }
+    return 1;
+}
+
+/* Rows of the full tensor that belong to a part (start/len per dim). */
+static pst_tensor *cut(const pst_tensor *full, const slice_info *si, pst_status *st) {
+    pst_shape ps = pst_shape_make(full->shape.rank, si->len);
+    pst_tensor *t = pst_tensor_new(full->dtype, ps, st);
+    if (t == NULL) return NULL;
+    int64_t fs[PST_MAX_RANK], ts[PST_MAX_RANK], off = 0;
+    pst_shape_strides(&full->shape, fs);
+    pst_shape_strides(&ps, ts);
+    for (int d = 0; d < ps.rank; d++) off += si->start[d] * fs[d];
+    size_t es = pst_dtype_size(full->dtype);
+    pst_strided_copy(t->data, ts, (const char *)full->data + off * (int64_t)es, fs, ps.dims,
+                     ps.rank, es);
+    return t;
+}
+
 int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t step, char *out,
                    size_t out_len, pst_status *st) {
     char prefix[4096], dir[4096];
@@ -254,7 +292,11 @@ int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t st
                                 "initialized", s->vars[i].node->name);
             break;
         }
-        rc = pst_bundle_writer_add(w, s->names[i], t, st);
+        slice_info si;
+        if (slice_of(s->vars[i].node, &si))
+            rc = pst_bundle_writer_add_slice(w, s->names[i], si.full, si.start, si.len, t, st);
+        else
+            rc = pst_bundle_writer_add(w, s->names[i], t, st);
         pst_tensor_unref(t);
     }
     if (rc < 0) {
@@ -307,6 +349,8 @@ int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_s
         const pst_bundle_entry *e = pst_bundle_reader_find(r, s->names[i]);
         pst_node *vn = s->vars[i].node;
         pst_shape vshape = vn->out_shapes[0];
+        slice_info si;
+        if (slice_of(vn, &si)) vshape = si.full; /* compared with the full tensor */
         char a[128], b[128];
         const char *why = NULL;
         char detail[320];
@@ -335,6 +379,17 @@ int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_s
             if (t == NULL) {
                 rc = st ? st->code : PST_E_DATA_LOSS;
                 break;
+            }
+            slice_info si;
+            if (slice_of(s->vars[i].node, &si)) {
+                /* Re-slice: any partitioning of the same full shape restores. */
+                pst_tensor *part = cut(t, &si, st);
+                pst_tensor_unref(t);
+                if (part == NULL) {
+                    rc = st ? st->code : PST_E_EXHAUSTED;
+                    break;
+                }
+                t = part;
             }
             pst_node *vn = s->vars[i].node;
             pst_var *v = pst_var_store_get_or_create(vs, vn->name, vn->out_dtypes[0],

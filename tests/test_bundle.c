@@ -167,6 +167,60 @@ START_TEST(test_corruption_is_detected_and_named) {
 }
 END_TEST
 
+START_TEST(test_slice_key_encoding) {
+    uint8_t key[256];
+    size_t n = pst_bundle_slice_key("w", 2, (int64_t[]){0, 0}, (int64_t[]){5, 4}, key);
+    const uint8_t want[] = {0x00, 0x77, 0x00, 0x01, 0x01, 0x02, 0x80, 0x85, 0x80, 0x84};
+    ck_assert_int_eq((int)n, (int)sizeof want);
+    ck_assert(memcmp(key, want, n) == 0);
+    /* SignedNumIncreasing: 100 -> c0 64, 0x424242 -> f0 42 42 42, -0x800 -> 38 00, -1 -> 7f */
+    n = pst_bundle_slice_key("", 1, (int64_t[]){100}, (int64_t[]){0x424242}, key);
+    const uint8_t tail1[] = {0xc0, 0x64, 0xf0, 0x42, 0x42, 0x42};
+    ck_assert(memcmp(key + n - 6, tail1, 6) == 0);
+    n = pst_bundle_slice_key("", 1, (int64_t[]){-0x800}, (int64_t[]){-1}, key);
+    const uint8_t tail2[] = {0x38, 0x00, 0x7f};
+    ck_assert(memcmp(key + n - 3, tail2, 3) == 0);
+    /* 0x00 and 0xff inside names are escaped */
+    n = pst_bundle_slice_key("a\xff", 0, NULL, NULL, key);
+    const uint8_t esc[] = {0x00, 0x61, 0xff, 0x00, 0x00, 0x01, 0x00};
+    ck_assert_int_eq((int)n, (int)sizeof esc);
+    ck_assert(memcmp(key, esc, n) == 0);
+}
+END_TEST
+
+START_TEST(test_sliced_tensor_round_trip) {
+    mkdir_tmp();
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s/sliced", dir);
+    pst_status st = {0};
+    pst_tensor *full = pst_test_rand(PST_FLOAT, pst_shape_2d(10, 4), 9, -1, 1);
+    pst_bundle_writer *w = pst_bundle_writer_new(prefix, &st);
+    int64_t starts[3] = {0, 4, 7}, lens[3] = {4, 3, 3};
+    for (int k = 0; k < 3; k++) {
+        pst_tensor *part = pst_tensor_new_copy(PST_FLOAT, pst_shape_2d(lens[k], 4),
+                                               pst_tensor_f32(full) + starts[k] * 4, &st);
+        ck_assert_int_eq(pst_bundle_writer_add_slice(w, "emb/w", full->shape, (int64_t[]){starts[k], 0},
+                                                     (int64_t[]){lens[k], 4}, part, &st), 0);
+        pst_tensor_unref(part);
+    }
+    pst_bundle_writer_add(w, "other", full, &st);
+    ck_assert_int_eq(pst_bundle_writer_finish(w, &st), 0);
+    pst_bundle_reader *r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_bundle_reader_num_entries(r), 2); /* slice keys are not listed */
+    const pst_bundle_entry *e = pst_bundle_reader_find(r, "emb/w");
+    ck_assert_int_eq(e->n_slices, 3);
+    ck_assert_int_eq(e->shape.dims[0], 10);
+    pst_tensor *back = pst_bundle_reader_read(r, "emb/w", &st);
+    ck_assert_msg(back != NULL, "%s", st.msg);
+    ck_assert(memcmp(back->data, full->data, full->nbytes) == 0);
+    ck_assert_int_eq(pst_bundle_verify(r, &st), 0);
+    pst_tensor_unref(back);
+    pst_bundle_reader_free(r);
+    pst_tensor_unref(full);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("bundle");
     TCase *tc = tcase_create("bundle");
@@ -175,6 +229,8 @@ int main(void) {
     tcase_add_test(tc, test_reads_tensorflow_checkpoints);
     tcase_add_test(tc, test_round_trip_every_dtype);
     tcase_add_test(tc, test_corruption_is_detected_and_named);
+    tcase_add_test(tc, test_slice_key_encoding);
+    tcase_add_test(tc, test_sliced_tensor_round_trip);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
