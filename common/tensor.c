@@ -144,6 +144,7 @@ void *pst_aligned_alloc(size_t nbytes) {
     size_t n = (nbytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
     size_t hdr = header_for(n);
+    n = (n + hdr - 1) & ~(hdr - 1); /* aligned_alloc wants a multiple of the alignment */
     if (n >= CACHE_MIN) {
         pthread_mutex_lock(&cache_mu);
         int best = -1;
