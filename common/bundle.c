@@ -693,3 +693,116 @@ int pst_bundle_verify(pst_bundle_reader *r, pst_status *st) {
     }
     return 0;
 }
+
+/* ---- Merging shards ---------------------------------------------------------------------- */
+
+typedef struct mentry {
+    uint8_t *key;
+    size_t klen;
+    Tensorflow__BundleEntryProto *p; /* unpacked; shard_id rewritten */
+} mentry;
+
+static int cmp_mentry(const void *a, const void *b) {
+    const mentry *x = a, *y = b;
+    size_t m = x->klen < y->klen ? x->klen : y->klen;
+    int c = m ? memcmp(x->key, y->key, m) : 0;
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+int pst_bundle_merge(int n, const char *const *shards, const char *prefix, pst_status *st) {
+    mentry *all = NULL;
+    int n_all = 0, cap = 0, rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s.index", shards[k]);
+        uint8_t *buf;
+        size_t len;
+        if ((rc = pst_read_file(path, &buf, &len, st)) < 0) break;
+        pst_sstable *t;
+        rc = pst_sstable_parse(buf, len, path, &t, st);
+        free(buf);
+        if (rc < 0) break;
+        for (int i = 1; i < t->n; i++) {
+            Tensorflow__BundleEntryProto *p =
+                tensorflow__bundle_entry_proto__unpack(NULL, t->entries[i].vlen, t->entries[i].val);
+            if (p == NULL) {
+                rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: entry %d does not parse", path, i);
+                break;
+            }
+            p->shard_id = k;
+            if (n_all == cap) {
+                cap = cap ? cap * 2 : 64;
+                all = realloc(all, (size_t)cap * sizeof *all);
+                PST_ASSERT(all != NULL);
+            }
+            all[n_all].key = malloc(t->entries[i].klen + 1);
+            memcpy(all[n_all].key, t->entries[i].key, t->entries[i].klen);
+            all[n_all].klen = t->entries[i].klen;
+            all[n_all].p = p;
+            n_all++;
+        }
+        pst_sstable_free(t);
+    }
+    /* Data files become the shards of the merged checkpoint. */
+    for (int k = 0; k < n && rc == 0; k++) {
+        char from[4200], to[4200];
+        snprintf(from, sizeof from, "%s.data-00000-of-00001", shards[k]);
+        snprintf(to, sizeof to, "%s.data-%05d-of-%05d", prefix, k, n);
+        if (rename(from, to) < 0)
+            rc = pst_status_set(st, PST_E_IO, "rename %s to %s: %s", from, to, strerror(errno));
+    }
+    if (rc == 0) {
+        qsort(all, (size_t)n_all, sizeof *all, cmp_mentry);
+        pst_sstable_builder *b = pst_sstable_builder_new();
+        Tensorflow__BundleHeaderProto h = TENSORFLOW__BUNDLE_HEADER_PROTO__INIT;
+        Tensorflow__VersionDef v = TENSORFLOW__VERSION_DEF__INIT;
+        v.producer = 1;
+        h.num_shards = n;
+        h.version = &v;
+        uint8_t hb[64];
+        pst_sstable_add(b, "", 0, hb, tensorflow__bundle_header_proto__pack(&h, hb));
+        for (int i = 0; i < n_all; i++) {
+            /* A partitioned variable split over shards: one entry with every shard's slices. */
+            int j = i;
+            while (j + 1 < n_all && cmp_mentry(&all[i], &all[j + 1]) == 0) j++;
+            Tensorflow__BundleEntryProto merged = *all[i].p;
+            Tensorflow__TensorSliceProto **sl = NULL;
+            if (j > i) {
+                size_t ns = 0;
+                for (int q = i; q <= j; q++) ns += all[q].p->n_slices;
+                sl = malloc((ns + 1) * sizeof *sl);
+                ns = 0;
+                for (int q = i; q <= j; q++)
+                    for (size_t z = 0; z < all[q].p->n_slices; z++) sl[ns++] = all[q].p->slices[z];
+                merged.n_slices = ns;
+                merged.slices = sl;
+                merged.shard_id = 0;
+            }
+            size_t sz = tensorflow__bundle_entry_proto__get_packed_size(&merged);
+            uint8_t *eb = malloc(sz ? sz : 1);
+            tensorflow__bundle_entry_proto__pack(&merged, eb);
+            pst_sstable_add(b, all[i].key, all[i].klen, eb, sz);
+            free(eb);
+            free(sl);
+            i = j;
+        }
+        uint8_t *idx;
+        size_t ilen;
+        pst_sstable_finish(b, &idx, &ilen);
+        char path[4200];
+        snprintf(path, sizeof path, "%s.index", prefix);
+        rc = pst_write_file_atomic(path, idx, ilen, st);
+        free(idx);
+    }
+    for (int i = 0; i < n_all; i++) {
+        free(all[i].key);
+        tensorflow__bundle_entry_proto__free_unpacked(all[i].p, NULL);
+    }
+    free(all);
+    for (int k = 0; k < n && rc == 0; k++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s.index", shards[k]);
+        unlink(path);
+    }
+    return rc;
+}

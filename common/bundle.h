@@ -68,6 +68,12 @@ pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_s
 /* Reads every tensor and checks every checksum; 0 when all hold. */
 int pst_bundle_verify(pst_bundle_reader *r, pst_status *st);
 
+/* Merges single-shard bundles (each written by one task, e.g. one parameter server) into one
+ * checkpoint: shard k's data becomes PREFIX.data-0000k-of-0000N and one index lists every
+ * entry with its shard id (a partitioned variable's slices from several shards are joined).
+ * The shards' index files are removed. */
+int pst_bundle_merge(int n, const char *const *shards, const char *prefix, pst_status *st);
+
 /* Durable file helpers: write buf to path via a temporary name, fsync, rename, fsync dir. */
 int pst_write_file_atomic(const char *path, const void *buf, size_t len, pst_status *st);
 int pst_fsync_dir_of(const char *path, pst_status *st);

@@ -13,6 +13,7 @@
 #include "kernels_ew.h"
 #include "metagraph.h"
 #include "op.h"
+#include "partition.h"
 #include "varstore.h"
 
 struct pst_saver {
@@ -23,6 +24,7 @@ struct pst_saver {
     int max_to_keep;
     double keep_hours;
     int write_meta;
+    int sharded;
     char **kept; /* our checkpoints, oldest first */
     int n_kept;
     char *dir;   /* the directory of the last save, for recovery */
@@ -54,6 +56,7 @@ pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st) 
     s->max_to_keep = o && o->max_to_keep ? o->max_to_keep : 5;
     s->keep_hours = o ? o->keep_checkpoint_every_n_hours : 0;
     s->write_meta = o ? o->write_meta : 1;
+    s->sharded = o ? o->sharded : 0;
     s->last_kept_time = (double)time(NULL);
     return s;
 }
@@ -260,6 +263,76 @@ static pst_tensor *cut(const pst_tensor *full, const slice_info *si, pst_status 
     return t;
 }
 
+/* Writes the variables whose index is in `which` (n of them) to one bundle at prefix. */
+static int write_vars(pst_saver *s, pst_session *sess, const char *prefix, int n, const int *which,
+                      pst_status *st) {
+    pst_var_store *vs = pst_session_vars(sess);
+    pst_bundle_writer *w = pst_bundle_writer_new(prefix, st);
+    if (w == NULL) return st ? st->code : PST_E_IO;
+    int rc = 0;
+    for (int k = 0; k < n && rc == 0; k++) {
+        int i = which[k];
+        pst_var *v = pst_var_store_find(vs, s->vars[i].node->name);
+        pst_tensor *t = v ? pst_var_read(v) : NULL;
+        if (t == NULL) {
+            rc = pst_status_set(st, PST_E_PRECONDITION, "cannot save variable '%s': it is not "
+                                "initialized", s->vars[i].node->name);
+            break;
+        }
+        slice_info si;
+        if (slice_of(s->vars[i].node, &si))
+            rc = pst_bundle_writer_add_slice(w, s->names[i], si.full, si.start, si.len, t, st);
+        else
+            rc = pst_bundle_writer_add(w, s->names[i], t, st);
+        pst_tensor_unref(t);
+    }
+    if (rc < 0) {
+        pst_bundle_writer_abort(w);
+        return rc;
+    }
+    return pst_bundle_writer_finish(w, st);
+}
+
+/* One bundle, or (sharded) one per device task merged into one index. */
+static int write_bundle(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st) {
+    int *which = malloc((size_t)(s->n + 1) * sizeof *which);
+    PST_ASSERT(which != NULL);
+    int rc = 0;
+    if (!s->sharded) {
+        for (int i = 0; i < s->n; i++) which[i] = i;
+        rc = write_vars(s, sess, prefix, s->n, which, st);
+        free(which);
+        return rc;
+    }
+    char (*tasks)[PST_DEVICE_MAX] = calloc((size_t)s->n + 1, sizeof *tasks);
+    int *task_of = calloc((size_t)s->n + 1, sizeof *task_of), n_tasks = 0;
+    PST_ASSERT(tasks && task_of);
+    for (int i = 0; i < s->n && rc == 0; i++) {
+        char t[PST_DEVICE_MAX];
+        if ((rc = pst_device_task(s->vars[i].node->device, "/job:localhost", t, sizeof t, st)) < 0) break;
+        int k = 0;
+        while (k < n_tasks && strcmp(tasks[k], t) != 0) k++;
+        if (k == n_tasks) snprintf(tasks[n_tasks++], PST_DEVICE_MAX, "%s", t);
+        task_of[i] = k;
+    }
+    char **parts = calloc((size_t)n_tasks + 1, sizeof *parts);
+    for (int k = 0; k < n_tasks && rc == 0; k++) {
+        int m = 0;
+        for (int i = 0; i < s->n; i++)
+            if (task_of[i] == k) which[m++] = i;
+        parts[k] = malloc(4200);
+        snprintf(parts[k], 4200, "%s_temp_shard%d", prefix, k);
+        rc = write_vars(s, sess, parts[k], m, which, st);
+    }
+    if (rc == 0) rc = pst_bundle_merge(n_tasks, (const char *const *)parts, prefix, st);
+    for (int k = 0; k < n_tasks; k++) free(parts[k]);
+    free(parts);
+    free(tasks);
+    free(task_of);
+    free(which);
+    return rc;
+}
+
 int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t step, char *out,
                    size_t out_len, pst_status *st) {
     char prefix[4096], dir[4096];
@@ -280,30 +353,8 @@ int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t st
         free(s->dir);
         s->dir = strdup(dir);
     }
-    pst_var_store *vs = pst_session_vars(sess);
-    pst_bundle_writer *w = pst_bundle_writer_new(prefix, st);
-    if (w == NULL) return st ? st->code : PST_E_IO;
-    int rc = 0;
-    for (int i = 0; i < s->n && rc == 0; i++) {
-        pst_var *v = pst_var_store_find(vs, s->vars[i].node->name);
-        pst_tensor *t = v ? pst_var_read(v) : NULL;
-        if (t == NULL) {
-            rc = pst_status_set(st, PST_E_PRECONDITION, "cannot save variable '%s': it is not "
-                                "initialized", s->vars[i].node->name);
-            break;
-        }
-        slice_info si;
-        if (slice_of(s->vars[i].node, &si))
-            rc = pst_bundle_writer_add_slice(w, s->names[i], si.full, si.start, si.len, t, st);
-        else
-            rc = pst_bundle_writer_add(w, s->names[i], t, st);
-        pst_tensor_unref(t);
-    }
-    if (rc < 0) {
-        pst_bundle_writer_abort(w);
-        return rc;
-    }
-    if ((rc = pst_bundle_writer_finish(w, st)) < 0) return rc;
+    int rc = write_bundle(s, sess, prefix, st);
+    if (rc < 0) return rc;
     if (s->write_meta) {
         char meta[4200];
         snprintf(meta, sizeof meta, "%s.meta", prefix);

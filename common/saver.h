@@ -30,6 +30,8 @@ typedef struct pst_saver_opts {
     const pst_output *vars;
     const char *const *names;            /* checkpoint names for vars (NULL: the var names) */
     int write_meta;                      /* 1 (default when opts is NULL): also write PREFIX.meta */
+    int sharded;                         /* one data shard per device task (each PS's
+                                            variables in its own file), merged into one index */
 } pst_saver_opts;
 
 pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st);

@@ -409,6 +409,63 @@ START_TEST(test_partitioned_variable_restores_onto_other_partitionings) {
 }
 END_TEST
 
+START_TEST(test_sharded_save_one_shard_per_ps) {
+    mkdir_tmp();
+    pst_graph *g = pst_graph_new();
+    pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, NULL);
+    pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
+    pst_initializer init = pst_init_random_uniform(-1, 1, 5);
+    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(9, 3), 2, &init, 1);
+    pst_output b = pst_variable(g, "bias", pst_const_f32(g, 4, NULL), 1);
+    pst_output value = pv->value;
+    pst_partitioned_var_free(pv);
+    ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
+    ck_assert_str_eq(pst_graph_find(g, "emb/part_0")->device, "/job:ps/task:0");
+    ck_assert_str_eq(pst_graph_find(g, "emb/part_1")->device, "/job:ps/task:1");
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_session_run_target(s, pst_global_variables_initializer(g), &st);
+    pst_tensor *orig = pst_session_run1(s, value, &st);
+    pst_saver *sv = pst_saver_new(g, &(pst_saver_opts){.sharded = 1, .write_meta = 0}, &st);
+    char path[512], prefix[4096], f[4300];
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    ck_assert_msg(pst_saver_save(sv, s, path, 2, prefix, sizeof prefix, &st) == 0, "%s", st.msg);
+    for (int k = 0; k < 2; k++) {
+        snprintf(f, sizeof f, "%s.data-%05d-of-00002", prefix, k);
+        ck_assert_msg(access(f, F_OK) == 0, "missing %s", f);
+    }
+    pst_bundle_reader *r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_bundle_reader_num_shards(r), 2);
+    ck_assert_int_eq(pst_bundle_reader_find(r, "emb")->n_slices, 2);
+    ck_assert_int_eq(pst_bundle_verify(r, &st), 0);
+    pst_bundle_reader_free(r);
+    /* Restore onto one unpartitioned, unplaced copy. */
+    pst_graph *g2 = pst_graph_new();
+    pst_variable_opts vo = {.name = "emb", .dtype = PST_FLOAT, .shape = pst_shape_2d(9, 3),
+                            .init_fn = pst_init_fn_of, .init_ctx = &init, .trainable = 1};
+    pst_variable_ex(g2, &vo);
+    pst_variable(g2, "bias", pst_const_f32(g2, 0, NULL), 1);
+    pst_session *s2 = pst_session_new(g2, NULL, &st);
+    pst_saver *sv2 = pst_saver_new(g2, NULL, &st);
+    ck_assert_msg(pst_saver_restore(sv2, s2, prefix, &st) == 0, "%s", st.msg);
+    pst_tensor *got = pst_session_run1(s2, pst_graph_output_by_name(g2, "emb/read"), &st);
+    ck_assert_msg(got != NULL, "%s", st.msg);
+    ck_assert_int_eq(got->shape.dims[0], 9);
+    ck_assert(memcmp(got->data, orig->data, orig->nbytes) == 0);
+    (void)b;
+    pst_tensor_unref(got);
+    pst_tensor_unref(orig);
+    pst_saver_free(sv);
+    pst_saver_free(sv2);
+    pst_session_free(s);
+    pst_session_free(s2);
+    pst_graph_free(g);
+    pst_graph_free(g2);
+    pst_replica_setter_free(rs);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("saver");
     TCase *tc = tcase_create("saver");
@@ -422,6 +479,7 @@ int main(void) {
     tcase_add_test(tc, test_ckpt_cli);
     tcase_add_test(tc, test_train_on_from_imported_meta_graph);
     tcase_add_test(tc, test_partitioned_variable_restores_onto_other_partitionings);
+    tcase_add_test(tc, test_sharded_save_one_shard_per_ps);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
