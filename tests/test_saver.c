@@ -466,6 +466,45 @@ START_TEST(test_sharded_save_one_shard_per_ps) {
 }
 END_TEST
 
+START_TEST(test_train_imported_inference_graph) {
+    /* (2) an inference graph comes in as a meta graph; a loss and a train op are added to it. */
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_2d(-1, 2));
+    pst_output w = pst_variable(g, "w", pst_const_f32_tensor(g, pst_shape_2d(2, 1), (float[]){0, 0}, NULL), 1);
+    pst_output y = pst_matmul(g, x, pst_variable_value(w), 0, 0, "prediction");
+    (void)y;
+    pst_status st = {0};
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(pst_meta_graph_export(g, NULL, &buf, &len, &st), 0);
+    pst_graph_free(g);
+    pst_graph *h = pst_graph_new();
+    ck_assert_int_eq(pst_meta_graph_import(h, buf, len, NULL, &st), 0);
+    free(buf);
+    pst_output hx = pst_graph_output_by_name(h, "x"), hy = pst_graph_output_by_name(h, "prediction");
+    pst_output target = pst_placeholder(h, "target", PST_FLOAT, pst_shape_2d(-1, 1));
+    pst_output loss = pst_reduce_mean(h, pst_square(h, pst_sub(h, hy, target, NULL), NULL), 0, NULL, 0, "loss");
+    pst_optimizer_opts o = pst_optimizer_defaults(PST_OPT_SGD, 0.1f);
+    pst_node *train = pst_optimizer_minimize(h, &o, loss, 0, NULL, pst_out(NULL, 0), NULL);
+    ck_assert_msg(train != NULL, "%s", pst_graph_status(h)->msg);
+    pst_session *s = pst_session_new(h, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(s, pst_global_variables_initializer(h), &st), 0);
+    /* target = 2*x0 - x1 */
+    pst_tensor *xv = pst_tensor_from_f32(pst_shape_2d(4, 2), (float[]){1, 0, 0, 1, 1, 1, 2, 1});
+    pst_tensor *tv = pst_tensor_from_f32(pst_shape_2d(4, 1), (float[]){2, -1, 1, 3});
+    pst_feed f[2] = {{hx, xv}, {target, tv}};
+    for (int i = 0; i < 300; i++) ck_assert_int_eq(pst_session_run(s, f, 2, NULL, 0, &train, 1, NULL, &st), 0);
+    pst_tensor *wv = pst_session_run1(s, pst_graph_output_by_name(h, "w/read"), &st);
+    ck_assert_double_eq_tol(pst_tensor_f32(wv)[0], 2.0, 0.01);
+    ck_assert_double_eq_tol(pst_tensor_f32(wv)[1], -1.0, 0.01);
+    pst_tensor_unref(wv);
+    pst_tensor_unref(xv);
+    pst_tensor_unref(tv);
+    pst_session_free(s);
+    pst_graph_free(h);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("saver");
     TCase *tc = tcase_create("saver");
@@ -480,6 +519,7 @@ int main(void) {
     tcase_add_test(tc, test_train_on_from_imported_meta_graph);
     tcase_add_test(tc, test_partitioned_variable_restores_onto_other_partitionings);
     tcase_add_test(tc, test_sharded_save_one_shard_per_ps);
+    tcase_add_test(tc, test_train_imported_inference_graph);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -99,6 +99,37 @@ START_TEST(test_worker_rejects_bad_flags) {
 }
 END_TEST
 
+START_TEST(test_worker_checkpoints_and_resumes) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "/tmp/pst_resume_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[2048], out[8192];
+    for (int run = 0; run < 2; run++) {
+        snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --model softmax --steps %d --checkpoint-dir %s "
+                 "--save-every-steps 100 --max-to-keep 2 --validation 0 2>&1",
+                 bin ? bin : "build", run == 0 ? 200 : 300, dir);
+        FILE *p = popen(cmd, "r");
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        ck_assert_int_eq(pclose(p), 0);
+        if (run == 1) {
+            ck_assert_msg(strstr(out, "model.ckpt-200 (global step 200)") != NULL, "%s", out);
+            ck_assert_msg(strstr(out, "trained 100 steps") != NULL, "%s", out);
+        }
+    }
+    char state[512];
+    snprintf(state, sizeof state, "%s/checkpoint", dir);
+    FILE *f = fopen(state, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(out, "model_checkpoint_path: \"model.ckpt-300\""));
+    ck_assert_ptr_null(strstr(out, "model.ckpt-100")); /* max_to_keep 2 */
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
@@ -107,6 +138,7 @@ int main(void) {
     tcase_add_test(tc, test_softmax_regression_accuracy);
     tcase_add_test(tc, test_mlp_accuracy);
     tcase_add_test(tc, test_worker_rejects_bad_flags);
+    tcase_add_test(tc, test_worker_checkpoints_and_resumes);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
