@@ -15,6 +15,14 @@ typedef struct collection {
     int n, cap;
 } collection;
 
+typedef struct value_collection {
+    char *key;
+    int is_int64;
+    int64_t *i;
+    float *f;
+    int n, cap;
+} value_collection;
+
 typedef struct ctrl_scope {
     int n;
     pst_node **deps;
@@ -33,6 +41,8 @@ struct pst_graph {
     int n_ctrls, cap_ctrls;
     collection *colls;
     int n_colls, cap_colls;
+    value_collection *vcolls;
+    int n_vcolls, cap_vcolls;
     pst_status status;
     int64_t seed;
     pst_device_fn device_fn;
@@ -171,6 +181,12 @@ void pst_graph_free(pst_graph *g) {
         free(g->colls[i].items);
     }
     free(g->colls);
+    for (int i = 0; i < g->n_vcolls; i++) {
+        free(g->vcolls[i].key);
+        free(g->vcolls[i].i);
+        free(g->vcolls[i].f);
+    }
+    free(g->vcolls);
     free(g);
 }
 
@@ -371,6 +387,50 @@ const char *pst_graph_collection_key(const pst_graph *g, int i) {
 void pst_graph_clear_collection(pst_graph *g, const char *key) {
     collection *c = find_coll(g, key);
     if (c) c->n = 0;
+}
+
+static value_collection *vcoll(pst_graph *g, const char *key, int is_int64, int create) {
+    for (int i = 0; i < g->n_vcolls; i++)
+        if (strcmp(g->vcolls[i].key, key) == 0 && g->vcolls[i].is_int64 == is_int64) return &g->vcolls[i];
+    if (!create) return NULL;
+    GROW(g->vcolls, g->n_vcolls, g->cap_vcolls);
+    value_collection *c = &g->vcolls[g->n_vcolls++];
+    memset(c, 0, sizeof *c);
+    c->key = xstrdup(key);
+    c->is_int64 = is_int64;
+    return c;
+}
+
+void pst_graph_add_int64_to_collection(pst_graph *g, const char *key, int64_t v) {
+    value_collection *c = vcoll(g, key, 1, 1);
+    GROW(c->i, c->n, c->cap);
+    c->i[c->n++] = v;
+}
+
+void pst_graph_add_float_to_collection(pst_graph *g, const char *key, float v) {
+    value_collection *c = vcoll(g, key, 0, 1);
+    GROW(c->f, c->n, c->cap);
+    c->f[c->n++] = v;
+}
+
+const int64_t *pst_graph_int64_collection(const pst_graph *g, const char *key, int *n) {
+    value_collection *c = vcoll((pst_graph *)g, key, 1, 0);
+    *n = c ? c->n : 0;
+    return c ? c->i : NULL;
+}
+
+const float *pst_graph_float_collection(const pst_graph *g, const char *key, int *n) {
+    value_collection *c = vcoll((pst_graph *)g, key, 0, 0);
+    *n = c ? c->n : 0;
+    return c ? c->f : NULL;
+}
+
+int pst_graph_num_value_collections(const pst_graph *g) { return g->n_vcolls; }
+
+const char *pst_graph_value_collection_key(const pst_graph *g, int i, int *is_int64) {
+    if (i < 0 || i >= g->n_vcolls) return NULL;
+    if (is_int64) *is_int64 = g->vcolls[i].is_int64;
+    return g->vcolls[i].key;
 }
 
 /* ---- Node builder ---------------------------------------------------------------------- */

@@ -177,6 +177,15 @@ const pst_output *pst_graph_collection(const pst_graph *g, const char *key, int 
 int pst_graph_num_collections(const pst_graph *g);
 const char *pst_graph_collection_key(const pst_graph *g, int i);
 void pst_graph_clear_collection(pst_graph *g, const char *key);
+/* Value collections (TF's int64_list / float_list CollectionDefs), e.g. hyperparameters. */
+void pst_graph_add_int64_to_collection(pst_graph *g, const char *key, int64_t v);
+void pst_graph_add_float_to_collection(pst_graph *g, const char *key, float v);
+/* Borrowed arrays (NULL and *n = 0 when absent). */
+const int64_t *pst_graph_int64_collection(const pst_graph *g, const char *key, int *n);
+const float *pst_graph_float_collection(const pst_graph *g, const char *key, int *n);
+int pst_graph_num_value_collections(const pst_graph *g);
+/* Key of value collection i and whether it holds int64s (1) or floats (0). */
+const char *pst_graph_value_collection_key(const pst_graph *g, int i, int *is_int64);
 
 /* ---- Node builder ---------------------------------------------------------------------- */
 typedef struct pst_node_builder pst_node_builder;

@@ -469,8 +469,35 @@ int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uin
         sd->version = TENSORFLOW__SAVER_DEF__CHECKPOINT_FORMAT_VERSION__V2;
         mg.saver_def = sd;
     }
-    int nc = pst_graph_num_collections(g);
-    mg.collection_def = arena_alloc(&a, (size_t)(nc + 1) * sizeof *mg.collection_def);
+    int nc = pst_graph_num_collections(g), nv = pst_graph_num_value_collections(g);
+    mg.collection_def = arena_alloc(&a, (size_t)(nc + nv + 1) * sizeof *mg.collection_def);
+    for (int i = 0; i < nv; i++) {
+        int is_int;
+        const char *key = pst_graph_value_collection_key(g, i, &is_int);
+        if (!wanted(o, key)) continue;
+        int n;
+        Tensorflow__CollectionDef *cd =
+            NEW(&a, Tensorflow__CollectionDef, TENSORFLOW__COLLECTION_DEF__INIT);
+        if (is_int) {
+            cd->kind_case = TENSORFLOW__COLLECTION_DEF__KIND_INT64_LIST;
+            cd->int64_list = NEW(&a, Tensorflow__CollectionDef__Int64List,
+                                 TENSORFLOW__COLLECTION_DEF__INT64_LIST__INIT);
+            cd->int64_list->value = (int64_t *)pst_graph_int64_collection(g, key, &n);
+            cd->int64_list->n_value = (size_t)n;
+        } else {
+            cd->kind_case = TENSORFLOW__COLLECTION_DEF__KIND_FLOAT_LIST;
+            cd->float_list = NEW(&a, Tensorflow__CollectionDef__FloatList,
+                                 TENSORFLOW__COLLECTION_DEF__FLOAT_LIST__INIT);
+            cd->float_list->value = (float *)pst_graph_float_collection(g, key, &n);
+            cd->float_list->n_value = (size_t)n;
+        }
+        Tensorflow__MetaGraphDef__CollectionDefEntry *e = NEW(
+            &a, Tensorflow__MetaGraphDef__CollectionDefEntry,
+            TENSORFLOW__META_GRAPH_DEF__COLLECTION_DEF_ENTRY__INIT);
+        e->key = (char *)key;
+        e->value = cd;
+        mg.collection_def[mg.n_collection_def++] = e;
+    }
     for (int i = 0; i < nc; i++) {
         const char *key = pst_graph_collection_key(g, i);
         int n;
@@ -713,7 +740,9 @@ int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
     for (size_t i = 0; rc == 0 && i < mg->n_collection_def; i++) {
         const char *key = mg->collection_def[i]->key;
         const Tensorflow__CollectionDef *cd = mg->collection_def[i]->value;
-        pst_graph_add_to_collection(g, key, pst_out(NULL, 0));
+        if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST ||
+            cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST)
+            pst_graph_add_to_collection(g, key, pst_out(NULL, 0));
         if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST) {
             for (size_t k = 0; k < cd->node_list->n_value && rc == 0; k++) {
                 pst_output out = resolve_ref(g, o, cd->node_list->value[k]);
@@ -737,8 +766,13 @@ int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
                     pst_graph_add_to_collection(g, key, out);
                 tensorflow__variable_def__free_unpacked(vd, NULL);
             }
+        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_INT64_LIST) {
+            for (size_t k = 0; k < cd->int64_list->n_value; k++)
+                pst_graph_add_int64_to_collection(g, key, cd->int64_list->value[k]);
+        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_FLOAT_LIST) {
+            for (size_t k = 0; k < cd->float_list->n_value; k++)
+                pst_graph_add_float_to_collection(g, key, cd->float_list->value[k]);
         }
-        /* int64 and float lists carry values, not graph elements; they are not imported. */
     }
     tensorflow__meta_graph_def__free_unpacked(mg, NULL);
     return rc;

@@ -27,6 +27,9 @@ static pst_graph *sample_graph(void) {
     pst_graph_add_to_collection(g, "train_var", a);
     pst_graph_add_to_collection(g, "hparams", pst_const_f32(g, 0.01f, "learning_rate"));
     pst_graph_add_to_collection(g, "outputs", y);
+    pst_graph_add_int64_to_collection(g, "hparams_int", 100);
+    pst_graph_add_int64_to_collection(g, "hparams_int", 2000);
+    pst_graph_add_float_to_collection(g, "hparams_float", 0.5f);
     pst_global_variables_initializer(g);
     ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
     return g;
@@ -57,6 +60,12 @@ START_TEST(test_meta_graph_round_trip) {
     ck_assert_int_eq(nv, 2);
     ck_assert_int_eq(nt, 1);
     ck_assert_int_eq(nh, 1);
+    const int64_t *hi = pst_graph_int64_collection(h, "hparams_int", &nh);
+    ck_assert_int_eq(nh, 2);
+    ck_assert_int_eq(hi[1], 2000);
+    const float *hf = pst_graph_float_collection(h, "hparams_float", &nh);
+    ck_assert_int_eq(nh, 1);
+    ck_assert_float_eq(hf[0], 0.5f);
     /* The imported graph runs: init, then y = a + b + x. */
     pst_session *s = pst_session_new(h, NULL, &st);
     ck_assert_int_eq(pst_session_run_target(s, pst_graph_find(h, "init"), &st), 0);
