@@ -3,19 +3,23 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "meta.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: pstrain <command> [args]\n"
                     "commands:\n"
                     "  ckpt ls DIR                         list a directory's checkpoints\n"
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
-                    "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n");
+                    "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n"
+                    "  meta show FILE                      variables and collections of a .meta\n"
+                    "                                      file or a saved_model.pb\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
+    if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage();
         return 0;

@@ -225,6 +225,23 @@ START_TEST(test_graph_def_export_is_tensorflow_shaped) {
 }
 END_TEST
 
+START_TEST(test_meta_show_cli) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta show %s", bin ? bin : "build",
+             testdata("serving_half_plus_two_cpu/saved_model.pb"));
+    FILE *p = popen(cmd, "r");
+    char out[16384];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_ptr_nonnull(strstr(out, "collection variables"));
+    ck_assert_ptr_nonnull(strstr(out, "  a float []"));
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta show /nonexistent.meta 2>/dev/null", bin ? bin : "build");
+    ck_assert_int_ne(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("metagraph");
     TCase *tc = tcase_create("metagraph");
@@ -234,6 +251,7 @@ int main(void) {
     tcase_add_test(tc, test_unknown_op_and_missing_input);
     tcase_add_test(tc, test_describe_tf_saved_model);
     tcase_add_test(tc, test_graph_def_export_is_tensorflow_shaped);
+    tcase_add_test(tc, test_meta_show_cli);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
