@@ -1,0 +1,280 @@
+/* Transport: the same behaviours over the in-process and the gRPC implementation. Check forks
+ * each test, and every test creates its own transports (gRPC is initialized inside the test). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "transport.h"
+
+static const char *methods[] = {"/pstrain.Test/Echo", "/pstrain.Test/Fail", "/pstrain.Test/Hang"};
+enum { ECHO, FAIL, HANG };
+
+typedef struct server_ctx {
+    pst_transport *t;
+    pthread_mutex_t mu;
+    pst_server_call *hung;
+    int calls;
+} server_ctx;
+
+static void free_buf(void *p) { free(p); }
+
+static void handler(void *arg, pst_server_call *call, int method, const pst_iov *req, int n) {
+    server_ctx *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->calls++;
+    pthread_mutex_unlock(&s->mu);
+    if (method == ECHO) {
+        size_t len;
+        uint8_t *copy = pst_iov_flatten(req, n, &len);
+        pst_msg m = pst_msg_of(copy, len);
+        m.release = free_buf;
+        m.owner = copy;
+        pst_transport_reply(s->t, call, NULL, &m);
+    } else if (method == FAIL) {
+        pst_status st = {0};
+        pst_status_set(&st, PST_E_NOT_FOUND, "variable 'w' is not on this task");
+        pst_transport_reply(s->t, call, &st, NULL);
+    } else {
+        pthread_mutex_lock(&s->mu);
+        s->hung = call; /* answered only when the test says so */
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static pst_transport *make(int grpc) {
+    pst_status st = {0};
+    pst_transport *t = grpc ? pst_transport_grpc_new(methods, 3, NULL, &st)
+                            : pst_transport_inproc_new(methods, 3);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    return t;
+}
+
+static void start(server_ctx *s, int grpc, char *bound, size_t len) {
+    pst_status st = {0};
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->t = make(grpc);
+    ck_assert_msg(pst_transport_serve(s->t, "127.0.0.1:0", handler, s, bound, len, &st) == 0,
+                  "%s", st.msg);
+    ck_assert_str_ne(bound, "127.0.0.1:0");
+}
+
+static void released(void *p) { *(int *)p += 1; }
+
+/* A 24 MiB message (above gRPC's default 4 MiB limit) of several segments comes back intact,
+ * and the request's release runs exactly once. */
+static void echo_large(int grpc) {
+    server_ctx s;
+    char addr[128];
+    start(&s, grpc, addr, sizeof addr);
+    pst_transport *c = make(grpc);
+    size_t big = 24u << 20;
+    uint8_t *a = malloc(big), hdr[100];
+    for (size_t i = 0; i < big; i++) a[i] = (uint8_t)(i * 7 + (i >> 13));
+    for (int i = 0; i < 100; i++) hdr[i] = (uint8_t)i;
+    int rel = 0;
+    pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr}, {a, big}}, .release = released, .owner = &rel};
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    pst_status st = {0};
+    ck_assert_msg(pst_transport_call_sync(c, addr, ECHO, &m, 30000, 0, &resp, &len, &st) == 0,
+                  "%s", st.msg);
+    ck_assert_uint_eq(len, big + 100);
+    ck_assert(memcmp(resp, hdr, 100) == 0);
+    ck_assert(memcmp(resp + 100, a, big) == 0);
+    ck_assert_int_eq(rel, 1);
+    free(resp);
+    /* an empty request gets an empty answer */
+    ck_assert(pst_transport_call_sync(c, addr, ECHO, NULL, 5000, 0, &resp, &len, &st) == 0);
+    ck_assert_uint_eq(len, 0);
+    free(resp);
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+    free(a);
+}
+START_TEST(test_inproc_echo_large) { echo_large(0); }
+END_TEST
+START_TEST(test_grpc_echo_large) { echo_large(1); }
+END_TEST
+
+/* A handler's error reaches the caller with its code and message, naming the task. */
+static void error_passes(int grpc) {
+    server_ctx s;
+    char addr[128];
+    start(&s, grpc, addr, sizeof addr);
+    pst_transport *c = make(grpc);
+    pst_status st = {0};
+    int rc = pst_transport_call_sync(c, addr, FAIL, NULL, 5000, 0, NULL, NULL, &st);
+    ck_assert_int_eq(rc, PST_E_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(st.msg, "variable 'w' is not on this task"));
+    if (grpc) ck_assert_ptr_nonnull(strstr(st.msg, addr));
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+}
+START_TEST(test_inproc_error) { error_passes(0); }
+END_TEST
+START_TEST(test_grpc_error) { error_passes(1); }
+END_TEST
+
+/* Many concurrent calls in one group all complete. */
+static int sum_ok;
+static void add_resp(void *arg, const pst_iov *v, int n) {
+    (void)arg;
+    __atomic_add_fetch(&sum_ok, (int)pst_iov_total(v, n), __ATOMIC_SEQ_CST);
+}
+static void group_many(int grpc) {
+    server_ctx s;
+    char addr[128];
+    start(&s, grpc, addr, sizeof addr);
+    pst_transport *c = make(grpc);
+    pst_call_group *g = pst_call_group_new();
+    static uint8_t buf[64][5000];
+    sum_ok = 0;
+    for (int i = 0; i < 64; i++) {
+        pst_msg m = pst_msg_of(buf[i], (size_t)(i + 1) * 50);
+        pst_call_group_start(g, c, addr, ECHO, &m, 10000, 0, add_resp, NULL);
+    }
+    pst_status st = {0};
+    ck_assert_msg(pst_call_group_wait(g, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(sum_ok, 50 * 64 * 65 / 2);
+    /* one failing call fails the group with its message */
+    pst_call_group_start(g, c, addr, FAIL, NULL, 10000, 0, NULL, NULL);
+    pst_call_group_start(g, c, addr, ECHO, NULL, 10000, 0, NULL, NULL);
+    ck_assert_int_eq(pst_call_group_wait(g, &st), PST_E_NOT_FOUND);
+    pst_call_group_free(g);
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+}
+START_TEST(test_inproc_group) { group_many(0); }
+END_TEST
+START_TEST(test_grpc_group) { group_many(1); }
+END_TEST
+
+/* Nothing listens: the error names the address, at once without WAIT_FOR_READY and after the
+ * deadline with it. */
+START_TEST(test_grpc_unreachable) {
+    pst_transport *c = make(1);
+    pst_status st = {0};
+    int rc = pst_transport_call_sync(c, "127.0.0.1:1", ECHO, NULL, 3000, 0, NULL, NULL, &st);
+    ck_assert_int_eq(rc, PST_E_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(st.msg, "127.0.0.1:1"));
+    memset(&st, 0, sizeof st);
+    rc = pst_transport_call_sync(c, "127.0.0.1:1", ECHO, NULL, 500, PST_CALL_WAIT_FOR_READY, NULL,
+                                 NULL, &st);
+    ck_assert_int_eq(rc, PST_E_DEADLINE);
+    ck_assert_ptr_nonnull(strstr(st.msg, "127.0.0.1:1"));
+    ck_assert_ptr_nonnull(strstr(st.msg, "500 ms"));
+    pst_transport_free(c);
+}
+END_TEST
+
+START_TEST(test_inproc_unreachable) {
+    pst_transport *c = make(0);
+    pst_status st = {0};
+    int rc = pst_transport_call_sync(c, "127.0.0.1:7", ECHO, NULL, 500, 0, NULL, NULL, &st);
+    ck_assert_int_eq(rc, PST_E_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(st.msg, "127.0.0.1:7"));
+    pst_transport_free(c);
+}
+END_TEST
+
+/* A handler that never answers: the caller's deadline fires and names the method; stopping the
+ * server afterwards completes (the hung call is answered by the server's owner). */
+START_TEST(test_grpc_deadline) {
+    server_ctx s;
+    char addr[128];
+    start(&s, 1, addr, sizeof addr);
+    pst_transport *c = make(1);
+    pst_status st = {0};
+    int rc = pst_transport_call_sync(c, addr, HANG, NULL, 300, 0, NULL, NULL, &st);
+    ck_assert_int_eq(rc, PST_E_DEADLINE);
+    ck_assert_ptr_nonnull(strstr(st.msg, "/pstrain.Test/Hang"));
+    pthread_mutex_lock(&s.mu);
+    pst_server_call *hung = s.hung;
+    pthread_mutex_unlock(&s.mu);
+    ck_assert_ptr_nonnull(hung);
+    pst_status why = {0};
+    pst_status_set(&why, PST_E_CANCELLED, "stopping");
+    pst_transport_reply(s.t, hung, &why, NULL);
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+}
+END_TEST
+
+/* A server that appears after the client started calling is reached (WAIT_FOR_READY). */
+static void *late_server(void *arg) {
+    server_ctx *s = arg;
+    usleep(700 * 1000);
+    pst_status st = {0};
+    char bound[128];
+    const char *addr = (const char *)s->hung; /* the address to take, smuggled in */
+    s->hung = NULL;
+    ck_assert_msg(pst_transport_serve(s->t, addr, handler, s, bound, sizeof bound, &st) == 0, "%s",
+                  st.msg);
+    return NULL;
+}
+START_TEST(test_grpc_wait_for_ready) {
+    /* find a free port by binding and releasing it */
+    server_ctx probe;
+    char addr[128];
+    start(&probe, 1, addr, sizeof addr);
+    pst_transport_free(probe.t);
+    server_ctx s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.mu, NULL);
+    s.t = make(1);
+    s.hung = (pst_server_call *)addr;
+    pthread_t th;
+    pthread_create(&th, NULL, late_server, &s);
+    pst_transport *c = make(1);
+    pst_status st = {0};
+    uint8_t x = 42, *resp = NULL;
+    size_t len = 0;
+    pst_msg m = pst_msg_of(&x, 1);
+    int rc = pst_transport_call_sync(c, addr, ECHO, &m, 10000, PST_CALL_WAIT_FOR_READY, &resp,
+                                     &len, &st);
+    ck_assert_msg(rc == 0, "%s", st.msg);
+    ck_assert_uint_eq(len, 1);
+    ck_assert_uint_eq(resp[0], 42);
+    free(resp);
+    pthread_join(th, NULL);
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+}
+END_TEST
+
+/* Serving an address another server holds fails, naming it. */
+START_TEST(test_grpc_address_in_use) {
+    server_ctx s;
+    char addr[128];
+    start(&s, 1, addr, sizeof addr);
+    pst_transport *t2 = make(1);
+    pst_status st = {0};
+    char bound[128];
+    ck_assert_int_lt(pst_transport_serve(t2, addr, handler, &s, bound, sizeof bound, &st), 0);
+    ck_assert_ptr_nonnull(strstr(st.msg, addr));
+    pst_transport_free(t2);
+    pst_transport_free(s.t);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("transport");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_inproc_echo_large);
+    tcase_add_test(tc, test_grpc_echo_large);
+    tcase_add_test(tc, test_inproc_error);
+    tcase_add_test(tc, test_grpc_error);
+    tcase_add_test(tc, test_inproc_group);
+    tcase_add_test(tc, test_grpc_group);
+    tcase_add_test(tc, test_inproc_unreachable);
+    tcase_add_test(tc, test_grpc_unreachable);
+    tcase_add_test(tc, test_grpc_deadline);
+    tcase_add_test(tc, test_grpc_wait_for_ready);
+    tcase_add_test(tc, test_grpc_address_in_use);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
