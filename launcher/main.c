@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "inspect.h"
 #include "meta.h"
 
 static int usage(void) {
@@ -12,7 +13,10 @@ static int usage(void) {
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
                     "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n"
                     "  meta show FILE                      variables and collections of a .meta\n"
-                    "                                      file or a saved_model.pb\n");
+                    "                                      file or a saved_model.pb\n"
+                    "  inspect placement --job FILE --dry-run\n"
+                    "                                      which PS task holds each variable of\n"
+                    "                                      the job's model (starts nothing)\n");
     return 2;
 }
 
@@ -20,6 +24,7 @@ int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
+    if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage();
         return 0;
