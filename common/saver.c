@@ -264,9 +264,8 @@ static pst_tensor *cut(const pst_tensor *full, const slice_info *si, pst_status 
 }
 
 /* Writes the variables whose index is in `which` (n of them) to one bundle at prefix. */
-static int write_vars(pst_saver *s, pst_session *sess, const char *prefix, int n, const int *which,
+static int write_vars(pst_saver *s, pst_var_store *vs, const char *prefix, int n, const int *which,
                       pst_status *st) {
-    pst_var_store *vs = pst_session_vars(sess);
     pst_bundle_writer *w = pst_bundle_writer_new(prefix, st);
     if (w == NULL) return st ? st->code : PST_E_IO;
     int rc = 0;
@@ -300,7 +299,7 @@ static int write_bundle(pst_saver *s, pst_session *sess, const char *prefix, pst
     int rc = 0;
     if (!s->sharded) {
         for (int i = 0; i < s->n; i++) which[i] = i;
-        rc = write_vars(s, sess, prefix, s->n, which, st);
+        rc = write_vars(s, pst_session_vars(sess), prefix, s->n, which, st);
         free(which);
         return rc;
     }
@@ -322,7 +321,7 @@ static int write_bundle(pst_saver *s, pst_session *sess, const char *prefix, pst
             if (task_of[i] == k) which[m++] = i;
         parts[k] = malloc(4200);
         snprintf(parts[k], 4200, "%s_temp_shard%d", prefix, k);
-        rc = write_vars(s, sess, parts[k], m, which, st);
+        rc = write_vars(s, pst_session_vars(sess), parts[k], m, which, st);
     }
     if (rc == 0) rc = pst_bundle_merge(n_tasks, (const char *const *)parts, prefix, st);
     for (int k = 0; k < n_tasks; k++) free(parts[k]);
@@ -389,10 +388,22 @@ int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t st
     return 0;
 }
 
+int pst_saver_write_store(pst_saver *s, pst_var_store *vs, const char *prefix, pst_status *st) {
+    int *which = malloc((size_t)(s->n + 1) * sizeof *which);
+    PST_ASSERT(which != NULL);
+    for (int i = 0; i < s->n; i++) which[i] = i;
+    int rc = write_vars(s, vs, prefix, s->n, which, st);
+    free(which);
+    return rc;
+}
+
 int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st) {
+    return pst_saver_restore_store(s, pst_session_vars(sess), prefix, st);
+}
+
+int pst_saver_restore_store(pst_saver *s, pst_var_store *vs, const char *prefix, pst_status *st) {
     pst_bundle_reader *r = pst_bundle_reader_open(prefix, st);
     if (r == NULL) return st ? st->code : PST_E_DATA_LOSS;
-    pst_var_store *vs = pst_session_vars(sess);
     char problems[PST_STATUS_MSG_MAX] = "";
     size_t off = 0;
     int bad = 0, rc = 0;

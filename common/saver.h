@@ -42,6 +42,11 @@ int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t st
 /* Restores every saver variable; missing keys and dtype/shape mismatches are reported together,
  * naming each. */
 int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st);
+/* The same on a variable store (a parameter server's): writes the saver's variables as one
+ * single-shard bundle at prefix (no meta, no state file: the chief merges the tasks' shards),
+ * or restores them (slices re-cut from whatever partitioning the checkpoint has). */
+int pst_saver_write_store(pst_saver *s, pst_var_store *vs, const char *prefix, pst_status *st);
+int pst_saver_restore_store(pst_saver *s, pst_var_store *vs, const char *prefix, pst_status *st);
 
 /* The checkpoints listed in dir's state file, oldest first (caller frees each and the array);
  * returns the count, or a negative error for an unreadable state file. 0 when there is none. */

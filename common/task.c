@@ -1,0 +1,1472 @@
+/* task: the task service (server side) and the calls other tasks make to it. */
+#include "task.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "device.h"
+#include "metagraph.h"
+#include "op.h"
+#include "partition.h"
+#include "pstrain_task.pb-c.h"
+#include "saver.h"
+#include "strmap.h"
+
+const char *const pst_task_methods[PST_TASK_METHOD_COUNT] = {
+    "/pstrain.Task/RegisterGraph", "/pstrain.Task/DeregisterGraph", "/pstrain.Task/RunGraph",
+    "/pstrain.Task/PushTensor",    "/pstrain.Task/FetchVariable",   "/pstrain.Task/Save",
+    "/pstrain.Task/Restore",       "/pstrain.Task/Status",          "/pstrain.Task/Shutdown",
+};
+
+#define SHORT_CALL_MS 30000 /* deadline of calls that do not run a step */
+#define STEP_CALL_MS (24LL * 3600 * 1000)
+
+typedef struct part {
+    char handle[32];
+    char client[PST_DEVICE_MAX];
+    pst_graph *g;
+    pst_session *s;
+    pst_node **targets;
+    int n_targets;
+    int64_t steps;
+    int active;
+} part;
+
+typedef struct partial {
+    pst_tensor *t;
+    uint64_t received;
+} partial;
+
+typedef struct route_rdv {
+    pst_rendezvous base;
+    struct pst_task *task;
+} route_rdv;
+
+struct pst_task {
+    pst_task_opts o;
+    char device[PST_DEVICE_MAX];
+    pst_device_name dn;
+    char addr[256];
+    pst_transport *tr;
+    pst_var_store *vars;
+    pst_rendezvous *local;
+    route_rdv route;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    part *parts;
+    int n_parts, cap_parts;
+    pst_strmap *var_nodes; /* variable name -> its VariableV2 node in a registered graph */
+    pst_strmap *partials;  /* key -> partial */
+    pst_strmap *pulls;     /* tensor name -> count of sends to other tasks */
+    int64_t chunks_received, bytes_received, bytes_sent;
+    int running;           /* RunGraph threads */
+    char **done_from;
+    int n_done;
+    int shutdown;
+    pst_status shutdown_why;
+    double start;
+    atomic_llong next_step;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+const char *pst_task_device(const pst_task *t) { return t->device; }
+const char *pst_task_address(const pst_task *t) { return t->addr; }
+pst_var_store *pst_task_vars(pst_task *t) { return t->vars; }
+pst_rendezvous *pst_task_rendezvous(pst_task *t) { return &t->route.base; }
+pst_transport *pst_task_transport(pst_task *t) { return t->tr; }
+const pst_cluster *pst_task_cluster(const pst_task *t) { return t->o.cluster; }
+int64_t pst_task_connect_timeout(const pst_task *t) { return t->o.connect_timeout_ms; }
+
+static void logf_(pst_task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(pst_task *t, const char *fmt, ...) {
+    if (t->o.quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%s] ", t->device);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* The address of a device's task; NULL with st set when the cluster has no such task. */
+static const char *address_of(pst_task *t, const char *device, pst_status *st) {
+    const char *a = pst_cluster_address_of_device(t->o.cluster, device);
+    if (!a) pst_status_set(st, PST_E_NOT_FOUND, "no task in the cluster for device '%s'", device);
+    return a;
+}
+
+/* ---- messages ---- */
+
+static void free_owner(void *p) { free(p); }
+
+/* A packed protobuf message as a transport message owning its buffer. */
+#define PACK(type, msgp, out)                                                                  \
+    do {                                                                                       \
+        size_t len_ = pstrain__##type##__get_packed_size(msgp);                                \
+        uint8_t *buf_ = malloc(len_ + 1);                                                      \
+        pstrain__##type##__pack(msgp, buf_);                                                   \
+        (out) = pst_msg_of(buf_, len_);                                                        \
+        (out).release = free_owner;                                                            \
+        (out).owner = buf_;                                                                    \
+    } while (0)
+
+static size_t put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* A chunk: the packed header, then field 15 (data) whose bytes are the tensor's own memory. */
+typedef struct chunk_owner {
+    pst_tensor *t;
+    uint8_t hdr[];
+} chunk_owner;
+
+static void chunk_release(void *p) {
+    chunk_owner *o = p;
+    pst_tensor_unref(o->t);
+    free(o);
+}
+
+static pst_msg chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len) {
+    Pstrain__TensorChunk h = PSTRAIN__TENSOR_CHUNK__INIT;
+    h.key = (char *)key;
+    h.dtype = t->dtype;
+    int64_t dims[PST_MAX_RANK];
+    for (int d = 0; d < t->shape.rank; d++) dims[d] = t->shape.dims[d];
+    h.n_dims = (size_t)t->shape.rank;
+    h.dims = dims;
+    h.total_bytes = (uint64_t)(t)->nbytes;
+    h.offset = off;
+    size_t hl = pstrain__tensor_chunk__get_packed_size(&h);
+    chunk_owner *o = malloc(sizeof *o + hl + 12);
+    size_t n = pstrain__tensor_chunk__pack(&h, o->hdr);
+    o->hdr[n++] = (15 << 3) | 2;
+    n += put_varint(o->hdr + n, len);
+    o->t = pst_tensor_ref(t);
+    pst_msg m = {.n = len ? 2 : 1,
+                 .seg = {{o->hdr, n}, {(const uint8_t *)t->data + off, (size_t)len}},
+                 .release = chunk_release,
+                 .owner = o};
+    return m;
+}
+
+typedef struct cursor {
+    const pst_iov *v;
+    int n, i;
+    size_t off;
+} cursor;
+
+static int cur_byte(cursor *c, uint8_t *b) {
+    while (c->i < c->n && c->off == c->v[c->i].len) {
+        c->i++;
+        c->off = 0;
+    }
+    if (c->i >= c->n) return -1;
+    *b = ((const uint8_t *)c->v[c->i].base)[c->off++];
+    return 0;
+}
+
+/* Copies n bytes at the cursor to dst (NULL: skips them); -1 if the message is shorter. */
+static int cur_take(cursor *c, void *dst, size_t n) {
+    uint8_t *d = dst;
+    while (n > 0) {
+        if (c->i >= c->n) return -1;
+        size_t avail = c->v[c->i].len - c->off;
+        if (avail == 0) {
+            c->i++;
+            c->off = 0;
+            continue;
+        }
+        size_t k = avail < n ? avail : n;
+        if (d) {
+            memcpy(d, (const uint8_t *)c->v[c->i].base + c->off, k);
+            d += k;
+        }
+        c->off += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Reads a varint, appending its bytes to hdr (when given). */
+static int cur_varint(cursor *c, uint64_t *out, uint8_t *hdr, size_t *hl, size_t cap) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b;
+        if (cur_byte(c, &b) < 0) return -1;
+        if (hdr) {
+            if (*hl >= cap) return -1;
+            hdr[(*hl)++] = b;
+        }
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Splits a received chunk into its header (unpacked) and the cursor at its data. */
+static Pstrain__TensorChunk *parse_chunk(const pst_iov *v, int n, cursor *c, uint64_t *data_len,
+                                         pst_status *st) {
+    enum { CAP = 8192 };
+    uint8_t hdr[CAP];
+    size_t hl = 0;
+    *c = (cursor){.v = v, .n = n};
+    *data_len = 0;
+    for (;;) {
+        uint64_t tag;
+        size_t at = hl;
+        uint8_t b;
+        cursor probe = *c;
+        if (cur_byte(&probe, &b) < 0) break; /* end of message: no data field */
+        if (cur_varint(c, &tag, hdr, &hl, CAP) < 0) goto bad;
+        int field = (int)(tag >> 3), wt = (int)(tag & 7);
+        if (field == 15 && wt == 2) {
+            hl = at;
+            if (cur_varint(c, data_len, NULL, NULL, 0) < 0) goto bad;
+            break;
+        }
+        uint64_t x, len = 0;
+        switch (wt) {
+        case 0:
+            if (cur_varint(c, &x, hdr, &hl, CAP) < 0) goto bad;
+            break;
+        case 1:
+        case 5:
+            len = wt == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (cur_varint(c, &len, hdr, &hl, CAP) < 0) goto bad;
+            break;
+        default:
+            goto bad;
+        }
+        if (len > CAP - hl || cur_take(c, hdr + hl, (size_t)len) < 0) goto bad;
+        hl += (size_t)len;
+    }
+    Pstrain__TensorChunk *h = pstrain__tensor_chunk__unpack(NULL, hl, hdr);
+    if (!h) goto bad;
+    if (pst_iov_total(v, n) < *data_len) {
+        pstrain__tensor_chunk__free_unpacked(h, NULL);
+        goto bad;
+    }
+    return h;
+bad:
+    pst_status_set(st, PST_E_INVALID, "malformed tensor chunk");
+    return NULL;
+}
+
+/* Checks a chunk header against itself: dtype, rank, total = shape bytes, range inside. */
+static int check_chunk(const Pstrain__TensorChunk *h, uint64_t len, pst_shape *shape,
+                       pst_status *st) {
+    if (!pst_dtype_valid((pst_dtype)h->dtype) || pst_dtype_size((pst_dtype)h->dtype) == 0)
+        return pst_status_set(st, PST_E_INVALID, "tensor '%s': unsupported dtype %d", h->key,
+                              h->dtype);
+    if (h->n_dims > PST_MAX_RANK)
+        return pst_status_set(st, PST_E_INVALID, "tensor '%s': rank %zu", h->key, h->n_dims);
+    shape->rank = (int)h->n_dims;
+    uint64_t elems = 1;
+    for (size_t d = 0; d < h->n_dims; d++) {
+        if (h->dims[d] < 0 || (h->dims[d] > 0 && elems > UINT64_MAX / (uint64_t)h->dims[d]))
+            return pst_status_set(st, PST_E_INVALID, "tensor '%s': bad shape", h->key);
+        shape->dims[d] = h->dims[d];
+        elems *= (uint64_t)h->dims[d];
+    }
+    uint64_t es = pst_dtype_size((pst_dtype)h->dtype);
+    if (elems > UINT64_MAX / es || elems * es != h->total_bytes || h->offset > h->total_bytes ||
+        len > h->total_bytes - h->offset)
+        return pst_status_set(st, PST_E_INVALID,
+                              "tensor '%s': chunk [%llu, +%llu) does not fit %llu bytes", h->key,
+                              (unsigned long long)h->offset, (unsigned long long)len,
+                              (unsigned long long)h->total_bytes);
+    return 0;
+}
+
+/* ---- the routing rendezvous ---- */
+
+static int same_task(pst_task *t, const char *device) {
+    pst_device_name d;
+    pst_status ignore = {0};
+    if (pst_device_parse(device, &d, &ignore) < 0) return 0;
+    return pst_device_same_task(&d, &t->dn);
+}
+
+/* The i-th ';'-separated field of a rendezvous key. */
+static void key_field(const char *key, int i, char *out, size_t len) {
+    const char *p = key;
+    for (int k = 0; k < i && p; k++) {
+        p = strchr(p, ';');
+        if (p) p++;
+    }
+    if (!p) {
+        out[0] = 0;
+        return;
+    }
+    const char *e = strchr(p, ';');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    snprintf(out, len, "%.*s", (int)n, p);
+}
+
+static int route_send(pst_rendezvous *r, const char *key, pst_tensor *v, pst_status *st) {
+    pst_task *t = ((route_rdv *)r)->task;
+    char recv_dev[PST_DEVICE_MAX];
+    key_field(key, 1, recv_dev, sizeof recv_dev);
+    if (same_task(t, recv_dev)) return pst_rendezvous_send(t->local, key, v, st);
+    int rc = pst_task_push(t, recv_dev, key, v, st);
+    if (rc == 0) {
+        char name[1024];
+        key_field(key, 2, name, sizeof name);
+        pthread_mutex_lock(&t->mu);
+        intptr_t n = (intptr_t)pst_strmap_get(t->pulls, name);
+        pst_strmap_put(t->pulls, name, (void *)(n + 1));
+        pthread_mutex_unlock(&t->mu);
+    }
+    return rc;
+}
+
+static int route_recv(pst_rendezvous *r, const char *key, int64_t timeout_ms, pst_tensor **out,
+                      pst_status *st) {
+    pst_task *t = ((route_rdv *)r)->task;
+    if (timeout_ms < t->o.recv_timeout_ms) timeout_ms = t->o.recv_timeout_ms;
+    return pst_rendezvous_recv(t->local, key, timeout_ms, out, st);
+}
+
+static void route_abort(pst_rendezvous *r, const pst_status *why) {
+    pst_task *t = ((route_rdv *)r)->task;
+    pst_rendezvous_abort(t->local, why);
+}
+
+static void route_free(pst_rendezvous *r) { (void)r; }
+
+static const pst_rendezvous_ops route_ops = {
+    .send = route_send, .recv = route_recv, .abort = route_abort, .free = route_free};
+
+/* ---- server handlers ---- */
+
+static void reply_packed(pst_task *t, pst_server_call *call, pst_msg *m) {
+    pst_transport_reply(t->tr, call, NULL, m);
+}
+
+static void reply_error(pst_task *t, pst_server_call *call, const pst_status *st) {
+    pst_transport_reply(t->tr, call, st, NULL);
+}
+
+static part *find_part(pst_task *t, const char *handle) {
+    for (int i = 0; i < t->n_parts; i++)
+        if (t->parts[i].active && strcmp(t->parts[i].handle, handle) == 0) return &t->parts[i];
+    return NULL;
+}
+
+static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__RegisterGraphRequest *req = pstrain__register_graph_request__unpack(NULL, len, buf);
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "RegisterGraph: malformed request");
+        reply_error(t, call, &st);
+        return;
+    }
+    pst_graph *g = pst_graph_new();
+    pst_node **targets = calloc(req->n_targets + 1, sizeof *targets);
+    pst_session *s = NULL;
+    if (pst_graph_def_import(g, req->graph_def.data, req->graph_def.len, NULL, &st) == 0) {
+        for (size_t i = 0; i < req->n_targets && !st.code; i++) {
+            targets[i] = pst_graph_find(g, req->targets[i]);
+            if (!targets[i])
+                pst_status_set(&st, PST_E_NOT_FOUND, "RegisterGraph from %s: no node '%s'",
+                               req->client, req->targets[i]);
+        }
+    }
+    if (!st.code) {
+        pst_session_opts so = {.vars = t->vars, .exec = &t->route.base};
+        s = pst_session_new(g, &so, &st);
+    }
+    if (st.code) {
+        if (s) pst_session_free(s);
+        pst_graph_free(g);
+        free(targets);
+        pstrain__register_graph_request__free_unpacked(req, NULL);
+        reply_error(t, call, &st);
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    if (t->n_parts == t->cap_parts) {
+        t->cap_parts = t->cap_parts ? t->cap_parts * 2 : 8;
+        t->parts = realloc(t->parts, (size_t)t->cap_parts * sizeof *t->parts);
+    }
+    part *p = &t->parts[t->n_parts];
+    memset(p, 0, sizeof *p);
+    snprintf(p->handle, sizeof p->handle, "g%d", t->n_parts + 1);
+    t->n_parts++;
+    snprintf(p->client, sizeof p->client, "%s", req->client);
+    p->g = g;
+    p->s = s;
+    p->targets = targets;
+    p->n_targets = (int)req->n_targets;
+    p->active = 1;
+    /* Remember each variable's node: its dtype, shape and slice info drive save/restore. */
+    for (int i = 0; i < pst_graph_num_nodes(g); i++) {
+        pst_node *n = pst_graph_node(g, i);
+        if ((n->op->flags & PST_OP_VARIABLE) && !pst_strmap_has(t->var_nodes, n->name))
+            pst_strmap_put(t->var_nodes, n->name, n);
+    }
+    Pstrain__RegisterGraphResponse resp = PSTRAIN__REGISTER_GRAPH_RESPONSE__INIT;
+    resp.handle = p->handle;
+    pst_msg m;
+    PACK(register_graph_response, &resp, m);
+    pthread_mutex_unlock(&t->mu);
+    logf_(t, "registered partition %s from %s (%d nodes)", resp.handle, req->client,
+          pst_graph_num_nodes(g));
+    pstrain__register_graph_request__free_unpacked(req, NULL);
+    reply_packed(t, call, &m);
+}
+
+static void handle_deregister(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__DeregisterGraphRequest *req = pstrain__deregister_graph_request__unpack(NULL, len, buf);
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "DeregisterGraph: malformed request");
+        reply_error(t, call, &st);
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    part *p = find_part(t, req->handle);
+    /* The graph stays (its variable nodes describe the store); the session goes when no step
+     * runs it any more, at task end. */
+    if (p) p->active = 0;
+    pthread_mutex_unlock(&t->mu);
+    if (!p) pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
+    pstrain__deregister_graph_request__free_unpacked(req, NULL);
+    if (st.code) {
+        reply_error(t, call, &st);
+    } else {
+        reply_packed(t, call, NULL);
+    }
+}
+
+typedef struct run_job {
+    pst_task *t;
+    pst_server_call *call;
+    part *p; /* stable: parts never move while a step runs? they may: copy what we need */
+    pst_session *s;
+    pst_node **targets;
+    int n_targets;
+    int64_t step;
+    char handle[32];
+} run_job;
+
+static void *run_thread(void *arg) {
+    run_job *j = arg;
+    pst_task *t = j->t;
+    pst_status st = {0};
+    int rc = pst_session_run_step(j->s, j->step, NULL, 0, NULL, 0, j->targets, j->n_targets, NULL,
+                                  &st);
+    pthread_mutex_lock(&t->mu);
+    part *p = find_part(t, j->handle);
+    if (p && rc == 0) p->steps++;
+    pthread_mutex_unlock(&t->mu);
+    if (rc < 0) {
+        pst_status e = {0};
+        pst_status_set(&e, st.code, "%s step %lld: %s", t->device, (long long)j->step, st.msg);
+        reply_error(t, j->call, &e);
+    } else {
+        Pstrain__RunGraphResponse resp = PSTRAIN__RUN_GRAPH_RESPONSE__INIT;
+        pst_msg m;
+        PACK(run_graph_response, &resp, m);
+        reply_packed(t, j->call, &m);
+    }
+    pthread_mutex_lock(&t->mu);
+    if (--t->running == 0) pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    free(j);
+    return NULL;
+}
+
+static void handle_run(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__RunGraphRequest *req = pstrain__run_graph_request__unpack(NULL, len, buf);
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "RunGraph: malformed request");
+        reply_error(t, call, &st);
+        return;
+    }
+    run_job *j = calloc(1, sizeof *j);
+    j->t = t;
+    j->call = call;
+    j->step = req->step_id;
+    snprintf(j->handle, sizeof j->handle, "%s", req->handle);
+    pthread_mutex_lock(&t->mu);
+    part *p = find_part(t, req->handle);
+    if (p) {
+        j->s = p->s;
+        j->targets = p->targets;
+        j->n_targets = p->n_targets;
+        t->running++;
+    } else if (t->shutdown) {
+        pst_status_set(&st, PST_E_CANCELLED, "%s is shutting down", t->device);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (!p && !st.code)
+        pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
+    pstrain__run_graph_request__free_unpacked(req, NULL);
+    if (st.code) {
+        free(j);
+        reply_error(t, call, &st);
+        return;
+    }
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, run_thread, j) != 0) {
+        pthread_mutex_lock(&t->mu);
+        t->running--;
+        pthread_mutex_unlock(&t->mu);
+        free(j);
+        pst_status_set(&st, PST_E_EXHAUSTED, "%s: cannot start a thread", t->device);
+        reply_error(t, call, &st);
+    }
+    pthread_attr_destroy(&at);
+}
+
+/* Completes a tensor pushed in chunks: a rendezvous key, or "var:NAME" to assign a variable. */
+static int complete_tensor(pst_task *t, const char *key, pst_tensor *v, pst_status *st) {
+    if (strncmp(key, "var:", 4) == 0) {
+        pst_var *var = pst_var_store_get_or_create(t->vars, key + 4, v->dtype, v->shape, st);
+        return var ? pst_var_assign(var, v, 1, st) : st->code;
+    }
+    return pst_rendezvous_send(t->local, key, v, st);
+}
+
+static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, int n) {
+    pst_status st = {0};
+    cursor c;
+    uint64_t dl;
+    Pstrain__TensorChunk *h = parse_chunk(v, n, &c, &dl, &st);
+    pst_shape shape;
+    if (!h || check_chunk(h, dl, &shape, &st) < 0) goto done;
+    pthread_mutex_lock(&t->mu);
+    partial *pa = pst_strmap_get(t->partials, h->key);
+    if (!pa) {
+        pa = calloc(1, sizeof *pa);
+        pa->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
+        if (!pa->t) {
+            free(pa);
+            pthread_mutex_unlock(&t->mu);
+            goto done;
+        }
+        pst_strmap_put(t->partials, h->key, pa);
+    }
+    pst_tensor *dst = pst_tensor_ref(pa->t);
+    pthread_mutex_unlock(&t->mu);
+    if ((uint64_t)dst->nbytes != h->total_bytes) {
+        pst_status_set(&st, PST_E_INVALID, "tensor '%s': chunks disagree on its size", h->key);
+    } else {
+        cur_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
+    }
+    pst_tensor_unref(dst);
+    pthread_mutex_lock(&t->mu);
+    t->chunks_received++;
+    t->bytes_received += (int64_t)dl;
+    pst_tensor *complete = NULL;
+    pa->received += dl;
+    if (pa->received >= h->total_bytes) {
+        pst_strmap_del(t->partials, h->key);
+        complete = pa->t;
+        free(pa);
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (complete && !st.code) complete_tensor(t, h->key, complete, &st);
+    if (complete) pst_tensor_unref(complete);
+done:
+    if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
+    if (st.code) {
+        reply_error(t, call, &st);
+    } else {
+        reply_packed(t, call, NULL);
+    }
+}
+
+static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__FetchVariableRequest *req = pstrain__fetch_variable_request__unpack(NULL, len, buf);
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "FetchVariable: malformed request");
+        reply_error(t, call, &st);
+        return;
+    }
+    pst_var *v = pst_var_store_find(t->vars, req->name);
+    pst_tensor *val = v ? pst_var_read(v) : NULL;
+    if (!val) {
+        pst_status_set(&st, PST_E_NOT_FOUND, "variable '%s' is %s on %s", req->name,
+                       v ? "not initialized" : "not", t->device);
+    } else {
+        uint64_t total = (uint64_t)(val)->nbytes;
+        uint64_t off = req->offset, l = req->length;
+        if (off <= total && (l == 0 || l > total - off)) l = total - off; /* to the end */
+        if (off > total) {
+            pst_status_set(&st, PST_E_OUT_OF_RANGE, "variable '%s': [%llu, +%llu) is outside %llu "
+                           "bytes", req->name, (unsigned long long)off, (unsigned long long)l,
+                           (unsigned long long)total);
+        } else {
+            pst_msg m = chunk_msg(req->name, val, off, l);
+            pthread_mutex_lock(&t->mu);
+            t->bytes_sent += (int64_t)l;
+            pthread_mutex_unlock(&t->mu);
+            reply_packed(t, call, &m);
+        }
+        pst_tensor_unref(val);
+    }
+    pstrain__fetch_variable_request__free_unpacked(req, NULL);
+    if (st.code) reply_error(t, call, &st);
+}
+
+static void handle_save(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__SaveRequest *req = pstrain__save_request__unpack(NULL, len, buf);
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "Save: malformed request");
+    } else {
+        pst_task_save_local(t, req->prefix, req->shard, req->num_shards, &st);
+        pstrain__save_request__free_unpacked(req, NULL);
+    }
+    if (st.code) {
+        reply_error(t, call, &st);
+    } else {
+        reply_packed(t, call, NULL);
+    }
+}
+
+static void handle_restore(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__RestoreRequest *req = pstrain__restore_request__unpack(NULL, len, buf);
+    int n = 0;
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "Restore: malformed request");
+    } else {
+        pst_task_restore_local(t, req->prefix, &n, &st);
+        pstrain__restore_request__free_unpacked(req, NULL);
+    }
+    if (st.code) {
+        reply_error(t, call, &st);
+        return;
+    }
+    Pstrain__RestoreResponse resp = PSTRAIN__RESTORE_RESPONSE__INIT;
+    char **names = calloc((size_t)n + 1, sizeof *names);
+    resp.n_restored = (size_t)n;
+    resp.restored = names;
+    for (int i = 0; i < n; i++) names[i] = "";
+    pst_msg m;
+    PACK(restore_response, &resp, m);
+    free(names);
+    reply_packed(t, call, &m);
+}
+
+static void handle_status(pst_task *t, pst_server_call *call) {
+    Pstrain__TaskStatus s = PSTRAIN__TASK_STATUS__INIT;
+    s.task = t->device;
+    s.address = t->addr;
+    s.uptime_s = now_s() - t->start;
+    pst_var **vars = NULL;
+    int nv = pst_var_store_list(t->vars, &vars);
+    Pstrain__VariableStatus *vs = calloc((size_t)nv + 1, sizeof *vs);
+    Pstrain__VariableStatus **vp = calloc((size_t)nv + 1, sizeof *vp);
+    int64_t(*shapes)[PST_MAX_RANK] = calloc((size_t)nv + 1, sizeof *shapes);
+    char(*slices)[512] = calloc((size_t)nv + 1, sizeof *slices);
+    pthread_mutex_lock(&t->mu);
+    for (int i = 0; i < nv; i++) {
+        pst_var *v = vars[i];
+        pstrain__variable_status__init(&vs[i]);
+        vs[i].name = v->name;
+        vs[i].dtype = v->dtype;
+        pthread_mutex_lock(&v->mu);
+        pst_shape sh = v->value ? v->value->shape : v->shape;
+        vs[i].initialized = v->value != NULL;
+        vs[i].updates = v->n_updates;
+        pthread_mutex_unlock(&v->mu);
+        for (int d = 0; d < sh.rank; d++) shapes[i][d] = sh.dims[d];
+        vs[i].n_shape = (size_t)sh.rank;
+        vs[i].shape = shapes[i];
+        int64_t el = 1;
+        for (int d = 0; d < sh.rank; d++) el *= sh.dims[d] < 0 ? 0 : sh.dims[d];
+        vs[i].bytes = el * (int64_t)pst_dtype_size(v->dtype);
+        char tn[1024];
+        snprintf(tn, sizeof tn, "%s/read:0", v->name);
+        vs[i].pulls = (intptr_t)pst_strmap_get(t->pulls, tn);
+        snprintf(tn, sizeof tn, "%s:0", v->name);
+        vs[i].pulls += (intptr_t)pst_strmap_get(t->pulls, tn);
+        pst_node *n = pst_strmap_get(t->var_nodes, v->name);
+        const char *full = n ? pst_node_attr_s(n, "_save_slice_full_name", NULL) : NULL;
+        vs[i].full_name = full ? (char *)full : "";
+        vs[i].slice_spec = "";
+        if (full) {
+            const pst_attr *off = pst_node_attr(n, "_save_slice_var_offset");
+            const pst_attr *len = pst_node_attr(n, "_save_slice_var_shape");
+            size_t o = 0;
+            for (int d = 0; off && len && d < off->n && d < len->n && o < 400; d++)
+                o += (size_t)snprintf(slices[i] + o, sizeof slices[i] - o, "%s%lld,%lld",
+                                      d ? ":" : "", (long long)off->list.i[d],
+                                      (long long)len->list.i[d]);
+            vs[i].slice_spec = slices[i];
+        }
+        vp[i] = &vs[i];
+    }
+    s.n_variables = (size_t)nv;
+    s.variables = vp;
+    int np = t->n_parts;
+    Pstrain__PartitionStatus *ps = calloc((size_t)np + 1, sizeof *ps);
+    Pstrain__PartitionStatus **pp = calloc((size_t)np + 1, sizeof *pp);
+    int k = 0;
+    for (int i = 0; i < np; i++) {
+        part *p = &t->parts[i];
+        if (!p->active) continue;
+        pstrain__partition_status__init(&ps[k]);
+        ps[k].handle = p->handle;
+        ps[k].client = p->client;
+        ps[k].steps = p->steps;
+        int nn = pst_graph_num_nodes(p->g), m = 0;
+        char **names = calloc((size_t)nn + 1, sizeof *names);
+        for (int j = 0; j < nn; j++) {
+            pst_node *nd = pst_graph_node(p->g, j);
+            const char *op = nd->op->name;
+            if (op[0] == '_' || strcmp(op, "Const") == 0 || strcmp(op, "Identity") == 0 ||
+                strcmp(op, "NoOp") == 0)
+                continue;
+            size_t l = strlen(nd->name) + strlen(op) + 4;
+            names[m] = malloc(l);
+            snprintf(names[m], l, "%s (%s)", nd->name, op);
+            m++;
+        }
+        ps[k].n_nodes = (size_t)m;
+        ps[k].nodes = names;
+        pp[k] = &ps[k];
+        k++;
+    }
+    s.n_partitions = (size_t)k;
+    s.partitions = pp;
+    s.chunks_received = t->chunks_received;
+    s.bytes_received = t->bytes_received;
+    s.bytes_sent = t->bytes_sent;
+    pst_msg m;
+    PACK(task_status, &s, m);
+    pthread_mutex_unlock(&t->mu);
+    for (int i = 0; i < k; i++) {
+        for (size_t j = 0; j < ps[i].n_nodes; j++) free(ps[i].nodes[j]);
+        free(ps[i].nodes);
+    }
+    free(ps);
+    free(pp);
+    free(vs);
+    free(vp);
+    free(shapes);
+    free(slices);
+    free(vars);
+    reply_packed(t, call, &m);
+}
+
+static int expected_workers(pst_task *t) {
+    if (t->o.expected_workers > 0) return t->o.expected_workers;
+    return pst_cluster_num_tasks(t->o.cluster, "worker");
+}
+
+static void handle_shutdown(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
+    pst_status st = {0};
+    Pstrain__ShutdownRequest *req = pstrain__shutdown_request__unpack(NULL, len, buf);
+    if (!req) {
+        pst_status_set(&st, PST_E_INVALID, "Shutdown: malformed request");
+        reply_error(t, call, &st);
+        return;
+    }
+    reply_packed(t, call, NULL);
+    pthread_mutex_lock(&t->mu);
+    int seen = 0;
+    for (int i = 0; i < t->n_done; i++)
+        if (strcmp(t->done_from[i], req->from) == 0) seen = 1;
+    if (!seen) {
+        t->done_from = realloc(t->done_from, (size_t)(t->n_done + 1) * sizeof *t->done_from);
+        t->done_from[t->n_done++] = strdup(req->from);
+    }
+    if (req->failed && !t->shutdown_why.code)
+        pst_status_set(&t->shutdown_why, PST_E_ABORTED, "%s failed: %s", req->from, req->reason);
+    int done = req->now || t->n_done >= expected_workers(t);
+    pthread_mutex_unlock(&t->mu);
+    logf_(t, "%s is done%s%s (%d of %d workers)", req->from, req->failed ? ", failed: " : "",
+          req->failed ? req->reason : "", t->n_done, expected_workers(t));
+    if (done) pst_task_request_shutdown(t, NULL);
+    pstrain__shutdown_request__free_unpacked(req, NULL);
+}
+
+static void task_handler(void *arg, pst_server_call *call, int method, const pst_iov *req, int n) {
+    pst_task *t = arg;
+    if (method == PST_TASK_PUSH) {
+        handle_push(t, call, req, n);
+        return;
+    }
+    size_t len = 0;
+    uint8_t *buf = pst_iov_flatten(req, n, &len);
+    switch (method) {
+    case PST_TASK_REGISTER: handle_register(t, call, buf, len); break;
+    case PST_TASK_DEREGISTER: handle_deregister(t, call, buf, len); break;
+    case PST_TASK_RUN: handle_run(t, call, buf, len); break;
+    case PST_TASK_FETCH_VAR: handle_fetch(t, call, buf, len); break;
+    case PST_TASK_SAVE: handle_save(t, call, buf, len); break;
+    case PST_TASK_RESTORE: handle_restore(t, call, buf, len); break;
+    case PST_TASK_STATUS: handle_status(t, call); break;
+    case PST_TASK_SHUTDOWN: handle_shutdown(t, call, buf, len); break;
+    default: {
+        pst_status st = {0};
+        pst_status_set(&st, PST_E_UNIMPLEMENTED, "method %d", method);
+        reply_error(t, call, &st);
+    }
+    }
+    free(buf);
+}
+
+/* ---- lifecycle ---- */
+
+pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
+    if (!o || !o->cluster || !o->job) {
+        pst_status_set(st, PST_E_INVALID, "a task needs a cluster, a job and an index");
+        return NULL;
+    }
+    if (pst_cluster_check_task(o->cluster, o->job, o->index, st) < 0) return NULL;
+    pst_task *t = calloc(1, sizeof *t);
+    t->o = *o;
+    if (t->o.connect_timeout_ms <= 0) t->o.connect_timeout_ms = 30000;
+    if (t->o.recv_timeout_ms <= 0) t->o.recv_timeout_ms = 60000;
+    if (t->o.chunk_bytes <= 0) t->o.chunk_bytes = 4 << 20;
+    pst_cluster_task_device(o->cluster, o->job, o->index, t->device, sizeof t->device);
+    pst_device_parse(t->device, &t->dn, st);
+    snprintf(t->addr, sizeof t->addr, "%s", pst_cluster_address(o->cluster, o->job, o->index));
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->vars = pst_var_store_new();
+    t->local = pst_rendezvous_local_new();
+    t->route.base.ops = &route_ops;
+    t->route.task = t;
+    t->var_nodes = pst_strmap_new();
+    t->partials = pst_strmap_new();
+    t->pulls = pst_strmap_new();
+    t->start = now_s();
+    atomic_init(&t->next_step, ((long long)(o->index + 1) << 40) +
+                                   (strcmp(o->job, "worker") == 0 ? 0 : (1LL << 50)));
+    int inproc = o->transport && strcmp(o->transport, "inproc") == 0;
+    if (inproc) {
+        t->tr = pst_transport_inproc_new(pst_task_methods, PST_TASK_METHOD_COUNT);
+    } else {
+        t->tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, st);
+    }
+    if (!t->tr) {
+        pst_task_free(t);
+        return NULL;
+    }
+    /* Listen on every interface at the cluster's port (the cluster's host may be a name that
+     * only others resolve); in-process servers take the address itself. */
+    char listen[300], bound[300];
+    const char *colon = strrchr(t->addr, ':');
+    if (inproc || !colon) {
+        snprintf(listen, sizeof listen, "%s", t->addr);
+    } else {
+        snprintf(listen, sizeof listen, "0.0.0.0%s", colon);
+    }
+    if (pst_transport_serve(t->tr, listen, task_handler, t, bound, sizeof bound, st) < 0) {
+        pst_status_set(st, st->code, "%s (%s in the cluster)", st->msg, t->device);
+        pst_task_free(t);
+        return NULL;
+    }
+    logf_(t, "serving on %s", t->addr);
+    return t;
+}
+
+void pst_task_request_shutdown(pst_task *t, const pst_status *why) {
+    pthread_mutex_lock(&t->mu);
+    if (why && why->code && !t->shutdown_why.code) t->shutdown_why = *why;
+    t->shutdown = 1;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+int pst_task_wait_shutdown(pst_task *t, int64_t timeout_ms, pst_status *st) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    if (timeout_ms > 0) {
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    while (!t->shutdown) {
+        if (timeout_ms > 0) {
+            if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) {
+                rc = pst_status_set(st, PST_E_DEADLINE, "%s: no shutdown within %lld ms",
+                                    t->device, (long long)timeout_ms);
+                break;
+            }
+        } else {
+            pthread_cond_wait(&t->cv, &t->mu);
+        }
+    }
+    if (!rc && t->shutdown_why.code)
+        rc = pst_status_set(st, t->shutdown_why.code, "%s", t->shutdown_why.msg);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+void pst_task_free(pst_task *t) {
+    if (!t) return;
+    if (t->local) {
+        pst_status why = {0};
+        pst_status_set(&why, PST_E_CANCELLED, "%s is shutting down", t->device);
+        pst_rendezvous_abort(t->local, &why);
+    }
+    pthread_mutex_lock(&t->mu);
+    t->shutdown = 1;
+    while (t->running > 0) pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (t->tr) pst_transport_free(t->tr);
+    for (int i = 0; i < t->n_parts; i++) {
+        pst_session_free(t->parts[i].s);
+        pst_graph_free(t->parts[i].g);
+        free(t->parts[i].targets);
+    }
+    free(t->parts);
+    if (t->partials) {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (pst_strmap_next(t->partials, &it, &k, &v)) {
+            partial *pa = v;
+            pst_tensor_unref(pa->t);
+            free(pa);
+        }
+        pst_strmap_free(t->partials);
+    }
+    pst_strmap_free(t->var_nodes);
+    pst_strmap_free(t->pulls);
+    for (int i = 0; i < t->n_done; i++) free(t->done_from[i]);
+    free(t->done_from);
+    if (t->local) pst_rendezvous_free(t->local);
+    if (t->vars) pst_var_store_free(t->vars);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    free(t);
+}
+
+/* ---- client calls ---- */
+
+static int call_packed(pst_task *t, const char *device, int method, pst_msg *req, int64_t timeout,
+                       uint8_t **resp, size_t *len, pst_status *st) {
+    const char *addr = address_of(t, device, st);
+    if (!addr) {
+        if (req && req->release) req->release(req->owner);
+        return st->code;
+    }
+    return pst_transport_call_sync(t->tr, addr, method, req, timeout, PST_CALL_WAIT_FOR_READY, resp,
+                                   len, st);
+}
+
+int pst_task_push(pst_task *t, const char *device, const char *key, pst_tensor *value,
+                  pst_status *st) {
+    if (pst_dtype_size(value->dtype) == 0)
+        return pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s': %s tensors cannot be sent",
+                              key, pst_dtype_name(value->dtype));
+    const char *addr = address_of(t, device, st);
+    if (!addr) return st->code;
+    uint64_t total = (uint64_t)(value)->nbytes, chunk = (uint64_t)t->o.chunk_bytes;
+    pst_call_group *g = pst_call_group_new();
+    uint64_t off = 0;
+    do {
+        uint64_t l = total - off < chunk ? total - off : chunk;
+        pst_msg m = chunk_msg(key, value, off, l);
+        pst_call_group_start(g, t->tr, addr, PST_TASK_PUSH, &m, t->o.connect_timeout_ms, 0, NULL,
+                             NULL);
+        off += l;
+    } while (off < total);
+    int rc = pst_call_group_wait(g, st);
+    pst_call_group_free(g);
+    if (rc == 0) {
+        pthread_mutex_lock(&t->mu);
+        t->bytes_sent += (int64_t)total;
+        pthread_mutex_unlock(&t->mu);
+    }
+    return rc;
+}
+
+int pst_task_push_variable(pst_task *t, const char *device, const char *name, pst_tensor *value,
+                           pst_status *st) {
+    char key[1100];
+    snprintf(key, sizeof key, "var:%s", name);
+    return pst_task_push(t, device, key, value, st);
+}
+
+typedef struct pull_ctx {
+    pst_tensor *t;
+    pthread_mutex_t mu;
+    pst_status st;
+} pull_ctx;
+
+static void pull_chunk(void *arg, const pst_iov *v, int n) {
+    pull_ctx *p = arg;
+    pst_status st = {0};
+    cursor c;
+    uint64_t dl;
+    pst_shape shape;
+    Pstrain__TensorChunk *h = parse_chunk(v, n, &c, &dl, &st);
+    if (h && check_chunk(h, dl, &shape, &st) == 0) {
+        if ((uint64_t)(p->t)->nbytes != h->total_bytes) {
+            pst_status_set(&st, PST_E_ABORTED, "variable '%s' changed size while being read",
+                           h->key);
+        } else {
+            cur_take(&c, (uint8_t *)p->t->data + h->offset, (size_t)dl);
+        }
+    }
+    if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
+    if (st.code) {
+        pthread_mutex_lock(&p->mu);
+        if (!p->st.code) p->st = st;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static pst_msg fetch_req(const char *name, uint64_t off, uint64_t len) {
+    Pstrain__FetchVariableRequest r = PSTRAIN__FETCH_VARIABLE_REQUEST__INIT;
+    r.name = (char *)name;
+    r.offset = off;
+    r.length = len;
+    pst_msg m;
+    PACK(fetch_variable_request, &r, m);
+    return m;
+}
+
+pst_tensor *pst_task_pull_variable(pst_task *t, const char *device, const char *name,
+                                   pst_status *st) {
+    const char *addr = address_of(t, device, st);
+    if (!addr) return NULL;
+    uint64_t chunk = (uint64_t)t->o.chunk_bytes;
+    /* The first chunk tells the size; the rest travel concurrently. */
+    pst_msg m = fetch_req(name, 0, chunk);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    if (pst_transport_call_sync(t->tr, addr, PST_TASK_FETCH_VAR, &m, t->o.connect_timeout_ms,
+                                PST_CALL_WAIT_FOR_READY, &resp, &len, st) < 0)
+        return NULL;
+    pst_iov one = {resp, len};
+    cursor c;
+    uint64_t dl;
+    pst_shape shape;
+    Pstrain__TensorChunk *h = parse_chunk(&one, 1, &c, &dl, st);
+    pst_tensor *out = NULL;
+    if (h && check_chunk(h, dl, &shape, st) == 0) out = pst_tensor_new((pst_dtype)h->dtype, shape, st);
+    if (!out) {
+        if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
+        free(resp);
+        return NULL;
+    }
+    cur_take(&c, out->data, (size_t)dl);
+    uint64_t total = h->total_bytes;
+    pstrain__tensor_chunk__free_unpacked(h, NULL);
+    free(resp);
+    pull_ctx p = {.t = out, .mu = PTHREAD_MUTEX_INITIALIZER};
+    pst_call_group *g = pst_call_group_new();
+    for (uint64_t off = dl; off < total; off += chunk) {
+        uint64_t l = total - off < chunk ? total - off : chunk;
+        pst_msg q = fetch_req(name, off, l);
+        pst_call_group_start(g, t->tr, addr, PST_TASK_FETCH_VAR, &q, t->o.connect_timeout_ms, 0,
+                             pull_chunk, &p);
+    }
+    int rc = pst_call_group_wait(g, st);
+    pst_call_group_free(g);
+    if (rc == 0 && p.st.code) rc = pst_status_set(st, p.st.code, "%s", p.st.msg);
+    pthread_mutex_destroy(&p.mu);
+    if (rc < 0) {
+        pst_tensor_unref(out);
+        return NULL;
+    }
+    return out;
+}
+
+int pst_task_say_done(pst_task *t, const char *device, int failed, const char *reason,
+                      pst_status *st) {
+    Pstrain__ShutdownRequest r = PSTRAIN__SHUTDOWN_REQUEST__INIT;
+    r.from = t->device;
+    r.failed = failed != 0;
+    r.reason = (char *)(reason ? reason : "");
+    pst_msg m;
+    PACK(shutdown_request, &r, m);
+    const char *addr = address_of(t, device, st);
+    if (!addr) {
+        free(m.owner);
+        return st->code;
+    }
+    /* No wait-for-ready: a task that is gone already is fine. */
+    return pst_transport_call_sync(t->tr, addr, PST_TASK_SHUTDOWN, &m, 5000, 0, NULL, NULL, st);
+}
+
+static Pstrain__TaskStatus *get_status(pst_task *t, const char *device, pst_status *st) {
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    if (call_packed(t, device, PST_TASK_STATUS, NULL, t->o.connect_timeout_ms, &resp, &len, st) < 0)
+        return NULL;
+    Pstrain__TaskStatus *s = pstrain__task_status__unpack(NULL, len, resp);
+    free(resp);
+    if (!s) pst_status_set(st, PST_E_DATA_LOSS, "%s sent a malformed status", device);
+    return s;
+}
+
+int pst_task_list_variables(pst_task *t, const char *device, char ***names, int **initialized,
+                            int64_t **bytes, pst_status *st) {
+    Pstrain__TaskStatus *s = get_status(t, device, st);
+    if (!s) return st->code;
+    int n = (int)s->n_variables;
+    *names = calloc((size_t)n + 1, sizeof **names);
+    if (initialized) *initialized = calloc((size_t)n + 1, sizeof **initialized);
+    if (bytes) *bytes = calloc((size_t)n + 1, sizeof **bytes);
+    for (int i = 0; i < n; i++) {
+        (*names)[i] = strdup(s->variables[i]->name);
+        if (initialized) (*initialized)[i] = s->variables[i]->initialized;
+        if (bytes) (*bytes)[i] = s->variables[i]->bytes;
+    }
+    pstrain__task_status__free_unpacked(s, NULL);
+    return n;
+}
+
+static const char *human(double b, char *buf, size_t len) {
+    if (b >= 1e9) snprintf(buf, len, "%.2f GB", b / 1e9);
+    else if (b >= 1e6) snprintf(buf, len, "%.2f MB", b / 1e6);
+    else if (b >= 1e3) snprintf(buf, len, "%.1f kB", b / 1e3);
+    else snprintf(buf, len, "%.0f B", b);
+    return buf;
+}
+
+char *pst_task_status_text(pst_task *t, const char *device, pst_status *st) {
+    Pstrain__TaskStatus *s = get_status(t, device, st);
+    if (!s) return NULL;
+    size_t cap = 4096, off = 0;
+    char *out = malloc(cap);
+#define OUT(...)                                                                               \
+    do {                                                                                       \
+        int k_ = snprintf(NULL, 0, __VA_ARGS__);                                               \
+        while (off + (size_t)k_ + 1 > cap) out = realloc(out, cap *= 2);                       \
+        off += (size_t)snprintf(out + off, cap - off, __VA_ARGS__);                            \
+    } while (0)
+    char a[32], b[32], c[32];
+    int64_t total = 0;
+    for (size_t i = 0; i < s->n_variables; i++) total += s->variables[i]->bytes;
+    OUT("%s at %s: up %.1f s, %zu variables (%s), received %s in %lld chunks, sent %s\n", s->task,
+        s->address, s->uptime_s, s->n_variables, human((double)total, a, sizeof a),
+        human((double)s->bytes_received, b, sizeof b), (long long)s->chunks_received,
+        human((double)s->bytes_sent, c, sizeof c));
+    for (size_t i = 0; i < s->n_variables; i++) {
+        Pstrain__VariableStatus *v = s->variables[i];
+        char shape[128] = "[";
+        size_t so = 1;
+        for (size_t d = 0; d < v->n_shape; d++)
+            so += (size_t)snprintf(shape + so, sizeof shape - so, "%s%lld", d ? "," : "",
+                                   (long long)v->shape[d]);
+        snprintf(shape + so, sizeof shape - so, "]");
+        OUT("  var %-40s %-8s %-16s %10lld bytes  pulls %lld  updates %lld%s%s%s%s\n", v->name,
+            pst_dtype_name((pst_dtype)v->dtype), shape, (long long)v->bytes, (long long)v->pulls,
+            (long long)v->updates, v->initialized ? "" : "  (uninitialized)",
+            v->full_name[0] ? "  slice of " : "", v->full_name, v->full_name[0] ? "" : "");
+        if (v->slice_spec[0]) OUT("      slice %s\n", v->slice_spec);
+    }
+    for (size_t i = 0; i < s->n_partitions; i++) {
+        Pstrain__PartitionStatus *p = s->partitions[i];
+        OUT("  partition %s from %s: %lld steps, %zu ops\n", p->handle, p->client,
+            (long long)p->steps, p->n_nodes);
+        for (size_t j = 0; j < p->n_nodes; j++) OUT("      %s\n", p->nodes[j]);
+    }
+#undef OUT
+    pstrain__task_status__free_unpacked(s, NULL);
+    return out;
+}
+
+int pst_task_save_remote(pst_task *t, const char *device, const char *prefix, int shard,
+                         int num_shards, pst_status *st) {
+    Pstrain__SaveRequest r = PSTRAIN__SAVE_REQUEST__INIT;
+    r.prefix = (char *)prefix;
+    r.shard = shard;
+    r.num_shards = num_shards;
+    pst_msg m;
+    PACK(save_request, &r, m);
+    return call_packed(t, device, PST_TASK_SAVE, &m, STEP_CALL_MS, NULL, NULL, st);
+}
+
+int pst_task_restore_remote(pst_task *t, const char *device, const char *prefix, int *n_restored,
+                            pst_status *st) {
+    Pstrain__RestoreRequest r = PSTRAIN__RESTORE_REQUEST__INIT;
+    r.prefix = (char *)prefix;
+    pst_msg m;
+    PACK(restore_request, &r, m);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int rc = call_packed(t, device, PST_TASK_RESTORE, &m, STEP_CALL_MS, &resp, &len, st);
+    if (rc == 0 && n_restored) {
+        Pstrain__RestoreResponse *rr = pstrain__restore_response__unpack(NULL, len, resp);
+        *n_restored = rr ? (int)rr->n_restored : 0;
+        if (rr) pstrain__restore_response__free_unpacked(rr, NULL);
+    }
+    free(resp);
+    return rc;
+}
+
+/* The variables of this task that a saver should cover: every initialized variable whose node
+ * a registered partition described. */
+static pst_output *saveable(pst_task *t, int *n) {
+    pthread_mutex_lock(&t->mu);
+    size_t cap = pst_strmap_size(t->var_nodes) + 1;
+    pst_output *outs = calloc(cap, sizeof *outs);
+    int k = 0;
+    size_t it = 0;
+    const char *name;
+    void *v;
+    while (pst_strmap_next(t->var_nodes, &it, &name, &v)) {
+        pst_node *node = v;
+        pst_var *var = pst_var_store_find(t->vars, name);
+        if (var && pst_var_is_initialized(var)) outs[k++] = pst_out(node, 0);
+    }
+    pthread_mutex_unlock(&t->mu);
+    *n = k;
+    return outs;
+}
+
+int pst_task_save_local(pst_task *t, const char *prefix, int shard, int num_shards,
+                        pst_status *st) {
+    (void)shard;
+    (void)num_shards;
+    int n = 0;
+    pst_output *vars = saveable(t, &n);
+    int rc = 0;
+    if (n == 0) {
+        rc = pst_status_set(st, PST_E_PRECONDITION, "%s has no initialized variables to save",
+                            t->device);
+    } else {
+        pst_saver_opts so = {.n_vars = n, .vars = vars};
+        pst_saver *sv = pst_saver_new(vars[0].node->graph, &so, st);
+        rc = sv ? pst_saver_write_store(sv, t->vars, prefix, st) : st->code;
+        pst_saver_free(sv);
+    }
+    free(vars);
+    if (rc == 0) logf_(t, "saved %d variables to %s", n, prefix);
+    return rc;
+}
+
+int pst_task_restore_local(pst_task *t, const char *prefix, int *n_restored, pst_status *st) {
+    pthread_mutex_lock(&t->mu);
+    size_t cap = pst_strmap_size(t->var_nodes) + 1;
+    pst_output *vars = calloc(cap, sizeof *vars);
+    int n = 0;
+    size_t it = 0;
+    const char *name;
+    void *v;
+    while (pst_strmap_next(t->var_nodes, &it, &name, &v)) vars[n++] = pst_out(v, 0);
+    pthread_mutex_unlock(&t->mu);
+    int rc = 0;
+    if (n > 0) {
+        pst_saver_opts so = {.n_vars = n, .vars = vars};
+        pst_saver *sv = pst_saver_new(vars[0].node->graph, &so, st);
+        rc = sv ? pst_saver_restore_store(sv, t->vars, prefix, st) : st->code;
+        pst_saver_free(sv);
+    }
+    free(vars);
+    if (n_restored) *n_restored = rc == 0 ? n : 0;
+    if (rc == 0) logf_(t, "restored %d variables from %s", n, prefix);
+    return rc;
+}
+
+/* ---- distributed runs ---- */
+
+struct pst_dist_run {
+    pst_task *t;
+    pst_graph *g;
+    pst_partition_set ps;
+    char (*handles)[32];
+    pst_session *local;
+    pst_partition *mine;
+    const char **devices;
+};
+
+pst_dist_run *pst_dist_run_new(pst_task *t, pst_graph *g, int n_fetches, const pst_output *fetches,
+                               int n_targets, pst_node *const *targets, pst_status *st) {
+    pst_dist_run *r = calloc(1, sizeof *r);
+    r->t = t;
+    r->g = g;
+    if (pst_partition_graph(g, t->device, n_fetches, fetches, n_targets, targets, &r->ps, st) < 0) {
+        free(r);
+        return NULL;
+    }
+    r->handles = calloc((size_t)r->ps.n + 1, sizeof *r->handles);
+    r->devices = calloc((size_t)r->ps.n + 1, sizeof *r->devices);
+    int rc = 0;
+    for (int i = 0; i < r->ps.n && rc == 0; i++) {
+        pst_partition *p = &r->ps.parts[i];
+        r->devices[i] = p->task;
+        if (i == r->ps.client) continue;
+        uint8_t *gd = NULL;
+        size_t gl = 0;
+        if ((rc = pst_graph_def_export(p->graph, 0, &gd, &gl, st)) < 0) break;
+        Pstrain__RegisterGraphRequest req = PSTRAIN__REGISTER_GRAPH_REQUEST__INIT;
+        req.graph_def.data = gd;
+        req.graph_def.len = gl;
+        req.client = t->device;
+        char **names = calloc((size_t)p->n_targets + 1, sizeof *names);
+        for (int k = 0; k < p->n_targets; k++) names[k] = p->targets[k]->name;
+        req.n_targets = (size_t)p->n_targets;
+        req.targets = names;
+        pst_msg m;
+        PACK(register_graph_request, &req, m);
+        free(names);
+        free(gd);
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        rc = call_packed(t, p->task, PST_TASK_REGISTER, &m, t->o.connect_timeout_ms, &resp, &len,
+                         st);
+        if (rc == 0) {
+            Pstrain__RegisterGraphResponse *rr =
+                pstrain__register_graph_response__unpack(NULL, len, resp);
+            if (rr) {
+                snprintf(r->handles[i], sizeof r->handles[i], "%s", rr->handle);
+                pstrain__register_graph_response__free_unpacked(rr, NULL);
+            } else {
+                rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: malformed RegisterGraph answer",
+                                    p->task);
+            }
+        }
+        free(resp);
+    }
+    if (rc == 0) {
+        r->mine = &r->ps.parts[r->ps.client];
+        pst_session_opts so = {.vars = t->vars, .exec = &t->route.base};
+        r->local = pst_session_new(r->mine->graph, &so, st);
+        if (!r->local) rc = st->code;
+    }
+    if (rc < 0) {
+        pst_dist_run_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int pst_dist_run_tasks(const pst_dist_run *r, const char ***devices) {
+    *devices = r->devices;
+    return r->ps.n;
+}
+
+typedef struct step_ctx {
+    pst_task *t;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending;
+    pst_status err;
+} step_ctx;
+
+static void step_done(void *arg, const pst_status *st, const pst_iov *resp, int n) {
+    (void)resp;
+    (void)n;
+    step_ctx *c = arg;
+    if (st && st->code) {
+        pthread_mutex_lock(&c->mu);
+        int first = !c->err.code;
+        if (first) c->err = *st;
+        pthread_mutex_unlock(&c->mu);
+        /* Stop this task's part of the step at once: its _Recvs would wait in vain. */
+        if (first) pst_rendezvous_abort(c->t->local, st);
+    }
+    pthread_mutex_lock(&c->mu);
+    if (--c->pending == 0) pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int pst_dist_run_step(pst_dist_run *r, const pst_feed *feeds, int n_feeds, pst_tensor **out,
+                      pst_status *st) {
+    pst_task *t = r->t;
+    int64_t step = atomic_fetch_add(&t->next_step, 1);
+    step_ctx c = {.t = t, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    for (int i = 0; i < r->ps.n; i++) {
+        if (i == r->ps.client) continue;
+        const char *addr = address_of(t, r->ps.parts[i].task, st);
+        if (!addr) return st->code;
+        Pstrain__RunGraphRequest req = PSTRAIN__RUN_GRAPH_REQUEST__INIT;
+        req.handle = r->handles[i];
+        req.step_id = step;
+        pst_msg m;
+        PACK(run_graph_request, &req, m);
+        pthread_mutex_lock(&c.mu);
+        c.pending++;
+        pthread_mutex_unlock(&c.mu);
+        pst_transport_call(t->tr, addr, PST_TASK_RUN, &m, STEP_CALL_MS, 0, step_done, &c);
+    }
+    /* Feeds name g's placeholders; this task's partition has nodes of the same names. */
+    pst_feed *lf = calloc((size_t)n_feeds + 1, sizeof *lf);
+    int nl = 0;
+    for (int i = 0; i < n_feeds; i++) {
+        pst_node *n = pst_graph_find(r->mine->graph, feeds[i].output.node->name);
+        if (!n) continue;
+        lf[nl].output = pst_out(n, feeds[i].output.index);
+        lf[nl].value = feeds[i].value;
+        nl++;
+    }
+    pst_status lst = {0};
+    int rc = pst_session_run_step(r->local, step, lf, nl, r->mine->fetches, r->mine->n_fetches,
+                                  r->mine->targets, r->mine->n_targets, out, &lst);
+    free(lf);
+    pthread_mutex_lock(&c.mu);
+    while (c.pending > 0) pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
+    if (c.err.code) {
+        /* The remote task's error explains the local one (an aborted _Recv). */
+        if (out && rc == 0)
+            for (int i = 0; i < r->mine->n_fetches; i++) {
+                pst_tensor_unref(out[i]);
+                out[i] = NULL;
+            }
+        return pst_status_set(st, c.err.code, "%s", c.err.msg);
+    }
+    if (rc < 0) return pst_status_set(st, lst.code, "%s", lst.msg);
+    return 0;
+}
+
+void pst_dist_run_free(pst_dist_run *r) {
+    if (!r) return;
+    for (int i = 0; i < r->ps.n; i++) {
+        if (i == r->ps.client || !r->handles[i][0]) continue;
+        Pstrain__DeregisterGraphRequest req = PSTRAIN__DEREGISTER_GRAPH_REQUEST__INIT;
+        req.handle = r->handles[i];
+        pst_msg m;
+        PACK(deregister_graph_request, &req, m);
+        const char *addr = pst_cluster_address_of_device(r->t->o.cluster, r->ps.parts[i].task);
+        pst_status ignore = {0};
+        if (addr)
+            pst_transport_call_sync(r->t->tr, addr, PST_TASK_DEREGISTER, &m, 2000, 0, NULL, NULL,
+                                    &ignore);
+        else
+            free(m.owner);
+    }
+    if (r->local) pst_session_free(r->local);
+    pst_partition_set_destroy(&r->ps);
+    free(r->handles);
+    free(r->devices);
+    free(r);
+}
