@@ -82,6 +82,42 @@ static pst_output non_slot(pst_graph *g, const char *name, pst_output colocate, 
     return v;
 }
 
+/* The synchronous form of one variable's update (see pst_sync_apply): the same inputs as the
+ * asynchronous apply op plus the replica's step. */
+static pst_output sync_update(pst_graph *g, const pst_optimizer_opts *o, pst_output v,
+                              pst_output lr, pst_output gr, pst_output local_step) {
+    pst_dtype dt = pst_output_dtype(v);
+    int R = o->sync_replicas, T = o->sync_total > R ? o->sync_total : R;
+    switch (o->kind) {
+    case PST_OPT_SGD: {
+        pst_output in[3] = {v, lr, gr};
+        return pst_sync_apply(g, "ApplyGradientDescent", 3, in, local_step, R, T, 0,
+                              "SyncApplyGradientDescent");
+    }
+    case PST_OPT_MOMENTUM: {
+        pst_output in[5] = {v, slot(g, v, "Momentum", 0), lr, gr,
+                            pst_const_scalar(g, dt, o->momentum, "momentum")};
+        return pst_sync_apply(g, "ApplyMomentum", 5, in, local_step, R, T, o->use_nesterov,
+                              "SyncApplyMomentum");
+    }
+    case PST_OPT_ADAGRAD: {
+        pst_output in[4] = {v, slot(g, v, "Adagrad", o->initial_accumulator), lr, gr};
+        return pst_sync_apply(g, "ApplyAdagrad", 4, in, local_step, R, T, 0, "SyncApplyAdagrad");
+    }
+    case PST_OPT_RMSPROP: {
+        pst_output in[8] = {v, slot(g, v, "RMSProp", 1.0), slot(g, v, "RMSProp_1", 0), lr,
+                            pst_const_scalar(g, dt, o->rho, "decay"),
+                            pst_const_scalar(g, dt, o->momentum, "momentum"),
+                            pst_const_scalar(g, dt, o->rms_epsilon, "epsilon"), gr};
+        return pst_sync_apply(g, "ApplyRMSProp", 8, in, local_step, R, T, 0, "SyncApplyRMSProp");
+    }
+    default:
+        pst_graph_set_error(g, PST_E_UNIMPLEMENTED, "synchronous replicas: optimizer %s",
+                            pst_optimizer_name(o->kind));
+        return pst_out(NULL, 0);
+    }
+}
+
 pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *o, int n,
                                         const pst_grad_var *gv, pst_output global_step,
                                         const char *name) {
@@ -101,6 +137,22 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
         free(updates);
         return NULL;
     }
+    pst_output local_step = pst_out(NULL, 0);
+    if (o->sync_replicas > 0) {
+        if (!global_step.node || o->kind == PST_OPT_ADAM) {
+            pst_graph_set_error(g, PST_E_UNIMPLEMENTED, "%s: synchronous replicas need a global "
+                                "step%s", opt, o->kind == PST_OPT_ADAM ? " and an optimizer other "
+                                "than Adam (its bias-correction powers would advance once per "
+                                "replica)" : "");
+            free(updates);
+            return NULL;
+        }
+        /* The step this replica computes its gradients for: global_step as read at the start
+         * of the step (on its PS, before any update of the step). */
+        pst_graph_push_device(g, global_step.node->device);
+        local_step = pst_identity(g, pst_variable_value(global_step), "sync_local_step");
+        pst_graph_pop_device(g);
+    }
     pst_output b1p = pst_out(NULL, 0), b2p = pst_out(NULL, 0);
     if (o->kind == PST_OPT_ADAM) {
         b1p = non_slot(g, "beta1_power", first, o->beta1);
@@ -118,7 +170,9 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
         snprintf(uname, sizeof uname, "update_%s", v.node->name);
         pst_graph_push_name_scope(g, uname, 0);
         pst_output u = pst_out(NULL, 0);
-        switch (o->kind) {
+        if (o->sync_replicas > 0) {
+            u = sync_update(g, o, v, lr, gr, local_step);
+        } else switch (o->kind) {
         case PST_OPT_SGD: u = pst_apply_gradient_descent(g, v, lr, gr, "ApplyGradientDescent"); break;
         case PST_OPT_MOMENTUM:
             u = pst_apply_momentum(g, v, slot(g, v, "Momentum", 0), lr, gr,
@@ -169,9 +223,13 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
         if (global_step.node) {
             pst_graph_push_control_deps(g, nu, updates);
             pst_graph_push_device(g, global_step.node->device);
-            pst_output inc = pst_assign_add(
-                g, global_step, pst_const_scalar(g, pst_output_dtype(global_step), 1, NULL),
-                "increment_global_step");
+            pst_output inc = o->sync_replicas > 0
+                                 ? pst_sync_step_advance(g, global_step, local_step,
+                                                         "increment_global_step")
+                                 : pst_assign_add(g, global_step,
+                                                  pst_const_scalar(g, pst_output_dtype(global_step),
+                                                                   1, NULL),
+                                                  "increment_global_step");
             pst_graph_pop_device(g);
             pst_graph_pop_control_deps(g);
             result = pst_group(g, 1, &inc.node, "update");

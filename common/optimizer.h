@@ -35,6 +35,11 @@ typedef struct pst_optimizer_opts {
     float beta1, beta2, epsilon;  /* Adam: 0.9, 0.999, 1e-8 */
     float initial_accumulator;    /* Adagrad: 0.1 */
     float rho, rms_epsilon;       /* RMSProp: decay 0.9, epsilon 1e-10 */
+    /* Synchronous replicas (tf.train.SyncReplicasOptimizer): when > 0, each update averages
+     * the gradients of sync_replicas replicas for the global step they read, applies them once
+     * and drops late ones; global_step then advances once per step. sync_total (>=
+     * sync_replicas) counts backup workers too. Needs global_step; not with Adam. */
+    int sync_replicas, sync_total;
 } pst_optimizer_opts;
 
 /* TensorFlow's defaults for kind with learning rate lr. */

@@ -116,12 +116,15 @@ static int read_buffer(grpc_byte_buffer *bb, pst_iov **iov, grpc_slice **slices)
             *iov = realloc(*iov, (size_t)cap * sizeof **iov);
             *slices = realloc(*slices, (size_t)cap * sizeof **slices);
         }
-        (*slices)[n] = s;
-        (*iov)[n].base = GRPC_SLICE_START_PTR(s);
-        (*iov)[n].len = GRPC_SLICE_LENGTH(s);
-        n++;
+        (*slices)[n++] = s;
     }
     grpc_byte_buffer_reader_destroy(&rd);
+    /* Only now: small slices keep their bytes inline, inside the slice struct itself, so the
+     * pointers must be taken from the array (after its last realloc). */
+    for (int i = 0; i < n; i++) {
+        (*iov)[i].base = GRPC_SLICE_START_PTR((*slices)[i]);
+        (*iov)[i].len = GRPC_SLICE_LENGTH((*slices)[i]);
+    }
     return n;
 }
 

@@ -260,6 +260,57 @@ START_TEST(test_grpc_address_in_use) {
 }
 END_TEST
 
+/* Several threads calling at once, messages of many sizes (copied and wrapped segments): every
+ * answer is the exact request. */
+typedef struct stress_arg {
+    pst_transport *c;
+    const char *addr;
+    int seed, bad;
+} stress_arg;
+static void *stress_thread(void *p) {
+    stress_arg *a = p;
+    unsigned r = (unsigned)a->seed;
+    for (int i = 0; i < 40; i++) {
+        size_t len = (size_t)(rand_r(&r) % 200000) + 1;
+        uint8_t *buf = malloc(len);
+        for (size_t k = 0; k < len; k++) buf[k] = (uint8_t)rand_r(&r);
+        uint8_t hdr[16];
+        memset(hdr, a->seed, sizeof hdr);
+        pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr}, {buf, len}}};
+        uint8_t *resp = NULL;
+        size_t rl = 0;
+        pst_status st = {0};
+        if (pst_transport_call_sync(a->c, a->addr, ECHO, &m, 20000, 0, &resp, &rl, &st) != 0 ||
+            rl != len + 16 || memcmp(resp, hdr, 16) != 0 || memcmp(resp + 16, buf, len) != 0)
+            a->bad++;
+        free(resp);
+        free(buf);
+    }
+    return NULL;
+}
+static void stress(int grpc) {
+    server_ctx s;
+    char addr[128];
+    start(&s, grpc, addr, sizeof addr);
+    pst_transport *c = make(grpc);
+    pthread_t th[4];
+    stress_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (stress_arg){.c = c, .addr = addr, .seed = i + 1};
+        pthread_create(&th[i], NULL, stress_thread, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(a[i].bad, 0);
+    }
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+}
+START_TEST(test_inproc_concurrent_exact) { stress(0); }
+END_TEST
+START_TEST(test_grpc_concurrent_exact) { stress(1); }
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("transport");
     TCase *tc = tcase_create("core");
@@ -275,6 +326,8 @@ int main(void) {
     tcase_add_test(tc, test_grpc_deadline);
     tcase_add_test(tc, test_grpc_wait_for_ready);
     tcase_add_test(tc, test_grpc_address_in_use);
+    tcase_add_test(tc, test_inproc_concurrent_exact);
+    tcase_add_test(tc, test_grpc_concurrent_exact);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

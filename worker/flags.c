@@ -12,6 +12,12 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--lr X] [--seed S] [--data-dir DIR] [--keep-prob P] [--weight-decay W]\n"
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
              "         [--checkpoint-dir DIR] [--save-every-steps N] [--max-to-keep K]\n"
+             "distributed (between-graph replication; see README):\n"
+             "         --cluster FILE --task K  (or TF_CONFIG)  [--mode async|sync]\n"
+             "         [--replicas-to-aggregate N] [--placement round_robin|greedy]\n"
+             "         [--connect-timeout-ms N] [--ready-timeout-ms N] [--recv-timeout-ms N]\n"
+             "         [--status] [--serve-only] [--layer-device SCOPE=/job:worker/task:1]\n"
+             "         [--no-shuffle]\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -54,7 +60,11 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
                            .validation = 5000,
                            .max_to_keep = 5,
                            .task = 0,
-                           .sync = "async"};
+                           .sync = "async",
+                           .placement = "round_robin",
+                           .connect_timeout_ms = 30000,
+                           .ready_timeout_ms = 300000,
+                           .recv_timeout_ms = 60000};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int64_t v;
@@ -64,6 +74,18 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
         }
         if (strcmp(a, "--quiet") == 0) {
             f->quiet = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-shuffle") == 0) {
+            f->no_shuffle = 1;
+            continue;
+        }
+        if (strcmp(a, "--serve-only") == 0) {
+            f->serve_only = 1;
+            continue;
+        }
+        if (strcmp(a, "--status") == 0) {
+            f->ps_status = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -85,8 +107,30 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
             f->checkpoint_dir = val;
         else if (strcmp(a, "--cluster") == 0)
             f->cluster = val;
-        else if (strcmp(a, "--mode") == 0)
+        else if (strcmp(a, "--mode") == 0) {
+            if (strcmp(val, "async") != 0 && strcmp(val, "sync") != 0) {
+                snprintf(err, errlen, "--mode: '%s' is not async or sync\n", val);
+                return -1;
+            }
             f->sync = val;
+        } else if (strcmp(a, "--placement") == 0) {
+            if (strcmp(val, "round_robin") != 0 && strcmp(val, "greedy") != 0) {
+                snprintf(err, errlen, "--placement: '%s' is not round_robin or greedy\n", val);
+                return -1;
+            }
+            f->placement = val;
+        } else if (strcmp(a, "--layer-device") == 0)
+            f->layer_device = val;
+        else if (strcmp(a, "--replicas-to-aggregate") == 0) {
+            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            f->replicas_to_aggregate = (int)v;
+        } else if (strcmp(a, "--connect-timeout-ms") == 0) {
+            if (parse_i64(a, val, 1, &f->connect_timeout_ms, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--ready-timeout-ms") == 0) {
+            if (parse_i64(a, val, 1, &f->ready_timeout_ms, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--recv-timeout-ms") == 0) {
+            if (parse_i64(a, val, 1, &f->recv_timeout_ms, err, errlen) < 0) return -1;
+        }
         else if (strcmp(a, "--steps") == 0) {
             if (parse_i64(a, val, 0, &f->steps, err, errlen) < 0) return -1;
         } else if (strcmp(a, "--batch") == 0) {
@@ -110,6 +154,7 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
         } else if (strcmp(a, "--task") == 0) {
             if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
             f->task = (int)v;
+            f->task_given = 1;
         } else if (strcmp(a, "--lr") == 0) {
             if (parse_f(a, val, 0, 100, &f->lr, err, errlen) < 0) return -1;
         } else if (strcmp(a, "--keep-prob") == 0) {

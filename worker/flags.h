@@ -30,6 +30,20 @@ typedef struct pst_train_flags {
     const char *cluster;        /* --cluster FILE (distributed) */
     int task;                   /* --task K */
     const char *sync;           /* --mode async|sync */
+    /* distributed (with --cluster or TF_CONFIG) */
+    int task_given;             /* --task was on the command line */
+    int replicas_to_aggregate;  /* --replicas-to-aggregate (sync; default: every worker) */
+    int sync_total;             /* set by the worker: replicas in all (backup workers count) */
+    const char *placement;      /* --placement round_robin|greedy */
+    int64_t connect_timeout_ms; /* --connect-timeout-ms: peers unreachable this long fail (30000) */
+    int64_t ready_timeout_ms;   /* --ready-timeout-ms: non-chief waits for init this long (300000) */
+    int64_t recv_timeout_ms;    /* --recv-timeout-ms: a step waits this long for a tensor (60000) */
+    int ps_status;              /* --status: print every task's status at the end */
+    int no_shuffle;             /* --no-shuffle: read examples in order (for exact comparisons) */
+    int serve_only;             /* --serve-only: train nothing, run partitions others place here
+                                   until the chief finishes */
+    const char *layer_device;   /* --layer-device SCOPE=DEV: model parallelism, the ops under
+                                   name scope SCOPE run on DEV (e.g. mlp/fc2=/job:worker/task:1) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

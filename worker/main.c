@@ -10,6 +10,8 @@
 
 #include "dataset.h"
 #include "flags.h"
+#include "model.h"
+#include "dist.h"
 #include "idx.h"
 #include "init.h"
 #include "losses.h"
@@ -20,56 +22,6 @@
 #include "ops.h"
 #include "session.h"
 #include "train_loop.h"
-
-typedef struct model {
-    pst_graph *g;
-    pst_output images, labels, is_training, loss, correct;
-    pst_node *train_op, *init;
-} model;
-
-/* Nearest-neighbour upsampling and channel tiling for nets that want bigger colour inputs. */
-static pst_output adapt_input(pst_graph *g, pst_output x, int h, int w, int c, const pst_net_def *net) {
-    if (net->height == h && net->width == w && net->channels == c) return x;
-    int fy = net->height / h, fx = net->width / w;
-    int64_t r1[6] = {-1, h, 1, w, 1, c}, mult[6] = {1, 1, fy, 1, fx, net->channels / c};
-    int64_t r2[4] = {-1, net->height, net->width, net->channels};
-    pst_output y = pst_reshape(g, x, 6, r1, NULL);
-    y = pst_tile(g, y, 6, mult, NULL);
-    return pst_reshape(g, y, 4, r2, "resized_input");
-}
-
-static int build_model(const pst_train_flags *f, const pst_net_def *net, model *m, pst_status *st) {
-    pst_graph *g = m->g = pst_graph_new();
-    pst_graph_set_seed(g, f->seed);
-    /* Images arrive as bytes and are scaled to [0, 1] in the graph: a quarter of the memory. */
-    m->images = pst_placeholder(g, "images", PST_UINT8, pst_shape_4d(-1, 28, 28, 1));
-    pst_output scaled = pst_mul(g, pst_cast(g, m->images, PST_FLOAT, NULL),
-                                pst_const_f32(g, 1.0f / 255.0f, NULL), "scaled_images");
-    m->labels = pst_placeholder(g, "labels", PST_INT64, pst_shape_1d(-1));
-    m->is_training = pst_placeholder_with_default(g, pst_const_scalar(g, PST_BOOL, 1, NULL),
-                                                  pst_shape_scalar(), "is_training");
-    pst_net_opts no = pst_net_defaults();
-    no.is_training = m->is_training;
-    no.keep_prob = f->keep_prob;
-    no.weight_decay = f->weight_decay;
-    pst_output logits = net->build(g, adapt_input(g, scaled, 28, 28, 1, net), &no);
-    pst_loss_sparse_softmax_cross_entropy(g, logits, m->labels, pst_out(NULL, 0), NULL);
-    pst_output total = pst_get_total_loss(g, 1, "total_loss");
-    int kind = pst_optimizer_kind_parse(f->optimizer);
-    if (kind < 0)
-        return pst_status_set(st, PST_E_INVALID,
-                              "--optimizer: unknown optimizer '%s' (adam, sgd, momentum, adagrad, "
-                              "rmsprop)", f->optimizer);
-    pst_optimizer_opts oo = pst_optimizer_defaults((pst_opt_kind)kind, f->lr);
-    m->loss = pst_create_train_op(g, total, &oo, pst_train_global_step(g), 0, &m->train_op);
-    pst_output pred = pst_argmax(g, logits, 1, PST_INT64, "predictions");
-    m->correct = pst_reduce_sum(g, pst_cast(g, pst_equal(g, pred, m->labels, NULL), PST_FLOAT, NULL),
-                                0, NULL, 0, "correct");
-    m->init = pst_global_variables_initializer(g);
-    if (pst_graph_error(g))
-        return pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
-    return 0;
-}
 
 typedef struct feeder {
     model *m;
@@ -161,6 +113,7 @@ int main(int argc, char **argv) {
                         "cnn5, lenet5, vgg16)\n", f.model);
         return 2;
     }
+    if (pst_worker_is_distributed(&f)) return pst_worker_run_distributed(&f, net);
     /* Kernels split work across pstrain's pool; BLAS calls inside them run single-threaded. */
     openblas_set_num_threads(1);
     pst_parallel_set_threads(f.threads);
@@ -180,7 +133,7 @@ int main(int argc, char **argv) {
     if (all == NULL || test == NULL) goto fail;
     int64_t n_val = f.validation < pst_dataset_size(all) ? f.validation : 0;
     if (pst_dataset_split(all, pst_dataset_size(all) - n_val, &train, &val, &st) < 0) goto fail;
-    if (build_model(&f, net, &m, &st) < 0) goto fail;
+    if (pst_worker_build_model(&f, net, &m, NULL, NULL, &st) < 0) goto fail;
     s = pst_session_new(m.g, NULL, &st);
     int64_t first_step = 0;
     if (f.checkpoint_dir) {
@@ -201,7 +154,7 @@ int main(int argc, char **argv) {
         }
     }
     if (first_step == 0 && pst_session_run_target(s, m.init, &st) < 0) goto fail;
-    pst_dataset_iter_opts io = {.batch = f.batch, .shuffle_buffer = pst_dataset_size(train),
+    pst_dataset_iter_opts io = {.batch = f.batch, .shuffle_buffer = f.no_shuffle ? 0 : pst_dataset_size(train),
                                 .seed = (uint64_t)f.seed, .repeat = -1, .prefetch = 2,
                                 .drop_remainder = 1};
     it = pst_dataset_iter_new(train, &io, &st);

@@ -1,0 +1,26 @@
+/*
+ * model — the trainer's graph: a model-zoo network on Fashion-MNIST images (uint8 in, scaled
+ * in the graph), its loss, optimizer, train op, global step and a count of correct predictions.
+ * Shared by the single-process trainer and the distributed worker (which builds it under a
+ * replica device setter).
+ */
+#ifndef PST_WORKER_MODEL_H
+#define PST_WORKER_MODEL_H
+
+#include "flags.h"
+#include "graph.h"
+#include "nets.h"
+
+typedef struct model {
+    pst_graph *g;
+    pst_output images, labels, is_training, loss, correct, global_step;
+    pst_node *train_op, *init;
+} model;
+
+/* Builds into a new graph (m->g). With device_fn set, every node is placed by it (the replica
+ * device setter). f->replicas_to_aggregate > 0 makes the optimizer synchronous
+ * (SyncReplicasOptimizer: that many replicas averaged per step, of f->sync_total). */
+int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, model *m,
+                           pst_device_fn device_fn, void *device_ctx, pst_status *st);
+
+#endif
