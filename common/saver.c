@@ -29,6 +29,8 @@ struct pst_saver {
     int n_kept;
     char *dir;   /* the directory of the last save, for recovery */
     double last_kept_time;
+    int (*write_fn)(void *ctx, const char *prefix, pst_status *st);
+    void *write_ctx;
 };
 
 pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st) {
@@ -57,6 +59,8 @@ pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st) 
     s->keep_hours = o ? o->keep_checkpoint_every_n_hours : 0;
     s->write_meta = o ? o->write_meta : 1;
     s->sharded = o ? o->sharded : 0;
+    s->write_fn = o ? o->write_fn : NULL;
+    s->write_ctx = o ? o->write_ctx : NULL;
     s->last_kept_time = (double)time(NULL);
     return s;
 }
@@ -294,6 +298,7 @@ static int write_vars(pst_saver *s, pst_var_store *vs, const char *prefix, int n
 
 /* One bundle, or (sharded) one per device task merged into one index. */
 static int write_bundle(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st) {
+    if (s->write_fn) return s->write_fn(s->write_ctx, prefix, st);
     int *which = malloc((size_t)(s->n + 1) * sizeof *which);
     PST_ASSERT(which != NULL);
     int rc = 0;

@@ -32,6 +32,10 @@ typedef struct pst_saver_opts {
     int write_meta;                      /* 1 (default when opts is NULL): also write PREFIX.meta */
     int sharded;                         /* one data shard per device task (each PS's
                                             variables in its own file), merged into one index */
+    /* Distributed saves: when set, writes the bundle at prefix instead of the saver (e.g. every
+     * PS writes its shard and the chief merges them); the session may then be NULL. */
+    int (*write_fn)(void *ctx, const char *prefix, pst_status *st);
+    void *write_ctx;
 } pst_saver_opts;
 
 pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st);
