@@ -1,5 +1,7 @@
 #include "layers.h"
 
+#include "placement.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,8 +157,34 @@ static pst_output layer_var(pst_graph *g, const char *name, pst_shape shape,
         v.set |= PST_ARG_DEVICE;
         v.device = a->device;
     }
+    /* A partitioner set on the graph splits big weights along axis 0 over the PS. */
+    int np = 0;
+    const int64_t *part = pst_graph_int64_collection(g, PST_PARTITIONER_KEY, &np);
+    int n_parts = np == 2 && pst_shape_is_known(&shape) && shape.rank >= 1
+                      ? pst_partition_count(shape, PST_FLOAT, 0, part[0], (int)part[1])
+                      : 1;
+    if (n_parts > 1 && !(a->set & PST_ARG_DEVICE)) {
+        pst_partitioned_var *pv =
+            pst_partitioned_variable(g, name, PST_FLOAT, shape, n_parts, init, a->trainable);
+        if (!pv) return pst_out(NULL, 0);
+        pst_output value = pv->value;
+        for (int i = 0; i < pv->n_parts; i++)
+            pst_graph_add_to_collection(g, PST_MODEL_VARIABLES, pv->parts[i]);
+        pst_partitioned_var_free(pv);
+        if (reg->kind != PST_REG_NONE) {
+            pst_graph_push_name_scope(g, name, 0);
+            pst_graph_add_to_collection(g, PST_REGULARIZATION_LOSSES, pst_reg_build(g, reg, value));
+            pst_graph_pop_name_scope(g);
+        }
+        return value;
+    }
     pst_output var = make_variable(g, name, PST_FLOAT, shape, &v, NULL, 1);
     return pst_variable_value(var);
+}
+
+void pst_layers_set_partitioner(pst_graph *g, int64_t min_slice_bytes, int max_parts) {
+    pst_graph_add_int64_to_collection(g, PST_PARTITIONER_KEY, min_slice_bytes);
+    pst_graph_add_int64_to_collection(g, PST_PARTITIONER_KEY, max_parts);
 }
 
 pst_output pst_layer_activation(pst_graph *g, pst_output x, pst_activation act, float alpha) {

@@ -150,4 +150,10 @@ pst_output pst_layer_repeat(pst_graph *g, pst_output x, int n, pst_layer_fn fn, 
 pst_output pst_layer_stack(pst_graph *g, pst_output x, int n, pst_layer_fn fn, void *ctx,
                            const char *scope);
 
+/* Layer weights created from now on whose axis 0 allows it are partitioned
+ * (tf.min_max_variable_partitioner): as many parts as keep each at least min_slice_bytes, at
+ * most max_parts, named `weights/part_i` and spread over the PS by the device setter. */
+#define PST_PARTITIONER_KEY "pstrain_partitioner"
+void pst_layers_set_partitioner(pst_graph *g, int64_t min_slice_bytes, int max_parts);
+
 #endif

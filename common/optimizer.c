@@ -68,6 +68,25 @@ static pst_output slot(pst_graph *g, pst_output var, const char *suffix, double 
     pst_graph_push_name_scope_abs(g, "");
     pst_output s = pst_variable_ex(g, &o);
     pst_graph_pop_name_scope(g);
+    /* The slot of a part of a partitioned variable is the same part of the full slot, saved
+     * as a slice of `<full name>/<suffix>` (as TensorFlow does), so it re-slices on restore. */
+    const char *full = pst_node_attr_s(var.node, "_save_slice_full_name", NULL);
+    if (s.node && full) {
+        char fname[600];
+        snprintf(fname, sizeof fname, "%s/%s", full, suffix);
+        const char *keys[3] = {"_save_slice_full_shape", "_save_slice_var_offset",
+                               "_save_slice_var_shape"};
+        pst_node *n = s.node;
+        n->attrs = realloc(n->attrs, (size_t)(n->n_attrs + 4) * sizeof *n->attrs);
+        PST_ASSERT(n->attrs != NULL);
+        pst_attr fa = {.name = "_save_slice_full_name", .kind = PST_ATTR_STRING};
+        fa.v.s = fname;
+        pst_attr_copy(&n->attrs[n->n_attrs++], &fa, NULL);
+        for (int k = 0; k < 3; k++) {
+            const pst_attr *a = pst_node_attr(var.node, keys[k]);
+            if (a) pst_attr_copy(&n->attrs[n->n_attrs++], a, NULL);
+        }
+    }
     return s;
 }
 

@@ -700,6 +700,9 @@ static void handle_status(pst_task *t, pst_server_call *call) {
         vs[i].initialized = v->value != NULL;
         vs[i].updates = v->n_updates;
         pthread_mutex_unlock(&v->mu);
+        pthread_mutex_lock(&v->sync_mu);
+        vs[i].stale = v->n_stale;
+        pthread_mutex_unlock(&v->sync_mu);
         for (int d = 0; d < sh.rank; d++) shapes[i][d] = sh.dims[d];
         vs[i].n_shape = (size_t)sh.rank;
         vs[i].shape = shapes[i];
@@ -1122,10 +1125,16 @@ int pst_task_say_done(pst_task *t, const char *device, int failed, const char *r
     return pst_transport_call_sync(t->tr, addr, PST_TASK_SHUTDOWN, &m, 5000, 0, NULL, NULL, st);
 }
 
-static Pstrain__TaskStatus *get_status(pst_task *t, const char *device, pst_status *st) {
+/* Status of a task that should be up (readiness polls wait for it to come up); with
+ * `wait` 0 a task that is gone fails at once. */
+static Pstrain__TaskStatus *get_status(pst_task *t, const char *device, int wait, pst_status *st) {
     uint8_t *resp = NULL;
     size_t len = 0;
-    if (call_packed(t, device, PST_TASK_STATUS, NULL, t->o.connect_timeout_ms, &resp, &len, st) < 0)
+    const char *addr = address_of(t, device, st);
+    if (!addr) return NULL;
+    if (pst_transport_call_sync(t->tr, addr, PST_TASK_STATUS, NULL,
+                                wait ? t->o.connect_timeout_ms : 5000,
+                                wait ? PST_CALL_WAIT_FOR_READY : 0, &resp, &len, st) < 0)
         return NULL;
     Pstrain__TaskStatus *s = pstrain__task_status__unpack(NULL, len, resp);
     free(resp);
@@ -1135,7 +1144,7 @@ static Pstrain__TaskStatus *get_status(pst_task *t, const char *device, pst_stat
 
 int pst_task_list_variables(pst_task *t, const char *device, char ***names, int **initialized,
                             int64_t **bytes, pst_status *st) {
-    Pstrain__TaskStatus *s = get_status(t, device, st);
+    Pstrain__TaskStatus *s = get_status(t, device, 1, st);
     if (!s) return st->code;
     int n = (int)s->n_variables;
     *names = calloc((size_t)n + 1, sizeof **names);
@@ -1159,7 +1168,7 @@ static const char *human(double b, char *buf, size_t len) {
 }
 
 char *pst_task_status_text(pst_task *t, const char *device, pst_status *st) {
-    Pstrain__TaskStatus *s = get_status(t, device, st);
+    Pstrain__TaskStatus *s = get_status(t, device, 0, st);
     if (!s) return NULL;
     size_t cap = 4096, off = 0;
     char *out = malloc(cap);
@@ -1184,10 +1193,13 @@ char *pst_task_status_text(pst_task *t, const char *device, pst_status *st) {
             so += (size_t)snprintf(shape + so, sizeof shape - so, "%s%lld", d ? "," : "",
                                    (long long)v->shape[d]);
         snprintf(shape + so, sizeof shape - so, "]");
-        OUT("  var %-40s %-8s %-16s %10lld bytes  pulls %lld  updates %lld%s%s%s%s\n", v->name,
+        OUT("  var %-40s %-8s %-16s %10lld bytes  pulls %lld  updates %lld", v->name,
             pst_dtype_name((pst_dtype)v->dtype), shape, (long long)v->bytes, (long long)v->pulls,
-            (long long)v->updates, v->initialized ? "" : "  (uninitialized)",
-            v->full_name[0] ? "  slice of " : "", v->full_name, v->full_name[0] ? "" : "");
+            (long long)v->updates);
+        if (v->stale) OUT("  stale gradients dropped %lld", (long long)v->stale);
+        if (!v->initialized) OUT("  (uninitialized)");
+        if (v->full_name[0]) OUT("  slice of %s", v->full_name);
+        OUT("\n");
         if (v->slice_spec[0]) OUT("      slice %s\n", v->slice_spec);
     }
     for (size_t i = 0; i < s->n_partitions; i++) {

@@ -486,10 +486,11 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
         goto out;
     }
     mf.sync_total = sync ? d.n_workers : 0;
+    if (mf.partition_min_bytes > 0 && mf.partition_max_parts <= 0) mf.partition_max_parts = d.n_ps;
     if (pst_worker_build_model(&mf, net, &d.m, place, &d.pl, &st) < 0) goto out;
     if (collect_ps_vars(d.m.g, d.n_ps, &d.pv, &st) < 0) goto out;
     pst_output efetch = d.m.correct;
-    pst_output tfetch[2] = {d.m.loss, d.m.global_step};
+    pst_output tfetch[2] = {d.m.loss, pst_variable_value(d.m.global_step)};
     if (!(d.init = pst_dist_run_new(d.t, d.m.g, 0, NULL, 1, &d.m.init, &st))) goto out;
     if (!(d.train = pst_dist_run_new(d.t, d.m.g, 2, tfetch, 1, &d.m.train_op, &st))) goto out;
     if (!(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st))) goto out;

@@ -17,7 +17,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--replicas-to-aggregate N] [--placement round_robin|greedy]\n"
              "         [--connect-timeout-ms N] [--ready-timeout-ms N] [--recv-timeout-ms N]\n"
              "         [--status] [--serve-only] [--layer-device SCOPE=/job:worker/task:1]\n"
-             "         [--no-shuffle]\n"
+             "         [--no-shuffle] [--partition-min-bytes N] [--partition-max-parts K]\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -121,7 +121,12 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
             f->placement = val;
         } else if (strcmp(a, "--layer-device") == 0)
             f->layer_device = val;
-        else if (strcmp(a, "--replicas-to-aggregate") == 0) {
+        else if (strcmp(a, "--partition-min-bytes") == 0) {
+            if (parse_i64(a, val, 1, &f->partition_min_bytes, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--partition-max-parts") == 0) {
+            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            f->partition_max_parts = (int)v;
+        } else if (strcmp(a, "--replicas-to-aggregate") == 0) {
             if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
             f->replicas_to_aggregate = (int)v;
         } else if (strcmp(a, "--connect-timeout-ms") == 0) {

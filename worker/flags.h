@@ -39,6 +39,9 @@ typedef struct pst_train_flags {
     int64_t ready_timeout_ms;   /* --ready-timeout-ms: non-chief waits for init this long (300000) */
     int64_t recv_timeout_ms;    /* --recv-timeout-ms: a step waits this long for a tensor (60000) */
     int ps_status;              /* --status: print every task's status at the end */
+    int64_t partition_min_bytes; /* --partition-min-bytes N: partition layer weights of at
+                                   least 2N bytes along axis 0 into parts of >= N bytes */
+    int partition_max_parts;    /* --partition-max-parts K (default: the number of PS) */
     int no_shuffle;             /* --no-shuffle: read examples in order (for exact comparisons) */
     int serve_only;             /* --serve-only: train nothing, run partitions others place here
                                    until the chief finishes */

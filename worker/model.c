@@ -1,6 +1,7 @@
 /* model: the trainer's graph (see model.h). */
 #include "model.h"
 
+#include "layers.h"
 #include "losses.h"
 #include "ops.h"
 #include "optimizer.h"
@@ -20,6 +21,9 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
                            pst_device_fn device_fn, void *device_ctx, pst_status *st) {
     pst_graph *g = m->g = pst_graph_new();
     if (device_fn) pst_graph_set_device_fn(g, device_fn, device_ctx);
+    if (f->partition_min_bytes > 0)
+        pst_layers_set_partitioner(g, f->partition_min_bytes,
+                                   f->partition_max_parts > 0 ? f->partition_max_parts : 1 << 20);
     pst_graph_set_seed(g, f->seed);
     /* Images arrive as bytes and are scaled to [0, 1] in the graph: a quarter of the memory. */
     m->images = pst_placeholder(g, "images", PST_UINT8, pst_shape_4d(-1, 28, 28, 1));
