@@ -1159,6 +1159,56 @@ int pst_task_list_variables(pst_task *t, const char *device, char ***names, int 
     return n;
 }
 
+int pst_task_query_report(pst_transport *tr, const char *addr, int64_t timeout_ms,
+                          pst_task_report *out, pst_status *st) {
+    memset(out, 0, sizeof *out);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    if (pst_transport_call_sync(tr, addr, PST_TASK_STATUS, NULL, timeout_ms, 0, &resp, &len, st) < 0)
+        return st->code;
+    Pstrain__TaskStatus *s = pstrain__task_status__unpack(NULL, len, resp);
+    free(resp);
+    if (!s) return pst_status_set(st, PST_E_DATA_LOSS, "task %s sent a malformed status", addr);
+    out->task = strdup(s->task);
+    out->address = strdup(s->address);
+    out->uptime_s = s->uptime_s;
+    out->n_vars = (int)s->n_variables;
+    out->vars = calloc(s->n_variables + 1, sizeof *out->vars);
+    for (size_t i = 0; i < s->n_variables; i++) {
+        Pstrain__VariableStatus *v = s->variables[i];
+        pst_var_report *r = &out->vars[i];
+        r->name = strdup(v->name);
+        r->full_name = strdup(v->full_name);
+        r->slice = strdup(v->slice_spec);
+        r->dtype = v->dtype;
+        r->initialized = v->initialized;
+        r->shape.rank = v->n_shape > PST_MAX_RANK ? PST_MAX_RANK : (int)v->n_shape;
+        for (int d = 0; d < r->shape.rank; d++) r->shape.dims[d] = v->shape[d];
+        r->bytes = v->bytes;
+        r->pulls = v->pulls;
+        r->updates = v->updates;
+        r->stale = v->stale;
+    }
+    out->n_partitions = (int)s->n_partitions;
+    out->bytes_received = s->bytes_received;
+    out->bytes_sent = s->bytes_sent;
+    out->chunks_received = s->chunks_received;
+    pstrain__task_status__free_unpacked(s, NULL);
+    return 0;
+}
+
+void pst_task_report_destroy(pst_task_report *r) {
+    for (int i = 0; i < r->n_vars; i++) {
+        free(r->vars[i].name);
+        free(r->vars[i].full_name);
+        free(r->vars[i].slice);
+    }
+    free(r->vars);
+    free(r->task);
+    free(r->address);
+    memset(r, 0, sizeof *r);
+}
+
 static const char *human(double b, char *buf, size_t len) {
     if (b >= 1e9) snprintf(buf, len, "%.2f GB", b / 1e9);
     else if (b >= 1e6) snprintf(buf, len, "%.2f MB", b / 1e6);

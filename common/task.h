@@ -94,6 +94,30 @@ pst_tensor *pst_task_pull_variable(pst_task *t, const char *device, const char *
  * pull/update counts, its partitions with their nodes and step counts. Caller frees. */
 char *pst_task_status_text(pst_task *t, const char *device, pst_status *st);
 
+/* What a task reports about itself (for `pstrain inspect placement`), queried by a process
+ * outside the cluster too. */
+typedef struct pst_var_report {
+    char *name, *full_name, *slice; /* full_name/slice: "" unless a part of a partitioned var */
+    int dtype, initialized;
+    pst_shape shape;
+    int64_t bytes, pulls, updates, stale;
+} pst_var_report;
+
+typedef struct pst_task_report {
+    char *task, *address;
+    double uptime_s;
+    int n_vars;
+    pst_var_report *vars;
+    int n_partitions;
+    int64_t bytes_received, bytes_sent, chunks_received;
+} pst_task_report;
+
+/* Asks the task at addr for its report over tr (a transport made with pst_task_methods).
+ * Fails within timeout_ms, naming addr, when nothing answers. */
+int pst_task_query_report(pst_transport *tr, const char *addr, int64_t timeout_ms,
+                          pst_task_report *out, pst_status *st);
+void pst_task_report_destroy(pst_task_report *r);
+
 /* Variables of another task: names (caller frees each and the array), their initialized flags
  * and byte sizes. Returns the count or a negative error. */
 int pst_task_list_variables(pst_task *t, const char *device, char ***names, int **initialized,

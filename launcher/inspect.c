@@ -1,6 +1,7 @@
 #include "inspect.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +13,16 @@
 #include "ops.h"
 #include "optimizer.h"
 #include "placement.h"
+#include "task.h"
+#include "transport.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: pstrain inspect placement --job FILE --dry-run\n"
                     "  Builds worker 0's training graph for the job file's model and optimizer\n"
-                    "  and prints which PS task holds each variable; starts nothing.\n");
+                    "  and prints which PS task holds each variable; starts nothing.\n"
+                    "       pstrain inspect placement --cluster FILE [--timeout-ms N]\n"
+                    "  Asks every PS of a running job for its variables and slices, bytes and\n"
+                    "  pull/update counts.\n");
     return 2;
 }
 
@@ -185,33 +191,123 @@ done:
     return rc;
 }
 
+static const char *human_bytes(double b, char *buf, size_t len) {
+    if (b >= 1e9) snprintf(buf, len, "%.2f GB", b / 1e9);
+    else if (b >= 1e6) snprintf(buf, len, "%.2f MB", b / 1e6);
+    else if (b >= 1e3) snprintf(buf, len, "%.1f kB", b / 1e3);
+    else snprintf(buf, len, "%.0f B", b);
+    return buf;
+}
+
+/* Live placement: every PS's report as a table, then the imbalance of bytes between PS. */
+static int placement_live(const char *cluster_file, int64_t timeout_ms) {
+    pst_status st = {0};
+    pst_cluster *c = pst_cluster_load(cluster_file, &st);
+    if (!c) {
+        fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
+        return 1;
+    }
+    int n_ps = pst_cluster_num_tasks(c, "ps"), rc = 0;
+    if (n_ps == 0) {
+        fprintf(stderr, "pstrain inspect placement: %s has no \"ps\" job\n", cluster_file);
+        pst_cluster_free(c);
+        return 1;
+    }
+    pst_transport *tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, &st);
+    if (!tr) {
+        fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
+        pst_cluster_free(c);
+        return 1;
+    }
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int k = 0; k < n_ps; k++) {
+        const char *addr = pst_cluster_address(c, "ps", k);
+        pst_task_report r;
+        if (pst_task_query_report(tr, addr, timeout_ms, &r, &st) < 0) {
+            fprintf(stderr, "pstrain inspect placement: /job:ps/task:%d: %s\n", k, st.msg);
+            rc = 1;
+            memset(&st, 0, sizeof st);
+            continue;
+        }
+        int64_t total = 0, pulls = 0, updates = 0;
+        for (int i = 0; i < r.n_vars; i++) {
+            total += r.vars[i].bytes;
+            pulls += r.vars[i].pulls;
+            updates += r.vars[i].updates;
+        }
+        char b1[32], b2[32], b3[32];
+        printf("/job:ps/task:%d  %s  up %.0f s: %d variables, %s; pulls %lld, updates %lld; "
+               "received %s, sent %s\n", k, addr, r.uptime_s, r.n_vars,
+               human_bytes((double)total, b1, sizeof b1), (long long)pulls, (long long)updates,
+               human_bytes((double)r.bytes_received, b2, sizeof b2),
+               human_bytes((double)r.bytes_sent, b3, sizeof b3));
+        printf("  %-44s %-14s %12s %8s %8s  %s\n", "variable", "shape", "bytes", "pulls",
+               "updates", "slice of");
+        for (int i = 0; i < r.n_vars; i++) {
+            pst_var_report *v = &r.vars[i];
+            char shape[96];
+            printf("  %-44s %-14s %12lld %8lld %8lld  %s%s%s%s\n", v->name,
+                   pst_shape_str(&v->shape, shape, sizeof shape), (long long)v->bytes,
+                   (long long)v->pulls, (long long)v->updates, v->full_name,
+                   v->slice[0] ? " [" : "", v->slice, v->slice[0] ? "]" : "");
+        }
+        if (total < lo) lo = total;
+        if (total > hi) hi = total;
+        pst_task_report_destroy(&r);
+    }
+    if (rc == 0) {
+        char b1[32], b2[32];
+        if (lo > 0)
+            printf("imbalance: largest %s / smallest %s = %.2f\n",
+                   human_bytes((double)hi, b1, sizeof b1), human_bytes((double)lo, b2, sizeof b2),
+                   (double)hi / (double)lo);
+        else
+            printf("imbalance: largest %s, and a PS holds nothing\n",
+                   human_bytes((double)hi, b1, sizeof b1));
+    }
+    pst_transport_free(tr);
+    pst_cluster_free(c);
+    return rc;
+}
+
 int pst_cmd_inspect(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "placement") != 0) return usage();
-    const char *job = NULL;
+    const char *job = NULL, *cluster = NULL;
     int dry_run = 0;
+    long long timeout_ms = 5000;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--job") == 0 && i + 1 < argc) {
             job = argv[++i];
         } else if (strcmp(argv[i], "--dry-run") == 0) {
             dry_run = 1;
-        } else if (strcmp(argv[i], "--cluster") == 0) {
-            fprintf(stderr, "pstrain inspect placement: only --dry-run is implemented (live "
-                            "placement needs a running job)\n");
-            return 2;
+        } else if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc) {
+            cluster = argv[++i];
+        } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
+            char *end;
+            timeout_ms = strtoll(argv[++i], &end, 10);
+            if (*end || timeout_ms <= 0) {
+                fprintf(stderr, "pstrain inspect placement: --timeout-ms: '%s' is not a "
+                                "positive integer\n", argv[i]);
+                return 2;
+            }
         } else {
             fprintf(stderr, "pstrain inspect placement: unknown or incomplete argument '%s'\n",
                     argv[i]);
             return usage();
         }
     }
-    if (job == NULL) {
-        fprintf(stderr, "pstrain inspect placement: --job FILE is required\n");
+    if (dry_run) {
+        if (job == NULL) {
+            fprintf(stderr, "pstrain inspect placement: --dry-run needs --job FILE\n");
+            return usage();
+        }
+        return placement_dry_run(job);
+    }
+    if (cluster == NULL) cluster = job; /* a job file holds its cluster too */
+    if (cluster == NULL) {
+        fprintf(stderr, "pstrain inspect placement: give --cluster FILE (a running job) or "
+                        "--job FILE --dry-run\n");
         return usage();
     }
-    if (!dry_run) {
-        fprintf(stderr, "pstrain inspect placement: only --dry-run is implemented (live "
-                        "placement needs a running job)\n");
-        return 2;
-    }
-    return placement_dry_run(job);
+    return placement_live(cluster, timeout_ms);
 }

@@ -133,14 +133,27 @@ START_TEST(test_bad_cluster_and_bad_json) {
 }
 END_TEST
 
-START_TEST(test_only_dry_run_is_implemented) {
+START_TEST(test_usage_errors) {
     char out[4096];
-    ck_assert_int_eq(run_inspect("--job x.json", out, sizeof out), 2);
-    ck_assert_ptr_nonnull(strstr(out, "only --dry-run"));
-    ck_assert_int_eq(run_inspect("--cluster c.json", out, sizeof out), 2);
-    ck_assert_ptr_nonnull(strstr(out, "only --dry-run"));
+    /* a missing cluster file is named */
+    ck_assert_int_eq(run_inspect("--cluster /nonexistent/c.json", out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "/nonexistent/c.json"));
     ck_assert_int_eq(run_inspect("--dry-run", out, sizeof out), 2);
-    ck_assert_ptr_nonnull(strstr(out, "--job FILE is required"));
+    ck_assert_ptr_nonnull(strstr(out, "--dry-run needs --job FILE"));
+    ck_assert_int_eq(run_inspect("", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "give --cluster FILE"));
+}
+END_TEST
+
+/* Live mode against a PS that is not running: the error names its address. */
+START_TEST(test_live_unreachable_ps_named) {
+    char path[64], out[4096], args[256];
+    write_job(path, "{\"ps\": [\"127.0.0.1:1\"], \"worker\": [\"127.0.0.1:2\"]}");
+    snprintf(args, sizeof args, "--cluster %s --timeout-ms 2000", path);
+    ck_assert_int_eq(run_inspect(args, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "127.0.0.1:1"));
+    ck_assert_ptr_nonnull(strstr(out, "/job:ps/task:0"));
+    unlink(path);
 }
 END_TEST
 
@@ -153,7 +166,8 @@ int main(void) {
     tcase_add_test(tc, test_missing_job_file_is_named);
     tcase_add_test(tc, test_unknown_model_is_named);
     tcase_add_test(tc, test_bad_cluster_and_bad_json);
-    tcase_add_test(tc, test_only_dry_run_is_implemented);
+    tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_live_unreachable_ps_named);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
