@@ -316,6 +316,19 @@ static int train(dist *d, pst_status *st) {
     } else if ((rc = wait_ready(d, st)) < 0) {
         goto out;
     }
+    {
+        /* Where the job stands: the global step as its PS holds it (a restored job resumes). */
+        pst_tensor *gs = pst_task_pull_variable(d->t, d->m.global_step.node->device,
+                                                d->m.global_step.node->name, st);
+        if (!gs) {
+            rc = st->code;
+            goto out;
+        }
+        first_step = pst_tensor_i64(gs)[0];
+        pst_tensor_unref(gs);
+        if (first_step > 0) printf("%s: resuming at global step %lld\n", pst_task_device(d->t),
+                                   (long long)first_step);
+    }
     pst_dataset_iter_opts io = {.batch = f->batch,
                                 .shuffle_buffer = f->no_shuffle ? 0 : pst_dataset_size(mine),
                                 .seed = (uint64_t)f->seed + (uint64_t)d->index,

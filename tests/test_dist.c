@@ -1,0 +1,409 @@
+/* Distributed training with real processes on 127.0.0.1: pstrain-ps and pstrain-worker started
+ * by fork/exec (this test never initializes gRPC itself), their logs and checkpoints checked. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "testutil.h"
+
+static char dir[64];
+static char bin_ps[1024], bin_worker[1024], bin_pstrain[1024];
+
+static void setup(void) {
+    const char *b = getenv("PST_BINARY_DIR");
+    ck_assert_msg(b != NULL, "PST_BINARY_DIR is not set (run under ctest)");
+    snprintf(bin_ps, sizeof bin_ps, "%s/ps/pstrain-ps", b);
+    snprintf(bin_worker, sizeof bin_worker, "%s/worker/pstrain-worker", b);
+    snprintf(bin_pstrain, sizeof bin_pstrain, "%s/launcher/pstrain", b);
+    snprintf(dir, sizeof dir, "/tmp/pst_dist_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Writes dir/NAME.json for n_ps PS and n_w workers on free ports; returns its path (static). */
+static const char *cluster_file(const char *name, int n_ps, int n_w, int *ps_ports) {
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s.json", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "{\"ps\": [");
+    for (int i = 0; i < n_ps; i++) {
+        int p = free_port();
+        if (ps_ports) ps_ports[i] = p;
+        fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", p);
+    }
+    fprintf(f, "], \"worker\": [");
+    for (int i = 0; i < n_w; i++) fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", free_port());
+    fprintf(f, "]}\n");
+    fclose(f);
+    return path;
+}
+
+/* Starts argv (NULL-terminated) with stdout and stderr into log. */
+static pid_t spawn(const char *log, char *const argv[]) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The exit status of pid, or -1 (after killing it) when it runs longer than secs. This is a
+ * guard against hangs, not a timing assertion. */
+static int wait_exit(pid_t pid, int secs) {
+    for (int i = 0; i < secs * 20; i++) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(50 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t got = fread(b, 1, (size_t)n, f);
+    b[got] = 0;
+    fclose(f);
+    return b;
+}
+
+#define MAX_ARGS 48
+typedef struct job {
+    int n_ps, n_w;
+    pid_t ps[4], w[4];
+    char ps_log[4][300], w_log[4][300];
+    char *extra_copy[4]; /* argv storage of per-worker flags */
+} job;
+
+/* Starts the PS and the workers of a cluster; worker k gets the common flags plus extra[k]. */
+static void start_job(job *j, const char *name, const char *cluster, int n_ps, int n_w,
+                      const char *const *flags, const char *const *extra) {
+    memset(j, 0, sizeof *j);
+    j->n_ps = n_ps;
+    j->n_w = n_w;
+    for (int i = 0; i < n_ps; i++) {
+        char task[16];
+        snprintf(task, sizeof task, "%d", i);
+        snprintf(j->ps_log[i], sizeof j->ps_log[i], "%s/%s-ps-%d.log", dir, name, i);
+        char *argv[] = {bin_ps, "--cluster", (char *)cluster, "--task", task, NULL};
+        j->ps[i] = spawn(j->ps_log[i], argv);
+    }
+    for (int i = 0; i < n_w; i++) {
+        char task[16];
+        snprintf(task, sizeof task, "%d", i);
+        snprintf(j->w_log[i], sizeof j->w_log[i], "%s/%s-worker-%d.log", dir, name, i);
+        char *argv[MAX_ARGS];
+        int n = 0;
+        argv[n++] = bin_worker;
+        argv[n++] = "--cluster";
+        argv[n++] = (char *)cluster;
+        argv[n++] = "--task";
+        argv[n++] = task;
+        for (const char *const *f = flags; f && *f; f++) argv[n++] = (char *)*f;
+        if (extra && extra[i]) {
+            /* space-separated extra flags for this worker */
+            char *copy = j->extra_copy[i] = strdup(extra[i]);
+            for (char *tok = strtok(copy, " "); tok; tok = strtok(NULL, " ")) argv[n++] = tok;
+        }
+        argv[n] = NULL;
+        j->w[i] = spawn(j->w_log[i], argv);
+    }
+}
+
+/* Waits for every worker and PS; asserts all exited with 0. */
+static void finish_job(job *j) {
+    for (int i = 0; i < 4; i++) free(j->extra_copy[i]);
+    for (int i = 0; i < j->n_w; i++) {
+        int rc = wait_exit(j->w[i], 300);
+        char *log = slurp(j->w_log[i]);
+        ck_assert_msg(rc == 0, "worker %d exited %d:\n%s", i, rc, log);
+        free(log);
+    }
+    for (int i = 0; i < j->n_ps; i++) {
+        int rc = wait_exit(j->ps[i], 30);
+        char *log = slurp(j->ps_log[i]);
+        ck_assert_msg(rc == 0, "ps %d exited %d (it must exit when the workers are done):\n%s",
+                      i, rc, log);
+        free(log);
+    }
+}
+
+static double accuracy_in(const char *log_path) {
+    char *log = slurp(log_path);
+    const char *p = strstr(log, "test_accuracy=");
+    double acc = p ? atof(p + strlen("test_accuracy=")) : -1;
+    free(log);
+    return acc;
+}
+
+/* Every tensor of checkpoint a equals b's within rel (relative to max(1, |x|)). */
+static void assert_checkpoints_equal(const char *a, const char *b, double rel, int *n_compared) {
+    pst_status st = {0};
+    pst_bundle_reader *ra = pst_bundle_reader_open(a, &st);
+    ck_assert_msg(ra != NULL, "%s", st.msg);
+    pst_bundle_reader *rb = pst_bundle_reader_open(b, &st);
+    ck_assert_msg(rb != NULL, "%s", st.msg);
+    int n = pst_bundle_reader_num_entries(ra), cmp = 0;
+    for (int i = 0; i < n; i++) {
+        const pst_bundle_entry *e = pst_bundle_reader_entry(ra, i);
+        if (strchr(e->name, '\001')) continue; /* slice keys: compared through the full name */
+        pst_tensor *ta = pst_bundle_reader_read(ra, e->name, &st);
+        ck_assert_msg(ta != NULL, "%s: %s", e->name, st.msg);
+        pst_tensor *tb = pst_bundle_reader_read(rb, e->name, &st);
+        ck_assert_msg(tb != NULL, "%s in %s: %s", e->name, b, st.msg);
+        ck_assert_int_eq((int)ta->n, (int)tb->n);
+        for (int64_t k = 0; k < ta->n; k++) {
+            double x = pst_tensor_get_f64(ta, k), y = pst_tensor_get_f64(tb, k);
+            double scale = fabs(x) > 1 ? fabs(x) : 1;
+            ck_assert_msg(fabs(x - y) <= rel * scale, "%s[%lld]: %.9g vs %.9g", e->name,
+                          (long long)k, x, y);
+        }
+        cmp++;
+        pst_tensor_unref(ta);
+        pst_tensor_unref(tb);
+    }
+    pst_bundle_reader_free(ra);
+    pst_bundle_reader_free(rb);
+    if (n_compared) *n_compared = cmp;
+}
+
+/* 2 PS + 2 workers, asynchronous, the MLP reaches the single-process bar (0.86). */
+START_TEST(test_async_mlp_2ps_2workers_accuracy) {
+    setup();
+    const char *c = cluster_file("async", 2, 2, NULL);
+    const char *flags[] = {"--model", "mlp", "--steps", "3000", "--threads", "1", "--quiet", NULL};
+    job j;
+    start_job(&j, "async", c, 2, 2, flags, NULL);
+    finish_job(&j);
+    double acc = accuracy_in(j.w_log[0]);
+    ck_assert_msg(acc >= 0.86, "test accuracy %.4f below 0.86", acc);
+    /* the chief printed the global step it reached */
+    char *log = slurp(j.w_log[0]);
+    ck_assert_ptr_nonnull(strstr(log, "global step 3000"));
+    free(log);
+}
+END_TEST
+
+/* Sync: 2 workers with batch B each give the variables of one process with batch 2B over the
+ * same examples (plain SGD, no dropout, examples in order; worker k reads examples k, k+2, ..). */
+START_TEST(test_sync_two_workers_equal_one_process_double_batch) {
+    setup();
+    char single[300], dist[300], ck1[400], ck2[400];
+    snprintf(single, sizeof single, "%s/single", dir);
+    snprintf(dist, sizeof dist, "%s/sync", dir);
+    const char *common = "--model mlp --steps 20 --optimizer sgd --lr 0.1 --keep-prob 1 "
+                         "--no-shuffle --threads 1 --quiet";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s --batch 200 --checkpoint-dir %s > %s/single.log 2>&1",
+             bin_worker, common, single, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *c = cluster_file("sync", 2, 2, NULL);
+    const char *flags[] = {"--model", "mlp", "--steps", "20", "--optimizer", "sgd", "--lr", "0.1",
+                           "--keep-prob", "1", "--no-shuffle", "--threads", "1", "--quiet",
+                           "--batch", "100", "--mode", "sync", "--checkpoint-dir", dist, NULL};
+    job j;
+    start_job(&j, "sync", c, 2, 2, flags, NULL);
+    finish_job(&j);
+    snprintf(ck1, sizeof ck1, "%s/model.ckpt-20", single);
+    snprintf(ck2, sizeof ck2, "%s/model.ckpt-20", dist);
+    int n = 0;
+    assert_checkpoints_equal(ck1, ck2, 1e-5, &n);
+    ck_assert_int_ge(n, 7); /* 6 weights and biases and the global step */
+}
+END_TEST
+
+/* A variable partitioned across 3 PS trains and checkpoints (each PS writes its shard);
+ * restoring onto 1 PS (whole variables) and onto 3 PS gives the same values. */
+START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
+    setup();
+    char d1[300], d2[300], d3[300], cmd[2000];
+    snprintf(d1, sizeof d1, "%s/p3", dir);
+    snprintf(d2, sizeof d2, "%s/p3_onto1", dir);
+    snprintf(d3, sizeof d3, "%s/p3_onto3", dir);
+    const char *c = cluster_file("part3", 3, 1, NULL);
+    const char *train[] = {"--model", "mlp", "--steps", "30", "--threads", "1", "--quiet",
+                           "--partition-min-bytes", "100000", "--checkpoint-dir", d1, NULL};
+    job j;
+    start_job(&j, "part3", c, 3, 1, train, NULL);
+    finish_job(&j);
+    char ck[400];
+    snprintf(ck, sizeof ck, "%s/model.ckpt-30", d1);
+    pst_status st = {0};
+    pst_bundle_reader *r = pst_bundle_reader_open(ck, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_bundle_reader_num_shards(r), 3);
+    const pst_bundle_entry *e = pst_bundle_reader_find(r, "mlp/fc1/weights");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq((int)e->shape.dims[0], 784);
+    pst_bundle_reader_free(r);
+    snprintf(cmd, sizeof cmd, "cp -r %s %s && cp -r %s %s", d1, d2, d1, d3);
+    ck_assert_int_eq(system(cmd), 0);
+    /* Restore and save again without training (--steps equals the checkpoint's step). */
+    for (int n_ps = 1; n_ps <= 3; n_ps += 2) {
+        const char *dd = n_ps == 1 ? d2 : d3;
+        const char *c2 = cluster_file(n_ps == 1 ? "onto1" : "onto3", n_ps, 1, NULL);
+        const char *again[] = {"--model", "mlp", "--steps", "30", "--threads", "1", "--quiet",
+                               "--partition-min-bytes", "100000", "--checkpoint-dir", dd, NULL};
+        job j2;
+        start_job(&j2, n_ps == 1 ? "onto1" : "onto3", c2, n_ps, 1, again, NULL);
+        finish_job(&j2);
+        char *log = slurp(j2.w_log[0]);
+        ck_assert_msg(strstr(log, "restored") != NULL, "%s", log);
+        free(log);
+        char ck2[400];
+        snprintf(ck2, sizeof ck2, "%s/model.ckpt-30", dd);
+        r = pst_bundle_reader_open(ck2, &st);
+        ck_assert_msg(r != NULL, "%s", st.msg);
+        ck_assert_int_eq(pst_bundle_reader_num_shards(r), n_ps == 1 ? 1 : 3);
+        pst_bundle_reader_free(r);
+        int n = 0;
+        assert_checkpoints_equal(ck, ck2, 0, &n);
+        ck_assert_int_ge(n, 20); /* variables, Adam slots, powers, global step */
+        ck_assert_msg(accuracy_in(j2.w_log[0]) == accuracy_in(j.w_log[0]), "accuracy differs");
+    }
+}
+END_TEST
+
+/* Model parallelism: worker 0 places the mlp/fc2 layer on /job:worker/task:1; it runs there
+ * (worker 1's status lists its ops) and gives the same result as without the placement. */
+START_TEST(test_model_parallel_layer_on_worker1) {
+    setup();
+    char ma[300], mb[300];
+    snprintf(ma, sizeof ma, "%s/mp", dir);
+    snprintf(mb, sizeof mb, "%s/nomp", dir);
+    const char *serve[] = {NULL, "--serve-only"};
+    for (int run = 0; run < 2; run++) {
+        const char *c = cluster_file(run ? "nomp" : "mp", 1, 2, NULL);
+        const char *flags[] = {"--model", "mlp", "--steps", "30", "--optimizer", "sgd", "--lr",
+                               "0.1", "--keep-prob", "1", "--no-shuffle", "--threads", "1",
+                               "--quiet", "--checkpoint-dir", run ? mb : ma, NULL};
+        const char *extra[2] = {run ? NULL : "--layer-device mlp/fc2=/job:worker/task:1 --status",
+                                serve[1]};
+        job j;
+        start_job(&j, run ? "nomp" : "mp", c, 1, 2, flags, extra);
+        finish_job(&j);
+        if (run == 0) {
+            char *log = slurp(j.w_log[0]);
+            const char *w1 = strstr(log, "/job:worker/replica:0/task:1 at");
+            ck_assert_msg(w1 != NULL, "%s", log);
+            ck_assert_msg(strstr(w1, "mlp/fc2/MatMul (MatMul)") != NULL, "%s", log);
+            ck_assert_ptr_nonnull(strstr(w1, "30 steps"));
+            free(log);
+        }
+    }
+    char a[400], b[400];
+    snprintf(a, sizeof a, "%s/model.ckpt-30", ma);
+    snprintf(b, sizeof b, "%s/model.ckpt-30", mb);
+    assert_checkpoints_equal(a, b, 1e-6, NULL);
+}
+END_TEST
+
+/* Killing a PS: the worker stops with an error naming that PS's address (no hang), and the
+ * other PS exits too. */
+START_TEST(test_killed_ps_is_named) {
+    setup();
+    int ports[2];
+    const char *c = cluster_file("kill", 2, 1, ports);
+    const char *flags[] = {"--model", "mlp", "--steps", "1000000", "--threads", "1",
+                           "--connect-timeout-ms", "5000", NULL};
+    job j;
+    start_job(&j, "kill", c, 2, 1, flags, NULL);
+    /* wait until training runs */
+    int running = 0;
+    for (int i = 0; i < 600 && !running; i++) {
+        char *log = slurp(j.w_log[0]);
+        running = strstr(log, "global step") != NULL;
+        free(log);
+        if (!running) usleep(100 * 1000);
+    }
+    ck_assert_msg(running, "the worker never started training");
+    kill(j.ps[1], SIGKILL);
+    waitpid(j.ps[1], NULL, 0);
+    int rc = wait_exit(j.w[0], 60);
+    char *log = slurp(j.w_log[0]);
+    ck_assert_msg(rc == 1, "worker exited %d:\n%s", rc, log);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ports[1]);
+    ck_assert_msg(strstr(log, addr) != NULL, "the error does not name %s:\n%s", addr, log);
+    free(log);
+    /* the surviving PS hears the worker failed and exits (non-zero: the job failed) */
+    ck_assert_int_eq(wait_exit(j.ps[0], 30), 1);
+}
+END_TEST
+
+/* `pstrain inspect placement --cluster` on a live job: a table per PS with the variables. */
+START_TEST(test_inspect_placement_live) {
+    setup();
+    const char *c = cluster_file("live", 2, 2, NULL);
+    /* only worker 0 runs: the PS keep serving, waiting for worker 1 */
+    const char *flags[] = {"--model", "mlp", "--steps", "10", "--threads", "1", "--quiet", NULL};
+    job j;
+    start_job(&j, "live", c, 2, 1, flags, NULL);
+    ck_assert_int_eq(wait_exit(j.w[0], 120), 0);
+    char cmd[4096], out_path[300];
+    snprintf(out_path, sizeof out_path, "%s/inspect.out", dir);
+    snprintf(cmd, sizeof cmd, "%s inspect placement --cluster %s > %s 2>&1", bin_pstrain, c,
+             out_path);
+    int rc = system(cmd);
+    char *out = slurp(out_path);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "/job:ps/task:0"));
+    ck_assert_ptr_nonnull(strstr(out, "/job:ps/task:1"));
+    ck_assert_ptr_nonnull(strstr(out, "mlp/fc1/weights"));
+    ck_assert_ptr_nonnull(strstr(out, "imbalance: largest"));
+    free(out);
+    for (int i = 0; i < 2; i++) {
+        kill(j.ps[i], SIGTERM);
+        ck_assert_int_ge(wait_exit(j.ps[i], 30), 0);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("dist");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_sync_two_workers_equal_one_process_double_batch);
+    tcase_add_test(tc, test_model_parallel_layer_on_worker1);
+    tcase_add_test(tc, test_partitioned_3ps_restore_onto_1_and_3);
+    tcase_add_test(tc, test_killed_ps_is_named);
+    tcase_add_test(tc, test_inspect_placement_live);
+    tcase_add_test(tc, test_async_mlp_2ps_2workers_accuracy);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
