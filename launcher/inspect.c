@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "layers.h"
 #include "losses.h"
 #include "metagraph.h"
 #include "nets.h"
@@ -32,6 +33,7 @@ typedef struct job_spec {
     char model[64], optimizer[32];
     pst_place_strategy placement;
     float learning_rate;
+    int64_t partition_min_bytes, partition_max_parts; /* 0: no partitioning */
 } job_spec;
 
 /* Copies the optional string `key` of obj into out; errors name the file and the key. */
@@ -78,23 +80,18 @@ static int read_job_keys(const char *text, const char *path, job_spec *job, pst_
         }
         job->learning_rate = (float)lr->valuedouble;
     }
-    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(root, "partitions"), *p;
-    if (parts && !cJSON_IsObject(parts)) {
-        rc = pst_status_set(st, PST_E_INVALID, "%s: \"partitions\" must be an object like "
-                            "{\"fc1/weights\": 3}", path);
-        goto done;
-    }
-    cJSON_ArrayForEach(p, parts) {
-        if (!cJSON_IsNumber(p) || p->valuedouble < 1 || p->valuedouble != (double)(int)p->valuedouble) {
-            rc = pst_status_set(st, PST_E_INVALID, "%s: partitions.%s must be a positive integer",
-                                path, p->string);
+    /* Layer weights partitioned along axis 0, as pstrain-worker --partition-min-bytes does. */
+    const char *ikeys[2] = {"partition_min_bytes", "partition_max_parts"};
+    int64_t *ivals[2] = {&job->partition_min_bytes, &job->partition_max_parts};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, ikeys[k]);
+        if (!v) continue;
+        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) {
+            rc = pst_status_set(st, PST_E_INVALID, "%s: \"%s\" must be a positive integer", path,
+                                ikeys[k]);
             goto done;
         }
-        if (p->valueint > 1) {
-            rc = pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: partitions.%s: the model zoo "
-                                "cannot partition its variables yet", path, p->string);
-            goto done;
-        }
+        *ivals[k] = (int64_t)v->valuedouble;
     }
 done:
     cJSON_Delete(root);
@@ -128,6 +125,11 @@ static pst_graph *build_graph(const job_spec *job, const pst_net_def *net, int k
                               pst_replica_setter *rs, pst_status *st) {
     pst_graph *g = pst_graph_new();
     pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
+    if (job->partition_min_bytes > 0)
+        pst_layers_set_partitioner(g, job->partition_min_bytes,
+                                   job->partition_max_parts > 0
+                                       ? (int)job->partition_max_parts
+                                       : pst_replica_setter_num_ps(rs));
     pst_output images = pst_placeholder(g, "images", PST_FLOAT,
                                         pst_shape_4d(-1, net->height, net->width, net->channels));
     pst_output labels = pst_placeholder(g, "labels", PST_INT64, pst_shape_1d(-1));

@@ -133,6 +133,24 @@ START_TEST(test_bad_cluster_and_bad_json) {
 }
 END_TEST
 
+/* "partition_min_bytes" partitions the big layer weights over the PS, as the worker does. */
+START_TEST(test_dry_run_partitioned_weights) {
+    char out[65536];
+    int rc = inspect_job("{\"cluster\": {\"ps\": [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"],"
+                         " \"worker\": [\"127.0.0.1:4\"]}, \"partition_min_bytes\": 100000}",
+                         out, sizeof out);
+    ck_assert_msg(rc == 0, "%s", out);
+    const char *t2 = strstr(out, "ps task 2 (/job:ps/task:2)");
+    ck_assert_ptr_nonnull(t2);
+    ck_assert_ptr_nonnull(strstr(t2, "mlp/fc1/weights/part_2"));
+    ck_assert_ptr_nonnull(strstr(out, "mlp/fc1/weights/part_0"));
+    rc = inspect_job("{\"cluster\": {\"worker\": [\"w:1\"]}, \"partition_min_bytes\": -3}", out,
+                     sizeof out);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_nonnull(strstr(out, "\"partition_min_bytes\" must be a positive integer"));
+}
+END_TEST
+
 START_TEST(test_usage_errors) {
     char out[4096];
     /* a missing cluster file is named */
@@ -167,6 +185,7 @@ int main(void) {
     tcase_add_test(tc, test_unknown_model_is_named);
     tcase_add_test(tc, test_bad_cluster_and_bad_json);
     tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_dry_run_partitioned_weights);
     tcase_add_test(tc, test_live_unreachable_ps_named);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
