@@ -62,6 +62,9 @@ for ((i = 0; i < n_ps; i++)); do
   "$ps_bin" --cluster "$job_dir/cluster.json" --task "$i" >"$job_dir/ps-$i.log" 2>&1 &
   ps_pids+=($!); pids+=($!)
 done
+# Share the cores between the workers (a later --threads in the flags wins).
+threads=$(( $(nproc) / n_workers )); [[ $threads -ge 1 ]] || threads=1
+set -- --threads "$threads" "$@"
 worker_pids=()
 for ((i = 0; i < n_workers; i++)); do
   if [[ $i -eq 0 ]]; then
