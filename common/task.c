@@ -63,6 +63,7 @@ struct pst_task {
     pst_strmap *var_nodes; /* variable name -> its VariableV2 node in a registered graph */
     pst_strmap *partials;  /* key -> partial */
     pst_strmap *pulls;     /* tensor name -> count of sends to other tasks */
+    pst_strmap *pushes;    /* step id -> pst_call_group of the step's pushes in flight */
     int64_t chunks_received, bytes_received, bytes_sent;
     int running;           /* RunGraph threads */
     char **done_from;
@@ -324,12 +325,46 @@ static void key_field(const char *key, int i, char *out, size_t len) {
     snprintf(out, len, "%.*s", (int)n, p);
 }
 
+/* Starts pushing v's chunks to device within group g (counted in g; errors surface when g is
+ * waited for). */
+static int push_async(pst_task *t, pst_call_group *g, const char *device, const char *key,
+                      pst_tensor *value, pst_status *st) {
+    if (pst_dtype_size(value->dtype) == 0)
+        return pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s': %s tensors cannot be sent",
+                              key, pst_dtype_name(value->dtype));
+    const char *addr = address_of(t, device, st);
+    if (!addr) return st->code;
+    uint64_t total = (uint64_t)value->nbytes, chunk = (uint64_t)t->o.chunk_bytes;
+    uint64_t off = 0;
+    do {
+        uint64_t l = total - off < chunk ? total - off : chunk;
+        pst_msg m = chunk_msg(key, value, off, l);
+        pst_call_group_start(g, t->tr, addr, PST_TASK_PUSH, &m, t->o.connect_timeout_ms, 0, NULL,
+                             NULL);
+        off += l;
+    } while (off < total);
+    pthread_mutex_lock(&t->mu);
+    t->bytes_sent += (int64_t)total;
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+/* A _Send to another task does not wait: its chunks travel while the step goes on, and the
+ * step's end (pst__task_flush_step) waits for all of them. */
 static int route_send(pst_rendezvous *r, const char *key, pst_tensor *v, pst_status *st) {
     pst_task *t = ((route_rdv *)r)->task;
-    char recv_dev[PST_DEVICE_MAX];
+    char recv_dev[PST_DEVICE_MAX], step[32];
     key_field(key, 1, recv_dev, sizeof recv_dev);
     if (same_task(t, recv_dev)) return pst_rendezvous_send(t->local, key, v, st);
-    int rc = pst_task_push(t, recv_dev, key, v, st);
+    key_field(key, 3, step, sizeof step);
+    pthread_mutex_lock(&t->mu);
+    pst_call_group *g = pst_strmap_get(t->pushes, step);
+    if (!g) {
+        g = pst_call_group_new();
+        pst_strmap_put(t->pushes, step, g);
+    }
+    pthread_mutex_unlock(&t->mu);
+    int rc = push_async(t, g, recv_dev, key, v, st);
     if (rc == 0) {
         char name[1024];
         key_field(key, 2, name, sizeof name);
@@ -357,6 +392,19 @@ static void route_free(pst_rendezvous *r) { (void)r; }
 
 static const pst_rendezvous_ops route_ops = {
     .send = route_send, .recv = route_recv, .abort = route_abort, .free = route_free};
+
+/* Waits for the pushes a step started; returns the first error (naming the receiver). */
+static int flush_step(pst_task *t, int64_t step_id, pst_status *st) {
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)step_id);
+    pthread_mutex_lock(&t->mu);
+    pst_call_group *g = pst_strmap_del(t->pushes, step);
+    pthread_mutex_unlock(&t->mu);
+    if (!g) return 0;
+    int rc = pst_call_group_wait(g, st);
+    pst_call_group_free(g);
+    return rc;
+}
 
 /* ---- server handlers ---- */
 
@@ -477,6 +525,11 @@ static void *run_thread(void *arg) {
     pst_status st = {0};
     int rc = pst_session_run_step(j->s, j->step, NULL, 0, NULL, 0, j->targets, j->n_targets, NULL,
                                   &st);
+    pst_status fst = {0};
+    if (flush_step(t, j->step, &fst) < 0 && rc == 0) {
+        rc = fst.code;
+        st = fst;
+    }
     pthread_mutex_lock(&t->mu);
     part *p = find_part(t, j->handle);
     if (p && rc == 0) p->steps++;
@@ -549,7 +602,7 @@ static void handle_run(pst_task *t, pst_server_call *call, const uint8_t *buf, s
 static int complete_tensor(pst_task *t, const char *key, pst_tensor *v, pst_status *st) {
     if (strncmp(key, "var:", 4) == 0) {
         pst_var *var = pst_var_store_get_or_create(t->vars, key + 4, v->dtype, v->shape, st);
-        return var ? pst_var_assign(var, v, 1, st) : st->code;
+        return var ? pst_var_assign_take(var, v, 1, st) : st->code;
     }
     return pst_rendezvous_send(t->local, key, v, st);
 }
@@ -866,6 +919,7 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
     t->var_nodes = pst_strmap_new();
     t->partials = pst_strmap_new();
     t->pulls = pst_strmap_new();
+    t->pushes = pst_strmap_new();
     t->start = now_s();
     atomic_init(&t->next_step, ((long long)(o->index + 1) << 40) +
                                    (strcmp(o->job, "worker") == 0 ? 0 : (1LL << 50)));
@@ -966,6 +1020,13 @@ void pst_task_free(pst_task *t) {
     }
     pst_strmap_free(t->var_nodes);
     pst_strmap_free(t->pulls);
+    if (t->pushes) {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (pst_strmap_next(t->pushes, &it, &k, &v)) pst_call_group_free(v);
+        pst_strmap_free(t->pushes);
+    }
     for (int i = 0; i < t->n_done; i++) free(t->done_from[i]);
     free(t->done_from);
     if (t->local) pst_rendezvous_free(t->local);
@@ -990,29 +1051,11 @@ static int call_packed(pst_task *t, const char *device, int method, pst_msg *req
 
 int pst_task_push(pst_task *t, const char *device, const char *key, pst_tensor *value,
                   pst_status *st) {
-    if (pst_dtype_size(value->dtype) == 0)
-        return pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s': %s tensors cannot be sent",
-                              key, pst_dtype_name(value->dtype));
-    const char *addr = address_of(t, device, st);
-    if (!addr) return st->code;
-    uint64_t total = (uint64_t)(value)->nbytes, chunk = (uint64_t)t->o.chunk_bytes;
     pst_call_group *g = pst_call_group_new();
-    uint64_t off = 0;
-    do {
-        uint64_t l = total - off < chunk ? total - off : chunk;
-        pst_msg m = chunk_msg(key, value, off, l);
-        pst_call_group_start(g, t->tr, addr, PST_TASK_PUSH, &m, t->o.connect_timeout_ms, 0, NULL,
-                             NULL);
-        off += l;
-    } while (off < total);
-    int rc = pst_call_group_wait(g, st);
+    int rc = push_async(t, g, device, key, value, st);
+    int wrc = pst_call_group_wait(g, rc < 0 ? NULL : st);
     pst_call_group_free(g);
-    if (rc == 0) {
-        pthread_mutex_lock(&t->mu);
-        t->bytes_sent += (int64_t)total;
-        pthread_mutex_unlock(&t->mu);
-    }
-    return rc;
+    return rc < 0 ? rc : wrc;
 }
 
 int pst_task_push_variable(pst_task *t, const char *device, const char *name, pst_tensor *value,
@@ -1022,32 +1065,52 @@ int pst_task_push_variable(pst_task *t, const char *device, const char *name, ps
     return pst_task_push(t, device, key, value, st);
 }
 
-typedef struct pull_ctx {
+int pst_task_push_variables(pst_task *t, const char *device, int n, const char *const *names,
+                            pst_tensor *const *values, pst_status *st) {
+    pst_call_group *g = pst_call_group_new();
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char key[1100];
+        snprintf(key, sizeof key, "var:%s", names[i]);
+        rc = push_async(t, g, device, key, values[i], st);
+    }
+    int wrc = pst_call_group_wait(g, rc < 0 ? NULL : st);
+    pst_call_group_free(g);
+    return rc < 0 ? rc : wrc;
+}
+
+/* One variable being pulled: the first chunk tells its dtype and shape. */
+typedef struct pull_one {
     pst_tensor *t;
-    pthread_mutex_t mu;
-    pst_status st;
-} pull_ctx;
+    pthread_mutex_t *mu;
+    pst_status *err;
+} pull_one;
 
 static void pull_chunk(void *arg, const pst_iov *v, int n) {
-    pull_ctx *p = arg;
+    pull_one *p = arg;
     pst_status st = {0};
     cursor c;
     uint64_t dl;
     pst_shape shape;
     Pstrain__TensorChunk *h = parse_chunk(v, n, &c, &dl, &st);
     if (h && check_chunk(h, dl, &shape, &st) == 0) {
-        if ((uint64_t)(p->t)->nbytes != h->total_bytes) {
+        pthread_mutex_lock(p->mu);
+        if (!p->t) p->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
+        pst_tensor *dst = p->t ? pst_tensor_ref(p->t) : NULL;
+        pthread_mutex_unlock(p->mu);
+        if (dst && (uint64_t)dst->nbytes != h->total_bytes) {
             pst_status_set(&st, PST_E_ABORTED, "variable '%s' changed size while being read",
                            h->key);
-        } else {
-            cur_take(&c, (uint8_t *)p->t->data + h->offset, (size_t)dl);
+        } else if (dst) {
+            cur_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
         }
+        pst_tensor_unref(dst);
     }
     if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
     if (st.code) {
-        pthread_mutex_lock(&p->mu);
-        if (!p->st.code) p->st = st;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_lock(p->mu);
+        pst_status_set(p->err, st.code, "%s", st.msg);
+        pthread_mutex_unlock(p->mu);
     }
 }
 
@@ -1061,50 +1124,53 @@ static pst_msg fetch_req(const char *name, uint64_t off, uint64_t len) {
     return m;
 }
 
-pst_tensor *pst_task_pull_variable(pst_task *t, const char *device, const char *name,
-                                   pst_status *st) {
+int pst_task_pull_variables(pst_task *t, const char *device, int n, const char *const *names,
+                            pst_tensor **out, pst_status *st) {
     const char *addr = address_of(t, device, st);
-    if (!addr) return NULL;
+    if (!addr) return st->code;
     uint64_t chunk = (uint64_t)t->o.chunk_bytes;
-    /* The first chunk tells the size; the rest travel concurrently. */
-    pst_msg m = fetch_req(name, 0, chunk);
-    uint8_t *resp = NULL;
-    size_t len = 0;
-    if (pst_transport_call_sync(t->tr, addr, PST_TASK_FETCH_VAR, &m, t->o.connect_timeout_ms,
-                                PST_CALL_WAIT_FOR_READY, &resp, &len, st) < 0)
-        return NULL;
-    pst_iov one = {resp, len};
-    cursor c;
-    uint64_t dl;
-    pst_shape shape;
-    Pstrain__TensorChunk *h = parse_chunk(&one, 1, &c, &dl, st);
-    pst_tensor *out = NULL;
-    if (h && check_chunk(h, dl, &shape, st) == 0) out = pst_tensor_new((pst_dtype)h->dtype, shape, st);
-    if (!out) {
-        if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
-        free(resp);
-        return NULL;
-    }
-    cur_take(&c, out->data, (size_t)dl);
-    uint64_t total = h->total_bytes;
-    pstrain__tensor_chunk__free_unpacked(h, NULL);
-    free(resp);
-    pull_ctx p = {.t = out, .mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pst_status err = {0};
+    pull_one *p = calloc((size_t)n + 1, sizeof *p);
+    for (int i = 0; i < n; i++) p[i] = (pull_one){.mu = &mu, .err = &err};
+    /* Every variable's first chunk tells its size; then the rest travel concurrently. */
     pst_call_group *g = pst_call_group_new();
-    for (uint64_t off = dl; off < total; off += chunk) {
-        uint64_t l = total - off < chunk ? total - off : chunk;
-        pst_msg q = fetch_req(name, off, l);
-        pst_call_group_start(g, t->tr, addr, PST_TASK_FETCH_VAR, &q, t->o.connect_timeout_ms, 0,
-                             pull_chunk, &p);
+    for (int i = 0; i < n; i++) {
+        pst_msg m = fetch_req(names[i], 0, chunk);
+        pst_call_group_start(g, t->tr, addr, PST_TASK_FETCH_VAR, &m, t->o.connect_timeout_ms,
+                             PST_CALL_WAIT_FOR_READY, pull_chunk, &p[i]);
     }
     int rc = pst_call_group_wait(g, st);
-    pst_call_group_free(g);
-    if (rc == 0 && p.st.code) rc = pst_status_set(st, p.st.code, "%s", p.st.msg);
-    pthread_mutex_destroy(&p.mu);
-    if (rc < 0) {
-        pst_tensor_unref(out);
-        return NULL;
+    if (rc == 0 && err.code) rc = pst_status_set(st, err.code, "%s", err.msg);
+    for (int i = 0; i < n && rc == 0; i++) {
+        uint64_t total = (uint64_t)p[i].t->nbytes;
+        for (uint64_t off = chunk; off < total; off += chunk) {
+            uint64_t l = total - off < chunk ? total - off : chunk;
+            pst_msg q = fetch_req(names[i], off, l);
+            pst_call_group_start(g, t->tr, addr, PST_TASK_FETCH_VAR, &q, t->o.connect_timeout_ms,
+                                 0, pull_chunk, &p[i]);
+        }
     }
+    if (rc == 0) rc = pst_call_group_wait(g, st);
+    if (rc == 0 && err.code) rc = pst_status_set(st, err.code, "%s", err.msg);
+    pst_call_group_free(g);
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            out[i] = p[i].t;
+        } else {
+            pst_tensor_unref(p[i].t);
+            out[i] = NULL;
+        }
+    }
+    free(p);
+    pthread_mutex_destroy(&mu);
+    return rc;
+}
+
+pst_tensor *pst_task_pull_variable(pst_task *t, const char *device, const char *name,
+                                   pst_status *st) {
+    pst_tensor *out = NULL;
+    if (pst_task_pull_variables(t, device, 1, &name, &out, st) < 0) return NULL;
     return out;
 }
 
@@ -1492,6 +1558,11 @@ int pst_dist_run_step(pst_dist_run *r, const pst_feed *feeds, int n_feeds, pst_t
     int rc = pst_session_run_step(r->local, step, lf, nl, r->mine->fetches, r->mine->n_fetches,
                                   r->mine->targets, r->mine->n_targets, out, &lst);
     free(lf);
+    pst_status fst = {0};
+    if (flush_step(t, step, &fst) < 0 && rc == 0) {
+        rc = fst.code;
+        lst = fst;
+    }
     pthread_mutex_lock(&c.mu);
     while (c.pending > 0) pthread_cond_wait(&c.cv, &c.mu);
     pthread_mutex_unlock(&c.mu);

@@ -90,6 +90,12 @@ int pst_task_push_variable(pst_task *t, const char *device, const char *name, ps
 pst_tensor *pst_task_pull_variable(pst_task *t, const char *device, const char *name,
                                    pst_status *st);
 
+/* The same for many variables at once: every chunk of every variable in flight together. */
+int pst_task_push_variables(pst_task *t, const char *device, int n, const char *const *names,
+                            pst_tensor *const *values, pst_status *st);
+int pst_task_pull_variables(pst_task *t, const char *device, int n, const char *const *names,
+                            pst_tensor **out, pst_status *st);
+
 /* A task's status (see proto TaskStatus) as text lines: its variables with bytes and
  * pull/update counts, its partitions with their nodes and step counts. Caller frees. */
 char *pst_task_status_text(pst_task *t, const char *device, pst_status *st);

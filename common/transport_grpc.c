@@ -211,6 +211,10 @@ static grpc_channel_args *make_args(const pst_transport_opts *o, grpc_arg *a, in
         ARG_INT(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     }
     ARG_INT(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+    ARG_INT(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 1 << 20);
+    ARG_INT(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    ARG_INT(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
+    ARG_INT(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4 << 20);
     ARG_INT(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 4 << 20);
 #undef ARG_INT
     static __thread grpc_channel_args args;
@@ -249,7 +253,7 @@ static channel *get_channel(gtransport *t, const char *addr, pst_status *st) {
         }
         c = &t->channels[t->n_channels];
         snprintf(c->addr, sizeof c->addr, "%s", addr);
-        grpc_arg a[16];
+        grpc_arg a[24];
         grpc_channel_credentials *creds = grpc_insecure_credentials_create();
         c->ch = grpc_channel_create(addr, creds, make_args(&t->o, a, 0));
         grpc_channel_credentials_release(creds);
@@ -495,7 +499,7 @@ static int g_serve(pst_transport *base, const char *addr, pst_handler_fn h, void
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || colon[1] == 0)
         return pst_status_set(st, PST_E_INVALID, "address '%s' is not host:port", addr);
-    grpc_arg a[16];
+    grpc_arg a[24];
     t->server = grpc_server_create(make_args(&t->o, a, 1), NULL);
     t->scq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(t->server, t->scq, NULL);

@@ -135,6 +135,27 @@ int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st
     return 0;
 }
 
+int pst_var_assign_take(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st) {
+    if (atomic_load(&t->refs) != 1 || t->base != NULL) return pst_var_assign(v, t, validate_shape, st);
+    char a[128], b[128];
+    if (t->dtype != v->dtype)
+        return pst_status_set(st, PST_E_INVALID, "cannot assign a %s value to %s variable '%s'",
+                              pst_dtype_name(t->dtype), pst_dtype_name(v->dtype), v->name);
+    if (validate_shape && !pst_shape_compatible(&v->shape, &t->shape))
+        return pst_status_set(st, PST_E_INVALID,
+                              "cannot assign a value of shape %s to variable '%s' of shape %s",
+                              pst_shape_str(&t->shape, a, sizeof a), v->name,
+                              pst_shape_str(&v->shape, b, sizeof b));
+    pthread_mutex_lock(&v->mu);
+    pst_tensor *old = v->value;
+    v->value = pst_tensor_ref(t);
+    v->version++;
+    v->n_updates++;
+    pthread_mutex_unlock(&v->mu);
+    pst_tensor_unref(old);
+    return 0;
+}
+
 pst_tensor *pst_var_begin_update(pst_var *v, pst_status *st) {
     pthread_mutex_lock(&v->mu);
     if (v->value == NULL) {

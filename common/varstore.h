@@ -55,6 +55,9 @@ int pst_var_is_initialized(pst_var *v);
 /* Sets the value to a copy of t (or takes t itself when the caller holds its only reference
  * and `steal` is set). Checks dtype, and shape unless validate_shape is 0. */
 int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st);
+/* The same, but when nobody else holds t (one reference, not a view) the variable keeps t
+ * itself instead of a copy; the caller still unrefs its reference. */
+int pst_var_assign_take(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st);
 /* Locks v and returns a tensor the caller may update in place (copying the value first if it
  * is shared). Must be followed by pst_var_end_update. NULL (and unlocked) when the
  * variable is uninitialized; st names it. */
