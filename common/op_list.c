@@ -8,6 +8,7 @@ void pst__register_array_ops(void);
 void pst__register_random_ops(void);
 void pst__register_train_ops(void);
 void pst__register_sendrecv_ops(void);
+void pst__register_embedding_ops(void);
 
 void pst__register_builtin_ops(void) {
     pst__register_state_ops();
@@ -17,4 +18,5 @@ void pst__register_builtin_ops(void) {
     pst__register_random_ops();
     pst__register_train_ops();
     pst__register_sendrecv_ops();
+    pst__register_embedding_ops();
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embedding.h"
 #include "gradients.h"
 #include "init.h"
 #include "ops.h"
@@ -33,25 +34,66 @@ const char *pst_optimizer_name(pst_opt_kind kind) {
     return (kind >= 0 && kind < PST_OPT_COUNT) ? names[kind] : "Optimizer";
 }
 
+/* 1 when the variable's value (its read) feeds `consumer` and nothing else, so a gradient
+ * through that op is the variable's whole gradient. */
+static int read_only_by(const pst_graph *g, pst_output var, const pst_node *consumer) {
+    pst_node *rd = pst_variable_value(var).node;
+    int other = 0, mine = 0;
+    for (int i = 0; i < pst_graph_num_nodes(g); i++) {
+        const pst_node *n = pst_graph_node(g, i);
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k].node == rd) {
+                if (n == consumer)
+                    mine++;
+                else
+                    other++;
+            }
+    }
+    return mine > 0 && other == 0;
+}
+
 int pst_optimizer_compute_gradients(pst_graph *g, pst_output loss, int n_vars,
                                     const pst_output *vars, pst_grad_var **out, pst_status *st) {
     if (vars == NULL) vars = pst_graph_collection(g, PST_TRAINABLE_VARIABLES, &n_vars);
     *out = NULL;
     if (n_vars == 0)
         return pst_status_set(st, PST_E_INVALID, "no variables to optimize");
-    pst_output *dx = calloc((size_t)n_vars, sizeof *dx);
+    pst_output *dx = calloc((size_t)n_vars, sizeof *dx), *xs = calloc((size_t)n_vars, sizeof *xs);
     pst_grad_var *gv = calloc((size_t)n_vars, sizeof *gv);
-    PST_ASSERT(dx && gv);
-    int rc = pst_gradients(g, 1, &loss, NULL, n_vars, vars, dx, NULL, st);
+    PST_ASSERT(dx && gv && xs);
+    for (int i = 0; i < n_vars; i++) {
+        /* A part read only by an embedding lookup: differentiate w.r.t. the gathered rows. */
+        pst_output rows, ids;
+        xs[i] = vars[i];
+        gv[i].var = vars[i];
+        if (pst_embedding_sparse_read(g, vars[i], &rows, &ids) &&
+            read_only_by(g, vars[i], rows.node)) {
+            xs[i] = rows;
+            gv[i].sparse_ids = ids;
+        }
+    }
+    int rc = pst_gradients(g, 1, &loss, NULL, n_vars, xs, dx, NULL, st);
     if (rc < 0) {
         free(dx);
+        free(xs);
         free(gv);
         return rc;
     }
-    for (int i = 0; i < n_vars; i++) gv[i] = (pst_grad_var){dx[i], vars[i]};
+    for (int i = 0; i < n_vars; i++) gv[i].grad = dx[i];
     free(dx);
+    free(xs);
     *out = gv;
     return n_vars;
+}
+
+/* The dense gradient of a part from the gradient of its gathered rows. */
+static pst_output densify(pst_graph *g, pst_output rows_grad, pst_output ids, pst_output var) {
+    pst_node_builder *b = pst_nb_new(g, "PstGatherGrad", "densify");
+    pst_nb_input(b, rows_grad);
+    pst_nb_input(b, ids);
+    pst_nb_input(b, pst_variable_value(var));
+    pst_nb_input(b, pst_const_i32(g, 0, "axis"));
+    return pst_nb_finish_out(b);
 }
 
 /* A slot variable `<var>/<suffix>` on the variable's device, filled with `value`. */
@@ -189,7 +231,15 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
         snprintf(uname, sizeof uname, "update_%s", v.node->name);
         pst_graph_push_name_scope(g, uname, 0);
         pst_output u = pst_out(NULL, 0);
-        if (o->sync_replicas > 0) {
+        if (gv[i].sparse_ids.node && o->kind == PST_OPT_SGD && o->sync_replicas <= 0) {
+            /* Sparse SGD: only the looked-up rows change, by lr times their gradient. */
+            u = pst_scatter_sub(g, v, gv[i].sparse_ids, pst_mul(g, gr, lr, NULL),
+                                "SparseApplyGradientDescent");
+        } else if (gv[i].sparse_ids.node) {
+            gr = densify(g, gr, gv[i].sparse_ids, v);
+        }
+        if (u.node) {
+        } else if (o->sync_replicas > 0) {
             u = sync_update(g, o, v, lr, gr, local_step);
         } else switch (o->kind) {
         case PST_OPT_SGD: u = pst_apply_gradient_descent(g, v, lr, gr, "ApplyGradientDescent"); break;

@@ -51,6 +51,10 @@ const char *pst_optimizer_name(pst_opt_kind kind); /* "GradientDescent", "Adam",
 typedef struct pst_grad_var {
     pst_output grad; /* null when the variable does not affect the loss */
     pst_output var;  /* the VariableV2 output */
+    /* Set for a part read only through pst_embedding_lookup: grad is then the gradient of the
+     * gathered rows ([k, ...]) and sparse_ids their row numbers in the part. SGD applies it to
+     * those rows only (ScatterSub); other optimizers densify it first. */
+    pst_output sparse_ids;
 } pst_grad_var;
 
 /* Gradients of loss for vars (NULL: the "trainable_variables" collection). *out (caller

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "embedding.h"
 #include "cluster.h"
 #include "init.h"
 #include "losses.h"
@@ -390,6 +391,170 @@ START_TEST(test_inproc_sliced_save_restore_other_ps_count) {
 }
 END_TEST
 
+/* embedding_lookup on a table partitioned over 2 PS: the lookup returns the asked rows, the PS
+ * send only those rows, and SGD's sparse gradient changes only those rows, by exactly -lr times
+ * the summed gradient of their occurrences. */
+START_TEST(test_inproc_embedding_sparse) {
+    pst_cluster *c = make_cluster(2, 1);
+    pst_task *ps0 = make_task(c, "ps", 0, "inproc"), *ps1 = make_task(c, "ps", 1, "inproc");
+    pst_task *wk = make_task(c, "worker", 0, "inproc");
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
+    pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
+    pst_initializer init = pst_init_random_uniform(-1, 1, 7);
+    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(1000, 8), 2, &init, 1);
+    ck_assert_msg(pv != NULL, "%s", pst_graph_status(g)->msg);
+    pst_output ids = pst_placeholder(g, "ids", PST_INT64, pst_shape_1d(4));
+    pst_output look = pst_embedding_lookup(g, pv, ids, "lookup");
+    pst_tensor *wv = pst_test_rand(PST_FLOAT, pst_shape_2d(4, 8), 9, -1, 1);
+    pst_output loss = pst_reduce_sum(g, pst_mul(g, look, pst_const(g, wv, "w"), NULL), 0, NULL, 0, "loss");
+    pst_optimizer_opts oo = pst_optimizer_defaults(PST_OPT_SGD, 0.5f);
+    pst_node *train = pst_optimizer_minimize(g, &oo, loss, 0, NULL, pst_out(NULL, 0), "train");
+    pst_node *ini = pst_global_variables_initializer(g);
+    pst_graph_set_device_fn(g, NULL, NULL);
+    ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
+    /* the rows are gathered on the PS */
+    ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "lookup/gather_1")->device, "/job:ps/task:1"));
+    pst_dist_run *r = pst_dist_run_new(wk, g, 0, NULL, 1, &ini, &st);
+    ck_assert_msg(r && pst_dist_run_step(r, NULL, 0, NULL, &st) == 0, "%s", st.msg);
+    const char *names[2] = {"emb/part_0", "emb/part_1"};
+    pst_tensor *before[2], *after[2];
+    ck_assert_int_eq(pst_task_pull_variables(wk, "/job:ps/task:0", 1, names, &before[0], &st), 0);
+    ck_assert_int_eq(pst_task_pull_variables(wk, "/job:ps/task:1", 1, names + 1, &before[1], &st), 0);
+    pst_task_report rep0;
+    ck_assert_int_eq(pst_task_query_report(pst_task_transport(wk), pst_cluster_address(c, "ps", 0), 2000, &rep0, &st), 0);
+    int64_t sent0 = rep0.bytes_sent, recv0 = rep0.bytes_received;
+    pst_task_report_destroy(&rep0);
+    pst_dist_run *tr = pst_dist_run_new(wk, g, 1, &look, 1, &train, &st);
+    ck_assert_msg(tr != NULL, "%s", st.msg);
+    pst_tensor *idv = pst_tensor_new(PST_INT64, pst_shape_1d(4), &st);
+    int64_t idl[4] = {3, 998, 3, 7};
+    memcpy(idv->data, idl, sizeof idl);
+    pst_feed f = {ids, idv};
+    pst_tensor *out[1];
+    ck_assert_msg(pst_dist_run_step(tr, &f, 1, out, &st) == 0, "%s", st.msg);
+    /* the lookup is the asked rows (rows >= 500 live in part 1) */
+    for (int i = 0; i < 4; i++) {
+        int p = idl[i] >= 500;
+        int64_t row = idl[i] - (p ? 500 : 0);
+        for (int k = 0; k < 8; k++)
+            ck_assert_float_eq(pst_tensor_f32(out[0])[i * 8 + k], pst_tensor_f32(before[p])[row * 8 + k]);
+    }
+    pst_tensor_unref(out[0]);
+    /* PS 0 sent its 3 looked-up rows (3 x 32 bytes), not its 500-row part (16000 bytes), and
+     * received ids and 3 rows of gradient */
+    ck_assert_int_eq(pst_task_query_report(pst_task_transport(wk), pst_cluster_address(c, "ps", 0), 2000, &rep0, &st), 0);
+    ck_assert_int_lt(rep0.bytes_sent - sent0, 1000);
+    ck_assert_int_gt(rep0.bytes_sent - sent0, 0);
+    ck_assert_int_lt(rep0.bytes_received - recv0, 1000);
+    pst_task_report_destroy(&rep0);
+    ck_assert_int_eq(pst_task_pull_variables(wk, "/job:ps/task:0", 1, names, &after[0], &st), 0);
+    ck_assert_int_eq(pst_task_pull_variables(wk, "/job:ps/task:1", 1, names + 1, &after[1], &st), 0);
+    const float *w = pst_tensor_f32(wv);
+    for (int p = 0; p < 2; p++)
+        for (int64_t row = 0; row < 500; row++) {
+            int64_t id = row + p * 500;
+            for (int k = 0; k < 8; k++) {
+                double expect = pst_tensor_f32(before[p])[row * 8 + k];
+                for (int i = 0; i < 4; i++)
+                    if (idl[i] == id) expect -= 0.5 * w[i * 8 + k];
+                ck_assert_msg(fabs(pst_tensor_f32(after[p])[row * 8 + k] - expect) < 1e-6,
+                              "row %lld col %d", (long long)id, k);
+            }
+        }
+    for (int p = 0; p < 2; p++) {
+        pst_tensor_unref(before[p]);
+        pst_tensor_unref(after[p]);
+    }
+    pst_tensor_unref(idv);
+    pst_tensor_unref(wv);
+    pst_dist_run_free(tr);
+    pst_dist_run_free(r);
+    pst_task_free(wk);
+    pst_task_free(ps1);
+    pst_task_free(ps0);
+    pst_cluster_free(c);
+    pst_partitioned_var_free(pv);
+    pst_replica_setter_free(rs);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* With an optimizer that has no sparse form (momentum), the rows' gradient is densified and
+ * the result equals a single-process run of the same graph. */
+static void embedding_momentum(int dist, pst_tensor **part0_out) {
+    pst_cluster *c = dist ? make_cluster(2, 1) : NULL;
+    pst_task *ps0 = NULL, *ps1 = NULL, *wk = NULL;
+    if (dist) {
+        ps0 = make_task(c, "ps", 0, "inproc");
+        ps1 = make_task(c, "ps", 1, "inproc");
+        wk = make_task(c, "worker", 0, "inproc");
+    }
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
+    if (dist) pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
+    pst_initializer init = pst_init_random_uniform(-1, 1, 7);
+    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(10, 3), 2, &init, 1);
+    pst_output ids = pst_const_i64_vec(g, 3, (int64_t[]){1, 8, 1}, "ids");
+    pst_output look = pst_embedding_lookup(g, pv, ids, "lookup");
+    pst_output loss = pst_reduce_sum(g, pst_square(g, look, NULL), 0, NULL, 0, "loss");
+    pst_optimizer_opts oo = pst_optimizer_defaults(PST_OPT_MOMENTUM, 0.1f);
+    oo.momentum = 0.9f;
+    pst_node *train = pst_optimizer_minimize(g, &oo, loss, 0, NULL, pst_out(NULL, 0), "train");
+    pst_node *ini = pst_global_variables_initializer(g);
+    pst_graph_set_device_fn(g, NULL, NULL);
+    ck_assert_msg(pst_graph_error(g) == 0, "%s", pst_graph_status(g)->msg);
+    if (dist) {
+        pst_dist_run *r = pst_dist_run_new(wk, g, 0, NULL, 1, &ini, &st);
+        ck_assert_msg(r && pst_dist_run_step(r, NULL, 0, NULL, &st) == 0, "%s", st.msg);
+        pst_dist_run *t = pst_dist_run_new(wk, g, 0, NULL, 1, &train, &st);
+        for (int i = 0; i < 3; i++) ck_assert_msg(pst_dist_run_step(t, NULL, 0, NULL, &st) == 0, "%s", st.msg);
+        *part0_out = pst_task_pull_variable(wk, "/job:ps/task:0", "emb/part_0", &st);
+        pst_dist_run_free(t);
+        pst_dist_run_free(r);
+        pst_task_free(wk);
+        pst_task_free(ps1);
+        pst_task_free(ps0);
+    } else {
+        pst_session *s = pst_session_new(g, NULL, &st);
+        ck_assert_int_eq(pst_session_run_target(s, ini, &st), 0);
+        for (int i = 0; i < 3; i++) ck_assert_int_eq(pst_session_run_target(s, train, &st), 0);
+        *part0_out = pst_session_run1(s, pst_variable_value(pv->parts[0]), &st);
+        pst_session_free(s);
+    }
+    ck_assert_msg(*part0_out != NULL, "%s", st.msg);
+    pst_cluster_free(c);
+    pst_partitioned_var_free(pv);
+    pst_replica_setter_free(rs);
+    pst_graph_free(g);
+}
+START_TEST(test_inproc_embedding_dense_fallback) {
+    pst_tensor *a, *b;
+    embedding_momentum(1, &a);
+    embedding_momentum(0, &b);
+    assert_close(a, b, 1e-6);
+    /* row 1 moved, row 0 did not */
+    pst_tensor *fresh;
+    pst_graph *g = pst_graph_new();
+    pst_initializer init = pst_init_random_uniform(-1, 1, 7);
+    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(10, 3), 2, &init, 1);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_session_run_target(s, pst_global_variables_initializer(g), &st);
+    fresh = pst_session_run1(s, pst_variable_value(pv->parts[0]), &st);
+    ck_assert_float_eq(pst_tensor_f32(fresh)[0], pst_tensor_f32(a)[0]);
+    ck_assert_float_ne(pst_tensor_f32(fresh)[3], pst_tensor_f32(a)[3]);
+    pst_tensor_unref(fresh);
+    pst_session_free(s);
+    pst_partitioned_var_free(pv);
+    pst_graph_free(g);
+    pst_tensor_unref(a);
+    pst_tensor_unref(b);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("task");
     TCase *tc = tcase_create("core");
@@ -402,6 +567,8 @@ int main(void) {
     tcase_add_test(tc, test_grpc_ps_dies);
     tcase_add_test(tc, test_inproc_shutdown_after_workers);
     tcase_add_test(tc, test_inproc_sliced_save_restore_other_ps_count);
+    tcase_add_test(tc, test_inproc_embedding_sparse);
+    tcase_add_test(tc, test_inproc_embedding_dense_fallback);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
