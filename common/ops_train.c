@@ -420,7 +420,57 @@ static const pst_op_def sync_step_op = {.name = "PstSyncStepAdvance",
                                         .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
                                         .ref_mask = 0x1};
 
+/* PstSyncAssignOnce(ref, value, local_step): ref := value unless a replica already did it for
+ * this step (the variable's sync_step records the last step assigned): Adam's bias-correction
+ * powers advance once per synchronous step however many replicas run the assignment. */
+static int sync_assign_once_kernel(pst_kernel_ctx *c) {
+    pst_var *v = c->input_vars[0];
+    int64_t local = pst_tensor_get_i64(c->inputs[2], 0);
+    int rc = 0;
+    pthread_mutex_lock(&v->sync_mu);
+    if (local >= v->sync_step) {
+        rc = pst_var_assign(v, c->inputs[1], 1, c->status);
+        if (rc == 0) v->sync_step = local + 1;
+    }
+    pthread_mutex_unlock(&v->sync_mu);
+    if (rc < 0) return rc;
+    pst_kctx_set_output(c, 0, pst_var_read(v));
+    return 0;
+}
+
+static int sync_assign_once_shape(pst_node *n, pst_status *st) {
+    if (pst_node_in_dtype(n, 2) != PST_INT64)
+        return pst_status_set(st, PST_E_INVALID, "local step must be int64");
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_node_in_shape(n, 0));
+    return 0;
+}
+
+static const pst_attr_spec sync_assign_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {0}};
+static const pst_op_def sync_assign_once_op = {.name = "PstSyncAssignOnce",
+                                               .min_inputs = 3,
+                                               .max_inputs = 3,
+                                               .n_outputs = 1,
+                                               .attrs = sync_assign_attrs,
+                                               .shape = sync_assign_once_shape,
+                                               .kernel = sync_assign_once_kernel,
+                                               .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
+                                               .ref_mask = 0x1};
+
+pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
+                                pst_output local_step, const char *name) {
+    pst_node_builder *b = pst_nb_new(g, "PstSyncAssignOnce", name);
+    pst_nb_input(b, ref);
+    pst_nb_input(b, value);
+    pst_nb_input(b, local_step);
+    if (ref.node) {
+        pst_nb_attr_type(b, "T", pst_output_dtype(ref));
+        pst_nb_device(b, ref.node->device);
+    }
+    return pst_nb_finish_out(b);
+}
+
 void pst__register_train_ops(void) {
+    pst_op_register(&sync_assign_once_op);
     pst_op_register(&sync_gd_op);
     pst_op_register(&sync_momentum_op);
     pst_op_register(&sync_adam_op);

@@ -47,6 +47,9 @@ pst_output pst_scatter_sub(pst_graph *g, pst_output var, pst_output indices, pst
 pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_output *inputs,
                           pst_output local_step, int replicas_to_aggregate, int total_replicas,
                           int use_nesterov, const char *name);
+/* ref := value once per synchronous step (the first replica to run it for local_step). */
+pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
+                                pst_output local_step, const char *name);
 /* Sets global_step to local_step + 1 unless another replica already did. */
 pst_output pst_sync_step_advance(pst_graph *g, pst_output global_step, pst_output local_step,
                                  const char *name);

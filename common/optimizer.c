@@ -146,7 +146,8 @@ static pst_output non_slot(pst_graph *g, const char *name, pst_output colocate, 
 /* The synchronous form of one variable's update (see pst_sync_apply): the same inputs as the
  * asynchronous apply op plus the replica's step. */
 static pst_output sync_update(pst_graph *g, const pst_optimizer_opts *o, pst_output v,
-                              pst_output lr, pst_output gr, pst_output local_step) {
+                              pst_output lr, pst_output gr, pst_output local_step,
+                              pst_output b1p, pst_output b2p) {
     pst_dtype dt = pst_output_dtype(v);
     int R = o->sync_replicas, T = o->sync_total > R ? o->sync_total : R;
     switch (o->kind) {
@@ -160,6 +161,14 @@ static pst_output sync_update(pst_graph *g, const pst_optimizer_opts *o, pst_out
                             pst_const_scalar(g, dt, o->momentum, "momentum")};
         return pst_sync_apply(g, "ApplyMomentum", 5, in, local_step, R, T, o->use_nesterov,
                               "SyncApplyMomentum");
+    }
+    case PST_OPT_ADAM: {
+        pst_output in[10] = {v, slot(g, v, "Adam", 0), slot(g, v, "Adam_1", 0),
+                             pst_variable_value(b1p), pst_variable_value(b2p), lr,
+                             pst_const_scalar(g, dt, o->beta1, "beta1"),
+                             pst_const_scalar(g, dt, o->beta2, "beta2"),
+                             pst_const_scalar(g, dt, o->epsilon, "epsilon"), gr};
+        return pst_sync_apply(g, "ApplyAdam", 10, in, local_step, R, T, 0, "SyncApplyAdam");
     }
     case PST_OPT_ADAGRAD: {
         pst_output in[4] = {v, slot(g, v, "Adagrad", o->initial_accumulator), lr, gr};
@@ -200,11 +209,9 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
     }
     pst_output local_step = pst_out(NULL, 0);
     if (o->sync_replicas > 0) {
-        if (!global_step.node || o->kind == PST_OPT_ADAM) {
-            pst_graph_set_error(g, PST_E_UNIMPLEMENTED, "%s: synchronous replicas need a global "
-                                "step%s", opt, o->kind == PST_OPT_ADAM ? " and an optimizer other "
-                                "than Adam (its bias-correction powers would advance once per "
-                                "replica)" : "");
+        if (!global_step.node) {
+            pst_graph_set_error(g, PST_E_INVALID, "%s: synchronous replicas need a global step",
+                                opt);
             free(updates);
             return NULL;
         }
@@ -240,7 +247,7 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
         }
         if (u.node) {
         } else if (o->sync_replicas > 0) {
-            u = sync_update(g, o, v, lr, gr, local_step);
+            u = sync_update(g, o, v, lr, gr, local_step, b1p, b2p);
         } else switch (o->kind) {
         case PST_OPT_SGD: u = pst_apply_gradient_descent(g, v, lr, gr, "ApplyGradientDescent"); break;
         case PST_OPT_MOMENTUM:
@@ -280,10 +287,15 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
             pst_graph_push_device(g, b1p.node->device);
             pst_output dt1 = pst_const_scalar(g, pst_output_dtype(b1p), o->beta1, NULL);
             pst_output dt2 = pst_const_scalar(g, pst_output_dtype(b2p), o->beta2, NULL);
-            pst_output a1 = pst_assign(g, b1p, pst_mul(g, pst_variable_value(b1p), dt1, NULL),
-                                       "Assign");
-            pst_output a2 = pst_assign(g, b2p, pst_mul(g, pst_variable_value(b2p), dt2, NULL),
-                                       "Assign_1");
+            pst_output v1 = pst_mul(g, pst_variable_value(b1p), dt1, NULL);
+            pst_output v2 = pst_mul(g, pst_variable_value(b2p), dt2, NULL);
+            /* Synchronous replicas advance them once per step, not once per replica. */
+            pst_output a1 = o->sync_replicas > 0
+                                ? pst_sync_assign_once(g, b1p, v1, local_step, "Assign")
+                                : pst_assign(g, b1p, v1, "Assign");
+            pst_output a2 = o->sync_replicas > 0
+                                ? pst_sync_assign_once(g, b2p, v2, local_step, "Assign_1")
+                                : pst_assign(g, b2p, v2, "Assign_1");
             pst_graph_pop_device(g);
             pst_graph_pop_control_deps(g);
             updates[nu++] = a1.node;

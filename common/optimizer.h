@@ -38,7 +38,7 @@ typedef struct pst_optimizer_opts {
     /* Synchronous replicas (tf.train.SyncReplicasOptimizer): when > 0, each update averages
      * the gradients of sync_replicas replicas for the global step they read, applies them once
      * and drops late ones; global_step then advances once per step. sync_total (>=
-     * sync_replicas) counts backup workers too. Needs global_step; not with Adam. */
+     * sync_replicas) counts backup workers too. Needs global_step. */
     int sync_replicas, sync_total;
 } pst_optimizer_opts;
 

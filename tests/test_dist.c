@@ -220,20 +220,20 @@ START_TEST(test_async_mlp_2ps_2workers_accuracy) {
 END_TEST
 
 /* Sync: 2 workers with batch B each give the variables of one process with batch 2B over the
- * same examples (plain SGD, no dropout, examples in order; worker k reads examples k, k+2, ..). */
-START_TEST(test_sync_two_workers_equal_one_process_double_batch) {
+ * same examples (no dropout, examples in order; worker k reads examples k, k+2, ..): plain SGD
+ * within 1e-5, and Adam too (its bias-correction powers advance once per step). */
+static void sync_equivalence(const char *opt, const char *lr, double tol) {
     setup();
     char single[300], dist[300], ck1[400], ck2[400];
-    snprintf(single, sizeof single, "%s/single", dir);
-    snprintf(dist, sizeof dist, "%s/sync", dir);
-    const char *common = "--model mlp --steps 20 --optimizer sgd --lr 0.1 --keep-prob 1 "
-                         "--no-shuffle --threads 1 --quiet";
+    snprintf(single, sizeof single, "%s/single_%s", dir, opt);
+    snprintf(dist, sizeof dist, "%s/sync_%s", dir, opt);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s --batch 200 --checkpoint-dir %s > %s/single.log 2>&1",
-             bin_worker, common, single, dir);
+    snprintf(cmd, sizeof cmd, "%s --model mlp --steps 20 --optimizer %s --lr %s --keep-prob 1 "
+             "--no-shuffle --threads 1 --quiet --batch 200 --checkpoint-dir %s > %s/single.log 2>&1",
+             bin_worker, opt, lr, single, dir);
     ck_assert_int_eq(system(cmd), 0);
     const char *c = cluster_file("sync", 2, 2, NULL);
-    const char *flags[] = {"--model", "mlp", "--steps", "20", "--optimizer", "sgd", "--lr", "0.1",
+    const char *flags[] = {"--model", "mlp", "--steps", "20", "--optimizer", opt, "--lr", lr,
                            "--keep-prob", "1", "--no-shuffle", "--threads", "1", "--quiet",
                            "--batch", "100", "--mode", "sync", "--checkpoint-dir", dist, NULL};
     job j;
@@ -242,9 +242,12 @@ START_TEST(test_sync_two_workers_equal_one_process_double_batch) {
     snprintf(ck1, sizeof ck1, "%s/model.ckpt-20", single);
     snprintf(ck2, sizeof ck2, "%s/model.ckpt-20", dist);
     int n = 0;
-    assert_checkpoints_equal(ck1, ck2, 1e-5, &n);
-    ck_assert_int_ge(n, 7); /* 6 weights and biases and the global step */
+    assert_checkpoints_equal(ck1, ck2, tol, &n);
+    ck_assert_int_ge(n, 7); /* 6 weights and biases and the global step (+ slots) */
 }
+START_TEST(test_sync_two_workers_equal_one_process_double_batch) { sync_equivalence("sgd", "0.1", 1e-5); }
+END_TEST
+START_TEST(test_sync_adam_equal_one_process_double_batch) { sync_equivalence("adam", "0.001", 1e-4); }
 END_TEST
 
 /* A variable partitioned across 3 PS trains and checkpoints (each PS writes its shard);
@@ -399,6 +402,7 @@ int main(void) {
     TCase *tc = tcase_create("processes");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_sync_two_workers_equal_one_process_double_batch);
+    tcase_add_test(tc, test_sync_adam_equal_one_process_double_batch);
     tcase_add_test(tc, test_model_parallel_layer_on_worker1);
     tcase_add_test(tc, test_partitioned_3ps_restore_onto_1_and_3);
     tcase_add_test(tc, test_killed_ps_is_named);
