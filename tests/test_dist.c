@@ -250,6 +250,30 @@ END_TEST
 START_TEST(test_sync_adam_equal_one_process_double_batch) { sync_equivalence("adam", "0.001", 1e-4); }
 END_TEST
 
+/* Backup workers: 3 workers, 2 gradients aggregated per step; each variable is updated once per
+ * step and the late gradients are dropped and counted; every worker finishes. */
+START_TEST(test_sync_backup_workers) {
+    setup();
+    const char *c = cluster_file("backup", 1, 3, NULL);
+    const char *flags[] = {"--model", "mlp", "--steps", "30", "--mode", "sync",
+                           "--replicas-to-aggregate", "2", "--optimizer", "sgd", "--lr", "0.1",
+                           "--threads", "1", "--quiet", NULL};
+    const char *extra[3] = {"--status", NULL, NULL};
+    job j;
+    start_job(&j, "backup", c, 1, 3, flags, extra);
+    finish_job(&j);
+    char *log = slurp(j.w_log[0]);
+    const char *v = strstr(log, "var mlp/fc1/weights");
+    ck_assert_msg(v != NULL, "%s", log);
+    ck_assert_msg(strstr(v, "updates 31 ") != NULL, "%s", log); /* init + 30 steps */
+    const char *stale = strstr(v, "stale gradients dropped ");
+    ck_assert_msg(stale != NULL, "%s", log);
+    ck_assert_int_gt(atoi(stale + strlen("stale gradients dropped ")), 0);
+    ck_assert_ptr_nonnull(strstr(log, "global step 30"));
+    free(log);
+}
+END_TEST
+
 /* A variable partitioned across 3 PS trains and checkpoints (each PS writes its shard);
  * restoring onto 1 PS (whole variables) and onto 3 PS gives the same values. */
 START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
@@ -403,6 +427,7 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_sync_two_workers_equal_one_process_double_batch);
     tcase_add_test(tc, test_sync_adam_equal_one_process_double_batch);
+    tcase_add_test(tc, test_sync_backup_workers);
     tcase_add_test(tc, test_model_parallel_layer_on_worker1);
     tcase_add_test(tc, test_partitioned_3ps_restore_onto_1_and_3);
     tcase_add_test(tc, test_killed_ps_is_named);
