@@ -70,6 +70,9 @@ struct pst_task {
     int n_done;
     int shutdown;
     pst_status shutdown_why;
+    pst_strmap *last_seen; /* client device -> (double *) when it last answered */
+    pthread_t monitor;
+    int monitor_started;
     double start;
     atomic_llong next_step;
 };
@@ -841,6 +844,88 @@ static int expected_workers(pst_task *t) {
     return pst_cluster_num_tasks(t->o.cluster, "worker");
 }
 
+static int done_already(pst_task *t, const char *from) {
+    for (int i = 0; i < t->n_done; i++)
+        if (strcmp(t->done_from[i], from) == 0) return 1;
+    return 0;
+}
+
+/* Counts `from` as finished (once); ends the service when every worker has. */
+static void mark_done(pst_task *t, const char *from, int failed, const char *reason, int now) {
+    pthread_mutex_lock(&t->mu);
+    if (!done_already(t, from)) {
+        t->done_from = realloc(t->done_from, (size_t)(t->n_done + 1) * sizeof *t->done_from);
+        t->done_from[t->n_done++] = strdup(from);
+    }
+    if (failed && !t->shutdown_why.code)
+        pst_status_set(&t->shutdown_why, PST_E_ABORTED, "%s failed: %s", from, reason);
+    int done = now || t->n_done >= expected_workers(t);
+    int n_done = t->n_done;
+    pthread_mutex_unlock(&t->mu);
+    logf_(t, "%s is done%s%s (%d of %d workers)", from, failed ? ", failed: " : "",
+          failed ? reason : "", n_done, expected_workers(t));
+    if (done) pst_task_request_shutdown(t, NULL);
+}
+
+/* Heartbeats: every task that registered partitions here and has not said it is done is asked
+ * for its status; one silent for peer_timeout_ms counts as a failed worker (it crashed or its
+ * machine is gone), so a PS never waits forever for a worker that will not come back. */
+static void *monitor_thread(void *arg) {
+    pst_task *t = arg;
+    pthread_mutex_lock(&t->mu);
+    while (!t->shutdown) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += t->o.heartbeat_ms / 1000;
+        dl.tv_nsec += (t->o.heartbeat_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&t->cv, &t->mu, &dl);
+        if (t->shutdown) break;
+        /* the clients to ping, copied out of the lock */
+        int n = 0;
+        char(*clients)[PST_DEVICE_MAX] = calloc((size_t)t->n_parts + 1, sizeof *clients);
+        for (int i = 0; i < t->n_parts; i++) {
+            const char *cl = t->parts[i].client;
+            int dup = 0;
+            for (int k = 0; k < n; k++) dup |= strcmp(clients[k], cl) == 0;
+            if (!dup && !done_already(t, cl) && !same_task(t, cl))
+                snprintf(clients[n++], PST_DEVICE_MAX, "%s", cl);
+        }
+        pthread_mutex_unlock(&t->mu);
+        for (int k = 0; k < n; k++) {
+            pst_status st = {0};
+            const char *addr = address_of(t, clients[k], &st);
+            double now = now_s();
+            int ok = addr && pst_transport_call_sync(t->tr, addr, PST_TASK_STATUS, NULL,
+                                                     t->o.heartbeat_ms + 1000, 0, NULL, NULL,
+                                                     &st) == 0;
+            pthread_mutex_lock(&t->mu);
+            double *seen = pst_strmap_get(t->last_seen, clients[k]);
+            if (!seen) {
+                seen = malloc(sizeof *seen);
+                *seen = now;
+                pst_strmap_put(t->last_seen, clients[k], seen);
+            }
+            if (ok) *seen = now;
+            double silent = now - *seen;
+            pthread_mutex_unlock(&t->mu);
+            if (!ok && silent * 1000 >= (double)t->o.peer_timeout_ms) {
+                char why[PST_STATUS_MSG_MAX + 128];
+                snprintf(why, sizeof why, "no answer from %s for %.0f s (%s)",
+                         addr ? addr : clients[k], silent, st.msg);
+                mark_done(t, clients[k], 1, why, 0);
+            }
+        }
+        free(clients);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
 static void handle_shutdown(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     Pstrain__ShutdownRequest *req = pstrain__shutdown_request__unpack(NULL, len, buf);
@@ -850,21 +935,7 @@ static void handle_shutdown(pst_task *t, pst_server_call *call, const uint8_t *b
         return;
     }
     reply_packed(t, call, NULL);
-    pthread_mutex_lock(&t->mu);
-    int seen = 0;
-    for (int i = 0; i < t->n_done; i++)
-        if (strcmp(t->done_from[i], req->from) == 0) seen = 1;
-    if (!seen) {
-        t->done_from = realloc(t->done_from, (size_t)(t->n_done + 1) * sizeof *t->done_from);
-        t->done_from[t->n_done++] = strdup(req->from);
-    }
-    if (req->failed && !t->shutdown_why.code)
-        pst_status_set(&t->shutdown_why, PST_E_ABORTED, "%s failed: %s", req->from, req->reason);
-    int done = req->now || t->n_done >= expected_workers(t);
-    pthread_mutex_unlock(&t->mu);
-    logf_(t, "%s is done%s%s (%d of %d workers)", req->from, req->failed ? ", failed: " : "",
-          req->failed ? req->reason : "", t->n_done, expected_workers(t));
-    if (done) pst_task_request_shutdown(t, NULL);
+    mark_done(t, req->from, req->failed, req->reason, req->now);
     pstrain__shutdown_request__free_unpacked(req, NULL);
 }
 
@@ -907,6 +978,8 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
     if (t->o.connect_timeout_ms <= 0) t->o.connect_timeout_ms = 30000;
     if (t->o.recv_timeout_ms <= 0) t->o.recv_timeout_ms = 60000;
     if (t->o.chunk_bytes <= 0) t->o.chunk_bytes = 4 << 20;
+    if (t->o.peer_timeout_ms <= 0) t->o.peer_timeout_ms = t->o.connect_timeout_ms;
+    if (t->o.heartbeat_ms <= 0) t->o.heartbeat_ms = 1000;
     pst_cluster_task_device(o->cluster, o->job, o->index, t->device, sizeof t->device);
     pst_device_parse(t->device, &t->dn, st);
     snprintf(t->addr, sizeof t->addr, "%s", pst_cluster_address(o->cluster, o->job, o->index));
@@ -920,6 +993,7 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
     t->partials = pst_strmap_new();
     t->pulls = pst_strmap_new();
     t->pushes = pst_strmap_new();
+    t->last_seen = pst_strmap_new();
     t->start = now_s();
     atomic_init(&t->next_step, ((long long)(o->index + 1) << 40) +
                                    (strcmp(o->job, "worker") == 0 ? 0 : (1LL << 50)));
@@ -948,6 +1022,7 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
         return NULL;
     }
     logf_(t, "serving on %s", t->addr);
+    t->monitor_started = pthread_create(&t->monitor, NULL, monitor_thread, t) == 0;
     return t;
 }
 
@@ -998,8 +1073,10 @@ void pst_task_free(pst_task *t) {
     }
     pthread_mutex_lock(&t->mu);
     t->shutdown = 1;
+    pthread_cond_broadcast(&t->cv);
     while (t->running > 0) pthread_cond_wait(&t->cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
+    if (t->monitor_started) pthread_join(t->monitor, NULL);
     if (t->tr) pst_transport_free(t->tr);
     for (int i = 0; i < t->n_parts; i++) {
         pst_session_free(t->parts[i].s);
@@ -1017,6 +1094,13 @@ void pst_task_free(pst_task *t) {
             free(pa);
         }
         pst_strmap_free(t->partials);
+    }
+    if (t->last_seen) {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (pst_strmap_next(t->last_seen, &it, &k, &v)) free(v);
+        pst_strmap_free(t->last_seen);
     }
     pst_strmap_free(t->var_nodes);
     pst_strmap_free(t->pulls);

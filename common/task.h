@@ -50,6 +50,10 @@ typedef struct pst_task_opts {
     int64_t recv_timeout_ms;    /* how long a _Recv waits for its tensor (default 60000) */
     int64_t chunk_bytes;        /* tensors above this move in chunks of it (default 4 MiB) */
     int expected_workers;       /* PS: exit after this many workers said done (default: all) */
+    int64_t peer_timeout_ms;    /* a task that registered partitions here and has not answered
+                                   a heartbeat for this long counts as a failed worker (default:
+                                   connect_timeout_ms); so a PS ends even when workers crash */
+    int64_t heartbeat_ms;       /* how often those tasks are pinged (default 1000) */
     int quiet;                  /* no log lines on stderr */
 } pst_task_opts;
 

@@ -22,6 +22,7 @@ static int usage(FILE *f, int rc) {
                "  --task K                  this PS's index in the \"ps\" list\n"
                "  --recv-timeout-ms N       how long a step waits for a worker's tensor (60000)\n"
                "  --workers N               exit after N workers finished (default: all)\n"
+               "  --worker-timeout-ms N     a worker silent this long counts as failed (30000)\n"
                "  --quiet                   no log lines\n");
     return rc;
 }
@@ -40,7 +41,7 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
 
 int main(int argc, char **argv) {
     const char *cluster_file = NULL;
-    long long task = -1, recv_ms = 0, workers = 0;
+    long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -55,6 +56,9 @@ int main(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--recv-timeout-ms") == 0) {
             if (parse_int(a, v, 1, 1LL << 40, &recv_ms) < 0) return 2;
+            i++;
+        } else if (strcmp(a, "--worker-timeout-ms") == 0) {
+            if (parse_int(a, v, 1, 1LL << 40, &worker_timeout) < 0) return 2;
             i++;
         } else if (strcmp(a, "--workers") == 0) {
             if (parse_int(a, v, 1, 1 << 20, &workers) < 0) return 2;
@@ -95,7 +99,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     pst_task_opts o = {.cluster = c, .job = "ps", .index = (int)task, .quiet = quiet,
-                       .recv_timeout_ms = recv_ms, .expected_workers = (int)workers};
+                       .recv_timeout_ms = recv_ms, .expected_workers = (int)workers,
+                       .peer_timeout_ms = worker_timeout};
     pst_task *t = pst_task_new(&o, &st);
     if (!t) {
         fprintf(stderr, "pstrain-ps: %s\n", st.msg);

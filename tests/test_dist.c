@@ -393,6 +393,39 @@ START_TEST(test_killed_ps_is_named) {
 }
 END_TEST
 
+/* A worker that crashes never says it is done: the PS notices it stopped answering and exits
+ * (non-zero, naming the worker) instead of serving forever. */
+START_TEST(test_ps_exits_when_worker_crashes) {
+    setup();
+    const char *c = cluster_file("crash", 1, 1, NULL);
+    char log_ps[300], log_w[300], task0[] = "0";
+    snprintf(log_ps, sizeof log_ps, "%s/crash-ps.log", dir);
+    snprintf(log_w, sizeof log_w, "%s/crash-worker.log", dir);
+    char *ps_argv[] = {bin_ps, "--cluster", (char *)c, "--task", task0, "--worker-timeout-ms",
+                       "3000", NULL};
+    pid_t ps = spawn(log_ps, ps_argv);
+    char *w_argv[] = {bin_worker, "--cluster", (char *)c, "--task", task0, "--model", "mlp",
+                      "--steps", "1000000", "--threads", "1", NULL};
+    pid_t w = spawn(log_w, w_argv);
+    int running = 0;
+    for (int i = 0; i < 600 && !running; i++) {
+        char *log = slurp(log_w);
+        running = strstr(log, "global step") != NULL;
+        free(log);
+        if (!running) usleep(100 * 1000);
+    }
+    ck_assert_msg(running, "the worker never started training");
+    kill(w, SIGKILL);
+    waitpid(w, NULL, 0);
+    int rc = wait_exit(ps, 60);
+    char *log = slurp(log_ps);
+    ck_assert_msg(rc == 1, "ps exited %d:\n%s", rc, log);
+    ck_assert_msg(strstr(log, "/job:worker/replica:0/task:0 failed: no answer from 127.0.0.1:") != NULL,
+                  "%s", log);
+    free(log);
+}
+END_TEST
+
 /* `pstrain inspect placement --cluster` on a live job: a table per PS with the variables. */
 START_TEST(test_inspect_placement_live) {
     setup();
@@ -431,6 +464,7 @@ int main(void) {
     tcase_add_test(tc, test_model_parallel_layer_on_worker1);
     tcase_add_test(tc, test_partitioned_3ps_restore_onto_1_and_3);
     tcase_add_test(tc, test_killed_ps_is_named);
+    tcase_add_test(tc, test_ps_exits_when_worker_crashes);
     tcase_add_test(tc, test_inspect_placement_live);
     tcase_add_test(tc, test_async_mlp_2ps_2workers_accuracy);
     suite_add_tcase(s, tc);
