@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "op.h"
+#include "parallel.h"
 #include "varstore.h"
 
 #define MAX_REFS 3
@@ -337,13 +338,7 @@ static int sync_apply(pst_kernel_ctx *c, pst_kernel_fn inner, int grad_idx) {
         return rc;
     }
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout / 1000;
-    dl.tv_nsec += (timeout % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    pst_deadline_in(&dl, timeout);
     while (v->sync_step <= step && rc == 0)
         if (pthread_cond_timedwait(&v->sync_cv, &v->sync_mu, &dl) == ETIMEDOUT)
             rc = pst_kctx_error(c, PST_E_DEADLINE,

@@ -1,5 +1,7 @@
 #include "parallel.h"
 
+#include <time.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -112,4 +114,14 @@ void pst_parallel_for(int64_t n, int64_t grain, pst_range_fn fn, void *ctx) {
     while (job_active > 0) pthread_cond_wait(&done_cv, &mu);
     pthread_mutex_unlock(&mu);
     pthread_mutex_unlock(&run_mu);
+}
+
+void pst_deadline_in(struct timespec *ts, int64_t ms) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
 }

@@ -21,4 +21,8 @@ int pst_parallel_threads(void);
 /* Runs fn over [0, n) split into contiguous ranges of at least `grain` items. */
 void pst_parallel_for(int64_t n, int64_t grain, pst_range_fn fn, void *ctx);
 
+/* The absolute CLOCK_REALTIME time ms milliseconds from now, for pthread_cond_timedwait. */
+struct timespec;
+void pst_deadline_in(struct timespec *ts, int64_t ms);
+
 #endif

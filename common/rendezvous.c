@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "parallel.h"
 #include "strmap.h"
 
 typedef struct local_rdv {
@@ -37,13 +38,7 @@ static int local_recv(pst_rendezvous *r, const char *key, int64_t timeout_ms, ps
                       pst_status *st) {
     local_rdv *l = (local_rdv *)r;
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    pst_deadline_in(&dl, timeout_ms);
     int rc = 0;
     *out = NULL;
     pthread_mutex_lock(&l->mu);

@@ -12,6 +12,7 @@
 #include "device.h"
 #include "metagraph.h"
 #include "op.h"
+#include "parallel.h"
 #include "partition.h"
 #include "pstrain_task.pb-c.h"
 #include "saver.h"
@@ -419,6 +420,15 @@ static void reply_error(pst_task *t, pst_server_call *call, const pst_status *st
     pst_transport_reply(t->tr, call, st, NULL);
 }
 
+/* Declares `req` unpacked from buf, or answers the call with an error and returns. */
+#define UNPACK_OR_REPLY(Type, type, method, req)                                               \
+    Pstrain__##Type *req = pstrain__##type##__unpack(NULL, len, buf);                         \
+    if (!req) {                                                                                \
+        pst_status_set(&st, PST_E_INVALID, "%s: malformed request", method);                   \
+        reply_error(t, call, &st);                                                             \
+        return;                                                                                \
+    }
+
 static part *find_part(pst_task *t, const char *handle) {
     for (int i = 0; i < t->n_parts; i++)
         if (t->parts[i].active && strcmp(t->parts[i].handle, handle) == 0) return &t->parts[i];
@@ -427,12 +437,7 @@ static part *find_part(pst_task *t, const char *handle) {
 
 static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__RegisterGraphRequest *req = pstrain__register_graph_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "RegisterGraph: malformed request");
-        reply_error(t, call, &st);
-        return;
-    }
+    UNPACK_OR_REPLY(RegisterGraphRequest, register_graph_request, "RegisterGraph", req);
     pst_graph *g = pst_graph_new();
     pst_node **targets = calloc(req->n_targets + 1, sizeof *targets);
     pst_session *s = NULL;
@@ -490,12 +495,7 @@ static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *b
 
 static void handle_deregister(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__DeregisterGraphRequest *req = pstrain__deregister_graph_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "DeregisterGraph: malformed request");
-        reply_error(t, call, &st);
-        return;
-    }
+    UNPACK_OR_REPLY(DeregisterGraphRequest, deregister_graph_request, "DeregisterGraph", req);
     pthread_mutex_lock(&t->mu);
     part *p = find_part(t, req->handle);
     /* The graph stays (its variable nodes describe the store); the session goes when no step
@@ -556,12 +556,7 @@ static void *run_thread(void *arg) {
 
 static void handle_run(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__RunGraphRequest *req = pstrain__run_graph_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "RunGraph: malformed request");
-        reply_error(t, call, &st);
-        return;
-    }
+    UNPACK_OR_REPLY(RunGraphRequest, run_graph_request, "RunGraph", req);
     run_job *j = calloc(1, sizeof *j);
     j->t = t;
     j->call = call;
@@ -661,12 +656,7 @@ done:
 
 static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__FetchVariableRequest *req = pstrain__fetch_variable_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "FetchVariable: malformed request");
-        reply_error(t, call, &st);
-        return;
-    }
+    UNPACK_OR_REPLY(FetchVariableRequest, fetch_variable_request, "FetchVariable", req);
     pst_var *v = pst_var_store_find(t->vars, req->name);
     pst_tensor *val = v ? pst_var_read(v) : NULL;
     if (!val) {
@@ -875,13 +865,7 @@ static void *monitor_thread(void *arg) {
     pthread_mutex_lock(&t->mu);
     while (!t->shutdown) {
         struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += t->o.heartbeat_ms / 1000;
-        dl.tv_nsec += (t->o.heartbeat_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        pst_deadline_in(&dl, t->o.heartbeat_ms);
         pthread_cond_timedwait(&t->cv, &t->mu, &dl);
         if (t->shutdown) break;
         /* the clients to ping, copied out of the lock */
@@ -928,12 +912,7 @@ static void *monitor_thread(void *arg) {
 
 static void handle_shutdown(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__ShutdownRequest *req = pstrain__shutdown_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "Shutdown: malformed request");
-        reply_error(t, call, &st);
-        return;
-    }
+    UNPACK_OR_REPLY(ShutdownRequest, shutdown_request, "Shutdown", req);
     reply_packed(t, call, NULL);
     mark_done(t, req->from, req->failed, req->reason, req->now);
     pstrain__shutdown_request__free_unpacked(req, NULL);
@@ -1036,15 +1015,7 @@ void pst_task_request_shutdown(pst_task *t, const pst_status *why) {
 
 int pst_task_wait_shutdown(pst_task *t, int64_t timeout_ms, pst_status *st) {
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    if (timeout_ms > 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
+    pst_deadline_in(&dl, timeout_ms > 0 ? timeout_ms : 0);
     int rc = 0;
     pthread_mutex_lock(&t->mu);
     while (!t->shutdown) {
@@ -1359,7 +1330,7 @@ void pst_task_report_destroy(pst_task_report *r) {
     memset(r, 0, sizeof *r);
 }
 
-static const char *human(double b, char *buf, size_t len) {
+const char *pst_format_bytes(double b, char *buf, size_t len) {
     if (b >= 1e9) snprintf(buf, len, "%.2f GB", b / 1e9);
     else if (b >= 1e6) snprintf(buf, len, "%.2f MB", b / 1e6);
     else if (b >= 1e3) snprintf(buf, len, "%.1f kB", b / 1e3);
@@ -1382,9 +1353,9 @@ char *pst_task_status_text(pst_task *t, const char *device, pst_status *st) {
     int64_t total = 0;
     for (size_t i = 0; i < s->n_variables; i++) total += s->variables[i]->bytes;
     OUT("%s at %s: up %.1f s, %zu variables (%s), received %s in %lld chunks, sent %s\n", s->task,
-        s->address, s->uptime_s, s->n_variables, human((double)total, a, sizeof a),
-        human((double)s->bytes_received, b, sizeof b), (long long)s->chunks_received,
-        human((double)s->bytes_sent, c, sizeof c));
+        s->address, s->uptime_s, s->n_variables, pst_format_bytes((double)total, a, sizeof a),
+        pst_format_bytes((double)s->bytes_received, b, sizeof b), (long long)s->chunks_received,
+        pst_format_bytes((double)s->bytes_sent, c, sizeof c));
     for (size_t i = 0; i < s->n_variables; i++) {
         Pstrain__VariableStatus *v = s->variables[i];
         char shape[128] = "[";

@@ -100,6 +100,9 @@ int pst_task_push_variables(pst_task *t, const char *device, int n, const char *
 int pst_task_pull_variables(pst_task *t, const char *device, int n, const char *const *names,
                             pst_tensor **out, pst_status *st);
 
+/* "812.0 kB", "1.25 GB": bytes for people. Returns buf. */
+const char *pst_format_bytes(double bytes, char *buf, size_t len);
+
 /* A task's status (see proto TaskStatus) as text lines: its variables with bytes and
  * pull/update counts, its partitions with their nodes and step counts. Caller frees. */
 char *pst_task_status_text(pst_task *t, const char *device, pst_status *st);

@@ -106,7 +106,8 @@ int pst_var_uninit_error(const char *name, pst_status *st) {
                           name);
 }
 
-int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st) {
+/* Whether t may be assigned to v (dtype, and shape when validate_shape). */
+static int check_assign(const pst_var *v, const pst_tensor *t, int validate_shape, pst_status *st) {
     char a[128], b[128];
     if (t->dtype != v->dtype)
         return pst_status_set(st, PST_E_INVALID, "cannot assign a %s value to %s variable '%s'",
@@ -116,6 +117,12 @@ int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st
                               "cannot assign a value of shape %s to variable '%s' of shape %s",
                               pst_shape_str(&t->shape, a, sizeof a), v->name,
                               pst_shape_str(&v->shape, b, sizeof b));
+    return 0;
+}
+
+int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st) {
+    int rc = check_assign(v, t, validate_shape, st);
+    if (rc < 0) return rc;
     pthread_mutex_lock(&v->mu);
     if (v->value && atomic_load(&v->value->refs) == 1 && v->value->base == NULL &&
         pst_shape_equal(&v->value->shape, &t->shape)) {
@@ -137,15 +144,8 @@ int pst_var_assign(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st
 
 int pst_var_assign_take(pst_var *v, pst_tensor *t, int validate_shape, pst_status *st) {
     if (atomic_load(&t->refs) != 1 || t->base != NULL) return pst_var_assign(v, t, validate_shape, st);
-    char a[128], b[128];
-    if (t->dtype != v->dtype)
-        return pst_status_set(st, PST_E_INVALID, "cannot assign a %s value to %s variable '%s'",
-                              pst_dtype_name(t->dtype), pst_dtype_name(v->dtype), v->name);
-    if (validate_shape && !pst_shape_compatible(&v->shape, &t->shape))
-        return pst_status_set(st, PST_E_INVALID,
-                              "cannot assign a value of shape %s to variable '%s' of shape %s",
-                              pst_shape_str(&t->shape, a, sizeof a), v->name,
-                              pst_shape_str(&v->shape, b, sizeof b));
+    int rc = check_assign(v, t, validate_shape, st);
+    if (rc < 0) return rc;
     pthread_mutex_lock(&v->mu);
     pst_tensor *old = v->value;
     v->value = pst_tensor_ref(t);

@@ -193,14 +193,6 @@ done:
     return rc;
 }
 
-static const char *human_bytes(double b, char *buf, size_t len) {
-    if (b >= 1e9) snprintf(buf, len, "%.2f GB", b / 1e9);
-    else if (b >= 1e6) snprintf(buf, len, "%.2f MB", b / 1e6);
-    else if (b >= 1e3) snprintf(buf, len, "%.1f kB", b / 1e3);
-    else snprintf(buf, len, "%.0f B", b);
-    return buf;
-}
-
 /* Live placement: every PS's report as a table, then the imbalance of bytes between PS. */
 static int placement_live(const char *cluster_file, int64_t timeout_ms) {
     pst_status st = {0};
@@ -240,9 +232,9 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         char b1[32], b2[32], b3[32];
         printf("/job:ps/task:%d  %s  up %.0f s: %d variables, %s; pulls %lld, updates %lld; "
                "received %s, sent %s\n", k, addr, r.uptime_s, r.n_vars,
-               human_bytes((double)total, b1, sizeof b1), (long long)pulls, (long long)updates,
-               human_bytes((double)r.bytes_received, b2, sizeof b2),
-               human_bytes((double)r.bytes_sent, b3, sizeof b3));
+               pst_format_bytes((double)total, b1, sizeof b1), (long long)pulls, (long long)updates,
+               pst_format_bytes((double)r.bytes_received, b2, sizeof b2),
+               pst_format_bytes((double)r.bytes_sent, b3, sizeof b3));
         printf("  %-44s %-14s %12s %8s %8s  %s\n", "variable", "shape", "bytes", "pulls",
                "updates", "slice of");
         for (int i = 0; i < r.n_vars; i++) {
@@ -261,11 +253,11 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         char b1[32], b2[32];
         if (lo > 0)
             printf("imbalance: largest %s / smallest %s = %.2f\n",
-                   human_bytes((double)hi, b1, sizeof b1), human_bytes((double)lo, b2, sizeof b2),
+                   pst_format_bytes((double)hi, b1, sizeof b1), pst_format_bytes((double)lo, b2, sizeof b2),
                    (double)hi / (double)lo);
         else
             printf("imbalance: largest %s, and a PS holds nothing\n",
-                   human_bytes((double)hi, b1, sizeof b1));
+                   pst_format_bytes((double)hi, b1, sizeof b1));
     }
     pst_transport_free(tr);
     pst_cluster_free(c);

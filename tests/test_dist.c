@@ -31,15 +31,6 @@ static void setup(void) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* Writes dir/NAME.json for n_ps PS and n_w workers on free ports; returns its path (static). */
 static const char *cluster_file(const char *name, int n_ps, int n_w, int *ps_ports) {
@@ -49,12 +40,12 @@ static const char *cluster_file(const char *name, int n_ps, int n_w, int *ps_por
     ck_assert_ptr_nonnull(f);
     fprintf(f, "{\"ps\": [");
     for (int i = 0; i < n_ps; i++) {
-        int p = free_port();
+        int p = pst_test_free_port();
         if (ps_ports) ps_ports[i] = p;
         fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", p);
     }
     fprintf(f, "], \"worker\": [");
-    for (int i = 0; i < n_w; i++) fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", free_port());
+    for (int i = 0; i < n_w; i++) fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", pst_test_free_port());
     fprintf(f, "]}\n");
     fclose(f);
     return path;

@@ -19,25 +19,16 @@
 #include "task.h"
 #include "testutil.h"
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* A cluster of n_ps PS and n_w workers on 127.0.0.1 with free ports. */
 static pst_cluster *make_cluster(int n_ps, int n_w) {
     char json[2048];
     size_t o = (size_t)snprintf(json, sizeof json, "{\"ps\": [");
     for (int i = 0; i < n_ps; i++)
-        o += (size_t)snprintf(json + o, sizeof json - o, "%s\"127.0.0.1:%d\"", i ? "," : "", free_port());
+        o += (size_t)snprintf(json + o, sizeof json - o, "%s\"127.0.0.1:%d\"", i ? "," : "", pst_test_free_port());
     o += (size_t)snprintf(json + o, sizeof json - o, "], \"worker\": [");
     for (int i = 0; i < n_w; i++)
-        o += (size_t)snprintf(json + o, sizeof json - o, "%s\"127.0.0.1:%d\"", i ? "," : "", free_port());
+        o += (size_t)snprintf(json + o, sizeof json - o, "%s\"127.0.0.1:%d\"", i ? "," : "", pst_test_free_port());
     snprintf(json + o, sizeof json - o, "]}");
     pst_status st = {0};
     pst_cluster *c = pst_cluster_parse(json, "test cluster", &st);

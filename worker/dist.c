@@ -190,29 +190,13 @@ static int save_ckpt(dist *d, int64_t step, pst_status *st) {
     return rc;
 }
 
+/* One evaluation batch through the registered partitions. */
+static int dist_eval(void *ctx, const pst_feed *feeds, int n, pst_tensor **out, pst_status *st) {
+    return pst_dist_run_step(((dist *)ctx)->eval, feeds, n, out, st);
+}
+
 static int run_eval(dist *d, const pst_dataset *ds, double *acc, pst_status *st) {
-    pst_dataset_iter_opts o = {.batch = 1000};
-    pst_dataset_iter *it = pst_dataset_iter_new(ds, &o, st);
-    if (!it) return st->code;
-    pst_tensor *no = pst_tensor_scalar_bool(0), *x, *y;
-    double correct = 0;
-    int64_t total = 0;
-    int rc;
-    while ((rc = pst_dataset_next(it, &x, &y, st)) == 1) {
-        pst_feed f[3] = {{d->m.images, x}, {d->m.labels, y}, {d->m.is_training, no}};
-        pst_tensor *c = NULL;
-        rc = pst_dist_run_step(d->eval, f, 3, &c, st);
-        total += y->n;
-        pst_tensor_unref(x);
-        pst_tensor_unref(y);
-        if (rc < 0) break;
-        correct += pst_tensor_f32(c)[0];
-        pst_tensor_unref(c);
-    }
-    pst_tensor_unref(no);
-    pst_dataset_iter_free(it);
-    *acc = total ? correct / (double)total : 0;
-    return rc < 0 ? rc : 0;
+    return pst_worker_accuracy(&d->m, ds, dist_eval, d, acc, st);
 }
 
 /* Chief: restore the latest checkpoint, or keep what the PS already hold, or initialize. */

@@ -44,30 +44,16 @@ static int next_batch(void *ctx, int64_t step, pst_feed *feeds, int *n, pst_stat
     return 0;
 }
 
-/* Accuracy over a whole dataset, in batches of 1000 with is_training = false. */
+/* One evaluation batch through the session. */
+static int session_eval(void *ctx, const pst_feed *feeds, int n, pst_tensor **out,
+                        pst_status *st) {
+    model *m = ((void **)ctx)[1];
+    return pst_session_run(((void **)ctx)[0], feeds, n, &m->correct, 1, NULL, 0, out, st);
+}
+
 static int accuracy(pst_session *s, model *m, const pst_dataset *ds, double *acc, pst_status *st) {
-    pst_dataset_iter_opts o = {.batch = 1000};
-    pst_dataset_iter *it = pst_dataset_iter_new(ds, &o, st);
-    if (it == NULL) return st->code;
-    pst_tensor *no = pst_tensor_scalar_bool(0), *x, *y;
-    double correct = 0;
-    int64_t total = 0;
-    int rc;
-    while ((rc = pst_dataset_next(it, &x, &y, st)) == 1) {
-        pst_feed f[3] = {{m->images, x}, {m->labels, y}, {m->is_training, no}};
-        pst_tensor *c = NULL;
-        rc = pst_session_run(s, f, 3, &m->correct, 1, NULL, 0, &c, st);
-        total += y->n;
-        pst_tensor_unref(x);
-        pst_tensor_unref(y);
-        if (rc < 0) break;
-        correct += pst_tensor_f32(c)[0];
-        pst_tensor_unref(c);
-    }
-    pst_tensor_unref(no);
-    pst_dataset_iter_free(it);
-    *acc = total ? correct / (double)total : 0;
-    return rc < 0 ? rc : 0;
+    void *ctx[2] = {s, m};
+    return pst_worker_accuracy(m, ds, session_eval, ctx, acc, st);
 }
 
 typedef struct hook_ctx {

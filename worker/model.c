@@ -59,3 +59,29 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     return 0;
 }
 
+
+int pst_worker_accuracy(model *m, const pst_dataset *ds, pst_worker_eval_fn run, void *ctx,
+                        double *acc, pst_status *st) {
+    pst_dataset_iter_opts o = {.batch = 1000};
+    pst_dataset_iter *it = pst_dataset_iter_new(ds, &o, st);
+    if (it == NULL) return st->code;
+    pst_tensor *no = pst_tensor_scalar_bool(0), *x, *y;
+    double correct = 0;
+    int64_t total = 0;
+    int rc;
+    while ((rc = pst_dataset_next(it, &x, &y, st)) == 1) {
+        pst_feed f[3] = {{m->images, x}, {m->labels, y}, {m->is_training, no}};
+        pst_tensor *c = NULL;
+        rc = run(ctx, f, 3, &c, st);
+        total += y->n;
+        pst_tensor_unref(x);
+        pst_tensor_unref(y);
+        if (rc < 0) break;
+        correct += pst_tensor_f32(c)[0];
+        pst_tensor_unref(c);
+    }
+    pst_tensor_unref(no);
+    pst_dataset_iter_free(it);
+    *acc = total ? correct / (double)total : 0;
+    return rc < 0 ? rc : 0;
+}

@@ -9,7 +9,9 @@
 
 #include "flags.h"
 #include "graph.h"
+#include "dataset.h"
 #include "nets.h"
+#include "session.h"
 
 typedef struct model {
     pst_graph *g;
@@ -22,5 +24,12 @@ typedef struct model {
  * (SyncReplicasOptimizer: that many replicas averaged per step, of f->sync_total). */
 int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, model *m,
                            pst_device_fn device_fn, void *device_ctx, pst_status *st);
+
+/* Runs one evaluation batch: fetches m->correct for the feeds (images, labels, is_training). */
+typedef int (*pst_worker_eval_fn)(void *ctx, const pst_feed *feeds, int n, pst_tensor **out,
+                                  pst_status *st);
+/* Accuracy over a whole dataset in batches of 1000 with is_training = false. */
+int pst_worker_accuracy(model *m, const pst_dataset *ds, pst_worker_eval_fn run, void *ctx,
+                        double *acc, pst_status *st);
 
 #endif
