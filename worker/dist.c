@@ -327,7 +327,8 @@ static int train(dist *d, pst_status *st) {
     fflush(stdout);
     int64_t gstep = first_step, local = 0, every = f->save_every_steps;
     int64_t next_save = every > 0 ? (first_step / every + 1) * every : INT64_MAX;
-    double t0 = pst_now(), last_print = t0;
+    double t0 = pst_now(), last_print = t0, last_save_time = t0;
+    int64_t last_saved = -1;
     float loss = 0;
     while (gstep < f->steps) {
         pst_tensor *x = NULL, *y = NULL;
@@ -355,13 +356,19 @@ static int train(dist *d, pst_status *st) {
             fflush(stdout);
             last_print = now;
         }
-        if (d->chief && d->saver && gstep >= next_save) {
+        if (d->chief && d->saver &&
+            (gstep >= next_save ||
+             (f->save_every_secs > 0 && now - last_save_time >= (double)f->save_every_secs))) {
             if ((rc = save_ckpt(d, gstep, st)) < 0) break;
-            next_save = (gstep / every + 1) * every;
+            if (every > 0) next_save = (gstep / every + 1) * every;
+            last_save_time = now;
+            last_saved = gstep;
         }
     }
     double secs = pst_now() - t0;
-    if (rc == 0 && d->chief && d->saver && (rc = save_ckpt(d, gstep, st)) < 0) goto out;
+    /* and on a clean end (unless this very step was just saved) */
+    if (rc == 0 && d->chief && d->saver && gstep != last_saved && (rc = save_ckpt(d, gstep, st)) < 0)
+        goto out;
     if (rc == 0) {
         double acc = 0;
         if ((rc = run_eval(d, test, &acc, st)) < 0) goto out;

@@ -11,7 +11,8 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--steps N] [--batch B] [--optimizer adam|sgd|momentum|adagrad|rmsprop]\n"
              "         [--lr X] [--seed S] [--data-dir DIR] [--keep-prob P] [--weight-decay W]\n"
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
-             "         [--checkpoint-dir DIR] [--save-every-steps N] [--max-to-keep K]\n"
+             "         [--checkpoint-dir DIR] [--save-every-steps N] [--save-every-secs S]\n"
+             "         [--max-to-keep K]\n"
              "distributed (between-graph replication; see README):\n"
              "         --cluster FILE --task K  (or TF_CONFIG)  [--mode async|sync]\n"
              "         [--replicas-to-aggregate N] [--placement round_robin|greedy]\n"
@@ -153,6 +154,8 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
             f->threads = (int)v;
         } else if (strcmp(a, "--save-every-steps") == 0) {
             if (parse_i64(a, val, 0, &f->save_every_steps, err, errlen) < 0) return -1;
+        } else if (strcmp(a, "--save-every-secs") == 0) {
+            if (parse_i64(a, val, 0, &f->save_every_secs, err, errlen) < 0) return -1;
         } else if (strcmp(a, "--max-to-keep") == 0) {
             if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
             f->max_to_keep = (int)v;

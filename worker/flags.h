@@ -25,6 +25,7 @@ typedef struct pst_train_flags {
     int validation;             /* --validation examples held out of training (5000) */
     const char *checkpoint_dir; /* --checkpoint-dir (none) */
     int64_t save_every_steps;   /* --save-every-steps (0: only at the end, with a dir) */
+    int64_t save_every_secs;    /* --save-every-secs (0: none; with steps, whichever comes first) */
     int max_to_keep;            /* --max-to-keep (5) */
     int quiet;                  /* --quiet: no progress lines */
     const char *cluster;        /* --cluster FILE (distributed) */

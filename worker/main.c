@@ -61,6 +61,8 @@ typedef struct hook_ctx {
     const pst_dataset *val;
     const pst_train_flags *f;
     pst_saver *saver;
+    double last_save;        /* when the last checkpoint was written */
+    int64_t last_saved_step; /* its step (-1: none yet) */
 } hook_ctx;
 
 static int save(hook_ctx *h, pst_session *s, int64_t step, pst_status *st) {
@@ -80,8 +82,13 @@ static int step_hook(void *ctx, pst_session *s, int64_t step, pst_status *st) {
         if (rc < 0) return rc;
         printf("step %lld: validation_accuracy=%.4f\n", (long long)step, acc);
     }
-    if (h->saver && h->f->save_every_steps > 0 && step % h->f->save_every_steps == 0)
+    double now = pst_now();
+    if (h->saver && ((h->f->save_every_steps > 0 && step % h->f->save_every_steps == 0) ||
+                     (h->f->save_every_secs > 0 && now - h->last_save >= (double)h->f->save_every_secs))) {
+        h->last_save = now;
+        h->last_saved_step = step;
         return save(h, s, step, st);
+    }
     return 0;
 }
 
@@ -150,7 +157,8 @@ int main(int argc, char **argv) {
            f.lr, (long long)f.steps);
     fflush(stdout);
     feeder fd = {.m = &m, .it = it};
-    hook_ctx hc = {.m = &m, .val = n_val > 0 ? val : NULL, .f = &f, .saver = saver};
+    hook_ctx hc = {.m = &m, .val = n_val > 0 ? val : NULL, .f = &f, .saver = saver,
+                   .last_save = pst_now(), .last_saved_step = -1};
     pst_train_loop_opts lo = {.first_step = first_step, .steps = f.steps, .train_op = m.train_op,
                               .loss = m.loss, .next = next_batch, .ctx = &fd,
                               .batch_size = f.batch, .quiet = f.quiet, .hook = step_hook,
@@ -160,7 +168,7 @@ int main(int argc, char **argv) {
     pst_tensor_unref(fd.x);
     pst_tensor_unref(fd.y);
     if (lrc < 0) goto fail;
-    if (saver && stats.steps > 0 && (f.save_every_steps <= 0 || f.steps % f.save_every_steps != 0) &&
+    if (saver && stats.steps > 0 && hc.last_saved_step != f.steps &&
         save(&hc, s, f.steps, &st) < 0)
         goto fail;
     double acc;
