@@ -356,6 +356,13 @@ static int train(dist *d, pst_status *st) {
             fflush(stdout);
             last_print = now;
         }
+        if (d->chief && n_val > 0 && f->eval_every > 0 && local % f->eval_every == 0) {
+            double vacc = 0;
+            if ((rc = run_eval(d, val, &vacc, st)) < 0) break;
+            printf("%s: global step %lld: validation_accuracy=%.4f\n", pst_task_device(d->t),
+                   (long long)gstep, vacc);
+            fflush(stdout);
+        }
         if (d->chief && d->saver &&
             (gstep >= next_save ||
              (f->save_every_secs > 0 && now - last_save_time >= (double)f->save_every_secs))) {
