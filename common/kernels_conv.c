@@ -127,55 +127,105 @@ static void fwd_range(void *ctx, int64_t b, int64_t e) {
 }
 
 /* Single-channel inputs (the first layer on grayscale images): im2col would build a skinny
- * K = kh*kw matrix that sgemm handles poorly, so direct loops run instead, with the output
- * channel count a compile-time constant so the channel loop vectorizes. */
-#define C1_KERNELS(OC)                                                                            \
+ * K = kh*kw matrix that sgemm handles poorly, so direct kernels run instead. Each image is
+ * first copied into a zero-padded plane (no bounds checks in the inner loops); the output
+ * channels are a compile-time multiple of 8 held in vector registers, and the forward pass
+ * computes PB adjacent output pixels at once so each filter row loaded serves PB pixels. */
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+
+/* The padded plane of image n: ph x pw, zeros around (caller frees). */
+static float *c1_plane(const pst_conv_geom *g, const float *in, int64_t n, int64_t *ph,
+                       int64_t *pw) {
+    *ph = (g->oh - 1) * g->sh + g->kh;
+    *pw = (g->ow - 1) * g->sw + g->kw;
+    float *p = calloc((size_t)(*ph * *pw), sizeof(float));
+    PST_ASSERT(p != NULL);
+    for (int64_t y = 0; y < g->h; y++) {
+        int64_t py = y + g->pad_top;
+        if (py < 0 || py >= *ph) continue;
+        for (int64_t x = 0; x < g->w; x++) {
+            int64_t px = x + g->pad_left;
+            if (px >= 0 && px < *pw) p[py * *pw + px] = in[(n * g->h + y) * g->w + x];
+        }
+    }
+    return p;
+}
+
+#define C1_KERNELS(OC, PB)                                                                        \
     static void c1_fwd_##OC(void *ctx, int64_t b, int64_t e) {                                    \
         conv_job *j = ctx;                                                                        \
         const pst_conv_geom *g = j->g;                                                            \
-        for (int64_t n = b; n < e; n++)                                                           \
-            for (int64_t oh = 0; oh < g->oh; oh++)                                                \
-                for (int64_t ow = 0; ow < g->ow; ow++) {                                          \
-                    float acc[OC] = {0};                                                          \
+        enum { NV = OC / 8 };                                                                     \
+        for (int64_t n = b; n < e; n++) {                                                         \
+            int64_t ph, pw;                                                                       \
+            float *pl = c1_plane(g, j->in, n, &ph, &pw);                                          \
+            for (int64_t oh = 0; oh < g->oh; oh++) {                                              \
+                float *orow = j->out + (n * g->oh + oh) * g->ow * OC;                             \
+                int64_t ow = 0;                                                                   \
+                for (; ow + PB <= g->ow; ow += PB) {                                              \
+                    v8f acc[PB][NV];                                                              \
+                    memset(acc, 0, sizeof acc);                                                   \
                     for (int64_t i = 0; i < g->kh; i++) {                                         \
-                        int64_t ih = oh * g->sh - g->pad_top + i;                                 \
-                        if (ih < 0 || ih >= g->h) continue;                                       \
+                        const float *prow = pl + (oh * g->sh + i) * pw + ow * g->sw;              \
                         for (int64_t q = 0; q < g->kw; q++) {                                     \
-                            int64_t iw = ow * g->sw - g->pad_left + q;                            \
-                            if (iw < 0 || iw >= g->w) continue;                                   \
-                            float x = j->in[(n * g->h + ih) * g->w + iw];                         \
-                            const float *wr = j->filter + (i * g->kw + q) * OC;                   \
-                            for (int k = 0; k < OC; k++) acc[k] += x * wr[k];                     \
+                            const v8f *wr = (const v8f *)(j->filter + (i * g->kw + q) * OC);      \
+                            for (int v = 0; v < NV; v++) {                                        \
+                                v8f w = wr[v];                                                    \
+                                for (int p = 0; p < PB; p++) acc[p][v] += prow[p * g->sw + q] * w; \
+                            }                                                                     \
                         }                                                                         \
                     }                                                                             \
-                    memcpy(j->out + ((n * g->oh + oh) * g->ow + ow) * OC, acc, sizeof acc);       \
+                    for (int p = 0; p < PB; p++)                                                  \
+                        for (int v = 0; v < NV; v++)                                              \
+                            *(v8f *)(orow + (ow + p) * OC + v * 8) = acc[p][v];                   \
                 }                                                                                 \
+                for (; ow < g->ow; ow++) {                                                        \
+                    v8f acc[NV];                                                                  \
+                    memset(acc, 0, sizeof acc);                                                   \
+                    for (int64_t i = 0; i < g->kh; i++)                                           \
+                        for (int64_t q = 0; q < g->kw; q++) {                                     \
+                            float x = pl[(oh * g->sh + i) * pw + ow * g->sw + q];                 \
+                            const v8f *wr = (const v8f *)(j->filter + (i * g->kw + q) * OC);      \
+                            for (int v = 0; v < NV; v++) acc[v] += x * wr[v];                     \
+                        }                                                                         \
+                    for (int v = 0; v < NV; v++) *(v8f *)(orow + ow * OC + v * 8) = acc[v];       \
+                }                                                                                 \
+            }                                                                                     \
+            free(pl);                                                                             \
+        }                                                                                         \
     }                                                                                             \
     static void c1_bf_##OC(void *ctx, int64_t b, int64_t e) {                                     \
         conv_job *j = ctx;                                                                        \
         const pst_conv_geom *g = j->g;                                                            \
+        enum { NV = OC / 8 };                                                                     \
         float *acc = j->partials + (int64_t)atomic_fetch_add(&j->next_partial, 1) * g->kh * g->kw * OC; \
-        for (int64_t n = b; n < e; n++)                                                           \
-            for (int64_t oh = 0; oh < g->oh; oh++)                                                \
-                for (int64_t ow = 0; ow < g->ow; ow++) {                                          \
-                    float d[OC];                                                                  \
-                    memcpy(d, j->dy + ((n * g->oh + oh) * g->ow + ow) * OC, sizeof d);            \
-                    for (int64_t i = 0; i < g->kh; i++) {                                         \
-                        int64_t ih = oh * g->sh - g->pad_top + i;                                 \
-                        if (ih < 0 || ih >= g->h) continue;                                       \
-                        for (int64_t q = 0; q < g->kw; q++) {                                     \
-                            int64_t iw = ow * g->sw - g->pad_left + q;                            \
-                            if (iw < 0 || iw >= g->w) continue;                                   \
-                            float x = j->in[(n * g->h + ih) * g->w + iw];                         \
-                            float *wr = acc + (i * g->kw + q) * OC;                               \
-                            for (int k = 0; k < OC; k++) wr[k] += x * d[k];                       \
+        for (int64_t n = b; n < e; n++) {                                                         \
+            int64_t ph, pw;                                                                       \
+            float *pl = c1_plane(g, j->in, n, &ph, &pw);                                          \
+            const float *dyn = j->dy + n * g->oh * g->ow * OC;                                    \
+            /* one filter tap at a time: its OC sums stay in registers over the image */         \
+            for (int64_t i = 0; i < g->kh; i++)                                                   \
+                for (int64_t q = 0; q < g->kw; q++) {                                             \
+                    v8f s[NV];                                                                    \
+                    memset(s, 0, sizeof s);                                                       \
+                    for (int64_t oh = 0; oh < g->oh; oh++) {                                      \
+                        const float *prow = pl + (oh * g->sh + i) * pw + q;                       \
+                        const v8f *drow = (const v8f *)(dyn + oh * g->ow * OC);                   \
+                        for (int64_t ow = 0; ow < g->ow; ow++) {                                  \
+                            float x = prow[ow * g->sw];                                           \
+                            for (int v = 0; v < NV; v++) s[v] += x * drow[ow * NV + v];           \
                         }                                                                         \
                     }                                                                             \
+                    float *dst = acc + (i * g->kw + q) * OC;                                      \
+                    for (int v = 0; v < NV; v++)                                                  \
+                        for (int k = 0; k < 8; k++) dst[v * 8 + k] += s[v][k];                    \
                 }                                                                                 \
+            free(pl);                                                                             \
+        }                                                                                         \
     }
-C1_KERNELS(16)
-C1_KERNELS(32)
-C1_KERNELS(64)
+C1_KERNELS(16, 4)
+C1_KERNELS(32, 3)
+C1_KERNELS(64, 1)
 
 /* The direct kernels for this geometry, or NULL. */
 static pst_range_fn c1_kernel(const pst_conv_geom *g, int backprop_filter) {
