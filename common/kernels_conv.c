@@ -50,8 +50,16 @@ static void im2col(const pst_conv_geom *g, const float *in, int64_t r0, int64_t 
     for (int64_t r = 0; r < nr; r++) {
         int64_t row = r0 + r, n = row / per, p = row % per, oh = p / g->ow, ow = p % g->ow;
         float *dst = col + r * K;
+        int64_t iw0 = ow * g->sw - g->pad_left;
         for (int64_t i = 0; i < g->kh; i++) {
             int64_t ih = oh * g->sh - g->pad_top + i;
+            if (ih >= 0 && ih < g->h && iw0 >= 0 && iw0 + g->kw <= g->w) {
+                /* the window's row lies inside the image: kw*C contiguous floats in NHWC */
+                memcpy(dst, in + ((n * g->h + ih) * g->w + iw0) * g->c,
+                       (size_t)(g->kw * g->c) * sizeof(float));
+                dst += g->kw * g->c;
+                continue;
+            }
             for (int64_t j = 0; j < g->kw; j++, dst += g->c) {
                 int64_t iw = ow * g->sw - g->pad_left + j;
                 if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
