@@ -141,22 +141,27 @@ static void fwd_range(void *ctx, int64_t b, int64_t e) {
  * computes PB adjacent output pixels at once so each filter row loaded serves PB pixels. */
 typedef float v8f __attribute__((vector_size(32), aligned(4)));
 
-/* The padded plane of image n: ph x pw, zeros around (caller frees). */
-static float *c1_plane(const pst_conv_geom *g, const float *in, int64_t n, int64_t *ph,
-                       int64_t *pw) {
+/* A buffer for one padded plane (ph x pw), allocated once per range (caller frees). */
+static float *c1_plane_alloc(const pst_conv_geom *g, int64_t *ph, int64_t *pw) {
     *ph = (g->oh - 1) * g->sh + g->kh;
     *pw = (g->ow - 1) * g->sw + g->kw;
-    float *p = calloc((size_t)(*ph * *pw), sizeof(float));
+    float *p = malloc((size_t)(*ph * *pw) * sizeof(float));
     PST_ASSERT(p != NULL);
+    return p;
+}
+
+/* Fills p with image n, zeros around. */
+static void c1_plane_fill(const pst_conv_geom *g, const float *in, int64_t n, int64_t ph,
+                          int64_t pw, float *p) {
+    memset(p, 0, (size_t)(ph * pw) * sizeof(float));
     for (int64_t y = 0; y < g->h; y++) {
         int64_t py = y + g->pad_top;
-        if (py < 0 || py >= *ph) continue;
+        if (py < 0 || py >= ph) continue;
         for (int64_t x = 0; x < g->w; x++) {
             int64_t px = x + g->pad_left;
-            if (px >= 0 && px < *pw) p[py * *pw + px] = in[(n * g->h + y) * g->w + x];
+            if (px >= 0 && px < pw) p[py * pw + px] = in[(n * g->h + y) * g->w + x];
         }
     }
-    return p;
 }
 
 #define C1_KERNELS(OC, PB)                                                                        \
@@ -164,9 +169,10 @@ static float *c1_plane(const pst_conv_geom *g, const float *in, int64_t n, int64
         conv_job *j = ctx;                                                                        \
         const pst_conv_geom *g = j->g;                                                            \
         enum { NV = OC / 8 };                                                                     \
+        int64_t ph, pw;                                                                           \
+        float *pl = c1_plane_alloc(g, &ph, &pw);                                                  \
         for (int64_t n = b; n < e; n++) {                                                         \
-            int64_t ph, pw;                                                                       \
-            float *pl = c1_plane(g, j->in, n, &ph, &pw);                                          \
+            c1_plane_fill(g, j->in, n, ph, pw, pl);                                               \
             for (int64_t oh = 0; oh < g->oh; oh++) {                                              \
                 float *orow = j->out + (n * g->oh + oh) * g->ow * OC;                             \
                 int64_t ow = 0;                                                                   \
@@ -199,17 +205,18 @@ static float *c1_plane(const pst_conv_geom *g, const float *in, int64_t n, int64
                     for (int v = 0; v < NV; v++) *(v8f *)(orow + ow * OC + v * 8) = acc[v];       \
                 }                                                                                 \
             }                                                                                     \
-            free(pl);                                                                             \
         }                                                                                         \
+        free(pl);                                                                                 \
     }                                                                                             \
     static void c1_bf_##OC(void *ctx, int64_t b, int64_t e) {                                     \
         conv_job *j = ctx;                                                                        \
         const pst_conv_geom *g = j->g;                                                            \
         enum { NV = OC / 8 };                                                                     \
         float *acc = j->partials + (int64_t)atomic_fetch_add(&j->next_partial, 1) * g->kh * g->kw * OC; \
+        int64_t ph, pw;                                                                           \
+        float *pl = c1_plane_alloc(g, &ph, &pw);                                                  \
         for (int64_t n = b; n < e; n++) {                                                         \
-            int64_t ph, pw;                                                                       \
-            float *pl = c1_plane(g, j->in, n, &ph, &pw);                                          \
+            c1_plane_fill(g, j->in, n, ph, pw, pl);                                               \
             const float *dyn = j->dy + n * g->oh * g->ow * OC;                                    \
             /* one filter tap at a time: its OC sums stay in registers over the image */         \
             for (int64_t i = 0; i < g->kh; i++)                                                   \
@@ -228,8 +235,8 @@ static float *c1_plane(const pst_conv_geom *g, const float *in, int64_t n, int64
                     for (int v = 0; v < NV; v++)                                                  \
                         for (int k = 0; k < 8; k++) dst[v * 8 + k] += s[v][k];                    \
                 }                                                                                 \
-            free(pl);                                                                             \
         }                                                                                         \
+        free(pl);                                                                                 \
     }
 C1_KERNELS(16, 4)
 C1_KERNELS(32, 3)
