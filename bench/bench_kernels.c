@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kernels_conv.h"
 #include "parallel.h"
@@ -95,8 +96,11 @@ int main(int argc, char **argv) {
     double tref = median_seconds(run_gemm, &ref);
     double ref_gflops = 2.0 * 2048 * 2048 * 2048 / tref / 1e9;
     printf("reference: OpenBLAS SGEMM 2048x2048x2048, %d threads: %.1f GFLOP/s\n", threads, ref_gflops);
-    /* pstrain's configuration: its pool splits the work, BLAS runs single-threaded inside. */
+    /* pstrain's configuration: its pool splits the work, BLAS runs single-threaded inside.
+     * OpenBLAS's own threads keep spinning for a while after the reference; let them park
+     * before timing anything, or they steal the first kernels' cores. */
     openblas_set_num_threads(1);
+    usleep(500 * 1000);
     pst_parallel_set_threads(threads);
     printf("%-34s %10s %10s %8s\n", "kernel (batch 100)", "ms", "GFLOP/s", "x SGEMM");
     struct {

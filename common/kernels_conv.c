@@ -218,22 +218,37 @@ static void c1_plane_fill(const pst_conv_geom *g, const float *in, int64_t n, in
         for (int64_t n = b; n < e; n++) {                                                         \
             c1_plane_fill(g, j->in, n, ph, pw, pl);                                               \
             const float *dyn = j->dy + n * g->oh * g->ow * OC;                                    \
-            /* one filter tap at a time: its OC sums stay in registers over the image */         \
+            /* QB taps of a kernel row at a time: their OC sums stay in registers over the  */ \
+            /* image and each dy vector loaded serves QB taps */                                  \
             for (int64_t i = 0; i < g->kh; i++)                                                   \
-                for (int64_t q = 0; q < g->kw; q++) {                                             \
-                    v8f s[NV];                                                                    \
+                for (int64_t q0 = 0; q0 < g->kw; q0 += PB) {                                      \
+                    int64_t nq = g->kw - q0 < PB ? g->kw - q0 : PB;                               \
+                    v8f s[PB][NV];                                                                \
                     memset(s, 0, sizeof s);                                                       \
                     for (int64_t oh = 0; oh < g->oh; oh++) {                                      \
-                        const float *prow = pl + (oh * g->sh + i) * pw + q;                       \
+                        const float *prow = pl + (oh * g->sh + i) * pw + q0;                      \
                         const v8f *drow = (const v8f *)(dyn + oh * g->ow * OC);                   \
-                        for (int64_t ow = 0; ow < g->ow; ow++) {                                  \
-                            float x = prow[ow * g->sw];                                           \
-                            for (int v = 0; v < NV; v++) s[v] += x * drow[ow * NV + v];           \
+                        if (nq == PB) {                                                           \
+                            for (int64_t ow = 0; ow < g->ow; ow++) {                              \
+                                const float *xp = prow + ow * g->sw;                              \
+                                for (int v = 0; v < NV; v++) {                                    \
+                                    v8f dv = drow[ow * NV + v];                                   \
+                                    for (int p = 0; p < PB; p++) s[p][v] += xp[p] * dv;           \
+                                }                                                                 \
+                            }                                                                     \
+                        } else {                                                                  \
+                            for (int64_t ow = 0; ow < g->ow; ow++)                                \
+                                for (int64_t p = 0; p < nq; p++) {                                \
+                                    float x = prow[ow * g->sw + p];                               \
+                                    for (int v = 0; v < NV; v++) s[p][v] += x * drow[ow * NV + v]; \
+                                }                                                                 \
                         }                                                                         \
                     }                                                                             \
-                    float *dst = acc + (i * g->kw + q) * OC;                                      \
-                    for (int v = 0; v < NV; v++)                                                  \
-                        for (int k = 0; k < 8; k++) dst[v * 8 + k] += s[v][k];                    \
+                    for (int64_t p = 0; p < nq; p++) {                                            \
+                        float *dst = acc + (i * g->kw + q0 + p) * OC;                             \
+                        for (int v = 0; v < NV; v++)                                              \
+                            for (int k = 0; k < 8; k++) dst[v * 8 + k] += s[p][v][k];             \
+                    }                                                                             \
                 }                                                                                 \
         }                                                                                         \
         free(pl);                                                                                 \
