@@ -120,13 +120,18 @@ static int64_t images_per_chunk(const pst_conv_geom *g) {
     return k > 0 ? k : 1;
 }
 
+/* Forward over images [b, e): im2col and sgemm in blocks of ~512 KB of im2col rows (a block
+ * may end inside an image), so the block the sgemm packs is still in the cache. */
 static void fwd_range(void *ctx, int64_t b, int64_t e) {
     conv_job *j = ctx;
     const pst_conv_geom *g = j->g;
-    int64_t K = g->kh * g->kw * g->c, per = g->oh * g->ow, step = images_per_chunk(g);
-    float *col = col_alloc(g, (step < e - b ? step : e - b) * per);
-    for (int64_t i = b; i < e; i += step) {
-        int64_t ni = e - i < step ? e - i : step, r0 = i * per, nr = ni * per;
+    int64_t K = g->kh * g->kw * g->c, per = g->oh * g->ow;
+    int64_t step = (512 << 10) / (4 * (K > 0 ? K : 1));
+    if (step < 16) step = 16;
+    int64_t r_end = e * per;
+    float *col = col_alloc(g, step < r_end - b * per ? step : r_end - b * per);
+    for (int64_t r0 = b * per; r0 < r_end; r0 += step) {
+        int64_t nr = r_end - r0 < step ? r_end - r0 : step;
         im2col(g, j->in, r0, nr, col);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)g->oc, (int)K, 1.0f,
                     col, (int)K, j->filter, (int)g->oc, 0.0f, j->out + r0 * g->oc, (int)g->oc);
