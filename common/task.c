@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chunk.h"
 #include "device.h"
 #include "metagraph.h"
 #include "op.h"
@@ -24,7 +25,6 @@ const char *const pst_task_methods[PST_TASK_METHOD_COUNT] = {
     "/pstrain.Task/Restore",       "/pstrain.Task/Status",          "/pstrain.Task/Shutdown",
 };
 
-#define SHORT_CALL_MS 30000 /* deadline of calls that do not run a step */
 #define STEP_CALL_MS (24LL * 3600 * 1000)
 
 typedef struct part {
@@ -125,185 +125,6 @@ static void free_owner(void *p) { free(p); }
         (out).owner = buf_;                                                                    \
     } while (0)
 
-static size_t put_varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-/* A chunk: the packed header, then field 15 (data) whose bytes are the tensor's own memory. */
-typedef struct chunk_owner {
-    pst_tensor *t;
-    uint8_t hdr[];
-} chunk_owner;
-
-static void chunk_release(void *p) {
-    chunk_owner *o = p;
-    pst_tensor_unref(o->t);
-    free(o);
-}
-
-static pst_msg chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len) {
-    Pstrain__TensorChunk h = PSTRAIN__TENSOR_CHUNK__INIT;
-    h.key = (char *)key;
-    h.dtype = t->dtype;
-    int64_t dims[PST_MAX_RANK];
-    for (int d = 0; d < t->shape.rank; d++) dims[d] = t->shape.dims[d];
-    h.n_dims = (size_t)t->shape.rank;
-    h.dims = dims;
-    h.total_bytes = (uint64_t)(t)->nbytes;
-    h.offset = off;
-    size_t hl = pstrain__tensor_chunk__get_packed_size(&h);
-    chunk_owner *o = malloc(sizeof *o + hl + 12);
-    size_t n = pstrain__tensor_chunk__pack(&h, o->hdr);
-    o->hdr[n++] = (15 << 3) | 2;
-    n += put_varint(o->hdr + n, len);
-    o->t = pst_tensor_ref(t);
-    pst_msg m = {.n = len ? 2 : 1,
-                 .seg = {{o->hdr, n}, {(const uint8_t *)t->data + off, (size_t)len}},
-                 .release = chunk_release,
-                 .owner = o};
-    return m;
-}
-
-typedef struct cursor {
-    const pst_iov *v;
-    int n, i;
-    size_t off;
-} cursor;
-
-static int cur_byte(cursor *c, uint8_t *b) {
-    while (c->i < c->n && c->off == c->v[c->i].len) {
-        c->i++;
-        c->off = 0;
-    }
-    if (c->i >= c->n) return -1;
-    *b = ((const uint8_t *)c->v[c->i].base)[c->off++];
-    return 0;
-}
-
-/* Copies n bytes at the cursor to dst (NULL: skips them); -1 if the message is shorter. */
-static int cur_take(cursor *c, void *dst, size_t n) {
-    uint8_t *d = dst;
-    while (n > 0) {
-        if (c->i >= c->n) return -1;
-        size_t avail = c->v[c->i].len - c->off;
-        if (avail == 0) {
-            c->i++;
-            c->off = 0;
-            continue;
-        }
-        size_t k = avail < n ? avail : n;
-        if (d) {
-            memcpy(d, (const uint8_t *)c->v[c->i].base + c->off, k);
-            d += k;
-        }
-        c->off += k;
-        n -= k;
-    }
-    return 0;
-}
-
-/* Reads a varint, appending its bytes to hdr (when given). */
-static int cur_varint(cursor *c, uint64_t *out, uint8_t *hdr, size_t *hl, size_t cap) {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b;
-        if (cur_byte(c, &b) < 0) return -1;
-        if (hdr) {
-            if (*hl >= cap) return -1;
-            hdr[(*hl)++] = b;
-        }
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Splits a received chunk into its header (unpacked) and the cursor at its data. */
-static Pstrain__TensorChunk *parse_chunk(const pst_iov *v, int n, cursor *c, uint64_t *data_len,
-                                         pst_status *st) {
-    enum { CAP = 8192 };
-    uint8_t hdr[CAP];
-    size_t hl = 0;
-    *c = (cursor){.v = v, .n = n};
-    *data_len = 0;
-    for (;;) {
-        uint64_t tag;
-        size_t at = hl;
-        uint8_t b;
-        cursor probe = *c;
-        if (cur_byte(&probe, &b) < 0) break; /* end of message: no data field */
-        if (cur_varint(c, &tag, hdr, &hl, CAP) < 0) goto bad;
-        int field = (int)(tag >> 3), wt = (int)(tag & 7);
-        if (field == 15 && wt == 2) {
-            hl = at;
-            if (cur_varint(c, data_len, NULL, NULL, 0) < 0) goto bad;
-            break;
-        }
-        uint64_t x, len = 0;
-        switch (wt) {
-        case 0:
-            if (cur_varint(c, &x, hdr, &hl, CAP) < 0) goto bad;
-            break;
-        case 1:
-        case 5:
-            len = wt == 1 ? 8 : 4;
-            break;
-        case 2:
-            if (cur_varint(c, &len, hdr, &hl, CAP) < 0) goto bad;
-            break;
-        default:
-            goto bad;
-        }
-        if (len > CAP - hl || cur_take(c, hdr + hl, (size_t)len) < 0) goto bad;
-        hl += (size_t)len;
-    }
-    Pstrain__TensorChunk *h = pstrain__tensor_chunk__unpack(NULL, hl, hdr);
-    if (!h) goto bad;
-    if (pst_iov_total(v, n) < *data_len) {
-        pstrain__tensor_chunk__free_unpacked(h, NULL);
-        goto bad;
-    }
-    return h;
-bad:
-    pst_status_set(st, PST_E_INVALID, "malformed tensor chunk");
-    return NULL;
-}
-
-/* Checks a chunk header against itself: dtype, rank, total = shape bytes, range inside. */
-static int check_chunk(const Pstrain__TensorChunk *h, uint64_t len, pst_shape *shape,
-                       pst_status *st) {
-    if (!pst_dtype_valid((pst_dtype)h->dtype) || pst_dtype_size((pst_dtype)h->dtype) == 0)
-        return pst_status_set(st, PST_E_INVALID, "tensor '%s': unsupported dtype %d", h->key,
-                              h->dtype);
-    if (h->n_dims > PST_MAX_RANK)
-        return pst_status_set(st, PST_E_INVALID, "tensor '%s': rank %zu", h->key, h->n_dims);
-    shape->rank = (int)h->n_dims;
-    uint64_t elems = 1;
-    for (size_t d = 0; d < h->n_dims; d++) {
-        if (h->dims[d] < 0 || (h->dims[d] > 0 && elems > UINT64_MAX / (uint64_t)h->dims[d]))
-            return pst_status_set(st, PST_E_INVALID, "tensor '%s': bad shape", h->key);
-        shape->dims[d] = h->dims[d];
-        elems *= (uint64_t)h->dims[d];
-    }
-    uint64_t es = pst_dtype_size((pst_dtype)h->dtype);
-    if (elems > UINT64_MAX / es || elems * es != h->total_bytes || h->offset > h->total_bytes ||
-        len > h->total_bytes - h->offset)
-        return pst_status_set(st, PST_E_INVALID,
-                              "tensor '%s': chunk [%llu, +%llu) does not fit %llu bytes", h->key,
-                              (unsigned long long)h->offset, (unsigned long long)len,
-                              (unsigned long long)h->total_bytes);
-    return 0;
-}
-
 /* ---- the routing rendezvous ---- */
 
 static int same_task(pst_task *t, const char *device) {
@@ -342,7 +163,7 @@ static int push_async(pst_task *t, pst_call_group *g, const char *device, const 
     uint64_t off = 0;
     do {
         uint64_t l = total - off < chunk ? total - off : chunk;
-        pst_msg m = chunk_msg(key, value, off, l);
+        pst_msg m = pst_chunk_msg(key, value, off, l);
         pst_call_group_start(g, t->tr, addr, PST_TASK_PUSH, &m, t->o.connect_timeout_ms, 0, NULL,
                              NULL);
         off += l;
@@ -607,11 +428,11 @@ static int complete_tensor(pst_task *t, const char *key, pst_tensor *v, pst_stat
 
 static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, int n) {
     pst_status st = {0};
-    cursor c;
+    pst_chunk_cursor c;
     uint64_t dl;
-    Pstrain__TensorChunk *h = parse_chunk(v, n, &c, &dl, &st);
+    Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
     pst_shape shape;
-    if (!h || check_chunk(h, dl, &shape, &st) < 0) goto done;
+    if (!h || pst_chunk_check(h, dl, &shape, &st) < 0) goto done;
     pthread_mutex_lock(&t->mu);
     partial *pa = pst_strmap_get(t->partials, h->key);
     if (!pa) {
@@ -629,7 +450,7 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     if ((uint64_t)dst->nbytes != h->total_bytes) {
         pst_status_set(&st, PST_E_INVALID, "tensor '%s': chunks disagree on its size", h->key);
     } else {
-        cur_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
+        pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
     }
     pst_tensor_unref(dst);
     pthread_mutex_lock(&t->mu);
@@ -646,7 +467,7 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     if (complete && !st.code) complete_tensor(t, h->key, complete, &st);
     if (complete) pst_tensor_unref(complete);
 done:
-    if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
+    if (h) pst_chunk_header_free(h);
     if (st.code) {
         reply_error(t, call, &st);
     } else {
@@ -671,7 +492,7 @@ static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf,
                            "bytes", req->name, (unsigned long long)off, (unsigned long long)l,
                            (unsigned long long)total);
         } else {
-            pst_msg m = chunk_msg(req->name, val, off, l);
+            pst_msg m = pst_chunk_msg(req->name, val, off, l);
             pthread_mutex_lock(&t->mu);
             t->bytes_sent += (int64_t)l;
             pthread_mutex_unlock(&t->mu);
@@ -1144,11 +965,11 @@ typedef struct pull_one {
 static void pull_chunk(void *arg, const pst_iov *v, int n) {
     pull_one *p = arg;
     pst_status st = {0};
-    cursor c;
+    pst_chunk_cursor c;
     uint64_t dl;
     pst_shape shape;
-    Pstrain__TensorChunk *h = parse_chunk(v, n, &c, &dl, &st);
-    if (h && check_chunk(h, dl, &shape, &st) == 0) {
+    Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
+    if (h && pst_chunk_check(h, dl, &shape, &st) == 0) {
         pthread_mutex_lock(p->mu);
         if (!p->t) p->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
         pst_tensor *dst = p->t ? pst_tensor_ref(p->t) : NULL;
@@ -1157,11 +978,11 @@ static void pull_chunk(void *arg, const pst_iov *v, int n) {
             pst_status_set(&st, PST_E_ABORTED, "variable '%s' changed size while being read",
                            h->key);
         } else if (dst) {
-            cur_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
+            pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
         }
         pst_tensor_unref(dst);
     }
-    if (h) pstrain__tensor_chunk__free_unpacked(h, NULL);
+    if (h) pst_chunk_header_free(h);
     if (st.code) {
         pthread_mutex_lock(p->mu);
         pst_status_set(p->err, st.code, "%s", st.msg);
