@@ -523,24 +523,29 @@ static void handle_save(pst_task *t, pst_server_call *call, const uint8_t *buf, 
 static void handle_restore(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     Pstrain__RestoreRequest *req = pstrain__restore_request__unpack(NULL, len, buf);
-    int n = 0;
     if (!req) {
         pst_status_set(&st, PST_E_INVALID, "Restore: malformed request");
     } else {
-        pst_task_restore_local(t, req->prefix, &n, &st);
+        pst_task_restore_local(t, req->prefix, NULL, &st);
         pstrain__restore_request__free_unpacked(req, NULL);
     }
     if (st.code) {
         reply_error(t, call, &st);
         return;
     }
+    /* the variables restored: every variable a registered partition described */
     Pstrain__RestoreResponse resp = PSTRAIN__RESTORE_RESPONSE__INIT;
-    char **names = calloc((size_t)n + 1, sizeof *names);
-    resp.n_restored = (size_t)n;
+    pthread_mutex_lock(&t->mu);
+    char **names = calloc(pst_strmap_size(t->var_nodes) + 1, sizeof *names);
+    size_t it = 0, k = 0;
+    const char *name;
+    void *v;
+    while (pst_strmap_next(t->var_nodes, &it, &name, &v)) names[k++] = (char *)name;
+    resp.n_restored = k;
     resp.restored = names;
-    for (int i = 0; i < n; i++) names[i] = "";
     pst_msg m;
     PACK(restore_response, &resp, m);
+    pthread_mutex_unlock(&t->mu);
     free(names);
     reply_packed(t, call, &m);
 }
