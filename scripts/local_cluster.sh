@@ -32,15 +32,17 @@ worker_bin="$build/worker/pstrain-worker"
 job_dir="${PST_JOB_DIR:-$(mktemp -d /tmp/pstrain-job.XXXXXX)}"
 mkdir -p "$job_dir"
 
-# Free ports: bind port 0 and read back what the kernel chose (released before the tasks start).
-ports=$(/usr/bin/python3 - "$((n_ps + n_workers))" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-)
+# Free ports: random ports in 20000-59999 that nothing listens on (read from /proc/net/tcp*,
+# so no extra tool is needed), distinct from each other.
+used=$(awk 'NR > 1 && $4 == "0A" {split($2, a, ":"); print a[2]}' /proc/net/tcp /proc/net/tcp6 \
+         2>/dev/null | while read -r h; do echo $((16#$h)); done | sort -u)
+ports=""
+while [[ $(wc -w <<<"$ports") -lt $((n_ps + n_workers)) ]]; do
+  p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+  grep -qx "$p" <<<"$used" && continue
+  [[ " $ports " == *" $p "* ]] && continue
+  ports="$ports $p"
+done
 read -r -a port <<<"$ports"
 {
   printf '{"ps": ['
