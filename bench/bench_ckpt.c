@@ -13,30 +13,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "bundle.h"
 
 #define RUNS 3
 #define N_TENSORS 16
 #define TENSOR_FLOATS (16 << 20) /* 64 MB */
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double timed_system(const char *cmd) {
-    double t0 = now();
+    double t0 = pst_bench_now();
     if (system(cmd) != 0) {
         fprintf(stderr, "bench_ckpt: '%s' failed\n", cmd);
         exit(1);
     }
-    return now() - t0;
+    return pst_bench_now() - t0;
 }
 
 int main(int argc, char **argv) {
@@ -53,7 +43,7 @@ int main(int argc, char **argv) {
     double save[RUNS], restore[RUNS], ddw[RUNS], ddr[RUNS], ddd[RUNS];
     for (int r = 0; r < RUNS; r++) {
         pst_status st = {0};
-        double t0 = now();
+        double t0 = pst_bench_now();
         pst_bundle_writer *w = pst_bundle_writer_new(prefix, &st);
         for (int i = 0; i < N_TENSORS && w; i++) {
             char name[32];
@@ -64,8 +54,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_ckpt: save failed: %s\n", st.msg);
             return 1;
         }
-        save[r] = now() - t0;
-        t0 = now();
+        save[r] = pst_bench_now() - t0;
+        t0 = pst_bench_now();
         pst_bundle_reader *rd = pst_bundle_reader_open(prefix, &st);
         for (int i = 0; i < N_TENSORS && rd; i++) {
             char name[32];
@@ -78,7 +68,7 @@ int main(int argc, char **argv) {
             pst_tensor_unref(x);
         }
         pst_bundle_reader_free(rd);
-        restore[r] = now() - t0;
+        restore[r] = pst_bench_now() - t0;
         snprintf(cmd, sizeof cmd, "dd if=/dev/zero of=%s bs=4M count=256 conv=fdatasync status=none", ddfile);
         ddw[r] = timed_system(cmd);
         snprintf(cmd, sizeof cmd, "dd if=%s of=/dev/null bs=4M status=none", ddfile);
@@ -86,11 +76,11 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "dd if=%s of=/dev/null bs=4M iflag=direct status=none", ddfile);
         ddd[r] = timed_system(cmd);
     }
-    qsort(save, RUNS, sizeof save[0], cmp);
-    qsort(restore, RUNS, sizeof restore[0], cmp);
-    qsort(ddw, RUNS, sizeof ddw[0], cmp);
-    qsort(ddr, RUNS, sizeof ddr[0], cmp);
-    qsort(ddd, RUNS, sizeof ddd[0], cmp);
+    qsort(save, RUNS, sizeof save[0], pst_bench_cmp);
+    qsort(restore, RUNS, sizeof restore[0], pst_bench_cmp);
+    qsort(ddw, RUNS, sizeof ddw[0], pst_bench_cmp);
+    qsort(ddr, RUNS, sizeof ddr[0], pst_bench_cmp);
+    qsort(ddd, RUNS, sizeof ddd[0], pst_bench_cmp);
     double s = gb / save[RUNS / 2], rr = gb / restore[RUNS / 2];
     double dw = 1.073741824 / ddw[RUNS / 2], dr = 1.073741824 / ddr[RUNS / 2];
     double dd_direct = 1.073741824 / ddd[RUNS / 2];

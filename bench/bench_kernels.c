@@ -13,21 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "kernels_conv.h"
 #include "parallel.h"
 
 #define RUNS 9
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static float *randbuf(size_t n) {
     float *p = malloc(n * sizeof *p);
@@ -41,11 +31,11 @@ static double median_seconds(bench_fn fn, void *ctx) {
     double t[RUNS];
     fn(ctx); /* warm-up */
     for (int i = 0; i < RUNS; i++) {
-        double t0 = now();
+        double t0 = pst_bench_now();
         fn(ctx);
-        t[i] = now() - t0;
+        t[i] = pst_bench_now() - t0;
     }
-    qsort(t, RUNS, sizeof t[0], cmp);
+    qsort(t, RUNS, sizeof t[0], pst_bench_cmp);
     return t[RUNS / 2];
 }
 

@@ -20,21 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "cluster.h"
 #include "task.h"
 
 #define RUNS 9
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -77,12 +67,12 @@ static double tcp_once(const struct sockaddr_in *a, char *buf, size_t bytes) {
         perror("bench_transport: connect");
         exit(1);
     }
-    double t0 = now();
+    double t0 = pst_bench_now();
     if (full_io(fd, buf, bytes, 1) < 0 || full_io(fd, buf, bytes, 0) < 0) {
         fprintf(stderr, "bench_transport: raw TCP transfer failed\n");
         exit(1);
     }
-    double t = now() - t0;
+    double t = pst_bench_now() - t0;
     close(fd);
     return t;
 }
@@ -159,14 +149,14 @@ int main(int argc, char **argv) {
     int rc = 0;
     for (int r = 0; r <= RUNS && rc == 0; r++) { /* run 0 warms both up */
         double tcp = tcp_once(&ta, tcp_buf, bytes);
-        double t0 = now();
+        double t0 = pst_bench_now();
         rc = pst_task_push_variables(w, "/job:ps/task:0", n_vars, (const char *const *)names,
                                      vars, &st);
-        double t_push = now() - t0;
+        double t_push = pst_bench_now() - t0;
         if (rc == 0)
             rc = pst_task_pull_variables(w, "/job:ps/task:0", n_vars, (const char *const *)names,
                                          back, &st);
-        double g = now() - t0;
+        double g = pst_bench_now() - t0;
         for (int i = 0; i < n_vars && rc == 0; i++)
             if (r == 0 && memcmp(back[i]->data, vars[i]->data, per) != 0) {
                 pst_status_set(&st, PST_E_DATA_LOSS, "variable %s came back different", names[i]);
@@ -199,10 +189,10 @@ int main(int argc, char **argv) {
     pst_task_free(w);
     pst_cluster_free(c);
     if (rc < 0) return 1;
-    qsort(tg, RUNS, sizeof tg[0], cmp);
-    qsort(tt, RUNS, sizeof tt[0], cmp);
-    qsort(ratio, RUNS, sizeof ratio[0], cmp);
-    qsort(tpush, RUNS, sizeof tpush[0], cmp);
+    qsort(tg, RUNS, sizeof tg[0], pst_bench_cmp);
+    qsort(tt, RUNS, sizeof tt[0], pst_bench_cmp);
+    qsort(ratio, RUNS, sizeof ratio[0], pst_bench_cmp);
+    qsort(tpush, RUNS, sizeof tpush[0], pst_bench_cmp);
     printf("raw TCP loopback: %7.1f ms median  (%.2f GB/s moved)\n", tt[RUNS / 2] * 1e3,
            2 * bytes / tt[RUNS / 2] / 1e9);
     printf("pstrain gRPC    : %7.1f ms median  (%.2f GB/s moved), push then pull of every "
