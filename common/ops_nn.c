@@ -9,6 +9,7 @@
 #include "kernels_conv.h"
 #include "kernels_gemm.h"
 #include "kernels_pool.h"
+#include "kernels_softmax.h"
 #include "op.h"
 #include "ops.h"
 #include "parallel.h"
@@ -844,42 +845,6 @@ pst_output pst_avg_pool_grad(pst_graph *g, pst_output orig_input_shape, pst_outp
 
 /* ---- Softmax family ------------------------------------------------------------------------ */
 
-/* Row-wise (log-)softmax of an [rows, C] float buffer. */
-static void softmax_rows(const float *x, float *y, int64_t rows, int64_t C, int log_out) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *a = x + r * C;
-        float *o = y + r * C, m = -INFINITY, s = 0;
-        for (int64_t k = 0; k < C; k++)
-            m = a[k] > m ? a[k] : m;
-        for (int64_t k = 0; k < C; k++) {
-            o[k] = expf(a[k] - m);
-            s += o[k];
-        }
-        if (log_out) {
-            float ls = logf(s) + m;
-            for (int64_t k = 0; k < C; k++)
-                o[k] = a[k] - ls;
-        } else {
-            float inv = 1.0f / s;
-            for (int64_t k = 0; k < C; k++)
-                o[k] *= inv;
-        }
-    }
-}
-
-static void softmax_rows_f64(const double *x, double *y, int64_t rows, int64_t C, int log_out) {
-    for (int64_t r = 0; r < rows; r++) {
-        const double *a = x + r * C;
-        double *o = y + r * C, m = -INFINITY, s = 0;
-        for (int64_t k = 0; k < C; k++)
-            m = a[k] > m ? a[k] : m;
-        for (int64_t k = 0; k < C; k++)
-            s += exp(a[k] - m);
-        for (int64_t k = 0; k < C; k++)
-            o[k] = log_out ? a[k] - m - log(s) : exp(a[k] - m) / s;
-    }
-}
-
 static int softmax_shape(pst_node *n, pst_status *st) {
     if (need_float(n, 0, st) < 0)
         return PST_E_INVALID;
@@ -891,15 +856,17 @@ static int softmax_shape(pst_node *n, pst_status *st) {
 
 static int softmax_kernel(pst_kernel_ctx *c) {
     const pst_tensor *x = c->inputs[0];
+    if (x->shape.rank < 1)
+        return pst_kctx_error(c, PST_E_INVALID, "logits must have rank >= 1, got a scalar");
     int log_out = strcmp(c->op->name, "LogSoftmax") == 0;
     int64_t C = x->shape.dims[x->shape.rank - 1], rows = C ? x->n / C : 0;
     pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, x->shape);
     if (o == NULL)
         return c->status->code;
     if (x->dtype == PST_FLOAT)
-        softmax_rows(pst_tensor_f32(x), pst_tensor_f32(o), rows, C, log_out);
+        pst_softmax_f32(pst_tensor_f32(x), pst_tensor_f32(o), rows, C, log_out);
     else
-        softmax_rows_f64(pst_tensor_f64(x), pst_tensor_f64(o), rows, C, log_out);
+        pst_softmax_f64(pst_tensor_f64(x), pst_tensor_f64(o), rows, C, log_out);
     return 0;
 }
 
@@ -972,53 +939,31 @@ static int xent_kernel(pst_kernel_ctx *c) {
     int64_t N = x->shape.dims[0], C = x->shape.dims[1];
     if (sparse ? t->n != N : !pst_shape_equal(&t->shape, &x->shape))
         return pst_kctx_error(c, PST_E_INVALID, "labels do not match logits");
-    if (sparse)
+    int64_t *labels = NULL;
+    if (sparse) {
+        labels = malloc((size_t)(N > 0 ? N : 1) * sizeof *labels);
+        PST_ASSERT(labels != NULL);
         for (int64_t i = 0; i < N; i++) {
-            int64_t lab = pst_tensor_get_i64(t, i);
-            if (lab < 0 || lab >= C)
-                return pst_kctx_error(c, PST_E_INVALID,
-                                      "label %lld at index %lld is out of range [0, %lld)",
-                                      (long long)lab, (long long)i, (long long)C);
-        }
-    pst_tensor *loss = pst_kctx_alloc_output(c, 0, x->dtype, pst_shape_1d(N));
-    pst_tensor *bp = pst_kctx_alloc_output(c, 1, x->dtype, x->shape);
-    if (loss == NULL || bp == NULL)
-        return c->status->code;
-    if (x->dtype == PST_FLOAT) {
-        float *p = pst_tensor_f32(bp), *l = pst_tensor_f32(loss);
-        softmax_rows(pst_tensor_f32(x), p, N, C, 1); /* log-probabilities */
-        for (int64_t i = 0; i < N; i++) {
-            float *row = p + i * C, s = 0;
-            if (sparse) {
-                int64_t lab = pst_tensor_get_i64(t, i);
-                s = -row[lab];
-                for (int64_t k = 0; k < C; k++)
-                    row[k] = expf(row[k]);
-                row[lab] -= 1;
-            } else {
-                const float *lab = pst_tensor_f32(t) + i * C;
-                for (int64_t k = 0; k < C; k++) {
-                    s -= lab[k] * row[k];
-                    row[k] = expf(row[k]) - lab[k];
-                }
+            labels[i] = pst_tensor_get_i64(t, i);
+            if (labels[i] < 0 || labels[i] >= C) {
+                pst_kctx_error(c, PST_E_INVALID,
+                               "label %lld at index %lld is out of range [0, %lld)",
+                               (long long)labels[i], (long long)i, (long long)C);
+                free(labels);
+                return c->status->code;
             }
-            l[i] = s;
-        }
-    } else {
-        double *p = pst_tensor_f64(bp), *l = pst_tensor_f64(loss);
-        softmax_rows_f64(pst_tensor_f64(x), p, N, C, 1);
-        for (int64_t i = 0; i < N; i++) {
-            double *row = p + i * C, s = 0;
-            for (int64_t k = 0; k < C; k++) {
-                double lab =
-                    sparse ? (pst_tensor_get_i64(t, i) == k) : pst_tensor_f64(t)[i * C + k];
-                s -= lab * row[k];
-                row[k] = exp(row[k]) - lab;
-            }
-            l[i] = s;
         }
     }
-    return 0;
+    pst_tensor *loss = pst_kctx_alloc_output(c, 0, x->dtype, pst_shape_1d(N));
+    pst_tensor *bp = pst_kctx_alloc_output(c, 1, x->dtype, x->shape);
+    if (loss != NULL && bp != NULL && x->dtype == PST_FLOAT)
+        pst_softmax_xent_f32(pst_tensor_f32(x), sparse ? NULL : pst_tensor_f32(t), labels, N, C,
+                             pst_tensor_f32(loss), pst_tensor_f32(bp));
+    else if (loss != NULL && bp != NULL)
+        pst_softmax_xent_f64(pst_tensor_f64(x), sparse ? NULL : pst_tensor_f64(t), labels, N, C,
+                             pst_tensor_f64(loss), pst_tensor_f64(bp));
+    free(labels);
+    return loss != NULL && bp != NULL ? 0 : c->status->code;
 }
 
 static int xent_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {

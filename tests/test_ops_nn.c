@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels_softmax.h"
 #include "parallel.h"
 #include "testutil.h"
 
@@ -469,6 +470,74 @@ START_TEST(test_fused_batch_norm_grad_by_hand) {
 }
 END_TEST
 
+/* The float32 softmax uses its own vectorized exponential: check it against libm in double,
+ * across the exponent range down to the subnormals, and with non-finite logits. */
+START_TEST(test_softmax_kernel_accuracy) {
+    /* Rows {0, -d}: the second probability is e^-d / (1 + e^-d). */
+    for (int i = 0; i <= 1200; i++) {
+        float d = (float)i * 0.1f, x[2] = {0, -d}, y[2], ly[2];
+        pst_softmax_f32(x, y, 1, 2, 0);
+        pst_softmax_f32(x, ly, 1, 2, 1);
+        double e = exp(-(double)d), p1 = e / (1 + e), p0 = 1 / (1 + e);
+        ck_assert_msg(fabs(y[0] - p0) <= 2e-7 * p0, "d=%g: p0 %.9g vs %.9g", d, y[0], p0);
+        if (p1 >= 1.2e-38) /* normal floats: relative accuracy */
+            ck_assert_msg(fabs(y[1] - p1) <= 1e-6 * p1, "d=%g: p1 %.9g vs %.9g", d, y[1], p1);
+        else /* subnormals and underflow: absolute */
+            ck_assert_msg(fabs(y[1] - p1) <= 3e-45, "d=%g: p1 %.9g vs %.9g", d, y[1], p1);
+        ck_assert_msg(fabs(ly[1] - log(p1)) <= 1e-6 * (1 + fabs(log(p1))), "d=%g: log p1 %.9g", d,
+                      ly[1]);
+    }
+    /* Random rows of several widths (the vector loops' tails included). */
+    int widths[] = {1, 7, 8, 33, 1000};
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        int C = widths[w], rows = 3;
+        pst_tensor *t = pst_test_rand(PST_FLOAT, pst_shape_2d(rows, C), 77 + w, -30, 30);
+        float *y = malloc(sizeof(float) * (size_t)(rows * C));
+        pst_softmax_f32(pst_tensor_f32(t), y, rows, C, 0);
+        for (int r = 0; r < rows; r++) {
+            const float *a = pst_tensor_f32(t) + r * C;
+            double m = -INFINITY, s = 0;
+            for (int k = 0; k < C; k++)
+                m = fmax(m, a[k]);
+            for (int k = 0; k < C; k++)
+                s += exp(a[k] - m);
+            for (int k = 0; k < C; k++) {
+                /* a - m rounds to float first: half an ulp of |a - m| is an absolute error in
+                 * the exponent, i.e. a relative one in the result. */
+                double p = exp(a[k] - m) / s, tol = 1e-6 + 6e-8 * fabs(a[k] - m);
+                ck_assert_msg(fabs(y[r * C + k] - p) <= tol * p + 3e-45, "C=%d: %.9g vs %.9g", C,
+                              y[r * C + k], p);
+            }
+        }
+        free(y);
+        pst_tensor_unref(t);
+    }
+    /* A NaN poisons its row; -inf gets probability 0; +inf gives NaN, as in TensorFlow. */
+    float x[9] = {1, NAN, 2, 0, -INFINITY, 0, 1, INFINITY, 2}, y[9];
+    pst_softmax_f32(x, y, 3, 3, 0);
+    for (int k = 0; k < 3; k++)
+        ck_assert(isnan(y[k]));
+    ck_assert_float_eq_tol(y[3], 0.5f, 1e-7f);
+    ck_assert_float_eq(y[4], 0.0f);
+    ck_assert_float_eq_tol(y[5], 0.5f, 1e-7f);
+    ck_assert(isnan(y[7]));
+    /* Cross entropy straight from the kernel: sparse and dense labels agree. */
+    float logits[6] = {0, 1, 2, 2, 1, 0}, dense[6] = {0, 0, 1, 1, 0, 0}, loss[2], loss2[2], bp[6],
+          bp2[6];
+    int64_t sparse[2] = {2, 0};
+    pst_softmax_xent_f32(logits, NULL, sparse, 2, 3, loss, bp);
+    pst_softmax_xent_f32(logits, dense, NULL, 2, 3, loss2, bp2);
+    double z = 1 + exp(1) + exp(2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_double_eq_tol(loss[i], log(z) - 2, 1e-6);
+        ck_assert_double_eq_tol(loss2[i], log(z) - 2, 1e-6);
+    }
+    for (int k = 0; k < 6; k++)
+        ck_assert_float_eq_tol(bp[k], bp2[k], 1e-7f);
+    ck_assert_double_eq_tol(bp[2], exp(2) / z - 1, 1e-6);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ops_nn");
     TCase *tc = tcase_create("forward");
@@ -487,6 +556,7 @@ int main(void) {
     tcase_add_test(tc, test_bias_and_softmax_family_by_hand);
     tcase_add_test(tc, test_in_top_k_by_hand);
     tcase_add_test(tc, test_fused_batch_norm_grad_by_hand);
+    tcase_add_test(tc, test_softmax_kernel_accuracy);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
