@@ -966,9 +966,28 @@ static int xent_kernel(pst_kernel_ctx *c) {
     return loss != NULL && bp != NULL ? 0 : c->status->code;
 }
 
+/* Outputs: loss = -sum(p * log_softmax(x), -1) and backprop = softmax(x) - p (p the labels).
+ * Logits: dloss * backprop, plus the softmax Jacobian applied to dbackprop,
+ * (dbackprop - sum(dbackprop * softmax, -1)) * softmax. Dense labels: -dloss * log_softmax(x)
+ * - dbackprop. Sparse (integer) labels get no gradient. */
 static int xent_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    if (dy[0].node)
-        dx[0] = pst_mul(g, pst_out(n, 1), pst_expand_dims(g, dy[0], -1, NULL), NULL);
+    int dense = strcmp(n->op->name, "SoftmaxCrossEntropyWithLogits") == 0;
+    pst_output x = n->inputs[0], d0 = pst_out(NULL, 0);
+    int32_t last = -1;
+    if (dy[0].node) {
+        d0 = pst_expand_dims(g, dy[0], -1, NULL);
+        dx[0] = pst_mul(g, pst_out(n, 1), d0, NULL);
+        if (dense)
+            dx[1] = pst_mul(g, pst_neg(g, pst_log_softmax(g, x, NULL), NULL), d0, NULL);
+    }
+    if (dy[1].node) {
+        pst_output sm = pst_softmax(g, x, NULL);
+        pst_output dot = pst_reduce_sum(g, pst_mul(g, dy[1], sm, NULL), 1, &last, 1, NULL);
+        pst_output jac = pst_mul(g, pst_sub(g, dy[1], dot, NULL), sm, NULL);
+        dx[0] = dx[0].node ? pst_add(g, dx[0], jac, NULL) : jac;
+        if (dense)
+            dx[1] = dx[1].node ? pst_sub(g, dx[1], dy[1], NULL) : pst_neg(g, dy[1], NULL);
+    }
     return 0;
 }
 

@@ -60,7 +60,8 @@ pst_output pst_avg_pool_grad(pst_graph *g, pst_output orig_input_shape, pst_outp
 pst_output pst_softmax(pst_graph *g, pst_output logits, const char *name);
 pst_output pst_log_softmax(pst_graph *g, pst_output logits, const char *name);
 /* logits [N, C], labels [N, C] (a distribution per row). Output 0: per-example loss [N];
- * output 1: backprop [N, C] = softmax(logits) - labels. */
+ * output 1: backprop [N, C] = softmax(logits) - labels. Gradients reach the logits from both
+ * outputs (assuming label rows sum to 1, as TensorFlow does) and the labels. */
 pst_node *pst_softmax_cross_entropy_with_logits(pst_graph *g, pst_output logits, pst_output labels,
                                                 const char *name);
 /* The same with int32/int64 class labels [N]; a label outside [0, C) is a run-time error that

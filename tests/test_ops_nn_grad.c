@@ -128,6 +128,29 @@ static pst_output xent(pst_graph *g, const pst_output *x) {
     pst_output labels = pst_stop_gradient(g, pst_softmax(g, x[1], NULL), NULL);
     return pst_out(pst_softmax_cross_entropy_with_logits(g, x[0], labels, NULL), 0);
 }
+/* Labels get a gradient too (dense only), and so does everything through the backprop output.
+ * The op's logits gradient assumes each label row sums to 1, so labels are a softmax (of x[1]),
+ * which finite differences keep normalized. */
+static pst_output xent_labels(pst_graph *g, const pst_output *x) {
+    pst_output labels = pst_softmax(g, x[1], NULL);
+    return pst_out(pst_softmax_cross_entropy_with_logits(g, x[0], labels, NULL), 0);
+}
+static pst_output both_outputs(pst_graph *g, pst_node *n) {
+    pst_output bp = pst_out(n, 1);
+    return pst_add(g, pst_expand_dims(g, pst_out(n, 0), -1, NULL), pst_mul(g, bp, bp, NULL), NULL);
+}
+static pst_output xent_both(pst_graph *g, const pst_output *x) {
+    pst_output labels = pst_softmax(g, x[1], NULL);
+    return both_outputs(g, pst_softmax_cross_entropy_with_logits(g, x[0], labels, NULL));
+}
+static pst_output xent_backprop_only(pst_graph *g, const pst_output *x) {
+    pst_output labels = pst_softmax(g, x[1], NULL);
+    return pst_out(pst_softmax_cross_entropy_with_logits(g, x[0], labels, NULL), 1);
+}
+static pst_output sparse_xent_both(pst_graph *g, const pst_output *x) {
+    pst_output labels = pst_const_i32_vec(g, 3, (int32_t[]){1, 3, 0}, NULL);
+    return both_outputs(g, pst_sparse_softmax_cross_entropy_with_logits(g, x[0], labels, NULL));
+}
 static pst_output sparse_xent_i32(pst_graph *g, const pst_output *x) {
     pst_output labels = pst_const_i32_vec(g, 4, (int32_t[]){2, 0, 4, 1}, NULL);
     return pst_out(pst_sparse_softmax_cross_entropy_with_logits(g, x[0], labels, NULL), 0);
@@ -177,6 +200,10 @@ static const grad_case f64_cases[] = {
     {"Softmax 3-D", 1, {S3(2, 2, 4)}, softmax},
     {"LogSoftmax 3-D", 1, {S3(2, 3, 3)}, log_softmax},
     {"SoftmaxCrossEntropyWithLogits", 2, {S2(3, 5), S2(3, 5)}, xent},
+    {"SoftmaxCrossEntropyWithLogits, labels too", 2, {S2(3, 4), S2(3, 4)}, xent_labels},
+    {"SoftmaxCrossEntropyWithLogits, both outputs", 2, {S2(3, 4), S2(3, 4)}, xent_both},
+    {"SoftmaxCrossEntropyWithLogits, backprop output", 2, {S2(2, 5), S2(2, 5)}, xent_backprop_only},
+    {"SparseSoftmaxCrossEntropyWithLogits, both outputs", 1, {S2(3, 4)}, sparse_xent_both},
     {"SparseSoftmaxCrossEntropyWithLogits int32", 1, {S2(4, 5)}, sparse_xent_i32},
     {"SparseSoftmaxCrossEntropyWithLogits int64", 1, {S2(3, 3)}, sparse_xent_i64},
 };
