@@ -1,21 +1,10 @@
 /*
  * bench_kernels: Conv2D forward and both backprops and MatMul at the SimpleCNN's shapes
  * (batch 100: 28x28x1 -> conv 5x5x32 SAME -> pool -> conv 5x5x64 SAME -> pool -> 3136x1024 ->
- * 1024x10), as GFLOP/s and as a fraction of OpenBLAS SGEMM on 2048x2048x2048 with the same
- * number of threads, measured in the same run.
+ * 1024x10), as GFLOP/s (median of 9 runs after warm-up) and as a fraction of OpenBLAS SGEMM on
+ * 2048x2048 measured in the same run with the same number of threads.
  *
- * Timing: one warm-up round, then RUNS rounds that each time every kernel once; each figure is
- * the median over the rounds. Interleaving spreads every kernel's samples over the run, so a
- * slow spell on a shared machine (common on VMs) does not skew one kernel alone.
- *
- * Threads: the kernels run as pstrain runs them, on its thread pool with single-threaded BLAS
- * calls inside. The reference uses OpenBLAS's own threads and is timed (median of RUNS) before
- * and after the kernels; the faster of the two is used, so a slow spell cannot flatter the
- * ratios. After a threaded call OpenBLAS's workers keep spinning for a while and would steal
- * the cores from the kernels (measured: conv1 forward 1.1 ms alone, 4-7 ms right after a
- * threaded SGEMM), hence the pause before the kernels.
- *
- * Usage: bench_kernels [threads]   (default: $OPENBLAS_NUM_THREADS, else 2)
+ * Usage: bench_kernels [threads]   (default 2)
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -24,46 +13,52 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "kernels_conv.h"
-#include "kernels_gemm.h"
 #include "parallel.h"
 
-#define RUNS 11
-#define MAX_CASES 16
+#define RUNS 9
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* 64-byte aligned like pstrain's tensors. */
 static float *randbuf(size_t n) {
-    float *p = aligned_alloc(64, (n * sizeof *p + 63) / 64 * 64);
-    if (p == NULL) {
-        fprintf(stderr, "bench_kernels: out of memory\n");
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++)
-        p[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     return p;
+}
+
+typedef void (*bench_fn)(void *ctx);
+
+static double median_seconds(bench_fn fn, void *ctx) {
+    double t[RUNS];
+    fn(ctx); /* warm-up */
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = pst_bench_now();
+        fn(ctx);
+        t[i] = pst_bench_now() - t0;
+    }
+    qsort(t, RUNS, sizeof t[0], pst_bench_cmp);
+    return t[RUNS / 2];
 }
 
 typedef struct gemm_ctx {
     int m, n, k, ta, tb;
     float *a, *b, *c;
-    int reference; /* OpenBLAS threads instead of pstrain's pool */
+    int pool; /* split rows across pstrain's pool (single-threaded BLAS) */
 } gemm_ctx;
 
-/* The reference: one SGEMM call on OpenBLAS's threads. */
-static void reference_gemm(gemm_ctx *g) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->m, g->n, g->k, 1.0f, g->a, g->k, g->b,
-                g->n, 0.0f, g->c, g->n);
+static void gemm_rows(void *vctx, int64_t r0, int64_t r1) {
+    gemm_ctx *g = vctx;
+    const float *a = g->ta ? g->a + r0 : g->a + r0 * (g->ta ? g->m : g->k);
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
+                (int)(r1 - r0), g->n, g->k, 1.0f, a, g->ta ? g->m : g->k, g->b, g->tb ? g->k : g->n,
+                0.0f, g->c + r0 * g->n, g->n);
+}
+
+static void run_gemm(void *vctx) {
+    gemm_ctx *g = vctx;
+    if (g->pool)
+        pst_parallel_for(g->m, 16, gemm_rows, g);
+    else
+        gemm_rows(g, 0, g->m);
 }
 
 typedef struct conv_ctx {
@@ -72,69 +67,41 @@ typedef struct conv_ctx {
     int which; /* 0 forward, 1 backprop input, 2 backprop filter */
 } conv_ctx;
 
-typedef struct bench_case {
-    char label[64];
-    double flops;
-    int in_total; /* counted in "all training convolutions" */
-    int is_gemm;
-    gemm_ctx gemm;
-    conv_ctx conv;
-    double t[RUNS];
-} bench_case;
-
-static int threads;
-
-static double run_case(bench_case *c) {
-    double t0 = now();
-    if (c->is_gemm && c->gemm.reference) {
-        openblas_set_num_threads(threads);
-        reference_gemm(&c->gemm);
-        openblas_set_num_threads(1);
-    } else if (c->is_gemm) {
-        pst_gemm_f32(c->gemm.ta, c->gemm.tb, c->gemm.m, c->gemm.n, c->gemm.k, c->gemm.a, c->gemm.b,
-                     c->gemm.c);
-    } else if (c->conv.which == 0) {
-        pst_conv_forward(&c->conv.geom, c->conv.in, c->conv.filter, c->conv.out);
-    } else if (c->conv.which == 1) {
-        pst_conv_backprop_input(&c->conv.geom, c->conv.filter, c->conv.dy, c->conv.din);
-    } else {
-        pst_conv_backprop_filter(&c->conv.geom, c->conv.in, c->conv.dy, c->conv.dfilter);
-    }
-    return now() - t0;
-}
-
-static double median(const double *t) {
-    double s[RUNS];
-    memcpy(s, t, sizeof s);
-    qsort(s, RUNS, sizeof s[0], cmp);
-    return s[RUNS / 2];
+static void run_conv(void *vctx) {
+    conv_ctx *c = vctx;
+    if (c->which == 0)
+        pst_conv2d_forward(&c->geom, c->in, c->filter, c->out);
+    else if (c->which == 1)
+        pst_conv2d_backprop_input(&c->geom, c->filter, c->dy, c->din);
+    else
+        pst_conv2d_backprop_filter(&c->geom, c->in, c->dy, c->dfilter);
 }
 
 int main(int argc, char **argv) {
-    const char *env = getenv("OPENBLAS_NUM_THREADS");
-    threads = argc > 1 ? atoi(argv[1]) : env && atoi(env) > 0 ? atoi(env) : 2;
-    if (threads < 1)
-        threads = 1;
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    /* Reference: OpenBLAS with its own threads on a large square SGEMM. */
+    openblas_set_num_threads(threads);
+    gemm_ctx ref = {2048, 2048, 2048, 0, 0, randbuf(2048 * 2048), randbuf(2048 * 2048),
+                    randbuf(2048 * 2048), 0};
+    double tref = median_seconds(run_gemm, &ref);
+    double ref_gflops = 2.0 * 2048 * 2048 * 2048 / tref / 1e9;
+    printf("reference: OpenBLAS SGEMM 2048x2048x2048, %d threads: %.1f GFLOP/s\n", threads, ref_gflops);
+    /* pstrain's configuration: its pool splits the work, BLAS runs single-threaded inside.
+     * OpenBLAS's own threads keep spinning for a while after the reference; let them park
+     * before timing anything, or they steal the first kernels' cores. */
     openblas_set_num_threads(1);
+    usleep(500 * 1000);
     pst_parallel_set_threads(threads);
-
-    static bench_case cases[MAX_CASES];
-    int n = 0;
-    cases[n] = (bench_case){.label = "reference SGEMM 2048x2048x2048",
-                            .is_gemm = 1,
-                            .flops = 2.0 * 2048 * 2048 * 2048,
-                            .gemm = {2048, 2048, 2048, 0, 0, randbuf(2048 * 2048),
-                                     randbuf(2048 * 2048), randbuf(2048 * 2048), 1}};
-    n++;
+    printf("%-34s %10s %10s %8s\n", "kernel (batch 100)", "ms", "GFLOP/s", "x SGEMM");
     struct {
         const char *name;
         int h, c, oc;
-    } convs[2] = {{"conv1 28x28x1 5x5x32", 28, 1, 32}, {"conv2 14x14x32 5x5x64", 14, 32, 64}};
+    } convs[2] = {{"conv1 28x28x1 -> 5x5x32", 28, 1, 32}, {"conv2 14x14x32 -> 5x5x64", 14, 32, 64}};
     const char *what[3] = {"forward", "backprop input", "backprop filter"};
+    double conv_flops = 0, conv_time = 0;
     for (int k = 0; k < 2; k++) {
         conv_ctx c = {0};
-        pst_conv_geom_make(&c.geom, 100, convs[k].h, convs[k].h, convs[k].c, 5, 5, convs[k].oc, 1,
-                           1, "SAME");
+        pst_conv_geom_make(&c.geom, 100, convs[k].h, convs[k].h, convs[k].c, 5, 5, convs[k].oc, 1, 1, "SAME");
         size_t in_n = (size_t)100 * convs[k].h * convs[k].h * convs[k].c;
         size_t out_n = (size_t)100 * c.geom.oh * c.geom.ow * convs[k].oc;
         size_t f_n = (size_t)25 * convs[k].c * convs[k].oc;
@@ -144,18 +111,27 @@ int main(int argc, char **argv) {
         c.dfilter = randbuf(f_n);
         c.out = randbuf(out_n);
         c.dy = randbuf(out_n);
+        double flops = 2.0 * (double)out_n * 25 * convs[k].c;
         for (int w = 0; w < 3; w++) {
-            bench_case *bc = &cases[n++];
+            if (k == 0 && w == 1) continue; /* the input image needs no gradient in training */
             c.which = w;
-            /* The input image takes no gradient in training: conv1's backprop input is shown
-             * but left out of the total. */
-            int needed = !(k == 0 && w == 1);
-            *bc = (bench_case){
-                .flops = 2.0 * (double)out_n * 25 * convs[k].c, .in_total = needed, .conv = c};
-            snprintf(bc->label, sizeof bc->label, "%s %s%s", convs[k].name, what[w],
-                     needed ? "" : " *");
+            double t = median_seconds(run_conv, &c);
+            double gf = flops / t / 1e9;
+            conv_flops += flops;
+            conv_time += t;
+            char label[96];
+            snprintf(label, sizeof label, "%s %s", convs[k].name, what[w]);
+            printf("%-34s %10.2f %10.1f %8.2f\n", label, t * 1e3, gf, gf / ref_gflops);
         }
+        free(c.in);
+        free(c.din);
+        free(c.filter);
+        free(c.dfilter);
+        free(c.out);
+        free(c.dy);
     }
+    printf("%-34s %10.2f %10.1f %8.2f\n", "all convolutions", conv_time * 1e3,
+           conv_flops / conv_time / 1e9, conv_flops / conv_time / 1e9 / ref_gflops);
     struct {
         const char *name;
         int m, n, k, ta, tb;
@@ -164,66 +140,18 @@ int main(int argc, char **argv) {
                 {"matmul grad x: 100x1024 x 1024x3136", 100, 3136, 1024, 0, 1},
                 {"matmul 100x1024 x 1024x10", 100, 10, 1024, 0, 0}};
     for (int i = 0; i < 4; i++) {
-        bench_case *bc = &cases[n++];
-        *bc = (bench_case){.is_gemm = 1,
-                           .flops = 2.0 * mms[i].m * mms[i].n * mms[i].k,
-                           .gemm = {mms[i].m, mms[i].n, mms[i].k, mms[i].ta, mms[i].tb,
-                                    randbuf((size_t)mms[i].m * mms[i].k),
-                                    randbuf((size_t)mms[i].k * mms[i].n),
-                                    randbuf((size_t)mms[i].m * mms[i].n), 0}};
-        snprintf(bc->label, sizeof bc->label, "%s", mms[i].name);
+        gemm_ctx g = {mms[i].m, mms[i].n, mms[i].k, mms[i].ta, mms[i].tb,
+                      randbuf((size_t)mms[i].m * mms[i].k), randbuf((size_t)mms[i].k * mms[i].n),
+                      randbuf((size_t)mms[i].m * mms[i].n), 1};
+        double t = median_seconds(run_gemm, &g);
+        double gf = 2.0 * mms[i].m * mms[i].n * mms[i].k / t / 1e9;
+        printf("%-34s %10.2f %10.1f %8.2f\n", mms[i].name, t * 1e3, gf, gf / ref_gflops);
+        free(g.a);
+        free(g.b);
+        free(g.c);
     }
-
-    for (int r = -1; r < RUNS; r++) {
-        double t = run_case(&cases[0]);
-        if (r >= 0)
-            cases[0].t[r] = t;
-    }
-    double ref_before = cases[0].flops / median(cases[0].t) / 1e9;
-    sleep(1); /* let OpenBLAS's workers go to sleep */
-    for (int r = -1; r < RUNS; r++)
-        for (int i = 1; i < n; i++) {
-            double t = run_case(&cases[i]);
-            if (r >= 0)
-                cases[i].t[r] = t;
-        }
-    for (int r = 0; r < RUNS; r++)
-        cases[0].t[r] = run_case(&cases[0]);
-    double ref_after = cases[0].flops / median(cases[0].t) / 1e9;
-    double ref = ref_before > ref_after ? ref_before : ref_after;
-    printf("reference: OpenBLAS SGEMM 2048x2048x2048, %d threads: %.1f GFLOP/s "
-           "(before the kernels %.1f, after %.1f)\n",
-           threads, ref, ref_before, ref_after);
-    printf("kernels on pstrain's pool of %d threads, single-threaded BLAS; median of %d rounds\n",
-           threads, RUNS);
-    printf("%-40s %9s %9s %8s\n", "kernel (batch 100)", "ms", "GFLOP/s", "x SGEMM");
-    double conv_flops = 0, conv_time = 0;
-    for (int i = 1; i < n; i++) {
-        double t = median(cases[i].t), gf = cases[i].flops / t / 1e9;
-        printf("%-40s %9.2f %9.1f %8.2f\n", cases[i].label, t * 1e3, gf, gf / ref);
-        if (cases[i].in_total) {
-            conv_flops += cases[i].flops;
-            conv_time += t;
-        }
-        if (i == 6)
-            printf("%-40s %9.2f %9.1f %8.2f\n", "all training convolutions", conv_time * 1e3,
-                   conv_flops / conv_time / 1e9, conv_flops / conv_time / 1e9 / ref);
-    }
-    printf("* not needed in training (the input image takes no gradient); not in the total\n");
-    for (int i = 0; i < n; i++) {
-        if (cases[i].is_gemm) {
-            free(cases[i].gemm.a);
-            free(cases[i].gemm.b);
-            free(cases[i].gemm.c);
-        } else if (cases[i].conv.which == 0) { /* the three cases of a layer share buffers */
-            conv_ctx *c = &cases[i].conv;
-            free(c->in);
-            free(c->din);
-            free(c->filter);
-            free(c->dfilter);
-            free(c->out);
-            free(c->dy);
-        }
-    }
+    free(ref.a);
+    free(ref.b);
+    free(ref.c);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels_conv.h"
 #include "testutil.h"
 
 static pst_session *sess(pst_graph *g) {
@@ -255,6 +256,81 @@ START_TEST(test_build_errors_name_shapes) {
 }
 END_TEST
 
+/* The convolution kernels against naive loops: single-channel inputs take the direct kernels
+ * (16, 32 and 64 output channels), others im2col + sgemm; strides 1 and 2, SAME and VALID,
+ * odd sizes; forward and filter gradient. */
+static void naive_conv(const pst_conv_geom *g, const float *in, const float *f, float *out) {
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t oh = 0; oh < g->oh; oh++)
+            for (int64_t ow = 0; ow < g->ow; ow++)
+                for (int64_t o = 0; o < g->oc; o++) {
+                    double acc = 0;
+                    for (int64_t i = 0; i < g->kh; i++)
+                        for (int64_t q = 0; q < g->kw; q++)
+                            for (int64_t c = 0; c < g->c; c++) {
+                                int64_t ih = oh * g->sh - g->pad_top + i, iw = ow * g->sw - g->pad_left + q;
+                                if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                                acc += (double)in[((n * g->h + ih) * g->w + iw) * g->c + c] *
+                                       f[((i * g->kw + q) * g->c + c) * g->oc + o];
+                            }
+                    out[((n * g->oh + oh) * g->ow + ow) * g->oc + o] = (float)acc;
+                }
+}
+
+static void naive_filter_grad(const pst_conv_geom *g, const float *in, const float *dy, float *df) {
+    memset(df, 0, (size_t)(g->kh * g->kw * g->c * g->oc) * sizeof(float));
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t oh = 0; oh < g->oh; oh++)
+            for (int64_t ow = 0; ow < g->ow; ow++)
+                for (int64_t i = 0; i < g->kh; i++)
+                    for (int64_t q = 0; q < g->kw; q++) {
+                        int64_t ih = oh * g->sh - g->pad_top + i, iw = ow * g->sw - g->pad_left + q;
+                        if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                        for (int64_t c = 0; c < g->c; c++)
+                            for (int64_t o = 0; o < g->oc; o++)
+                                df[((i * g->kw + q) * g->c + c) * g->oc + o] +=
+                                    in[((n * g->h + ih) * g->w + iw) * g->c + c] *
+                                    dy[((n * g->oh + oh) * g->ow + ow) * g->oc + o];
+                    }
+}
+
+START_TEST(test_conv_kernels_match_naive_loops) {
+    const int64_t ocs[] = {16, 32, 64, 8};
+    const int64_t cs[] = {1, 1, 1, 3};
+    const char *pads[] = {"SAME", "VALID"};
+    for (int k = 0; k < 4; k++)
+        for (int s = 1; s <= 2; s++)
+            for (int pi = 0; pi < 2; pi++) {
+                pst_conv_geom g;
+                ck_assert_int_eq(pst_conv_geom_make(&g, 3, 9, 11, cs[k], 5, 3, ocs[k], s, s, pads[pi]), 0);
+                size_t ni = (size_t)(g.n * g.h * g.w * g.c), nf = (size_t)(g.kh * g.kw * g.c * g.oc),
+                       no = (size_t)(g.n * g.oh * g.ow * g.oc);
+                pst_tensor *in = pst_test_rand(PST_FLOAT, pst_shape_1d((int64_t)ni), 1, -1, 1);
+                pst_tensor *f = pst_test_rand(PST_FLOAT, pst_shape_1d((int64_t)nf), 2, -1, 1);
+                pst_tensor *dy = pst_test_rand(PST_FLOAT, pst_shape_1d((int64_t)no), 3, -1, 1);
+                float *out = malloc(no * sizeof(float)), *ref = malloc(no * sizeof(float));
+                float *df = malloc(nf * sizeof(float)), *dref = malloc(nf * sizeof(float));
+                pst_conv2d_forward(&g, pst_tensor_f32(in), pst_tensor_f32(f), out);
+                naive_conv(&g, pst_tensor_f32(in), pst_tensor_f32(f), ref);
+                for (size_t i = 0; i < no; i++)
+                    ck_assert_msg(fabsf(out[i] - ref[i]) < 1e-4f, "oc %lld stride %d %s: out[%zu] %g vs %g",
+                                  (long long)g.oc, s, pads[pi], i, out[i], ref[i]);
+                pst_conv2d_backprop_filter(&g, pst_tensor_f32(in), pst_tensor_f32(dy), df);
+                naive_filter_grad(&g, pst_tensor_f32(in), pst_tensor_f32(dy), dref);
+                for (size_t i = 0; i < nf; i++)
+                    ck_assert_msg(fabsf(df[i] - dref[i]) < 1e-3f, "oc %lld stride %d %s: df[%zu] %g vs %g",
+                                  (long long)g.oc, s, pads[pi], i, df[i], dref[i]);
+                free(out);
+                free(ref);
+                free(df);
+                free(dref);
+                pst_tensor_unref(in);
+                pst_tensor_unref(f);
+                pst_tensor_unref(dy);
+            }
+}
+END_TEST
+
 START_TEST(test_static_shapes_flow) {
     pst_graph *g = pst_graph_new();
     pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_4d(-1, 28, 28, 1));
@@ -324,6 +400,7 @@ int main(void) {
     tcase_add_test(tc, test_runtime_errors_name_the_node);
     tcase_add_test(tc, test_build_errors_name_shapes);
     tcase_add_test(tc, test_static_shapes_flow);
+    tcase_add_test(tc, test_conv_kernels_match_naive_loops);
     tcase_add_test(tc, test_random_ops_seeded);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
