@@ -193,11 +193,14 @@ static void assert_checkpoints_equal(const char *a, const char *b, double rel, i
     if (n_compared) *n_compared = cmp;
 }
 
-/* 2 PS + 2 workers, asynchronous, the MLP reaches the single-process bar (0.86). */
+/* 2 PS + 2 workers, asynchronous, the MLP reaches the single-process bar (0.86). Async
+ * updates interleave differently on every run and the last steps' noise moves the test
+ * accuracy by about a point (0.843-0.877 seen after 3000 global steps), so the job runs 4000
+ * global steps (about 2000 per worker) to reach the bar every time. */
 START_TEST(test_async_mlp_2ps_2workers_accuracy) {
     setup();
     const char *c = cluster_file("async", 2, 2, NULL);
-    const char *flags[] = {"--model", "mlp", "--steps", "3000", "--threads", "1", "--quiet", NULL};
+    const char *flags[] = {"--model", "mlp", "--steps", "4000", "--threads", "1", "--quiet", NULL};
     job j;
     start_job(&j, "async", c, 2, 2, flags, NULL);
     finish_job(&j);
@@ -205,7 +208,7 @@ START_TEST(test_async_mlp_2ps_2workers_accuracy) {
     ck_assert_msg(acc >= 0.86, "test accuracy %.4f below 0.86", acc);
     /* the chief printed the global step it reached */
     char *log = slurp(j.w_log[0]);
-    ck_assert_ptr_nonnull(strstr(log, "global step 3000"));
+    ck_assert_ptr_nonnull(strstr(log, "global step 4000"));
     free(log);
 }
 END_TEST
