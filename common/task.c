@@ -89,8 +89,6 @@ const char *pst_task_address(const pst_task *t) { return t->addr; }
 pst_var_store *pst_task_vars(pst_task *t) { return t->vars; }
 pst_rendezvous *pst_task_rendezvous(pst_task *t) { return &t->route.base; }
 pst_transport *pst_task_transport(pst_task *t) { return t->tr; }
-const pst_cluster *pst_task_cluster(const pst_task *t) { return t->o.cluster; }
-int64_t pst_task_connect_timeout(const pst_task *t) { return t->o.connect_timeout_ms; }
 
 static void logf_(pst_task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(pst_task *t, const char *fmt, ...) {
@@ -335,7 +333,6 @@ static void handle_deregister(pst_task *t, pst_server_call *call, const uint8_t 
 typedef struct run_job {
     pst_task *t;
     pst_server_call *call;
-    part *p; /* stable: parts never move while a step runs? they may: copy what we need */
     pst_session *s;
     pst_node **targets;
     int n_targets;
@@ -1312,7 +1309,6 @@ struct pst_dist_run {
     char (*handles)[32];
     pst_session *local;
     pst_partition *mine;
-    const char **devices;
 };
 
 pst_dist_run *pst_dist_run_new(pst_task *t, pst_graph *g, int n_fetches, const pst_output *fetches,
@@ -1325,11 +1321,9 @@ pst_dist_run *pst_dist_run_new(pst_task *t, pst_graph *g, int n_fetches, const p
         return NULL;
     }
     r->handles = calloc((size_t)r->ps.n + 1, sizeof *r->handles);
-    r->devices = calloc((size_t)r->ps.n + 1, sizeof *r->devices);
     int rc = 0;
     for (int i = 0; i < r->ps.n && rc == 0; i++) {
         pst_partition *p = &r->ps.parts[i];
-        r->devices[i] = p->task;
         if (i == r->ps.client) continue;
         uint8_t *gd = NULL;
         size_t gl = 0;
@@ -1374,11 +1368,6 @@ pst_dist_run *pst_dist_run_new(pst_task *t, pst_graph *g, int n_fetches, const p
         return NULL;
     }
     return r;
-}
-
-int pst_dist_run_tasks(const pst_dist_run *r, const char ***devices) {
-    *devices = r->devices;
-    return r->ps.n;
 }
 
 typedef struct step_ctx {
@@ -1481,6 +1470,5 @@ void pst_dist_run_free(pst_dist_run *r) {
     if (r->local) pst_session_free(r->local);
     pst_partition_set_destroy(&r->ps);
     free(r->handles);
-    free(r->devices);
     free(r);
 }

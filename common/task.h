@@ -70,8 +70,6 @@ const char *pst_task_address(const pst_task *t); /* the cluster address */
 pst_var_store *pst_task_vars(pst_task *t);
 pst_rendezvous *pst_task_rendezvous(pst_task *t); /* routes sends to their tasks */
 pst_transport *pst_task_transport(pst_task *t);
-const pst_cluster *pst_task_cluster(const pst_task *t);
-int64_t pst_task_connect_timeout(const pst_task *t);
 
 /* Blocks until a Shutdown call (or pst_task_request_shutdown) ends the task's service, or
  * timeout_ms passes (<= 0: forever). Returns 0 when every worker finished cleanly, or the
@@ -159,8 +157,6 @@ pst_dist_run *pst_dist_run_new(pst_task *t, pst_graph *g, int n_fetches, const p
  * stops the step at once and names that task. */
 int pst_dist_run_step(pst_dist_run *r, const pst_feed *feeds, int n_feeds, pst_tensor **out,
                       pst_status *st);
-/* The tasks this run has partitions on (devices), e.g. to print where a layer runs. */
-int pst_dist_run_tasks(const pst_dist_run *r, const char ***devices);
 /* Deregisters the remote partitions (best effort) and frees. */
 void pst_dist_run_free(pst_dist_run *r);
 
