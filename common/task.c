@@ -927,20 +927,9 @@ static int call_packed(pst_task *t, const char *device, int method, pst_msg *req
                                    len, st);
 }
 
-int pst_task_push(pst_task *t, const char *device, const char *key, pst_tensor *value,
-                  pst_status *st) {
-    pst_call_group *g = pst_call_group_new();
-    int rc = push_async(t, g, device, key, value, st);
-    int wrc = pst_call_group_wait(g, rc < 0 ? NULL : st);
-    pst_call_group_free(g);
-    return rc < 0 ? rc : wrc;
-}
-
 int pst_task_push_variable(pst_task *t, const char *device, const char *name, pst_tensor *value,
                            pst_status *st) {
-    char key[1100];
-    snprintf(key, sizeof key, "var:%s", name);
-    return pst_task_push(t, device, key, value, st);
+    return pst_task_push_variables(t, device, 1, &name, &value, st);
 }
 
 int pst_task_push_variables(pst_task *t, const char *device, int n, const char *const *names,
@@ -1236,20 +1225,18 @@ int pst_task_restore_remote(pst_task *t, const char *device, const char *prefix,
     return rc;
 }
 
-/* The variables of this task that a saver should cover: every initialized variable whose node
- * a registered partition described. */
-static pst_output *saveable(pst_task *t, int *n) {
+/* The variable nodes registered partitions described (save/restore cover them); with
+ * initialized_only, just those whose variable has a value here. Caller frees. */
+static pst_output *described_vars(pst_task *t, int initialized_only, int *n) {
     pthread_mutex_lock(&t->mu);
-    size_t cap = pst_strmap_size(t->var_nodes) + 1;
-    pst_output *outs = calloc(cap, sizeof *outs);
+    pst_output *outs = calloc(pst_strmap_size(t->var_nodes) + 1, sizeof *outs);
     int k = 0;
     size_t it = 0;
     const char *name;
     void *v;
     while (pst_strmap_next(t->var_nodes, &it, &name, &v)) {
-        pst_node *node = v;
-        pst_var *var = pst_var_store_find(t->vars, name);
-        if (var && pst_var_is_initialized(var)) outs[k++] = pst_out(node, 0);
+        pst_var *var = initialized_only ? pst_var_store_find(t->vars, name) : NULL;
+        if (!initialized_only || (var && pst_var_is_initialized(var))) outs[k++] = pst_out(v, 0);
     }
     pthread_mutex_unlock(&t->mu);
     *n = k;
@@ -1261,7 +1248,7 @@ int pst_task_save_local(pst_task *t, const char *prefix, int shard, int num_shar
     (void)shard;
     (void)num_shards;
     int n = 0;
-    pst_output *vars = saveable(t, &n);
+    pst_output *vars = described_vars(t, 1, &n);
     int rc = 0;
     if (n == 0) {
         rc = pst_status_set(st, PST_E_PRECONDITION, "%s has no initialized variables to save",
@@ -1278,15 +1265,8 @@ int pst_task_save_local(pst_task *t, const char *prefix, int shard, int num_shar
 }
 
 int pst_task_restore_local(pst_task *t, const char *prefix, int *n_restored, pst_status *st) {
-    pthread_mutex_lock(&t->mu);
-    size_t cap = pst_strmap_size(t->var_nodes) + 1;
-    pst_output *vars = calloc(cap, sizeof *vars);
     int n = 0;
-    size_t it = 0;
-    const char *name;
-    void *v;
-    while (pst_strmap_next(t->var_nodes, &it, &name, &v)) vars[n++] = pst_out(v, 0);
-    pthread_mutex_unlock(&t->mu);
+    pst_output *vars = described_vars(t, 0, &n);
     int rc = 0;
     if (n > 0) {
         pst_saver_opts so = {.n_vars = n, .vars = vars};

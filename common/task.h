@@ -82,9 +82,6 @@ void pst_task_request_shutdown(pst_task *t, const pst_status *why);
 int pst_task_say_done(pst_task *t, const char *device, int failed, const char *reason,
                       pst_status *st);
 
-/* Pushes a tensor to another task's rendezvous under key, in concurrent chunks. */
-int pst_task_push(pst_task *t, const char *device, const char *key, pst_tensor *value,
-                  pst_status *st);
 /* Assigns a variable on another task (creating it), moving its bytes in chunks. */
 int pst_task_push_variable(pst_task *t, const char *device, const char *name, pst_tensor *value,
                            pst_status *st);

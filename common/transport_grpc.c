@@ -185,7 +185,7 @@ static gpr_timespec deadline_after(int64_t ms) {
 }
 
 /* Channel (and server) arguments: no message size limit, no proxy, keepalive, fast reconnects. */
-static grpc_channel_args *make_args(const pst_transport_opts *o, grpc_arg *a, int server) {
+static grpc_channel_args make_args(const pst_transport_opts *o, grpc_arg *a, int server) {
     int n = 0;
 #define ARG_INT(k, v)                                                                           \
     do {                                                                                       \
@@ -217,10 +217,7 @@ static grpc_channel_args *make_args(const pst_transport_opts *o, grpc_arg *a, in
     ARG_INT(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4 << 20);
     ARG_INT(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 4 << 20);
 #undef ARG_INT
-    static __thread grpc_channel_args args;
-    args.num_args = (size_t)n;
-    args.args = a;
-    return &args;
+    return (grpc_channel_args){.num_args = (size_t)n, .args = a};
 }
 
 /* ---- client ---- */
@@ -254,8 +251,9 @@ static channel *get_channel(gtransport *t, const char *addr, pst_status *st) {
         c = &t->channels[t->n_channels];
         snprintf(c->addr, sizeof c->addr, "%s", addr);
         grpc_arg a[24];
+        grpc_channel_args args = make_args(&t->o, a, 0);
         grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-        c->ch = grpc_channel_create(addr, creds, make_args(&t->o, a, 0));
+        c->ch = grpc_channel_create(addr, creds, &args);
         grpc_channel_credentials_release(creds);
         c->methods = calloc((size_t)t->base.n_methods, sizeof *c->methods);
         for (int m = 0; m < t->base.n_methods; m++)
@@ -500,7 +498,8 @@ static int g_serve(pst_transport *base, const char *addr, pst_handler_fn h, void
     if (!colon || colon == addr || colon[1] == 0)
         return pst_status_set(st, PST_E_INVALID, "address '%s' is not host:port", addr);
     grpc_arg a[24];
-    t->server = grpc_server_create(make_args(&t->o, a, 1), NULL);
+    grpc_channel_args args = make_args(&t->o, a, 1);
+    t->server = grpc_server_create(&args, NULL);
     t->scq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(t->server, t->scq, NULL);
     t->server_methods = calloc((size_t)base->n_methods, sizeof *t->server_methods);
