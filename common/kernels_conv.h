@@ -1,6 +1,9 @@
 /*
- * kernels_conv — NHWC convolution and pooling on raw float buffers: im2col + OpenBLAS sgemm for
- * the convolution and both backprops, direct loops (vectorized over channels) for pooling.
+ * kernels_conv — NHWC convolution and pooling on raw float buffers. The convolution and both
+ * backprops run register-blocked direct kernels when the output channels are a multiple of 8
+ * (the input gradient with stride 1 is a convolution with the flipped filter, so it needs the
+ * input channels to be one), im2col + OpenBLAS sgemm otherwise; pooling runs direct loops
+ * vectorized over channels.
  * Kernels see pointers and a geometry, never the graph.
  */
 #ifndef PST_KERNELS_CONV_H

@@ -75,7 +75,9 @@ static int matmul_kernel(pst_kernel_ctx *c) {
     if (a->dtype == PST_FLOAT) {
         mm_job j = {ta, tb, (int)nn, (int)k, pst_tensor_f32(a), (int)a->shape.dims[1],
                     pst_tensor_f32(b), (int)b->shape.dims[1], pst_tensor_f32(o)};
-        pst_parallel_for(m, 16, mm_range, &j);
+        /* one range per thread: every sgemm call packs all of b again */
+        int64_t t = pst_parallel_threads(), grain = (m + t - 1) / t;
+        pst_parallel_for(m, grain > 16 ? grain : 16, mm_range, &j);
     } else
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     (int)m, (int)nn, (int)k, 1.0, pst_tensor_f64(a), (int)a->shape.dims[1],

@@ -96,7 +96,12 @@ void pst_parallel_for(int64_t n, int64_t grain, pst_range_fn fn, void *ctx) {
         n_started++;
     }
     int helpers = n_started < t - 1 ? n_started : t - 1;
-    int64_t chunks = (n + grain - 1) / grain, per = (chunks + t - 1) / t;
+    /* Up to RANGES_PER_THREAD ranges per thread, taken in order by whichever thread is free:
+     * on a shared machine one core often runs slower for a while, and one range per thread
+     * would leave the other idle at the end. */
+    int64_t chunks = (n + grain - 1) / grain;
+    int64_t per = (chunks + (int64_t)t * PST_PARALLEL_RANGES_PER_THREAD - 1) /
+                  ((int64_t)t * PST_PARALLEL_RANGES_PER_THREAD);
     job_fn = fn;
     job_ctx = ctx;
     job_n = n;

@@ -18,7 +18,9 @@ typedef void (*pst_range_fn)(void *ctx, int64_t begin, int64_t end);
  * $PST_NUM_THREADS. */
 void pst_parallel_set_threads(int n);
 int pst_parallel_threads(void);
-/* Runs fn over [0, n) split into contiguous ranges of at least `grain` items. */
+/* Runs fn over [0, n) split into contiguous ranges of at least `grain` items, at most
+ * PST_PARALLEL_RANGES_PER_THREAD per thread (fewer when n / grain is smaller). */
+#define PST_PARALLEL_RANGES_PER_THREAD 4
 void pst_parallel_for(int64_t n, int64_t grain, pst_range_fn fn, void *ctx);
 
 /* The absolute CLOCK_REALTIME time ms milliseconds from now, for pthread_cond_timedwait. */

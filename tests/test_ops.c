@@ -277,8 +277,11 @@ static void naive_conv(const pst_conv_geom *g, const float *in, const float *f, 
                 }
 }
 
-static void naive_filter_grad(const pst_conv_geom *g, const float *in, const float *dy, float *df) {
+/* Both backprops by the definition: df += x * dy and din += f * dy over every window tap. */
+static void naive_grads(const pst_conv_geom *g, const float *in, const float *f, const float *dy,
+                        float *df, float *din) {
     memset(df, 0, (size_t)(g->kh * g->kw * g->c * g->oc) * sizeof(float));
+    memset(din, 0, (size_t)(g->n * g->h * g->w * g->c) * sizeof(float));
     for (int64_t n = 0; n < g->n; n++)
         for (int64_t oh = 0; oh < g->oh; oh++)
             for (int64_t ow = 0; ow < g->ow; ow++)
@@ -287,18 +290,23 @@ static void naive_filter_grad(const pst_conv_geom *g, const float *in, const flo
                         int64_t ih = oh * g->sh - g->pad_top + i, iw = ow * g->sw - g->pad_left + q;
                         if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
                         for (int64_t c = 0; c < g->c; c++)
-                            for (int64_t o = 0; o < g->oc; o++)
-                                df[((i * g->kw + q) * g->c + c) * g->oc + o] +=
-                                    in[((n * g->h + ih) * g->w + iw) * g->c + c] *
-                                    dy[((n * g->oh + oh) * g->ow + ow) * g->oc + o];
+                            for (int64_t o = 0; o < g->oc; o++) {
+                                int64_t fi = ((i * g->kw + q) * g->c + c) * g->oc + o;
+                                int64_t xi = ((n * g->h + ih) * g->w + iw) * g->c + c;
+                                float d = dy[((n * g->oh + oh) * g->ow + ow) * g->oc + o];
+                                df[fi] += in[xi] * d;
+                                din[xi] += f[fi] * d;
+                            }
                     }
 }
 
+/* Every kernel path: direct 16- and 8-channel blocks (oc 16/32/64 and 8/24, including input
+ * gradients that become 8- or 16-channel convolutions), im2col + sgemm (oc 10, c 3). */
 START_TEST(test_conv_kernels_match_naive_loops) {
-    const int64_t ocs[] = {16, 32, 64, 8};
-    const int64_t cs[] = {1, 1, 1, 3};
+    const int64_t ocs[] = {16, 32, 64, 8, 24, 10};
+    const int64_t cs[] = {1, 1, 1, 3, 16, 3};
     const char *pads[] = {"SAME", "VALID"};
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 6; k++)
         for (int s = 1; s <= 2; s++)
             for (int pi = 0; pi < 2; pi++) {
                 pst_conv_geom g;
@@ -315,11 +323,18 @@ START_TEST(test_conv_kernels_match_naive_loops) {
                 for (size_t i = 0; i < no; i++)
                     ck_assert_msg(fabsf(out[i] - ref[i]) < 1e-4f, "oc %lld stride %d %s: out[%zu] %g vs %g",
                                   (long long)g.oc, s, pads[pi], i, out[i], ref[i]);
+                float *din = malloc(ni * sizeof(float)), *diref = malloc(ni * sizeof(float));
+                naive_grads(&g, pst_tensor_f32(in), pst_tensor_f32(f), pst_tensor_f32(dy), dref, diref);
                 pst_conv2d_backprop_filter(&g, pst_tensor_f32(in), pst_tensor_f32(dy), df);
-                naive_filter_grad(&g, pst_tensor_f32(in), pst_tensor_f32(dy), dref);
                 for (size_t i = 0; i < nf; i++)
                     ck_assert_msg(fabsf(df[i] - dref[i]) < 1e-3f, "oc %lld stride %d %s: df[%zu] %g vs %g",
                                   (long long)g.oc, s, pads[pi], i, df[i], dref[i]);
+                pst_conv2d_backprop_input(&g, pst_tensor_f32(f), pst_tensor_f32(dy), din);
+                for (size_t i = 0; i < ni; i++)
+                    ck_assert_msg(fabsf(din[i] - diref[i]) < 1e-3f, "oc %lld stride %d %s: din[%zu] %g vs %g",
+                                  (long long)g.oc, s, pads[pi], i, din[i], diref[i]);
+                free(din);
+                free(diref);
                 free(out);
                 free(ref);
                 free(df);
