@@ -346,6 +346,32 @@ START_TEST(test_conv_kernels_match_naive_loops) {
 }
 END_TEST
 
+/* A batch whose output is larger than a quarter of the last-level cache is written with
+ * streaming stores; its values equal the same images convolved one at a time (cached stores). */
+START_TEST(test_conv_large_output_equals_per_image) {
+    pst_conv_geom g, g1;
+    ck_assert_int_eq(pst_conv_geom_make(&g, 48, 64, 64, 1, 5, 5, 32, 1, 1, "SAME"), 0);
+    ck_assert_int_eq(pst_conv_geom_make(&g1, 1, 64, 64, 1, 5, 5, 32, 1, 1, "SAME"), 0);
+    int64_t per_in = 64 * 64, per_out = 64 * 64 * 32;
+    pst_tensor *in = pst_test_rand(PST_FLOAT, pst_shape_1d(48 * per_in), 4, -1, 1);
+    pst_tensor *f = pst_test_rand(PST_FLOAT, pst_shape_1d(25 * 32), 5, -1, 1);
+    pst_status st = {0};
+    pst_tensor *out = pst_tensor_new(PST_FLOAT, pst_shape_1d(48 * per_out), &st);
+    pst_tensor *one = pst_tensor_new(PST_FLOAT, pst_shape_1d(per_out), &st);
+    ck_assert(out != NULL && one != NULL);
+    pst_conv2d_forward(&g, pst_tensor_f32(in), pst_tensor_f32(f), pst_tensor_f32(out));
+    for (int64_t n = 0; n < 48; n += 7) {
+        pst_conv2d_forward(&g1, pst_tensor_f32(in) + n * per_in, pst_tensor_f32(f), pst_tensor_f32(one));
+        ck_assert_msg(memcmp(pst_tensor_f32(out) + n * per_out, one->data, one->nbytes) == 0,
+                      "image %lld differs", (long long)n);
+    }
+    pst_tensor_unref(in);
+    pst_tensor_unref(f);
+    pst_tensor_unref(out);
+    pst_tensor_unref(one);
+}
+END_TEST
+
 START_TEST(test_static_shapes_flow) {
     pst_graph *g = pst_graph_new();
     pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_4d(-1, 28, 28, 1));
@@ -416,6 +442,7 @@ int main(void) {
     tcase_add_test(tc, test_build_errors_name_shapes);
     tcase_add_test(tc, test_static_shapes_flow);
     tcase_add_test(tc, test_conv_kernels_match_naive_loops);
+    tcase_add_test(tc, test_conv_large_output_equals_per_image);
     tcase_add_test(tc, test_random_ops_seeded);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
