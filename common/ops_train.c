@@ -339,8 +339,16 @@ static int sync_apply(pst_kernel_ctx *c, pst_kernel_fn inner, int grad_idx) {
     }
     struct timespec dl;
     pst_deadline_in(&dl, timeout);
+    int64_t total = pst_kctx_attr_i(c, "total_replicas", 0);
+    if (total < need) total = need;
     while (v->sync_step <= step && rc == 0)
-        if (pthread_cond_timedwait(&v->sync_cv, &v->sync_mu, &dl) == ETIMEDOUT)
+        if (total - v->sync_lost < need)
+            rc = pst_kctx_error(c, PST_E_ABORTED,
+                                "step %lld of variable '%s' cannot gather the gradients of %lld "
+                                "replicas: %d of %lld replicas failed (%s)",
+                                (long long)step, v->name, (long long)need, v->sync_lost,
+                                (long long)total, v->sync_lost_why ? v->sync_lost_why : "");
+        else if (pthread_cond_timedwait(&v->sync_cv, &v->sync_mu, &dl) == ETIMEDOUT)
             rc = pst_kctx_error(c, PST_E_DEADLINE,
                                 "waited %lld ms for the gradients of %lld replicas for step %lld "
                                 "of variable '%s'; %d arrived",

@@ -666,7 +666,8 @@ static int done_already(pst_task *t, const char *from) {
 /* Counts `from` as finished (once); ends the service when every worker has. */
 static void mark_done(pst_task *t, const char *from, int failed, const char *reason, int now) {
     pthread_mutex_lock(&t->mu);
-    if (!done_already(t, from)) {
+    int first = !done_already(t, from);
+    if (first) {
         t->done_from = realloc(t->done_from, (size_t)(t->n_done + 1) * sizeof *t->done_from);
         t->done_from[t->n_done++] = strdup(from);
     }
@@ -677,6 +678,12 @@ static void mark_done(pst_task *t, const char *from, int failed, const char *rea
     pthread_mutex_unlock(&t->mu);
     logf_(t, "%s is done%s%s (%d of %d workers)", from, failed ? ", failed: " : "",
           failed ? reason : "", n_done, expected_workers(t));
+    if (failed && first) {
+        /* synchronous replicas waiting for its gradients stop waiting */
+        char why[PST_STATUS_MSG_MAX + PST_DEVICE_MAX + 16];
+        snprintf(why, sizeof why, "%s failed: %s", from, reason);
+        pst_var_store_replica_lost(t->vars, why);
+    }
     if (done) pst_task_request_shutdown(t, NULL);
 }
 

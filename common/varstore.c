@@ -8,6 +8,8 @@
 struct pst_var_store {
     pthread_mutex_t mu;
     pst_strmap *vars;
+    int lost;       /* replicas lost so far, given to variables created later */
+    char *lost_why;
 };
 
 pst_var_store *pst_var_store_new(void) {
@@ -31,8 +33,10 @@ void pst_var_store_free(pst_var_store *vs) {
         pthread_mutex_destroy(&v->sync_mu);
         pthread_cond_destroy(&v->sync_cv);
         free(v->name);
+        free(v->sync_lost_why);
         free(v);
     }
+    free(vs->lost_why);
     pst_strmap_free(vs->vars);
     pthread_mutex_destroy(&vs->mu);
     free(vs);
@@ -51,6 +55,8 @@ pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dt
         pthread_mutex_init(&v->mu, NULL);
         pthread_mutex_init(&v->sync_mu, NULL);
         pthread_cond_init(&v->sync_cv, NULL);
+        v->sync_lost = vs->lost;
+        v->sync_lost_why = vs->lost_why ? strdup(vs->lost_why) : NULL;
         pst_strmap_put(vs->vars, name, v);
     } else if (v->dtype != dt) {
         pst_status_set(st, PST_E_INVALID, "variable '%s' exists with dtype %s, requested %s",
@@ -84,6 +90,24 @@ int pst_var_store_list(pst_var_store *vs, pst_var ***out) {
     qsort(arr, n, sizeof *arr, cmp_var);
     *out = arr;
     return (int)n;
+}
+
+void pst_var_store_replica_lost(pst_var_store *vs, const char *why) {
+    pthread_mutex_lock(&vs->mu);
+    vs->lost++;
+    free(vs->lost_why);
+    vs->lost_why = strdup(why);
+    void *val;
+    for (size_t it = 0; pst_strmap_next(vs->vars, &it, NULL, &val);) {
+        pst_var *v = val;
+        pthread_mutex_lock(&v->sync_mu);
+        v->sync_lost = vs->lost;
+        free(v->sync_lost_why);
+        v->sync_lost_why = strdup(why);
+        pthread_cond_broadcast(&v->sync_cv);
+        pthread_mutex_unlock(&v->sync_mu);
+    }
+    pthread_mutex_unlock(&vs->mu);
 }
 
 pst_tensor *pst_var_read(pst_var *v) {

@@ -36,6 +36,8 @@ typedef struct pst_var {
     int sync_count;
     pst_tensor *sync_sum;
     int64_t n_stale;      /* gradients dropped because their step had passed */
+    int sync_lost;        /* replicas known to have failed (pst_var_store_replica_lost) */
+    char *sync_lost_why;  /* the latest one's reason */
 } pst_var;
 
 typedef struct pst_var_store pst_var_store;
@@ -48,6 +50,11 @@ pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dt
 pst_var *pst_var_store_find(pst_var_store *vs, const char *name);
 /* Number of variables and the i-th in name order (stable for a given set). */
 int pst_var_store_list(pst_var_store *vs, pst_var ***out); /* caller frees the array */
+
+/* Records that a synchronous replica failed (why names it) on every variable and wakes the
+ * replicas waiting for a step: a step that can no longer gather its gradients fails at once
+ * with `why` instead of waiting out its timeout. */
+void pst_var_store_replica_lost(pst_var_store *vs, const char *why);
 
 /* Current value with a new reference, or NULL when uninitialized. */
 pst_tensor *pst_var_read(pst_var *v);

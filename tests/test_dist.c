@@ -420,6 +420,46 @@ START_TEST(test_ps_exits_when_worker_crashes) {
 }
 END_TEST
 
+/* Sync mode: when a worker crashes, the surviving replica's step cannot gather its gradients;
+ * it fails as soon as the PS counts the crashed worker as failed, naming it, instead of
+ * waiting out the 300 s sync timeout. */
+START_TEST(test_sync_worker_crash_fails_the_step_naming_it) {
+    setup();
+    const char *c = cluster_file("synccrash", 1, 2, NULL);
+    char log_ps[300], log_w[2][300], task0[] = "0", task1[] = "1";
+    snprintf(log_ps, sizeof log_ps, "%s/synccrash-ps.log", dir);
+    char *ps_argv[] = {bin_ps, "--cluster", (char *)c, "--task", task0, "--worker-timeout-ms",
+                       "2000", NULL};
+    pid_t ps = spawn(log_ps, ps_argv);
+    pid_t w[2];
+    char *tasks[2] = {task0, task1};
+    for (int i = 0; i < 2; i++) {
+        snprintf(log_w[i], sizeof log_w[i], "%s/synccrash-worker-%d.log", dir, i);
+        char *argv[] = {bin_worker, "--cluster", (char *)c, "--task", tasks[i], "--model", "mlp",
+                        "--steps", "1000000", "--mode", "sync", "--threads", "1", NULL};
+        w[i] = spawn(log_w[i], argv);
+    }
+    int running = 0;
+    for (int i = 0; i < 600 && !running; i++) {
+        char *log = slurp(log_w[0]);
+        running = strstr(log, ", local step ") != NULL; /* a progress line: steps ran */
+        free(log);
+        if (!running) usleep(100 * 1000);
+    }
+    ck_assert_msg(running, "worker 0 never printed progress");
+    kill(w[1], SIGKILL);
+    waitpid(w[1], NULL, 0);
+    int rc = wait_exit(w[0], 120); /* a hang guard far below the 300 s sync timeout */
+    char *log = slurp(log_w[0]);
+    ck_assert_msg(rc == 1, "worker 0 exited %d:\n%s", rc, log);
+    ck_assert_msg(strstr(log, "cannot gather the gradients of 2 replicas") != NULL, "%s", log);
+    ck_assert_msg(strstr(log, "/job:worker/replica:0/task:1 failed: no answer from 127.0.0.1:") != NULL,
+                  "%s", log);
+    free(log);
+    ck_assert_int_eq(wait_exit(ps, 30), 1);
+}
+END_TEST
+
 /* `pstrain inspect placement --cluster` on a live job: a table per PS with the variables. */
 START_TEST(test_inspect_placement_live) {
     setup();
@@ -459,6 +499,7 @@ int main(void) {
     tcase_add_test(tc, test_partitioned_3ps_restore_onto_1_and_3);
     tcase_add_test(tc, test_killed_ps_is_named);
     tcase_add_test(tc, test_ps_exits_when_worker_crashes);
+    tcase_add_test(tc, test_sync_worker_crash_fails_the_step_naming_it);
     tcase_add_test(tc, test_inspect_placement_live);
     tcase_add_test(tc, test_async_mlp_2ps_2workers_accuracy);
     suite_add_tcase(s, tc);

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "varstore.h"
 
@@ -302,6 +303,43 @@ START_TEST(test_sync_timeout_names_variable) {
 }
 END_TEST
 
+/* Replicas lost: with 2 of 3 to aggregate, losing one still lets a step complete; after the
+ * second, a replica waiting for its step fails at once with the reason, not at its timeout. */
+START_TEST(test_sync_replica_lost_fails_waiting_step) {
+    pst_var_store *vs = pst_var_store_new();
+    replica r[2];
+    for (int i = 0; i < 2; i++) replica_build(&r[i], vs, 2, 3);
+    pst_status st = {0};
+    ck_assert_int_eq(pst_session_run_target(r[0].s, pst_global_variables_initializer(r[0].g), &st), 0);
+    pst_var_store_replica_lost(vs, "/job:worker/replica:0/task:2 failed: no answer");
+    r[0].grad = 2;
+    r[1].grad = 4;
+    r[0].local = r[1].local = 0;
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, replica_step, &r[i]);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) ck_assert_msg(r[i].rc == 0, "%s", r[i].st.msg);
+    ck_assert_float_eq_tol(read_var(vs, "w"), -0.5f, 1e-6);
+    /* step 1: replica 0 waits for a second gradient; then replica 1's worker is lost too */
+    r[0].grad = 1;
+    r[0].local = 1;
+    pthread_create(&th[0], NULL, replica_step, &r[0]);
+    usleep(100 * 1000);
+    pst_var_store_replica_lost(vs, "/job:worker/replica:0/task:1 failed: no answer");
+    pthread_join(th[0], NULL);
+    ck_assert_int_eq(r[0].rc, PST_E_ABORTED);
+    ck_assert_msg(strstr(r[0].st.msg, "2 of 3 replicas failed") != NULL, "%s", r[0].st.msg);
+    ck_assert_msg(strstr(r[0].st.msg, "task:1 failed: no answer") != NULL, "%s", r[0].st.msg);
+    ck_assert_msg(strstr(r[0].st.msg, "variable 'w'") != NULL, "%s", r[0].st.msg);
+    ck_assert_float_eq_tol(read_var(vs, "w"), -0.5f, 1e-6); /* step 1 never applied */
+    for (int i = 0; i < 2; i++) {
+        pst_session_free(r[i].s);
+        pst_graph_free(r[i].g);
+    }
+    pst_var_store_free(vs);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ops_train");
     TCase *tc = tcase_create("apply");
@@ -316,6 +354,7 @@ int main(void) {
     tcase_add_test(tc, test_apply_uninitialized_names_variable);
     tcase_add_test(tc, test_sync_replicas_average_once);
     tcase_add_test(tc, test_sync_timeout_names_variable);
+    tcase_add_test(tc, test_sync_replica_lost_fails_waiting_step);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
