@@ -242,13 +242,8 @@ static float read_var(pst_var_store *vs, const char *name) {
     return v;
 }
 
-START_TEST(test_sync_replicas_average_once) {
-    pst_var_store *vs = pst_var_store_new();
-    replica r[3];
-    for (int i = 0; i < 3; i++) replica_build(&r[i], vs, 2, 3);
-    pst_status st = {0};
-    ck_assert_int_eq(pst_session_run_target(r[0].s, pst_global_variables_initializer(r[0].g), &st), 0);
-    /* Step 0: replicas 0 and 1 send gradients 2 and 4; w = 1 - 0.5 * 3 = -0.5. */
+/* Step 0 on replicas 0 and 1 at once: gradients 2 and 4 average to 3, w = 1 - 0.5 * 3. */
+static void two_replicas_step0(replica *r, pst_var_store *vs) {
     r[0].grad = 2;
     r[1].grad = 4;
     r[0].local = r[1].local = 0;
@@ -257,6 +252,15 @@ START_TEST(test_sync_replicas_average_once) {
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     for (int i = 0; i < 2; i++) ck_assert_msg(r[i].rc == 0, "%s", r[i].st.msg);
     ck_assert_float_eq_tol(read_var(vs, "w"), -0.5f, 1e-6);
+}
+
+START_TEST(test_sync_replicas_average_once) {
+    pst_var_store *vs = pst_var_store_new();
+    replica r[3];
+    for (int i = 0; i < 3; i++) replica_build(&r[i], vs, 2, 3);
+    pst_status st = {0};
+    ck_assert_int_eq(pst_session_run_target(r[0].s, pst_global_variables_initializer(r[0].g), &st), 0);
+    two_replicas_step0(r, vs);
     ck_assert_float_eq(read_var(vs, "global_step"), 1.0f);
     /* The backup replica arrives late for step 0: dropped, counted, nothing changes. */
     r[2].grad = 100;
@@ -312,15 +316,9 @@ START_TEST(test_sync_replica_lost_fails_waiting_step) {
     pst_status st = {0};
     ck_assert_int_eq(pst_session_run_target(r[0].s, pst_global_variables_initializer(r[0].g), &st), 0);
     pst_var_store_replica_lost(vs, "/job:worker/replica:0/task:2 failed: no answer");
-    r[0].grad = 2;
-    r[1].grad = 4;
-    r[0].local = r[1].local = 0;
-    pthread_t th[2];
-    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, replica_step, &r[i]);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-    for (int i = 0; i < 2; i++) ck_assert_msg(r[i].rc == 0, "%s", r[i].st.msg);
-    ck_assert_float_eq_tol(read_var(vs, "w"), -0.5f, 1e-6);
+    two_replicas_step0(r, vs);
     /* step 1: replica 0 waits for a second gradient; then replica 1's worker is lost too */
+    pthread_t th[1];
     r[0].grad = 1;
     r[0].local = 1;
     pthread_create(&th[0], NULL, replica_step, &r[0]);
