@@ -99,7 +99,8 @@ int pst_shape_broadcast(const pst_shape *a, const pst_shape *b, pst_shape *out, 
 
 int pst_shape_broadcast_binary(pst_node *n, pst_status *st) {
     if (pst_shape_check_same_dtype(n, 0, 1, st) < 0) return PST_E_INVALID;
-    pst_shape a = pst_node_in_shape(n, 0), b = pst_node_in_shape(n, 1), o;
+    pst_shape a = pst_node_in_shape(n, 0), b = pst_node_in_shape(n, 1),
+              o = pst_shape_unknown();
     if (pst_shape_broadcast(&a, &b, &o, st) < 0) return PST_E_INVALID;
     pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), o);
     return 0;
