@@ -109,6 +109,7 @@ typedef struct conv_job {
     const float *in, *filter, *dy;
     float *out;
     float *partials; /* backprop filter: one K x OC block per range */
+    int64_t *partial_begin; /* the first image of the range that filled each block */
     atomic_int next_partial;
     /* direct kernels only: the filter packed by pack_filter, padded plane, and vectors of 8
      * channels per block (1 or 2) */
@@ -349,12 +350,20 @@ static void direct_fwd_range(void *ctx, int64_t b, int64_t e) {
     free(pl);
 }
 
+/* The partial-sum block of the range starting at image b; blocks go to ranges in the order
+ * threads take them, so each records its range for the in-order sum. */
+static float *claim_partial(conv_job *j, int64_t b, int64_t block) {
+    int p = atomic_fetch_add(&j->next_partial, 1);
+    j->partial_begin[p] = b;
+    return j->partials + (int64_t)p * block;
+}
+
 /* Backprop filter over images [b, e) into this range's own partial sum. */
 static void direct_bf_range(void *ctx, int64_t b, int64_t e) {
     conv_job *j = ctx;
     const pst_conv_geom *g = j->g;
     int64_t C = g->c, OC = g->oc, K = g->kh * g->kw * C, cb = 8 * j->nv, kwc = g->kw * C;
-    float *acc = j->partials + (int64_t)atomic_fetch_add(&j->next_partial, 1) * K * OC;
+    float *acc = claim_partial(j, b, K * OC);
     float *pl = plane_alloc(j);
     /* per filter row k = (i * kw + q) * C + c, its offset in the plane: row i, float q*C + c */
     int64_t *nk = malloc((size_t)mk_blocks(K) * sizeof *nk), *off = malloc((size_t)K * sizeof *off);
@@ -416,7 +425,7 @@ static void bf_range(void *ctx, int64_t b, int64_t e) {
     conv_job *j = ctx;
     const pst_conv_geom *g = j->g;
     int64_t K = g->kh * g->kw * g->c, per = g->oh * g->ow, step = images_per_chunk(g);
-    float *acc = j->partials + (int64_t)atomic_fetch_add(&j->next_partial, 1) * K * g->oc;
+    float *acc = claim_partial(j, b, K * g->oc);
     float *col = col_alloc(g, (step < e - b ? step : e - b) * per);
     for (int64_t i = b; i < e; i += step) {
         int64_t ni = e - i < step ? e - i : step, r0 = i * per, nr = ni * per;
@@ -442,16 +451,31 @@ void pst_conv2d_backprop_filter(const pst_conv_geom *g, const float *in, const f
     conv_job j = {.g = g, .in = in, .dy = dy};
     if (direct) direct_job_init(&j, g);
     j.partials = calloc((size_t)(slots * K * g->oc), sizeof(float));
-    PST_ASSERT(j.partials != NULL);
+    j.partial_begin = malloc((size_t)slots * sizeof *j.partial_begin);
+    PST_ASSERT(j.partials != NULL && j.partial_begin != NULL);
     atomic_init(&j.next_partial, 0);
     pst_parallel_for(g->n, 1, direct ? direct_bf_range : bf_range, &j);
     int used = atomic_load(&j.next_partial);
-    memcpy(dfilter, j.partials, (size_t)(K * g->oc) * sizeof(float));
+    /* Added in image order, whichever thread ran which range: the same sum on every run. */
+    int *order = malloc(((size_t)used + 1) * sizeof *order);
+    PST_ASSERT(order != NULL);
+    order[0] = 0; /* no range ran (no images): block 0 is zeros */
+    for (int p = 0; p < used; p++) {
+        int q = p;
+        while (q > 0 && j.partial_begin[order[q - 1]] > j.partial_begin[p]) {
+            order[q] = order[q - 1];
+            q--;
+        }
+        order[q] = p;
+    }
+    memcpy(dfilter, j.partials + (int64_t)order[0] * K * g->oc, (size_t)(K * g->oc) * sizeof(float));
     for (int p = 1; p < used; p++) {
-        const float *src = j.partials + (int64_t)p * K * g->oc;
+        const float *src = j.partials + (int64_t)order[p] * K * g->oc;
         for (int64_t i = 0; i < K * g->oc; i++) dfilter[i] += src[i];
     }
+    free(order);
     free(j.partials);
+    free(j.partial_begin);
 }
 
 static void bi_range(void *ctx, int64_t b, int64_t e) {

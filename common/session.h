@@ -1,8 +1,11 @@
 /*
  * session — runs a graph: fetches with feeds and targets, executing only the nodes they need.
  *
- * Nodes run in creation order (a topological order, since a node's inputs exist before it);
- * a tensor is released as soon as its last consumer has run. Plans (which nodes one
+ * The calling thread runs the needed nodes in creation order (a topological order, since a
+ * node's inputs exist before it); with inter_op_threads > 1, helper threads run pure nodes
+ * (no variable, state or side effect) as soon as their inputs are ready, so independent
+ * branches overlap while values, side effects and errors stay those of the sequential order.
+ * A tensor is released as soon as its last consumer has run. Plans (which nodes one
  * feeds/fetches/targets signature needs) are cached. Variables live in the session's
  * var store, or in a store shared with others (a parameter server's).
  *
@@ -28,7 +31,16 @@ typedef struct pst_session pst_session;
 typedef struct pst_session_opts {
     pst_var_store *vars; /* borrowed shared store; NULL: the session owns a new one */
     void *exec;          /* passed to kernels as ctx->exec (rendezvous for Send/Recv) */
+    int inter_op_threads; /* threads running one step's nodes, the caller included; 1: one
+                             at a time in order; 0: pst_session_default_inter_op_threads() */
 } pst_session_opts;
+
+#define PST_INTER_OP_THREADS_DEFAULT 1
+#define PST_INTER_OP_THREADS_MAX 64
+/* What sessions created with inter_op_threads 0 use: the last value set, else
+ * $PST_INTER_OP_THREADS, else PST_INTER_OP_THREADS_DEFAULT (clamped to 1..MAX). */
+int pst_session_default_inter_op_threads(void);
+void pst_session_set_default_inter_op_threads(int n);
 
 typedef struct pst_feed {
     pst_output output;
@@ -40,6 +52,8 @@ pst_session *pst_session_new(pst_graph *g, const pst_session_opts *opts, pst_sta
 void pst_session_free(pst_session *s);
 pst_var_store *pst_session_vars(pst_session *s);
 pst_graph *pst_session_graph(pst_session *s);
+/* How many nodes inter-op helper threads have run for this session so far. */
+int64_t pst_session_helper_nodes(pst_session *s);
 
 /* Runs fetches and targets. out (n_fetches entries) receives new references the caller unrefs;
  * on error every out entry is NULL. */

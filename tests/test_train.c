@@ -96,6 +96,13 @@ START_TEST(test_worker_rejects_bad_flags) {
     ck_assert_int_ne(pclose(p), 0);
     ck_assert_ptr_nonnull(strstr(all, "/nonexistent/train-images-idx3-ubyte.gz"));
     ck_assert_ptr_nonnull(strstr(all, "dataset-fashion-mnist"));
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --inter-op-threads 0 2>&1",
+             bin ? bin : "build");
+    p = popen(cmd, "r");
+    n = fread(all, 1, sizeof all - 1, p);
+    all[n] = '\0';
+    ck_assert_int_ne(pclose(p), 0);
+    ck_assert_msg(strstr(all, "--inter-op-threads") != NULL, "%s", all);
 }
 END_TEST
 

@@ -423,6 +423,7 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     signal(SIGPIPE, SIG_IGN);
     openblas_set_num_threads(1);
     pst_parallel_set_threads(f->threads);
+    if (f->inter_op_threads > 0) pst_session_set_default_inter_op_threads(f->inter_op_threads);
     d.index = f->task;
     if (f->cluster) {
         d.c = pst_cluster_load(f->cluster, &st);

@@ -11,6 +11,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--steps N] [--batch B] [--optimizer adam|sgd|momentum|adagrad|rmsprop]\n"
              "         [--lr X] [--seed S] [--data-dir DIR] [--keep-prob P] [--weight-decay W]\n"
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
+             "         [--inter-op-threads T]\n"
              "         [--checkpoint-dir DIR] [--save-every-steps N] [--save-every-secs S]\n"
              "         [--max-to-keep K]\n"
              "distributed (between-graph replication; see README):\n"
@@ -152,6 +153,9 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
         } else if (strcmp(a, "--threads") == 0) {
             if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
             f->threads = (int)v;
+        } else if (strcmp(a, "--inter-op-threads") == 0) {
+            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            f->inter_op_threads = (int)v;
         } else if (strcmp(a, "--save-every-steps") == 0) {
             if (parse_i64(a, val, 0, &f->save_every_steps, err, errlen) < 0) return -1;
         } else if (strcmp(a, "--save-every-secs") == 0) {

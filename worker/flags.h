@@ -22,6 +22,7 @@ typedef struct pst_train_flags {
     float weight_decay;         /* --weight-decay (0) */
     int64_t eval_every;         /* --eval-every (0: only at the end) */
     int threads;                /* --threads (2) */
+    int inter_op_threads;       /* --inter-op-threads (0: $PST_INTER_OP_THREADS or 1) */
     int validation;             /* --validation examples held out of training (5000) */
     const char *checkpoint_dir; /* --checkpoint-dir (none) */
     int64_t save_every_steps;   /* --save-every-steps (0: only at the end, with a dir) */

@@ -110,6 +110,7 @@ int main(int argc, char **argv) {
     /* Kernels split work across pstrain's pool; BLAS calls inside them run single-threaded. */
     openblas_set_num_threads(1);
     pst_parallel_set_threads(f.threads);
+    if (f.inter_op_threads > 0) pst_session_set_default_inter_op_threads(f.inter_op_threads);
     pst_status st = {0};
     pst_tensor *tr_x = NULL, *tr_y = NULL, *te_x = NULL, *te_y = NULL;
     model m = {0};
