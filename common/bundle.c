@@ -85,7 +85,40 @@ struct pst_bundle_writer {
     pst_strmap *names;
 };
 
+int pst_make_dirs(const char *dir, pst_status *st) {
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0) return 0;
+    if (len >= sizeof path)
+        return pst_status_set(st, PST_E_INVALID, "directory name too long: %.64s...", dir);
+    memcpy(path, dir, len + 1);
+    /* Each prefix ending at a '/' (and the whole path), shortest first. */
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        char c = path[i];
+        path[i] = '\0';
+        struct stat sb;
+        if (stat(path, &sb) != 0) {
+            if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                return pst_status_set(st, PST_E_IO, "cannot create directory %s: %s", path,
+                                      strerror(errno));
+        } else if (!S_ISDIR(sb.st_mode)) {
+            return pst_status_set(st, PST_E_IO, "cannot create directory %s: a file has that name",
+                                  path);
+        }
+        path[i] = c;
+    }
+    return 0;
+}
+
 pst_bundle_writer *pst_bundle_writer_new(const char *prefix, pst_status *st) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", prefix);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (pst_make_dirs(dir, st) < 0) return NULL;
+    }
     pst_bundle_writer *w = calloc(1, sizeof *w);
     PST_ASSERT(w != NULL);
     w->prefix = strdup(prefix);

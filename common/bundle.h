@@ -27,7 +27,11 @@
 typedef struct pst_bundle_writer pst_bundle_writer;
 typedef struct pst_bundle_reader pst_bundle_reader;
 
+/* Creates the prefix's directory (and its parents) when missing. */
 pst_bundle_writer *pst_bundle_writer_new(const char *prefix, pst_status *st);
+/* mkdir -p: creates dir and any missing parents (0755); errors name the directory that could
+ * not be created. */
+int pst_make_dirs(const char *dir, pst_status *st);
 /* Copies t's bytes to the data file now; names must be unique. */
 int pst_bundle_writer_add(pst_bundle_writer *w, const char *name, const pst_tensor *t,
                           pst_status *st);

@@ -96,6 +96,37 @@ START_TEST(test_save_restore_round_trip) {
 }
 END_TEST
 
+/* A save into a directory that does not exist yet creates it (and its parents); a directory
+ * that cannot be created is named. */
+START_TEST(test_save_creates_missing_directories) {
+    mkdir_tmp();
+    small a = build_small(1);
+    pst_status st = {0};
+    pst_saver *sv = pst_saver_new(a.g, NULL, &st);
+    char path[512], prefix[4096];
+    snprintf(path, sizeof path, "%s/run1/nested/model.ckpt", dir);
+    ck_assert_msg(pst_saver_save(sv, a.s, path, 1, prefix, sizeof prefix, &st) == 0, "%s", st.msg);
+    char idx[4200];
+    snprintf(idx, sizeof idx, "%s.index", prefix);
+    ck_assert_int_eq(access(idx, F_OK), 0);
+    /* A file where a directory should be. */
+    char file[512];
+    snprintf(file, sizeof file, "%s/plain", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/plain/sub/model.ckpt", dir);
+    ck_assert_int_lt(pst_saver_save(sv, a.s, path, 2, prefix, sizeof prefix, &st), 0);
+    ck_assert_msg(strstr(st.msg, file) != NULL && strstr(st.msg, "cannot create directory"),
+                  "%s", st.msg);
+    pst_status_clear(&st);
+    ck_assert_int_lt(pst_make_dirs(file, &st), 0);
+    ck_assert_ptr_nonnull(strstr(st.msg, file));
+    pst_saver_free(sv);
+    free_small(&a);
+}
+END_TEST
+
 START_TEST(test_max_to_keep_and_recovery_after_restart) {
     mkdir_tmp();
     small a = build_small(1);
@@ -510,6 +541,7 @@ int main(void) {
     TCase *tc = tcase_create("saver");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_save_restore_round_trip);
+    tcase_add_test(tc, test_save_creates_missing_directories);
     tcase_add_test(tc, test_max_to_keep_and_recovery_after_restart);
     tcase_add_test(tc, test_partial_and_renamed_restore);
     tcase_add_test(tc, test_shape_mismatch_reported);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bundle.h"
@@ -204,7 +203,7 @@ static int chief_prepare(dist *d, int64_t *first_step, pst_status *st) {
     const pst_train_flags *f = d->f;
     *first_step = 0;
     if (f->checkpoint_dir) {
-        mkdir(f->checkpoint_dir, 0755);
+        if (pst_make_dirs(f->checkpoint_dir, st) < 0) return st->code;
         char latest[4096], warn[2048];
         int lr = pst_latest_checkpoint(f->checkpoint_dir, 0, latest, sizeof latest, warn,
                                        sizeof warn, st);

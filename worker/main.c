@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dataset.h"
 #include "flags.h"
@@ -18,6 +17,7 @@
 #include "nets.h"
 #include "optimizer.h"
 #include "parallel.h"
+#include "bundle.h"
 #include "saver.h"
 #include "ops.h"
 #include "session.h"
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
     s = pst_session_new(m.g, NULL, &st);
     int64_t first_step = 0;
     if (f.checkpoint_dir) {
-        mkdir(f.checkpoint_dir, 0755);
+        if (pst_make_dirs(f.checkpoint_dir, &st) < 0) goto fail;
         pst_saver_opts so = {.max_to_keep = f.max_to_keep, .write_meta = 1};
         if ((saver = pst_saver_new(m.g, &so, &st)) == NULL) goto fail;
         char latest[4096], warn[2048];
