@@ -13,7 +13,8 @@
 static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tshape", PST_ATTR_TYPE, 0},
                                         {"Tidx", PST_ATTR_TYPE, 0}, {"Tperm", PST_ATTR_TYPE, 0},
                                         {"Tpaddings", PST_ATTR_TYPE, 0}, {"Tmultiples", PST_ATTR_TYPE, 0},
-                                        {"Index", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0},
+                                        {"Index", PST_ATTR_TYPE, 0}, {"Tdim", PST_ATTR_TYPE, 0},
+                                        {"N", PST_ATTR_INT, 0},
                                         {0}};
 
 static pst_output const_i64_vec(pst_graph *g, int n, const int64_t *v, const char *name) {
@@ -75,6 +76,8 @@ static int reshape_shape(pst_node *n, pst_status *st) {
         int64_t cnt = 0;
         int known = pst_shape_is_known(&in) && pst_shape_num_elements(&in, &cnt, NULL) == 0;
         if (resolve_shape(req, cnt, known, &out, st) < 0) return PST_E_INVALID;
+    } else if (strcmp(n->inputs[1].node->op->name, "Shape") == 0) {
+        out = pst_node_in_shape(n->inputs[1].node, 0); /* Reshape(t, Shape(x)): x's shape */
     }
     pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), out);
     return 0;
@@ -1128,11 +1131,19 @@ void pst__register_array_ops(void) {
 
 /* ---- Builders ------------------------------------------------------------------------------ */
 
+/* Ops of a tensor and an integer argument; the argument's dtype goes in the attr TensorFlow
+ * names for it (its default is int32, so an int64 shape without it would not load there). */
 static pst_output two(pst_graph *g, const char *op, pst_output a, pst_output b, const char *name) {
+    static const char *const index_attr[][2] = {{"Reshape", "Tshape"},   {"ExpandDims", "Tdim"},
+                                                {"Transpose", "Tperm"},  {"Pad", "Tpaddings"},
+                                                {"Tile", "Tmultiples"}};
     pst_node_builder *nb = pst_nb_new(g, op, name);
     pst_nb_input(nb, a);
     pst_nb_input(nb, b);
     if (a.node) pst_nb_attr_type(nb, "T", pst_output_dtype(a));
+    for (size_t i = 0; i < sizeof index_attr / sizeof index_attr[0]; i++)
+        if (b.node && strcmp(op, index_attr[i][0]) == 0)
+            pst_nb_attr_type(nb, index_attr[i][1], pst_output_dtype(b));
     return pst_nb_finish_out(nb);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "layers.h"
+#include "losses.h"
 #include "nets.h"
 #include "optimizer.h"
 #include "op.h"
@@ -275,6 +276,40 @@ START_TEST(test_zoo_output_shapes) {
 }
 END_TEST
 
+/* A zoo model's whole training graph (loss, regularization, gradients, Adam, global step)
+ * uses only ops TensorFlow has, so its exported .meta loads in TensorFlow. */
+START_TEST(test_zoo_training_graphs_use_tensorflow_ops) {
+    const char *names[] = {"softmax", "mlp", "simple_cnn", "cnn5", "lenet5"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        pst_graph *g = pst_graph_new();
+        pst_net_opts o = pst_net_defaults();
+        o.weight_decay = 1e-4f;
+        pst_output x = pst_placeholder(g, "images", PST_FLOAT, pst_shape_4d(-1, 28, 28, 1));
+        pst_output y = pst_placeholder(g, "labels", PST_INT64, pst_shape_1d(-1));
+        pst_output logits = pst_net_lookup(names[i])->build(g, x, &o);
+        pst_loss_sparse_softmax_cross_entropy(g, logits, y, pst_out(NULL, 0), NULL);
+        pst_optimizer_opts oo = pst_optimizer_defaults(PST_OPT_ADAM, 1e-3f);
+        pst_node *train = NULL;
+        pst_create_train_op(g, pst_get_total_loss(g, 1, NULL), &oo, pst_train_global_step(g), 0,
+                            &train);
+        ck_assert_msg(pst_graph_error(g) == 0, "%s: %s", names[i], pst_graph_status(g)->msg);
+        ck_assert_ptr_nonnull(train);
+        for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+            const char *op = pst_graph_node(g, id)->op->name;
+            pst_node *n = pst_graph_node(g, id);
+            ck_assert_msg(strncmp(op, "Pst", 3) != 0, "%s: node '%s' is a %s", names[i],
+                          n->name, op);
+            /* TensorFlow's attr for the shape's dtype defaults to int32: it must be set. */
+            if (strcmp(op, "Reshape") == 0)
+                ck_assert_msg(pst_node_attr_type(n, "Tshape", PST_DT_INVALID) ==
+                                  pst_output_dtype(n->inputs[1]),
+                              "%s: Reshape '%s' lacks Tshape", names[i], n->name);
+        }
+        pst_graph_free(g);
+    }
+}
+END_TEST
+
 START_TEST(test_get_variables_filters) {
     pst_graph *g = pst_graph_new();
     pst_output x = images(g, 8, 8, 1);
@@ -382,6 +417,7 @@ int main(void) {
     tcase_add_test(tc, test_batch_norm_update_ops);
     tcase_add_test(tc, test_variable_scope_device_and_filters);
     tcase_add_test(tc, test_zoo_output_shapes);
+    tcase_add_test(tc, test_zoo_training_graphs_use_tensorflow_ops);
     tcase_add_test(tc, test_get_variables_filters);
     tcase_add_test(tc, test_transpose_and_separable_convolutions);
     tcase_add_test(tc, test_vgg16_one_training_step);

@@ -205,6 +205,34 @@ static void expect_run_error(pst_graph *g, pst_output out, const char *node, con
     pst_session_free(s);
 }
 
+/* BroadcastGradientArgs: for each of two shapes, the dims of their broadcast it was
+ * stretched along; incompatible shapes name the node. */
+START_TEST(test_broadcast_gradient_args) {
+    pst_graph *g = pst_graph_new();
+    pst_output s0 = pst_const_i32_vec(g, 3, (int32_t[]){2, 1, 3}, NULL);
+    pst_output s1 = pst_const_i32_vec(g, 2, (int32_t[]){4, 1}, NULL);
+    pst_node_builder *b = pst_nb_new(g, "BroadcastGradientArgs", "bga");
+    pst_nb_input(b, s0);
+    pst_nb_input(b, s1);
+    pst_node *n = pst_nb_finish(b);
+    CHECK(g, pst_out(n, 0), 1, ((int64_t[]){1}), ((double[]){1}));
+    CHECK(g, pst_out(n, 1), 1, ((int64_t[]){2}), ((double[]){0, 2}));
+    pst_output s2 = pst_const_i32_vec(g, 2, (int32_t[]){2, 3}, NULL);
+    b = pst_nb_new(g, "BroadcastGradientArgs", "same");
+    pst_nb_input(b, s2);
+    pst_nb_input(b, s2);
+    n = pst_nb_finish(b);
+    CHECK(g, pst_out(n, 0), 1, ((int64_t[]){0}), ((double[]){0}));
+    pst_output s3 = pst_const_i32_vec(g, 2, (int32_t[]){5, 3}, NULL);
+    b = pst_nb_new(g, "BroadcastGradientArgs", "bad_bga");
+    pst_nb_input(b, s2);
+    pst_nb_input(b, s3);
+    n = pst_nb_finish(b);
+    expect_run_error(g, pst_out(n, 0), "'bad_bga'", "dim 0 is 2 in one and 5 in the other");
+    pst_graph_free(g);
+}
+END_TEST
+
 START_TEST(test_runtime_errors_name_the_node) {
     pst_graph *g = pst_graph_new();
     /* With a constant input the bad reshape is caught while building... */
@@ -439,6 +467,7 @@ int main(void) {
     tcase_add_test(tc, test_array_ops);
     tcase_add_test(tc, test_nn_forward);
     tcase_add_test(tc, test_runtime_errors_name_the_node);
+    tcase_add_test(tc, test_broadcast_gradient_args);
     tcase_add_test(tc, test_build_errors_name_shapes);
     tcase_add_test(tc, test_static_shapes_flow);
     tcase_add_test(tc, test_conv_kernels_match_naive_loops);
