@@ -497,12 +497,31 @@ static int like_input1_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+static pst_output two(pst_graph *g, const char *op, pst_output a, pst_output b, const char *name);
+
+/* Slice's gradient as TensorFlow builds it: dy padded with zeros out to x's shape, by
+ * constant paddings when the shapes and begin are known, else by begin and
+ * Shape(x) - Shape(dy) - begin. */
 static int slice_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    pst_node_builder *b = pst_nb_new(g, "PstSliceGrad", NULL);
-    pst_nb_input(b, dy[0]);
-    pst_nb_input(b, n->inputs[0]);
-    pst_nb_input(b, n->inputs[1]);
-    dx[0] = pst_nb_finish_out(b);
+    pst_output x = n->inputs[0], begin = n->inputs[1];
+    pst_shape sx = pst_output_shape(x), sd = pst_output_shape(dy[0]);
+    const pst_tensor *bc = pst_node_in_const(n, 1);
+    if (bc && pst_shape_is_known(&sx) && pst_shape_is_known(&sd) && sx.rank == sd.rank &&
+        bc->n == sx.rank) {
+        int64_t p[2 * PST_MAX_RANK];
+        for (int d = 0; d < sx.rank; d++) {
+            p[2 * d] = pst_tensor_get_i64(bc, d);
+            p[2 * d + 1] = sx.dims[d] - sd.dims[d] - p[2 * d];
+        }
+        dx[0] = pst_pad(g, dy[0], sx.rank, p, NULL);
+        return 0;
+    }
+    pst_dtype it = pst_output_dtype(begin);
+    pst_output after = pst_sub(g, pst_sub(g, pst_shape_of(g, x, it, NULL),
+                                          pst_shape_of(g, dy[0], it, NULL), NULL),
+                               begin, NULL);
+    pst_output pads[2] = {begin, after};
+    dx[0] = two(g, "Pad", dy[0], pst_stack(g, 2, pads, 1, "paddings"), NULL);
     return 0;
 }
 
@@ -1095,7 +1114,8 @@ static const pst_op_def array_ops[] = {
     OP("Range", 3, 3, 1, range_attrs, range_shape, range_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),
 };
 
-/* StridedSlice's gradient: the same slice written into zeros (PstStridedSliceGrad). */
+/* PstStridedSliceGrad(dy, x, begin, end, strides): what graphs exported by earlier versions
+ * hold; kept so they still load. */
 static int ss_grad_kernel(pst_kernel_ctx *c) {
     const pst_tensor *dy = c->inputs[0], *x = c->inputs[1];
     ss_spec sp;
@@ -1107,12 +1127,69 @@ static int ss_grad_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+/* StridedSliceGrad(shape, begin, end, strides, dy), TensorFlow's op: zeros of `shape` with dy
+ * written where StridedSlice read. */
+static int tf_ss_grad_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *s = c->inputs[0], *dy = c->inputs[4];
+    if (s->shape.rank != 1 || s->n > PST_MAX_RANK)
+        return pst_kctx_error(c, PST_E_INVALID, "shape must be a vector of at most %d dims",
+                              PST_MAX_RANK);
+    pst_shape xs = {.rank = (int)s->n};
+    for (int d = 0; d < xs.rank; d++) xs.dims[d] = pst_tensor_get_i64(s, d);
+    ss_spec sp;
+    if (ss_spec_of(c, &xs, 1, &sp) < 0) return c->status->code;
+    int64_t n = 1;
+    for (int d = 0; d < sp.out.rank; d++) n *= sp.out.dims[d];
+    if (n != dy->n)
+        return pst_kctx_error(c, PST_E_INVALID, "the gradient has %lld elements, the slice %lld",
+                              (long long)dy->n, (long long)n);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, dy->dtype, xs);
+    if (o == NULL) return c->status->code;
+    memset(o->data, 0, o->nbytes);
+    ss_copy(&xs, &sp, o->data, dy->data, pst_dtype_size(dy->dtype), 1);
+    return 0;
+}
+
+static int tf_ss_grad_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_shape out = pst_shape_unknown();
+    const pst_tensor *s = pst_node_in_const(n, 0);
+    if (s && s->shape.rank == 1 && s->n <= PST_MAX_RANK) {
+        out.rank = (int)s->n;
+        for (int d = 0; d < out.rank; d++) out.dims[d] = pst_tensor_get_i64(s, d);
+    } else if (strcmp(n->inputs[0].node->op->name, "Shape") == 0) {
+        out = pst_node_in_shape(n->inputs[0].node, 0);
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 4), out);
+    return 0;
+}
+
+/* StridedSlice's gradient as TensorFlow builds it. */
 static int ss_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    pst_node_builder *b = pst_nb_new(g, "PstStridedSliceGrad", NULL);
+    pst_output x = n->inputs[0];
+    pst_shape sx = pst_output_shape(x);
+    pst_dtype it = pst_output_dtype(n->inputs[1]);
+    pst_output shape;
+    if (pst_shape_is_known(&sx)) {
+        int64_t v[PST_MAX_RANK];
+        for (int d = 0; d < sx.rank; d++) v[d] = sx.dims[d];
+        pst_tensor *t = pst_tensor_new(it, pst_shape_1d(sx.rank), NULL);
+        PST_ASSERT(t != NULL);
+        for (int d = 0; d < sx.rank; d++) pst_tensor_set_f64(t, d, (double)v[d]);
+        shape = pst_const(g, t, "shape");
+        pst_tensor_unref(t);
+    } else {
+        shape = pst_shape_of(g, x, it, NULL);
+    }
+    pst_node_builder *b = pst_nb_new(g, "StridedSliceGrad", NULL);
+    pst_nb_input(b, shape);
+    for (int i = 1; i < 4; i++) pst_nb_input(b, n->inputs[i]);
     pst_nb_input(b, dy[0]);
-    for (int i = 0; i < 4; i++) pst_nb_input(b, n->inputs[i]);
-    static const char *masks[] = {"begin_mask", "end_mask", "shrink_axis_mask"};
-    for (int i = 0; i < 3; i++) pst_nb_attr_i(b, masks[i], pst_node_attr_i(n, masks[i], 0));
+    pst_nb_attr_type(b, "T", pst_output_dtype(dy[0]));
+    pst_nb_attr_type(b, "Index", it);
+    static const char *masks[] = {"begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
+                                  "shrink_axis_mask"};
+    for (int i = 0; i < 5; i++) pst_nb_attr_i(b, masks[i], pst_node_attr_i(n, masks[i], 0));
     dx[0] = pst_nb_finish_out(b);
     return 0;
 }
@@ -1121,10 +1198,13 @@ static const pst_op_def strided_slice_op = OP("StridedSlice", 4, 4, 1, ss_attrs,
                                               strided_slice_kernel, ss_grad, 0);
 static const pst_op_def ss_grad_op = OP("PstStridedSliceGrad", 5, 5, 1, ss_attrs, like_input1_shape,
                                         ss_grad_kernel, NULL, 0);
+static const pst_op_def tf_ss_grad_op = OP("StridedSliceGrad", 5, 5, 1, ss_attrs, tf_ss_grad_shape,
+                                           tf_ss_grad_kernel, NULL, 0);
 
 void pst__register_array_ops(void) {
     pst_op_register(&strided_slice_op);
     pst_op_register(&ss_grad_op);
+    pst_op_register(&tf_ss_grad_op);
     for (size_t i = 0; i < sizeof array_ops / sizeof array_ops[0]; i++)
         pst_op_register(&array_ops[i]);
 }

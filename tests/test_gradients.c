@@ -275,6 +275,8 @@ static const dyn_case dyn_cases[] = {
     {"Max over axes 0,2 of [?,2,?]", 1, {S3(-1, 2, -1)}, {S3(3, 2, 2)}, r_max},
     {"Min over all of [?,2]", 1, {S2(-1, 2)}, {S2(4, 2)}, r_min_all},
     {"Prod over the last axis of [2,?]", 1, {S2(2, -1)}, {S2(2, 3)}, r_prod},
+    {"Slice of [?,?]", 1, {S2(-1, -1)}, {S2(4, 3)}, a_slice},
+    {"StridedSlice of [?,5]", 1, {S2(-1, 5)}, {S2(4, 5)}, a_strided},
 };
 
 START_TEST(test_gradients_with_unknown_dims) {
