@@ -1171,11 +1171,9 @@ static int ss_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *
     pst_dtype it = pst_output_dtype(n->inputs[1]);
     pst_output shape;
     if (pst_shape_is_known(&sx)) {
-        int64_t v[PST_MAX_RANK];
-        for (int d = 0; d < sx.rank; d++) v[d] = sx.dims[d];
         pst_tensor *t = pst_tensor_new(it, pst_shape_1d(sx.rank), NULL);
         PST_ASSERT(t != NULL);
-        for (int d = 0; d < sx.rank; d++) pst_tensor_set_f64(t, d, (double)v[d]);
+        for (int d = 0; d < sx.rank; d++) pst_tensor_set_f64(t, d, (double)sx.dims[d]);
         shape = pst_const(g, t, "shape");
         pst_tensor_unref(t);
     } else {
