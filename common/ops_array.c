@@ -779,8 +779,39 @@ static int helper_grad(pst_graph *g, const char *op, pst_output dy, pst_output x
     return 0;
 }
 
+/* Tile's gradient as TensorFlow builds it: dy seen as [m0, x0, m1, x1, ...] and summed over
+ * the m axes; constant shapes when x's shape and the multiples are known, else Pack,
+ * Transpose and Range at run time. Inputs of rank over 4 (the split view would pass
+ * PST_MAX_RANK) or unknown rank use PstTileGrad. */
 static int tile_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    return helper_grad(g, "PstTileGrad", dy[0], n->inputs[0], &dx[0]);
+    pst_output x = n->inputs[0], mult = n->inputs[1];
+    pst_shape sx = pst_output_shape(x);
+    int r = sx.rank;
+    if (r < 0 || 2 * r > PST_MAX_RANK)
+        return helper_grad(g, "PstTileGrad", dy[0], x, &dx[0]);
+    int32_t axes[PST_MAX_RANK];
+    for (int d = 0; d < r; d++) axes[d] = 2 * d;
+    const pst_tensor *mc = pst_node_in_const(n, 1);
+    if (mc && mc->n == r && pst_shape_is_known(&sx)) {
+        int64_t split[PST_MAX_RANK];
+        for (int d = 0; d < r; d++) {
+            split[2 * d] = pst_tensor_get_i64(mc, d);
+            split[2 * d + 1] = sx.dims[d];
+        }
+        dx[0] = pst_reduce_sum(g, pst_reshape(g, dy[0], 2 * r, split, NULL), r, axes, 0, NULL);
+        return 0;
+    }
+    pst_dtype it = pst_output_dtype(mult);
+    pst_output pair[2] = {mult, pst_shape_of(g, x, it, NULL)};
+    pst_output split = pst_reshape(g, pst_transpose(g, pst_stack(g, 2, pair, 0, NULL), 2,
+                                                    (int32_t[]){1, 0}, NULL),
+                                   1, (int64_t[]){-1}, "split_shape");
+    pst_output m_axes = pst_range(g, pst_const_scalar(g, it, 0, NULL),
+                                  pst_size_of(g, split, it, NULL), pst_const_scalar(g, it, 2, NULL),
+                                  NULL);
+    pst_output sum = pst_reduce_sum_t(g, pst_reshape_t(g, dy[0], split, NULL), m_axes, 0, NULL);
+    dx[0] = pst_reshape_t(g, sum, pst_shape_of(g, x, PST_INT32, NULL), NULL);
+    return 0;
 }
 
 /* ---- Pack / Unpack ------------------------------------------------------------------------- */

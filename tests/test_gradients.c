@@ -277,6 +277,7 @@ static const dyn_case dyn_cases[] = {
     {"Prod over the last axis of [2,?]", 1, {S2(2, -1)}, {S2(2, 3)}, r_prod},
     {"Slice of [?,?]", 1, {S2(-1, -1)}, {S2(4, 3)}, a_slice},
     {"StridedSlice of [?,5]", 1, {S2(-1, 5)}, {S2(4, 5)}, a_strided},
+    {"Tile of [?,3]", 1, {S2(-1, 3)}, {S2(2, 3)}, a_tile},
 };
 
 START_TEST(test_gradients_with_unknown_dims) {
