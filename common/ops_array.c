@@ -1201,12 +1201,12 @@ static int ss_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *
     pst_shape sx = pst_output_shape(x);
     pst_dtype it = pst_output_dtype(n->inputs[1]);
     pst_output shape;
-    if (pst_shape_is_known(&sx)) {
-        pst_tensor *t = pst_tensor_new(it, pst_shape_1d(sx.rank), NULL);
-        PST_ASSERT(t != NULL);
-        for (int d = 0; d < sx.rank; d++) pst_tensor_set_f64(t, d, (double)sx.dims[d]);
-        shape = pst_const(g, t, "shape");
-        pst_tensor_unref(t);
+    if (pst_shape_is_known(&sx) && it == PST_INT64) {
+        shape = pst_const_i64_vec(g, sx.rank, sx.dims, "shape");
+    } else if (pst_shape_is_known(&sx)) {
+        int32_t v[PST_MAX_RANK];
+        for (int d = 0; d < sx.rank; d++) v[d] = (int32_t)sx.dims[d];
+        shape = pst_const_i32_vec(g, sx.rank, v, "shape");
     } else {
         shape = pst_shape_of(g, x, it, NULL);
     }

@@ -348,10 +348,8 @@ pst_output pst_leaky_relu(pst_graph *g, pst_output x, float alpha, const char *n
 
 /* ---- Gradients ------------------------------------------------------------------------- */
 
-/* dy reduced to x's shape unless their static shapes already agree. */
+/* dy summed back to x's shape (dy itself when their static shapes already agree). */
 static pst_output reduce_like(pst_graph *g, pst_output dy, pst_output x) {
-    pst_shape a = pst_output_shape(dy), b = pst_output_shape(x);
-    if (pst_shape_is_known(&a) && pst_shape_equal(&a, &b)) return dy;
     return pst_reduce_to_shape_of(g, dy, x, NULL);
 }
 

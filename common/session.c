@@ -26,6 +26,7 @@ typedef struct plan {
     int n_slots;
 } plan;
 
+/* Per-op kernel time, collected when PST_PROFILE is set and printed when the session ends. */
 typedef struct prof_entry {
     const char *op;
     double seconds;
