@@ -15,6 +15,7 @@
 
 #include "benchutil.h"
 #include "bundle.h"
+#include "ops.h"
 
 #define RUNS 3
 #define N_TENSORS 16
@@ -30,6 +31,7 @@ static double timed_system(const char *cmd) {
 }
 
 int main(int argc, char **argv) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     const char *dir = argc > 1 ? argv[1] : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     char prefix[4096], ddfile[4096], cmd[8192];
     snprintf(prefix, sizeof prefix, "%s/pst_bench_ckpt", dir);

@@ -23,6 +23,7 @@
 #include "benchutil.h"
 #include "cluster.h"
 #include "task.h"
+#include "ops.h"
 
 #define RUNS 9
 
@@ -94,6 +95,7 @@ static void ps_main(const char *json) {
 }
 
 int main(int argc, char **argv) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     size_t mb = argc > 1 ? (size_t)atol(argv[1]) : 100;
     int n_vars = argc > 2 ? atoi(argv[2]) : 25;
     int64_t chunk = argc > 3 ? atoll(argv[3]) * 1024 : 0;

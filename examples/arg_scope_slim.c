@@ -11,6 +11,7 @@
 #include "layers.h"
 #include "op.h"
 #include "ops.h"
+#include "regularizer.h"
 
 static void show(pst_graph *g, const char *name) {
     pst_node *n = pst_graph_find(g, name);
@@ -22,6 +23,7 @@ static void show(pst_graph *g, const char *name) {
 }
 
 int main(void) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     pst_graph *g = pst_graph_new();
     pst_output x = pst_placeholder(g, "images", PST_FLOAT, pst_shape_4d(-1, 32, 32, 3));
 
@@ -29,7 +31,7 @@ int main(void) {
     pst_layer_args shared = {.set = PST_ARG_PADDING | PST_ARG_WEIGHTS_INIT | PST_ARG_WEIGHTS_REG,
                              .padding = "SAME",
                              .weights_init = pst_init_truncated_normal(0, 0.01, -1),
-                             .weights_reg = pst_reg_l2(0.0005)};
+                             .weights_reg = pst_regularizer_l2(0.0005)};
     pst_arg_scope_push(PST_L_CONV2D, &shared);
     pst_output n1 = pst_layer_conv2d(g, x, 64, 11, 11, NULL, "conv1");
     pst_layer_args valid = {.set = PST_ARG_PADDING, .padding = "VALID"};
@@ -41,7 +43,7 @@ int main(void) {
     pst_layer_args outer = {.set = PST_ARG_ACTIVATION | PST_ARG_WEIGHTS_INIT | PST_ARG_WEIGHTS_REG,
                             .activation = PST_ACT_RELU,
                             .weights_init = pst_init_truncated_normal(0, 0.01, -1),
-                            .weights_reg = pst_reg_l2(0.0005)};
+                            .weights_reg = pst_regularizer_l2(0.0005)};
     pst_arg_scope_push(PST_L_CONV2D | PST_L_FULLY_CONNECTED, &outer);
     pst_layer_args inner = {.set = PST_ARG_STRIDE | PST_ARG_PADDING, .stride_h = 1, .stride_w = 1,
                             .padding = "VALID"};

@@ -22,6 +22,7 @@ static int fail(const char *what, const pst_status *st) {
 }
 
 int main(int argc, char **argv) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     const char *dir = argc > 1 ? argv[1] : "/tmp/pst_finetune";
     mkdir(dir, 0755);
     char path[4096], prefix[4096];

@@ -5,6 +5,7 @@
 #include "session.h"
 
 int main(void) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     pst_graph *g = pst_graph_new();
     pst_output x = pst_variable(g, "x", pst_const_f32(g, 20, NULL), 1);
     pst_output y = pst_variable(g, "y", pst_const_f32(g, 10, NULL), 1);

@@ -13,9 +13,11 @@
 #include "nets.h"
 #include "ops.h"
 #include "optimizer.h"
-#include "placement.h"
 #include "task.h"
 #include "transport.h"
+#include "replica_setter.h"
+#include "file.h"
+#include "format.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: pstrain inspect placement --job FILE --dry-run\n"
@@ -103,7 +105,7 @@ static int load_job(const char *path, job_spec *job, pst_status *st) {
                       .learning_rate = 0.001f};
     uint8_t *buf;
     size_t len;
-    if (pst_read_file(path, &buf, &len, st) < 0) return st->code;
+    if (pst_file_read(path, (size_t)1 << 30, &buf, &len, st) < 0) return st->code;
     char *text = malloc(len + 1);
     if (text == NULL) {
         free(buf);
@@ -183,7 +185,7 @@ static int placement_dry_run(const char *path) {
     if (num_ps == 0)
         printf("the cluster has no ps job: every variable stays on /job:worker/task:0\n");
     else
-        pst_placement_report(g, num_ps, stdout);
+        pst_replica_setter_report(g, num_ps, stdout);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);

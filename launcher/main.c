@@ -5,6 +5,7 @@
 #include "ckpt.h"
 #include "inspect.h"
 #include "meta.h"
+#include "ops.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: pstrain <command> [args]\n"
@@ -21,6 +22,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     if (argc < 2) return usage();
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);

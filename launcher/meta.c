@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "metagraph.h"
+#include "file.h"
 
 int pst_cmd_meta(int argc, char **argv) {
     if (argc != 3 || strcmp(argv[1], "show") != 0) {
@@ -15,7 +16,7 @@ int pst_cmd_meta(int argc, char **argv) {
     uint8_t *buf;
     size_t len;
     pst_status st = {0};
-    if (pst_read_file(path, &buf, &len, &st) < 0) {
+    if (pst_file_read(path, (size_t)1 << 30, &buf, &len, &st) < 0) {
         fprintf(stderr, "pstrain meta show: %s\n", st.msg);
         return 1;
     }

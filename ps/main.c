@@ -10,6 +10,7 @@
 
 #include "cluster.h"
 #include "task.h"
+#include "ops.h"
 
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
@@ -40,6 +41,7 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
 }
 
 int main(int argc, char **argv) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     const char *cluster_file = NULL;
     long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0;
     int quiet = 0;

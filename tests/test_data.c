@@ -8,6 +8,7 @@
 #include "dataset.h"
 #include "idx.h"
 #include "testutil.h"
+#include "fashion_mnist.h"
 
 static char tmpdir[256];
 

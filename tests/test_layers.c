@@ -11,6 +11,7 @@
 #include "op.h"
 #include "variables.h"
 #include "testutil.h"
+#include "regularizer.h"
 
 static pst_node *find(pst_graph *g, const char *name) {
     pst_node *n = pst_graph_find(g, name);
@@ -30,7 +31,7 @@ START_TEST(test_arg_scope_defaults_nesting_overrides) {
     pst_layer_args outer = {.set = PST_ARG_PADDING | PST_ARG_WEIGHTS_INIT | PST_ARG_WEIGHTS_REG,
                             .padding = "SAME",
                             .weights_init = pst_init_truncated_normal(0, 0.01, 1),
-                            .weights_reg = pst_reg_l2(0.0005)};
+                            .weights_reg = pst_regularizer_l2(0.0005)};
     pst_arg_scope_push(PST_L_CONV2D | PST_L_FULLY_CONNECTED, &outer);
     pst_output c1 = pst_layer_conv2d(g, x, 4, 3, 3, NULL, "conv1");
     pst_layer_args valid = {.set = PST_ARG_PADDING, .padding = "VALID"};
@@ -132,10 +133,10 @@ START_TEST(test_l2_regularizer_value) {
     pst_graph *g = pst_graph_new();
     float w0[4] = {1, -2, 3, 0.5f};
     pst_output w = pst_variable(g, "w", pst_const_f32_tensor(g, pst_shape_1d(4), w0, NULL), 1);
-    pst_regularizer l2 = pst_reg_l2(0.1), l1 = pst_reg_l1(0.5), l1l2 = pst_reg_l1_l2(0.5, 0.1);
-    pst_output r2 = pst_reg_build(g, &l2, pst_variable_value(w));
-    pst_output r1 = pst_reg_build(g, &l1, pst_variable_value(w));
-    pst_output r12 = pst_reg_build(g, &l1l2, pst_variable_value(w));
+    pst_regularizer l2 = pst_regularizer_l2(0.1), l1 = pst_regularizer_l1(0.5), l1l2 = pst_regularizer_l1_l2(0.5, 0.1);
+    pst_output r2 = pst_regularizer_build(g, &l2, pst_variable_value(w));
+    pst_output r1 = pst_regularizer_build(g, &l1, pst_variable_value(w));
+    pst_output r12 = pst_regularizer_build(g, &l1l2, pst_variable_value(w));
     pst_node *init = pst_global_variables_initializer(g);
     pst_status st = {0};
     pst_session *s = pst_session_new(g, NULL, &st);

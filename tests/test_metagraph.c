@@ -7,6 +7,7 @@
 #include "op.h"
 #include "testutil.h"
 #include "tf_graph.pb-c.h"
+#include "file.h"
 
 static char *testdata(const char *rel) {
     static char buf[4096];
@@ -182,7 +183,7 @@ START_TEST(test_describe_tf_saved_model) {
     uint8_t *buf;
     size_t len;
     pst_status st = {0};
-    ck_assert_msg(pst_read_file(testdata("serving_half_plus_two_cpu/saved_model.pb"), &buf, &len,
+    ck_assert_msg(pst_file_read(testdata("serving_half_plus_two_cpu/saved_model.pb"), (size_t)1 << 30, &buf, &len,
                                 &st) == 0,
                   "%s", st.msg);
     char *text = NULL;

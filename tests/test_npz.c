@@ -8,6 +8,8 @@
 #include "npz.h"
 #include "op.h"
 #include "testutil.h"
+#include "freeze.h"
+#include "file.h"
 
 static char dir[256];
 static void mkdir_tmp(void) {
@@ -119,7 +121,7 @@ START_TEST(test_freeze_and_run_frozen_graph) {
     ck_assert_msg(pst_freeze_graph(s, g, 1, outs, path, &st) == 0, "%s", st.msg);
     uint8_t *buf;
     size_t len;
-    ck_assert_int_eq(pst_read_file(path, &buf, &len, &st), 0);
+    ck_assert_int_eq(pst_file_read(path, (size_t)1 << 30, &buf, &len, &st), 0);
     pst_graph *fg = pst_graph_new();
     ck_assert_msg(pst_graph_def_import(fg, buf, len, NULL, &st) == 0, "%s", st.msg);
     free(buf);

@@ -6,6 +6,7 @@
 #include "partition.h"
 #include "rendezvous.h"
 #include "testutil.h"
+#include "device.h"
 
 typedef struct task_run {
     pst_session *s;

@@ -11,9 +11,11 @@
 #include "bundle.h"
 #include "metagraph.h"
 #include "optimizer.h"
-#include "placement.h"
 #include "saver.h"
 #include "testutil.h"
+#include "replica_setter.h"
+#include "partitioned_var.h"
+#include "file.h"
 
 static char dir[256];
 static void mkdir_tmp(void) {
@@ -120,7 +122,7 @@ START_TEST(test_save_creates_missing_directories) {
     ck_assert_msg(strstr(st.msg, file) != NULL && strstr(st.msg, "cannot create directory"),
                   "%s", st.msg);
     pst_status_clear(&st);
-    ck_assert_int_lt(pst_make_dirs(file, &st), 0);
+    ck_assert_int_lt(pst_file_make_dirs(file, &st), 0);
     ck_assert_ptr_nonnull(strstr(st.msg, file));
     pst_saver_free(sv);
     free_small(&a);
@@ -386,7 +388,7 @@ static pst_graph *partitioned(int parts, pst_output *value) {
     pst_graph *g = pst_graph_new();
     pst_initializer init = pst_init_random_uniform(-1, 1, 3);
     if (parts > 0) {
-        pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(10, 4), parts, &init, 1);
+        pst_partitioned_var *pv = pst_partitioned_var_new(g, "emb", PST_FLOAT, pst_shape_2d(10, 4), parts, &init, 1);
         ck_assert_msg(pv != NULL, "%s", pst_graph_status(g)->msg);
         *value = pv->value;
         pst_partitioned_var_free(pv);
@@ -446,7 +448,7 @@ START_TEST(test_sharded_save_one_shard_per_ps) {
     pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, NULL);
     pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
     pst_initializer init = pst_init_random_uniform(-1, 1, 5);
-    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(9, 3), 2, &init, 1);
+    pst_partitioned_var *pv = pst_partitioned_var_new(g, "emb", PST_FLOAT, pst_shape_2d(9, 3), 2, &init, 1);
     pst_output b = pst_variable(g, "bias", pst_const_f32(g, 4, NULL), 1);
     pst_output value = pv->value;
     pst_partitioned_var_free(pv);

@@ -11,6 +11,7 @@
 #include "parallel.h"
 #include "testutil.h"
 #include "variables.h"
+#include "clock.h"
 
 START_TEST(test_seed_variables_example) {
     pst_graph *g = pst_graph_new();
@@ -216,7 +217,7 @@ static int meet_arrived;
 static int meet_kernel(pst_kernel_ctx *c) {
     int64_t wait_ms = pst_kctx_attr_i(c, "wait_ms", 0);
     struct timespec dl;
-    pst_deadline_in(&dl, wait_ms);
+    pst_clock_deadline_in(&dl, wait_ms);
     pthread_mutex_lock(&meet_mu);
     meet_arrived++;
     pthread_cond_broadcast(&meet_cv);

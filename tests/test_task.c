@@ -14,10 +14,11 @@
 #include "init.h"
 #include "losses.h"
 #include "optimizer.h"
-#include "placement.h"
 #include "saver.h"
 #include "task.h"
 #include "testutil.h"
+#include "replica_setter.h"
+#include "partitioned_var.h"
 
 
 /* A cluster of n_ps PS and n_w workers on 127.0.0.1 with free ports. */
@@ -284,7 +285,7 @@ START_TEST(test_inproc_sliced_save_restore_other_ps_count) {
     pst_replica_setter *rs = pst_replica_setter_new(3, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
     pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
     pst_initializer init = pst_init_random_uniform(-1, 1, 3);
-    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(10, 4), 3, &init, 1);
+    pst_partitioned_var *pv = pst_partitioned_var_new(g, "emb", PST_FLOAT, pst_shape_2d(10, 4), 3, &init, 1);
     ck_assert_msg(pv != NULL, "%s", pst_graph_status(g)->msg);
     pst_output value = pv->value;
     pst_node *ini = pst_global_variables_initializer(g);
@@ -349,7 +350,7 @@ START_TEST(test_inproc_sliced_save_restore_other_ps_count) {
                                    .init_fn = pst_init_fn_of, .init_ctx = &zeros, .trainable = 1};
             v2 = pst_variable_value(pst_variable_ex(g2, &o));
         } else {
-            pv2 = pst_partitioned_variable(g2, "emb", PST_FLOAT, pst_shape_2d(10, 4), 2, &zeros, 1);
+            pv2 = pst_partitioned_var_new(g2, "emb", PST_FLOAT, pst_shape_2d(10, 4), 2, &zeros, 1);
             v2 = pv2->value;
         }
         pst_graph_set_device_fn(g2, NULL, NULL);
@@ -394,7 +395,7 @@ START_TEST(test_inproc_embedding_sparse) {
     pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
     pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
     pst_initializer init = pst_init_random_uniform(-1, 1, 7);
-    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(1000, 8), 2, &init, 1);
+    pst_partitioned_var *pv = pst_partitioned_var_new(g, "emb", PST_FLOAT, pst_shape_2d(1000, 8), 2, &init, 1);
     ck_assert_msg(pv != NULL, "%s", pst_graph_status(g)->msg);
     pst_output ids = pst_placeholder(g, "ids", PST_INT64, pst_shape_1d(4));
     pst_output look = pst_embedding_lookup(g, pv, ids, "lookup");
@@ -487,7 +488,7 @@ static void embedding_momentum(int dist, pst_tensor **part0_out) {
     pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
     if (dist) pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
     pst_initializer init = pst_init_random_uniform(-1, 1, 7);
-    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(10, 3), 2, &init, 1);
+    pst_partitioned_var *pv = pst_partitioned_var_new(g, "emb", PST_FLOAT, pst_shape_2d(10, 3), 2, &init, 1);
     pst_output ids = pst_const_i64_vec(g, 3, (int64_t[]){1, 8, 1}, "ids");
     pst_output look = pst_embedding_lookup(g, pv, ids, "lookup");
     pst_output loss = pst_reduce_sum(g, pst_square(g, look, NULL), 0, NULL, 0, "loss");
@@ -530,7 +531,7 @@ START_TEST(test_inproc_embedding_dense_fallback) {
     pst_tensor *fresh;
     pst_graph *g = pst_graph_new();
     pst_initializer init = pst_init_random_uniform(-1, 1, 7);
-    pst_partitioned_var *pv = pst_partitioned_variable(g, "emb", PST_FLOAT, pst_shape_2d(10, 3), 2, &init, 1);
+    pst_partitioned_var *pv = pst_partitioned_var_new(g, "emb", PST_FLOAT, pst_shape_2d(10, 3), 2, &init, 1);
     pst_status st = {0};
     pst_session *s = pst_session_new(g, NULL, &st);
     pst_session_run_target(s, pst_global_variables_initializer(g), &st);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 int pst_test_main(Suite *s) {
+    pst_ops_init();
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

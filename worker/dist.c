@@ -19,10 +19,13 @@
 #include "op.h"
 #include "ops.h"
 #include "parallel.h"
-#include "placement.h"
 #include "saver.h"
 #include "task.h"
 #include "train_loop.h"
+#include "replica_setter.h"
+#include "fashion_mnist.h"
+#include "file.h"
+#include "clock.h"
 
 int pst_worker_is_distributed(const pst_train_flags *f) {
     const char *tf = getenv("TF_CONFIG");
@@ -203,7 +206,7 @@ static int chief_prepare(dist *d, int64_t *first_step, pst_status *st) {
     const pst_train_flags *f = d->f;
     *first_step = 0;
     if (f->checkpoint_dir) {
-        if (pst_make_dirs(f->checkpoint_dir, st) < 0) return st->code;
+        if (pst_file_make_dirs(f->checkpoint_dir, st) < 0) return st->code;
         char latest[4096], warn[2048];
         int lr = pst_latest_checkpoint(f->checkpoint_dir, 0, latest, sizeof latest, warn,
                                        sizeof warn, st);
@@ -234,14 +237,14 @@ static int chief_prepare(dist *d, int64_t *first_step, pst_status *st) {
 
 /* Non-chief: wait until every variable is initialized on its PS. */
 static int wait_ready(dist *d, pst_status *st) {
-    double start = pst_now(), last = 0;
+    double start = pst_clock_now(), last = 0;
     for (;;) {
         int total = 0;
         char missing[512];
         int ready = count_ready(d->t, &d->pv, &total, missing, sizeof missing, st);
         if (ready < 0) return ready;
         if (ready == total) return 0;
-        double el = pst_now() - start;
+        double el = pst_clock_now() - start;
         if (el * 1000 > (double)d->f->ready_timeout_ms)
             return pst_status_set(st, PST_E_DEADLINE, "the model was not ready after %lld ms: "
                                   "%d of %d variables uninitialized, e.g. %s (is the chief, "
@@ -326,7 +329,7 @@ static int train(dist *d, pst_status *st) {
     fflush(stdout);
     int64_t gstep = first_step, local = 0, every = f->save_every_steps;
     int64_t next_save = every > 0 ? (first_step / every + 1) * every : INT64_MAX;
-    double t0 = pst_now(), last_print = t0, last_save_time = t0;
+    double t0 = pst_clock_now(), last_print = t0, last_save_time = t0;
     int64_t last_saved = -1;
     float loss = 0;
     while (gstep < f->steps) {
@@ -347,7 +350,7 @@ static int train(dist *d, pst_status *st) {
         pst_tensor_unref(out[0]);
         pst_tensor_unref(out[1]);
         local++;
-        double now = pst_now();
+        double now = pst_clock_now();
         if (!f->quiet && (now - last_print >= 2 || gstep >= f->steps)) {
             printf("%s: global step %lld, local step %lld, loss %.4f, %.0f examples/s\n",
                    pst_task_device(d->t), (long long)gstep, (long long)local, loss,
@@ -371,7 +374,7 @@ static int train(dist *d, pst_status *st) {
             last_saved = gstep;
         }
     }
-    double secs = pst_now() - t0;
+    double secs = pst_clock_now() - t0;
     /* and on a clean end (unless this very step was just saved) */
     if (rc == 0 && d->chief && d->saver && gstep != last_saved && (rc = save_ckpt(d, gstep, st)) < 0)
         goto out;

@@ -22,6 +22,9 @@
 #include "ops.h"
 #include "session.h"
 #include "train_loop.h"
+#include "fashion_mnist.h"
+#include "file.h"
+#include "clock.h"
 
 typedef struct feeder {
     model *m;
@@ -82,7 +85,7 @@ static int step_hook(void *ctx, pst_session *s, int64_t step, pst_status *st) {
         if (rc < 0) return rc;
         printf("step %lld: validation_accuracy=%.4f\n", (long long)step, acc);
     }
-    double now = pst_now();
+    double now = pst_clock_now();
     if (h->saver && ((h->f->save_every_steps > 0 && step % h->f->save_every_steps == 0) ||
                      (h->f->save_every_secs > 0 && now - h->last_save >= (double)h->f->save_every_secs))) {
         h->last_save = now;
@@ -93,6 +96,7 @@ static int step_hook(void *ctx, pst_session *s, int64_t step, pst_status *st) {
 }
 
 int main(int argc, char **argv) {
+    pst_ops_init(); /* the built-in op families, before any graph */
     pst_train_flags f;
     char err[2048];
     int prc = pst_train_flags_parse(argc, argv, &f, err, sizeof err);
@@ -131,7 +135,7 @@ int main(int argc, char **argv) {
     s = pst_session_new(m.g, NULL, &st);
     int64_t first_step = 0;
     if (f.checkpoint_dir) {
-        if (pst_make_dirs(f.checkpoint_dir, &st) < 0) goto fail;
+        if (pst_file_make_dirs(f.checkpoint_dir, &st) < 0) goto fail;
         pst_saver_opts so = {.max_to_keep = f.max_to_keep, .write_meta = 1};
         if ((saver = pst_saver_new(m.g, &so, &st)) == NULL) goto fail;
         char latest[4096], warn[2048];
@@ -159,7 +163,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     feeder fd = {.m = &m, .it = it};
     hook_ctx hc = {.m = &m, .val = n_val > 0 ? val : NULL, .f = &f, .saver = saver,
-                   .last_save = pst_now(), .last_saved_step = -1};
+                   .last_save = pst_clock_now(), .last_saved_step = -1};
     pst_train_loop_opts lo = {.first_step = first_step, .steps = f.steps, .train_op = m.train_op,
                               .loss = m.loss, .next = next_batch, .ctx = &fd,
                               .batch_size = f.batch, .quiet = f.quiet, .hook = step_hook,

@@ -1,0 +1,847 @@
+#include "metagraph.h"
+
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "op.h"
+#include "strmap.h"
+#include "tf_graph.pb-c.h"
+
+/* ---- A bump arena for building protobuf-c messages ------------------------------------- */
+
+typedef struct arena {
+    void **blocks;
+    size_t n, cap;
+} arena;
+
+static void *arena_alloc(arena *a, size_t size) {
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->blocks = realloc(a->blocks, a->cap * sizeof *a->blocks);
+        PST_ASSERT(a->blocks != NULL);
+    }
+    void *p = calloc(1, size ? size : 1);
+    PST_ASSERT(p != NULL);
+    a->blocks[a->n++] = p;
+    return p;
+}
+
+static char *arena_strdup(arena *a, const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = arena_alloc(a, n);
+    memcpy(d, s, n);
+    return d;
+}
+
+static void arena_free(arena *a) {
+    for (size_t i = 0; i < a->n; i++) free(a->blocks[i]);
+    free(a->blocks);
+}
+
+#define NEW(a, T, INIT)                                                                           \
+    ({                                                                                            \
+        T *p_ = arena_alloc((a), sizeof(T));                                                      \
+        T init_ = INIT;                                                                           \
+        *p_ = init_;                                                                              \
+        p_;                                                                                       \
+    })
+
+/* ---- Shapes and tensors ---------------------------------------------------------------- */
+
+static Tensorflow__TensorShapeProto *shape_to_proto(arena *a, const pst_shape *s) {
+    Tensorflow__TensorShapeProto *p =
+        NEW(a, Tensorflow__TensorShapeProto, TENSORFLOW__TENSOR_SHAPE_PROTO__INIT);
+    if (s->rank < 0) {
+        p->unknown_rank = 1;
+        return p;
+    }
+    p->n_dim = (size_t)s->rank;
+    p->dim = arena_alloc(a, (size_t)s->rank * sizeof *p->dim);
+    for (int i = 0; i < s->rank; i++) {
+        p->dim[i] = NEW(a, Tensorflow__TensorShapeProto__Dim, TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT);
+        p->dim[i]->size = s->dims[i];
+    }
+    return p;
+}
+
+static int shape_from_proto(const Tensorflow__TensorShapeProto *p, pst_shape *s, pst_status *st) {
+    if (p == NULL) {
+        *s = pst_shape_scalar();
+        return 0;
+    }
+    if (p->unknown_rank) {
+        *s = pst_shape_unknown();
+        return 0;
+    }
+    if (p->n_dim > PST_MAX_RANK)
+        return pst_status_set(st, PST_E_INVALID, "shape has rank %zu, more than %d", p->n_dim,
+                              PST_MAX_RANK);
+    s->rank = (int)p->n_dim;
+    for (size_t i = 0; i < p->n_dim; i++) {
+        if (p->dim[i]->size < -1)
+            return pst_status_set(st, PST_E_INVALID, "shape has a bad dim %lld",
+                                  (long long)p->dim[i]->size);
+        s->dims[i] = p->dim[i]->size;
+    }
+    return 0;
+}
+
+static Tensorflow__TensorProto *tensor_to_proto(arena *a, const pst_tensor *t) {
+    Tensorflow__TensorProto *p = NEW(a, Tensorflow__TensorProto, TENSORFLOW__TENSOR_PROTO__INIT);
+    p->dtype = (Tensorflow__DataType)t->dtype;
+    p->tensor_shape = shape_to_proto(a, &t->shape);
+    p->tensor_content.len = t->nbytes;
+    p->tensor_content.data = t->data; /* borrowed: packed before the tensor goes away */
+    return p;
+}
+
+static pst_tensor *tensor_from_proto(const Tensorflow__TensorProto *p, pst_status *st) {
+    pst_shape s;
+    if (shape_from_proto(p->tensor_shape, &s, st) < 0) return NULL;
+    pst_dtype dt = (pst_dtype)p->dtype;
+    if (!pst_dtype_valid(dt)) {
+        pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor dtype %d is not supported", (int)p->dtype);
+        return NULL;
+    }
+    pst_tensor *t = pst_tensor_new_zeros(dt, s, st);
+    if (t == NULL) return NULL;
+    if (p->tensor_content.len) {
+        if (p->tensor_content.len != t->nbytes) {
+            pst_status_set(st, PST_E_INVALID, "tensor_content has %zu bytes, shape needs %zu",
+                           p->tensor_content.len, t->nbytes);
+            pst_tensor_unref(t);
+            return NULL;
+        }
+        memcpy(t->data, p->tensor_content.data, t->nbytes);
+        return t;
+    }
+    /* Typed value fields; a shorter list repeats its last value (TF's convention). */
+    size_t n = 0;
+    switch (dt) {
+    case PST_FLOAT: n = p->n_float_val; break;
+    case PST_DOUBLE: n = p->n_double_val; break;
+    case PST_INT32:
+    case PST_UINT8: n = p->n_int_val; break;
+    case PST_INT64: n = p->n_int64_val; break;
+    case PST_BOOL: n = p->n_bool_val; break;
+    default: break;
+    }
+    if (n > (size_t)t->n) {
+        pst_status_set(st, PST_E_INVALID, "tensor has %zu values for %lld elements", n,
+                       (long long)t->n);
+        pst_tensor_unref(t);
+        return NULL;
+    }
+    for (int64_t i = 0; n > 0 && i < t->n; i++) {
+        size_t k = (size_t)i < n ? (size_t)i : n - 1;
+        double v = 0;
+        switch (dt) {
+        case PST_FLOAT: v = p->float_val[k]; break;
+        case PST_DOUBLE: v = p->double_val[k]; break;
+        case PST_INT32:
+        case PST_UINT8: v = p->int_val[k]; break;
+        case PST_INT64:
+            pst_tensor_i64(t)[i] = p->int64_val[k];
+            continue;
+        case PST_BOOL: v = p->bool_val[k]; break;
+        default: break;
+        }
+        pst_tensor_set_f64(t, i, v);
+    }
+    return t;
+}
+
+/* ---- Attrs ----------------------------------------------------------------------------- */
+
+static Tensorflow__AttrValue *attr_to_proto(arena *a, const pst_attr *at) {
+    Tensorflow__AttrValue *v = NEW(a, Tensorflow__AttrValue, TENSORFLOW__ATTR_VALUE__INIT);
+    Tensorflow__AttrValue__ListValue *l = NULL;
+    if (at->kind >= PST_ATTR_LIST_STRING) {
+        l = NEW(a, Tensorflow__AttrValue__ListValue, TENSORFLOW__ATTR_VALUE__LIST_VALUE__INIT);
+        v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_LIST;
+        v->list = l;
+    }
+    size_t n = (size_t)at->n;
+    switch (at->kind) {
+    case PST_ATTR_STRING:
+        v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_S;
+        v->s.data = (uint8_t *)at->v.s;
+        v->s.len = strlen(at->v.s);
+        break;
+    case PST_ATTR_INT: v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_I; v->i = at->v.i; break;
+    case PST_ATTR_FLOAT: v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_F; v->f = at->v.f; break;
+    case PST_ATTR_BOOL: v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_B; v->b = at->v.b; break;
+    case PST_ATTR_TYPE:
+        v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE;
+        v->type = (Tensorflow__DataType)at->v.type;
+        break;
+    case PST_ATTR_SHAPE:
+        v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_SHAPE;
+        v->shape = shape_to_proto(a, &at->v.shape);
+        break;
+    case PST_ATTR_TENSOR:
+        v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_TENSOR;
+        v->tensor = tensor_to_proto(a, at->v.tensor);
+        break;
+    case PST_ATTR_LIST_STRING:
+        l->n_s = n;
+        l->s = arena_alloc(a, n * sizeof *l->s);
+        for (size_t i = 0; i < n; i++) {
+            l->s[i].data = (uint8_t *)at->list.s[i];
+            l->s[i].len = strlen(at->list.s[i]);
+        }
+        break;
+    case PST_ATTR_LIST_INT:
+        l->n_i = n;
+        l->i = at->list.i;
+        break;
+    case PST_ATTR_LIST_FLOAT:
+        l->n_f = n;
+        l->f = at->list.f;
+        break;
+    case PST_ATTR_LIST_BOOL:
+        l->n_b = n;
+        l->b = arena_alloc(a, n * sizeof *l->b);
+        for (size_t i = 0; i < n; i++) l->b[i] = at->list.b[i];
+        break;
+    case PST_ATTR_LIST_TYPE:
+        l->n_type = n;
+        l->type = arena_alloc(a, n * sizeof *l->type);
+        for (size_t i = 0; i < n; i++) l->type[i] = (Tensorflow__DataType)at->list.type[i];
+        break;
+    case PST_ATTR_LIST_SHAPE:
+        l->n_shape = n;
+        l->shape = arena_alloc(a, n * sizeof *l->shape);
+        for (size_t i = 0; i < n; i++) l->shape[i] = shape_to_proto(a, &at->list.shape[i]);
+        break;
+    case PST_ATTR_LIST_TENSOR:
+        l->n_tensor = n;
+        l->tensor = arena_alloc(a, n * sizeof *l->tensor);
+        for (size_t i = 0; i < n; i++) l->tensor[i] = tensor_to_proto(a, at->list.tensor[i]);
+        break;
+    default: break;
+    }
+    return v;
+}
+
+static pst_attr_kind spec_kind(const pst_op_def *op, const char *name) {
+    for (const pst_attr_spec *s = op ? op->attrs : NULL; s && s->name; s++)
+        if (strcmp(s->name, name) == 0) return s->kind;
+    return PST_ATTR_NONE;
+}
+
+static char *bin_strdup(ProtobufCBinaryData b) {
+    char *s = malloc(b.len + 1);
+    PST_ASSERT(s != NULL);
+    if (b.len) memcpy(s, b.data, b.len);
+    s[b.len] = '\0';
+    return s;
+}
+
+/* Fills a pst_attr from an AttrValue (name set by the caller); 0 or an error. */
+static int attr_from_proto(const pst_op_def *op, const char *name, const Tensorflow__AttrValue *v,
+                           pst_attr *at, pst_status *st) {
+    memset(at, 0, sizeof *at);
+    at->name = strdup(name);
+    switch (v->value_case) {
+    case TENSORFLOW__ATTR_VALUE__VALUE_S: at->kind = PST_ATTR_STRING; at->v.s = bin_strdup(v->s); break;
+    case TENSORFLOW__ATTR_VALUE__VALUE_I: at->kind = PST_ATTR_INT; at->v.i = v->i; break;
+    case TENSORFLOW__ATTR_VALUE__VALUE_F: at->kind = PST_ATTR_FLOAT; at->v.f = v->f; break;
+    case TENSORFLOW__ATTR_VALUE__VALUE_B: at->kind = PST_ATTR_BOOL; at->v.b = v->b; break;
+    case TENSORFLOW__ATTR_VALUE__VALUE_TYPE:
+        at->kind = PST_ATTR_TYPE;
+        at->v.type = (pst_dtype)(v->type >= 100 ? v->type - 100 : v->type);
+        break;
+    case TENSORFLOW__ATTR_VALUE__VALUE_SHAPE:
+        at->kind = PST_ATTR_SHAPE;
+        return shape_from_proto(v->shape, &at->v.shape, st);
+    case TENSORFLOW__ATTR_VALUE__VALUE_TENSOR:
+        at->kind = PST_ATTR_TENSOR;
+        at->v.tensor = tensor_from_proto(v->tensor, st);
+        return at->v.tensor ? 0 : PST_E_INVALID;
+    case TENSORFLOW__ATTR_VALUE__VALUE_LIST: {
+        const Tensorflow__AttrValue__ListValue *l = v->list;
+        pst_attr_kind k = spec_kind(op, name);
+        if (l->n_s) k = PST_ATTR_LIST_STRING;
+        else if (l->n_i) k = PST_ATTR_LIST_INT;
+        else if (l->n_f) k = PST_ATTR_LIST_FLOAT;
+        else if (l->n_b) k = PST_ATTR_LIST_BOOL;
+        else if (l->n_type) k = PST_ATTR_LIST_TYPE;
+        else if (l->n_shape) k = PST_ATTR_LIST_SHAPE;
+        else if (l->n_tensor) k = PST_ATTR_LIST_TENSOR;
+        else if (k < PST_ATTR_LIST_STRING) k = PST_ATTR_LIST_INT;
+        at->kind = k;
+        switch (k) {
+        case PST_ATTR_LIST_STRING:
+            at->n = (int)l->n_s;
+            at->list.s = calloc(l->n_s + 1, sizeof(char *));
+            for (size_t i = 0; i < l->n_s; i++) at->list.s[i] = bin_strdup(l->s[i]);
+            break;
+        case PST_ATTR_LIST_INT:
+            at->n = (int)l->n_i;
+            at->list.i = malloc((l->n_i + 1) * sizeof(int64_t));
+            if (l->n_i) memcpy(at->list.i, l->i, l->n_i * sizeof(int64_t));
+            break;
+        case PST_ATTR_LIST_FLOAT:
+            at->n = (int)l->n_f;
+            at->list.f = malloc((l->n_f + 1) * sizeof(float));
+            if (l->n_f) memcpy(at->list.f, l->f, l->n_f * sizeof(float));
+            break;
+        case PST_ATTR_LIST_BOOL:
+            at->n = (int)l->n_b;
+            at->list.b = malloc((l->n_b + 1) * sizeof(int));
+            for (size_t i = 0; i < l->n_b; i++) at->list.b[i] = l->b[i];
+            break;
+        case PST_ATTR_LIST_TYPE:
+            at->n = (int)l->n_type;
+            at->list.type = malloc((l->n_type + 1) * sizeof(pst_dtype));
+            for (size_t i = 0; i < l->n_type; i++) at->list.type[i] = (pst_dtype)l->type[i];
+            break;
+        case PST_ATTR_LIST_SHAPE:
+            at->n = (int)l->n_shape;
+            at->list.shape = calloc(l->n_shape + 1, sizeof(pst_shape));
+            for (size_t i = 0; i < l->n_shape; i++)
+                if (shape_from_proto(l->shape[i], &at->list.shape[i], st) < 0) return PST_E_INVALID;
+            break;
+        case PST_ATTR_LIST_TENSOR:
+            at->n = (int)l->n_tensor;
+            at->list.tensor = calloc(l->n_tensor + 1, sizeof(pst_tensor *));
+            for (size_t i = 0; i < l->n_tensor; i++)
+                if ((at->list.tensor[i] = tensor_from_proto(l->tensor[i], st)) == NULL)
+                    return PST_E_INVALID;
+            break;
+        default: break;
+        }
+        break;
+    }
+    default:
+        return pst_status_set(st, PST_E_UNIMPLEMENTED, "attr '%s' has an unsupported value kind %d",
+                              name, (int)v->value_case);
+    }
+    return 0;
+}
+
+/* ---- Export ---------------------------------------------------------------------------- */
+
+static char *output_ref(arena *a, pst_output o) {
+    char buf[1100];
+    pst_output_name(o, buf, sizeof buf);
+    return arena_strdup(a, buf);
+}
+
+static Tensorflow__GraphDef *graph_to_proto(arena *a, const pst_graph *g, int clear_devices) {
+    Tensorflow__GraphDef *gd = NEW(a, Tensorflow__GraphDef, TENSORFLOW__GRAPH_DEF__INIT);
+    size_t nn = (size_t)pst_graph_num_nodes(g);
+    gd->n_node = nn;
+    gd->node = arena_alloc(a, nn * sizeof *gd->node);
+    for (size_t i = 0; i < nn; i++) {
+        const pst_node *n = pst_graph_node(g, (int)i);
+        Tensorflow__NodeDef *nd = NEW(a, Tensorflow__NodeDef, TENSORFLOW__NODE_DEF__INIT);
+        nd->name = n->name;
+        nd->op = (char *)n->op->name;
+        nd->device = clear_devices ? "" : n->device;
+        nd->n_input = (size_t)(n->n_inputs + n->n_control);
+        nd->input = arena_alloc(a, nd->n_input * sizeof *nd->input);
+        for (int k = 0; k < n->n_inputs; k++) nd->input[k] = output_ref(a, n->inputs[k]);
+        for (int k = 0; k < n->n_control; k++) {
+            size_t len = strlen(n->control_inputs[k]->name) + 2;
+            char *s = arena_alloc(a, len);
+            snprintf(s, len, "^%s", n->control_inputs[k]->name);
+            nd->input[n->n_inputs + k] = s;
+        }
+        nd->n_attr = (size_t)n->n_attrs;
+        nd->attr = arena_alloc(a, nd->n_attr * sizeof *nd->attr);
+        for (int k = 0; k < n->n_attrs; k++) {
+            Tensorflow__NodeDef__AttrEntry *e =
+                NEW(a, Tensorflow__NodeDef__AttrEntry, TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT);
+            e->key = n->attrs[k].name;
+            e->value = attr_to_proto(a, &n->attrs[k]);
+            nd->attr[k] = e;
+        }
+        gd->node[i] = nd;
+    }
+    gd->versions = NEW(a, Tensorflow__VersionDef, TENSORFLOW__VERSION_DEF__INIT);
+    gd->versions->producer = 27;
+    return gd;
+}
+
+static int pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len, pst_status *st) {
+    size_t n = protobuf_c_message_get_packed_size(m);
+    *buf = malloc(n ? n : 1);
+    if (*buf == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory (%zu bytes)", n);
+    *len = protobuf_c_message_pack(m, *buf);
+    return 0;
+}
+
+int pst_graph_def_export(const pst_graph *g, int clear_devices, uint8_t **buf, size_t *len,
+                         pst_status *st) {
+    arena a = {0};
+    Tensorflow__GraphDef *gd = graph_to_proto(&a, g, clear_devices);
+    int rc = pack(&gd->base, buf, len, st);
+    arena_free(&a);
+    return rc;
+}
+
+static int wanted(const pst_meta_export_opts *o, const char *key) {
+    if (o == NULL || o->collection_list == NULL) return 1;
+    for (const char *const *k = o->collection_list; *k; k++)
+        if (strcmp(*k, key) == 0) return 1;
+    return 0;
+}
+
+static int is_variable_collection(const pst_graph *g, const char *key) {
+    int n;
+    const pst_output *items = pst_graph_collection(g, key, &n);
+    if (n == 0) return 0;
+    for (int i = 0; i < n; i++)
+        if (!(items[i].node->op->flags & PST_OP_VARIABLE)) return 0;
+    return strcmp(key, PST_GLOBAL_VARIABLES) == 0 || strcmp(key, PST_TRAINABLE_VARIABLES) == 0 ||
+           strcmp(key, PST_LOCAL_VARIABLES) == 0 || strcmp(key, PST_MODEL_VARIABLES) == 0 ||
+           strcmp(key, "metric_variables") == 0;
+}
+
+static int in_collection(const pst_graph *g, const char *key, const pst_node *n) {
+    int k;
+    const pst_output *items = pst_graph_collection(g, key, &k);
+    for (int i = 0; i < k; i++)
+        if (items[i].node == n) return 1;
+    return 0;
+}
+
+static ProtobufCBinaryData variable_def(arena *a, const pst_graph *g, pst_output v) {
+    Tensorflow__VariableDef vd = TENSORFLOW__VARIABLE_DEF__INIT;
+    char buf[1100];
+    snprintf(buf, sizeof buf, "%s:0", v.node->name);
+    vd.variable_name = arena_strdup(a, buf);
+    pst_node *init = pst_graph_find(g, (snprintf(buf, sizeof buf, "%s/Assign", v.node->name), buf));
+    vd.initializer_name = init ? init->name : "";
+    if (init && init->n_inputs == 2) vd.initial_value_name = output_ref(a, init->inputs[1]);
+    vd.snapshot_name = arena_strdup(a, (snprintf(buf, sizeof buf, "%s/read:0", v.node->name), buf));
+    vd.trainable = in_collection(g, PST_TRAINABLE_VARIABLES, v.node);
+    const pst_attr *full = pst_node_attr(v.node, "_save_slice_full_name");
+    if (full) {
+        Tensorflow__SaveSliceInfoDef *si =
+            NEW(a, Tensorflow__SaveSliceInfoDef, TENSORFLOW__SAVE_SLICE_INFO_DEF__INIT);
+        si->full_name = full->v.s;
+        const pst_attr *fs = pst_node_attr(v.node, "_save_slice_full_shape");
+        const pst_attr *off = pst_node_attr(v.node, "_save_slice_var_offset");
+        const pst_attr *vs = pst_node_attr(v.node, "_save_slice_var_shape");
+        if (fs) { si->n_full_shape = (size_t)fs->n; si->full_shape = fs->list.i; }
+        if (off) { si->n_var_offset = (size_t)off->n; si->var_offset = off->list.i; }
+        if (vs) { si->n_var_shape = (size_t)vs->n; si->var_shape = vs->list.i; }
+        vd.save_slice_info_def = si;
+    }
+    ProtobufCBinaryData b;
+    b.len = tensorflow__variable_def__get_packed_size(&vd);
+    b.data = arena_alloc(a, b.len);
+    tensorflow__variable_def__pack(&vd, b.data);
+    return b;
+}
+
+int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uint8_t **buf,
+                          size_t *len, pst_status *st) {
+    arena a = {0};
+    Tensorflow__MetaGraphDef mg = TENSORFLOW__META_GRAPH_DEF__INIT;
+    mg.graph_def = graph_to_proto(&a, g, o && o->clear_devices);
+    mg.meta_info_def =
+        NEW(&a, Tensorflow__MetaGraphDef__MetaInfoDef, TENSORFLOW__META_GRAPH_DEF__META_INFO_DEF__INIT);
+    mg.meta_info_def->meta_graph_version = "v1";
+    mg.meta_info_def->tensorflow_version = "1.15.0 (pstrain)";
+    mg.meta_info_def->tensorflow_git_version = "pstrain";
+    if (o && o->tags) {
+        size_t nt = 0;
+        while (o->tags[nt]) nt++;
+        mg.meta_info_def->n_tags = nt;
+        mg.meta_info_def->tags = (char **)o->tags;
+    }
+    if (o && o->saver_def) {
+        Tensorflow__SaverDef *sd = NEW(&a, Tensorflow__SaverDef, TENSORFLOW__SAVER_DEF__INIT);
+        sd->filename_tensor_name = "save/Const:0";
+        sd->save_tensor_name = "save/control_dependency:0";
+        sd->restore_op_name = "save/restore_all";
+        sd->max_to_keep = o->saver_def->max_to_keep;
+        sd->sharded = o->saver_def->sharded;
+        sd->keep_checkpoint_every_n_hours = o->saver_def->keep_checkpoint_every_n_hours;
+        sd->version = TENSORFLOW__SAVER_DEF__CHECKPOINT_FORMAT_VERSION__V2;
+        mg.saver_def = sd;
+    }
+    int nc = pst_graph_num_collections(g), nv = pst_graph_num_value_collections(g);
+    mg.collection_def = arena_alloc(&a, (size_t)(nc + nv + 1) * sizeof *mg.collection_def);
+    for (int i = 0; i < nv; i++) {
+        int is_int;
+        const char *key = pst_graph_value_collection_key(g, i, &is_int);
+        if (!wanted(o, key)) continue;
+        int n;
+        Tensorflow__CollectionDef *cd =
+            NEW(&a, Tensorflow__CollectionDef, TENSORFLOW__COLLECTION_DEF__INIT);
+        if (is_int) {
+            cd->kind_case = TENSORFLOW__COLLECTION_DEF__KIND_INT64_LIST;
+            cd->int64_list = NEW(&a, Tensorflow__CollectionDef__Int64List,
+                                 TENSORFLOW__COLLECTION_DEF__INT64_LIST__INIT);
+            cd->int64_list->value = (int64_t *)pst_graph_int64_collection(g, key, &n);
+            cd->int64_list->n_value = (size_t)n;
+        } else {
+            cd->kind_case = TENSORFLOW__COLLECTION_DEF__KIND_FLOAT_LIST;
+            cd->float_list = NEW(&a, Tensorflow__CollectionDef__FloatList,
+                                 TENSORFLOW__COLLECTION_DEF__FLOAT_LIST__INIT);
+            cd->float_list->value = (float *)pst_graph_float_collection(g, key, &n);
+            cd->float_list->n_value = (size_t)n;
+        }
+        Tensorflow__MetaGraphDef__CollectionDefEntry *e = NEW(
+            &a, Tensorflow__MetaGraphDef__CollectionDefEntry,
+            TENSORFLOW__META_GRAPH_DEF__COLLECTION_DEF_ENTRY__INIT);
+        e->key = (char *)key;
+        e->value = cd;
+        mg.collection_def[mg.n_collection_def++] = e;
+    }
+    for (int i = 0; i < nc; i++) {
+        const char *key = pst_graph_collection_key(g, i);
+        int n;
+        const pst_output *items = pst_graph_collection(g, key, &n);
+        if (!wanted(o, key) || n == 0) continue;
+        Tensorflow__CollectionDef *cd =
+            NEW(&a, Tensorflow__CollectionDef, TENSORFLOW__COLLECTION_DEF__INIT);
+        if (is_variable_collection(g, key)) {
+            cd->kind_case = TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST;
+            cd->bytes_list = NEW(&a, Tensorflow__CollectionDef__BytesList,
+                                 TENSORFLOW__COLLECTION_DEF__BYTES_LIST__INIT);
+            cd->bytes_list->n_value = (size_t)n;
+            cd->bytes_list->value = arena_alloc(&a, (size_t)n * sizeof(ProtobufCBinaryData));
+            for (int k = 0; k < n; k++) cd->bytes_list->value[k] = variable_def(&a, g, items[k]);
+        } else {
+            cd->kind_case = TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST;
+            cd->node_list = NEW(&a, Tensorflow__CollectionDef__NodeList,
+                                TENSORFLOW__COLLECTION_DEF__NODE_LIST__INIT);
+            cd->node_list->n_value = (size_t)n;
+            cd->node_list->value = arena_alloc(&a, (size_t)n * sizeof(char *));
+            for (int k = 0; k < n; k++) {
+                char b[1100];
+                /* Ops (no outputs) by name, tensors as name:index like TensorFlow. */
+                if (items[k].node->n_outputs == 0)
+                    snprintf(b, sizeof b, "%s", items[k].node->name);
+                else
+                    snprintf(b, sizeof b, "%s:%d", items[k].node->name, items[k].index);
+                cd->node_list->value[k] = arena_strdup(&a, b);
+            }
+        }
+        Tensorflow__MetaGraphDef__CollectionDefEntry *e = NEW(
+            &a, Tensorflow__MetaGraphDef__CollectionDefEntry,
+            TENSORFLOW__META_GRAPH_DEF__COLLECTION_DEF_ENTRY__INIT);
+        e->key = (char *)key;
+        e->value = cd;
+        mg.collection_def[mg.n_collection_def++] = e;
+    }
+    int rc = pack(&mg.base, buf, len, st);
+    arena_free(&a);
+    return rc;
+}
+
+int pst_meta_graph_write(const pst_graph *g, const pst_meta_export_opts *o, const char *path,
+                         pst_status *st) {
+    uint8_t *buf;
+    size_t len;
+    int rc = pst_meta_graph_export(g, o, &buf, &len, st);
+    if (rc < 0) return rc;
+    rc = pst_file_write_atomic(path, buf, len, st);
+    free(buf);
+    return rc;
+}
+
+/* ---- Import ---------------------------------------------------------------------------- */
+
+/* Splits "name:idx" / "^name"; writes the node name into buf. */
+static int parse_input(const char *in, char *buf, size_t len, int *index, int *control) {
+    *control = in[0] == '^';
+    if (*control) in++;
+    snprintf(buf, len, "%s", in);
+    *index = 0;
+    char *colon = strrchr(buf, ':');
+    if (colon && !*control) {
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (*end || end == colon + 1 || v < 0) return -1;
+        *index = (int)v;
+        *colon = '\0';
+    }
+    return 0;
+}
+
+static char *scoped(const pst_meta_import_opts *o, const char *name) {
+    const char *pre = o && o->import_scope ? o->import_scope : "";
+    size_t n = strlen(pre) + strlen(name) + 2;
+    char *s = malloc(n);
+    PST_ASSERT(s != NULL);
+    snprintf(s, n, "%s%s%s", pre, pre[0] ? "/" : "", name);
+    return s;
+}
+
+static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
+                              const pst_meta_import_opts *o, pst_status *st) {
+    size_t nn = gd->n_node;
+    pst_strmap *index = pst_strmap_new();
+    int *state = calloc(nn + 1, sizeof(int)); /* 0 new, 1 visiting, 2 done */
+    size_t *order = calloc(nn + 1, sizeof(size_t)), *stack = calloc(nn + 1, sizeof(size_t));
+    size_t *next_in = calloc(nn + 1, sizeof(size_t));
+    PST_ASSERT(index && state && order && stack && next_in);
+    int rc = 0;
+    size_t n_order = 0;
+    char name[1024];
+    for (size_t i = 0; i < nn; i++) {
+        if (pst_strmap_has(index, gd->node[i]->name)) {
+            rc = pst_status_set(st, PST_E_INVALID, "GraphDef has two nodes named '%s'",
+                                gd->node[i]->name);
+            goto out;
+        }
+        pst_strmap_put(index, gd->node[i]->name, (void *)(i + 1));
+    }
+    /* Depth-first topological order; a node met again while on the stack closes a cycle. */
+    for (size_t r = 0; r < nn && rc == 0; r++) {
+        if (state[r]) continue;
+        size_t sp = 0;
+        stack[sp++] = r;
+        state[r] = 1;
+        while (sp > 0 && rc == 0) {
+            size_t u = stack[sp - 1];
+            const Tensorflow__NodeDef *nd = gd->node[u];
+            if (next_in[u] < nd->n_input) {
+                int idx, ctl;
+                if (parse_input(nd->input[next_in[u]++], name, sizeof name, &idx, &ctl) < 0) {
+                    rc = pst_status_set(st, PST_E_INVALID, "node '%s': bad input '%s'", nd->name,
+                                        nd->input[next_in[u] - 1]);
+                    break;
+                }
+                size_t v = (size_t)pst_strmap_get(index, name);
+                if (v == 0) {
+                    rc = pst_status_set(st, PST_E_INVALID, "node '%s': input '%s' does not exist",
+                                        nd->name, name);
+                    break;
+                }
+                v--;
+                if (state[v] == 1) {
+                    rc = pst_status_set(st, PST_E_INVALID,
+                                        "graph has a cycle through node '%s' (input of '%s')",
+                                        gd->node[v]->name, nd->name);
+                    break;
+                }
+                if (state[v] == 0) {
+                    state[v] = 1;
+                    stack[sp++] = v;
+                }
+            } else {
+                state[u] = 2;
+                order[n_order++] = u;
+                sp--;
+            }
+        }
+    }
+    for (size_t k = 0; k < n_order && rc == 0; k++) {
+        const Tensorflow__NodeDef *nd = gd->node[order[k]];
+        const pst_op_def *op = pst_op_lookup(nd->op);
+        if (op == NULL) {
+            rc = pst_status_set(st, PST_E_NOT_FOUND, "node '%s': unknown op '%s'", nd->name, nd->op);
+            break;
+        }
+        pst_node_builder *b = pst_nb_new(g, nd->op, NULL);
+        char *full = scoped(o, nd->name);
+        pst_nb_exact_name(b, full);
+        free(full);
+        for (size_t i = 0; i < nd->n_input; i++) {
+            int idx, ctl;
+            parse_input(nd->input[i], name, sizeof name, &idx, &ctl);
+            char *src_name = scoped(o, name);
+            pst_node *src = pst_graph_find(g, src_name);
+            free(src_name);
+            if (ctl)
+                pst_nb_control(b, src);
+            else
+                pst_nb_input(b, pst_out(src, idx));
+        }
+        if (!(o && o->clear_devices)) pst_nb_device(b, nd->device);
+        for (size_t i = 0; i < nd->n_attr && rc == 0; i++) {
+            const char *an = nd->attr[i]->key;
+            /* Attrs this runtime's op does not declare (GPU-only knobs such as
+             * use_cudnn_on_gpu) are dropped; internal "_" attrs are kept. */
+            if (an[0] != '_' && spec_kind(op, an) == PST_ATTR_NONE) continue;
+            pst_attr at;
+            pst_status ast = {0};
+            if (attr_from_proto(op, an, nd->attr[i]->value, &at, &ast) < 0) {
+                rc = pst_status_set(st, ast.code, "node '%s': attr '%s': %s", nd->name, an, ast.msg);
+            } else {
+                pst_nb_attr(b, &at);
+            }
+            pst_attr_destroy(&at);
+        }
+        if (rc == 0 && pst_nb_finish(b) == NULL)
+            rc = pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+        else if (rc)
+            pst_nb_abandon(b);
+    }
+out:
+    pst_strmap_free(index);
+    free(state);
+    free(order);
+    free(stack);
+    free(next_in);
+    return rc;
+}
+
+int pst_graph_def_import(pst_graph *g, const uint8_t *buf, size_t len,
+                         const pst_meta_import_opts *o, pst_status *st) {
+    Tensorflow__GraphDef *gd = tensorflow__graph_def__unpack(NULL, len, buf);
+    if (gd == NULL) return pst_status_set(st, PST_E_DATA_LOSS, "cannot parse GraphDef");
+    int rc = import_graph_proto(g, gd, o, st);
+    tensorflow__graph_def__free_unpacked(gd, NULL);
+    return rc;
+}
+
+static pst_output resolve_ref(pst_graph *g, const pst_meta_import_opts *o, const char *ref) {
+    char name[1024];
+    int idx, ctl;
+    if (parse_input(ref, name, sizeof name, &idx, &ctl) < 0) return pst_out(NULL, 0);
+    char *full = scoped(o, name);
+    pst_node *n = pst_graph_find(g, full);
+    free(full);
+    if (n == NULL || (idx >= n->n_outputs && !(idx == 0 && n->n_outputs == 0)))
+        return pst_out(NULL, 0);
+    return pst_out(n, idx);
+}
+
+int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
+                          const pst_meta_import_opts *o, pst_status *st) {
+    Tensorflow__MetaGraphDef *mg = tensorflow__meta_graph_def__unpack(NULL, len, buf);
+    if (mg == NULL) return pst_status_set(st, PST_E_DATA_LOSS, "cannot parse MetaGraphDef");
+    int rc = mg->graph_def ? import_graph_proto(g, mg->graph_def, o, st) : 0;
+    for (size_t i = 0; rc == 0 && i < mg->n_collection_def; i++) {
+        const char *key = mg->collection_def[i]->key;
+        const Tensorflow__CollectionDef *cd = mg->collection_def[i]->value;
+        if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST ||
+            cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST)
+            pst_graph_add_to_collection(g, key, pst_out(NULL, 0));
+        if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST) {
+            for (size_t k = 0; k < cd->node_list->n_value && rc == 0; k++) {
+                pst_output out = resolve_ref(g, o, cd->node_list->value[k]);
+                if (out.node == NULL)
+                    rc = pst_status_set(st, PST_E_NOT_FOUND, "collection '%s' names '%s', which "
+                                        "is not in the graph", key, cd->node_list->value[k]);
+                else
+                    pst_graph_add_to_collection(g, key, out);
+            }
+        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST) {
+            for (size_t k = 0; k < cd->bytes_list->n_value && rc == 0; k++) {
+                ProtobufCBinaryData b = cd->bytes_list->value[k];
+                Tensorflow__VariableDef *vd = tensorflow__variable_def__unpack(NULL, b.len, b.data);
+                if (vd == NULL) continue; /* not a VariableDef (some other proto list) */
+                pst_output out = resolve_ref(g, o, vd->variable_name);
+                if (out.node == NULL)
+                    rc = pst_status_set(st, PST_E_NOT_FOUND,
+                                        "collection '%s' names variable '%s', which is not in "
+                                        "the graph", key, vd->variable_name);
+                else
+                    pst_graph_add_to_collection(g, key, out);
+                tensorflow__variable_def__free_unpacked(vd, NULL);
+            }
+        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_INT64_LIST) {
+            for (size_t k = 0; k < cd->int64_list->n_value; k++)
+                pst_graph_add_int64_to_collection(g, key, cd->int64_list->value[k]);
+        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_FLOAT_LIST) {
+            for (size_t k = 0; k < cd->float_list->n_value; k++)
+                pst_graph_add_float_to_collection(g, key, cd->float_list->value[k]);
+        }
+    }
+    tensorflow__meta_graph_def__free_unpacked(mg, NULL);
+    return rc;
+}
+
+int pst_meta_graph_read(pst_graph *g, const char *path, const pst_meta_import_opts *o,
+                        pst_status *st) {
+    uint8_t *buf;
+    size_t len;
+    int rc = pst_file_read(path, (size_t)1 << 30, &buf, &len, st);
+    if (rc < 0) return rc;
+    rc = pst_meta_graph_import(g, buf, len, o, st);
+    if (rc < 0) pst_status_prefix(st, "%s: ", path);
+    free(buf);
+    return rc;
+}
+
+/* ---- Describe -------------------------------------------------------------------------- */
+
+static const Tensorflow__NodeDef *find_node(const Tensorflow__GraphDef *gd, const char *name) {
+    for (size_t i = 0; gd && i < gd->n_node; i++)
+        if (strcmp(gd->node[i]->name, name) == 0) return gd->node[i];
+    return NULL;
+}
+
+static void describe_one(const Tensorflow__MetaGraphDef *mg, FILE *out) {
+    if (mg->meta_info_def) {
+        fprintf(out, "meta graph: tags [");
+        for (size_t i = 0; i < mg->meta_info_def->n_tags; i++)
+            fprintf(out, "%s%s", i ? ", " : "", mg->meta_info_def->tags[i]);
+        fprintf(out, "], tensorflow %s\n", mg->meta_info_def->tensorflow_version);
+    }
+    fprintf(out, "nodes: %zu\n", mg->graph_def ? mg->graph_def->n_node : 0);
+    for (size_t i = 0; i < mg->n_collection_def; i++) {
+        const char *key = mg->collection_def[i]->key;
+        const Tensorflow__CollectionDef *cd = mg->collection_def[i]->value;
+        static const char *kinds[] = {"none", "node_list", "bytes_list", "int64_list", "float_list"};
+        size_t n = cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST    ? cd->node_list->n_value
+                   : cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST ? cd->bytes_list->n_value
+                   : cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_INT64_LIST ? cd->int64_list->n_value
+                   : cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_FLOAT_LIST ? cd->float_list->n_value
+                                                                                  : 0;
+        fprintf(out, "collection %s (%s, %zu)\n", key,
+                (unsigned)cd->kind_case <= 4 ? kinds[cd->kind_case] : "?", n);
+        if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST)
+            for (size_t k = 0; k < n; k++) fprintf(out, "  %s\n", cd->node_list->value[k]);
+        if (cd->kind_case != TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST) continue;
+        for (size_t k = 0; k < n; k++) {
+            ProtobufCBinaryData b = cd->bytes_list->value[k];
+            Tensorflow__VariableDef *vd = tensorflow__variable_def__unpack(NULL, b.len, b.data);
+            if (vd == NULL) continue;
+            char vname[1024];
+            int idx, ctl;
+            parse_input(vd->variable_name, vname, sizeof vname, &idx, &ctl);
+            const Tensorflow__NodeDef *nd = find_node(mg->graph_def, vname);
+            char shape[128] = "?", dtype[32] = "?";
+            for (size_t a = 0; nd && a < nd->n_attr; a++) {
+                const Tensorflow__AttrValue *v = nd->attr[a]->value;
+                if (strcmp(nd->attr[a]->key, "dtype") == 0 &&
+                    v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_TYPE)
+                    snprintf(dtype, sizeof dtype, "%s", pst_dtype_name((pst_dtype)v->type));
+                if (strcmp(nd->attr[a]->key, "shape") == 0 &&
+                    v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_SHAPE) {
+                    pst_shape s;
+                    if (shape_from_proto(v->shape, &s, NULL) == 0)
+                        pst_shape_str(&s, shape, sizeof shape);
+                }
+            }
+            fprintf(out, "  %s %s %s%s%s\n", vname, dtype, shape, vd->trainable ? " trainable" : "",
+                    vd->save_slice_info_def ? " (slice)" : "");
+            tensorflow__variable_def__free_unpacked(vd, NULL);
+        }
+    }
+}
+
+int pst_meta_graph_describe(const uint8_t *buf, size_t len, int is_saved_model, FILE *out,
+                            pst_status *st) {
+    if (is_saved_model) {
+        Tensorflow__SavedModel *sm = tensorflow__saved_model__unpack(NULL, len, buf);
+        if (sm == NULL) return pst_status_set(st, PST_E_DATA_LOSS, "cannot parse SavedModel");
+        fprintf(out, "saved model: schema version %lld, %zu meta graph(s)\n",
+                (long long)sm->saved_model_schema_version, sm->n_meta_graphs);
+        for (size_t i = 0; i < sm->n_meta_graphs; i++) describe_one(sm->meta_graphs[i], out);
+        tensorflow__saved_model__free_unpacked(sm, NULL);
+        return 0;
+    }
+    Tensorflow__MetaGraphDef *mg = tensorflow__meta_graph_def__unpack(NULL, len, buf);
+    if (mg == NULL) return pst_status_set(st, PST_E_DATA_LOSS, "cannot parse MetaGraphDef");
+    describe_one(mg, out);
+    tensorflow__meta_graph_def__free_unpacked(mg, NULL);
+    return 0;
+}

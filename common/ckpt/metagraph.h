@@ -1,0 +1,65 @@
+/*
+ * metagraph — TensorFlow's GraphDef and MetaGraphDef, out of and into a pst_graph.
+ *
+ * Export writes every node (name, op, inputs as "name", "name:1", "^ctrl", device, attrs),
+ * the collections (variables as VariableDef bytes lists, everything else as node lists) and,
+ * when asked, a SaverDef. Import rebuilds nodes in dependency order (a cycle is an error naming
+ * a node on it), re-validates every op, attr and shape, and brings the collections back, so a
+ * model can be trained further, extended or evaluated without the code that built it.
+ *
+ *     uint8_t *buf; size_t len;
+ *     pst_meta_graph_export(g, NULL, &buf, &len, &st);     // caller frees buf
+ *     pst_graph *g2 = pst_graph_new();
+ *     pst_meta_graph_import(g2, buf, len, NULL, &st);
+ */
+#ifndef PST_METAGRAPH_H
+#define PST_METAGRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "graph.h"
+
+typedef struct pst_saver_def {
+    int max_to_keep;
+    int sharded;
+    float keep_checkpoint_every_n_hours;
+} pst_saver_def;
+
+typedef struct pst_meta_export_opts {
+    const char *const *collection_list; /* NULL-terminated keys to export; NULL: all */
+    int clear_devices;
+    const char *const *tags;            /* NULL-terminated, e.g. {"serve", NULL} */
+    const pst_saver_def *saver_def;     /* NULL: none */
+} pst_meta_export_opts;
+
+typedef struct pst_meta_import_opts {
+    int clear_devices;
+    const char *import_scope; /* prefix for every imported name ("" or NULL: none) */
+} pst_meta_import_opts;
+
+/* Serialized GraphDef / MetaGraphDef into *buf (malloc'd, caller frees). */
+int pst_graph_def_export(const pst_graph *g, int clear_devices, uint8_t **buf, size_t *len,
+                         pst_status *st);
+int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uint8_t **buf,
+                          size_t *len, pst_status *st);
+/* Export to a file, written to a temporary name, fsync'd and renamed. */
+int pst_meta_graph_write(const pst_graph *g, const pst_meta_export_opts *o, const char *path,
+                         pst_status *st);
+
+/* Adds the nodes of a GraphDef / MetaGraphDef to g (normally empty). Errors name the node. */
+int pst_graph_def_import(pst_graph *g, const uint8_t *buf, size_t len,
+                         const pst_meta_import_opts *o, pst_status *st);
+int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
+                          const pst_meta_import_opts *o, pst_status *st);
+int pst_meta_graph_read(pst_graph *g, const char *path, const pst_meta_import_opts *o,
+                        pst_status *st);
+
+/* Prints the variables (name, dtype, shape, trainable) and collections (key, kind, size) of a
+ * MetaGraphDef, or of every meta graph in a SavedModel (saved_model.pb). */
+int pst_meta_graph_describe(const uint8_t *buf, size_t len, int is_saved_model, FILE *out,
+                            pst_status *st);
+
+
+#endif

@@ -1,0 +1,30 @@
+/* ops_init: registers the built-in op families (see ops.h). Each family registers its ops in
+ * its own file; the graph core knows none of them. */
+#include <pthread.h>
+
+#include "op.h"
+#include "ops.h"
+
+void pst__register_state_ops(void);
+void pst__register_math_ops(void);
+void pst__register_nn_ops(void);
+void pst__register_array_ops(void);
+void pst__register_random_ops(void);
+void pst__register_train_ops(void);
+void pst__register_sendrecv_ops(void);
+void pst__register_embedding_ops(void);
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void register_builtin(void) {
+    pst__register_state_ops();
+    pst__register_math_ops();
+    pst__register_nn_ops();
+    pst__register_array_ops();
+    pst__register_random_ops();
+    pst__register_train_ops();
+    pst__register_sendrecv_ops();
+    pst__register_embedding_ops();
+}
+
+void pst_ops_init(void) { pthread_once(&once, register_builtin); }
