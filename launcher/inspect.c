@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,10 +281,11 @@ int pst_cmd_inspect(int argc, char **argv) {
             cluster = argv[++i];
         } else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
             char *end;
+            errno = 0;
             timeout_ms = strtoll(argv[++i], &end, 10);
-            if (*end || timeout_ms <= 0) {
-                fprintf(stderr, "pstrain inspect placement: --timeout-ms: '%s' is not a "
-                                "positive integer\n", argv[i]);
+            if (errno || *end || end == argv[i] || timeout_ms <= 0 || timeout_ms > (1LL << 40)) {
+                fprintf(stderr, "pstrain inspect placement: --timeout-ms: '%s' is not an "
+                                "integer in [1, 2^40]\n", argv[i]);
                 return 2;
             }
         } else {

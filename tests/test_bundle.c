@@ -14,7 +14,7 @@
 static const char *testdata(const char *rel) {
     static char buf[4096];
     const char *src = getenv("PST_SOURCE_DIR");
-    snprintf(buf, sizeof buf, "%s/../shared/testdata/tf/%s", src ? src : ".", rel);
+    snprintf(buf, sizeof buf, "%s/tests/data/tf/%s", src ? src : ".", rel);
     return buf;
 }
 

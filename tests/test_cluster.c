@@ -8,7 +8,7 @@
 #include "testutil.h"
 
 static const char *SPEC = "{\"ps\": [\"127.0.0.1:2222\", \"127.0.0.1:2223\"],"
-                          " \"worker\": [\"host-a:2224\", \"[::1]:2225\", \"host-b:0\"]}";
+                          " \"worker\": [\"host-a:2224\", \"[::1]:2225\", \"host-b:1\"]}";
 
 /* Parses json expecting an error; returns the message (static buffer). */
 static const char *parse_error(const char *json, const char *origin) {
@@ -56,7 +56,7 @@ START_TEST(test_addresses) {
     pst_cluster *c = pst_cluster_parse(SPEC, "cluster.json", &st);
     ck_assert_str_eq(pst_cluster_address(c, "ps", 1), "127.0.0.1:2223");
     ck_assert_str_eq(pst_cluster_address(c, "worker", 1), "[::1]:2225");
-    ck_assert_str_eq(pst_cluster_address(c, "worker", 2), "host-b:0");
+    ck_assert_str_eq(pst_cluster_address(c, "worker", 2), "host-b:1");
     ck_assert_ptr_null(pst_cluster_address(c, "ps", 2));
     ck_assert_ptr_null(pst_cluster_address(c, "ps", -1));
     ck_assert_ptr_null(pst_cluster_address(c, "evaluator", 0));
@@ -84,7 +84,7 @@ START_TEST(test_address_of_device) {
     ck_assert_str_eq(pst_cluster_address_of_device(c, "/job:ps/replica:0/task:1"), "127.0.0.1:2223");
     ck_assert_str_eq(pst_cluster_address_of_device(c, "/job:ps/task:1/device:CPU:0"),
                      "127.0.0.1:2223");
-    ck_assert_str_eq(pst_cluster_address_of_device(c, "/job:worker/task:2/cpu:0"), "host-b:0");
+    ck_assert_str_eq(pst_cluster_address_of_device(c, "/job:worker/task:2/cpu:0"), "host-b:1");
     ck_assert_str_eq(pst_cluster_address_of_device(c, "/job:ps"), "127.0.0.1:2222");
     ck_assert_ptr_null(pst_cluster_address_of_device(c, "/job:ps/task:2"));
     ck_assert_ptr_null(pst_cluster_address_of_device(c, "/job:ps/replica:1/task:0"));
@@ -117,7 +117,7 @@ START_TEST(test_to_json_round_trip) {
     pst_cluster *c = pst_cluster_parse(SPEC, "cluster.json", &st);
     char *json = pst_cluster_to_json(c);
     ck_assert_str_eq(json, "{\"ps\":[\"127.0.0.1:2222\",\"127.0.0.1:2223\"],"
-                           "\"worker\":[\"host-a:2224\",\"[::1]:2225\",\"host-b:0\"]}");
+                           "\"worker\":[\"host-a:2224\",\"[::1]:2225\",\"host-b:1\"]}");
     pst_cluster *back = pst_cluster_parse(json, "round trip", &st);
     ck_assert_msg(back != NULL, "%s", st.msg);
     ck_assert_int_eq(pst_cluster_num_jobs(back), pst_cluster_num_jobs(c));
@@ -227,6 +227,37 @@ START_TEST(test_error_bad_port) {
     ck_assert_ptr_nonnull(strstr(msg, "port '22a'"));
     msg = parse_error("{\"ps\": [\"h:-1\"]}", "c.json");
     ck_assert_ptr_nonnull(strstr(msg, "port '-1'"));
+}
+END_TEST
+
+START_TEST(test_error_port_zero) {
+    const char *msg = parse_error("{\"ps\": [\"h:1\", \"h:0\"]}", "c.json");
+    ck_assert_ptr_nonnull(strstr(msg, "c.json: ps[1] \"h:0\""));
+    ck_assert_ptr_nonnull(strstr(msg, "port 0"));
+}
+END_TEST
+
+START_TEST(test_error_embedded_nul) {
+    const char *msg = parse_error("{\"ps\": [\"127.0.0.1:2222\\u0000junk\"]}", "c.json");
+    ck_assert_ptr_nonnull(strstr(msg, "c.json: line 1, column 24"));
+    ck_assert_ptr_nonnull(strstr(msg, "\\u0000"));
+    msg = parse_error("{\"p\\u0000s\": [\"h:1\"]}", "c.json");
+    ck_assert_ptr_nonnull(strstr(msg, "NUL"));
+    /* An escaped backslash followed by "u0000" is plain text, not a NUL: the address is then
+     * refused for its own reason. */
+    msg = parse_error("{\"ps\": [\"h\\\\u0000:1\"]}", "c.json");
+    ck_assert_ptr_null(strstr(msg, "NUL"));
+    ck_assert_ptr_nonnull(strstr(msg, "ps[0]"));
+}
+END_TEST
+
+START_TEST(test_from_env_missing_index) {
+    setenv("PST_TEST_TF_CONFIG", "{\"cluster\": {\"worker\": [\"w:1\", \"w:2\"]},"
+           " \"task\": {\"type\": \"worker\"}}", 1);
+    pst_status st = {0};
+    ck_assert_ptr_null(pst_cluster_from_env("PST_TEST_TF_CONFIG", NULL, 0, NULL, &st));
+    ck_assert_int_eq(st.code, PST_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(st.msg, "PST_TEST_TF_CONFIG: task.index is missing"));
 }
 END_TEST
 
@@ -345,6 +376,9 @@ int main(void) {
     tcase_add_test(tc, test_error_duplicate_address);
     tcase_add_test(tc, test_error_not_host_port);
     tcase_add_test(tc, test_error_bad_port);
+    tcase_add_test(tc, test_error_port_zero);
+    tcase_add_test(tc, test_error_embedded_nul);
+    tcase_add_test(tc, test_from_env_missing_index);
     tcase_add_test(tc, test_ipv6_needs_brackets);
     tcase_add_test(tc, test_error_job_not_a_list);
     tcase_add_test(tc, test_error_entry_not_a_string);

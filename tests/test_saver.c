@@ -304,7 +304,7 @@ END_TEST
 START_TEST(test_ckpt_cli) {
     const char *bin = getenv("PST_BINARY_DIR"), *src = getenv("PST_SOURCE_DIR");
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain ckpt show %s/../shared/testdata/tf/serving_half_plus_two_cpu/variables/variables --values",
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain ckpt show %s/tests/data/tf/serving_half_plus_two_cpu/variables/variables --values",
              bin ? bin : "build", src ? src : ".");
     FILE *p = popen(cmd, "r");
     char out[8192] = "";

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "optimizer.h"
 #include "testutil.h"
@@ -106,6 +107,32 @@ START_TEST(test_worker_rejects_bad_flags) {
 }
 END_TEST
 
+/* Integer flags are range-checked, never cut to 32 bits: --task 4294967296 once made a second
+ * chief and --batch 4294967297 trained at batch 1. */
+START_TEST(test_worker_rejects_out_of_range_integers) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    const char *cases[][2] = {{"--task 4294967296", "--task: '4294967296'"},
+                              {"--batch 4294967297", "--batch: '4294967297'"},
+                              {"--threads 99999999999", "--threads"},
+                              {"--steps 99999999999999999999", "--steps"},
+                              {"--recv-timeout-ms 9223372036854775807", "--recv-timeout-ms"},
+                              {"--max-to-keep -1", "--max-to-keep"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024], all[4096] = "";
+        snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker %s --steps 0 2>&1",
+                 bin ? bin : "build", cases[i][0]);
+        FILE *p = popen(cmd, "r");
+        size_t n = fread(all, 1, sizeof all - 1, p);
+        all[n] = '\0';
+        int rc = pclose(p);
+        ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s: exit %d: %s", cases[i][0], rc,
+                      all);
+        ck_assert_msg(strstr(all, cases[i][1]) != NULL && strstr(all, "is not an integer in"),
+                      "%s: %s", cases[i][0], all);
+    }
+}
+END_TEST
+
 START_TEST(test_worker_checkpoints_and_resumes) {
     char dir[256];
     snprintf(dir, sizeof dir, "/tmp/pst_resume_XXXXXX");
@@ -145,6 +172,7 @@ int main(void) {
     tcase_add_test(tc, test_softmax_regression_accuracy);
     tcase_add_test(tc, test_mlp_accuracy);
     tcase_add_test(tc, test_worker_rejects_bad_flags);
+    tcase_add_test(tc, test_worker_rejects_out_of_range_integers);
     tcase_add_test(tc, test_worker_checkpoints_and_resumes);
     suite_add_tcase(s, tc);
     return pst_test_main(s);

@@ -1,9 +1,13 @@
 #include "flags.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Timeouts above about 34 years are surely typos (and would overflow deadline arithmetic). */
+#define PST_MAX_TIMEOUT_MS (INT64_C(1) << 40)
 
 void pst_train_flags_usage(char *buf, size_t len) {
     snprintf(buf, len,
@@ -23,13 +27,16 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
-static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out, char *err,
-                     size_t errlen) {
+/* An integer flag in [lo, hi]: anything else (out of range, trailing text, overflow) is an
+ * error naming the flag, never a value silently cut to fit a narrower type. */
+static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t hi, int64_t *out,
+                     char *err, size_t errlen) {
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < lo) {
-        snprintf(err, errlen, "%s: '%s' is not an integer >= %lld\n", flag, v, (long long)lo);
+    if (errno || *end || end == v || x < lo || x > hi) {
+        snprintf(err, errlen, "%s: '%s' is not an integer in [%lld, %lld]\n", flag, v,
+                 (long long)lo, (long long)hi);
         return -1;
     }
     *out = x;
@@ -124,60 +131,80 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
         } else if (strcmp(a, "--layer-device") == 0)
             f->layer_device = val;
         else if (strcmp(a, "--partition-min-bytes") == 0) {
-            if (parse_i64(a, val, 1, &f->partition_min_bytes, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, INT64_C(1) << 40, &f->partition_min_bytes, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--partition-max-parts") == 0) {
-            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, 1 << 16, &v, err, errlen) < 0)
+                return -1;
             f->partition_max_parts = (int)v;
         } else if (strcmp(a, "--replicas-to-aggregate") == 0) {
-            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, 1 << 20, &v, err, errlen) < 0)
+                return -1;
             f->replicas_to_aggregate = (int)v;
         } else if (strcmp(a, "--connect-timeout-ms") == 0) {
-            if (parse_i64(a, val, 1, &f->connect_timeout_ms, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, PST_MAX_TIMEOUT_MS, &f->connect_timeout_ms, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--ready-timeout-ms") == 0) {
-            if (parse_i64(a, val, 1, &f->ready_timeout_ms, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, PST_MAX_TIMEOUT_MS, &f->ready_timeout_ms, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--recv-timeout-ms") == 0) {
-            if (parse_i64(a, val, 1, &f->recv_timeout_ms, err, errlen) < 0) return -1;
-        }
-        else if (strcmp(a, "--steps") == 0) {
-            if (parse_i64(a, val, 0, &f->steps, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, PST_MAX_TIMEOUT_MS, &f->recv_timeout_ms, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(a, "--steps") == 0) {
+            if (parse_i64(a, val, 0, INT64_C(1) << 53, &f->steps, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--batch") == 0) {
-            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, 1 << 24, &v, err, errlen) < 0)
+                return -1;
             f->batch = (int)v;
         } else if (strcmp(a, "--seed") == 0) {
-            if (parse_i64(a, val, 0, &f->seed, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, INT64_MAX, &f->seed, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--eval-every") == 0) {
-            if (parse_i64(a, val, 0, &f->eval_every, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, INT64_C(1) << 53, &f->eval_every, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--validation") == 0) {
-            if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, 1 << 30, &v, err, errlen) < 0)
+                return -1;
             f->validation = (int)v;
         } else if (strcmp(a, "--threads") == 0) {
-            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, 1024, &v, err, errlen) < 0)
+                return -1;
             f->threads = (int)v;
         } else if (strcmp(a, "--inter-op-threads") == 0) {
-            if (parse_i64(a, val, 1, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 1, 1024, &v, err, errlen) < 0)
+                return -1;
             f->inter_op_threads = (int)v;
         } else if (strcmp(a, "--save-every-steps") == 0) {
-            if (parse_i64(a, val, 0, &f->save_every_steps, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, INT64_C(1) << 53, &f->save_every_steps, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--save-every-secs") == 0) {
-            if (parse_i64(a, val, 0, &f->save_every_secs, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, INT64_C(1) << 40, &f->save_every_secs, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--max-to-keep") == 0) {
-            if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, 1 << 20, &v, err, errlen) < 0)
+                return -1;
             f->max_to_keep = (int)v;
         } else if (strcmp(a, "--task") == 0) {
-            if (parse_i64(a, val, 0, &v, err, errlen) < 0) return -1;
+            if (parse_i64(a, val, 0, 1 << 20, &v, err, errlen) < 0)
+                return -1;
             f->task = (int)v;
             f->task_given = 1;
         } else if (strcmp(a, "--lr") == 0) {
-            if (parse_f(a, val, 0, 100, &f->lr, err, errlen) < 0) return -1;
+            if (parse_f(a, val, 0, 100, &f->lr, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--keep-prob") == 0) {
-            if (parse_f(a, val, 1e-6f, 1, &f->keep_prob, err, errlen) < 0) return -1;
+            if (parse_f(a, val, 1e-6f, 1, &f->keep_prob, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--weight-decay") == 0) {
-            if (parse_f(a, val, 0, 1, &f->weight_decay, err, errlen) < 0) return -1;
+            if (parse_f(a, val, 0, 1, &f->weight_decay, err, errlen) < 0)
+                return -1;
         } else {
             snprintf(err, errlen, "unknown flag '%s' (see --help)\n", a);
             return -1;
         }
     }
-    if (f->lr < 0) f->lr = strcmp(f->model, "simple_cnn") == 0 ? 1e-4f : 1e-3f;
+    if (f->lr < 0)
+        f->lr = strcmp(f->model, "simple_cnn") == 0 ? 1e-4f : 1e-3f;
     return 0;
 }

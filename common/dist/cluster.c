@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +110,10 @@ static const char *address_problem(const char *a, char *buf, size_t len) {
         v = v * 10 + (port[i] - '0');
     }
     if (n == 0 || n > 5 || v < 0 || v > 65535) {
-        snprintf(buf, len, "port '%s' is not a number in 0..65535", port);
+        snprintf(buf, len, "port '%s' is not a number in 1..65535", port);
         return buf;
     }
+    if (v == 0) return "port 0: every task must have a fixed port the others can reach";
     return NULL;
 }
 
@@ -147,6 +149,19 @@ static void line_col(const char *text, const char *at, int *line, int *col) {
 
 static cJSON *parse_json(const char *json, const char *origin, pst_status *st) {
     const char *end = NULL;
+    /* cJSON decodes "\u0000" into a NUL that silently ends the string ("127.0.0.1:22\u0000x"
+     * would read as "127.0.0.1:22"), so refuse the escape itself. */
+    for (const char *p = json; (p = strstr(p, "\\u")) != NULL; p += 2) {
+        size_t bs = 0; /* an escaped backslash ("\\u0000" as text) is not an escape */
+        while (p - bs > json && p[-1 - (ptrdiff_t)bs] == '\\') bs++;
+        if (bs % 2 == 0 && strncmp(p + 2, "0000", 4) == 0) {
+            int line, col;
+            line_col(json, p, &line, &col);
+            pst_status_set(st, PST_E_INVALID, "%s: line %d, column %d: a string holds \\u0000 "
+                           "(NUL), which no job name or address may contain", origin, line, col);
+            return NULL;
+        }
+    }
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (root == NULL) {
         const char *at = end ? end : cJSON_GetErrorPtr();
@@ -327,14 +342,16 @@ static int parse_task(const cJSON *task, const pst_cluster *c, const char *origi
     if (!cJSON_IsString(type) || type->valuestring[0] == '\0')
         return pst_status_set(st, PST_E_INVALID, "%s: task.type is missing or not a job name",
                               origin);
-    int idx = 0;
-    if (index != NULL) {
-        double v = cJSON_IsNumber(index) ? index->valuedouble : -1;
-        if (v < 0 || v > 1e9 || v != (double)(int)v)
-            return pst_status_set(st, PST_E_INVALID, "%s: task.index is not a non-negative "
-                                  "integer", origin);
-        idx = (int)v;
-    }
+    /* No default: a missing index would silently make every such process task 0 (a second
+     * chief). */
+    if (index == NULL)
+        return pst_status_set(st, PST_E_INVALID, "%s: task.index is missing (e.g. "
+                              "{\"type\": \"%s\", \"index\": 0})", origin, type->valuestring);
+    double v = cJSON_IsNumber(index) ? index->valuedouble : -1;
+    if (v < 0 || v > 1e9 || v != (double)(int)v)
+        return pst_status_set(st, PST_E_INVALID, "%s: task.index is not a non-negative integer",
+                              origin);
+    int idx = (int)v;
     int rc = pst_cluster_check_task(c, type->valuestring, idx, st);
     if (rc < 0) return rc;
     if (task_type) {
