@@ -6,6 +6,7 @@
 #include "inspect.h"
 #include "meta.h"
 #include "ops.h"
+#include "token.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: pstrain <command> [args]\n"
@@ -17,7 +18,9 @@ static int usage(void) {
                     "                                      file or a saved_model.pb\n"
                     "  inspect placement --job FILE --dry-run\n"
                     "                                      which PS task holds each variable of\n"
-                    "                                      the job's model (starts nothing)\n");
+                    "                                      the job's model (starts nothing)\n"
+                    "  token new FILE                      a new job token (mode 0600) for\n"
+                    "                                      PST_JOB_TOKEN_FILE\n");
     return 2;
 }
 
@@ -27,6 +30,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(argv[1], "token") == 0) return pst_cmd_token(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage();
         return 0;

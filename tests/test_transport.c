@@ -1,10 +1,13 @@
 /* Transport: the same behaviours over the in-process and the gRPC implementation. Check forks
  * each test, and every test creates its own transports (gRPC is initialized inside the test). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "security.h"
 #include "testutil.h"
 #include "transport.h"
 
@@ -311,6 +314,165 @@ END_TEST
 START_TEST(test_grpc_concurrent_exact) { stress(1); }
 END_TEST
 
+
+/* ---- security: the job token and mutual TLS ---- */
+
+#define TOKEN_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define TOKEN_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+static pst_security *sec_new(const char *token, const char *tls_dir) {
+    pst_status st = {0};
+    pst_security *s = pst_security_new(&(pst_security_opts){.token = token, .tls_dir = tls_dir ? tls_dir : ""}, &st);
+    ck_assert_msg(s != NULL, "%s", st.msg);
+    return s;
+}
+
+static pst_transport *make_secure(const pst_security *sec) {
+    pst_status st = {0};
+    pst_transport_opts o = {.security = sec};
+    pst_transport *t = pst_transport_grpc_new(methods, 3, &o, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    return t;
+}
+
+static void start_secure(server_ctx *s, const pst_security *sec, char *bound, size_t len) {
+    pst_status st = {0};
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->t = make_secure(sec);
+    ck_assert_msg(pst_transport_serve(s->t, "127.0.0.1:0", handler, s, bound, len, &st) == 0,
+                  "%s", st.msg);
+}
+
+static int echo_with(const pst_security *sec, const char *addr, pst_status *st) {
+    pst_transport *c = sec ? make_secure(sec) : make(1);
+    const char hello[] = "hello";
+    pst_msg m = pst_msg_of(hello, sizeof hello);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int rc = pst_transport_call_sync(c, addr, ECHO, &m, 5000, 0, &resp, &len, st);
+    if (rc == 0) ck_assert(len == sizeof hello && memcmp(resp, hello, len) == 0);
+    free(resp);
+    pst_transport_free(c);
+    return rc;
+}
+
+/* A server with a token answers its members only: no token or another job's token is refused
+ * with UNAUTHENTICATED before the handler runs. */
+START_TEST(test_grpc_token_required) {
+    pst_security *a = sec_new(TOKEN_A, NULL), *b = sec_new(TOKEN_B, NULL);
+    server_ctx s;
+    char addr[128];
+    start_secure(&s, a, addr, sizeof addr);
+    pst_status st = {0};
+    ck_assert_int_eq(echo_with(NULL, addr, &st), PST_E_UNAUTHENTICATED);
+    ck_assert_msg(strstr(st.msg, "no job token") != NULL, "%s", st.msg);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(echo_with(b, addr, &st), PST_E_UNAUTHENTICATED);
+    ck_assert_msg(strstr(st.msg, "wrong job token") != NULL, "%s", st.msg);
+    ck_assert_int_eq(s.calls, 0);
+    memset(&st, 0, sizeof st);
+    ck_assert_msg(echo_with(a, addr, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(s.calls, 1);
+    pst_transport_free(s.t);
+    pst_security_free(a);
+    pst_security_free(b);
+}
+END_TEST
+
+/* Makes a CA and a certificate for 127.0.0.1 under dir/name with scripts/tls_certs.sh. */
+static void make_certs(const char *dir, const char *name) {
+    const char *src = getenv("PST_SOURCE_DIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/scripts/tls_certs.sh %s %s=127.0.0.1,localhost >/dev/null",
+             src ? src : ".", dir, name);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Mutual TLS with the token: members with certificates of the job's CA talk; a client with a
+ * certificate of another CA, or without TLS, never reaches the handler. */
+START_TEST(test_grpc_mutual_tls) {
+    char job[] = "/tmp/pst-tls-XXXXXX", other[] = "/tmp/pst-tls-other-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(job));
+    ck_assert_ptr_nonnull(mkdtemp(other));
+    make_certs(job, "server");
+    make_certs(job, "client");
+    make_certs(other, "client");
+    char p1[256], p2[256], p3[256];
+    snprintf(p1, sizeof p1, "%s/server", job);
+    snprintf(p2, sizeof p2, "%s/client", job);
+    snprintf(p3, sizeof p3, "%s/client", other);
+    pst_security *srv = sec_new(TOKEN_A, p1), *cli = sec_new(TOKEN_A, p2),
+                 *stranger = sec_new(TOKEN_A, p3), *plain = sec_new(TOKEN_A, NULL);
+    ck_assert(pst_security_tls(srv) && !pst_security_tls(plain));
+    server_ctx s;
+    char addr[128];
+    start_secure(&s, srv, addr, sizeof addr);
+    pst_status st = {0};
+    ck_assert_msg(echo_with(cli, addr, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(s.calls, 1);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_ne(echo_with(stranger, addr, &st), 0);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_ne(echo_with(plain, addr, &st), 0);
+    ck_assert_int_eq(s.calls, 1);
+    pst_transport_free(s.t);
+    pst_security_free(srv);
+    pst_security_free(cli);
+    pst_security_free(stranger);
+    pst_security_free(plain);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", job, other);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* The cleartext rule and token sources: loopback clusters pass, others need TLS or --insecure;
+ * a short token, a token file others can read, or no token where one is required are errors. */
+START_TEST(test_security_rules) {
+    pst_status st = {0};
+    pst_cluster *lo = pst_cluster_parse("{\"ps\": [\"127.0.0.2:1\", \"[::1]:2\"], \"worker\": [\"localhost:3\"]}", "lo.json", &st);
+    pst_cluster *net = pst_cluster_parse("{\"ps\": [\"127.0.0.1:1\"], \"worker\": [\"10.1.2.3:4\"]}", "net.json", &st);
+    ck_assert(lo && net);
+    pst_security *plain = sec_new(TOKEN_A, NULL);
+    ck_assert_int_eq(pst_security_check_cluster(plain, lo, &st), 0);
+    ck_assert_int_eq(pst_security_check_cluster(plain, net, &st), PST_E_PERMISSION);
+    ck_assert_msg(strstr(st.msg, "10.1.2.3:4") && strstr(st.msg, "--tls-dir"), "%s", st.msg);
+    pst_status_clear(&st);
+    pst_security *ins = pst_security_new(&(pst_security_opts){.token = TOKEN_A, .tls_dir = "", .insecure = 1}, &st);
+    ck_assert_int_eq(pst_security_check_cluster(ins, net, &st), 0);
+    ck_assert_ptr_null(pst_security_new(&(pst_security_opts){.token = "short", .tls_dir = ""}, &st));
+    ck_assert_msg(strstr(st.msg, "shorter than 32"), "%s", st.msg);
+    unsetenv("PST_JOB_TOKEN");
+    unsetenv("PST_JOB_TOKEN_FILE");
+    pst_status_clear(&st);
+    ck_assert_ptr_null(pst_security_new(&(pst_security_opts){.require_token = 1, .tls_dir = ""}, &st));
+    ck_assert_int_eq(st.code, PST_E_UNAUTHENTICATED);
+    char path[] = "/tmp/pst-token-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    unlink(path);
+    ck_assert_int_eq(pst_security_token_new(path, &st), 0);
+    ck_assert_int_eq(pst_security_token_new(path, &st), PST_E_IO); /* never overwrites */
+    pst_status_clear(&st);
+    pst_security *f = pst_security_new(&(pst_security_opts){.token_file = path, .tls_dir = ""}, &st);
+    ck_assert_msg(f != NULL, "%s", st.msg);
+    ck_assert_int_eq(strlen(pst_security_token(f)), PST_TOKEN_HEX_LEN);
+    ck_assert(pst_security_token_matches(f, pst_security_token(f), PST_TOKEN_HEX_LEN));
+    ck_assert(!pst_security_token_matches(f, pst_security_token(f), PST_TOKEN_HEX_LEN - 1));
+    chmod(path, 0644);
+    ck_assert_ptr_null(pst_security_new(&(pst_security_opts){.token_file = path, .tls_dir = ""}, &st));
+    ck_assert_msg(strstr(st.msg, path) && strstr(st.msg, "readable by others"), "%s", st.msg);
+    unlink(path);
+    pst_security_free(plain);
+    pst_security_free(ins);
+    pst_security_free(f);
+    pst_cluster_free(lo);
+    pst_cluster_free(net);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("transport");
     TCase *tc = tcase_create("core");
@@ -328,6 +490,9 @@ int main(void) {
     tcase_add_test(tc, test_grpc_address_in_use);
     tcase_add_test(tc, test_inproc_concurrent_exact);
     tcase_add_test(tc, test_grpc_concurrent_exact);
+    tcase_add_test(tc, test_grpc_token_required);
+    tcase_add_test(tc, test_grpc_mutual_tls);
+    tcase_add_test(tc, test_security_rules);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -75,11 +75,18 @@ struct pst_transport {
     int n_methods;
 };
 
+struct pst_security; /* security.h */
+
 typedef struct pst_transport_opts {
     int64_t keepalive_ms;       /* ping an idle connection this often (default 5000) */
     int64_t keepalive_timeout_ms; /* a ping unanswered this long kills the connection (5000) */
     int server_threads;         /* threads polling the server's queue (default 2) */
     int requests_per_method;    /* calls of one method the server accepts at once (default 16) */
+    /* The job's token and TLS material (borrowed, must outlive the transport). With a token,
+     * every call carries it and the server refuses calls without it (UNAUTHENTICATED) before
+     * any handler runs; with TLS, connections are mutual TLS. NULL: cleartext, no check (unit
+     * tests of the transport alone; tasks always pass one). */
+    const struct pst_security *security;
 } pst_transport_opts;
 
 /* Methods are borrowed for the transport's lifetime; names are gRPC paths "/pkg.Svc/Method". */

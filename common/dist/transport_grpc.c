@@ -14,6 +14,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/string_util.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "security.h"
 #include "transport.h"
 
 #define MAX_CHANNELS 128
@@ -220,6 +222,102 @@ static grpc_channel_args make_args(const pst_transport_opts *o, grpc_arg *a, int
     return (grpc_channel_args){.num_args = (size_t)n, .args = a};
 }
 
+/* ---- credentials ---- */
+
+/* Client side of the job token: every call's metadata gets it (answered inline). */
+static int token_get_metadata(void *state, grpc_auth_metadata_context ctx,
+                              grpc_credentials_plugin_metadata_cb cb, void *user_data,
+                              grpc_metadata creds_md[GRPC_METADATA_CREDENTIALS_PLUGIN_SYNC_MAX],
+                              size_t *num_creds_md, grpc_status_code *status,
+                              const char **error_details) {
+    (void)ctx;
+    (void)cb;
+    (void)user_data;
+    const pst_security *sec = state;
+    creds_md[0].key = grpc_slice_from_static_string(PST_TOKEN_METADATA_KEY);
+    creds_md[0].value = grpc_slice_from_copied_string(pst_security_token(sec));
+    *num_creds_md = 1;
+    *status = GRPC_STATUS_OK;
+    *error_details = NULL;
+    return 1;
+}
+
+static char *token_debug_string(void *state) {
+    (void)state;
+    return gpr_strdup("pstrain job token");
+}
+
+/* Channel credentials: TLS with this task's certificate (or cleartext), composed with the
+ * token when there is one. The caller releases them. */
+static grpc_channel_credentials *channel_creds(const gtransport *t) {
+    const pst_security *sec = t->o.security;
+    grpc_channel_credentials *chan;
+    if (pst_security_tls(sec)) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = pst_security_key_pem(sec),
+                                           .cert_chain = pst_security_cert_pem(sec)};
+        chan = grpc_ssl_credentials_create(pst_security_ca_pem(sec), &pair, NULL, NULL);
+    } else {
+        chan = grpc_insecure_credentials_create();
+    }
+    if (!pst_security_token(sec)) return chan;
+    grpc_metadata_credentials_plugin plugin = {.get_metadata = token_get_metadata,
+                                               .debug_string = token_debug_string,
+                                               .destroy = NULL,
+                                               .state = (void *)sec,
+                                               .type = "pstrain_token"};
+    /* Cleartext is allowed only where security.h's rule let the task start (loopback, or the
+     * user's --insecure), so the token may ride a channel without privacy. */
+    grpc_call_credentials *call = grpc_metadata_credentials_create_from_plugin(
+        plugin, pst_security_tls(sec) ? GRPC_PRIVACY_AND_INTEGRITY : GRPC_SECURITY_NONE, NULL);
+    grpc_channel_credentials *both = grpc_composite_channel_credentials_create(chan, call, NULL);
+    grpc_channel_credentials_release(chan);
+    grpc_call_credentials_release(call);
+    return both;
+}
+
+/* Server side of the token: runs before any handler; a call without the token, or with a wrong
+ * one, ends with UNAUTHENTICATED and never reaches the task. The token is consumed, so
+ * handlers never see it. */
+static void token_process(void *state, grpc_auth_context *ctx, const grpc_metadata *md,
+                          size_t num_md, grpc_process_auth_metadata_done_cb cb, void *user_data) {
+    (void)ctx;
+    const pst_security *sec = state;
+    for (size_t i = 0; i < num_md; i++) {
+        if (!grpc_slice_str_cmp(md[i].key, PST_TOKEN_METADATA_KEY)) {
+            const char *v = (const char *)GRPC_SLICE_START_PTR(md[i].value);
+            if (pst_security_token_matches(sec, v, GRPC_SLICE_LENGTH(md[i].value))) {
+                cb(user_data, &md[i], 1, NULL, 0, GRPC_STATUS_OK, NULL);
+                return;
+            }
+            cb(user_data, NULL, 0, NULL, 0, GRPC_STATUS_UNAUTHENTICATED,
+               "wrong job token: this task belongs to another job");
+            return;
+        }
+    }
+    cb(user_data, NULL, 0, NULL, 0, GRPC_STATUS_UNAUTHENTICATED,
+       "no job token: only members of the job may call this task");
+}
+
+static grpc_server_credentials *server_creds(const gtransport *t) {
+    const pst_security *sec = t->o.security;
+    grpc_server_credentials *creds;
+    if (pst_security_tls(sec)) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = pst_security_key_pem(sec),
+                                           .cert_chain = pst_security_cert_pem(sec)};
+        creds = grpc_ssl_server_credentials_create_ex(
+            pst_security_ca_pem(sec), &pair, 1,
+            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+    } else {
+        creds = grpc_insecure_server_credentials_create();
+    }
+    if (pst_security_token(sec)) {
+        grpc_auth_metadata_processor p = {.process = token_process, .destroy = NULL,
+                                          .state = (void *)sec};
+        grpc_server_credentials_set_auth_metadata_processor(creds, p);
+    }
+    return creds;
+}
+
 /* ---- client ---- */
 
 typedef struct ccall {
@@ -252,7 +350,7 @@ static channel *get_channel(gtransport *t, const char *addr, pst_status *st) {
         snprintf(c->addr, sizeof c->addr, "%s", addr);
         grpc_arg a[24];
         grpc_channel_args args = make_args(&t->o, a, 0);
-        grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+        grpc_channel_credentials *creds = channel_creds(t);
         c->ch = grpc_channel_create(addr, creds, &args);
         grpc_channel_credentials_release(creds);
         c->methods = calloc((size_t)t->base.n_methods, sizeof *c->methods);
@@ -506,7 +604,7 @@ static int g_serve(pst_transport *base, const char *addr, pst_handler_fn h, void
     for (int m = 0; m < base->n_methods; m++)
         t->server_methods[m] = grpc_server_register_method(
             t->server, base->methods[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = server_creds(t);
     int port = grpc_server_add_http2_port(t->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0) {
