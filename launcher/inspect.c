@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "flags.h"
+#include "jobfile.h"
+#include "model.h"
 #include "layers.h"
 #include "losses.h"
 #include "metagraph.h"
@@ -30,169 +33,60 @@ static int usage(void) {
     return 2;
 }
 
-/* What a job file says, with the defaults for absent keys. */
-typedef struct job_spec {
-    pst_cluster *cluster;
-    char model[64], optimizer[32];
-    pst_place_strategy placement;
-    float learning_rate;
-    int64_t partition_min_bytes, partition_max_parts; /* 0: no partitioning */
-} job_spec;
-
-/* Copies the optional string `key` of obj into out; errors name the file and the key. */
-static int opt_string(const cJSON *obj, const char *key, const char *path, char *out, size_t len,
-                      pst_status *st) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (v == NULL) return 0;
-    if (!cJSON_IsString(v))
-        return pst_status_set(st, PST_E_INVALID, "%s: \"%s\" must be a string", path, key);
-    if (strlen(v->valuestring) >= len)
-        return pst_status_set(st, PST_E_INVALID, "%s: \"%s\" value '%.40s...' is too long", path,
-                              key, v->valuestring);
-    strcpy(out, v->valuestring);
-    return 0;
-}
-
-/* Reads the job keys next to "cluster"; a bare cluster spec is a job with every default. */
-static int read_job_keys(const char *text, const char *path, job_spec *job, pst_status *st) {
-    cJSON *root = cJSON_Parse(text);
-    if (root == NULL) /* cannot happen: the cluster parser accepted the same text */
-        return pst_status_set(st, PST_E_INVALID, "%s: invalid JSON", path);
-    int rc = 0;
-    char placement[32] = "round_robin";
-    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "cluster"))) goto done;
-    if ((rc = opt_string(root, "model", path, job->model, sizeof job->model, st)) < 0 ||
-        (rc = opt_string(root, "optimizer", path, job->optimizer, sizeof job->optimizer, st)) < 0 ||
-        (rc = opt_string(root, "placement", path, placement, sizeof placement, st)) < 0)
-        goto done;
-    if (strcmp(placement, "round_robin") == 0) {
-        job->placement = PST_PLACE_ROUND_ROBIN;
-    } else if (strcmp(placement, "greedy") == 0) {
-        job->placement = PST_PLACE_GREEDY;
-    } else {
-        rc = pst_status_set(st, PST_E_INVALID, "%s: unknown placement '%s' (round_robin, greedy)",
-                            path, placement);
-        goto done;
-    }
-    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(root, "learning_rate");
-    if (lr) {
-        if (!cJSON_IsNumber(lr) || !(lr->valuedouble > 0)) {
-            rc = pst_status_set(st, PST_E_INVALID, "%s: \"learning_rate\" must be a number > 0",
-                                path);
-            goto done;
-        }
-        job->learning_rate = (float)lr->valuedouble;
-    }
-    /* Layer weights partitioned along axis 0, as pstrain-worker --partition-min-bytes does. */
-    const char *ikeys[2] = {"partition_min_bytes", "partition_max_parts"};
-    int64_t *ivals[2] = {&job->partition_min_bytes, &job->partition_max_parts};
-    for (int k = 0; k < 2; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, ikeys[k]);
-        if (!v) continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (double)(int64_t)v->valuedouble) {
-            rc = pst_status_set(st, PST_E_INVALID, "%s: \"%s\" must be a positive integer", path,
-                                ikeys[k]);
-            goto done;
-        }
-        *ivals[k] = (int64_t)v->valuedouble;
-    }
-done:
-    cJSON_Delete(root);
-    return rc;
-}
-
-static int load_job(const char *path, job_spec *job, pst_status *st) {
-    *job = (job_spec){.model = "mlp", .optimizer = "adam", .placement = PST_PLACE_ROUND_ROBIN,
-                      .learning_rate = 0.001f};
-    uint8_t *buf;
-    size_t len;
-    if (pst_file_read(path, (size_t)1 << 30, &buf, &len, st) < 0) return st->code;
-    char *text = malloc(len + 1);
-    if (text == NULL) {
-        free(buf);
-        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading %s", path);
-    }
-    memcpy(text, buf, len);
-    text[len] = '\0';
-    free(buf);
-    int rc = PST_E_INVALID;
-    if ((job->cluster = pst_cluster_parse(text, path, st)) != NULL)
-        rc = read_job_keys(text, path, job, st);
-    free(text);
-    return rc;
-}
-
-/* Worker 0's graph as the trainer builds it: placeholders, the net, loss, optimizer (so its
- * slots and the global step are placed too), under the replica device setter. */
-static pst_graph *build_graph(const job_spec *job, const pst_net_def *net, int kind,
-                              pst_replica_setter *rs, pst_status *st) {
-    pst_graph *g = pst_graph_new();
-    pst_graph_set_device_fn(g, pst_replica_setter_fn, rs);
-    if (job->partition_min_bytes > 0)
-        pst_layers_set_partitioner(g, job->partition_min_bytes,
-                                   job->partition_max_parts > 0
-                                       ? (int)job->partition_max_parts
-                                       : pst_replica_setter_num_ps(rs));
-    pst_output images = pst_placeholder(g, "images", PST_FLOAT,
-                                        pst_shape_4d(-1, net->height, net->width, net->channels));
-    pst_output labels = pst_placeholder(g, "labels", PST_INT64, pst_shape_1d(-1));
-    pst_net_opts no = pst_net_defaults();
-    pst_output logits = net->build(g, images, &no);
-    pst_loss_sparse_softmax_cross_entropy(g, logits, labels, pst_out(NULL, 0), NULL);
-    pst_output total = pst_get_total_loss(g, 1, "total_loss");
-    pst_optimizer_opts oo = pst_optimizer_defaults((pst_opt_kind)kind, job->learning_rate);
-    pst_node *train_op;
-    pst_create_train_op(g, total, &oo, pst_train_global_step(g), 0, &train_op);
-    if (pst_graph_error(g)) {
-        pst_status_set(st, pst_graph_error(g), "building %s: %s", net->name,
-                       pst_graph_status(g)->msg);
-        pst_graph_free(g);
-        return NULL;
-    }
-    return g;
-}
-
+/* Worker 0's graph exactly as pstrain-worker --job FILE builds it (the same flag parser and
+ * model builder), under the replica device setter. */
 static int placement_dry_run(const char *path) {
     pst_status st = {0};
-    job_spec job;
-    pst_graph *g = NULL;
+    pst_train_flags f;
+    char err[1024] = "";
+    char *args[] = {"pstrain-worker", "--job", (char *)path, NULL};
+    if (pst_train_flags_parse(3, args, &f, err, sizeof err) != 0) {
+        fprintf(stderr, "pstrain inspect placement: %s%s", err,
+                err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+        pst_train_flags_destroy(&f);
+        return 1;
+    }
+    model m = {0};
     pst_replica_setter *rs = NULL;
-    int rc = 1;
-    if (load_job(path, &job, &st) < 0) goto done;
-    const pst_net_def *net = pst_net_lookup(job.model);
+    const pst_cluster *c = f.jobfile->cluster;
+    int rc = 1, num_ps = f.job_ps;
+    const pst_net_def *net = pst_net_lookup(f.model);
     if (net == NULL) {
         pst_status_set(&st, PST_E_INVALID, "%s: unknown model '%s' (softmax, mlp, simple_cnn, "
-                       "cnn5, lenet5, vgg16)", path, job.model);
+                       "cnn5, lenet5, vgg16)", path, f.model);
         goto done;
     }
-    int kind = pst_optimizer_kind_parse(job.optimizer);
-    if (kind < 0) {
-        pst_status_set(&st, PST_E_INVALID, "%s: unknown optimizer '%s' (adam, sgd, momentum, "
-                       "adagrad, rmsprop)", path, job.optimizer);
+    if (f.job_workers < 1) {
+        pst_status_set(&st, PST_E_INVALID, "%s: no job 'worker' in the cluster (expected e.g. "
+                       "\"cluster\": {\"ps\": 2, \"worker\": 2})", path);
         goto done;
     }
-    if (pst_cluster_check_task(job.cluster, "worker", 0, &st) < 0) goto done;
-    int num_ps = pst_cluster_num_tasks(job.cluster, "ps");
-    if ((rs = pst_replica_setter_new(num_ps, "/job:worker/task:0", job.placement, &st)) == NULL ||
-        (g = build_graph(&job, net, kind, rs, &st)) == NULL)
+    pst_place_strategy strategy =
+        strcmp(f.placement, "greedy") == 0 ? PST_PLACE_GREEDY : PST_PLACE_ROUND_ROBIN;
+    if (num_ps > 0) {
+        if ((rs = pst_replica_setter_new(num_ps, "/job:worker/task:0", strategy, &st)) == NULL)
+            goto done;
+        if (f.partition_min_bytes > 0 && f.partition_max_parts <= 0) f.partition_max_parts = num_ps;
+    }
+    if (pst_worker_build_model(&f, net, &m, rs ? pst_replica_setter_fn : NULL, rs, &st) < 0)
         goto done;
-    printf("dry run of %s: model %s (%s), optimizer %s, placement %s\n", path, net->name,
-           net->description, job.optimizer,
-           job.placement == PST_PLACE_GREEDY ? "greedy" : "round_robin");
+    printf("dry run of %s: model %s (%s), optimizer %s, placement %s, mode %s\n", path, net->name,
+           net->description, f.optimizer, f.placement, f.sync);
     printf("graph of /job:worker/task:0 (%s), %d nodes\n",
-           pst_cluster_address(job.cluster, "worker", 0), pst_graph_num_nodes(g));
+           c ? pst_cluster_address(c, "worker", 0) : "address chosen at launch",
+           pst_graph_num_nodes(m.g));
     for (int k = 0; k < num_ps; k++)
-        printf("ps task %d: %s\n", k, pst_cluster_address(job.cluster, "ps", k));
+        printf("ps task %d: %s\n", k, c ? pst_cluster_address(c, "ps", k) : "chosen at launch");
     if (num_ps == 0)
         printf("the cluster has no ps job: every variable stays on /job:worker/task:0\n");
     else
-        pst_replica_setter_report(g, num_ps, stdout);
+        pst_replica_setter_report(m.g, num_ps, stdout);
     rc = 0;
 done:
-    if (rc) fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
-    pst_graph_free(g);
+    if (rc && st.code) fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
+    pst_graph_free(m.g);
     pst_replica_setter_free(rs);
-    pst_cluster_free(job.cluster);
+    pst_train_flags_destroy(&f);
     return rc;
 }
 

@@ -92,9 +92,10 @@ START_TEST(test_bare_cluster_file_uses_defaults) {
     char out[65536];
     int rc = inspect_job("{\"ps\": [\"a:1\"], \"worker\": [\"w:1\"]}", out, sizeof out);
     ck_assert_msg(rc == 0, "%s", out);
-    ck_assert_ptr_nonnull(strstr(out, "model mlp"));
+    /* The worker's defaults, since the worker builds the same graph from the same file. */
+    ck_assert_ptr_nonnull(strstr(out, "model simple_cnn"));
     ck_assert_ptr_nonnull(strstr(out, "optimizer adam"));
-    ck_assert_ptr_nonnull(strstr(out, "mlp/fc1/weights/Adam"));
+    ck_assert_ptr_nonnull(strstr(out, "/weights/Adam"));
 }
 END_TEST
 
@@ -125,11 +126,12 @@ START_TEST(test_bad_cluster_and_bad_json) {
     ck_assert_ptr_nonnull(strstr(out, "invalid JSON"));
     rc = inspect_job("{\"cluster\": {\"ps\": [\"a:1\"]}}", out, sizeof out);
     ck_assert_int_eq(rc, 1);
-    ck_assert_ptr_nonnull(strstr(out, "no job 'worker'"));
+    ck_assert_msg(strstr(out, "the cluster needs at least one worker"), "%s", out);
     rc = inspect_job("{\"cluster\": {\"worker\": [\"w:1\"]}, \"placement\": \"random\"}", out,
                      sizeof out);
     ck_assert_int_eq(rc, 1);
-    ck_assert_ptr_nonnull(strstr(out, "unknown placement 'random'"));
+    ck_assert_msg(strstr(out, "\"placement\": --placement: 'random' is not round_robin or greedy"),
+                  "%s", out);
 }
 END_TEST
 
@@ -137,7 +139,7 @@ END_TEST
 START_TEST(test_dry_run_partitioned_weights) {
     char out[65536];
     int rc = inspect_job("{\"cluster\": {\"ps\": [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"],"
-                         " \"worker\": [\"127.0.0.1:4\"]}, \"partition_min_bytes\": 100000}",
+                         " \"worker\": [\"127.0.0.1:4\"]}, \"model\": \"mlp\", \"partition_min_bytes\": 100000}",
                          out, sizeof out);
     ck_assert_msg(rc == 0, "%s", out);
     const char *t2 = strstr(out, "ps task 2 (/job:ps/task:2)");
@@ -147,7 +149,8 @@ START_TEST(test_dry_run_partitioned_weights) {
     rc = inspect_job("{\"cluster\": {\"worker\": [\"w:1\"]}, \"partition_min_bytes\": -3}", out,
                      sizeof out);
     ck_assert_int_eq(rc, 1);
-    ck_assert_ptr_nonnull(strstr(out, "\"partition_min_bytes\" must be a positive integer"));
+    ck_assert_msg(strstr(out, "\"partition_min_bytes\": --partition-min-bytes: '-3' is not an "
+                              "integer in"), "%s", out);
 }
 END_TEST
 

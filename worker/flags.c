@@ -1,5 +1,7 @@
 #include "flags.h"
 
+#include "jobfile.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,7 +13,7 @@
 
 void pst_train_flags_usage(char *buf, size_t len) {
     snprintf(buf, len,
-             "usage: pstrain-worker [--model softmax|mlp|simple_cnn|cnn5|lenet5|vgg16]\n"
+             "usage: pstrain-worker [--job FILE] [--model softmax|mlp|simple_cnn|cnn5|lenet5|vgg16]\n"
              "         [--steps N] [--batch B] [--optimizer adam|sgd|momentum|adagrad|rmsprop]\n"
              "         [--lr X] [--seed S] [--data-dir DIR] [--keep-prob P] [--weight-decay W]\n"
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
@@ -56,25 +58,10 @@ static int parse_f(const char *flag, const char *v, float lo, float hi, float *o
     return 0;
 }
 
-int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, size_t errlen) {
-    *f = (pst_train_flags){.model = "simple_cnn",
-                           .steps = 2000,
-                           .batch = 100,
-                           .optimizer = "adam",
-                           .lr = -1,
-                           .seed = 1,
-                           .data_dir = "/usr/share/datasets/fashion-mnist",
-                           .keep_prob = 0.5f,
-                           .threads = 2,
-                           .validation = 5000,
-                           .max_to_keep = 5,
-                           .task = 0,
-                           .sync = "async",
-                           .placement = "round_robin",
-                           .connect_timeout_ms = 30000,
-                           .ready_timeout_ms = 300000,
-                           .recv_timeout_ms = 60000};
-    for (int i = 1; i < argc; i++) {
+/* Parses argv[first..argc) into f (which holds defaults or earlier values). */
+static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char *err,
+                      size_t errlen) {
+    for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         int64_t v;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -106,7 +93,9 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
             return -1;
         }
         const char *val = argv[++i];
-        if (strcmp(a, "--model") == 0)
+        if (strcmp(a, "--job") == 0)
+            continue; /* read before the other flags (pst_train_flags_parse) */
+        else if (strcmp(a, "--model") == 0)
             f->model = val;
         else if (strcmp(a, "--optimizer") == 0)
             f->optimizer = val;
@@ -204,7 +193,65 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
             return -1;
         }
     }
-    if (f->lr < 0)
-        f->lr = strcmp(f->model, "simple_cnn") == 0 ? 1e-4f : 1e-3f;
     return 0;
+}
+
+int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, size_t errlen) {
+    *f = (pst_train_flags){.model = "simple_cnn",
+                           .steps = 2000,
+                           .batch = 100,
+                           .optimizer = "adam",
+                           .lr = -1,
+                           .seed = 1,
+                           .data_dir = "/usr/share/datasets/fashion-mnist",
+                           .keep_prob = 0.5f,
+                           .threads = 2,
+                           .validation = 5000,
+                           .max_to_keep = 5,
+                           .task = 0,
+                           .sync = "async",
+                           .placement = "round_robin",
+                           .connect_timeout_ms = 30000,
+                           .ready_timeout_ms = 300000,
+                           .recv_timeout_ms = 60000};
+    /* --job FILE first: its settings are flags that the command line may override. */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--job") != 0) continue;
+        pst_jobfile *jf = calloc(1, sizeof *jf);
+        pst_status st = {0};
+        if (!jf || pst_jobfile_load(argv[i + 1], jf, &st) < 0) {
+            snprintf(err, errlen, "--job: %s\n", jf ? st.msg : "out of memory");
+            free(jf);
+            return -1;
+        }
+        f->job = argv[i + 1];
+        f->jobfile = jf;
+        f->job_ps = jf->n_ps;
+        f->job_workers = jf->n_workers;
+        /* One setting at a time, so an error names the key it came from. */
+        for (int k = 0; k < jf->argc;) {
+            int sw = strcmp(jf->argv[k], "--no-shuffle") == 0 || strcmp(jf->argv[k], "--quiet") == 0;
+            int n = sw || k + 1 >= jf->argc ? 1 : 2;
+            char *args[3] = {"job", jf->argv[k], n == 2 ? jf->argv[k + 1] : NULL};
+            char sub[512];
+            if (parse_args(n + 1, args, 1, f, sub, sizeof sub) != 0) {
+                snprintf(err, errlen, "%s: \"%s\": %s", jf->path, jf->keys[k], sub);
+                return -1;
+            }
+            k += n;
+        }
+        break;
+    }
+    int rc = parse_args(argc, argv, 1, f, err, errlen);
+    if (rc != 0) return rc;
+    if (f->lr < 0) f->lr = strcmp(f->model, "simple_cnn") == 0 ? 1e-4f : 1e-3f;
+    return 0;
+}
+
+void pst_train_flags_destroy(pst_train_flags *f) {
+    if (f->jobfile) {
+        pst_jobfile_destroy(f->jobfile);
+        free(f->jobfile);
+        f->jobfile = NULL;
+    }
 }

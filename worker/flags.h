@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct pst_jobfile;
+
 typedef struct pst_train_flags {
     const char *model;          /* --model (simple_cnn) */
     int64_t steps;              /* --steps (2000) */
@@ -49,11 +51,16 @@ typedef struct pst_train_flags {
                                    until the chief finishes */
     const char *layer_device;   /* --layer-device SCOPE=DEV: model parallelism, the ops under
                                    name scope SCOPE run on DEV (e.g. mlp/fc2=/job:worker/task:1) */
+    const char *job;            /* --job FILE: the job file's settings, overridden by flags */
+    struct pst_jobfile *jobfile; /* owned (pst_train_flags_destroy) */
+    int job_ps, job_workers;    /* task counts of the job file's cluster (0: none) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a
  * message naming the flag at fault. */
 int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, size_t errlen);
 void pst_train_flags_usage(char *buf, size_t len);
+/* Frees what parsing allocated (the job file's settings). */
+void pst_train_flags_destroy(pst_train_flags *f);
 
 #endif
