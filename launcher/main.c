@@ -4,6 +4,7 @@
 
 #include "ckpt.h"
 #include "inspect.h"
+#include "launch.h"
 #include "meta.h"
 #include "ops.h"
 #include "token.h"
@@ -11,6 +12,11 @@
 static int usage(void) {
     fprintf(stderr, "usage: pstrain <command> [args]\n"
                     "commands:\n"
+                    "  launch JOB.json [--run-dir DIR]     start a job, supervise it, show progress\n"
+                    "  status RUN                          tasks, addresses, states, step, rate\n"
+                    "  stop RUN                            checkpoint, then every task exits\n"
+                    "  resume RUN [--ps N] [--workers M]   restart from the newest checkpoint\n"
+                    "  logs RUN [TASK]                     the tasks' logs (ps0, worker1, ...)\n"
                     "  ckpt ls DIR                         list a directory's checkpoints\n"
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
                     "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n"
@@ -27,6 +33,11 @@ static int usage(void) {
 int main(int argc, char **argv) {
     pst_ops_init(); /* the built-in op families, before any graph */
     if (argc < 2) return usage();
+    if (strcmp(argv[1], "launch") == 0) return pst_cmd_launch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "resume") == 0) return pst_cmd_resume(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0) return pst_cmd_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "stop") == 0) return pst_cmd_stop(argc - 1, argv + 1);
+    if (strcmp(argv[1], "logs") == 0) return pst_cmd_logs(argc - 1, argv + 1);
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
