@@ -11,14 +11,15 @@
 #include "tfrecord.h"
 
 static int usage(void) {
-    fprintf(stderr,
-            "usage: pstrain data convert --from idx --to tfrecord --out DIR [--split train|test|all]\n"
-            "                            [--data-dir DIR] [--float] [--compression none|zlib|gzip]\n"
-            "       pstrain data show FILE [--limit N] [--compression auto|none|zlib|gzip]\n"
-            "convert writes DIR/<split>.tfrecord (.tfrecord.zlib, .tfrecord.gz) of tf.train.Example\n"
-            "records with features \"image\" (bytes: rows*cols raw uint8 pixels; with --float a\n"
-            "float_list of pixel/255) and \"label\" (int64), from the Fashion-MNIST IDX files in\n"
-            "--data-dir (default " PST_FASHION_MNIST_DIR ").\n");
+    fprintf(
+        stderr,
+        "usage: pstrain data convert --from idx --to tfrecord --out DIR [--split train|test|all]\n"
+        "                            [--data-dir DIR] [--float] [--compression none|zlib|gzip]\n"
+        "       pstrain data show FILE [--limit N] [--compression auto|none|zlib|gzip]\n"
+        "convert writes DIR/<split>.tfrecord (.tfrecord.zlib, .tfrecord.gz) of tf.train.Example\n"
+        "records with features \"image\" (bytes: rows*cols raw uint8 pixels; with --float a\n"
+        "float_list of pixel/255) and \"label\" (int64), from the Fashion-MNIST IDX files in\n"
+        "--data-dir (default " PST_FASHION_MNIST_DIR ").\n");
     return 2;
 }
 
@@ -39,7 +40,8 @@ static int convert_split(const char *data_dir, const char *split, const char *ou
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.tfrecord%s", out_dir, split, suffix_of(comp));
     int rc = pst_fashion_mnist_load_raw(data_dir, split, &images, &labels, &st);
-    if (rc < 0) goto out;
+    if (rc < 0)
+        goto out;
     int64_t n = images->shape.dims[0];
     size_t per = (size_t)(images->n / (n ? n : 1));
     ex = pst_example_new();
@@ -57,16 +59,20 @@ static int convert_split(const char *data_dir, const char *split, const char *ou
         const uint8_t *img = pst_tensor_u8(images) + (size_t)i * per;
         pst_example_clear(ex);
         if (as_float) {
-            for (size_t j = 0; j < per; j++) pix[j] = (float)img[j] * (1.0f / 255.0f);
+            for (size_t j = 0; j < per; j++)
+                pix[j] = (float)img[j] * (1.0f / 255.0f);
             rc = pst_example_add_floats(ex, "image", pix, per, &st);
         } else {
             pst_example_bytes b = {img, per};
             rc = pst_example_add_bytes(ex, "image", &b, 1, &st);
         }
-        if (rc == 0) rc = pst_example_add_int64s(ex, "label", &pst_tensor_i64(labels)[i], 1, &st);
+        if (rc == 0)
+            rc = pst_example_add_int64s(ex, "label", &pst_tensor_i64(labels)[i], 1, &st);
         pst_pbwire_buf_reset(&buf);
-        if (rc == 0) rc = pst_example_encode(ex, &buf, &st);
-        if (rc == 0) rc = pst_tfrecord_writer_write(w, buf.data, buf.len, &st);
+        if (rc == 0)
+            rc = pst_example_encode(ex, &buf, &st);
+        if (rc == 0)
+            rc = pst_tfrecord_writer_write(w, buf.data, buf.len, &st);
     }
     if (rc == 0) {
         rc = pst_tfrecord_writer_close(w, &st);
@@ -81,7 +87,8 @@ static int convert_split(const char *data_dir, const char *split, const char *ou
                (long long)images->shape.dims[2]);
     }
 out:
-    if (rc < 0) fprintf(stderr, "pstrain data convert: %s\n", st.msg);
+    if (rc < 0)
+        fprintf(stderr, "pstrain data convert: %s\n", st.msg);
     pst_tfrecord_writer_abort(w);
     pst_pbwire_buf_destroy(&buf);
     pst_example_free(ex);
@@ -98,12 +105,18 @@ static int cmd_convert(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
-        if (strcmp(a, "--from") == 0 && has) from = argv[++i];
-        else if (strcmp(a, "--to") == 0 && has) to = argv[++i];
-        else if (strcmp(a, "--out") == 0 && has) out = argv[++i];
-        else if (strcmp(a, "--split") == 0 && has) split = argv[++i];
-        else if (strcmp(a, "--data-dir") == 0 && has) data_dir = argv[++i];
-        else if (strcmp(a, "--float") == 0) as_float = 1;
+        if (strcmp(a, "--from") == 0 && has)
+            from = argv[++i];
+        else if (strcmp(a, "--to") == 0 && has)
+            to = argv[++i];
+        else if (strcmp(a, "--out") == 0 && has)
+            out = argv[++i];
+        else if (strcmp(a, "--split") == 0 && has)
+            split = argv[++i];
+        else if (strcmp(a, "--data-dir") == 0 && has)
+            data_dir = argv[++i];
+        else if (strcmp(a, "--float") == 0)
+            as_float = 1;
         else if (strcmp(a, "--compression") == 0 && has) {
             pst_status st = {0};
             if (pst_tfrecord_compression_parse(argv[++i], &comp, &st) < 0 ||
@@ -116,7 +129,8 @@ static int cmd_convert(int argc, char **argv) {
             return usage();
         }
     }
-    if (from == NULL || to == NULL || out == NULL) return usage();
+    if (from == NULL || to == NULL || out == NULL)
+        return usage();
     if (strcmp(from, "idx") != 0 || strcmp(to, "tfrecord") != 0) {
         fprintf(stderr, "pstrain data convert: only --from idx --to tfrecord is supported\n");
         return 2;
@@ -133,9 +147,11 @@ static int cmd_convert(int argc, char **argv) {
     int all = strcmp(split, "all") == 0;
     if (all || strcmp(split, "train") == 0) {
         int rc = convert_split(data_dir, "train", out, comp, as_float);
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
-    if (all || strcmp(split, "test") == 0) return convert_split(data_dir, "test", out, comp, as_float);
+    if (all || strcmp(split, "test") == 0)
+        return convert_split(data_dir, "test", out, comp, as_float);
     return 0;
 }
 
@@ -144,18 +160,22 @@ static void print_bytes(const uint8_t *p, size_t n, size_t max) {
     size_t show = n < max ? n : max;
     int text = 1;
     for (size_t i = 0; i < show; i++)
-        if (p[i] < 0x20 || p[i] > 0x7e) text = 0;
+        if (p[i] < 0x20 || p[i] > 0x7e)
+            text = 0;
     if (text) {
         printf("\"");
         for (size_t i = 0; i < show; i++) {
-            if (p[i] == '"' || p[i] == '\\') putchar('\\');
+            if (p[i] == '"' || p[i] == '\\')
+                putchar('\\');
             putchar(p[i]);
         }
         printf("\"");
     } else {
-        for (size_t i = 0; i < show; i++) printf("%s%02x", i ? " " : "", p[i]);
+        for (size_t i = 0; i < show; i++)
+            printf("%s%02x", i ? " " : "", p[i]);
     }
-    if (show < n) printf(" ... (%zu bytes)", n);
+    if (show < n)
+        printf(" ... (%zu bytes)", n);
 }
 
 static void print_feature(const pst_example_feature *f) {
@@ -166,11 +186,14 @@ static void print_feature(const pst_example_feature *f) {
             printf(j ? ", " : " ");
             print_bytes(f->bytes[j].data, f->bytes[j].len, 16);
         }
-        if (f->count > 3) printf(", ...");
+        if (f->count > 3)
+            printf(", ...");
     } else if (f->kind == PST_EXAMPLE_FLOAT) {
-        for (size_t j = 0; j < show; j++) printf(" %.6g", (double)f->floats[j]);
+        for (size_t j = 0; j < show; j++)
+            printf(" %.6g", (double)f->floats[j]);
     } else if (f->kind == PST_EXAMPLE_INT64) {
-        for (size_t j = 0; j < show; j++) printf(" %lld", (long long)f->int64s[j]);
+        for (size_t j = 0; j < show; j++)
+            printf(" %lld", (long long)f->int64s[j]);
     }
     if (f->kind != PST_EXAMPLE_BYTES && show < f->count)
         printf(" ... (%zu more)", f->count - show);
@@ -204,7 +227,8 @@ static int cmd_show(int argc, char **argv) {
             return usage();
         }
     }
-    if (path == NULL) return usage();
+    if (path == NULL)
+        return usage();
     pst_status st = {0};
     pst_tfrecord_reader *r = pst_tfrecord_reader_open(path, &ro, &st);
     if (r == NULL) {
@@ -217,7 +241,8 @@ static int cmd_show(int argc, char **argv) {
     size_t len;
     long long shown = 0;
     int rc = 0;
-    while ((limit < 0 || shown < limit) && (rc = pst_tfrecord_reader_next(r, &rec, &len, &st)) == 1) {
+    while ((limit < 0 || shown < limit) &&
+           (rc = pst_tfrecord_reader_next(r, &rec, &len, &st)) == 1) {
         rc = 0;
         printf("record %lld (offset %llu, %zu bytes)", (long long)pst_tfrecord_reader_index(r),
                (unsigned long long)pst_tfrecord_reader_offset(r), len);
@@ -233,19 +258,24 @@ static int cmd_show(int argc, char **argv) {
         }
         shown++;
     }
-    if (rc < 0) fprintf(stderr, "pstrain data show: %s\n", st.msg);
+    if (rc < 0)
+        fprintf(stderr, "pstrain data show: %s\n", st.msg);
     else if (limit >= 0 && shown == limit)
         printf("%lld record(s) shown (--limit %lld)\n", shown, limit);
-    else printf("%lld record(s)\n", shown);
+    else
+        printf("%lld record(s)\n", shown);
     pst_example_free(ex);
     pst_tfrecord_reader_free(r);
     return rc < 0 ? 1 : 0;
 }
 
 int pst_cmd_data(int argc, char **argv) {
-    if (argc < 2) return usage();
-    if (strcmp(argv[1], "convert") == 0) return cmd_convert(argc - 1, argv + 1);
-    if (strcmp(argv[1], "show") == 0) return cmd_show(argc - 1, argv + 1);
+    if (argc < 2)
+        return usage();
+    if (strcmp(argv[1], "convert") == 0)
+        return cmd_convert(argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return cmd_show(argc - 1, argv + 1);
     fprintf(stderr, "pstrain data: unknown subcommand '%s'\n", argv[1]);
     return usage();
 }

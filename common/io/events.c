@@ -55,7 +55,8 @@ int pst_events_write(pst_events_writer *w, const pst_event *ev, pst_status *st) 
     pst_pbwire_buf *b = &w->buf;
     pst_pbwire_buf_reset(b);
     pst_pbwire_put_double(b, 1, ev->wall_time);
-    if (ev->step != 0) pst_pbwire_put_varint(b, 2, (uint64_t)ev->step);
+    if (ev->step != 0)
+        pst_pbwire_put_varint(b, 2, (uint64_t)ev->step);
     switch (ev->kind) {
     case PST_EVENTS_KIND_FILE_VERSION:
         pst_pbwire_put_string(b, 3, ev->file_version ? ev->file_version : "");
@@ -66,7 +67,8 @@ int pst_events_write(pst_events_writer *w, const pst_event *ev, pst_status *st) 
             const pst_events_value *v = &ev->values[i];
             size_t m_val = pst_pbwire_begin(b, 1);
             pst_pbwire_put_string(b, 1, v->tag ? v->tag : "");
-            if (v->has_scalar) pst_pbwire_put_float(b, 2, (float)v->scalar);
+            if (v->has_scalar)
+                pst_pbwire_put_float(b, 2, (float)v->scalar);
             pst_pbwire_end(b, m_val);
         }
         pst_pbwire_end(b, m_sum);
@@ -74,15 +76,17 @@ int pst_events_write(pst_events_writer *w, const pst_event *ev, pst_status *st) 
     }
     case PST_EVENTS_KIND_SESSION_LOG: {
         if ((unsigned)ev->status >= PST_EVENTS_STATUS_COUNT)
-            return pst_status_set(st, PST_E_INVALID, "%s: session log status %d is not one of "
-                                  "START, STOP, CHECKPOINT", pst_events_writer_path(w),
-                                  (int)ev->status);
+            return pst_status_set(st, PST_E_INVALID,
+                                  "%s: session log status %d is not one of "
+                                  "START, STOP, CHECKPOINT",
+                                  pst_events_writer_path(w), (int)ev->status);
         size_t m = pst_pbwire_begin(b, 7);
         if (ev->status != PST_EVENTS_STATUS_UNSPECIFIED)
             pst_pbwire_put_varint(b, 1, (uint64_t)ev->status);
         if (ev->checkpoint_path && ev->checkpoint_path[0])
             pst_pbwire_put_string(b, 2, ev->checkpoint_path);
-        if (ev->msg && ev->msg[0]) pst_pbwire_put_string(b, 3, ev->msg);
+        if (ev->msg && ev->msg[0])
+            pst_pbwire_put_string(b, 3, ev->msg);
         pst_pbwire_end(b, m);
         break;
     }
@@ -99,16 +103,19 @@ int pst_events_write(pst_events_writer *w, const pst_event *ev, pst_status *st) 
 }
 
 pst_events_writer *pst_events_writer_open(const char *dir, const char *suffix, pst_status *st) {
-    if (pst_file_make_dirs(dir, st) < 0) return NULL;
+    if (pst_file_make_dirs(dir, st) < 0)
+        return NULL;
     char host[256];
-    if (gethostname(host, sizeof host) != 0 || host[0] == '\0') snprintf(host, sizeof host, "localhost");
+    if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     for (char *c = host; *c; c++)
-        if (*c == '/') *c = '_';
+        if (*c == '/')
+            *c = '_';
     double now = wall_now();
     char path[4096];
-    int n = snprintf(path, sizeof path, "%s/events.out.tfevents.%010lld.%s%s", dir,
-                     (long long)now, host, suffix ? suffix : "");
+    int n = snprintf(path, sizeof path, "%s/events.out.tfevents.%010lld.%s%s", dir, (long long)now,
+                     host, suffix ? suffix : "");
     if (n < 0 || (size_t)n >= sizeof path) {
         pst_status_set(st, PST_E_INVALID, "event file name too long in %s", dir);
         return NULL;
@@ -128,7 +135,8 @@ pst_events_writer *pst_events_writer_open(const char *dir, const char *suffix, p
         free(w);
         return NULL;
     }
-    pst_event ev = {.wall_time = now, .kind = PST_EVENTS_KIND_FILE_VERSION,
+    pst_event ev = {.wall_time = now,
+                    .kind = PST_EVENTS_KIND_FILE_VERSION,
                     .file_version = PST_EVENTS_FILE_VERSION};
     if (pst_events_write(w, &ev, st) < 0 || pst_events_flush(w, st) < 0 ||
         pst_file_fsync_dir_of(path, st) < 0) {
@@ -144,15 +152,21 @@ pst_events_writer *pst_events_writer_open(const char *dir, const char *suffix, p
 int pst_events_add_scalar(pst_events_writer *w, const char *tag, float value, int64_t step,
                           pst_status *st) {
     pst_events_value v = {.tag = tag, .has_scalar = 1, .scalar = value};
-    pst_event ev = {.wall_time = wall_now(), .step = step, .kind = PST_EVENTS_KIND_SUMMARY,
-                    .values = &v, .n_values = 1};
+    pst_event ev = {.wall_time = wall_now(),
+                    .step = step,
+                    .kind = PST_EVENTS_KIND_SUMMARY,
+                    .values = &v,
+                    .n_values = 1};
     return pst_events_write(w, &ev, st);
 }
 
 int pst_events_add_session_log(pst_events_writer *w, pst_events_status status, int64_t step,
                                const char *checkpoint_path, pst_status *st) {
-    pst_event ev = {.wall_time = wall_now(), .step = step, .kind = PST_EVENTS_KIND_SESSION_LOG,
-                    .status = status, .checkpoint_path = checkpoint_path};
+    pst_event ev = {.wall_time = wall_now(),
+                    .step = step,
+                    .kind = PST_EVENTS_KIND_SESSION_LOG,
+                    .status = status,
+                    .checkpoint_path = checkpoint_path};
     return pst_events_write(w, &ev, st);
 }
 
@@ -195,7 +209,8 @@ pst_events_reader *pst_events_reader_open(const char *path, pst_status *st) {
 }
 
 void pst_events_reader_free(pst_events_reader *r) {
-    if (r == NULL) return;
+    if (r == NULL)
+        return;
     pst_tfrecord_reader_free(r->rec);
     pst_pbwire_buf_destroy(&r->strings);
     free(r->values);
@@ -231,16 +246,19 @@ static int tensor_scalar(const uint8_t *p, const uint8_t *end, double *out) {
             n++;
         } else if (f.number == 5 && f.wire_type == PST_PBWIRE_LEN && f.len % 4 == 0) {
             n += (int)(f.len / 4 > 2 ? 2 : f.len / 4);
-            if (f.len >= 4) v = pst_pbwire_float_of(pst_pbwire_le32(f.data));
+            if (f.len >= 4)
+                v = pst_pbwire_float_of(pst_pbwire_le32(f.data));
         } else if (f.number == 6 && f.wire_type == PST_PBWIRE_FIXED64) {
             v = pst_pbwire_double_of(f.v);
             n++;
         } else if (f.number == 6 && f.wire_type == PST_PBWIRE_LEN && f.len % 8 == 0) {
             n += (int)(f.len / 8 > 2 ? 2 : f.len / 8);
-            if (f.len >= 8) v = pst_pbwire_double_of(pst_pbwire_le64(f.data));
+            if (f.len >= 8)
+                v = pst_pbwire_double_of(pst_pbwire_le64(f.data));
         }
     }
-    if (r < 0) return -1;
+    if (r < 0)
+        return -1;
     if (content && dtype == DT_FLOAT && content_len == 4) {
         *out = pst_pbwire_float_of(pst_pbwire_le32(content));
         return 1;
@@ -270,23 +288,27 @@ static int parse_value(pst_events_reader *r, int i, const uint8_t *p, const uint
             v->scalar = pst_pbwire_float_of((uint32_t)f.v);
         } else if (f.number == 8 && f.wire_type == PST_PBWIRE_LEN) {
             int t = tensor_scalar(f.data, f.data + f.len, &v->scalar);
-            if (t < 0) return -1;
+            if (t < 0)
+                return -1;
             v->has_scalar = t;
         } else if (f.number == 9 && f.wire_type == PST_PBWIRE_LEN) {
             const uint8_t *q = f.data, *qend = f.data + f.len;
             pst_pbwire_field m;
             int mr;
             while ((mr = pst_pbwire_next(&q, qend, &m)) == 1) {
-                if (m.number != 1 || m.wire_type != PST_PBWIRE_LEN) continue;
+                if (m.number != 1 || m.wire_type != PST_PBWIRE_LEN)
+                    continue;
                 const uint8_t *d = m.data, *dend = m.data + m.len;
                 pst_pbwire_field pd;
                 int pr;
                 while ((pr = pst_pbwire_next(&d, dend, &pd)) == 1)
                     if (pd.number == 1 && pd.wire_type == PST_PBWIRE_LEN)
                         r->plugin_off[i] = keep(r, pd.data, pd.len);
-                if (pr < 0) return -1;
+                if (pr < 0)
+                    return -1;
             }
-            if (mr < 0) return -1;
+            if (mr < 0)
+                return -1;
         }
     }
     return rc;
@@ -297,19 +319,24 @@ static int parse_summary(pst_events_reader *r, pst_event *ev, const uint8_t *p,
     pst_pbwire_field f;
     int rc;
     while ((rc = pst_pbwire_next(&p, end, &f)) == 1) {
-        if (f.number != 1 || f.wire_type != PST_PBWIRE_LEN) continue;
+        if (f.number != 1 || f.wire_type != PST_PBWIRE_LEN)
+            continue;
         if (ev->n_values == r->values_cap) {
             int c = r->values_cap ? r->values_cap * 2 : 8;
             pst_events_value *nv = realloc(r->values, (size_t)c * sizeof *nv);
-            if (nv) r->values = nv;
+            if (nv)
+                r->values = nv;
             size_t *t = nv ? realloc(r->tag_off, (size_t)c * sizeof *t) : NULL;
-            if (t) r->tag_off = t;
+            if (t)
+                r->tag_off = t;
             size_t *pl = t ? realloc(r->plugin_off, (size_t)c * sizeof *pl) : NULL;
-            if (pl == NULL) return -2;
+            if (pl == NULL)
+                return -2;
             r->plugin_off = pl;
             r->values_cap = c;
         }
-        if (parse_value(r, ev->n_values, f.data, f.data + f.len) < 0) return -1;
+        if (parse_value(r, ev->n_values, f.data, f.data + f.len) < 0)
+            return -1;
         ev->n_values++;
     }
     return rc;
@@ -320,7 +347,8 @@ int pst_events_reader_next(pst_events_reader *r, pst_event *ev, pst_status *st) 
     const uint8_t *rec;
     size_t len;
     int rc = pst_tfrecord_reader_next(r->rec, &rec, &len, st);
-    if (rc <= 0) return rc;
+    if (rc <= 0)
+        return rc;
     pst_pbwire_buf_reset(&r->strings);
     size_t fv = (size_t)-1, ckpt = (size_t)-1, msg = (size_t)-1;
     const uint8_t *p = rec, *end = rec + len;
@@ -337,7 +365,8 @@ int pst_events_reader_next(pst_events_reader *r, pst_event *ev, pst_status *st) 
         } else if (f.number == 5 && f.wire_type == PST_PBWIRE_LEN) {
             ev->kind = PST_EVENTS_KIND_SUMMARY;
             pr = parse_summary(r, ev, f.data, f.data + f.len);
-            if (pr < 0) break;
+            if (pr < 0)
+                break;
         } else if (f.number == 7 && f.wire_type == PST_PBWIRE_LEN) {
             ev->kind = PST_EVENTS_KIND_SESSION_LOG;
             const uint8_t *q = f.data, *qend = f.data + f.len;
@@ -351,7 +380,8 @@ int pst_events_reader_next(pst_events_reader *r, pst_event *ev, pst_status *st) 
                 else if (s.number == 3 && s.wire_type == PST_PBWIRE_LEN)
                     msg = keep(r, s.data, s.len);
             }
-            if (pr < 0) break;
+            if (pr < 0)
+                break;
         } else if (f.number == 4 || f.number == 6 || f.number == 8 || f.number == 9) {
             ev->kind = PST_EVENTS_KIND_OTHER;
         }
@@ -365,9 +395,12 @@ int pst_events_reader_next(pst_events_reader *r, pst_event *ev, pst_status *st) 
                               path, idx);
     /* The arena stopped moving: turn offsets into pointers. */
     const char *base = (const char *)r->strings.data;
-    if (fv != (size_t)-1) ev->file_version = base + fv;
-    if (ckpt != (size_t)-1) ev->checkpoint_path = base + ckpt;
-    if (msg != (size_t)-1) ev->msg = base + msg;
+    if (fv != (size_t)-1)
+        ev->file_version = base + fv;
+    if (ckpt != (size_t)-1)
+        ev->checkpoint_path = base + ckpt;
+    if (msg != (size_t)-1)
+        ev->msg = base + msg;
     for (int i = 0; i < ev->n_values; i++) {
         r->values[i].tag = r->tag_off[i] != (size_t)-1 ? base + r->tag_off[i] : "";
         r->values[i].plugin = r->plugin_off[i] != (size_t)-1 ? base + r->plugin_off[i] : "";

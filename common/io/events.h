@@ -65,12 +65,12 @@ typedef struct pst_event {
     double wall_time; /* seconds since the epoch */
     int64_t step;
     pst_events_kind kind;
-    const char *file_version;        /* FILE_VERSION */
-    const pst_events_value *values;  /* SUMMARY */
+    const char *file_version;       /* FILE_VERSION */
+    const pst_events_value *values; /* SUMMARY */
     int n_values;
-    pst_events_status status;        /* SESSION_LOG */
-    const char *checkpoint_path;     /* SESSION_LOG; NULL or "" when none */
-    const char *msg;                 /* SESSION_LOG; NULL or "" when none */
+    pst_events_status status;    /* SESSION_LOG */
+    const char *checkpoint_path; /* SESSION_LOG; NULL or "" when none */
+    const char *msg;             /* SESSION_LOG; NULL or "" when none */
 } pst_event;
 
 /* "START", "STOP", "CHECKPOINT", "STATUS_UNSPECIFIED". */

@@ -46,26 +46,33 @@ const char *pst_example_kind_name(pst_example_kind k) {
 /* Grows the array whose pointer is at pp (elements of size elem) to hold at least need; 0 or -1
  * (the array unchanged). pp is the address of any object pointer, copied as bytes. */
 static int grow(void *pp, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
+    if (need <= *cap)
+        return 0;
     void *p;
     memcpy(&p, pp, sizeof p);
     size_t c = *cap ? *cap : 8;
     while (c < need) {
-        if (c > SIZE_MAX / 2) return -1;
+        if (c > SIZE_MAX / 2)
+            return -1;
         c *= 2;
     }
-    if (c > SIZE_MAX / elem) return -1;
+    if (c > SIZE_MAX / elem)
+        return -1;
     void *q = realloc(p, c * elem);
-    if (q == NULL) return -1;
+    if (q == NULL)
+        return -1;
     memcpy(pp, &q, sizeof q);
     *cap = c;
     return 0;
 }
 
-pst_example *pst_example_new(void) { return calloc(1, sizeof(pst_example)); }
+pst_example *pst_example_new(void) {
+    return calloc(1, sizeof(pst_example));
+}
 
 void pst_example_free(pst_example *ex) {
-    if (ex == NULL) return;
+    if (ex == NULL)
+        return;
     for (int k = 0; k < ex->cap; k++) {
         feat *f = &ex->feats[k];
         free(f->name);
@@ -79,9 +86,13 @@ void pst_example_free(pst_example *ex) {
     free(ex);
 }
 
-void pst_example_clear(pst_example *ex) { ex->n = 0; }
+void pst_example_clear(pst_example *ex) {
+    ex->n = 0;
+}
 
-int pst_example_num_features(const pst_example *ex) { return ex->n; }
+int pst_example_num_features(const pst_example *ex) {
+    return ex->n;
+}
 
 const pst_example_feature *pst_example_feature_at(const pst_example *ex, int i) {
     PST_ASSERT(i >= 0 && i < ex->n);
@@ -90,7 +101,8 @@ const pst_example_feature *pst_example_feature_at(const pst_example *ex, int i) 
 
 static int find_index(const pst_example *ex, const char *name, int limit) {
     for (int k = 0; k < limit; k++)
-        if (strcmp(ex->feats[k].name, name) == 0) return k;
+        if (strcmp(ex->feats[k].name, name) == 0)
+            return k;
     return -1;
 }
 
@@ -104,7 +116,8 @@ static feat *next_slot(pst_example *ex) {
     if (ex->n == ex->cap) {
         int c = ex->cap ? ex->cap * 2 : 4;
         feat *q = realloc(ex->feats, (size_t)c * sizeof *q);
-        if (q == NULL) return NULL;
+        if (q == NULL)
+            return NULL;
         memset(q + ex->cap, 0, (size_t)(c - ex->cap) * sizeof *q);
         ex->feats = q;
         ex->cap = c;
@@ -116,7 +129,8 @@ static feat *next_slot(pst_example *ex) {
 }
 
 static int set_name(feat *f, const char *name, size_t len) {
-    if (grow(&f->name, &f->name_cap, len + 1, 1) < 0) return -1;
+    if (grow(&f->name, &f->name_cap, len + 1, 1) < 0)
+        return -1;
     memcpy(f->name, name, len);
     f->name[len] = '\0';
     f->view.name = f->name;
@@ -129,7 +143,8 @@ static void finish_view(feat *f) {
     f->view.floats = NULL;
     f->view.int64s = NULL;
     if (f->view.kind == PST_EXAMPLE_BYTES) {
-        for (size_t k = 0; k < f->view.count; k++) f->b[k].data = f->bd + f->b_off[k];
+        for (size_t k = 0; k < f->view.count; k++)
+            f->b[k].data = f->bd + f->b_off[k];
         f->view.bytes = f->b;
     } else if (f->view.kind == PST_EXAMPLE_FLOAT) {
         f->view.floats = f->f;
@@ -160,7 +175,8 @@ static int append_bytes(feat *f, const uint8_t *p, size_t n) {
         return -1;
     if (n > SIZE_MAX - f->bd_len || grow(&f->bd, &f->bd_cap, f->bd_len + n, 1) < 0)
         return -1;
-    if (n) memcpy(f->bd + f->bd_len, p, n);
+    if (n)
+        memcpy(f->bd + f->bd_len, p, n);
     f->b_off[c] = f->bd_len;
     f->b[c].len = n;
     f->b[c].data = NULL;
@@ -182,11 +198,11 @@ static int add_common(pst_example *ex, const char *name, pst_example_kind kind, 
 int pst_example_add_bytes(pst_example *ex, const char *name, const pst_example_bytes *values,
                           size_t n, pst_status *st) {
     feat *f = NULL;
-    if (add_common(ex, name, PST_EXAMPLE_BYTES, &f, st) < 0) return PST_E_EXHAUSTED;
+    if (add_common(ex, name, PST_EXAMPLE_BYTES, &f, st) < 0)
+        return PST_E_EXHAUSTED;
     for (size_t k = 0; k < n; k++)
         if (append_bytes(f, values[k].data, values[k].len) < 0)
-            return pst_status_set(st, PST_E_EXHAUSTED, "out of memory adding feature \"%s\"",
-                                  name);
+            return pst_status_set(st, PST_E_EXHAUSTED, "out of memory adding feature \"%s\"", name);
     commit_slot(ex);
     return 0;
 }
@@ -194,10 +210,12 @@ int pst_example_add_bytes(pst_example *ex, const char *name, const pst_example_b
 int pst_example_add_floats(pst_example *ex, const char *name, const float *values, size_t n,
                            pst_status *st) {
     feat *f = NULL;
-    if (add_common(ex, name, PST_EXAMPLE_FLOAT, &f, st) < 0) return PST_E_EXHAUSTED;
+    if (add_common(ex, name, PST_EXAMPLE_FLOAT, &f, st) < 0)
+        return PST_E_EXHAUSTED;
     if (grow(&f->f, &f->f_cap, n, sizeof *f->f) < 0)
         return pst_status_set(st, PST_E_EXHAUSTED, "out of memory adding feature \"%s\"", name);
-    if (n) memcpy(f->f, values, n * sizeof *values);
+    if (n)
+        memcpy(f->f, values, n * sizeof *values);
     f->view.count = n;
     commit_slot(ex);
     return 0;
@@ -206,10 +224,12 @@ int pst_example_add_floats(pst_example *ex, const char *name, const float *value
 int pst_example_add_int64s(pst_example *ex, const char *name, const int64_t *values, size_t n,
                            pst_status *st) {
     feat *f = NULL;
-    if (add_common(ex, name, PST_EXAMPLE_INT64, &f, st) < 0) return PST_E_EXHAUSTED;
+    if (add_common(ex, name, PST_EXAMPLE_INT64, &f, st) < 0)
+        return PST_E_EXHAUSTED;
     if (grow(&f->i, &f->i_cap, n, sizeof *f->i) < 0)
         return pst_status_set(st, PST_E_EXHAUSTED, "out of memory adding feature \"%s\"", name);
-    if (n) memcpy(f->i, values, n * sizeof *values);
+    if (n)
+        memcpy(f->i, values, n * sizeof *values);
     f->view.count = n;
     commit_slot(ex);
     return 0;
@@ -230,10 +250,12 @@ int pst_example_encode(const pst_example *ex, pst_pbwire_buf *out, pst_status *s
                 for (size_t j = 0; j < f->count; j++)
                     pst_pbwire_put_bytes(out, 1, f->bytes[j].data, f->bytes[j].len);
             } else if (f->count > 0 && f->kind == PST_EXAMPLE_FLOAT) {
-                if (f->count > SIZE_MAX / 4) goto oom;
+                if (f->count > SIZE_MAX / 4)
+                    goto oom;
                 pst_pbwire_put_tag(out, 1, PST_PBWIRE_LEN);
                 pst_pbwire_put_rawvarint(out, 4 * (uint64_t)f->count);
-                if (pst_pbwire_reserve(out, 4 * f->count) < 0) goto oom;
+                if (pst_pbwire_reserve(out, 4 * f->count) < 0)
+                    goto oom;
                 for (size_t j = 0; j < f->count; j++) {
                     uint32_t bits;
                     memcpy(&bits, &f->floats[j], 4);
@@ -256,7 +278,8 @@ int pst_example_encode(const pst_example *ex, pst_pbwire_buf *out, pst_status *s
         pst_pbwire_end(out, m_entry);
     }
     pst_pbwire_end(out, m_ex);
-    if (!out->failed) return 0;
+    if (!out->failed)
+        return 0;
 oom:
     return pst_status_set(st, PST_E_EXHAUSTED, "out of memory encoding an Example");
 }
@@ -280,12 +303,14 @@ static int parse_list(feat *f, pst_example_kind kind, const uint8_t *p, const ui
     pst_pbwire_field fl;
     int r;
     while ((r = pst_pbwire_next(&p, end, &fl)) == 1) {
-        if (fl.number != 1) continue; /* unknown field: skipped, as protobuf does */
+        if (fl.number != 1)
+            continue; /* unknown field: skipped, as protobuf does */
         size_t c = f->view.count;
         if (kind == PST_EXAMPLE_BYTES) {
             if (fl.wire_type != PST_PBWIRE_LEN)
                 return bad(st, name, "a bytes_list value is not length-delimited");
-            if (append_bytes(f, fl.data, fl.len) < 0) return oom(st, name);
+            if (append_bytes(f, fl.data, fl.len) < 0)
+                return oom(st, name);
         } else if (kind == PST_EXAMPLE_FLOAT) {
             if (fl.wire_type == PST_PBWIRE_FIXED32) { /* unpacked */
                 if (grow(&f->f, &f->f_cap, c + 1, sizeof *f->f) < 0)
@@ -315,8 +340,9 @@ static int parse_list(feat *f, pst_example_kind kind, const uint8_t *p, const ui
                 f->i[c] = (int64_t)fl.v;
                 f->view.count = c + 1;
             } else if (fl.wire_type == PST_PBWIRE_LEN) { /* packed */
-                size_t k = 0; /* a varint ends at each byte below 0x80 */
-                for (size_t j = 0; j < fl.len; j++) k += fl.data[j] < 0x80;
+                size_t k = 0;                            /* a varint ends at each byte below 0x80 */
+                for (size_t j = 0; j < fl.len; j++)
+                    k += fl.data[j] < 0x80;
                 if (grow(&f->i, &f->i_cap, c + k, sizeof *f->i) < 0)
                     return oom(st, name);
                 const uint8_t *q = fl.data, *qend = fl.data + fl.len;
@@ -324,7 +350,8 @@ static int parse_list(feat *f, pst_example_kind kind, const uint8_t *p, const ui
                 int pr;
                 while ((pr = pst_pbwire_next_packed_varint(&q, qend, &v)) == 1)
                     f->i[f->view.count++] = (int64_t)v;
-                if (pr < 0) return bad(st, name, "a packed int64_list has a malformed varint");
+                if (pr < 0)
+                    return bad(st, name, "a packed int64_list has a malformed varint");
             } else {
                 return bad(st, name, "an int64_list value has the wrong wire type");
             }
@@ -336,7 +363,8 @@ static int parse_list(feat *f, pst_example_kind kind, const uint8_t *p, const ui
 /* Parses one Features map entry into the slot at ex->n. */
 static int parse_entry(pst_example *ex, const uint8_t *p, const uint8_t *end, pst_status *st) {
     feat *f = next_slot(ex);
-    if (f == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory parsing an Example");
+    if (f == NULL)
+        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory parsing an Example");
     /* The key first (it may follow the value), so errors can name the feature. */
     const uint8_t *q = p;
     pst_pbwire_field fl;
@@ -344,26 +372,34 @@ static int parse_entry(pst_example *ex, const uint8_t *p, const uint8_t *end, ps
     size_t key_len = 0;
     int r;
     while ((r = pst_pbwire_next(&q, end, &fl)) == 1) {
-        if (fl.number != 1) continue;
-        if (fl.wire_type != PST_PBWIRE_LEN) return bad(st, NULL, "a feature name is not a string");
+        if (fl.number != 1)
+            continue;
+        if (fl.wire_type != PST_PBWIRE_LEN)
+            return bad(st, NULL, "a feature name is not a string");
         key = fl.data;
         key_len = fl.len;
     }
-    if (r < 0) return bad(st, NULL, "a malformed feature map entry");
-    if (memchr(key, 0, key_len)) return bad(st, NULL, "a feature name holds a NUL byte");
+    if (r < 0)
+        return bad(st, NULL, "a malformed feature map entry");
+    if (memchr(key, 0, key_len))
+        return bad(st, NULL, "a feature name holds a NUL byte");
     if (set_name(f, (const char *)key, key_len) < 0)
         return pst_status_set(st, PST_E_EXHAUSTED, "out of memory parsing an Example");
     const char *name = f->name;
     while ((r = pst_pbwire_next(&p, end, &fl)) == 1) {
-        if (fl.number != 2) continue;
-        if (fl.wire_type != PST_PBWIRE_LEN) return bad(st, name, "the Feature is not a message");
+        if (fl.number != 2)
+            continue;
+        if (fl.wire_type != PST_PBWIRE_LEN)
+            return bad(st, name, "the Feature is not a message");
         /* Feature: a oneof; the same member again merges, another member replaces. */
         const uint8_t *fp = fl.data, *fend = fl.data + fl.len;
         pst_pbwire_field lf;
         int fr;
         while ((fr = pst_pbwire_next(&fp, fend, &lf)) == 1) {
-            if (lf.number < 1 || lf.number > 3) continue;
-            if (lf.wire_type != PST_PBWIRE_LEN) return bad(st, name, "a list is not a message");
+            if (lf.number < 1 || lf.number > 3)
+                continue;
+            if (lf.wire_type != PST_PBWIRE_LEN)
+                return bad(st, name, "a list is not a message");
             pst_example_kind kind = (pst_example_kind)lf.number;
             if (f->view.kind != kind) {
                 f->view.kind = kind;
@@ -371,11 +407,14 @@ static int parse_entry(pst_example *ex, const uint8_t *p, const uint8_t *end, ps
                 f->bd_len = 0;
             }
             int rc = parse_list(f, kind, lf.data, lf.data + lf.len, st);
-            if (rc < 0) return rc;
+            if (rc < 0)
+                return rc;
         }
-        if (fr < 0) return bad(st, name, "a malformed Feature message");
+        if (fr < 0)
+            return bad(st, name, "a malformed Feature message");
     }
-    if (r < 0) return bad(st, name, "a malformed feature map entry");
+    if (r < 0)
+        return bad(st, name, "a malformed feature map entry");
     commit_slot(ex);
     return 0;
 }
@@ -386,21 +425,27 @@ int pst_example_parse(pst_example *ex, const uint8_t *data, size_t len, pst_stat
     pst_pbwire_field fl;
     int r;
     while ((r = pst_pbwire_next(&p, end, &fl)) == 1) {
-        if (fl.number != 1) continue;
-        if (fl.wire_type != PST_PBWIRE_LEN) return bad(st, NULL, "features is not a message");
+        if (fl.number != 1)
+            continue;
+        if (fl.wire_type != PST_PBWIRE_LEN)
+            return bad(st, NULL, "features is not a message");
         const uint8_t *q = fl.data, *qend = fl.data + fl.len;
         pst_pbwire_field ef;
         int er;
         while ((er = pst_pbwire_next(&q, qend, &ef)) == 1) {
-            if (ef.number != 1) continue;
+            if (ef.number != 1)
+                continue;
             if (ef.wire_type != PST_PBWIRE_LEN)
                 return bad(st, NULL, "a feature map entry is not a message");
             int rc = parse_entry(ex, ef.data, ef.data + ef.len, st);
-            if (rc < 0) return rc;
+            if (rc < 0)
+                return rc;
         }
-        if (er < 0) return bad(st, NULL, "a malformed Features message");
+        if (er < 0)
+            return bad(st, NULL, "a malformed Features message");
     }
-    if (r < 0) return bad(st, NULL, "malformed protobuf at the top level");
+    if (r < 0)
+        return bad(st, NULL, "malformed protobuf at the top level");
     return 0;
 }
 
@@ -466,7 +511,8 @@ int pst_example_load_tfrecord(const char *path, const pst_tfrecord_reader_opts *
     if (n_specs < 1 || n_specs > 64)
         return pst_status_set(st, PST_E_INVALID, "%s: %d feature specs (1 to 64 allowed)", path,
                               n_specs);
-    for (int k = 0; k < n_specs; k++) out[k] = NULL;
+    for (int k = 0; k < n_specs; k++)
+        out[k] = NULL;
     for (int k = 0; k < n_specs; k++) {
         const pst_example_spec *sp = &specs[k];
         if (sp->name == NULL)
@@ -486,11 +532,13 @@ int pst_example_load_tfrecord(const char *path, const pst_tfrecord_reader_opts *
     }
     int64_t n;
     int rc = pst_tfrecord_count(path, opts, &n, st);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     for (int k = 0; k < n_specs; k++) {
         pst_shape s = {.rank = specs[k].shape.rank + 1};
         s.dims[0] = n;
-        for (int d = 0; d < specs[k].shape.rank; d++) s.dims[d + 1] = specs[k].shape.dims[d];
+        for (int d = 0; d < specs[k].shape.rank; d++)
+            s.dims[d + 1] = specs[k].shape.dims[d];
         if ((out[k] = pst_tensor_new(specs[k].dtype, s, st)) == NULL) {
             pst_status_prefix(st, "%s: feature \"%s\": ", path, specs[k].name);
             rc = st ? st->code : PST_E_EXHAUSTED;
@@ -499,8 +547,10 @@ int pst_example_load_tfrecord(const char *path, const pst_tfrecord_reader_opts *
     }
     pst_example *ex = pst_example_new();
     pst_tfrecord_reader *r = ex ? pst_tfrecord_reader_open(path, opts, st) : NULL;
-    if (ex == NULL) rc = pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading %s", path);
-    else if (r == NULL) rc = st ? st->code : PST_E_IO;
+    if (ex == NULL)
+        rc = pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading %s", path);
+    else if (r == NULL)
+        rc = st ? st->code : PST_E_IO;
     int64_t row = 0;
     const uint8_t *rec;
     size_t len;
@@ -522,7 +572,8 @@ int pst_example_load_tfrecord(const char *path, const pst_tfrecord_reader_opts *
         rc = pst_status_set(st, PST_E_ABORTED, "%s shrank while being read", path);
     pst_tfrecord_reader_free(r);
     pst_example_free(ex);
-    if (rc == 0) return 0;
+    if (rc == 0)
+        return 0;
 fail:
     for (int k = 0; k < n_specs; k++) {
         pst_tensor_unref(out[k]);

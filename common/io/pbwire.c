@@ -7,7 +7,9 @@
 #include "status.h"
 #include "varint.h"
 
-void pst_pbwire_buf_init(pst_pbwire_buf *b) { memset(b, 0, sizeof *b); }
+void pst_pbwire_buf_init(pst_pbwire_buf *b) {
+    memset(b, 0, sizeof *b);
+}
 
 void pst_pbwire_buf_destroy(pst_pbwire_buf *b) {
     free(b->data);
@@ -20,14 +22,17 @@ void pst_pbwire_buf_reset(pst_pbwire_buf *b) {
 }
 
 int pst_pbwire_reserve(pst_pbwire_buf *b, size_t n) {
-    if (b->failed) return -1;
-    if (n <= b->cap - b->len) return 0;
+    if (b->failed)
+        return -1;
+    if (n <= b->cap - b->len)
+        return 0;
     if (n > SIZE_MAX / 2 - b->len) {
         b->failed = 1;
         return -1;
     }
     size_t want = b->len + n, cap = b->cap ? b->cap : 256;
-    while (cap < want) cap *= 2;
+    while (cap < want)
+        cap *= 2;
     uint8_t *d = realloc(b->data, cap);
     if (d == NULL) {
         b->failed = 1;
@@ -39,13 +44,15 @@ int pst_pbwire_reserve(pst_pbwire_buf *b, size_t n) {
 }
 
 void pst_pbwire_put_raw(pst_pbwire_buf *b, const void *p, size_t n) {
-    if (n == 0 || pst_pbwire_reserve(b, n) < 0) return;
+    if (n == 0 || pst_pbwire_reserve(b, n) < 0)
+        return;
     memcpy(b->data + b->len, p, n);
     b->len += n;
 }
 
 void pst_pbwire_put_rawvarint(pst_pbwire_buf *b, uint64_t v) {
-    if (pst_pbwire_reserve(b, PST_VARINT_MAX) < 0) return;
+    if (pst_pbwire_reserve(b, PST_VARINT_MAX) < 0)
+        return;
     b->len += pst_varint_put64(b->data + b->len, v);
 }
 
@@ -76,7 +83,8 @@ void pst_pbwire_put_fixed32(pst_pbwire_buf *b, uint32_t field, uint32_t v) {
 
 void pst_pbwire_put_fixed64(pst_pbwire_buf *b, uint32_t field, uint64_t v) {
     uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
     pst_pbwire_put_tag(b, field, PST_PBWIRE_FIXED64);
     pst_pbwire_put_raw(b, le, 8);
 }
@@ -99,12 +107,14 @@ size_t pst_pbwire_begin(pst_pbwire_buf *b, uint32_t field) {
 }
 
 void pst_pbwire_end(pst_pbwire_buf *b, size_t mark) {
-    if (b->failed) return;
+    if (b->failed)
+        return;
     PST_ASSERT(mark <= b->len);
     size_t body = b->len - mark;
     uint8_t v[PST_VARINT_MAX];
     size_t n = pst_varint_put64(v, body);
-    if (pst_pbwire_reserve(b, n) < 0) return;
+    if (pst_pbwire_reserve(b, n) < 0)
+        return;
     memmove(b->data + mark + n, b->data + mark, body);
     memcpy(b->data + mark, v, n);
     b->len += n;
@@ -124,10 +134,12 @@ double pst_pbwire_double_of(uint64_t bits) {
 
 int pst_pbwire_next(const uint8_t **p, const uint8_t *end, pst_pbwire_field *f) {
     const uint8_t *q = *p;
-    if (q == end) return 0;
+    if (q == end)
+        return 0;
     uint64_t key;
     size_t n = pst_varint_get64(q, end, &key);
-    if (n == 0 || key >> 3 == 0 || key >> 3 > 0x1fffffff) return -1;
+    if (n == 0 || key >> 3 == 0 || key >> 3 > 0x1fffffff)
+        return -1;
     q += n;
     f->number = (uint32_t)(key >> 3);
     f->wire_type = (int)(key & 7);
@@ -137,25 +149,30 @@ int pst_pbwire_next(const uint8_t **p, const uint8_t *end, pst_pbwire_field *f) 
     switch (f->wire_type) {
     case PST_PBWIRE_VARINT:
         n = pst_varint_get64(q, end, &f->v);
-        if (n == 0) return -1;
+        if (n == 0)
+            return -1;
         q += n;
         break;
     case PST_PBWIRE_FIXED64:
-        if (end - q < 8) return -1;
+        if (end - q < 8)
+            return -1;
         f->v = pst_pbwire_le64(q);
         q += 8;
         break;
     case PST_PBWIRE_FIXED32:
-        if (end - q < 4) return -1;
+        if (end - q < 4)
+            return -1;
         f->v = pst_pbwire_le32(q);
         q += 4;
         break;
     case PST_PBWIRE_LEN: {
         uint64_t len;
         n = pst_varint_get64(q, end, &len);
-        if (n == 0) return -1;
+        if (n == 0)
+            return -1;
         q += n;
-        if (len > (uint64_t)(end - q)) return -1;
+        if (len > (uint64_t)(end - q))
+            return -1;
         f->data = q;
         f->len = (size_t)len;
         q += len;
@@ -169,9 +186,11 @@ int pst_pbwire_next(const uint8_t **p, const uint8_t *end, pst_pbwire_field *f) 
 }
 
 int pst_pbwire_next_packed_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    if (*p == end) return 0;
+    if (*p == end)
+        return 0;
     size_t n = pst_varint_get64(*p, end, v);
-    if (n == 0) return -1;
+    if (n == 0)
+        return -1;
     *p += n;
     return 1;
 }

@@ -45,8 +45,7 @@ typedef enum pst_tfrecord_compression {
 /* "none", "zlib", "gzip", "auto". */
 const char *pst_tfrecord_compression_name(pst_tfrecord_compression c);
 /* Parses one of those names (also TF's "", "ZLIB", "GZIP"; case-insensitive). */
-int pst_tfrecord_compression_parse(const char *name, pst_tfrecord_compression *out,
-                                   pst_status *st);
+int pst_tfrecord_compression_parse(const char *name, pst_tfrecord_compression *out, pst_status *st);
 
 /* The default cap on one record's length, a guard against corrupt or hostile lengths. */
 #define PST_TFRECORD_MAX_RECORD_DEFAULT ((size_t)256 << 20)
@@ -65,11 +64,9 @@ typedef struct pst_tfrecord_writer_opts {
 /* Creates path (truncating it unless exclusive). opts NULL: uncompressed, written in place.
  * Returns a writer the caller closes, or NULL with st naming the path. */
 pst_tfrecord_writer *pst_tfrecord_writer_open(const char *path,
-                                              const pst_tfrecord_writer_opts *opts,
-                                              pst_status *st);
+                                              const pst_tfrecord_writer_opts *opts, pst_status *st);
 /* Appends one record (copied). After any error the writer is failed: later calls repeat it. */
-int pst_tfrecord_writer_write(pst_tfrecord_writer *w, const void *data, size_t len,
-                              pst_status *st);
+int pst_tfrecord_writer_write(pst_tfrecord_writer *w, const void *data, size_t len, pst_status *st);
 /* Makes every record written so far readable from the file and durable: drains the buffers (a
  * compressed stream is sync-flushed to a byte boundary) and fsyncs the file. */
 int pst_tfrecord_writer_flush(pst_tfrecord_writer *w, pst_status *st);
@@ -96,12 +93,13 @@ typedef struct pst_tfrecord_reader_opts {
 /* Opens a regular file (a FIFO or directory is an error, never a hang). opts NULL: AUTO with
  * the default cap. Returns a reader the caller frees, or NULL with st naming the path. */
 pst_tfrecord_reader *pst_tfrecord_reader_open(const char *path,
-                                              const pst_tfrecord_reader_opts *opts,
-                                              pst_status *st);
+                                              const pst_tfrecord_reader_opts *opts, pst_status *st);
 /* Reads the next record: 1 with *data and *len valid until the next call or free, 0 at a clean end
  * of the file, or a negative code (PST_E_DATA_LOSS for bad checksums, truncation, corrupt
  * compressed data or a length over the cap; PST_E_IO) with st naming the file, the record's
- * number (0-based) and its offset in the (uncompressed) record stream. Errors are sticky. */
+ * number (0-based) and its offset in the (uncompressed) record stream. Errors are sticky.
+ * After 0, an uncompressed file is read again on the next call, so a reader can follow a file
+ * that is still being written (a record cut in half by the writer is still truncation). */
 int pst_tfrecord_reader_next(pst_tfrecord_reader *r, const uint8_t **data, size_t *len,
                              pst_status *st);
 /* Number of the record the last successful next returned (-1 before the first). */
