@@ -45,7 +45,7 @@ static int convert_split(const char *data_dir, const char *split, const char *ou
     int64_t n = images->shape.dims[0];
     size_t per = (size_t)(images->n / (n ? n : 1));
     ex = pst_example_new();
-    pix = malloc(per * sizeof *pix);
+    pix = malloc(per ? per * sizeof *pix : 1);
     if (ex == NULL || pix == NULL) {
         rc = pst_status_set(&st, PST_E_EXHAUSTED, "out of memory converting %s", split);
         goto out;

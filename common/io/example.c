@@ -143,8 +143,9 @@ static void finish_view(feat *f) {
     f->view.floats = NULL;
     f->view.int64s = NULL;
     if (f->view.kind == PST_EXAMPLE_BYTES) {
+        /* bd is still NULL when every value is empty. */
         for (size_t k = 0; k < f->view.count; k++)
-            f->b[k].data = f->bd + f->b_off[k];
+            f->b[k].data = f->bd ? f->bd + f->b_off[k] : (const uint8_t *)"";
         f->view.bytes = f->b;
     } else if (f->view.kind == PST_EXAMPLE_FLOAT) {
         f->view.floats = f->f;

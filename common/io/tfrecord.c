@@ -590,7 +590,7 @@ int pst_tfrecord_reader_next(pst_tfrecord_reader *r, const uint8_t **data, size_
                     (unsigned long long)n, have, want);
     r->index = r->cur_index;
     r->offset = r->cur_offset;
-    *data = r->rec;
+    *data = r->rec ? r->rec : (const uint8_t *)""; /* never NULL, even for an empty record */
     *len = (size_t)n;
     return 1;
 }
