@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "data.h"
 #include "inspect.h"
 #include "launch.h"
 #include "meta.h"
@@ -20,6 +21,11 @@ static int usage(void) {
                     "  ckpt ls DIR                         list a directory's checkpoints\n"
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
                     "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n"
+                    "  data convert --from idx --to tfrecord --out DIR [--split train|test|all]\n"
+                    "       [--data-dir DIR] [--float] [--compression none|zlib|gzip]\n"
+                    "                                      Fashion-MNIST IDX files to TFRecord\n"
+                    "                                      files of tf.train.Example\n"
+                    "  data show FILE [--limit N]          a TFRecord file's records and features\n"
                     "  meta show FILE                      variables and collections of a .meta\n"
                     "                                      file or a saved_model.pb\n"
                     "  inspect placement --job FILE --dry-run\n"
@@ -39,6 +45,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "stop") == 0) return pst_cmd_stop(argc - 1, argv + 1);
     if (strcmp(argv[1], "logs") == 0) return pst_cmd_logs(argc - 1, argv + 1);
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
+    if (strcmp(argv[1], "data") == 0) return pst_cmd_data(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0) return pst_cmd_token(argc - 1, argv + 1);
