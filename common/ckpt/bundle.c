@@ -333,7 +333,7 @@ int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
         writer_free(w);
         return rc;
     }
-    qsort(w->e, (size_t)w->n, sizeof *w->e, cmp_wentry);
+    if (w->n > 1) qsort(w->e, (size_t)w->n, sizeof *w->e, cmp_wentry);
     pst_sstable_builder *b = pst_sstable_builder_new();
     Tensorflow__BundleHeaderProto h = TENSORFLOW__BUNDLE_HEADER_PROTO__INIT;
     Tensorflow__VersionDef v = TENSORFLOW__VERSION_DEF__INIT;
@@ -848,7 +848,7 @@ int pst_bundle_merge(int n, const char *const *shards, const char *prefix, pst_s
             rc = pst_status_set(st, PST_E_IO, "rename %s to %s: %s", from, to, strerror(errno));
     }
     if (rc == 0) {
-        qsort(all, (size_t)n_all, sizeof *all, cmp_mentry);
+        if (n_all > 1) qsort(all, (size_t)n_all, sizeof *all, cmp_mentry);
         pst_sstable_builder *b = pst_sstable_builder_new();
         Tensorflow__BundleHeaderProto h = TENSORFLOW__BUNDLE_HEADER_PROTO__INIT;
         Tensorflow__VersionDef v = TENSORFLOW__VERSION_DEF__INIT;

@@ -499,7 +499,7 @@ static int scan_dir(const char *dir, found **out) {
         f->mtime_ns = sb.st_mtim.tv_nsec;
     }
     closedir(d);
-    qsort(*out, (size_t)n, sizeof **out, cmp_found);
+    if (n > 1) qsort(*out, (size_t)n, sizeof **out, cmp_found);
     return n;
 }
 
