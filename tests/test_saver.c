@@ -712,6 +712,15 @@ START_TEST(test_state_file_paths_outside_the_directory) {
     ck_assert_msg(pst_latest_checkpoint(dir, 0, latest, sizeof latest, warn, sizeof warn, &st) == 0,
                   "%s", st.msg);
     ck_assert_msg(strstr(latest, "model.ckpt-42") && warn[0] == '\0', "%s / %s", latest, warn);
+    /* A relative directory, and an entry in a subdirectory that does not exist: not outside,
+     * just missing (the newest checkpoint in the directory is restored). */
+    ck_assert_int_eq(chdir(outer), 0);
+    snprintf(text, sizeof text, "model_checkpoint_path: \"gone/model.ckpt-99\"\n");
+    write_text(state, text, strlen(text));
+    ck_assert_msg(pst_latest_checkpoint("run", 0, latest, sizeof latest, warn, sizeof warn, &st) == 0,
+                  "%s", st.msg);
+    ck_assert_msg(strstr(latest, "model.ckpt-42") && strstr(warn, "gone/model.ckpt-99 does not exist"),
+                  "%s / %s", latest, warn);
     free_small(&a);
 }
 END_TEST

@@ -290,16 +290,18 @@ static void remove_failed_save(const char *prefix, const file_set *before) {
     file_set_free(&now);
 }
 
-/* Whether path (its parent directory, canonical) lies in directory real_dir or below it. */
-static int parent_inside(const char *path, const char *real_dir) {
+/* Whether path's parent directory, made canonical (links and all), is real_dir or below it.
+ * A parent that does not exist is judged as written: a relative entry (no "..", checked by the
+ * caller) stays inside; an absolute one must start with real_dir. */
+static int parent_inside(const char *path, int relative, const char *real_dir) {
     char parent[4096], real[PATH_MAX];
     split_dir(path, parent, sizeof parent);
     const char *p = realpath(parent, real);
-    size_t n = strlen(real_dir);
     if (p == NULL) {
-        /* A parent that does not exist: judge the path as written. */
+        if (relative) return 1;
         p = parent;
     }
+    size_t n = strlen(real_dir);
     if (n == 1 && real_dir[0] == '/') return 1;
     return strncmp(p, real_dir, n) == 0 && (p[n] == '\0' || p[n] == '/');
 }
@@ -327,7 +329,7 @@ static int resolve_entry(const char *dir, const char *state, const char *entry, 
         snprintf(out, len, "%s/%s", dir, entry);
     char real_dir[PATH_MAX];
     if (realpath(dir, real_dir) == NULL) return 0; /* no directory: nothing to restore anyway */
-    if (!parent_inside(out, real_dir))
+    if (!parent_inside(out, entry[0] != '/', real_dir))
         return pst_status_set(st, PST_E_PERMISSION, "%s names %s, which is outside the directory "
                               "%s (a moved directory? remove the state file to restore the newest "
                               "checkpoint found in the directory)", state, entry, dir);

@@ -64,7 +64,7 @@ int pst_saver_restore_store(pst_saver *s, pst_var_store *vs, const char *prefix,
  * names a path outside dir (an absolute path elsewhere, a ".." component, a link out). */
 int pst_checkpoint_list(const char *dir, char ***paths, pst_status *st);
 /* Where a trainer resumes from dir; the rules (README.md, Training) are:
- *   - start_fresh: returns 1 (start from step 0) whatever dir holds, deleting nothing;
+ *   - start_fresh: returns 1 (start from step 0) whatever dir holds, deleting no checkpoint;
  *   - otherwise the newest intact checkpoint the state file lists, falling back to older ones;
  *     when the state file is missing, empty, zeroed or unparsable, or lists only checkpoints
  *     that are gone or corrupt, the newest intact one found by listing dir (highest step,
