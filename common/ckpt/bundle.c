@@ -425,11 +425,14 @@ static int has_unknown_fields(const ProtobufCMessage *m) {
             continue;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
-            ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+            ProtobufCMessage *const *arr =
+                *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
             for (size_t k = 0; k < n; k++)
                 if (has_unknown_fields(arr[k])) return 1;
-        } else if (has_unknown_fields(*(ProtobufCMessage *const *)(const void *)(base + f->offset))) {
-            return 1;
+        } else {
+            const ProtobufCMessage *sub =
+                *(ProtobufCMessage *const *)(const void *)(base + f->offset);
+            if (has_unknown_fields(sub)) return 1;
         }
     }
     return 0;
@@ -453,7 +456,8 @@ static int read_header(const pst_sstable *t, const char *path, int *num_shards, 
     } else if (h->version) {
         const Tensorflow__VersionDef *v = h->version;
         int bad_consumer = 0;
-        for (size_t k = 0; k < v->n_bad_consumers; k++) bad_consumer |= v->bad_consumers[k] == BUNDLE_VERSION;
+        for (size_t k = 0; k < v->n_bad_consumers; k++)
+            bad_consumer |= v->bad_consumers[k] == BUNDLE_VERSION;
         if (v->producer < 0 || v->min_consumer > BUNDLE_VERSION || bad_consumer)
             snprintf(why, sizeof why, "version (producer %d, min_consumer %d%s) is not readable by "
                      "consumer version %d", (int)v->producer, (int)v->min_consumer,
@@ -502,12 +506,14 @@ static int check_slices(const pst_bundle_reader *r, int i, const char *path, pst
         for (int d = 0; match && d < rank; d++) match = sk->e.shape.dims[d] == x[PST_MAX_RANK + d];
         if (!match)
             return pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' is %s", path,
-                                  k, e->name, sk ? "stored with another dtype or shape" : "missing");
+                                  k, e->name,
+                                  sk ? "stored with another dtype or shape" : "missing");
         total += vol;
     }
     if (total != full)
         return pst_status_set(st, PST_E_DATA_LOSS, "%s: the slices of tensor '%s' cover %lld of "
-                              "its %lld elements", path, e->name, (long long)total, (long long)full);
+                              "its %lld elements", path, e->name, (long long)total,
+                              (long long)full);
     return 0;
 }
 
@@ -546,7 +552,8 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
             pst_status_set(st, PST_E_DATA_LOSS, "%s: entry %d has a key with a NUL byte", path, i);
             goto fail;
         }
-        Tensorflow__BundleEntryProto *p = tensorflow__bundle_entry_proto__unpack(NULL, se->vlen, se->val);
+        Tensorflow__BundleEntryProto *p =
+            tensorflow__bundle_entry_proto__unpack(NULL, se->vlen, se->val);
         pst_bundle_entry *e;
         if (is_slice) {
             rslice_key *k = &r->sk[r->n_sk++];
@@ -576,7 +583,8 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
         int bad = !pst_dtype_valid(e->dtype) || p->shard_id < 0 || p->shard_id >= r->num_shards ||
                   p->offset < 0 || p->size < 0 || !p->shape || p->shape->n_dim > PST_MAX_RANK ||
                   p->shape->unknown_rank || p->n_slices > MAX_SLICES || (is_slice && p->n_slices);
-        for (size_t k = 0; !bad && k < p->n_slices; k++) bad = p->slices[k]->n_extent != p->shape->n_dim;
+        for (size_t k = 0; !bad && k < p->n_slices; k++)
+            bad = p->slices[k]->n_extent != p->shape->n_dim;
         if (!bad && p->n_slices > 0) {
             r->extents = realloc(r->extents, (size_t)(r->n_ext + (int)p->n_slices) * sizeof *r->extents);
             PST_ASSERT(r->extents != NULL);
@@ -584,11 +592,13 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
             for (size_t k = 0; k < p->n_slices; k++) {
                 int64_t *x = r->extents[r->n_ext++];
                 for (int d = 0; d < PST_MAX_RANK; d++) {
-                    const Tensorflow__TensorSliceProto__Extent *ex = d < rank ? p->slices[k]->extent[d] : NULL;
+                    const Tensorflow__TensorSliceProto__Extent *ex =
+                        d < rank ? p->slices[k]->extent[d] : NULL;
                     /* A dimension the slice covers whole has neither start nor length. */
                     int whole = ex == NULL || (ex->start == 0 && ex->length == 0);
+                    int64_t dim = d < rank ? p->shape->dim[d]->size : 1;
                     x[d] = whole ? 0 : ex->start;
-                    x[PST_MAX_RANK + d] = whole ? (d < rank ? p->shape->dim[d]->size : 1) : ex->length;
+                    x[PST_MAX_RANK + d] = whole ? dim : ex->length;
                 }
             }
         }

@@ -113,11 +113,13 @@ static pst_tensor *npy_decode(const uint8_t *b, size_t len, const char *what, ps
     /* The shape's size is checked against the bytes that are there before allocating. */
     int64_t elems = 1, bytes = 0;
     int fits = 1;
-    for (int d = 0; d < shape.rank && fits; d++) fits = !pst_mul_overflow_i64(elems, shape.dims[d], &elems);
+    for (int d = 0; d < shape.rank && fits; d++)
+        fits = !pst_mul_overflow_i64(elems, shape.dims[d], &elems);
     if (fits) fits = !pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(dt), &bytes);
     if (!fits || (uint64_t)bytes != (uint64_t)(len - start - hlen)) {
         pst_status_set(st, PST_E_DATA_LOSS, "%s: %zu data bytes for a shape needing %s%lld", what,
-                       len - start - hlen, fits ? "" : "more than ", (long long)(fits ? bytes : INT64_MAX));
+                       len - start - hlen, fits ? "" : "more than ",
+                       (long long)(fits ? bytes : INT64_MAX));
         return NULL;
     }
     pst_tensor *t = pst_tensor_new(dt, shape, st);
@@ -274,15 +276,17 @@ int pst_npz_load(const char *path, int *n_out, char ***names_out, pst_tensor ***
             break;
         }
         if (method != 0 && method != 8) {
-            rc = pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: entry '%s' uses zip method %u", path, fname, method);
+            rc = pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: entry '%s' uses zip method %u", path,
+                                fname, method);
             break;
         }
         /* The size the directory claims must fit what the compressed bytes can hold (stored:
          * the same size; deflate: at most 1032:1) before it is allocated. */
-        if ((method == 0 && rlen != zlen) || (method == 8 && (uint64_t)rlen > (uint64_t)zlen * 1032 + 64) ||
-            rlen > (1u << 31)) {
-            rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: entry '%s' claims %u bytes, more than its "
-                                "%u stored bytes can hold", path, fname, (unsigned)rlen, (unsigned)zlen);
+        if ((method == 0 && rlen != zlen) ||
+            (method == 8 && (uint64_t)rlen > (uint64_t)zlen * 1032 + 64) || rlen > (1u << 31)) {
+            rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: entry '%s' claims %u bytes, more than "
+                                "its %u stored bytes can hold", path, fname, (unsigned)rlen,
+                                (unsigned)zlen);
             break;
         }
         uint8_t *raw = malloc(rlen ? rlen : 1);

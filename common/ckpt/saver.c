@@ -196,7 +196,8 @@ static int remove_temps(const char *dir, const char *owner, pst_status *st) {
     int n = 0;
     for (struct dirent *de; (de = readdir(d)) != NULL;) {
         char who[4096];
-        if (!temp_owner(de->d_name, who, sizeof who) || (owner && strcmp(who, owner) != 0)) continue;
+        if (!temp_owner(de->d_name, who, sizeof who) || (owner && strcmp(who, owner) != 0))
+            continue;
         struct stat sb;
         if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
             unlinkat(dirfd(d), de->d_name, 0) == 0)
@@ -391,7 +392,8 @@ static state_kind read_state(const char *dir, char ***paths, int *n_out, pst_sta
         char *colon = strchr(line, ':'), *q1 = colon ? strchr(colon, '"') : NULL;
         char *q2 = q1 ? strrchr(q1 + 1, '"') : NULL;
         if (!colon || !q1 || !q2 || q2 == q1) {
-            pst_status_set(st, PST_E_DATA_LOSS, "%s: line %d is not 'key: \"value\"'", path, lineno);
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: line %d is not 'key: \"value\"'", path,
+                           lineno);
             kind = STATE_UNUSABLE;
             break;
         }
@@ -519,7 +521,8 @@ static int same_file(const char *a_prefix, const char *b_prefix) {
     snprintf(a, sizeof a, "%s.index", a_prefix);
     snprintf(b, sizeof b, "%s.index", b_prefix);
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 static int intact(const char *prefix, pst_status *st) {
@@ -530,7 +533,8 @@ static int intact(const char *prefix, pst_status *st) {
     return rc;
 }
 
-static void warn_add(char *w, size_t wlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn_add(char *w, size_t wlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void warn_add(char *w, size_t wlen, const char *fmt, ...) {
     if (w == NULL || wlen == 0) return;
     size_t used = strlen(w);
@@ -598,8 +602,9 @@ int pst_latest_checkpoint(const char *dir, int start_fresh, char *out, size_t ou
             snprintf(out, out_len, "%s", cand[i]);
             rc = 0;
             if (i > 0 || why[0])
-                warn_add(warning, warn_len, "%s%s%s; restoring %s, the newest intact checkpoint in %s",
-                         why, why[0] && reasons[0] ? "; " : "", reasons, cand[i], dir);
+                warn_add(warning, warn_len,
+                         "%s%s%s; restoring %s, the newest intact checkpoint in %s", why,
+                         why[0] && reasons[0] ? "; " : "", reasons, cand[i], dir);
             break;
         }
         warn_add(reasons, sizeof reasons, "checkpoint %s is unusable (%s)", cand[i], vst.msg);

@@ -82,8 +82,8 @@ int pst_idx_read(const char *path, pst_tensor **out, pst_status *st) {
     /* O_NONBLOCK: a FIFO with no writer must not hang the open; it is refused below. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return pst_status_set(st, errno == ENOENT ? PST_E_NOT_FOUND : PST_E_IO, "cannot open %s: %s",
-                              path, strerror(errno));
+        return pst_status_set(st, errno == ENOENT ? PST_E_NOT_FOUND : PST_E_IO,
+                              "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         int e = errno;
