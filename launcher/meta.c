@@ -16,7 +16,7 @@ int pst_cmd_meta(int argc, char **argv) {
     uint8_t *buf;
     size_t len;
     pst_status st = {0};
-    if (pst_file_read(path, (size_t)1 << 30, &buf, &len, &st) < 0) {
+    if (pst_file_read(path, PST_META_GRAPH_MAX_BYTES, &buf, &len, &st) < 0) {
         fprintf(stderr, "pstrain meta show: %s\n", st.msg);
         return 1;
     }

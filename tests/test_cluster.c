@@ -1,7 +1,9 @@
 /* Cluster specs: parsing (bare, nested, TF_CONFIG), accessors, device mapping and errors. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -358,10 +360,38 @@ START_TEST(test_load_missing_file) {
 }
 END_TEST
 
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "hung opening a FIFO cluster spec\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(99);
+}
+
+/* A FIFO in place of the cluster file is an error naming it, not a hang. */
+START_TEST(test_load_fifo_is_an_error) {
+    char dir[] = "/tmp/pst_cluster_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/cluster.json", dir);
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    pst_status st = {0};
+    ck_assert_ptr_null(pst_cluster_load(path, &st));
+    alarm(0);
+    ck_assert_msg(strstr(st.msg, path) && strstr(st.msg, "not a regular file"), "%s", st.msg);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("cluster");
     tcase_add_test(tc, test_parse_bare);
+    tcase_add_test(tc, test_load_fifo_is_an_error);
     tcase_add_test(tc, test_parse_nested_job_file);
     tcase_add_test(tc, test_addresses);
     tcase_add_test(tc, test_task_device);

@@ -1,7 +1,9 @@
 /* IDX files and the dataset pipeline. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -9,6 +11,7 @@
 #include "idx.h"
 #include "testutil.h"
 #include "fashion_mnist.h"
+#include "clock.h"
 
 static char tmpdir[256];
 
@@ -67,6 +70,86 @@ START_TEST(test_idx_errors_name_the_file) {
     ck_assert_int_eq(pst_fashion_mnist_load(tmpdir, "train", &im, &lb, &st), PST_E_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(st.msg, "train-images-idx3-ubyte.gz"));
     ck_assert_ptr_nonnull(strstr(st.msg, "dataset-fashion-mnist"));
+}
+END_TEST
+
+
+static int read_idx(void *ctx, pst_status *st) {
+    pst_tensor *t = NULL;
+    int rc = pst_idx_read(ctx, &t, st);
+    pst_tensor_unref(t);
+    return rc;
+}
+
+/* A 29-byte IDX whose header promises 4.29 GB (65535 x 65535 x 1) fails at once with an error
+ * naming the file, allocating nothing of that size (run under a 256 MiB address-space limit);
+ * the same bytes gzipped too, and a real 2 MiB gzip file promising 1 GiB is read piece by piece
+ * and found short. */
+START_TEST(test_hostile_idx_header_fails_fast) {
+    setup();
+    unsigned char hostile[29] = {0, 0, 8, 3, 0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 0, 0, 0, 1};
+    for (int gz = 0; gz < 2; gz++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s", write_idx(gz ? "hostile.gz" : "hostile", hostile, 29, gz));
+        pst_status st = {0};
+        double t0 = pst_clock_now();
+        int rc = pst_test_run_with_memory_limit(read_idx, path, (size_t)256 << 20, &st);
+        ck_assert_msg(rc == PST_E_DATA_LOSS && strstr(st.msg, path) && strstr(st.msg, "promises"),
+                      "%s: %d %s", path, rc, st.msg);
+        ck_assert_msg(pst_clock_now() - t0 < 5, "took %.1f s", pst_clock_now() - t0);
+    }
+    /* 2 MiB of incompressible bytes under a header promising 1 GiB. */
+    size_t n = (size_t)2 << 20;
+    unsigned char *big = malloc(n + 12);
+    const unsigned char hdr[12] = {0, 0, 8, 2, 0, 0, 0x40, 0, 0, 0, 0x40, 0}; /* 16384 x 16384 */
+    memcpy(big, hdr, 12);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big[12 + i] = (unsigned char)x;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s", write_idx("short.gz", big, n + 12, 1));
+    free(big);
+    pst_status st = {0};
+    int rc = pst_test_run_with_memory_limit(read_idx, path, (size_t)256 << 20, &st);
+    ck_assert_msg(rc == PST_E_DATA_LOSS && strstr(st.msg, path) && strstr(st.msg, "truncated"),
+                  "%d %s", rc, st.msg);
+}
+END_TEST
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "hung opening a FIFO\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(99);
+}
+
+/* A plain IDX must hold exactly the bytes its header promises; a FIFO is an error, not a hang. */
+START_TEST(test_idx_length_must_match_the_header) {
+    setup();
+    unsigned char longer[] = {0, 0, 8, 1, 0, 0, 0, 2, 7, 8, 9};
+    const char *p = write_idx("longer", longer, sizeof longer, 0);
+    pst_tensor *t = NULL;
+    pst_status st = {0};
+    ck_assert_int_eq(pst_idx_read(p, &t, &st), PST_E_DATA_LOSS);
+    ck_assert_msg(strstr(st.msg, p) && strstr(st.msg, "promises 2 bytes"), "%s", st.msg);
+    p = write_idx("longer.gz", longer, sizeof longer, 1);
+    pst_status_clear(&st);
+    ck_assert_int_eq(pst_idx_read(p, &t, &st), PST_E_DATA_LOSS);
+    ck_assert_msg(strstr(st.msg, p) && strstr(st.msg, "bytes follow"), "%s", st.msg);
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    pst_status_clear(&st);
+    ck_assert_int_lt(pst_idx_read(fifo, &t, &st), 0);
+    alarm(0);
+    ck_assert_msg(strstr(st.msg, fifo) && strstr(st.msg, "not a regular file"), "%s", st.msg);
 }
 END_TEST
 
@@ -233,6 +316,8 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_idx_round_trip_plain_and_gzip);
     tcase_add_test(tc, test_idx_errors_name_the_file);
+    tcase_add_test(tc, test_hostile_idx_header_fails_fast);
+    tcase_add_test(tc, test_idx_length_must_match_the_header);
     tcase_add_test(tc, test_fashion_mnist_test_set);
     tcase_add_test(tc, test_shuffle_reproducible_and_epoch_permutation);
     tcase_add_test(tc, test_shards_cover_every_example_once);

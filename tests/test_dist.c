@@ -488,6 +488,69 @@ START_TEST(test_inspect_placement_live) {
 }
 END_TEST
 
+
+static int file_exists(const char *d, const char *name) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", d, name);
+    return access(p, F_OK) == 0;
+}
+
+/* The chief's resume rules in a distributed job: without a state file it restores the newest
+ * checkpoint onto the PS (with a warning) and removes the shards an interrupted save left;
+ * with --start-fresh it restores nothing and starts from step 0. */
+START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
+    setup();
+    char ck[300];
+    snprintf(ck, sizeof ck, "%s/ckpt", dir);
+    const char *c = cluster_file("resume", 1, 1, NULL);
+    const char *first[] = {"--model", "softmax", "--steps", "10", "--save-every-steps", "5",
+                           "--threads", "1", "--quiet", "--validation", "0", "--checkpoint-dir", ck,
+                           NULL};
+    job j;
+    start_job(&j, "resume1", c, 1, 1, first, NULL);
+    finish_job(&j);
+    ck_assert(file_exists(ck, "model.ckpt-10.index"));
+    /* The state file is lost and an interrupted save left a PS's shard behind. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/checkpoint", ck);
+    ck_assert_int_eq(unlink(path), 0);
+    const char *leftovers[] = {"model.ckpt-15_temp_shard0.index",
+                               "model.ckpt-15_temp_shard0.data-00000-of-00001",
+                               "model.ckpt-15_temp_shard1.data-00000-of-00001.tempstate77", NULL};
+    for (int i = 0; leftovers[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s", ck, leftovers[i]);
+        FILE *f = fopen(path, "w");
+        fputs("partial", f);
+        fclose(f);
+    }
+    const char *c2 = cluster_file("resume2", 1, 1, NULL);
+    const char *again[] = {"--model", "softmax", "--steps", "15", "--threads", "1", "--quiet",
+                           "--validation", "0", "--checkpoint-dir", ck, NULL};
+    start_job(&j, "resume2", c2, 1, 1, again, NULL);
+    finish_job(&j);
+    char *log = slurp(j.w_log[0]);
+    char want[400];
+    snprintf(want, sizeof want, "restored %s/model.ckpt-10 onto 1 PS", ck);
+    ck_assert_msg(strstr(log, want) && strstr(log, "newest intact checkpoint in"), "%s", log);
+    free(log);
+    for (int i = 0; leftovers[i]; i++)
+        ck_assert_msg(!file_exists(ck, leftovers[i]), "%s is still there", leftovers[i]);
+    ck_assert(file_exists(ck, "model.ckpt-15.index"));
+    /* --start-fresh: nothing restored, step 0, the checkpoints left in place. */
+    const char *c3 = cluster_file("resume3", 1, 1, NULL);
+    const char *fresh[] = {"--model", "softmax", "--steps", "3", "--threads", "1", "--quiet",
+                           "--validation", "0", "--start-fresh", "--checkpoint-dir", ck, NULL};
+    start_job(&j, "resume3", c3, 1, 1, fresh, NULL);
+    finish_job(&j);
+    log = slurp(j.w_log[0]);
+    ck_assert_msg(strstr(log, "restored") == NULL && strstr(log, "starting from step 0 as asked"),
+                  "%s", log);
+    free(log);
+    ck_assert(file_exists(ck, "model.ckpt-3.index"));
+    ck_assert(file_exists(ck, "model.ckpt-15.index"));
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("processes");
@@ -501,6 +564,7 @@ int main(void) {
     tcase_add_test(tc, test_ps_exits_when_worker_crashes);
     tcase_add_test(tc, test_sync_worker_crash_fails_the_step_naming_it);
     tcase_add_test(tc, test_inspect_placement_live);
+    tcase_add_test(tc, test_chief_resumes_without_state_file_and_starts_fresh);
     tcase_add_test(tc, test_async_mlp_2ps_2workers_accuracy);
     suite_add_tcase(s, tc);
     return pst_test_main(s);

@@ -145,6 +145,99 @@ static uint8_t *graph_def_with(int n, const char *const *names, const char *cons
     return buf;
 }
 
+
+/* A GraphDef of one Const node "c" of dtype float whose value has the given shape and either
+ * content bytes or one float value. */
+static uint8_t *const_graph_def(int rank, const int64_t *dims, const void *content, size_t clen,
+                                size_t *len) {
+    Tensorflow__TensorShapeProto sh = TENSORFLOW__TENSOR_SHAPE_PROTO__INIT;
+    Tensorflow__TensorShapeProto__Dim dd[4], *dp[4];
+    for (int i = 0; i < rank; i++) {
+        Tensorflow__TensorShapeProto__Dim d0 = TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT;
+        dd[i] = d0;
+        dd[i].size = dims[i];
+        dp[i] = &dd[i];
+    }
+    sh.n_dim = (size_t)rank;
+    sh.dim = dp;
+    Tensorflow__TensorProto tp = TENSORFLOW__TENSOR_PROTO__INIT;
+    tp.dtype = TENSORFLOW__DATA_TYPE__DT_FLOAT;
+    tp.tensor_shape = &sh;
+    float one = 1;
+    if (content) {
+        tp.tensor_content.data = (uint8_t *)content;
+        tp.tensor_content.len = clen;
+    } else {
+        tp.n_float_val = 1;
+        tp.float_val = &one;
+    }
+    Tensorflow__AttrValue value = TENSORFLOW__ATTR_VALUE__INIT, dtype = TENSORFLOW__ATTR_VALUE__INIT;
+    value.value_case = TENSORFLOW__ATTR_VALUE__VALUE_TENSOR;
+    value.tensor = &tp;
+    dtype.value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE;
+    dtype.type = TENSORFLOW__DATA_TYPE__DT_FLOAT;
+    Tensorflow__NodeDef__AttrEntry a0 = TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT,
+                                   a1 = TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT;
+    a0.key = "dtype";
+    a0.value = &dtype;
+    a1.key = "value";
+    a1.value = &value;
+    Tensorflow__NodeDef__AttrEntry *attrs[2] = {&a0, &a1};
+    Tensorflow__NodeDef nd = TENSORFLOW__NODE_DEF__INIT;
+    nd.name = "c";
+    nd.op = "Const";
+    nd.n_attr = 2;
+    nd.attr = attrs;
+    Tensorflow__NodeDef *np = &nd;
+    Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+    gd.n_node = 1;
+    gd.node = &np;
+    *len = tensorflow__graph_def__get_packed_size(&gd);
+    uint8_t *buf = malloc(*len);
+    tensorflow__graph_def__pack(&gd, buf);
+    return buf;
+}
+
+typedef struct import_ctx {
+    const uint8_t *buf;
+    size_t len;
+} import_ctx;
+
+static int import_graph(void *ctx, pst_status *st) {
+    import_ctx *c = ctx;
+    pst_graph *g = pst_graph_new();
+    int rc = pst_graph_def_import(g, c->buf, c->len, NULL, st);
+    pst_graph_free(g);
+    return rc;
+}
+
+/* A constant's shape is checked against the bytes its proto holds before the tensor is
+ * allocated (under a 256 MiB address-space limit): 4 content bytes for 2^40 floats, and one
+ * value broadcast over 4 GiB, are errors naming the node. */
+START_TEST(test_constant_sizes_checked_before_allocating) {
+    const float four[1] = {4};
+    struct {
+        int64_t dims[2];
+        int content;
+        const char *error;
+    } cases[] = {{{(int64_t)1 << 20, (int64_t)1 << 20}, 1, "tensor_content has 4 bytes, shape needs 4398046511104"},
+                 {{(int64_t)1 << 28, 4}, 0, "larger than the 1073741824 bytes a meta graph may hold"},
+                 {{1, 1}, 1, NULL}};
+    for (int c = 0; c < 3; c++) {
+        import_ctx ic;
+        ic.buf = const_graph_def(2, cases[c].dims, cases[c].content ? four : NULL, 4, &ic.len);
+        pst_status st = {0};
+        int rc = pst_test_run_with_memory_limit(import_graph, &ic, (size_t)256 << 20, &st);
+        if (cases[c].error == NULL)
+            ck_assert_msg(rc == 0, "%s", st.msg);
+        else
+            ck_assert_msg(rc == PST_E_INVALID && strstr(st.msg, "'c'") && strstr(st.msg, cases[c].error),
+                          "case %d: %d %s", c, rc, st.msg);
+        free((void *)ic.buf);
+    }
+}
+END_TEST
+
 START_TEST(test_cycle_rejected_naming_node) {
     const char *names[] = {"p", "q"}, *ops[] = {"Identity", "Identity"}, *ins[] = {"q", "p"};
     size_t len;
@@ -253,6 +346,7 @@ int main(void) {
     tcase_add_test(tc, test_describe_tf_saved_model);
     tcase_add_test(tc, test_graph_def_export_is_tensorflow_shaped);
     tcase_add_test(tc, test_meta_show_cli);
+    tcase_add_test(tc, test_constant_sizes_checked_before_allocating);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -2,7 +2,9 @@
 
 #include <math.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,4 +125,58 @@ int pst_test_free_port(void) {
     getsockname(fd, (struct sockaddr *)&a, &l);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PST_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PST_TEST_ASAN 1
+#endif
+#endif
+
+int pst_test_run_with_memory_limit(int (*fn)(void *ctx, pst_status *st), void *ctx,
+                                   size_t extra_bytes, pst_status *st) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+#ifndef PST_TEST_ASAN
+        unsigned long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+            if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+            fclose(f);
+        }
+        rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (rlim_t)extra_bytes;
+        struct rlimit rl = {lim, lim};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+#else
+        (void)extra_bytes;
+#endif
+        pst_status cst = {0};
+        cst.code = fn(ctx, &cst);
+        ssize_t w = write(fds[1], &cst, sizeof cst);
+        _exit(w == (ssize_t)sizeof cst ? 0 : 4);
+    }
+    close(fds[1]);
+    pst_status got = {0};
+    size_t off = 0;
+    while (off < sizeof got) {
+        ssize_t r = read(fds[0], (char *)&got + off, sizeof got - off);
+        if (r <= 0) break;
+        off += (size_t)r;
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (off != sizeof got) {
+        pst_status_clear(st);
+        return pst_status_set(st, PST_E_INTERNAL, "the child died (wait status %d)", status);
+    }
+    if (st) *st = got;
+    return got.code;
 }

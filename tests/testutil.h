@@ -40,4 +40,13 @@ double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and released). */
 int pst_test_free_port(void);
 
+/* Runs fn(ctx, st) in a child process whose address space may grow by at most extra_bytes
+ * (RLIMIT_AS over what it already has) and returns fn's code, its status copied into st. A
+ * reader that allocates what a hostile header claims fails there with an out-of-memory error
+ * instead of succeeding lazily, so tests can tell "checked before allocating" from "allocated,
+ * then noticed". Under AddressSanitizer (which reserves terabytes of address space) no limit is
+ * set. A child that dies returns PST_E_INTERNAL with a message saying so. */
+int pst_test_run_with_memory_limit(int (*fn)(void *ctx, pst_status *st), void *ctx,
+                                   size_t extra_bytes, pst_status *st);
+
 #endif

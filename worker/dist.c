@@ -208,7 +208,7 @@ static int chief_prepare(dist *d, int64_t *first_step, pst_status *st) {
     if (f->checkpoint_dir) {
         if (pst_file_make_dirs(f->checkpoint_dir, st) < 0) return st->code;
         char latest[4096], warn[2048];
-        int lr = pst_latest_checkpoint(f->checkpoint_dir, 0, latest, sizeof latest, warn,
+        int lr = pst_latest_checkpoint(f->checkpoint_dir, f->start_fresh, latest, sizeof latest, warn,
                                        sizeof warn, st);
         if (lr < 0) return lr;
         if (warn[0]) fprintf(stderr, "pstrain-worker: warning: %s\n", warn);

@@ -19,7 +19,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
              "         [--inter-op-threads T]\n"
              "         [--checkpoint-dir DIR] [--save-every-steps N] [--save-every-secs S]\n"
-             "         [--max-to-keep K]\n"
+             "         [--max-to-keep K] [--start-fresh]\n"
              "distributed (between-graph replication; see README):\n"
              "         --cluster FILE --task K  (or TF_CONFIG)  [--mode async|sync]\n"
              "         [--replicas-to-aggregate N] [--placement round_robin|greedy]\n"
@@ -82,6 +82,10 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
         }
         if (strcmp(a, "--status") == 0) {
             f->ps_status = 1;
+            continue;
+        }
+        if (strcmp(a, "--start-fresh") == 0) {
+            f->start_fresh = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {

@@ -30,6 +30,8 @@ typedef struct pst_train_flags {
     int64_t save_every_steps;   /* --save-every-steps (0: only at the end, with a dir) */
     int64_t save_every_secs;    /* --save-every-secs (0: none; with steps, whichever comes first) */
     int max_to_keep;            /* --max-to-keep (5) */
+    int start_fresh;            /* --start-fresh: restore nothing from --checkpoint-dir, start
+                                   at step 0 (its checkpoints stay on disk) */
     int quiet;                  /* --quiet: no progress lines */
     const char *cluster;        /* --cluster FILE (distributed) */
     int task;                   /* --task K */

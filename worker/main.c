@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
         pst_saver_opts so = {.max_to_keep = f.max_to_keep, .write_meta = 1};
         if ((saver = pst_saver_new(m.g, &so, &st)) == NULL) goto fail;
         char latest[4096], warn[2048];
-        int lr = pst_latest_checkpoint(f.checkpoint_dir, 0, latest, sizeof latest, warn, sizeof warn, &st);
+        int lr = pst_latest_checkpoint(f.checkpoint_dir, f.start_fresh, latest, sizeof latest, warn, sizeof warn, &st);
         if (lr < 0) goto fail;
         if (warn[0]) fprintf(stderr, "pstrain-worker: warning: %s\n", warn);
         if (lr == 0) {

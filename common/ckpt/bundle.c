@@ -188,6 +188,15 @@ size_t pst_bundle_slice_key(const char *name, int rank, const int64_t *start, co
     return n;
 }
 
+/* The slice key of (name, rank, start, len) in a malloc'd buffer (names have any length). */
+static uint8_t *slice_key_new(const char *name, int rank, const int64_t *start, const int64_t *len,
+                              size_t *klen) {
+    uint8_t *key = malloc(2 * strlen(name) + 16 + 24 * (size_t)rank);
+    PST_ASSERT(key != NULL);
+    *klen = pst_bundle_slice_key(name, rank, start, len, key);
+    return key;
+}
+
 int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst_shape full_shape,
                                 const int64_t *start, const int64_t *len, const pst_tensor *t,
                                 pst_status *st) {
@@ -198,18 +207,15 @@ int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst
     int64_t at;
     int rc = write_tensor(w, t, &at, st);
     if (rc < 0) return rc;
-    uint8_t key[1400];
-    size_t klen = pst_bundle_slice_key(full_name, full_shape.rank, start, len, key);
+    size_t klen;
+    uint8_t *kcopy = slice_key_new(full_name, full_shape.rank, start, len, &klen);
     intptr_t full = (intptr_t)pst_strmap_get(w->names, full_name);
     if (w->n + 2 > w->cap) {
         w->cap = w->cap ? w->cap * 2 : 32;
         w->e = realloc(w->e, (size_t)w->cap * sizeof *w->e);
         PST_ASSERT(w->e != NULL);
     }
-    char *kcopy = malloc(klen + 1);
-    memcpy(kcopy, key, klen);
-    kcopy[klen] = '\0';
-    w->e[w->n++] = (wentry){kcopy, t->dtype, t->shape, at, (int64_t)t->nbytes,
+    w->e[w->n++] = (wentry){(char *)kcopy, t->dtype, t->shape, at, (int64_t)t->nbytes,
                             pst_crc32c(0, t->data, t->nbytes), klen, 0, NULL};
     if (full == 0) {
         w->e[w->n++] = (wentry){strdup(full_name), t->dtype, full_shape, 0, 0, 0, strlen(full_name), 0, NULL};
@@ -327,7 +333,7 @@ int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
         writer_free(w);
         return rc;
     }
-    qsort(w->e, (size_t)w->n, sizeof *w->e, cmp_wentry);
+    if (w->n > 1) qsort(w->e, (size_t)w->n, sizeof *w->e, cmp_wentry);
     pst_sstable_builder *b = pst_sstable_builder_new();
     Tensorflow__BundleHeaderProto h = TENSORFLOW__BUNDLE_HEADER_PROTO__INIT;
     Tensorflow__VersionDef v = TENSORFLOW__VERSION_DEF__INIT;
@@ -350,6 +356,8 @@ int pst_bundle_writer_finish(pst_bundle_writer *w, pst_status *st) {
     snprintf(path, sizeof path, "%s.index", w->prefix);
     rc = pst_file_write_atomic(path, idx, ilen, st);
     free(idx);
+    /* No index, no checkpoint: the data file would only take space (e.g. on a full disk). */
+    if (rc < 0) unlink(w->data_path);
     writer_free(w);
     return rc;
 }
@@ -396,6 +404,119 @@ void pst_bundle_reader_free(pst_bundle_reader *r) {
     free(r);
 }
 
+/* The tensor-bundle version pstrain reads and writes (TensorFlow's kTensorBundleVersion). */
+#define BUNDLE_VERSION 1
+#define MAX_SHARDS 100000
+#define MAX_SLICES 4096 /* per variable; the overlap check is quadratic */
+
+/* protobuf-c keeps the fields it does not know. In an index entry they can only come from
+ * corruption (every field of BundleHeaderProto and BundleEntryProto is declared), so a message
+ * holding one, at any depth, is refused: the entry must parse fully. */
+static int has_unknown_fields(const ProtobufCMessage *m) {
+    if (m == NULL) return 0;
+    if (m->n_unknown_fields) return 1;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *arr =
+                *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_unknown_fields(arr[k])) return 1;
+        } else {
+            const ProtobufCMessage *sub =
+                *(ProtobufCMessage *const *)(const void *)(base + f->offset);
+            if (has_unknown_fields(sub)) return 1;
+        }
+    }
+    return 0;
+}
+
+/* The header entry (key ""): it must parse fully and describe what this reader can read: 1 to
+ * MAX_SHARDS shards, little-endian data, a version this consumer is allowed to read. */
+static int read_header(const pst_sstable *t, const char *path, int *num_shards, pst_status *st) {
+    if (t->n == 0 || t->entries[0].klen != 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: no bundle header entry", path);
+    Tensorflow__BundleHeaderProto *h =
+        tensorflow__bundle_header_proto__unpack(NULL, t->entries[0].vlen, t->entries[0].val);
+    char why[160] = "";
+    if (h == NULL || has_unknown_fields(&h->base)) {
+        snprintf(why, sizeof why, "it does not parse");
+    } else if (h->num_shards < 1 || h->num_shards > MAX_SHARDS) {
+        snprintf(why, sizeof why, "num_shards %d", (int)h->num_shards);
+    } else if (h->endianness != TENSORFLOW__BUNDLE_HEADER_PROTO__ENDIANNESS__LITTLE) {
+        snprintf(why, sizeof why, "endianness %d: only little-endian data is read",
+                 (int)h->endianness);
+    } else if (h->version) {
+        const Tensorflow__VersionDef *v = h->version;
+        int bad_consumer = 0;
+        for (size_t k = 0; k < v->n_bad_consumers; k++)
+            bad_consumer |= v->bad_consumers[k] == BUNDLE_VERSION;
+        if (v->producer < 0 || v->min_consumer > BUNDLE_VERSION || bad_consumer)
+            snprintf(why, sizeof why, "version (producer %d, min_consumer %d%s) is not readable by "
+                     "consumer version %d", (int)v->producer, (int)v->min_consumer,
+                     bad_consumer ? ", this consumer marked bad" : "", BUNDLE_VERSION);
+    }
+    if (h) *num_shards = h->num_shards;
+    if (h) tensorflow__bundle_header_proto__free_unpacked(h, NULL);
+    if (why[0]) return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad bundle header (%s)", path, why);
+    return 0;
+}
+
+static const rslice_key *find_slice(const pst_bundle_reader *r, const uint8_t *key, size_t klen);
+
+/* A partitioned variable's slices must tile its full shape exactly: each inside the shape,
+ * none overlapping another, their volumes adding up to the whole, each stored under its key
+ * with the variable's dtype and the slice's shape. Checked when the index is opened, so the
+ * full tensor a read allocates is never larger than the slices' data. */
+static int check_slices(const pst_bundle_reader *r, int i, const char *path, pst_status *st) {
+    const pst_bundle_entry *e = &r->e[i];
+    int rank = e->shape.rank, first = r->ext_first[i];
+    int64_t full = 1, total = 0;
+    for (int d = 0; d < rank; d++) full *= e->shape.dims[d]; /* no overflow: checked at open */
+    for (int k = 0; k < e->n_slices; k++) {
+        const int64_t *x = r->extents[first + k];
+        int64_t vol = 1;
+        int ok = 1;
+        for (int d = 0; d < rank && ok; d++)
+            ok = x[d] >= 0 && x[PST_MAX_RANK + d] >= 1 && x[d] <= e->shape.dims[d] &&
+                 x[PST_MAX_RANK + d] <= e->shape.dims[d] - x[d];
+        for (int d = 0; d < rank && ok; d++) vol *= x[PST_MAX_RANK + d];
+        for (int j = 0; j < k && ok; j++) {
+            const int64_t *y = r->extents[first + j];
+            int overlap = 1;
+            for (int d = 0; d < rank && overlap; d++)
+                overlap = x[d] < y[d] + y[PST_MAX_RANK + d] && y[d] < x[d] + x[PST_MAX_RANK + d];
+            ok = !overlap;
+        }
+        if (!ok)
+            return pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' lies outside "
+                                  "its shape or overlaps another slice", path, k, e->name);
+        size_t klen;
+        uint8_t *key = slice_key_new(e->name, rank, x, x + PST_MAX_RANK, &klen);
+        const rslice_key *sk = find_slice(r, key, klen);
+        free(key);
+        int match = sk && sk->e.dtype == e->dtype && sk->e.shape.rank == rank;
+        for (int d = 0; match && d < rank; d++) match = sk->e.shape.dims[d] == x[PST_MAX_RANK + d];
+        if (!match)
+            return pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' is %s", path,
+                                  k, e->name,
+                                  sk ? "stored with another dtype or shape" : "missing");
+        total += vol;
+    }
+    if (total != full)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the slices of tensor '%s' cover %lld of "
+                              "its %lld elements", path, e->name, (long long)total,
+                              (long long)full);
+    return 0;
+}
+
 pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
     char path[4200];
     snprintf(path, sizeof path, "%s.index", prefix);
@@ -411,20 +532,10 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
     r->prefix = strdup(prefix);
     r->e = calloc((size_t)t->n + 1, sizeof *r->e);
     PST_ASSERT(r->e != NULL);
-    if (t->n == 0 || t->entries[0].klen != 0) {
-        pst_status_set(st, PST_E_DATA_LOSS, "%s: no bundle header entry", path);
+    if (read_header(t, path, &r->num_shards, st) < 0) {
+        r->num_shards = 0;
         goto fail;
     }
-    Tensorflow__BundleHeaderProto *h =
-        tensorflow__bundle_header_proto__unpack(NULL, t->entries[0].vlen, t->entries[0].val);
-    if (h == NULL || h->num_shards < 1 || h->num_shards > 100000 ||
-        h->endianness != TENSORFLOW__BUNDLE_HEADER_PROTO__ENDIANNESS__LITTLE) {
-        pst_status_set(st, PST_E_DATA_LOSS, "%s: bad bundle header", path);
-        if (h) tensorflow__bundle_header_proto__free_unpacked(h, NULL);
-        goto fail;
-    }
-    r->num_shards = h->num_shards;
-    tensorflow__bundle_header_proto__free_unpacked(h, NULL);
     r->fds = malloc((size_t)r->num_shards * sizeof *r->fds);
     r->direct_fds = malloc((size_t)r->num_shards * sizeof *r->direct_fds);
     r->shard_size = calloc((size_t)r->num_shards, sizeof *r->shard_size);
@@ -435,8 +546,14 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
     PST_ASSERT(r->sk && r->ext_first);
     for (int i = 1; i < t->n; i++) {
         const pst_sstable_entry *se = &t->entries[i];
-        Tensorflow__BundleEntryProto *p = tensorflow__bundle_entry_proto__unpack(NULL, se->vlen, se->val);
+        /* Slice keys start with a NUL byte; a tensor name holds none (it is a C string). */
         int is_slice = se->klen > 0 && se->key[0] == 0;
+        if (!is_slice && memchr(se->key, 0, se->klen) != NULL) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: entry %d has a key with a NUL byte", path, i);
+            goto fail;
+        }
+        Tensorflow__BundleEntryProto *p =
+            tensorflow__bundle_entry_proto__unpack(NULL, se->vlen, se->val);
         pst_bundle_entry *e;
         if (is_slice) {
             rslice_key *k = &r->sk[r->n_sk++];
@@ -451,8 +568,10 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
             r->ext_first[r->n] = r->n_ext;
             r->n++;
         }
-        if (p == NULL) {
-            pst_status_set(st, PST_E_DATA_LOSS, "%s: cannot parse the entry of tensor '%s'", path, se->key);
+        if (p == NULL || has_unknown_fields(&p->base)) {
+            pst_status_set(st, PST_E_DATA_LOSS, "%s: cannot parse the entry of tensor '%s'", path,
+                           is_slice ? "(a slice)" : se->key);
+            if (p) tensorflow__bundle_entry_proto__free_unpacked(p, NULL);
             goto fail;
         }
         e->dtype = (pst_dtype)p->dtype;
@@ -461,23 +580,28 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
         e->size = p->size;
         e->crc32c = pst_crc32c_unmask(p->crc32c);
         e->n_slices = (int)p->n_slices;
-        if (!is_slice && p->n_slices > 0 && p->n_slices < 100000) {
+        int bad = !pst_dtype_valid(e->dtype) || p->shard_id < 0 || p->shard_id >= r->num_shards ||
+                  p->offset < 0 || p->size < 0 || !p->shape || p->shape->n_dim > PST_MAX_RANK ||
+                  p->shape->unknown_rank || p->n_slices > MAX_SLICES || (is_slice && p->n_slices);
+        for (size_t k = 0; !bad && k < p->n_slices; k++)
+            bad = p->slices[k]->n_extent != p->shape->n_dim;
+        if (!bad && p->n_slices > 0) {
             r->extents = realloc(r->extents, (size_t)(r->n_ext + (int)p->n_slices) * sizeof *r->extents);
             PST_ASSERT(r->extents != NULL);
-            int rank = p->shape ? (int)p->shape->n_dim : 0;
+            int rank = (int)p->shape->n_dim;
             for (size_t k = 0; k < p->n_slices; k++) {
                 int64_t *x = r->extents[r->n_ext++];
                 for (int d = 0; d < PST_MAX_RANK; d++) {
-                    int has = d < rank && (size_t)d < p->slices[k]->n_extent;
-                    const Tensorflow__TensorSliceProto__Extent *ex = has ? p->slices[k]->extent[d] : NULL;
-                    int full = ex == NULL || (ex->start == 0 && ex->length == 0);
-                    x[d] = full ? 0 : ex->start;
-                    x[PST_MAX_RANK + d] = full ? (d < rank ? p->shape->dim[d]->size : 1) : ex->length;
+                    const Tensorflow__TensorSliceProto__Extent *ex =
+                        d < rank ? p->slices[k]->extent[d] : NULL;
+                    /* A dimension the slice covers whole has neither start nor length. */
+                    int whole = ex == NULL || (ex->start == 0 && ex->length == 0);
+                    int64_t dim = d < rank ? p->shape->dim[d]->size : 1;
+                    x[d] = whole ? 0 : ex->start;
+                    x[PST_MAX_RANK + d] = whole ? dim : ex->length;
                 }
             }
         }
-        int bad = !pst_dtype_valid(e->dtype) || p->shard_id < 0 || p->shard_id >= r->num_shards ||
-                  p->offset < 0 || p->size < 0 || !p->shape || p->shape->n_dim > PST_MAX_RANK;
         int64_t elems = 1;
         if (!bad) {
             e->shape.rank = (int)p->shape->n_dim;
@@ -486,8 +610,8 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
                 if (e->shape.dims[d] < 0 || pst_mul_overflow_i64(elems, e->shape.dims[d], &elems)) bad = 1;
             }
             int64_t bytes;
-            if (!bad && e->n_slices == 0 &&
-                (pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(e->dtype), &bytes) || bytes != e->size))
+            if (!bad && (pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(e->dtype), &bytes) ||
+                         (e->n_slices == 0 && bytes != e->size)))
                 bad = 2;
         }
         tensorflow__bundle_entry_proto__free_unpacked(p, NULL);
@@ -495,10 +619,12 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
             pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s' has an invalid entry (%s)", path,
                            is_slice ? "(a slice)" : se->key,
                            bad == 2 ? "size does not match dtype and shape"
-                                    : "bad dtype, shard, offset, size or shape");
+                                    : "bad dtype, shard, offset, size, shape or slices");
             goto fail;
         }
     }
+    for (int i = 0; i < r->n; i++)
+        if (r->e[i].n_slices > 0 && check_slices(r, i, path, st) < 0) goto fail;
     pst_sstable_free(t);
     return r;
 fail:
@@ -523,16 +649,36 @@ const pst_bundle_entry *pst_bundle_reader_find(const pst_bundle_reader *r, const
     return NULL;
 }
 
+/* Opens data shard k once. It must be a regular file (a FIFO would block the open, a
+ * directory cannot hold tensors); its size bounds every entry read from it. */
 static int shard_fd(pst_bundle_reader *r, int k, char *path, size_t plen, pst_status *st) {
     snprintf(path, plen, "%s.data-%05d-of-%05d", r->prefix, k, r->num_shards);
     if (r->fds[k] >= 0) return r->fds[k];
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return pst_status_set(st, PST_E_DATA_LOSS, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
-    fstat(fd, &sb);
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        int e = errno;
+        close(fd);
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: %s", path,
+                              S_ISREG(sb.st_mode) ? strerror(e) : "not a regular file");
+    }
     r->shard_size[k] = sb.st_size;
     r->fds[k] = fd;
-    r->direct_fds[k] = open(path, O_RDONLY | O_DIRECT);
+    r->direct_fds[k] = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    return fd;
+}
+
+/* Checks that entry e lies inside its data file, before anything is allocated for it. */
+static int check_bounds(pst_bundle_reader *r, const pst_bundle_entry *e, const char *name,
+                        char *path, size_t plen, pst_status *st) {
+    int fd = shard_fd(r, e->shard_id, path, plen, st);
+    if (fd < 0) return fd;
+    if (e->offset > r->shard_size[e->shard_id] || e->size > r->shard_size[e->shard_id] - e->offset)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s' (bytes %lld..%lld) is past the "
+                              "end of the file (%lld bytes); the file is truncated", path, name,
+                              (long long)e->offset, (long long)e->offset + (long long)e->size,
+                              (long long)r->shard_size[e->shard_id]);
     return fd;
 }
 
@@ -540,15 +686,8 @@ static int shard_fd(pst_bundle_reader *r, int k, char *path, size_t plen, pst_st
 static pst_tensor *read_entry(pst_bundle_reader *r, const pst_bundle_entry *e, const char *name,
                               pst_status *st) {
     char path[4200];
-    int fd = shard_fd(r, e->shard_id, path, sizeof path, st);
+    int fd = check_bounds(r, e, name, path, sizeof path, st);
     if (fd < 0) return NULL;
-    if (e->offset > r->shard_size[e->shard_id] || e->size > r->shard_size[e->shard_id] - e->offset) {
-        pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s' (bytes %lld..%lld) is past the end of "
-                       "the file (%lld bytes); the file is truncated", path, name,
-                       (long long)e->offset, (long long)(e->offset + e->size),
-                       (long long)r->shard_size[e->shard_id]);
-        return NULL;
-    }
     pst_tensor *t = pst_tensor_new(e->dtype, e->shape, st);
     if (t == NULL) return NULL;
     size_t off = 0;
@@ -607,51 +746,49 @@ pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_s
         return NULL;
     }
     if (e->n_slices == 0) return read_entry(r, e, name, st);
-    /* A partitioned variable: assemble the full tensor from its slices. */
-    pst_tensor *full = pst_tensor_new_zeros(e->dtype, e->shape, st);
-    if (full == NULL) return NULL;
+    /* A partitioned variable: its slices tile the full shape (checked at open) and each must
+     * lie inside its data file before the full tensor is allocated. */
     int first = r->ext_first[e - r->e];
     int rank = e->shape.rank;
     size_t es = pst_dtype_size(e->dtype);
+    const rslice_key **parts = calloc((size_t)e->n_slices, sizeof *parts);
+    PST_ASSERT(parts != NULL);
+    char what[1200], path[4200];
+    pst_tensor *full = NULL;
     for (int k = 0; k < e->n_slices; k++) {
         const int64_t *x = r->extents[first + k];
-        uint8_t key[1400];
-        size_t klen = pst_bundle_slice_key(name, rank, x, x + PST_MAX_RANK, key);
-        const rslice_key *sk = find_slice(r, key, klen);
-        char what[1200];
-        snprintf(what, sizeof what, "%s (slice %d)", name, k);
-        if (sk == NULL) {
+        size_t klen;
+        uint8_t *key = slice_key_new(name, rank, x, x + PST_MAX_RANK, &klen);
+        parts[k] = find_slice(r, key, klen);
+        free(key);
+        snprintf(what, sizeof what, "%.1000s (slice %d)", name, k);
+        if (parts[k] == NULL) {
             pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' is missing", r->prefix,
                            k, name);
-            pst_tensor_unref(full);
-            return NULL;
+            goto fail;
         }
-        pst_tensor *part = read_entry(r, &sk->e, what, st);
-        if (part == NULL) {
-            pst_tensor_unref(full);
-            return NULL;
-        }
+        if (check_bounds(r, &parts[k]->e, what, path, sizeof path, st) < 0) goto fail;
+    }
+    if ((full = pst_tensor_new_zeros(e->dtype, e->shape, st)) == NULL) goto fail;
+    for (int k = 0; k < e->n_slices; k++) {
+        const int64_t *x = r->extents[first + k];
+        snprintf(what, sizeof what, "%.1000s (slice %d)", name, k);
+        pst_tensor *part = read_entry(r, &parts[k]->e, what, st);
+        if (part == NULL) goto fail;
         int64_t fs[PST_MAX_RANK], ps[PST_MAX_RANK], off = 0;
         pst_shape_strides(&full->shape, fs);
         pst_shape_strides(&part->shape, ps);
-        int ok = part->shape.rank == rank;
-        for (int d = 0; ok && d < rank; d++) {
-            ok = x[d] >= 0 && part->shape.dims[d] == x[PST_MAX_RANK + d] &&
-                 x[d] + x[PST_MAX_RANK + d] <= e->shape.dims[d];
-            off += x[d] * fs[d];
-        }
-        if (!ok) {
-            pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' does not fit its "
-                           "full shape", r->prefix, k, name);
-            pst_tensor_unref(part);
-            pst_tensor_unref(full);
-            return NULL;
-        }
+        for (int d = 0; d < rank; d++) off += x[d] * fs[d];
         pst_strided_copy((char *)full->data + off * (int64_t)es, fs, part->data, ps,
                          part->shape.dims, rank, es);
         pst_tensor_unref(part);
     }
+    free(parts);
     return full;
+fail:
+    free(parts);
+    pst_tensor_unref(full);
+    return NULL;
 }
 
 int pst_bundle_verify(pst_bundle_reader *r, pst_status *st) {
@@ -721,7 +858,7 @@ int pst_bundle_merge(int n, const char *const *shards, const char *prefix, pst_s
             rc = pst_status_set(st, PST_E_IO, "rename %s to %s: %s", from, to, strerror(errno));
     }
     if (rc == 0) {
-        qsort(all, (size_t)n_all, sizeof *all, cmp_mentry);
+        if (n_all > 1) qsort(all, (size_t)n_all, sizeof *all, cmp_mentry);
         pst_sstable_builder *b = pst_sstable_builder_new();
         Tensorflow__BundleHeaderProto h = TENSORFLOW__BUNDLE_HEADER_PROTO__INIT;
         Tensorflow__VersionDef v = TENSORFLOW__VERSION_DEF__INIT;

@@ -37,8 +37,8 @@ int pst_bundle_writer_add(pst_bundle_writer *w, const char *name, const pst_tens
 int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst_shape full_shape,
                                 const int64_t *start, const int64_t *len, const pst_tensor *t,
                                 pst_status *st);
-/* The checkpoint key of a slice (FORMATS.md); out needs room for the name plus ~22 bytes per
- * dimension. Returns its length. */
+/* The checkpoint key of a slice (FORMATS.md); out needs room for twice the name's length plus
+ * 5 bytes plus 20 bytes per dimension. Returns its length. */
 size_t pst_bundle_slice_key(const char *name, int rank, const int64_t *start, const int64_t *len,
                             uint8_t *out);
 /* Writes the index and commits; frees the writer whatever happens. */

@@ -109,15 +109,26 @@ static pst_tensor *tensor_from_proto(const Tensorflow__TensorProto *p, pst_statu
         pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor dtype %d is not supported", (int)p->dtype);
         return NULL;
     }
+    /* The bytes the shape needs are checked against what the proto holds before allocating:
+     * tensor_content must match exactly, and a few typed values broadcast over a shape may not
+     * make a constant larger than a whole meta graph file may be. */
+    int64_t elems, bytes;
+    if (pst_shape_num_elements(&s, &elems, st) < 0) return NULL;
+    if (pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(dt), &bytes)) bytes = INT64_MAX;
+    if (p->tensor_content.len && (uint64_t)p->tensor_content.len != (uint64_t)bytes) {
+        pst_status_set(st, PST_E_INVALID, "tensor_content has %zu bytes, shape needs %lld",
+                       p->tensor_content.len, (long long)bytes);
+        return NULL;
+    }
+    if (!p->tensor_content.len && bytes > (int64_t)PST_META_GRAPH_MAX_BYTES) {
+        pst_status_set(st, PST_E_INVALID, "a constant of %lld bytes (shape with %lld elements) is "
+                       "larger than the %zu bytes a meta graph may hold", (long long)bytes,
+                       (long long)elems, PST_META_GRAPH_MAX_BYTES);
+        return NULL;
+    }
     pst_tensor *t = pst_tensor_new_zeros(dt, s, st);
     if (t == NULL) return NULL;
     if (p->tensor_content.len) {
-        if (p->tensor_content.len != t->nbytes) {
-            pst_status_set(st, PST_E_INVALID, "tensor_content has %zu bytes, shape needs %zu",
-                           p->tensor_content.len, t->nbytes);
-            pst_tensor_unref(t);
-            return NULL;
-        }
         memcpy(t->data, p->tensor_content.data, t->nbytes);
         return t;
     }
@@ -762,7 +773,7 @@ int pst_meta_graph_read(pst_graph *g, const char *path, const pst_meta_import_op
                         pst_status *st) {
     uint8_t *buf;
     size_t len;
-    int rc = pst_file_read(path, (size_t)1 << 30, &buf, &len, st);
+    int rc = pst_file_read(path, PST_META_GRAPH_MAX_BYTES, &buf, &len, st);
     if (rc < 0) return rc;
     rc = pst_meta_graph_import(g, buf, len, o, st);
     if (rc < 0) pst_status_prefix(st, "%s: ", path);

@@ -21,6 +21,10 @@
 
 #include "graph.h"
 
+/* The largest meta graph (or GraphDef, SavedModel) file read, and the largest constant one may
+ * build from a few values broadcast over a shape; files are checked before they are read. */
+#define PST_META_GRAPH_MAX_BYTES ((size_t)1 << 30)
+
 typedef struct pst_saver_def {
     int max_to_keep;
     int sharded;

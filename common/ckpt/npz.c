@@ -68,6 +68,10 @@ static pst_tensor *npy_decode(const uint8_t *b, size_t len, const char *what, ps
         return NULL;
     }
     size_t hlen = b[6] == 1 ? (size_t)(b[8] | (b[9] << 8)) : 0, start = 10;
+    if (b[6] >= 2 && len < 12) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: not a .npy array", what);
+        return NULL;
+    }
     if (b[6] >= 2) {
         hlen = (size_t)b[8] | ((size_t)b[9] << 8) | ((size_t)b[10] << 16) | ((size_t)b[11] << 24);
         start = 12;
@@ -106,14 +110,20 @@ static pst_tensor *npy_decode(const uint8_t *b, size_t len, const char *what, ps
         pst_status_set(st, PST_E_DATA_LOSS, "%s: unsupported .npy header (dtype '%s')", what, descr);
         return NULL;
     }
-    pst_tensor *t = pst_tensor_new(dt, shape, st);
-    if (t == NULL) return NULL;
-    if (len - start - hlen != t->nbytes) {
-        pst_status_set(st, PST_E_DATA_LOSS, "%s: %zu data bytes for shape needing %zu", what,
-                       len - start - hlen, t->nbytes);
-        pst_tensor_unref(t);
+    /* The shape's size is checked against the bytes that are there before allocating. */
+    int64_t elems = 1, bytes = 0;
+    int fits = 1;
+    for (int d = 0; d < shape.rank && fits; d++)
+        fits = !pst_mul_overflow_i64(elems, shape.dims[d], &elems);
+    if (fits) fits = !pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(dt), &bytes);
+    if (!fits || (uint64_t)bytes != (uint64_t)(len - start - hlen)) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: %zu data bytes for a shape needing %s%lld", what,
+                       len - start - hlen, fits ? "" : "more than ",
+                       (long long)(fits ? bytes : INT64_MAX));
         return NULL;
     }
+    pst_tensor *t = pst_tensor_new(dt, shape, st);
+    if (t == NULL) return NULL;
     if (t->nbytes) memcpy(t->data, b + start + hlen, t->nbytes);
     return t;
 }
@@ -233,16 +243,21 @@ int pst_npz_load(const char *path, int *n_out, char ***names_out, pst_tensor ***
     const uint8_t *e = buf + len - 22;
     unsigned n = get16(e + 10);
     uint32_t cdsize = get32(e + 12), cdoff = get32(e + 16);
-    if ((uint64_t)cdoff + cdsize > len - 22) {
+    /* The directory must lie inside the archive and have room for the entries it counts. */
+    if ((uint64_t)cdoff + cdsize > len - 22 || (uint64_t)n * 46 > cdsize) {
         free(buf);
-        return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad central directory", path);
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad central directory (%u entries in %u "
+                              "bytes at offset %u of a %zu-byte archive)", path, n, cdsize, cdoff,
+                              len);
     }
+    const uint8_t *cd_end = buf + cdoff + cdsize;
     char **names = calloc(n + 1, sizeof *names);
     pst_tensor **ts = calloc(n + 1, sizeof *ts);
     const uint8_t *c = buf + cdoff;
     unsigned k = 0;
     for (; k < n && rc == 0; k++) {
-        if (c + 46 > buf + cdoff + cdsize || get32(c) != 0x02014b50) {
+        if ((size_t)(cd_end - c) < 46 || get32(c) != 0x02014b50 ||
+            (size_t)(cd_end - c) - 46 < (size_t)get16(c + 28) + get16(c + 30) + get16(c + 32)) {
             rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: bad central directory entry %u", path, k);
             break;
         }
@@ -256,15 +271,33 @@ int pst_npz_load(const char *path, int *n_out, char ***names_out, pst_tensor ***
             break;
         }
         size_t data = loff + 30 + get16(buf + loff + 26) + get16(buf + loff + 28);
-        if (data + zlen > len || rlen > (1u << 31)) {
+        if (data > len || zlen > len - data) {
             rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: entry '%s' is truncated", path, fname);
             break;
         }
+        if (method != 0 && method != 8) {
+            rc = pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: entry '%s' uses zip method %u", path,
+                                fname, method);
+            break;
+        }
+        /* The size the directory claims must fit what the compressed bytes can hold (stored:
+         * the same size; deflate: at most 1032:1) before it is allocated. */
+        if ((method == 0 && rlen != zlen) ||
+            (method == 8 && (uint64_t)rlen > (uint64_t)zlen * 1032 + 64) || rlen > (1u << 31)) {
+            rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: entry '%s' claims %u bytes, more than "
+                                "its %u stored bytes can hold", path, fname, (unsigned)rlen,
+                                (unsigned)zlen);
+            break;
+        }
         uint8_t *raw = malloc(rlen ? rlen : 1);
-        PST_ASSERT(raw != NULL);
-        if (method == 0 && zlen == rlen) {
+        if (raw == NULL) {
+            rc = pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory for entry '%s' (%u bytes)",
+                                path, fname, (unsigned)rlen);
+            break;
+        }
+        if (method == 0) {
             memcpy(raw, buf + data, rlen);
-        } else if (method == 8) {
+        } else {
             z_stream z = {0};
             inflateInit2(&z, -15);
             z.next_in = buf + data;
@@ -278,10 +311,6 @@ int pst_npz_load(const char *path, int *n_out, char ***names_out, pst_tensor ***
                 rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: entry '%s' does not inflate", path, fname);
                 break;
             }
-        } else {
-            free(raw);
-            rc = pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: entry '%s' uses zip method %u", path, fname, method);
-            break;
         }
         if ((uint32_t)crc32(0, raw, rlen) != crc) {
             free(raw);

@@ -11,7 +11,10 @@
  *
  * Each save writes PREFIX.data-00000-of-00001 and PREFIX.index (durably, index last),
  * PREFIX.meta, then the state file, each to a temporary name, fsync'd and renamed: killing the
- * process at any moment never leaves the state file naming an unreadable checkpoint.
+ * process at any moment never leaves the state file naming an unreadable checkpoint, and the
+ * temporary files such a kill leaves are removed by the next save or resume in the directory.
+ * A trainer never silently starts over: pst_latest_checkpoint finds the newest intact
+ * checkpoint even without a usable state file, and says why when it cannot.
  */
 #ifndef PST_SAVER_H
 #define PST_SAVER_H
@@ -40,7 +43,10 @@ typedef struct pst_saver_opts {
 
 pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st);
 void pst_saver_free(pst_saver *s);
-/* Saves to `path`-`step` (or `path` when step < 0); the prefix written goes to out. */
+/* Saves to `path`-`step` (or `path` when step < 0); the prefix written goes to out. Temporary
+ * files of interrupted saves in the directory are removed first; a save that fails removes what
+ * it wrote and leaves the state file as it was. Checkpoints beyond max_to_keep are deleted only
+ * once the new state file no longer lists them. */
 int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t step, char *out,
                    size_t out_len, pst_status *st);
 /* Restores every saver variable; missing keys and dtype/shape mismatches are reported together,
@@ -52,14 +58,35 @@ int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_s
 int pst_saver_write_store(pst_saver *s, pst_var_store *vs, const char *prefix, pst_status *st);
 int pst_saver_restore_store(pst_saver *s, pst_var_store *vs, const char *prefix, pst_status *st);
 
-/* The checkpoints listed in dir's state file, oldest first (caller frees each and the array);
- * returns the count, or a negative error for an unreadable state file. 0 when there is none. */
+/* The checkpoints listed in dir's state file, oldest first, the newest (model_checkpoint_path)
+ * last; caller frees each and the array. Returns the count (0 when there is no state file), or
+ * a negative error naming the state file when it is not a regular file, does not parse, or
+ * names a path outside dir (an absolute path elsewhere, a ".." component, a link out). */
 int pst_checkpoint_list(const char *dir, char ***paths, pst_status *st);
-/* The newest intact checkpoint of dir. Returns 0 and the prefix, 1 when there is none (or
- * start_fresh is set and the state file is unreadable), negative on error. When the newest is
- * corrupt it falls back to an older one and says so in warning. */
+/* Where a trainer resumes from dir; the rules (README.md, Training) are:
+ *   - start_fresh: returns 1 (start from step 0) whatever dir holds, deleting no checkpoint;
+ *   - otherwise the newest intact checkpoint the state file lists, falling back to older ones;
+ *     when the state file is missing, empty, zeroed or unparsable, or lists only checkpoints
+ *     that are gone or corrupt, the newest intact one found by listing dir (highest step,
+ *     then newest index); 0 and its prefix in out;
+ *   - 1 when dir holds no checkpoint at all;
+ *   - an error naming dir when checkpoints exist but none is intact, and an error naming the
+ *     state file when it is not a regular file (a FIFO never blocks) or names a path outside
+ *     dir.
+ * Every fallback is explained in warning (naming dir and the checkpoint chosen). It first
+ * removes the temporary files interrupted saves left in dir (pst_checkpoint_remove_temp_files),
+ * so call it when no save into dir is in flight, as a trainer does when it starts. */
 int pst_latest_checkpoint(const char *dir, int start_fresh, char *out, size_t out_len,
                           char *warning, size_t warn_len, pst_status *st);
+/* Whether a file name is a temporary name of pstrain's checkpoint writers: `X.index.tmpPID`,
+ * `X.meta.tmpPID`, `checkpoint.tmpPID` (durable writes), `X.data-NNNNN-of-NNNNN.tempstatePID`
+ * (the bundle writer) and `X_temp_shardK.index` / `X_temp_shardK.data-...` (the shards of a
+ * sharded or distributed save, and their own temporary names). */
+int pst_checkpoint_is_temp_file(const char *name);
+/* Removes the regular files of dir whose names pst_checkpoint_is_temp_file accepts (nothing
+ * else); returns how many, or a negative error when dir cannot be listed. Only safe when no save
+ * into dir is in flight: pst_saver_save calls it before writing, pst_latest_checkpoint first. */
+int pst_checkpoint_remove_temp_files(const char *dir, pst_status *st);
 /* Writes the state file (model_checkpoint_path + all paths, oldest first) atomically. */
 int pst_checkpoint_state_write(const char *dir, int n, char *const *paths, pst_status *st);
 

@@ -167,22 +167,54 @@ void pst_sstable_finish(pst_sstable_builder *b, uint8_t **out, size_t *len) {
     free(b);
 }
 
-/* ---- Reader ------------------------------------------------------------------------------ */
+/* ---- Reader ------------------------------------------------------------------------------
+ *
+ * The reader trusts nothing: every block's CRC is checked (metaindex included), the footer's
+ * handles must be canonical varints followed by zero padding and must describe the file's
+ * layout exactly (data blocks back to back from offset 0, then the metaindex block, then the
+ * index block, then the footer), every block's restart array must agree with its entries, and
+ * keys must increase strictly within and across blocks, with each index key separating its
+ * block from the next. So a flipped bit anywhere in the file is an error, not a silently
+ * different table. */
 
-/* Returns the (possibly decompressed) block contents in *contents (malloc'd). */
+#define TRAILER 5 /* compression type + masked CRC after every block */
+
+/* A varint in its shortest form (every LevelDB and TensorFlow writer emits that form): a
+ * longer encoding of the same value is a corruption, not an alternative spelling. */
+static size_t get_canonical_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+    size_t n = pst_varint_get64(p, end, v);
+    uint8_t tmp[PST_VARINT_MAX];
+    return n && pst_varint_put64(tmp, *v) == n ? n : 0;
+}
+
+/* A block handle (offset, size) that must fill [p, end) exactly. */
+static int get_handle(const uint8_t *p, const uint8_t *end, uint64_t *off, uint64_t *size) {
+    size_t a = get_canonical_varint(p, end, off);
+    size_t b = a ? get_canonical_varint(p + a, end, size) : 0;
+    return b && p + a + b == end ? 0 : -1;
+}
+
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+    size_t m = an < bn ? an : bn;
+    int c = m ? memcmp(a, b, m) : 0;
+    return c ? c : (an > bn) - (an < bn);
+}
+
+/* Returns the (possibly decompressed) block contents in *contents (malloc'd). `kind` names the
+ * block in errors ("data", "index", "metaindex"). */
 static int read_block(const uint8_t *buf, size_t len, uint64_t off, uint64_t size, const char *what,
-                      uint8_t **contents, size_t *clen, pst_status *st) {
-    if (off > len || size > len - off || len - off - size < 5)
-        return pst_status_set(st, PST_E_DATA_LOSS, "%s: block at %llu (+%llu) is past the end of "
-                              "the file (%zu bytes)", what, (unsigned long long)off,
+                      const char *kind, uint8_t **contents, size_t *clen, pst_status *st) {
+    if (off > len || size > len - off || len - off - size < TRAILER)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: %s block at %llu (+%llu) is past the end "
+                              "of the file (%zu bytes)", what, kind, (unsigned long long)off,
                               (unsigned long long)size, len);
     const uint8_t *p = buf + off;
     uint8_t type = p[size];
     uint32_t want = pst_crc32c_unmask(get_fixed32(p + size + 1));
     uint32_t got = pst_crc32c(pst_crc32c(0, p, size), &type, 1);
     if (want != got)
-        return pst_status_set(st, PST_E_DATA_LOSS, "%s: checksum mismatch in the block at offset "
-                              "%llu", what, (unsigned long long)off);
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: checksum mismatch in the %s block at "
+                              "offset %llu", what, kind, (unsigned long long)off);
     if (type == 0) {
         *contents = malloc(size ? size : 1);
         PST_ASSERT(*contents != NULL);
@@ -191,77 +223,120 @@ static int read_block(const uint8_t *buf, size_t len, uint64_t off, uint64_t siz
         return 0;
     }
     if (type == 1) {
+        /* Snappy expands at most ~22x (a 3-byte copy emits 64 bytes): a larger claim in the
+         * stream's header is a lie, refused before anything is allocated. */
         size_t ulen;
-        if (snappy_uncompressed_length((const char *)p, size, &ulen) != SNAPPY_OK || ulen > (1u << 30))
-            return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad Snappy block at offset %llu", what,
-                                  (unsigned long long)off);
+        if (snappy_uncompressed_length((const char *)p, size, &ulen) != SNAPPY_OK ||
+            ulen > 32 * (size_t)size + 64)
+            return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad Snappy %s block at offset %llu",
+                                  what, kind, (unsigned long long)off);
         *contents = malloc(ulen ? ulen : 1);
         PST_ASSERT(*contents != NULL);
         if (snappy_uncompress((const char *)p, size, (char *)*contents, &ulen) != SNAPPY_OK) {
             free(*contents);
-            return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad Snappy block at offset %llu", what,
-                                  (unsigned long long)off);
+            return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad Snappy %s block at offset %llu",
+                                  what, kind, (unsigned long long)off);
         }
         *clen = ulen;
         return 0;
     }
-    return pst_status_set(st, PST_E_DATA_LOSS, "%s: unknown block compression %d", what, type);
+    return pst_status_set(st, PST_E_DATA_LOSS, "%s: unknown compression %d of the %s block at "
+                          "offset %llu", what, type, kind, (unsigned long long)off);
 }
 
-typedef int (*entry_fn)(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+/* Called for each entry of a block in order; sets st and returns a negative code to stop. */
+typedef int (*entry_fn)(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+                        size_t vlen, pst_status *st);
 
-static int walk_block(const uint8_t *b, size_t n, const char *what, entry_fn fn, void *ctx,
-                      pst_status *st) {
-    if (n < 4) return pst_status_set(st, PST_E_DATA_LOSS, "%s: block too short", what);
+/* Walks the entries of one block. The restart array must be consistent: at least one restart,
+ * the first at offset 0, strictly increasing, each one the start of an entry that shares
+ * nothing with the key before it; the entries must end exactly where the array begins. */
+static int walk_block(const uint8_t *b, size_t n, const char *what, const char *kind,
+                      uint64_t block_off, entry_fn fn, void *ctx, pst_status *st) {
+    if (n < 4)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: %s block at offset %llu is too short",
+                              what, kind, (unsigned long long)block_off);
     uint32_t nr = get_fixed32(b + n - 4);
-    if ((uint64_t)nr * 4 + 4 > n) return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad restart count", what);
-    const uint8_t *p = b, *end = b + n - 4 - 4 * (size_t)nr;
+    if (nr == 0 || (uint64_t)nr * 4 + 4 > n)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: %s block at offset %llu has a bad "
+                              "restart count %u", what, kind, (unsigned long long)block_off, nr);
+    size_t entries_end = n - 4 - 4 * (size_t)nr;
+    const uint8_t *restarts = b + entries_end;
+    if (get_fixed32(restarts) != 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the restart array of the %s block at "
+                              "offset %llu does not start at 0", what, kind,
+                              (unsigned long long)block_off);
+    const uint8_t *p = b, *end = b + entries_end;
     buf key = {0};
+    uint32_t ri = 0; /* the next restart point to meet */
     int rc = 0;
     while (p < end) {
+        size_t at = (size_t)(p - b);
         uint64_t shared, nonshared, vlen;
         size_t a = pst_varint_get64(p, end, &shared);
         size_t c = a ? pst_varint_get64(p + a, end, &nonshared) : 0;
         size_t d = c ? pst_varint_get64(p + a + c, end, &vlen) : 0;
-        if (!d) {
-            rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: corrupt block entry", what);
+        uint32_t r = ri < nr ? get_fixed32(restarts + 4 * ri) : UINT32_MAX;
+        int bad = !d || r < at || (r == at && shared != 0);
+        if (!bad) {
+            p += a + c + d;
+            bad = shared > key.n || nonshared > (size_t)(end - p) ||
+                  vlen > (size_t)(end - p) - nonshared;
+        }
+        if (bad) {
+            rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: corrupt entry at byte %zu of the %s "
+                                "block at offset %llu", what, at, kind,
+                                (unsigned long long)block_off);
             break;
         }
-        p += a + c + d;
-        if (shared > key.n || nonshared > (size_t)(end - p) || vlen > (size_t)(end - p) - nonshared) {
-            rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: corrupt block entry", what);
-            break;
-        }
+        if (r == at) ri++;
         key.n = shared;
         buf_put(&key, p, nonshared);
         p += nonshared;
-        if ((rc = fn(ctx, key.p, key.n, p, vlen)) < 0) {
-            pst_status_set(st, PST_E_DATA_LOSS, "%s: keys out of order or duplicated", what);
-            break;
-        }
+        if ((rc = fn(ctx, key.p, key.n, p, vlen, st)) < 0) break;
         p += vlen;
     }
+    /* Every restart point must have been an entry's start (an empty block has just [0]). */
+    if (rc == 0 && !(ri == nr || (entries_end == 0 && nr == 1)))
+        rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: the restart array of the %s block at "
+                            "offset %llu does not match its entries", what, kind,
+                            (unsigned long long)block_off);
     free(key.p);
     return rc;
 }
 
-typedef struct collect {
+typedef struct table_walk {
+    const uint8_t *file;
+    size_t body; /* bytes before the footer */
+    const char *what;
     pst_sstable *t;
     int cap;
-} collect;
+    uint64_t next_off;   /* where the next data block must start */
+    int first_in_block;  /* the next entry is its block's first */
+    buf sep;             /* a copy of the previous index key (the separator) */
+    int has_sep;         /* 0 before the first index entry */
+    uint64_t block_off;
+} table_walk;
 
-static int add_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen) {
-    collect *c = ctx;
-    pst_sstable *t = c->t;
+static int add_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                     pst_status *st) {
+    table_walk *w = ctx;
+    pst_sstable *t = w->t;
     if (t->n > 0) {
         const pst_sstable_entry *l = &t->entries[t->n - 1];
-        size_t m = klen < l->klen ? klen : l->klen;
-        int cmp = m ? memcmp(l->key, key, m) : 0;
-        if (cmp > 0 || (cmp == 0 && l->klen >= klen)) return -1;
+        if (key_cmp((const uint8_t *)l->key, l->klen, key, klen) >= 0)
+            return pst_status_set(st, PST_E_DATA_LOSS, "%s: keys out of order or duplicated in "
+                                  "the data block at offset %llu", w->what,
+                                  (unsigned long long)w->block_off);
     }
-    if (t->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 64;
-        t->entries = realloc(t->entries, (size_t)c->cap * sizeof *t->entries);
+    /* A block's first key must come after the separator that ended the block before it. */
+    if (w->first_in_block && w->has_sep && key_cmp(key, klen, w->sep.p, w->sep.n) <= 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the data block at offset %llu starts "
+                              "before its index key", w->what, (unsigned long long)w->block_off);
+    w->first_in_block = 0;
+    if (t->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 64;
+        t->entries = realloc(t->entries, (size_t)w->cap * sizeof *t->entries);
         PST_ASSERT(t->entries != NULL);
     }
     pst_sstable_entry *e = &t->entries[t->n++];
@@ -276,27 +351,58 @@ static int add_entry(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
     return 0;
 }
 
-typedef struct index_walk {
-    const uint8_t *file;
-    size_t len;
-    const char *what;
-    collect *c;
-    pst_status *st;
-} index_walk;
-
-static int visit_handle(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen) {
-    (void)key;
-    (void)klen;
-    index_walk *w = ctx;
+/* One index entry: the handle of the next data block, which must follow the previous one
+ * directly; its entries are collected, and its last key must not exceed the index key. */
+static int visit_handle(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+                        size_t vlen, pst_status *st) {
+    table_walk *w = ctx;
     uint64_t off, size;
-    size_t a = pst_varint_get64(val, val + vlen, &off);
-    if (!a || !pst_varint_get64(val + a, val + vlen, &size)) return -1;
+    if (get_handle(val, val + vlen, &off, &size) < 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: corrupt block handle in the index block",
+                              w->what);
+    if (off != w->next_off)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the index block lists a data block at "
+                              "offset %llu where one at %llu was expected", w->what,
+                              (unsigned long long)off, (unsigned long long)w->next_off);
+    if (w->has_sep && key_cmp(w->sep.p, w->sep.n, key, klen) >= 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: index keys out of order", w->what);
     uint8_t *blk;
     size_t n;
-    if (read_block(w->file, w->len, off, size, w->what, &blk, &n, w->st) < 0) return -2;
-    int rc = walk_block(blk, n, w->what, add_entry, w->c, w->st);
+    int rc = read_block(w->file, w->body, off, size, w->what, "data", &blk, &n, st);
+    if (rc < 0) return rc;
+    int before = w->t->n;
+    w->first_in_block = 1;
+    w->block_off = off;
+    rc = walk_block(blk, n, w->what, "data", off, add_entry, w, st);
     free(blk);
-    return rc < 0 ? -2 : 0;
+    if (rc < 0) return rc;
+    if (w->t->n == before)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the data block at offset %llu is empty",
+                              w->what, (unsigned long long)off);
+    const pst_sstable_entry *last = &w->t->entries[w->t->n - 1];
+    if (key_cmp((const uint8_t *)last->key, last->klen, key, klen) > 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the data block at offset %llu ends after "
+                              "its index key", w->what, (unsigned long long)off);
+    w->sep.n = 0;
+    buf_put(&w->sep, key, klen);
+    w->has_sep = 1;
+    w->next_off = off + size + TRAILER;
+    return 0;
+}
+
+/* The metaindex block names filter blocks, which TensorFlow's bundles never have; its
+ * entries only need to parse in increasing order. */
+static int visit_meta(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                      pst_status *st) {
+    (void)val;
+    (void)vlen;
+    table_walk *w = ctx;
+    if (w->has_sep && key_cmp(w->sep.p, w->sep.n, key, klen) >= 0)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: metaindex keys out of order", w->what);
+    w->sep.n = 0;
+    buf_put(&w->sep, key, klen);
+    w->has_sep = 1;
+    return 0;
 }
 
 int pst_sstable_parse(const uint8_t *buf, size_t len, const char *what, pst_sstable **out,
@@ -310,26 +416,46 @@ int pst_sstable_parse(const uint8_t *buf, size_t len, const char *what, pst_ssta
     if (magic != TABLE_MAGIC)
         return pst_status_set(st, PST_E_DATA_LOSS, "%s: bad magic number (not a table, or truncated)",
                               what);
+    /* Footer: metaindex handle, index handle, zero padding to 40 bytes. */
     uint64_t moff, msize, ioff, isize;
-    size_t a = pst_varint_get64(f, f + 40, &moff), b = a ? pst_varint_get64(f + a, f + 40, &msize) : 0;
-    size_t c = b ? pst_varint_get64(f + a + b, f + 40, &ioff) : 0;
-    size_t d = c ? pst_varint_get64(f + a + b + c, f + 40, &isize) : 0;
-    if (!d) return pst_status_set(st, PST_E_DATA_LOSS, "%s: corrupt footer", what);
-    uint8_t *index;
-    size_t n;
-    int rc = read_block(buf, len - 48, ioff, isize, what, &index, &n, st);
+    size_t a = get_canonical_varint(f, f + 40, &moff);
+    size_t b = a ? get_canonical_varint(f + a, f + 40, &msize) : 0;
+    size_t c = b ? get_canonical_varint(f + a + b, f + 40, &ioff) : 0;
+    size_t d = c ? get_canonical_varint(f + a + b + c, f + 40, &isize) : 0;
+    int bad = !d;
+    for (size_t i = a + b + c + d; !bad && i < 40; i++) bad = f[i] != 0;
+    if (bad) return pst_status_set(st, PST_E_DATA_LOSS, "%s: corrupt footer", what);
+    /* Data blocks, then the metaindex block, then the index block, then the footer. */
+    size_t body = len - 48;
+    if (moff > body || msize > body - moff || body - moff - msize < TRAILER ||
+        ioff != moff + msize + TRAILER || isize > body - ioff || body - ioff - isize != TRAILER)
+        return pst_status_set(st, PST_E_DATA_LOSS, "%s: the footer's block handles (metaindex at "
+                              "%llu+%llu, index at %llu+%llu) do not match the file's %zu bytes",
+                              what, (unsigned long long)moff, (unsigned long long)msize,
+                              (unsigned long long)ioff, (unsigned long long)isize, len);
+    uint8_t *meta, *index;
+    size_t mn, n;
+    int rc = read_block(buf, body, moff, msize, what, "metaindex", &meta, &mn, st);
     if (rc < 0) return rc;
+    table_walk mw = {.what = what};
+    rc = walk_block(meta, mn, what, "metaindex", moff, visit_meta, &mw, st);
+    free(meta);
+    free(mw.sep.p);
+    if (rc < 0) return rc;
+    if ((rc = read_block(buf, body, ioff, isize, what, "index", &index, &n, st)) < 0) return rc;
     pst_sstable *t = calloc(1, sizeof *t);
     PST_ASSERT(t != NULL);
-    collect col = {t, 0};
-    index_walk w = {buf, len - 48, what, &col, st};
-    pst_status tmp = {0};
-    rc = walk_block(index, n, what, visit_handle, &w, &tmp);
+    table_walk w = {.file = buf, .body = body, .what = what, .t = t};
+    rc = walk_block(index, n, what, "index", ioff, visit_handle, &w, st);
+    if (rc == 0 && w.next_off != moff)
+        rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: the data blocks end at offset %llu but the "
+                            "metaindex block starts at %llu", what,
+                            (unsigned long long)w.next_off, (unsigned long long)moff);
     free(index);
+    free(w.sep.p);
     if (rc < 0) {
-        if (st && st->code == 0) *st = tmp;
         pst_sstable_free(t);
-        return st ? st->code : PST_E_DATA_LOSS;
+        return rc;
     }
     *out = t;
     return 0;

@@ -38,7 +38,11 @@ typedef struct pst_sstable {
     pst_sstable_entry *entries; /* sorted */
 } pst_sstable;
 
-/* Parses and verifies a whole table; `what` names it in errors. */
+/* Parses and verifies a whole table; `what` names it in errors. Every byte is checked: the
+ * footer's magic, canonical handles, zero padding and a layout the handles must describe
+ * exactly (data blocks from offset 0, metaindex, index, footer), each block's CRC, restart
+ * arrays against their entries, keys strictly increasing and within their index separators.
+ * A single flipped bit anywhere is an error (PST_E_DATA_LOSS). */
 int pst_sstable_parse(const uint8_t *buf, size_t len, const char *what, pst_sstable **out,
                       pst_status *st);
 void pst_sstable_free(pst_sstable *t);

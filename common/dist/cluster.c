@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "file.h"
 
 /* Cluster JSON files are tiny; anything bigger is not one. */
 #define MAX_SPEC_BYTES (16 << 20)
@@ -282,45 +283,22 @@ pst_cluster *pst_cluster_parse(const char *json, const char *origin, pst_status 
     return c;
 }
 
-/* Reads a whole small text file, NUL-terminated; the caller frees it. */
+/* Reads a whole small text file, NUL-terminated; the caller frees it. Through pst_file_read:
+ * the size is checked before reading and a FIFO or directory is an error, never a hang. */
 static char *read_text(const char *path, pst_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        pst_status_set(st, errno == ENOENT ? PST_E_NOT_FOUND : PST_E_IO, "cannot read %s: %s",
-                       path, strerror(errno));
+    uint8_t *buf;
+    size_t len;
+    if (pst_file_read(path, MAX_SPEC_BYTES, &buf, &len, st) < 0) return NULL;
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        free(buf);
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading %s", path);
         return NULL;
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            if (cap >= MAX_SPEC_BYTES) {
-                pst_status_set(st, PST_E_INVALID, "%s: larger than %d bytes, not a cluster spec",
-                               path, MAX_SPEC_BYTES);
-                goto fail;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) {
-            if (ferror(f)) {
-                pst_status_set(st, PST_E_IO, "reading %s: %s", path, strerror(errno));
-                goto fail;
-            }
-            buf[n] = '\0';
-            fclose(f);
-            return buf;
-        }
-    }
-    pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading %s", path);
-fail:
+    if (len) memcpy(text, buf, len);
+    text[len] = '\0';
     free(buf);
-    fclose(f);
-    return NULL;
+    return text;
 }
 
 pst_cluster *pst_cluster_load(const char *path, pst_status *st) {
