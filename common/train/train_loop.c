@@ -72,9 +72,11 @@ static void progress_line(loop *l, double t) {
 static void summary_line(const loop *l, const pst_train_stats *s) {
     const pst_train_opts *o = l->o;
     if (o->task)
-        fprintf(l->out, "%s: trained %lld local steps in %.1f s (%.0f examples/s), global step %lld, "
-                "final loss %.4f\n", o->task, (long long)s->steps, s->seconds,
-                s->examples_per_sec, (long long)s->global_step, s->last_loss);
+        fprintf(l->out,
+                "%s: trained %lld local steps in %.1f s (%.0f examples/s), global step %lld, "
+                "final loss %.4f\n",
+                o->task, (long long)s->steps, s->seconds, s->examples_per_sec,
+                (long long)s->global_step, s->last_loss);
     else
         fprintf(l->out, "trained %lld steps in %.1f s (%.0f examples/s), final loss %.4f\n",
                 (long long)s->steps, s->seconds, s->examples_per_sec, s->last_loss);
@@ -167,8 +169,9 @@ int pst_train_run(const pst_train_ops *ops, void *ctx, const pst_train_opts *opt
             }
             next_eval = pst_train_next_multiple(l.gstep, o.eval_every);
         }
-        if (ops->save && (l.gstep >= next_save ||
-                      (o.save_every_secs > 0 && t - last_save >= o.save_every_secs))) {
+        int save_due = l.gstep >= next_save ||
+                       (o.save_every_secs > 0 && t - last_save >= o.save_every_secs);
+        if (ops->save && save_due) {
             if ((rc = save(&l, ops, ctx, stats, st)) < 0) {
                 failed(st, rc, "save", l.gstep);
                 break;

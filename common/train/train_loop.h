@@ -17,12 +17,12 @@
  *     if (pst_train_run(&ops, &me, &o, &stats, &st) < 0) fprintf(stderr, "%s\n", st.msg);
  *
  * Lines it prints (stdout unless opts.out), without a task name / with one (opts.task):
- *     step 200/2000  loss 0.4312  1040 examples/s  ETA 1m44s
+ *     step 200/2000  loss 0.4312  1040 examples/s  ETA 2m53s
  *     TASK: global step 200, local step 97, loss 0.4312, 1040 examples/s
  *     step 200: validation_accuracy=0.8512
  *     TASK: global step 200: validation_accuracy=0.8512
  *     trained 2000 steps in 95.1 s (2103 examples/s), final loss 0.3012
- *     TASK: trained 1003 local steps in 95.1 s (1055 examples/s), global step 2000, final loss 0.3012
+ *     TASK: trained 97 local steps in 9.3 s (1043 examples/s), global step 200, final loss 0.4312
  * Scripts parse the last two ("local steps in", "(N examples/s)", "global step N"): keep them.
  */
 #ifndef PST_TRAIN_LOOP_H
