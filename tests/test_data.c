@@ -256,6 +256,41 @@ START_TEST(test_shards_cover_every_example_once) {
 }
 END_TEST
 
+/* The trainers' split: the last examples validate, and the rest go to worker i % W. */
+START_TEST(test_split_for_worker_holds_out_validation_then_shards) {
+    pst_dataset *ds = counting(23), *mine, *val;
+    ck_assert_int_eq(pst_dataset_split_for_worker(ds, 5, 1, 3, &mine, &val, NULL), 0);
+    ck_assert_int_eq(pst_dataset_size(val), 5); /* 18..22 */
+    for (int64_t i = 0; i < 5; i++) ck_assert_int_eq(pst_dataset_index(val, i), 18 + i);
+    ck_assert_int_eq(pst_dataset_size(mine), 6); /* of 0..17: 1, 4, 7, 10, 13, 16 */
+    for (int64_t i = 0; i < 6; i++) ck_assert_int_eq(pst_dataset_index(mine, i), 1 + 3 * i);
+    pst_dataset_free(mine);
+    pst_dataset_free(val);
+    /* the workers together read every training example once */
+    int seen[23] = {0};
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(pst_dataset_split_for_worker(ds, 3, k, 4, &mine, &val, NULL), 0);
+        for (int64_t i = 0; i < pst_dataset_size(mine); i++) seen[pst_dataset_index(mine, i)]++;
+        pst_dataset_free(mine);
+        pst_dataset_free(val);
+    }
+    for (int i = 0; i < 23; i++) ck_assert_int_eq(seen[i], i < 20 ? 1 : 0);
+    /* one process is worker 0 of 1; asking for all examples (or more) holds none out */
+    ck_assert_int_eq(pst_dataset_split_for_worker(ds, 23, 0, 1, &mine, &val, NULL), 0);
+    ck_assert_int_eq(pst_dataset_size(mine), 23);
+    ck_assert_int_eq(pst_dataset_size(val), 0);
+    pst_dataset_free(mine);
+    pst_dataset_free(val);
+    pst_status st = {0};
+    mine = val = NULL;
+    ck_assert_int_eq(pst_dataset_split_for_worker(ds, 0, 3, 3, &mine, &val, &st), PST_E_INVALID);
+    ck_assert_msg(strstr(st.msg, "worker 3 of 3") != NULL, "%s", st.msg);
+    ck_assert_ptr_null(mine);
+    ck_assert_ptr_null(val);
+    pst_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(test_batches_remainder_prefetch_split) {
     pst_dataset *ds = counting(25);
     int64_t a[100], b[100], nb;
@@ -321,6 +356,7 @@ int main(void) {
     tcase_add_test(tc, test_fashion_mnist_test_set);
     tcase_add_test(tc, test_shuffle_reproducible_and_epoch_permutation);
     tcase_add_test(tc, test_shards_cover_every_example_once);
+    tcase_add_test(tc, test_split_for_worker_holds_out_validation_then_shards);
     tcase_add_test(tc, test_batches_remainder_prefetch_split);
     tcase_add_test(tc, test_map);
     suite_add_tcase(s, tc);

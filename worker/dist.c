@@ -272,10 +272,48 @@ static void say_done_all(dist *d, int failed, const char *reason) {
         }
 }
 
+/* The distributed trainer the training loop drives: a step runs the registered partitions (the
+ * PS apply its gradients) and reports the global step the PS hold, which the other workers move
+ * too; only the chief evaluates and saves (every PS writes its shard). */
+typedef struct dist_trainer {
+    dist *d;
+    pst_dataset_iter *it;
+    const pst_dataset *val;
+} dist_trainer;
+
+static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *st) {
+    dist_trainer *t = ctx;
+    dist *d = t->d;
+    pst_tensor *x = NULL, *y = NULL;
+    int r = pst_dataset_next(t->it, &x, &y, st);
+    if (r <= 0)
+        return r < 0 ? r : pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
+    pst_feed feeds[2] = {{d->m.images, x}, {d->m.labels, y}};
+    pst_tensor *out[2] = {0};
+    int rc = pst_dist_run_step(d->train, feeds, 2, out, st);
+    pst_tensor_unref(x);
+    pst_tensor_unref(y);
+    if (rc < 0) return rc;
+    *loss = pst_tensor_f32(out[0])[0];
+    *global_step = pst_tensor_i64(out[1])[0] + 1; /* read before this step's increment */
+    pst_tensor_unref(out[0]);
+    pst_tensor_unref(out[1]);
+    return 0;
+}
+
+static int dist_validate(void *ctx, double *acc, pst_status *st) {
+    dist_trainer *t = ctx;
+    return run_eval(t->d, t->val, acc, st);
+}
+
+static int dist_save(void *ctx, int64_t global_step, pst_status *st) {
+    return save_ckpt(((dist_trainer *)ctx)->d, global_step, st);
+}
+
 static int train(dist *d, pst_status *st) {
     const pst_train_flags *f = d->f;
     pst_tensor *tr_x = NULL, *tr_y = NULL, *te_x = NULL, *te_y = NULL;
-    pst_dataset *all = NULL, *trn = NULL, *val = NULL, *test = NULL, *mine = NULL;
+    pst_dataset *all = NULL, *val = NULL, *test = NULL, *mine = NULL;
     pst_dataset_iter *it = NULL;
     int rc = 0;
     if ((rc = pst_fashion_mnist_load_raw(f->data_dir, "train", &tr_x, &tr_y, st)) < 0 ||
@@ -287,13 +325,10 @@ static int train(dist *d, pst_status *st) {
         rc = st->code;
         goto out;
     }
-    int64_t n_val = f->validation < pst_dataset_size(all) ? f->validation : 0;
-    if ((rc = pst_dataset_split(all, pst_dataset_size(all) - n_val, &trn, &val, st)) < 0) goto out;
-    /* Each worker reads its own shard: example i goes to worker i % workers. */
-    if (!(mine = pst_dataset_shard(trn, d->index, d->n_workers, st))) {
-        rc = st->code;
+    /* Each worker reads its own shard: training example i goes to worker i % workers. */
+    if ((rc = pst_dataset_split_for_worker(all, f->validation, d->index, d->n_workers, &mine,
+                                           &val, st)) < 0)
         goto out;
-    }
     int64_t first_step = 0;
     if (d->chief) {
         rc = chief_prepare(d, &first_step, st);
@@ -327,70 +362,26 @@ static int train(dist *d, pst_status *st) {
            "until global step %lld\n", pst_task_device(d->t), d->net_name, f->sync,
            (long long)pst_dataset_size(mine), f->batch, f->optimizer, f->lr, (long long)f->steps);
     fflush(stdout);
-    int64_t gstep = first_step, local = 0, every = f->save_every_steps;
-    int64_t next_save = every > 0 ? (first_step / every + 1) * every : INT64_MAX;
-    double t0 = pst_clock_now(), last_print = t0, last_save_time = t0;
-    int64_t last_saved = -1;
-    float loss = 0;
-    while (gstep < f->steps) {
-        pst_tensor *x = NULL, *y = NULL;
-        int r = pst_dataset_next(it, &x, &y, st);
-        if (r <= 0) {
-            rc = r < 0 ? r : pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
-            break;
-        }
-        pst_feed feeds[2] = {{d->m.images, x}, {d->m.labels, y}};
-        pst_tensor *out[2] = {0};
-        rc = pst_dist_run_step(d->train, feeds, 2, out, st);
-        pst_tensor_unref(x);
-        pst_tensor_unref(y);
-        if (rc < 0) break;
-        loss = pst_tensor_f32(out[0])[0];
-        gstep = pst_tensor_i64(out[1])[0] + 1; /* read before this step's increment */
-        pst_tensor_unref(out[0]);
-        pst_tensor_unref(out[1]);
-        local++;
-        double now = pst_clock_now();
-        if (!f->quiet && (now - last_print >= 2 || gstep >= f->steps)) {
-            printf("%s: global step %lld, local step %lld, loss %.4f, %.0f examples/s\n",
-                   pst_task_device(d->t), (long long)gstep, (long long)local, loss,
-                   (double)local * f->batch / (now - t0));
-            fflush(stdout);
-            last_print = now;
-        }
-        if (d->chief && n_val > 0 && f->eval_every > 0 && local % f->eval_every == 0) {
-            double vacc = 0;
-            if ((rc = run_eval(d, val, &vacc, st)) < 0) break;
-            printf("%s: global step %lld: validation_accuracy=%.4f\n", pst_task_device(d->t),
-                   (long long)gstep, vacc);
-            fflush(stdout);
-        }
-        if (d->chief && d->saver &&
-            (gstep >= next_save ||
-             (f->save_every_secs > 0 && now - last_save_time >= (double)f->save_every_secs))) {
-            if ((rc = save_ckpt(d, gstep, st)) < 0) break;
-            if (every > 0) next_save = (gstep / every + 1) * every;
-            last_save_time = now;
-            last_saved = gstep;
-        }
-    }
-    double secs = pst_clock_now() - t0;
-    /* and on a clean end (unless this very step was just saved) */
-    if (rc == 0 && d->chief && d->saver && gstep != last_saved && (rc = save_ckpt(d, gstep, st)) < 0)
-        goto out;
-    if (rc == 0) {
-        double acc = 0;
-        if ((rc = run_eval(d, test, &acc, st)) < 0) goto out;
-        printf("%s: trained %lld local steps in %.1f s (%.0f examples/s), global step %lld, "
-               "final loss %.4f\n", pst_task_device(d->t), (long long)local, secs,
-               secs > 0 ? (double)local * f->batch / secs : 0, (long long)gstep, loss);
-        printf("test_accuracy=%.4f\n", acc);
-    }
+    dist_trainer tr = {.d = d, .it = it, .val = val};
+    pst_train_ops ops = {.step = dist_step,
+                         .evaluate = d->chief && pst_dataset_size(val) > 0 ? dist_validate : NULL,
+                         .save = d->chief && d->saver ? dist_save : NULL};
+    /* The chief saves at the end even without a step of its own: a checkpoint restored onto
+     * another number of PS is rewritten in this cluster's layout. */
+    pst_train_opts o = {.first_step = first_step, .steps = f->steps, .batch_size = f->batch,
+                        .save_every_steps = f->save_every_steps,
+                        .save_every_secs = (double)f->save_every_secs, .always_save_at_end = 1,
+                        .eval_every = f->eval_every, .task = pst_task_device(d->t),
+                        .quiet = f->quiet, .log_every_secs = 2};
+    pst_train_stats stats;
+    if ((rc = pst_train_run(&ops, &tr, &o, &stats, st)) < 0) goto out;
+    double acc = 0;
+    if ((rc = run_eval(d, test, &acc, st)) < 0) goto out;
+    printf("test_accuracy=%.4f\n", acc);
 out:
     pst_dataset_iter_free(it);
     pst_dataset_free(mine);
     pst_dataset_free(all);
-    pst_dataset_free(trn);
     pst_dataset_free(val);
     pst_dataset_free(test);
     pst_tensor_unref(tr_x);

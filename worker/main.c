@@ -24,75 +24,59 @@
 #include "train_loop.h"
 #include "fashion_mnist.h"
 #include "file.h"
-#include "clock.h"
 
-typedef struct feeder {
+/* The single-process trainer the training loop drives: a step is a session run fed from the
+ * dataset iterator; evaluation and checkpoints go through the same session. */
+typedef struct trainer {
+    const pst_train_flags *f;
     model *m;
+    pst_session *s;
     pst_dataset_iter *it;
-    pst_tensor *x, *y;
-} feeder;
+    const pst_dataset *val;
+    pst_saver *saver;
+} trainer;
 
-static int next_batch(void *ctx, int64_t step, pst_feed *feeds, int *n, pst_status *st) {
-    (void)step;
-    feeder *fd = ctx;
-    pst_tensor_unref(fd->x);
-    pst_tensor_unref(fd->y);
-    fd->x = fd->y = NULL;
-    int rc = pst_dataset_next(fd->it, &fd->x, &fd->y, st);
+static int local_step(void *ctx, float *loss, int64_t *global_step, pst_status *st) {
+    (void)global_step; /* one process: the loop's count is the global step */
+    trainer *t = ctx;
+    pst_tensor *x = NULL, *y = NULL;
+    int rc = pst_dataset_next(t->it, &x, &y, st);
     if (rc == 0) return pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
     if (rc < 0) return rc;
-    feeds[0] = (pst_feed){fd->m->images, fd->x};
-    feeds[1] = (pst_feed){fd->m->labels, fd->y};
-    *n = 2;
+    pst_feed feeds[2] = {{t->m->images, x}, {t->m->labels, y}};
+    pst_tensor *lt = NULL;
+    rc = pst_session_run(t->s, feeds, 2, &t->m->loss, 1, &t->m->train_op, 1, &lt, st);
+    pst_tensor_unref(x);
+    pst_tensor_unref(y);
+    if (rc < 0) return rc;
+    *loss = (float)pst_tensor_get_f64(lt, 0);
+    pst_tensor_unref(lt);
     return 0;
 }
 
 /* One evaluation batch through the session. */
 static int session_eval(void *ctx, const pst_feed *feeds, int n, pst_tensor **out,
                         pst_status *st) {
-    model *m = ((void **)ctx)[1];
-    return pst_session_run(((void **)ctx)[0], feeds, n, &m->correct, 1, NULL, 0, out, st);
+    trainer *t = ctx;
+    return pst_session_run(t->s, feeds, n, &t->m->correct, 1, NULL, 0, out, st);
 }
 
-static int accuracy(pst_session *s, model *m, const pst_dataset *ds, double *acc, pst_status *st) {
-    void *ctx[2] = {s, m};
-    return pst_worker_accuracy(m, ds, session_eval, ctx, acc, st);
+static int accuracy(trainer *t, const pst_dataset *ds, double *acc, pst_status *st) {
+    return pst_worker_accuracy(t->m, ds, session_eval, t, acc, st);
 }
 
-typedef struct hook_ctx {
-    model *m;
-    const pst_dataset *val;
-    const pst_train_flags *f;
-    pst_saver *saver;
-    double last_save;        /* when the last checkpoint was written */
-    int64_t last_saved_step; /* its step (-1: none yet) */
-} hook_ctx;
+static int validate(void *ctx, double *acc, pst_status *st) {
+    trainer *t = ctx;
+    return accuracy(t, t->val, acc, st);
+}
 
-static int save(hook_ctx *h, pst_session *s, int64_t step, pst_status *st) {
+static int save(void *ctx, int64_t step, pst_status *st) {
+    trainer *t = ctx;
     char path[4096], prefix[4096];
-    snprintf(path, sizeof path, "%s/model.ckpt", h->f->checkpoint_dir);
-    int rc = pst_saver_save(h->saver, s, path, step, prefix, sizeof prefix, st);
-    if (rc == 0 && !h->f->quiet) printf("saved %s\n", prefix);
+    snprintf(path, sizeof path, "%s/model.ckpt", t->f->checkpoint_dir);
+    int rc = pst_saver_save(t->saver, t->s, path, step, prefix, sizeof prefix, st);
+    if (rc == 0 && !t->f->quiet) printf("saved %s\n", prefix);
     return rc;
-}
-
-/* Every step: validation every --eval-every steps, a checkpoint every --save-every-steps. */
-static int step_hook(void *ctx, pst_session *s, int64_t step, pst_status *st) {
-    hook_ctx *h = ctx;
-    if (h->val && h->f->eval_every > 0 && step % h->f->eval_every == 0) {
-        double acc;
-        int rc = accuracy(s, h->m, h->val, &acc, st);
-        if (rc < 0) return rc;
-        printf("step %lld: validation_accuracy=%.4f\n", (long long)step, acc);
-    }
-    double now = pst_clock_now();
-    if (h->saver && ((h->f->save_every_steps > 0 && step % h->f->save_every_steps == 0) ||
-                     (h->f->save_every_secs > 0 && now - h->last_save >= (double)h->f->save_every_secs))) {
-        h->last_save = now;
-        h->last_saved_step = step;
-        return save(h, s, step, st);
-    }
-    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -129,8 +113,7 @@ int main(int argc, char **argv) {
     all = pst_dataset_new(tr_x, tr_y, &st);
     test = pst_dataset_new(te_x, te_y, &st);
     if (all == NULL || test == NULL) goto fail;
-    int64_t n_val = f.validation < pst_dataset_size(all) ? f.validation : 0;
-    if (pst_dataset_split(all, pst_dataset_size(all) - n_val, &train, &val, &st) < 0) goto fail;
+    if (pst_dataset_split_for_worker(all, f.validation, 0, 1, &train, &val, &st) < 0) goto fail;
     if (pst_worker_build_model(&f, net, &m, NULL, NULL, &st) < 0) goto fail;
     s = pst_session_new(m.g, NULL, &st);
     int64_t first_step = 0;
@@ -161,25 +144,18 @@ int main(int argc, char **argv) {
            net->name, net->description, (long long)pst_dataset_size(train), f.batch, f.optimizer,
            f.lr, (long long)f.steps);
     fflush(stdout);
-    feeder fd = {.m = &m, .it = it};
-    hook_ctx hc = {.m = &m, .val = n_val > 0 ? val : NULL, .f = &f, .saver = saver,
-                   .last_save = pst_clock_now(), .last_saved_step = -1};
-    pst_train_loop_opts lo = {.first_step = first_step, .steps = f.steps, .train_op = m.train_op,
-                              .loss = m.loss, .next = next_batch, .ctx = &fd,
-                              .batch_size = f.batch, .quiet = f.quiet, .hook = step_hook,
-                              .hook_ctx = &hc, .hook_every = 1};
+    pst_train_ops ops = {.step = local_step,
+                         .evaluate = pst_dataset_size(val) > 0 ? validate : NULL,
+                         .save = saver ? save : NULL};
+    trainer t = {.f = &f, .m = &m, .s = s, .it = it, .val = val, .saver = saver};
+    pst_train_opts lo = {.first_step = first_step, .steps = f.steps, .batch_size = f.batch,
+                         .save_every_steps = f.save_every_steps,
+                         .save_every_secs = (double)f.save_every_secs,
+                         .eval_every = f.eval_every, .quiet = f.quiet};
     pst_train_stats stats;
-    int lrc = pst_train_loop(s, &lo, &stats, &st);
-    pst_tensor_unref(fd.x);
-    pst_tensor_unref(fd.y);
-    if (lrc < 0) goto fail;
-    if (saver && stats.steps > 0 && hc.last_saved_step != f.steps &&
-        save(&hc, s, f.steps, &st) < 0)
-        goto fail;
+    if (pst_train_run(&ops, &t, &lo, &stats, &st) < 0) goto fail;
     double acc;
-    if (accuracy(s, &m, test, &acc, &st) < 0) goto fail;
-    printf("trained %lld steps in %.1f s (%.0f examples/s), final loss %.4f\n",
-           (long long)stats.steps, stats.seconds, stats.examples_per_sec, stats.last_loss);
+    if (accuracy(&t, test, &acc, &st) < 0) goto fail;
     printf("test_accuracy=%.4f\n", acc);
     rc = 0;
 fail:

@@ -91,6 +91,20 @@ int pst_dataset_split(const pst_dataset *ds, int64_t n_train, pst_dataset **trai
     return 0;
 }
 
+int pst_dataset_split_for_worker(const pst_dataset *ds, int64_t n_validation, int index,
+                                 int count, pst_dataset **mine, pst_dataset **validation,
+                                 pst_status *st) {
+    if (count < 1 || index < 0 || index >= count)
+        return pst_status_set(st, PST_E_INVALID, "worker %d of %d: there is no such shard of the "
+                              "training data", index, count);
+    int64_t n_val = n_validation > 0 && n_validation < ds->n ? n_validation : 0;
+    pst_dataset *train = pst_dataset_take(ds, ds->n - n_val);
+    *mine = pst_dataset_shard(train, index, count, NULL);
+    pst_dataset_free(train);
+    *validation = pst_dataset_skip(ds, ds->n - n_val);
+    return 0;
+}
+
 pst_dataset *pst_dataset_map(const pst_dataset *ds, pst_dataset_map_fn fn, void *ctx,
                              pst_shape example_shape, pst_status *st) {
     int64_t per_out;

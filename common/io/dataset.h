@@ -38,6 +38,13 @@ pst_dataset *pst_dataset_skip(const pst_dataset *ds, int64_t n);
 /* The first n_train examples and the rest: a deterministic train/validation split. */
 int pst_dataset_split(const pst_dataset *ds, int64_t n_train, pst_dataset **train,
                       pst_dataset **validation, pst_status *st);
+/* The examples of worker `index` of `count` (one process is worker 0 of 1): the last
+ * n_validation examples are held out as *validation (none when ds has no more than that), and of
+ * the rest the worker trains on example i when i % count == index (*mine). Both are new datasets
+ * the caller frees; on error (an index out of range) neither is set. */
+int pst_dataset_split_for_worker(const pst_dataset *ds, int64_t n_validation, int index,
+                                 int count, pst_dataset **mine, pst_dataset **validation,
+                                 pst_status *st);
 /* A new dataset whose features are fn(example) for every example: fn writes out_per_example
  * floats from in_per_example input values (as float). */
 typedef void (*pst_dataset_map_fn)(void *ctx, const float *in, float *out);
