@@ -14,6 +14,7 @@
 #include "ops.h"
 #include "optimizer.h"
 #include "task.h"
+#include "task_client.h"
 #include "transport.h"
 #include "replica_setter.h"
 #include "file.h"
@@ -218,8 +219,8 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
     int64_t lo = INT64_MAX, hi = 0;
     for (int k = 0; k < n_ps; k++) {
         const char *addr = pst_cluster_address(c, "ps", k);
-        pst_task_report r;
-        if (pst_task_query_report(tr, addr, timeout_ms, &r, &st) < 0) {
+        pst_task_status_report r;
+        if (pst_task_client_query_report(tr, addr, timeout_ms, &r, &st) < 0) {
             fprintf(stderr, "pstrain inspect placement: /job:ps/task:%d: %s\n", k, st.msg);
             rc = 1;
             memset(&st, 0, sizeof st);
@@ -240,7 +241,7 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         printf("  %-44s %-14s %12s %8s %8s  %s\n", "variable", "shape", "bytes", "pulls",
                "updates", "slice of");
         for (int i = 0; i < r.n_vars; i++) {
-            pst_var_report *v = &r.vars[i];
+            pst_task_status_var *v = &r.vars[i];
             char shape[96];
             printf("  %-44s %-14s %12lld %8lld %8lld  %s%s%s%s\n", v->name,
                    pst_shape_str(&v->shape, shape, sizeof shape), (long long)v->bytes,
@@ -249,7 +250,7 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         }
         if (total < lo) lo = total;
         if (total > hi) hi = total;
-        pst_task_report_destroy(&r);
+        pst_task_status_report_destroy(&r);
     }
     if (rc == 0) {
         char b1[32], b2[32];

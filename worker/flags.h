@@ -49,6 +49,8 @@ typedef struct pst_train_flags {
                                    until the chief finishes */
     const char *layer_device;   /* --layer-device SCOPE=DEV: model parallelism, the ops under
                                    name scope SCOPE run on DEV (e.g. mlp/fc2=/job:worker/task:1) */
+    const char *port_file;      /* --port-file FILE: write the port this task serves on (a
+                                   cluster entry with port 0 picks a free one) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

@@ -235,7 +235,9 @@ static pst_cluster *from_object(const cJSON *jobs, const char *origin, const cha
                                origin, path, name, i, a, problem);
                 goto fail;
             }
-            if (find_address(c, a, c->n_jobs - 1, i, &dj, &di)) {
+            /* Port 0 ("pick one when starting") may repeat: those tasks bind different ports. */
+            const char *port = strrchr(a, ':');
+            if (strcmp(port, ":0") != 0 && find_address(c, a, c->n_jobs - 1, i, &dj, &di)) {
                 pst_status_set(st, PST_E_INVALID, "%s: %s%s[%d] \"%s\" duplicates %s%s[%d]",
                                origin, path, name, i, a, path, c->jobs[dj].name, di);
                 goto fail;

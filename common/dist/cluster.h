@@ -9,7 +9,8 @@
  *
  * Task i of job j runs on device "/job:j/replica:0/task:i". Parsing validates everything
  * (job names usable in device strings, host:port syntax, no address used twice, no empty job)
- * and every error names the origin (file name or "TF_CONFIG") and the entry at fault.
+ * and every error names the origin (file name or "TF_CONFIG") and the entry at fault. Port 0
+ * means the task picks a free port when it starts (task.h); such entries may repeat.
  *
  *     pst_status st = {0};
  *     pst_cluster *c = pst_cluster_load("cluster.json", &st);
