@@ -217,7 +217,7 @@ static int route_send(pst_rendezvous *r, const char *key, pst_tensor *v, pst_sta
     if (!g)
         return pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory sending '%s'", t->device,
                               key);
-    int64_t sent = pst_task_client_push_async(t, g, addr, key, v, st);
+    int64_t sent = pst_task_client_push_async(t, g, addr, key, v, 0, st);
     if (sent < 0) return (int)sent;
     char name[1024];
     key_field(key, 2, name, sizeof name);
@@ -835,7 +835,7 @@ static void *monitor_thread(void *arg) {
             double silent = seen ? now - *seen : 0;
             pthread_mutex_unlock(&t->mu);
             if (!ok && silent * 1000 >= (double)t->o.peer_timeout_ms) {
-                char why[PST_STATUS_MSG_MAX + 128];
+                char why[PST_STATUS_MSG_MAX + 320];
                 snprintf(why, sizeof why, "no answer from %s for %.0f s (%s)",
                          known ? addr : clients[k], silent, st.msg);
                 pst_status ignore = {0};

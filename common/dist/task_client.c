@@ -33,7 +33,8 @@ static int call_device(pst_task *t, const char *device, int method, const Protob
 /* ---- variables ---- */
 
 int64_t pst_task_client_push_async(pst_task *t, pst_call_group *g, const char *addr,
-                                   const char *key, pst_tensor *value, pst_status *st) {
+                                   const char *key, pst_tensor *value, int flags,
+                                   pst_status *st) {
     if (pst_dtype_size(value->dtype) == 0)
         return pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s': %s tensors cannot be sent",
                               key, pst_dtype_name(value->dtype));
@@ -45,7 +46,7 @@ int64_t pst_task_client_push_async(pst_task *t, pst_call_group *g, const char *a
         pst_msg m;
         if (pst_chunk_msg(key, value, off, l, &m, st) < 0) return st->code;
         pst_call_group_start(g, pst_task_transport(t), addr, PST_TASK_PUSH, &m,
-                             o->connect_timeout_ms, 0, NULL, NULL);
+                             o->connect_timeout_ms, flags, NULL, NULL);
         off += l;
     } while (off < total);
     return (int64_t)total;
@@ -63,7 +64,8 @@ int pst_task_client_push_variables(pst_task *t, const char *device, int n,
     for (int i = 0; i < n && rc == 0; i++) {
         char key[1100];
         snprintf(key, sizeof key, "var:%s", names[i]);
-        int64_t k = pst_task_client_push_async(t, g, addr, key, values[i], st);
+        int64_t k = pst_task_client_push_async(t, g, addr, key, values[i],
+                                               PST_CALL_WAIT_FOR_READY, st);
         if (k < 0) rc = (int)k;
         else sent += k;
     }

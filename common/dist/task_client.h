@@ -23,7 +23,8 @@
 #include "tensor.h"
 #include "transport.h"
 
-/* Assigns a variable on another task (creating it), moving its bytes in chunks. Borrows value. */
+/* Assigns a variable on another task (creating it), moving its bytes in chunks; waits for the
+ * task to come up (connect timeout), as pulls do. Borrows value. */
 int pst_task_client_push_variable(pst_task *t, const char *device, const char *name,
                                   pst_tensor *value, pst_status *st);
 /* Reads a variable of another task (in concurrent chunks): a new tensor the caller unrefs, or
@@ -39,11 +40,13 @@ int pst_task_client_pull_variables(pst_task *t, const char *device, int n,
                                    const char *const *names, pst_tensor **out, pst_status *st);
 
 /* Starts pushing value's chunks under key (a rendezvous key, or "var:NAME" to assign a
- * variable) to the task at addr, counted in group g; errors surface when g is waited for.
- * Returns the bytes pushed, or a negative error (nothing started) for a tensor that cannot be
- * sent. Takes references to value for as long as its chunks travel. */
+ * variable) to the task at addr, counted in group g, with the transport's call flags (a step's
+ * sends: 0, failing fast; PST_CALL_WAIT_FOR_READY while a job starts); errors surface when g is
+ * waited for. Returns the bytes pushed, or a negative error (nothing started) for a tensor that
+ * cannot be sent. Takes references to value for as long as its chunks travel. */
 int64_t pst_task_client_push_async(pst_task *t, pst_call_group *g, const char *addr,
-                                   const char *key, pst_tensor *value, pst_status *st);
+                                   const char *key, pst_tensor *value, int flags,
+                                   pst_status *st);
 
 /* Where a task of a step serves, as this task knows it. */
 typedef struct pst_task_peer {
