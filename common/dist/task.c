@@ -783,8 +783,9 @@ static int mark_done(pst_task *t, const char *from, int failed, const char *reas
           failed ? reason : "", n_done, expected_workers(t));
     if (failed && first) {
         /* synchronous replicas waiting for its gradients stop waiting */
-        char why[PST_STATUS_MSG_MAX + PST_DEVICE_MAX + 16];
-        snprintf(why, sizeof why, "%s failed: %s", from, reason);
+        char why[PST_STATUS_MSG_MAX];
+        snprintf(why, sizeof why, "%.*s failed: %.*s", PST_DEVICE_MAX, from,
+                 (int)(sizeof why - PST_DEVICE_MAX - 16), reason);
         pst_ps_sync_replica_lost(t->vars, why);
     }
     if (done) pst_task_request_shutdown(t, NULL);
