@@ -641,6 +641,7 @@ static void status_mem_free(status_mem *mem) {
 /* Fills s from the task's state under t->mu; 0 or -1 when out of memory. */
 static int fill_status(pst_task *t, Pstrain__TaskStatus *s, status_mem *mem) {
     int nv = pst_var_store_list(t->vars, &mem->vars);
+    if (nv < 0) return -1;
     mem->vs = calloc((size_t)nv + 1, sizeof *mem->vs);
     mem->vp = calloc((size_t)nv + 1, sizeof *mem->vp);
     mem->shapes = calloc((size_t)nv + 1, sizeof *mem->shapes);

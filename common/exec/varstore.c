@@ -18,12 +18,16 @@ struct pst_var_store {
 
 pst_var_store *pst_var_store_new(void) {
     pst_var_store *vs = calloc(1, sizeof *vs);
-    PST_ASSERT(vs != NULL);
-    pthread_mutex_init(&vs->mu, NULL);
+    if (vs == NULL) return NULL;
     vs->vars = pst_strmap_new();
-    PST_ASSERT(vs->vars != NULL);
     vs->resources = pst_strmap_new();
-    PST_ASSERT(vs->resources != NULL);
+    if (vs->vars == NULL || vs->resources == NULL) {
+        pst_strmap_free(vs->vars);
+        pst_strmap_free(vs->resources);
+        free(vs);
+        return NULL;
+    }
+    pthread_mutex_init(&vs->mu, NULL);
     return vs;
 }
 
@@ -55,12 +59,17 @@ pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dt
     pst_var *v = pst_strmap_get(vs->vars, name);
     if (v == NULL) {
         v = calloc(1, sizeof *v);
-        PST_ASSERT(v != NULL);
-        v->name = strdup(name);
-        v->dtype = dt;
-        v->shape = shape;
-        pthread_mutex_init(&v->mu, NULL);
-        pst_strmap_put(vs->vars, name, v);
+        if (v) v->name = strdup(name);
+        if (v == NULL || v->name == NULL || pst_strmap_put(vs->vars, name, v) < 0) {
+            if (v) free(v->name);
+            free(v);
+            v = NULL;
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory creating variable '%s'", name);
+        } else {
+            v->dtype = dt;
+            v->shape = shape;
+            pthread_mutex_init(&v->mu, NULL);
+        }
     } else if (v->dtype != dt) {
         pst_status_set(st, PST_E_INVALID, "variable '%s' exists with dtype %s, requested %s",
                        name, pst_dtype_name(v->dtype), pst_dtype_name(dt));
@@ -85,7 +94,11 @@ int pst_var_store_list(pst_var_store *vs, pst_var ***out) {
     pthread_mutex_lock(&vs->mu);
     size_t n = pst_strmap_size(vs->vars);
     pst_var **arr = calloc(n + 1, sizeof *arr);
-    PST_ASSERT(arr != NULL);
+    if (arr == NULL) {
+        pthread_mutex_unlock(&vs->mu);
+        *out = NULL;
+        return -1;
+    }
     size_t i = 0;
     void *val;
     for (size_t it = 0; pst_strmap_next(vs->vars, &it, NULL, &val);) arr[i++] = val;

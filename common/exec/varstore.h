@@ -36,14 +36,17 @@ typedef struct pst_var {
 
 typedef struct pst_var_store pst_var_store;
 
+/* NULL when out of memory. */
 pst_var_store *pst_var_store_new(void);
 void pst_var_store_free(pst_var_store *vs);
-/* Finds or creates; an existing variable with another dtype is an error naming it. */
+/* Finds or creates; an existing variable with another dtype is an error naming it (as is
+ * running out of memory). */
 pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dtype dt,
                                           pst_shape shape, pst_status *st);
 pst_var *pst_var_store_find(pst_var_store *vs, const char *name);
-/* Number of variables and the i-th in name order (stable for a given set). */
-int pst_var_store_list(pst_var_store *vs, pst_var ***out); /* caller frees the array */
+/* The variables in name order in *out (the caller frees the array) and their count; -1 (and
+ * *out NULL) when out of memory. */
+int pst_var_store_list(pst_var_store *vs, pst_var ***out);
 
 /* The resource stored under key, created by make(ctx, st) on first use (under the store's
  * lock, so concurrent first users get one object; make must not call back into vs). The store
