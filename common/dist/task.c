@@ -141,8 +141,8 @@ int pst_task_peer_address(pst_task *t, const char *device, char *out, size_t len
                             device);
     } else if (port_of(a) == 0) {
         rc = pst_status_set(st, PST_E_UNAVAILABLE, "the cluster gives %s for %s (port 0: a port "
-                            "picked when it starts) and it has not registered with %s", a,
-                            device, t->device);
+                            "picked when it starts) and no partition registered on %s said "
+                            "where it serves", a, device, t->device);
     } else if ((size_t)snprintf(out, len, "%s", a) >= len) {
         rc = pst_status_set(st, PST_E_INVALID, "the address of %s is longer than %zu bytes",
                             device, len);
