@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "dist_ops.h"
 #include "inspect.h"
 #include "meta.h"
 #include "ops.h"
@@ -22,7 +23,8 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-    pst_ops_init(); /* the built-in op families, before any graph */
+    pst_ops_init();      /* the built-in op families, before any graph */
+    pst_dist_ops_init(); /* and the distributed ones: a sync job's .meta holds PstSync ops */
     if (argc < 2) return usage();
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
