@@ -22,20 +22,11 @@
 
 #include "benchutil.h"
 #include "cluster.h"
-#include "task.h"
 #include "ops.h"
+#include "task.h"
+#include "task_client.h"
 
 #define RUNS 9
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static int full_io(int fd, void *buf, size_t n, int writing) {
     char *p = buf;
@@ -78,16 +69,21 @@ static double tcp_once(const struct sockaddr_in *a, char *buf, size_t bytes) {
     return t;
 }
 
-/* The PS process: serves until the worker says it is done. */
-static void ps_main(const char *json) {
+/* The PS process: serves on a port it picks (written to port_fd) until the worker says it is
+ * done. */
+static void ps_main(int port_fd) {
     pst_status st = {0};
-    pst_cluster *c = pst_cluster_parse(json, "bench", &st);
+    pst_cluster *c = pst_cluster_parse("{\"ps\": [\"127.0.0.1:0\"], \"worker\": [\"127.0.0.1:0\"]}",
+                                       "bench", &st);
     pst_task_opts o = {.cluster = c, .job = "ps", .index = 0, .quiet = 1};
     pst_task *t = c ? pst_task_new(&o, &st) : NULL;
     if (!t) {
         fprintf(stderr, "bench_transport: PS: %s\n", st.msg);
         _exit(1);
     }
+    int port = pst_task_port(t);
+    if (write(port_fd, &port, sizeof port) != (ssize_t)sizeof port) _exit(1);
+    close(port_fd);
     pst_task_wait_shutdown(t, 0, &st);
     pst_task_free(t);
     pst_cluster_free(c);
@@ -119,11 +115,27 @@ int main(int argc, char **argv) {
     pid_t tcp_pid = fork();
     if (tcp_pid == 0) tcp_server(lfd, bytes, RUNS + 1);
     close(lfd);
-    char json[256];
-    snprintf(json, sizeof json, "{\"ps\": [\"127.0.0.1:%d\"], \"worker\": [\"127.0.0.1:%d\"]}",
-             free_port(), free_port());
+    int port_pipe[2];
+    if (pipe(port_pipe) < 0) {
+        perror("bench_transport: pipe");
+        return 1;
+    }
     pid_t ps = fork();
-    if (ps == 0) ps_main(json);
+    if (ps == 0) {
+        close(port_pipe[0]);
+        ps_main(port_pipe[1]);
+    }
+    close(port_pipe[1]);
+    int ps_port = 0;
+    if (read(port_pipe[0], &ps_port, sizeof ps_port) != (ssize_t)sizeof ps_port) {
+        fprintf(stderr, "bench_transport: the PS did not start\n");
+        kill(tcp_pid, SIGKILL);
+        return 1;
+    }
+    close(port_pipe[0]);
+    char json[256];
+    snprintf(json, sizeof json, "{\"ps\": [\"127.0.0.1:%d\"], \"worker\": [\"127.0.0.1:0\"]}",
+             ps_port);
 
     pst_status st = {0};
     pst_cluster *c = pst_cluster_parse(json, "bench", &st);
@@ -152,11 +164,11 @@ int main(int argc, char **argv) {
     for (int r = 0; r <= RUNS && rc == 0; r++) { /* run 0 warms both up */
         double tcp = tcp_once(&ta, tcp_buf, bytes);
         double t0 = pst_bench_now();
-        rc = pst_task_push_variables(w, "/job:ps/task:0", n_vars, (const char *const *)names,
+        rc = pst_task_client_push_variables(w, "/job:ps/task:0", n_vars, (const char *const *)names,
                                      vars, &st);
         double t_push = pst_bench_now() - t0;
         if (rc == 0)
-            rc = pst_task_pull_variables(w, "/job:ps/task:0", n_vars, (const char *const *)names,
+            rc = pst_task_client_pull_variables(w, "/job:ps/task:0", n_vars, (const char *const *)names,
                                          back, &st);
         double g = pst_bench_now() - t0;
         for (int i = 0; i < n_vars && rc == 0; i++)
@@ -177,7 +189,7 @@ int main(int argc, char **argv) {
     }
     if (rc < 0) fprintf(stderr, "bench_transport: %s\n", st.msg);
     pst_status ignore = {0};
-    pst_task_say_done(w, "/job:ps/task:0", 0, NULL, &ignore);
+    pst_task_client_say_done(w, "/job:ps/task:0", 0, NULL, &ignore);
     waitpid(ps, NULL, 0);
     waitpid(tcp_pid, NULL, 0);
     for (int i = 0; i < n_vars; i++) {

@@ -18,6 +18,7 @@
 #include "ops.h"
 #include "optimizer.h"
 #include "task.h"
+#include "task_client.h"
 #include "transport.h"
 #include "replica_setter.h"
 #include "file.h"
@@ -93,7 +94,8 @@ done:
 /* Live placement: every PS's report as a table, then the imbalance of bytes between PS. */
 static int placement_live(const char *cluster_file, int64_t timeout_ms) {
     pst_status st = {0};
-    pst_cluster *c = pst_cluster_load(cluster_file, &st);
+    /* Only the PS are asked: workers may be listed with port 0 (picked when they started). */
+    pst_cluster *c = pst_cluster_load_ex(cluster_file, PST_CLUSTER_ALLOW_PORT0, &st);
     if (!c) {
         fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
         return 1;
@@ -113,8 +115,8 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
     int64_t lo = INT64_MAX, hi = 0;
     for (int k = 0; k < n_ps; k++) {
         const char *addr = pst_cluster_address(c, "ps", k);
-        pst_task_report r;
-        if (pst_task_query_report(tr, addr, timeout_ms, &r, &st) < 0) {
+        pst_task_status_report r;
+        if (pst_task_client_query_report(tr, addr, timeout_ms, &r, &st) < 0) {
             fprintf(stderr, "pstrain inspect placement: /job:ps/task:%d: %s\n", k, st.msg);
             rc = 1;
             memset(&st, 0, sizeof st);
@@ -135,7 +137,7 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         printf("  %-44s %-14s %12s %8s %8s  %s\n", "variable", "shape", "bytes", "pulls",
                "updates", "slice of");
         for (int i = 0; i < r.n_vars; i++) {
-            pst_var_report *v = &r.vars[i];
+            pst_task_status_var *v = &r.vars[i];
             char shape[96];
             printf("  %-44s %-14s %12lld %8lld %8lld  %s%s%s%s\n", v->name,
                    pst_shape_str(&v->shape, shape, sizeof shape), (long long)v->bytes,
@@ -144,7 +146,7 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         }
         if (total < lo) lo = total;
         if (total > hi) hi = total;
-        pst_task_report_destroy(&r);
+        pst_task_status_report_destroy(&r);
     }
     if (rc == 0) {
         char b1[32], b2[32];

@@ -4,6 +4,7 @@
 
 #include "ckpt.h"
 #include "data.h"
+#include "dist_ops.h"
 #include "inspect.h"
 #include "launch.h"
 #include "meta.h"
@@ -37,7 +38,8 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-    pst_ops_init(); /* the built-in op families, before any graph */
+    pst_ops_init();      /* the built-in op families, before any graph */
+    pst_dist_ops_init(); /* and the distributed ones: a sync job's .meta holds PstSync ops */
     if (argc < 2) return usage();
     if (strcmp(argv[1], "launch") == 0) return pst_cmd_launch(argc - 1, argv + 1);
     if (strcmp(argv[1], "resume") == 0) return pst_cmd_resume(argc - 1, argv + 1);

@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "cluster.h"
-#include "task.h"
+#include "dist_ops.h"
+#include "file.h"
 #include "ops.h"
+#include "task.h"
 
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
@@ -24,6 +26,8 @@ static int usage(FILE *f, int rc) {
                "  --recv-timeout-ms N       how long a step waits for a worker's tensor (60000)\n"
                "  --workers N               exit after N workers finished (default: all)\n"
                "  --worker-timeout-ms N     a worker silent this long counts as failed (30000)\n"
+               "  --port-file FILE          write the port served on to FILE once serving (with\n"
+               "                            port 0 in the cluster entry: a free port is picked)\n"
                "  --quiet                   no log lines\n");
     return rc;
 }
@@ -42,7 +46,8 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
 
 int main(int argc, char **argv) {
     pst_ops_init(); /* the built-in op families, before any graph */
-    const char *cluster_file = NULL;
+    pst_dist_ops_init(); /* and the distributed ones (synchronous replicas) */
+    const char *cluster_file = NULL, *port_file = NULL;
     long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
@@ -52,6 +57,9 @@ int main(int argc, char **argv) {
             quiet = 1;
         } else if (strcmp(a, "--cluster") == 0 && v) {
             cluster_file = v;
+            i++;
+        } else if (strcmp(a, "--port-file") == 0 && v) {
+            port_file = v;
             i++;
         } else if (strcmp(a, "--task") == 0) {
             if (parse_int(a, v, 0, 1 << 20, &task) < 0) return 2;
@@ -73,7 +81,7 @@ int main(int argc, char **argv) {
     pst_status st = {0};
     pst_cluster *c = NULL;
     if (cluster_file) {
-        c = pst_cluster_load(cluster_file, &st);
+        c = pst_cluster_load_ex(cluster_file, port_file ? PST_CLUSTER_ALLOW_PORT0 : 0, &st);
     } else {
         char type[64];
         int index = -1;
@@ -113,6 +121,16 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     int rc = 0;
+    if (port_file) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "%d\n", pst_task_port(t));
+        if (pst_file_write_atomic(port_file, line, (size_t)n, &st) < 0) {
+            fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+            pst_task_free(t);
+            pst_cluster_free(c);
+            return 1;
+        }
+    }
     for (;;) {
         pst_status ws = {0};
         int r = pst_task_wait_shutdown(t, 200, &ws);

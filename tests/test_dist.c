@@ -32,20 +32,21 @@ static void setup(void) {
 }
 
 
-/* Writes dir/NAME.json for n_ps PS and n_w workers on free ports; returns its path (static). */
-static const char *cluster_file(const char *name, int n_ps, int n_w, int *ps_ports) {
+/* Writes dir/NAME.json: n_ps PS at ps_ports[i] and n_w workers at w_ports[i], on 127.0.0.1;
+ * a NULL array or a port 0 means "picks a free port when it starts" (the processes report it
+ * in their --port-file). Returns its path (static). */
+static const char *cluster_file(const char *name, int n_ps, const int *ps_ports, int n_w,
+                                const int *w_ports) {
     static char path[256];
     snprintf(path, sizeof path, "%s/%s.json", dir, name);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "{\"ps\": [");
-    for (int i = 0; i < n_ps; i++) {
-        int p = pst_test_free_port();
-        if (ps_ports) ps_ports[i] = p;
-        fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", p);
-    }
+    for (int i = 0; i < n_ps; i++)
+        fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", ps_ports ? ps_ports[i] : 0);
     fprintf(f, "], \"worker\": [");
-    for (int i = 0; i < n_w; i++) fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", pst_test_free_port());
+    for (int i = 0; i < n_w; i++)
+        fprintf(f, "%s\"127.0.0.1:%d\"", i ? "," : "", w_ports ? w_ports[i] : 0);
     fprintf(f, "]}\n");
     fclose(f);
     return path;
@@ -93,46 +94,119 @@ static char *slurp(const char *path) {
     return b;
 }
 
+#define MAX_ARGS_PS 16
+
+/* The port a process wrote to its --port-file once serving; fails the test (showing its log)
+ * when it exits or takes more than 60 s. */
+static int wait_port(const char *port_file, pid_t pid, const char *log) {
+    for (int i = 0; i < 60 * 20; i++) {
+        FILE *f = fopen(port_file, "r");
+        int port = 0;
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1) port = 0;
+            fclose(f);
+        }
+        if (port > 0) return port;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            char *l = slurp(log);
+            ck_abort_msg("%s exited before serving:\n%s", port_file, l);
+        }
+        usleep(50 * 1000);
+    }
+    ck_abort_msg("no port in %s after 60 s", port_file);
+    return -1;
+}
+
+/* Starts pstrain-ps task i of a cluster file with extra flags (NULL-terminated, may be NULL);
+ * returns its pid, with its port in *port once it serves. */
+static pid_t start_ps(const char *name, const char *cluster, int i, const char *const *extra,
+                      const char *log, int *port) {
+    char task[16], port_file[300];
+    snprintf(task, sizeof task, "%d", i);
+    snprintf(port_file, sizeof port_file, "%s/%s-ps-%d.port", dir, name, i);
+    char *argv[MAX_ARGS_PS];
+    int n = 0;
+    argv[n++] = bin_ps;
+    argv[n++] = "--cluster";
+    argv[n++] = (char *)cluster;
+    argv[n++] = "--task";
+    argv[n++] = task;
+    argv[n++] = "--port-file";
+    argv[n++] = port_file;
+    for (const char *const *e = extra; e && *e; e++) argv[n++] = (char *)*e;
+    argv[n] = NULL;
+    pid_t pid = spawn(log, argv);
+    *port = wait_port(port_file, pid, log);
+    return pid;
+}
+
 #define MAX_ARGS 48
 typedef struct job {
     int n_ps, n_w;
     pid_t ps[4], w[4];
+    int ps_port[4], w_port[4];    /* w_port: serve-only workers' (others pick theirs unseen) */
     char ps_log[4][300], w_log[4][300];
+    char cluster[256];            /* the workers' cluster file: every port known at their start */
     char *extra_copy[4]; /* argv storage of per-worker flags */
 } job;
 
-/* Starts the PS and the workers of a cluster; worker k gets the common flags plus extra[k]. */
-static void start_job(job *j, const char *name, const char *cluster, int n_ps, int n_w,
+static pid_t start_worker(job *j, int i, const char *cluster, const char *const *flags,
+                          const char *extra, const char *port_file) {
+    char task[16];
+    snprintf(task, sizeof task, "%d", i);
+    char *argv[MAX_ARGS];
+    int n = 0;
+    argv[n++] = bin_worker;
+    argv[n++] = "--cluster";
+    argv[n++] = (char *)cluster;
+    argv[n++] = "--task";
+    argv[n++] = task;
+    argv[n++] = "--port-file";
+    argv[n++] = (char *)port_file;
+    for (const char *const *f = flags; f && *f; f++) argv[n++] = (char *)*f;
+    if (extra) {
+        /* space-separated extra flags for this worker */
+        char *copy = j->extra_copy[i] = strdup(extra);
+        for (char *tok = strtok(copy, " "); tok; tok = strtok(NULL, " ")) argv[n++] = tok;
+    }
+    argv[n] = NULL;
+    return spawn(j->w_log[i], argv);
+}
+
+/* Starts a job whose every task picks its port: the PS first (on a cluster of port 0s), then
+ * the serve-only workers (on a cluster naming the PS), then the others (on one naming the PS
+ * and the serve-only workers). A task learns the port of a worker that registers a partition
+ * with it. Worker k gets the common flags plus extra[k]. The cluster has n_w workers, the first
+ * n_run start. */
+static void start_job(job *j, const char *name, int n_ps, int n_w, int n_run,
                       const char *const *flags, const char *const *extra) {
     memset(j, 0, sizeof *j);
     j->n_ps = n_ps;
-    j->n_w = n_w;
+    j->n_w = n_run; /* the cluster has n_w workers; the first n_run start */
+    char cname[128];
+    snprintf(cname, sizeof cname, "%s-ps", name);
+    const char *ps_cluster = cluster_file(cname, n_ps, NULL, n_w, NULL);
+    char ps_cluster_copy[256];
+    snprintf(ps_cluster_copy, sizeof ps_cluster_copy, "%s", ps_cluster);
     for (int i = 0; i < n_ps; i++) {
-        char task[16];
-        snprintf(task, sizeof task, "%d", i);
         snprintf(j->ps_log[i], sizeof j->ps_log[i], "%s/%s-ps-%d.log", dir, name, i);
-        char *argv[] = {bin_ps, "--cluster", (char *)cluster, "--task", task, NULL};
-        j->ps[i] = spawn(j->ps_log[i], argv);
+        j->ps[i] = start_ps(name, ps_cluster_copy, i, NULL, j->ps_log[i], &j->ps_port[i]);
     }
-    for (int i = 0; i < n_w; i++) {
-        char task[16];
-        snprintf(task, sizeof task, "%d", i);
-        snprintf(j->w_log[i], sizeof j->w_log[i], "%s/%s-worker-%d.log", dir, name, i);
-        char *argv[MAX_ARGS];
-        int n = 0;
-        argv[n++] = bin_worker;
-        argv[n++] = "--cluster";
-        argv[n++] = (char *)cluster;
-        argv[n++] = "--task";
-        argv[n++] = task;
-        for (const char *const *f = flags; f && *f; f++) argv[n++] = (char *)*f;
-        if (extra && extra[i]) {
-            /* space-separated extra flags for this worker */
-            char *copy = j->extra_copy[i] = strdup(extra[i]);
-            for (char *tok = strtok(copy, " "); tok; tok = strtok(NULL, " ")) argv[n++] = tok;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: serve-only workers; pass 1: the others, knowing every port */
+        snprintf(cname, sizeof cname, "%s-%s", name, pass ? "workers" : "serve");
+        snprintf(j->cluster, sizeof j->cluster, "%s",
+                 cluster_file(cname, n_ps, j->ps_port, n_w, j->w_port));
+        for (int i = 0; i < n_run; i++) {
+            int serve_only = extra && extra[i] && strstr(extra[i], "--serve-only");
+            if (serve_only != (pass == 0)) continue;
+            char port_file[300];
+            snprintf(j->w_log[i], sizeof j->w_log[i], "%s/%s-worker-%d.log", dir, name, i);
+            snprintf(port_file, sizeof port_file, "%s/%s-worker-%d.port", dir, name, i);
+            j->w[i] = start_worker(j, i, j->cluster, flags, extra ? extra[i] : NULL, port_file);
+            if (serve_only) j->w_port[i] = wait_port(port_file, j->w[i], j->w_log[i]);
         }
-        argv[n] = NULL;
-        j->w[i] = spawn(j->w_log[i], argv);
     }
 }
 
@@ -199,10 +273,9 @@ static void assert_checkpoints_equal(const char *a, const char *b, double rel, i
  * global steps (about 2000 per worker) to reach the bar every time. */
 START_TEST(test_async_mlp_2ps_2workers_accuracy) {
     setup();
-    const char *c = cluster_file("async", 2, 2, NULL);
     const char *flags[] = {"--model", "mlp", "--steps", "4000", "--threads", "1", "--quiet", NULL};
     job j;
-    start_job(&j, "async", c, 2, 2, flags, NULL);
+    start_job(&j, "async", 2, 2, 2, flags, NULL);
     finish_job(&j);
     double acc = accuracy_in(j.w_log[0]);
     ck_assert_msg(acc >= 0.86, "test accuracy %.4f below 0.86", acc);
@@ -226,12 +299,11 @@ static void sync_equivalence(const char *opt, const char *lr, double tol) {
              "--no-shuffle --threads 1 --quiet --batch 200 --checkpoint-dir %s > %s/single.log 2>&1",
              bin_worker, opt, lr, single, dir);
     ck_assert_int_eq(system(cmd), 0);
-    const char *c = cluster_file("sync", 2, 2, NULL);
     const char *flags[] = {"--model", "mlp", "--steps", "20", "--optimizer", opt, "--lr", lr,
                            "--keep-prob", "1", "--no-shuffle", "--threads", "1", "--quiet",
                            "--batch", "100", "--mode", "sync", "--checkpoint-dir", dist, NULL};
     job j;
-    start_job(&j, "sync", c, 2, 2, flags, NULL);
+    start_job(&j, "sync", 2, 2, 2, flags, NULL);
     finish_job(&j);
     snprintf(ck1, sizeof ck1, "%s/model.ckpt-20", single);
     snprintf(ck2, sizeof ck2, "%s/model.ckpt-20", dist);
@@ -248,13 +320,12 @@ END_TEST
  * step and the late gradients are dropped and counted; every worker finishes. */
 START_TEST(test_sync_backup_workers) {
     setup();
-    const char *c = cluster_file("backup", 1, 3, NULL);
     const char *flags[] = {"--model", "mlp", "--steps", "30", "--mode", "sync",
                            "--replicas-to-aggregate", "2", "--optimizer", "sgd", "--lr", "0.1",
                            "--threads", "1", "--quiet", NULL};
     const char *extra[3] = {"--status", NULL, NULL};
     job j;
-    start_job(&j, "backup", c, 1, 3, flags, extra);
+    start_job(&j, "backup", 1, 3, 3, flags, extra);
     finish_job(&j);
     char *log = slurp(j.w_log[0]);
     const char *v = strstr(log, "var mlp/fc1/weights");
@@ -276,11 +347,10 @@ START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
     snprintf(d1, sizeof d1, "%s/p3", dir);
     snprintf(d2, sizeof d2, "%s/p3_onto1", dir);
     snprintf(d3, sizeof d3, "%s/p3_onto3", dir);
-    const char *c = cluster_file("part3", 3, 1, NULL);
     const char *train[] = {"--model", "mlp", "--steps", "30", "--threads", "1", "--quiet",
                            "--partition-min-bytes", "100000", "--checkpoint-dir", d1, NULL};
     job j;
-    start_job(&j, "part3", c, 3, 1, train, NULL);
+    start_job(&j, "part3", 3, 1, 1, train, NULL);
     finish_job(&j);
     char ck[400];
     snprintf(ck, sizeof ck, "%s/model.ckpt-30", d1);
@@ -297,11 +367,10 @@ START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
     /* Restore and save again without training (--steps equals the checkpoint's step). */
     for (int n_ps = 1; n_ps <= 3; n_ps += 2) {
         const char *dd = n_ps == 1 ? d2 : d3;
-        const char *c2 = cluster_file(n_ps == 1 ? "onto1" : "onto3", n_ps, 1, NULL);
         const char *again[] = {"--model", "mlp", "--steps", "30", "--threads", "1", "--quiet",
                                "--partition-min-bytes", "100000", "--checkpoint-dir", dd, NULL};
         job j2;
-        start_job(&j2, n_ps == 1 ? "onto1" : "onto3", c2, n_ps, 1, again, NULL);
+        start_job(&j2, n_ps == 1 ? "onto1" : "onto3", n_ps, 1, 1, again, NULL);
         finish_job(&j2);
         char *log = slurp(j2.w_log[0]);
         ck_assert_msg(strstr(log, "restored") != NULL, "%s", log);
@@ -329,14 +398,13 @@ START_TEST(test_model_parallel_layer_on_worker1) {
     snprintf(mb, sizeof mb, "%s/nomp", dir);
     const char *serve[] = {NULL, "--serve-only"};
     for (int run = 0; run < 2; run++) {
-        const char *c = cluster_file(run ? "nomp" : "mp", 1, 2, NULL);
         const char *flags[] = {"--model", "mlp", "--steps", "30", "--optimizer", "sgd", "--lr",
                                "0.1", "--keep-prob", "1", "--no-shuffle", "--threads", "1",
                                "--quiet", "--checkpoint-dir", run ? mb : ma, NULL};
         const char *extra[2] = {run ? NULL : "--layer-device mlp/fc2=/job:worker/task:1 --status",
                                 serve[1]};
         job j;
-        start_job(&j, run ? "nomp" : "mp", c, 1, 2, flags, extra);
+        start_job(&j, run ? "nomp" : "mp", 1, 2, 2, flags, extra);
         finish_job(&j);
         if (run == 0) {
             char *log = slurp(j.w_log[0]);
@@ -358,12 +426,10 @@ END_TEST
  * other PS exits too. */
 START_TEST(test_killed_ps_is_named) {
     setup();
-    int ports[2];
-    const char *c = cluster_file("kill", 2, 1, ports);
     const char *flags[] = {"--model", "mlp", "--steps", "1000000", "--threads", "1",
                            "--connect-timeout-ms", "5000", NULL};
     job j;
-    start_job(&j, "kill", c, 2, 1, flags, NULL);
+    start_job(&j, "kill", 2, 1, 1, flags, NULL);
     /* wait until training runs */
     int running = 0;
     for (int i = 0; i < 600 && !running; i++) {
@@ -379,7 +445,7 @@ START_TEST(test_killed_ps_is_named) {
     char *log = slurp(j.w_log[0]);
     ck_assert_msg(rc == 1, "worker exited %d:\n%s", rc, log);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", ports[1]);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", j.ps_port[1]);
     ck_assert_msg(strstr(log, addr) != NULL, "the error does not name %s:\n%s", addr, log);
     free(log);
     /* the surviving PS hears the worker failed and exits (non-zero: the job failed) */
@@ -391,15 +457,17 @@ END_TEST
  * (non-zero, naming the worker) instead of serving forever. */
 START_TEST(test_ps_exits_when_worker_crashes) {
     setup();
-    const char *c = cluster_file("crash", 1, 1, NULL);
-    char log_ps[300], log_w[300], task0[] = "0";
+    char log_ps[300], log_w[300], task0[] = "0", port_file[300];
     snprintf(log_ps, sizeof log_ps, "%s/crash-ps.log", dir);
     snprintf(log_w, sizeof log_w, "%s/crash-worker.log", dir);
-    char *ps_argv[] = {bin_ps, "--cluster", (char *)c, "--task", task0, "--worker-timeout-ms",
-                       "3000", NULL};
-    pid_t ps = spawn(log_ps, ps_argv);
+    snprintf(port_file, sizeof port_file, "%s/crash-worker.port", dir);
+    int ps_port;
+    const char *ps_flags[] = {"--worker-timeout-ms", "3000", NULL};
+    pid_t ps = start_ps("crash", cluster_file("crash-ps", 1, NULL, 1, NULL), 0, ps_flags, log_ps,
+                        &ps_port);
+    const char *c = cluster_file("crash", 1, &ps_port, 1, NULL);
     char *w_argv[] = {bin_worker, "--cluster", (char *)c, "--task", task0, "--model", "mlp",
-                      "--steps", "1000000", "--threads", "1", NULL};
+                      "--steps", "1000000", "--threads", "1", "--port-file", port_file, NULL};
     pid_t w = spawn(log_w, w_argv);
     int running = 0;
     for (int i = 0; i < 600 && !running; i++) {
@@ -425,18 +493,22 @@ END_TEST
  * waiting out the 300 s sync timeout. */
 START_TEST(test_sync_worker_crash_fails_the_step_naming_it) {
     setup();
-    const char *c = cluster_file("synccrash", 1, 2, NULL);
     char log_ps[300], log_w[2][300], task0[] = "0", task1[] = "1";
     snprintf(log_ps, sizeof log_ps, "%s/synccrash-ps.log", dir);
-    char *ps_argv[] = {bin_ps, "--cluster", (char *)c, "--task", task0, "--worker-timeout-ms",
-                       "2000", NULL};
-    pid_t ps = spawn(log_ps, ps_argv);
+    int ps_port;
+    const char *ps_flags[] = {"--worker-timeout-ms", "2000", NULL};
+    pid_t ps = start_ps("synccrash", cluster_file("synccrash-ps", 1, NULL, 2, NULL), 0, ps_flags,
+                        log_ps, &ps_port);
+    const char *c = cluster_file("synccrash", 1, &ps_port, 2, NULL);
     pid_t w[2];
     char *tasks[2] = {task0, task1};
     for (int i = 0; i < 2; i++) {
+        char port_file[300];
         snprintf(log_w[i], sizeof log_w[i], "%s/synccrash-worker-%d.log", dir, i);
+        snprintf(port_file, sizeof port_file, "%s/synccrash-worker-%d.port", dir, i);
         char *argv[] = {bin_worker, "--cluster", (char *)c, "--task", tasks[i], "--model", "mlp",
-                        "--steps", "1000000", "--mode", "sync", "--threads", "1", NULL};
+                        "--steps", "1000000", "--mode", "sync", "--threads", "1", "--port-file",
+                        port_file, NULL};
         w[i] = spawn(log_w[i], argv);
     }
     int running = 0;
@@ -463,16 +535,15 @@ END_TEST
 /* `pstrain inspect placement --cluster` on a live job: a table per PS with the variables. */
 START_TEST(test_inspect_placement_live) {
     setup();
-    const char *c = cluster_file("live", 2, 2, NULL);
     /* only worker 0 runs: the PS keep serving, waiting for worker 1 */
     const char *flags[] = {"--model", "mlp", "--steps", "10", "--threads", "1", "--quiet", NULL};
     job j;
-    start_job(&j, "live", c, 2, 1, flags, NULL);
+    start_job(&j, "live", 2, 2, 1, flags, NULL);
     ck_assert_int_eq(wait_exit(j.w[0], 120), 0);
     char cmd[4096], out_path[300];
     snprintf(out_path, sizeof out_path, "%s/inspect.out", dir);
-    snprintf(cmd, sizeof cmd, "%s inspect placement --cluster %s > %s 2>&1", bin_pstrain, c,
-             out_path);
+    snprintf(cmd, sizeof cmd, "%s inspect placement --cluster %s > %s 2>&1", bin_pstrain,
+             j.cluster, out_path);
     int rc = system(cmd);
     char *out = slurp(out_path);
     ck_assert_msg(rc == 0, "%s", out);
@@ -502,12 +573,11 @@ START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
     setup();
     char ck[300];
     snprintf(ck, sizeof ck, "%s/ckpt", dir);
-    const char *c = cluster_file("resume", 1, 1, NULL);
     const char *first[] = {"--model", "softmax", "--steps", "10", "--save-every-steps", "5",
                            "--threads", "1", "--quiet", "--validation", "0", "--checkpoint-dir", ck,
                            NULL};
     job j;
-    start_job(&j, "resume1", c, 1, 1, first, NULL);
+    start_job(&j, "resume1", 1, 1, 1, first, NULL);
     finish_job(&j);
     ck_assert(file_exists(ck, "model.ckpt-10.index"));
     /* The state file is lost and an interrupted save left a PS's shard behind. */
@@ -523,10 +593,9 @@ START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
         fputs("partial", f);
         fclose(f);
     }
-    const char *c2 = cluster_file("resume2", 1, 1, NULL);
     const char *again[] = {"--model", "softmax", "--steps", "15", "--threads", "1", "--quiet",
                            "--validation", "0", "--checkpoint-dir", ck, NULL};
-    start_job(&j, "resume2", c2, 1, 1, again, NULL);
+    start_job(&j, "resume2", 1, 1, 1, again, NULL);
     finish_job(&j);
     char *log = slurp(j.w_log[0]);
     char want[400];
@@ -537,10 +606,9 @@ START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
         ck_assert_msg(!file_exists(ck, leftovers[i]), "%s is still there", leftovers[i]);
     ck_assert(file_exists(ck, "model.ckpt-15.index"));
     /* --start-fresh: nothing restored, step 0, the checkpoints left in place. */
-    const char *c3 = cluster_file("resume3", 1, 1, NULL);
     const char *fresh[] = {"--model", "softmax", "--steps", "3", "--threads", "1", "--quiet",
                            "--validation", "0", "--start-fresh", "--checkpoint-dir", ck, NULL};
-    start_job(&j, "resume3", c3, 1, 1, fresh, NULL);
+    start_job(&j, "resume3", 1, 1, 1, fresh, NULL);
     finish_job(&j);
     log = slurp(j.w_log[0]);
     ck_assert_msg(strstr(log, "restored") == NULL && strstr(log, "starting from step 0 as asked"),

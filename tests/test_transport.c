@@ -1,10 +1,13 @@
 /* Transport: the same behaviours over the in-process and the gRPC implementation. Check forks
  * each test, and every test creates its own transports (gRPC is initialized inside the test). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "security.h"
@@ -206,7 +209,10 @@ START_TEST(test_grpc_deadline) {
 }
 END_TEST
 
-/* A server that appears after the client started calling is reached (WAIT_FOR_READY). */
+/* A server that appears after the client started calling is reached (WAIT_FOR_READY). The
+ * port is held by a bound, not listening, socket (connections to it are refused) until the
+ * server takes it, so no other process can take it meanwhile. */
+static int hold_fd = -1;
 static void *late_server(void *arg) {
     server_ctx *s = arg;
     usleep(700 * 1000);
@@ -214,16 +220,20 @@ static void *late_server(void *arg) {
     char bound[128];
     const char *addr = (const char *)s->hung; /* the address to take, smuggled in */
     s->hung = NULL;
+    close(hold_fd);
     ck_assert_msg(pst_transport_serve(s->t, addr, handler, s, bound, sizeof bound, &st) == 0, "%s",
                   st.msg);
     return NULL;
 }
 START_TEST(test_grpc_wait_for_ready) {
-    /* find a free port by binding and releasing it */
-    server_ctx probe;
+    hold_fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(hold_fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(hold_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(getsockname(hold_fd, (struct sockaddr *)&sa, &sl), 0);
     char addr[128];
-    start(&probe, 1, addr, sizeof addr);
-    pst_transport_free(probe.t);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sa.sin_port));
     server_ctx s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);
@@ -243,6 +253,38 @@ START_TEST(test_grpc_wait_for_ready) {
     ck_assert_uint_eq(resp[0], 42);
     free(resp);
     pthread_join(th, NULL);
+    pst_transport_free(c);
+    pst_transport_free(s.t);
+}
+END_TEST
+
+/* More peers than the client ever kept channels for (128): 150 addresses (127.0.0.X, all
+ * loopback) of one server listening on every interface, each reached. */
+START_TEST(test_grpc_many_peers) {
+    server_ctx s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.mu, NULL);
+    s.t = make(1);
+    pst_status st = {0};
+    char bound[128];
+    ck_assert_msg(pst_transport_serve(s.t, "0.0.0.0:0", handler, &s, bound, sizeof bound, &st) == 0,
+                  "%s", st.msg);
+    int port = atoi(strrchr(bound, ':') + 1);
+    pst_transport *c = make(1);
+    for (int i = 1; i <= 150; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "127.0.0.%d:%d", i, port);
+        uint8_t x = (uint8_t)i, *resp = NULL;
+        size_t len = 0;
+        pst_msg m = pst_msg_of(&x, 1);
+        int rc = pst_transport_call_sync(c, addr, ECHO, &m, 10000, PST_CALL_WAIT_FOR_READY, &resp,
+                                         &len, &st);
+        ck_assert_msg(rc == 0, "peer %d: %s", i, st.msg);
+        ck_assert_uint_eq(len, 1);
+        ck_assert_uint_eq(resp[0], (uint8_t)i);
+        free(resp);
+    }
+    ck_assert_int_eq(s.calls, 150);
     pst_transport_free(c);
     pst_transport_free(s.t);
 }
@@ -488,6 +530,7 @@ int main(void) {
     tcase_add_test(tc, test_grpc_deadline);
     tcase_add_test(tc, test_grpc_wait_for_ready);
     tcase_add_test(tc, test_grpc_address_in_use);
+    tcase_add_test(tc, test_grpc_many_peers);
     tcase_add_test(tc, test_inproc_concurrent_exact);
     tcase_add_test(tc, test_grpc_concurrent_exact);
     tcase_add_test(tc, test_grpc_token_required);

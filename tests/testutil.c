@@ -1,9 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -114,17 +112,6 @@ double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
     pst_tensor_unref(r);
     pst_session_free(s);
     return worst;
-}
-
-int pst_test_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -37,9 +37,6 @@ void pst_test_assert_tensor(const pst_tensor *t, int rank, const int64_t *dims, 
 double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
                      pst_tensor *const *x_vals, double eps);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and released). */
-int pst_test_free_port(void);
-
 /* Runs fn(ctx, st) in a child process whose address space may grow by at most extra_bytes
  * (RLIMIT_AS over what it already has) and returns fn's code, its status copied into st. A
  * reader that allocates what a hostile header claims fails there with an out-of-memory error

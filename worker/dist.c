@@ -10,17 +10,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bundle.h"
 #include "cluster.h"
 #include "dataset.h"
 #include "device.h"
+#include "dist_ops.h"
+#include "dist_run.h"
+#include "dist_save.h"
 #include "idx.h"
 #include "model.h"
 #include "op.h"
 #include "ops.h"
 #include "parallel.h"
-#include "saver.h"
+#include "ps_vars.h"
+#include "readiness.h"
 #include "task.h"
+#include "task_client.h"
 #include "train_loop.h"
 #include "replica_setter.h"
 #include "fashion_mnist.h"
@@ -49,124 +53,6 @@ static void place(void *ctx, const pst_node *node, const char *requested, char *
         snprintf(out, PST_DEVICE_MAX, "%s", p->device);
 }
 
-/* The PS tasks that hold at least one global variable of g, and each variable's task. */
-typedef struct ps_vars {
-    int n_ps;
-    int *count;      /* variables per PS */
-    char ***names;   /* names per PS */
-} ps_vars;
-
-static int collect_ps_vars(pst_graph *g, int n_ps, ps_vars *pv, pst_status *st) {
-    pv->n_ps = n_ps;
-    pv->count = calloc((size_t)n_ps, sizeof *pv->count);
-    pv->names = calloc((size_t)n_ps, sizeof *pv->names);
-    int n = 0;
-    const pst_output *vars = pst_graph_collection(g, PST_GLOBAL_VARIABLES, &n);
-    for (int i = 0; i < n; i++) {
-        pst_device_name d;
-        if (pst_device_parse(vars[i].node->device, &d, st) < 0) return st->code;
-        if (strcmp(d.job, "ps") != 0 || d.task < 0 || d.task >= n_ps)
-            return pst_status_set(st, PST_E_INVALID, "variable '%s' is placed on '%s', not on a PS "
-                                  "of the cluster", vars[i].node->name, vars[i].node->device);
-        int k = d.task;
-        pv->names[k] = realloc(pv->names[k], (size_t)(pv->count[k] + 1) * sizeof *pv->names[k]);
-        pv->names[k][pv->count[k]++] = vars[i].node->name;
-    }
-    return 0;
-}
-
-static void ps_vars_free(ps_vars *pv) {
-    for (int k = 0; k < pv->n_ps; k++) free(pv->names[k]);
-    free(pv->names);
-    free(pv->count);
-}
-
-static void ps_device(int k, char *buf, size_t len) { snprintf(buf, len, "/job:ps/task:%d", k); }
-
-/* How many of this run's variables are initialized on their PS; *missing names one that is
- * not (a static buffer). Negative on error (an unreachable PS). */
-static int count_ready(pst_task *t, const ps_vars *pv, int *total, char *missing, size_t mlen,
-                       pst_status *st) {
-    int ready = 0;
-    *total = 0;
-    missing[0] = 0;
-    for (int k = 0; k < pv->n_ps; k++) {
-        if (pv->count[k] == 0) continue;
-        char dev[64];
-        ps_device(k, dev, sizeof dev);
-        char **names = NULL;
-        int *init = NULL;
-        int n = pst_task_list_variables(t, dev, &names, &init, NULL, st);
-        if (n < 0) return n;
-        for (int j = 0; j < pv->count[k]; j++) {
-            int ok = 0;
-            for (int i = 0; i < n; i++)
-                if (init[i] && strcmp(names[i], pv->names[k][j]) == 0) ok = 1;
-            ready += ok;
-            if (!ok && !missing[0]) snprintf(missing, mlen, "%s on %s", pv->names[k][j], dev);
-        }
-        *total += pv->count[k];
-        for (int i = 0; i < n; i++) free(names[i]);
-        free(names);
-        free(init);
-    }
-    return ready;
-}
-
-/* ---- checkpoints: every PS writes its shard, the chief merges ---- */
-
-typedef struct save_job {
-    pst_task *t;
-    char dev[64];
-    char prefix[4300];
-    int shard, n;
-    pst_status st;
-    pthread_t th;
-} save_job;
-
-static void *save_thread(void *arg) {
-    save_job *j = arg;
-    pst_task_save_remote(j->t, j->dev, j->prefix, j->shard, j->n, &j->st);
-    return NULL;
-}
-
-typedef struct dist_saver_ctx {
-    pst_task *t;
-    const ps_vars *pv;
-} dist_saver_ctx;
-
-static int dist_write(void *ctx, const char *prefix, pst_status *st) {
-    dist_saver_ctx *c = ctx;
-    int n = 0;
-    for (int k = 0; k < c->pv->n_ps; k++) n += c->pv->count[k] > 0;
-    save_job *jobs = calloc((size_t)n + 1, sizeof *jobs);
-    const char **shards = calloc((size_t)n + 1, sizeof *shards);
-    int i = 0;
-    for (int k = 0; k < c->pv->n_ps; k++) {
-        if (c->pv->count[k] == 0) continue;
-        save_job *j = &jobs[i];
-        j->t = c->t;
-        ps_device(k, j->dev, sizeof j->dev);
-        snprintf(j->prefix, sizeof j->prefix, "%s_temp_shard%d", prefix, i);
-        j->shard = i;
-        j->n = n;
-        shards[i] = j->prefix;
-        pthread_create(&j->th, NULL, save_thread, j); /* all PS write in parallel */
-        i++;
-    }
-    int rc = 0;
-    for (i = 0; i < n; i++) {
-        pthread_join(jobs[i].th, NULL);
-        if (jobs[i].st.code && !rc)
-            rc = pst_status_set(st, jobs[i].st.code, "saving on %s: %s", jobs[i].dev,
-                                jobs[i].st.msg);
-    }
-    if (rc == 0) rc = pst_bundle_merge(n, shards, prefix, st);
-    free(shards);
-    free(jobs);
-    return rc;
-}
-
 /* ---- the worker ---- */
 
 typedef struct dist {
@@ -177,16 +63,14 @@ typedef struct dist {
     pst_task *t;
     model m;
     placer pl;
-    ps_vars pv;
+    pst_ps_vars pv;
     pst_dist_run *init, *train, *eval;
-    pst_saver *saver;
-    dist_saver_ctx sctx;
+    pst_dist_save *saver;
 } dist;
 
 static int save_ckpt(dist *d, int64_t step, pst_status *st) {
-    char path[4096], prefix[4096];
-    snprintf(path, sizeof path, "%s/model.ckpt", d->f->checkpoint_dir);
-    int rc = pst_saver_save(d->saver, NULL, path, step, prefix, sizeof prefix, st);
+    char prefix[4096];
+    int rc = pst_dist_save_write(d->saver, step, prefix, sizeof prefix, st);
     if (rc == 0 && !d->f->quiet) printf("saved %s (every PS wrote its shard)\n", prefix);
     fflush(stdout);
     return rc;
@@ -203,61 +87,26 @@ static int run_eval(dist *d, const pst_dataset *ds, double *acc, pst_status *st)
 
 /* Chief: restore the latest checkpoint, or keep what the PS already hold, or initialize. */
 static int chief_prepare(dist *d, int64_t *first_step, pst_status *st) {
-    const pst_train_flags *f = d->f;
     *first_step = 0;
-    if (f->checkpoint_dir) {
-        if (pst_file_make_dirs(f->checkpoint_dir, st) < 0) return st->code;
-        char latest[4096], warn[2048];
-        int lr = pst_latest_checkpoint(f->checkpoint_dir, f->start_fresh, latest, sizeof latest, warn,
-                                       sizeof warn, st);
-        if (lr < 0) return lr;
-        if (warn[0]) fprintf(stderr, "pstrain-worker: warning: %s\n", warn);
-        if (lr == 0) {
-            for (int k = 0; k < d->n_ps; k++) {
-                if (d->pv.count[k] == 0) continue;
-                char dev[64];
-                ps_device(k, dev, sizeof dev);
-                int n = 0;
-                if (pst_task_restore_remote(d->t, dev, latest, &n, st) < 0) return st->code;
-            }
-            printf("restored %s onto %d PS\n", latest, d->n_ps);
-            return 1;
-        }
-    }
-    int total = 0;
-    char missing[512];
-    int ready = count_ready(d->t, &d->pv, &total, missing, sizeof missing, st);
-    if (ready < 0) return ready;
-    if (ready == total && total > 0) {
-        printf("the PS already hold every variable: continuing from them\n");
-        return 1;
-    }
-    return pst_dist_run_step(d->init, NULL, 0, NULL, st);
+    pst_readiness_result res;
+    if (pst_readiness_prepare(d->t, &d->pv, d->f->checkpoint_dir, d->f->start_fresh, d->init, &res,
+                              st) < 0)
+        return st->code;
+    if (res.warning[0]) fprintf(stderr, "pstrain-worker: warning: %s\n", res.warning);
+    if (res.how == PST_READY_RESTORED) printf("restored %s onto %d PS\n", res.checkpoint, d->n_ps);
+    if (res.how == PST_READY_KEPT) printf("the PS already hold every variable: continuing from them\n");
+    return res.how == PST_READY_INITIALIZED ? 0 : 1;
+}
+
+static void ready_progress(void *ctx, int ready, int total, const char *missing) {
+    dist *d = ctx;
+    fprintf(stderr, "%s: waiting for the chief to initialize the model (%d of %d variables ready; "
+            "waiting for %s)\n", pst_task_device(d->t), ready, total, missing);
 }
 
 /* Non-chief: wait until every variable is initialized on its PS. */
 static int wait_ready(dist *d, pst_status *st) {
-    double start = pst_clock_now(), last = 0;
-    for (;;) {
-        int total = 0;
-        char missing[512];
-        int ready = count_ready(d->t, &d->pv, &total, missing, sizeof missing, st);
-        if (ready < 0) return ready;
-        if (ready == total) return 0;
-        double el = pst_clock_now() - start;
-        if (el * 1000 > (double)d->f->ready_timeout_ms)
-            return pst_status_set(st, PST_E_DEADLINE, "the model was not ready after %lld ms: "
-                                  "%d of %d variables uninitialized, e.g. %s (is the chief, "
-                                  "worker 0, running?)", (long long)d->f->ready_timeout_ms,
-                                  total - ready, total, missing);
-        if (el - last >= 2 || last == 0) {
-            fprintf(stderr, "%s: waiting for the chief to initialize the model (%d of %d "
-                    "variables ready; waiting for %s)\n", pst_task_device(d->t), ready, total,
-                    missing);
-            last = el > 0 ? el : 1e-9;
-        }
-        usleep(100 * 1000);
-    }
+    return pst_readiness_wait(d->t, &d->pv, d->f->ready_timeout_ms, ready_progress, d, st);
 }
 
 static void say_done_all(dist *d, int failed, const char *reason) {
@@ -268,7 +117,7 @@ static void say_done_all(dist *d, int failed, const char *reason) {
             char dev[64];
             snprintf(dev, sizeof dev, "/job:%s/task:%d", jobs[j], k);
             pst_status ignore = {0};
-            pst_task_say_done(d->t, dev, failed, reason, &ignore);
+            pst_task_client_say_done(d->t, dev, failed, reason, &ignore);
         }
 }
 
@@ -339,8 +188,8 @@ static int train(dist *d, pst_status *st) {
     }
     {
         /* Where the job stands: the global step as its PS holds it (a restored job resumes). */
-        pst_tensor *gs = pst_task_pull_variable(d->t, d->m.global_step.node->device,
-                                                d->m.global_step.node->name, st);
+        pst_tensor *gs = pst_task_client_pull_variable(d->t, d->m.global_step.node->device,
+                                                       d->m.global_step.node->name, st);
         if (!gs) {
             rc = st->code;
             goto out;
@@ -398,7 +247,13 @@ static void print_status(dist *d) {
             char dev[64];
             snprintf(dev, sizeof dev, "/job:%s/task:%d", jobs[j], k);
             pst_status st = {0};
-            char *s = pst_task_status_text(d->t, dev, &st);
+            pst_task_status_report r;
+            char *s = NULL;
+            if (pst_task_client_report(d->t, dev, 0, &r, &st) == 0) {
+                s = pst_task_status_text(&r);
+                pst_task_status_report_destroy(&r);
+                if (!s) pst_status_set(&st, PST_E_EXHAUSTED, "out of memory for its status");
+            }
             if (s) {
                 fputs(s, stdout);
                 free(s);
@@ -414,12 +269,13 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     pst_status st = {0};
     int rc = 1;
     signal(SIGPIPE, SIG_IGN);
+    pst_dist_ops_init(); /* synchronous training builds the PstSync ops */
     openblas_set_num_threads(1);
     pst_parallel_set_threads(f->threads);
     if (f->inter_op_threads > 0) pst_session_set_default_inter_op_threads(f->inter_op_threads);
     d.index = f->task;
     if (f->cluster) {
-        d.c = pst_cluster_load(f->cluster, &st);
+        d.c = pst_cluster_load_ex(f->cluster, f->port_file ? PST_CLUSTER_ALLOW_PORT0 : 0, &st);
     } else {
         char type[64];
         int index = -1;
@@ -447,6 +303,11 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
                         .recv_timeout_ms = f->recv_timeout_ms, .expected_workers = 1,
                         .quiet = f->quiet};
     if (!(d.t = pst_task_new(&to, &st))) goto out;
+    if (f->port_file) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "%d\n", pst_task_port(d.t));
+        if (pst_file_write_atomic(f->port_file, line, (size_t)n, &st) < 0) goto out;
+    }
     if (f->serve_only) {
         /* Runs what other workers place here until the chief says the job is done. */
         printf("%s: serving partitions for other workers\n", pst_task_device(d.t));
@@ -493,28 +354,26 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     mf.sync_total = sync ? d.n_workers : 0;
     if (mf.partition_min_bytes > 0 && mf.partition_max_parts <= 0) mf.partition_max_parts = d.n_ps;
     if (pst_worker_build_model(&mf, net, &d.m, place, &d.pl, &st) < 0) goto out;
-    if (collect_ps_vars(d.m.g, d.n_ps, &d.pv, &st) < 0) goto out;
+    if (pst_ps_vars_collect(d.m.g, d.n_ps, &d.pv, &st) < 0) goto out;
     pst_output efetch = d.m.correct;
     pst_output tfetch[2] = {d.m.loss, pst_variable_value(d.m.global_step)};
     if (!(d.init = pst_dist_run_new(d.t, d.m.g, 0, NULL, 1, &d.m.init, &st))) goto out;
     if (!(d.train = pst_dist_run_new(d.t, d.m.g, 2, tfetch, 1, &d.m.train_op, &st))) goto out;
     if (!(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st))) goto out;
     if (d.chief && f->checkpoint_dir) {
-        d.sctx = (dist_saver_ctx){.t = d.t, .pv = &d.pv};
-        pst_saver_opts so = {.max_to_keep = f->max_to_keep, .write_meta = 1,
-                             .write_fn = dist_write, .write_ctx = &d.sctx};
-        if (!(d.saver = pst_saver_new(d.m.g, &so, &st))) goto out;
+        pst_dist_save_opts so = {.dir = f->checkpoint_dir, .max_to_keep = f->max_to_keep};
+        if (!(d.saver = pst_dist_save_new(d.t, d.m.g, &d.pv, &so, &st))) goto out;
     }
     rc = train(&d, &st) < 0 ? 1 : 0;
     if (rc == 0 && f->ps_status) print_status(&d);
     say_done_all(&d, rc, rc ? st.msg : NULL);
 out:
     if (rc) fprintf(stderr, "pstrain-worker: %s\n", st.msg[0] ? st.msg : "failed");
-    pst_saver_free(d.saver);
+    pst_dist_save_free(d.saver);
     pst_dist_run_free(d.eval);
     pst_dist_run_free(d.train);
     pst_dist_run_free(d.init);
-    if (d.pv.count) ps_vars_free(&d.pv);
+    pst_ps_vars_destroy(&d.pv);
     pst_graph_free(d.m.g);
     pst_replica_setter_free(d.pl.rs);
     pst_task_free(d.t);

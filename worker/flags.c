@@ -26,6 +26,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--connect-timeout-ms N] [--ready-timeout-ms N] [--recv-timeout-ms N]\n"
              "         [--status] [--serve-only] [--layer-device SCOPE=/job:worker/task:1]\n"
              "         [--no-shuffle] [--partition-min-bytes N] [--partition-max-parts K]\n"
+             "         [--port-file FILE]  (the port served on, for a cluster entry with port 0)\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -109,6 +110,8 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->checkpoint_dir = val;
         else if (strcmp(a, "--cluster") == 0)
             f->cluster = val;
+        else if (strcmp(a, "--port-file") == 0)
+            f->port_file = val;
         else if (strcmp(a, "--mode") == 0) {
             if (strcmp(val, "async") != 0 && strcmp(val, "sync") != 0) {
                 snprintf(err, errlen, "--mode: '%s' is not async or sync\n", val);

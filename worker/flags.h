@@ -56,6 +56,8 @@ typedef struct pst_train_flags {
     const char *job;            /* --job FILE: the job file's settings, overridden by flags */
     struct pst_jobfile *jobfile; /* owned (pst_train_flags_destroy) */
     int job_ps, job_workers;    /* task counts of the job file's cluster (0: none) */
+    const char *port_file;      /* --port-file FILE: write the port this task serves on (a
+                                   cluster entry with port 0 picks a free one) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

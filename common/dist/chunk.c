@@ -18,7 +18,9 @@ static void chunk_release(void *p) {
     free(o);
 }
 
-pst_msg pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len) {
+int pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len, pst_msg *out,
+                  pst_status *st) {
+    *out = (pst_msg){0};
     Pstrain__TensorChunk h = PSTRAIN__TENSOR_CHUNK__INIT;
     h.key = (char *)key;
     h.dtype = t->dtype;
@@ -30,15 +32,18 @@ pst_msg pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len
     h.offset = off;
     size_t hl = pstrain__tensor_chunk__get_packed_size(&h);
     chunk_owner *o = malloc(sizeof *o + hl + 12);
+    if (!o)
+        return pst_status_set(st, PST_E_EXHAUSTED, "tensor '%s': out of memory for a chunk "
+                              "header", key);
     size_t n = pstrain__tensor_chunk__pack(&h, o->hdr);
     o->hdr[n++] = (15 << 3) | 2;
     n += pst_varint_put64(o->hdr + n, len);
     o->t = pst_tensor_ref(t);
-    pst_msg m = {.n = len ? 2 : 1,
-                 .seg = {{o->hdr, n}, {(const uint8_t *)t->data + off, (size_t)len}},
-                 .release = chunk_release,
-                 .owner = o};
-    return m;
+    *out = (pst_msg){.n = len ? 2 : 1,
+                     .seg = {{o->hdr, n}, {(const uint8_t *)t->data + off, (size_t)len}},
+                     .release = chunk_release,
+                     .owner = o};
+    return 0;
 }
 
 static int cur_byte(pst_chunk_cursor *c, uint8_t *b) {

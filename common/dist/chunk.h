@@ -5,7 +5,8 @@
  * message buffer) and the receiver copy it straight from the transport's buffers into the
  * destination tensor.
  *
- *     pst_msg m = pst_chunk_msg("w", t, 0, t->nbytes);        // holds a reference to t
+ *     pst_msg m;
+ *     pst_chunk_msg("w", t, 0, t->nbytes, &m, &st);           // m holds a reference to t
  *     ... on the receiving side, with the message's segments v[0..n):
  *     pst_chunk_cursor c; uint64_t len; pst_shape shape;
  *     Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &len, &st);
@@ -29,9 +30,11 @@ typedef struct pst_chunk_cursor {
     size_t off;
 } pst_chunk_cursor;
 
-/* The message for bytes [off, off + len) of t under key; takes a reference to t that the
- * message's release drops. */
-pst_msg pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len);
+/* The message for bytes [off, off + len) of t under key into *out; takes a reference to t that
+ * the message's release drops. Returns 0, or PST_E_EXHAUSTED naming the key (out is then an
+ * empty message) when out of memory. */
+int pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len, pst_msg *out,
+                  pst_status *st);
 /* Unpacks the header of a received chunk and leaves *c at its data (*data_len bytes). NULL
  * with st set when the message is malformed. Free the header with pst_chunk_header_free. */
 Pstrain__TensorChunk *pst_chunk_parse(const pst_iov *v, int n, pst_chunk_cursor *c,

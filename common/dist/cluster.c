@@ -68,7 +68,7 @@ static int host_char(char ch) {
 
 /* Checks "host:port" or "[v6]:port". Returns NULL when valid, else why not (a static or
  * buf-held phrase for the message's parentheses). */
-static const char *address_problem(const char *a, char *buf, size_t len) {
+static const char *address_problem(const char *a, int allow_port0, char *buf, size_t len) {
     const char *colon;
     if (a[0] == '[') {
         const char *close = strchr(a, ']');
@@ -114,7 +114,9 @@ static const char *address_problem(const char *a, char *buf, size_t len) {
         snprintf(buf, len, "port '%s' is not a number in 1..65535", port);
         return buf;
     }
-    if (v == 0) return "port 0: every task must have a fixed port the others can reach";
+    if (v == 0 && !allow_port0)
+        return "port 0: every task must have a fixed port the others can reach (port 0 is for "
+               "bootstrap specs given with --port-file)";
     return NULL;
 }
 
@@ -190,6 +192,7 @@ static cJSON *parse_json(const char *json, const char *origin, pst_status *st) {
 /* Builds a cluster from the job object `jobs`; `path` prefixes entry names ("" or "cluster.").
  * `bare` says the object was not found under "cluster" (for a hint about job files). */
 static pst_cluster *from_object(const cJSON *jobs, const char *origin, const char *path, int bare,
+                                int allow_port0,
                                 pst_status *st) {
     pst_cluster *c = calloc(1, sizeof *c);
     int n = cJSON_GetArraySize(jobs);
@@ -245,13 +248,15 @@ static pst_cluster *from_object(const cJSON *jobs, const char *origin, const cha
                                origin, path, name, i);
                 goto fail;
             }
-            const char *a = av->valuestring, *problem = address_problem(a, why, sizeof why);
+            const char *a = av->valuestring, *problem = address_problem(a, allow_port0, why, sizeof why);
             if (problem) {
                 pst_status_set(st, PST_E_INVALID, "%s: %s%s[%d] \"%s\" is not host:port (%s)",
                                origin, path, name, i, a, problem);
                 goto fail;
             }
-            if (find_address(c, a, c->n_jobs - 1, i, &dj, &di)) {
+            /* Port 0 ("pick one when starting") may repeat: those tasks bind different ports. */
+            const char *port = strrchr(a, ':');
+            if (strcmp(port, ":0") != 0 && find_address(c, a, c->n_jobs - 1, i, &dj, &di)) {
                 pst_status_set(st, PST_E_INVALID, "%s: %s%s[%d] \"%s\" duplicates %s%s[%d]",
                                origin, path, name, i, a, path, c->jobs[dj].name, di);
                 goto fail;
@@ -270,15 +275,21 @@ fail:
 }
 
 pst_cluster *pst_cluster_parse(const char *json, const char *origin, pst_status *st) {
+    return pst_cluster_parse_ex(json, origin, 0, st);
+}
+
+pst_cluster *pst_cluster_parse_ex(const char *json, const char *origin, int flags,
+                                  pst_status *st) {
+    int allow0 = (flags & PST_CLUSTER_ALLOW_PORT0) != 0;
     if (origin == NULL) origin = "cluster spec";
     cJSON *root = parse_json(json, origin, st);
     if (root == NULL) return NULL;
     pst_cluster *c;
     const cJSON *nested = cJSON_GetObjectItemCaseSensitive(root, "cluster");
     if (cJSON_IsObject(nested))
-        c = from_object(nested, origin, "cluster.", 0, st);
+        c = from_object(nested, origin, "cluster.", 0, allow0, st);
     else
-        c = from_object(root, origin, "", 1, st);
+        c = from_object(root, origin, "", 1, allow0, st);
     cJSON_Delete(root);
     return c;
 }
@@ -302,9 +313,13 @@ static char *read_text(const char *path, pst_status *st) {
 }
 
 pst_cluster *pst_cluster_load(const char *path, pst_status *st) {
+    return pst_cluster_load_ex(path, 0, st);
+}
+
+pst_cluster *pst_cluster_load_ex(const char *path, int flags, pst_status *st) {
     char *text = read_text(path, st);
     if (text == NULL) return NULL;
-    pst_cluster *c = pst_cluster_parse(text, path, st);
+    pst_cluster *c = pst_cluster_parse_ex(text, path, flags, st);
     free(text);
     return c;
 }
@@ -359,7 +374,7 @@ pst_cluster *pst_cluster_from_env(const char *var, char *task_type, size_t len, 
                        "\"index\": 0}})", var);
         goto done;
     }
-    c = from_object(jobs, var, "cluster.", 0, st);
+    c = from_object(jobs, var, "cluster.", 0, 0, st);
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(root, "task");
     if (c && task && parse_task(task, c, var, task_type, len, task_index, st) < 0) {
         pst_cluster_free(c);

@@ -9,7 +9,8 @@
  *
  * Task i of job j runs on device "/job:j/replica:0/task:i". Parsing validates everything
  * (job names usable in device strings, host:port syntax, no address used twice, no empty job)
- * and every error names the origin (file name or "TF_CONFIG") and the entry at fault.
+ * and every error names the origin (file name or "TF_CONFIG") and the entry at fault. Port 0
+ * means the task picks a free port when it starts (task.h); such entries may repeat.
  *
  *     pst_status st = {0};
  *     pst_cluster *c = pst_cluster_load("cluster.json", &st);
@@ -31,6 +32,15 @@ typedef struct pst_cluster pst_cluster;
  * spec") starts every error message. Returns a new cluster the caller frees, or NULL with st
  * set (PST_E_INVALID). Jobs keep the order of the JSON object. */
 pst_cluster *pst_cluster_parse(const char *json, const char *origin, pst_status *st);
+
+/* Flags of the _ex forms. PST_CLUSTER_ALLOW_PORT0: entries may have port 0 (and repeat), for
+ * a bootstrap spec where each task binds any port and reports it (--port-file): a task's own
+ * server picks a free port, and others learn its address at registration. Without it port 0 is
+ * an error naming the file and the entry. */
+enum { PST_CLUSTER_ALLOW_PORT0 = 1 };
+pst_cluster *pst_cluster_parse_ex(const char *json, const char *origin, int flags,
+                                  pst_status *st);
+pst_cluster *pst_cluster_load_ex(const char *path, int flags, pst_status *st);
 
 /* Reads and parses a file (bare spec or job file). NULL with st set on error: an unreadable
  * file gives PST_E_NOT_FOUND / PST_E_IO naming the path and the errno text. */

@@ -1,4 +1,5 @@
-/* task: the task service (server side) and the calls other tasks make to it. */
+/* task: the task object and its service — request handlers, the RunGraph pool, the heartbeat
+ * monitor and the shutdown accounting (see task.h). */
 #include "task.h"
 
 #include <errno.h>
@@ -11,16 +12,18 @@
 
 #include "chunk.h"
 #include "clock.h"
-#include "format.h"
-#include "log.h"
 #include "device.h"
+#include "dist_ops.h"
+#include "log.h"
 #include "metagraph.h"
 #include "op.h"
-#include "parallel.h"
-#include "partition.h"
+#include "ps_sync.h"
 #include "pstrain_task.pb-c.h"
 #include "saver.h"
 #include "strmap.h"
+#include "task_client.h"
+#include "task_wire.h"
+#include "workpool.h"
 
 const char *const pst_task_methods[PST_TASK_METHOD_COUNT] = {
     "/pstrain.Task/RegisterGraph", "/pstrain.Task/DeregisterGraph", "/pstrain.Task/RunGraph",
@@ -28,8 +31,8 @@ const char *const pst_task_methods[PST_TASK_METHOD_COUNT] = {
     "/pstrain.Task/Restore",       "/pstrain.Task/Status",          "/pstrain.Task/Shutdown",
 };
 
-#define STEP_CALL_MS (24LL * 3600 * 1000)
-
+/* A registered partition. Graphs and sessions stay until the task ends: the variable nodes of
+ * a graph describe the store (save, restore, status) after a deregistration too. */
 typedef struct part {
     char handle[32];
     char client[PST_DEVICE_MAX];
@@ -41,6 +44,7 @@ typedef struct part {
     int active;
 } part;
 
+/* A tensor arriving in chunks. */
 typedef struct partial {
     pst_tensor *t;
     uint64_t received;
@@ -56,10 +60,12 @@ struct pst_task {
     char device[PST_DEVICE_MAX];
     pst_device_name dn;
     char addr[256];
+    int port;
     pst_transport *tr;
     pst_var_store *vars;
     pst_rendezvous *local;
     route_rdv route;
+    pst_workpool *pool; /* runs RunGraph steps */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     part *parts;
@@ -68,11 +74,12 @@ struct pst_task {
     pst_strmap *partials;  /* key -> partial */
     pst_strmap *pulls;     /* tensor name -> count of sends to other tasks */
     pst_strmap *pushes;    /* step id -> pst_call_group of the step's pushes in flight */
+    pst_strmap *peers;     /* "job/task" -> address (malloc'd) a registering task serves on */
     int64_t chunks_received, bytes_received, bytes_sent;
-    int running;           /* RunGraph threads */
     char **done_from;
     int n_done;
-    int shutdown;
+    int shutdown;         /* the job said this task is done */
+    int freeing;          /* pst_task_free has begun: no more steps run */
     pst_status shutdown_why;
     pst_strmap *last_seen; /* client device -> (double *) when it last answered */
     pthread_t monitor;
@@ -83,6 +90,9 @@ struct pst_task {
 
 const char *pst_task_device(const pst_task *t) { return t->device; }
 const char *pst_task_address(const pst_task *t) { return t->addr; }
+int pst_task_port(const pst_task *t) { return t->port; }
+const pst_cluster *pst_task_cluster(const pst_task *t) { return t->o.cluster; }
+const pst_task_opts *pst_task_options(const pst_task *t) { return &t->o; }
 pst_var_store *pst_task_vars(pst_task *t) { return t->vars; }
 pst_rendezvous *pst_task_rendezvous(pst_task *t) { return &t->route.base; }
 pst_transport *pst_task_transport(pst_task *t) { return t->tr; }
@@ -92,27 +102,76 @@ pst_transport *pst_task_transport(pst_task *t) { return t->tr; }
         if (!(t)->o.quiet) pst_log_msg_as((t)->device, PST_LOG_INFO, __VA_ARGS__); \
     } while (0)
 
-/* The address of a device's task; NULL with st set when the cluster has no such task. */
-static const char *address_of(pst_task *t, const char *device, pst_status *st) {
-    const char *a = pst_cluster_address_of_device(t->o.cluster, device);
-    if (!a) pst_status_set(st, PST_E_NOT_FOUND, "no task in the cluster for device '%s'", device);
-    return a;
+/* ---- peers ---- */
+
+/* The port of "host:port" (-1 when there is none). */
+static int port_of(const char *addr) {
+    const char *colon = strrchr(addr, ':');
+    return colon ? atoi(colon + 1) : -1;
 }
 
-/* ---- messages ---- */
+/* The key of a device's task in t->peers: "job/task". */
+static int peer_key(const char *device, pst_device_name *d, char *key, size_t len) {
+    pst_status ignore = {0};
+    if (!device || pst_device_parse(device, d, &ignore) < 0 || !d->job[0] || d->replica > 0)
+        return -1;
+    if (d->task < 0) d->task = 0;
+    snprintf(key, len, "%s/%d", d->job, d->task);
+    return 0;
+}
 
-static void free_owner(void *p) { free(p); }
+int pst_task_peer_address(pst_task *t, const char *device, char *out, size_t len,
+                          pst_status *st) {
+    pst_device_name d;
+    char key[PST_DEVICE_NAME_MAX + 16];
+    if (peer_key(device, &d, key, sizeof key) < 0)
+        return pst_status_set(st, PST_E_NOT_FOUND, "no task in the cluster for device '%s'",
+                              device ? device : "(null)");
+    const char *a = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (pst_device_same_task(&d, &t->dn)) {
+        a = t->addr;
+    } else {
+        a = pst_strmap_get(t->peers, key);
+        if (!a) a = pst_cluster_address(t->o.cluster, d.job, d.task);
+    }
+    int rc = 0;
+    if (!a) {
+        rc = pst_status_set(st, PST_E_NOT_FOUND, "no task in the cluster for device '%s'",
+                            device);
+    } else if (port_of(a) == 0) {
+        rc = pst_status_set(st, PST_E_UNAVAILABLE, "the cluster gives %s for %s (port 0: a port "
+                            "picked when it starts) and no partition registered on %s said "
+                            "where it serves", a, device, t->device);
+    } else if ((size_t)snprintf(out, len, "%s", a) >= len) {
+        rc = pst_status_set(st, PST_E_INVALID, "the address of %s is longer than %zu bytes",
+                            device, len);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
 
-/* A packed protobuf message as a transport message owning its buffer. */
-#define PACK(type, msgp, out)                                                                  \
-    do {                                                                                       \
-        size_t len_ = pstrain__##type##__get_packed_size(msgp);                                \
-        uint8_t *buf_ = malloc(len_ + 1);                                                      \
-        pstrain__##type##__pack(msgp, buf_);                                                   \
-        (out) = pst_msg_of(buf_, len_);                                                        \
-        (out).release = free_owner;                                                            \
-        (out).owner = buf_;                                                                    \
-    } while (0)
+/* Remembers where the task of `device` serves (a client told us registering a partition). */
+static int learn_peer(pst_task *t, const char *device, const char *addr, pst_status *st) {
+    pst_device_name d;
+    char key[PST_DEVICE_NAME_MAX + 16];
+    if (!addr[0] || port_of(addr) <= 0 || peer_key(device, &d, key, sizeof key) < 0 ||
+        pst_device_same_task(&d, &t->dn))
+        return 0;
+    char *copy = strdup(addr);
+    pthread_mutex_lock(&t->mu);
+    char *old = pst_strmap_get(t->peers, key);
+    int rc = 0;
+    if (!copy || pst_strmap_put(t->peers, key, copy) < 0) {
+        free(copy);
+        rc = pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory for the address of %s",
+                            t->device, device);
+    } else {
+        free(old);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
 
 /* ---- the routing rendezvous ---- */
 
@@ -139,55 +198,35 @@ static void key_field(const char *key, int i, char *out, size_t len) {
     snprintf(out, len, "%.*s", (int)n, p);
 }
 
-/* Starts pushing v's chunks to device within group g (counted in g; errors surface when g is
- * waited for). */
-static int push_async(pst_task *t, pst_call_group *g, const char *device, const char *key,
-                      pst_tensor *value, pst_status *st) {
-    if (pst_dtype_size(value->dtype) == 0)
-        return pst_status_set(st, PST_E_UNIMPLEMENTED, "tensor '%s': %s tensors cannot be sent",
-                              key, pst_dtype_name(value->dtype));
-    const char *addr = address_of(t, device, st);
-    if (!addr) return st->code;
-    uint64_t total = (uint64_t)value->nbytes, chunk = (uint64_t)t->o.chunk_bytes;
-    uint64_t off = 0;
-    do {
-        uint64_t l = total - off < chunk ? total - off : chunk;
-        pst_msg m = pst_chunk_msg(key, value, off, l);
-        pst_call_group_start(g, t->tr, addr, PST_TASK_PUSH, &m, t->o.connect_timeout_ms, 0, NULL,
-                             NULL);
-        off += l;
-    } while (off < total);
-    pthread_mutex_lock(&t->mu);
-    t->bytes_sent += (int64_t)total;
-    pthread_mutex_unlock(&t->mu);
-    return 0;
-}
-
 /* A _Send to another task does not wait: its chunks travel while the step goes on, and the
- * step's end (pst__task_flush_step) waits for all of them. */
+ * step's end (pst_task_flush_step) waits for all of them. */
 static int route_send(pst_rendezvous *r, const char *key, pst_tensor *v, pst_status *st) {
     pst_task *t = ((route_rdv *)r)->task;
-    char recv_dev[PST_DEVICE_MAX], step[32];
+    char recv_dev[PST_DEVICE_MAX], step[32], addr[256];
     key_field(key, 1, recv_dev, sizeof recv_dev);
     if (same_task(t, recv_dev)) return pst_rendezvous_send(t->local, key, v, st);
+    if (pst_task_peer_address(t, recv_dev, addr, sizeof addr, st) < 0) return st->code;
     key_field(key, 3, step, sizeof step);
     pthread_mutex_lock(&t->mu);
     pst_call_group *g = pst_strmap_get(t->pushes, step);
-    if (!g) {
-        g = pst_call_group_new();
-        pst_strmap_put(t->pushes, step, g);
+    if (!g && (g = pst_call_group_new()) && pst_strmap_put(t->pushes, step, g) < 0) {
+        pst_call_group_free(g);
+        g = NULL;
     }
     pthread_mutex_unlock(&t->mu);
-    int rc = push_async(t, g, recv_dev, key, v, st);
-    if (rc == 0) {
-        char name[1024];
-        key_field(key, 2, name, sizeof name);
-        pthread_mutex_lock(&t->mu);
-        intptr_t n = (intptr_t)pst_strmap_get(t->pulls, name);
-        pst_strmap_put(t->pulls, name, (void *)(n + 1));
-        pthread_mutex_unlock(&t->mu);
-    }
-    return rc;
+    if (!g)
+        return pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory sending '%s'", t->device,
+                              key);
+    int64_t sent = pst_task_client_push_async(t, g, addr, key, v, 0, st);
+    if (sent < 0) return (int)sent;
+    char name[1024];
+    key_field(key, 2, name, sizeof name);
+    pthread_mutex_lock(&t->mu);
+    t->bytes_sent += sent;
+    intptr_t n = (intptr_t)pst_strmap_get(t->pulls, name);
+    pst_strmap_put(t->pulls, name, (void *)(n + 1)); /* a count; losing one to OOM is harmless */
+    pthread_mutex_unlock(&t->mu);
+    return 0;
 }
 
 static int route_recv(pst_rendezvous *r, const char *key, int64_t timeout_ms, pst_tensor **out,
@@ -207,8 +246,7 @@ static void route_free(pst_rendezvous *r) { (void)r; }
 static const pst_rendezvous_ops route_ops = {
     .send = route_send, .recv = route_recv, .abort = route_abort, .free = route_free};
 
-/* Waits for the pushes a step started; returns the first error (naming the receiver). */
-static int flush_step(pst_task *t, int64_t step_id, pst_status *st) {
+int pst_task_flush_step(pst_task *t, int64_t step_id, pst_status *st) {
     char step[32];
     snprintf(step, sizeof step, "%lld", (long long)step_id);
     pthread_mutex_lock(&t->mu);
@@ -220,21 +258,47 @@ static int flush_step(pst_task *t, int64_t step_id, pst_status *st) {
     return rc;
 }
 
-/* ---- server handlers ---- */
+int64_t pst_task_new_step_id(pst_task *t) { return atomic_fetch_add(&t->next_step, 1); }
 
-static void reply_packed(pst_task *t, pst_server_call *call, pst_msg *m) {
-    pst_transport_reply(t->tr, call, NULL, m);
+void pst_task_abort_steps(pst_task *t, const pst_status *why) {
+    pst_rendezvous_abort(t->local, why);
 }
+
+void pst_task_note_sent(pst_task *t, int64_t bytes) {
+    pthread_mutex_lock(&t->mu);
+    t->bytes_sent += bytes;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- server handlers ---- */
 
 static void reply_error(pst_task *t, pst_server_call *call, const pst_status *st) {
     pst_transport_reply(t->tr, call, st, NULL);
+}
+
+/* Answers with a packed message, or with the error when it cannot be packed. */
+static void reply_message(pst_task *t, pst_server_call *call, const ProtobufCMessage *msg) {
+    pst_status st = {0};
+    pst_msg m;
+    if (pst_task_wire_pack(msg, &m, &st) < 0) {
+        pst_status_prefix(&st, "%s: ", t->device);
+        reply_error(t, call, &st);
+        return;
+    }
+    pst_transport_reply(t->tr, call, NULL, &m);
+}
+
+static void reply_oom(pst_task *t, pst_server_call *call, const char *what) {
+    pst_status st = {0};
+    pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory %s", t->device, what);
+    reply_error(t, call, &st);
 }
 
 /* Declares `req` unpacked from buf, or answers the call with an error and returns. */
 #define UNPACK_OR_REPLY(Type, type, method, req)                                               \
     Pstrain__##Type *req = pstrain__##type##__unpack(NULL, len, buf);                         \
     if (!req) {                                                                                \
-        pst_status_set(&st, PST_E_INVALID, "%s: malformed request", method);                   \
+        pst_status_set(&st, PST_E_INVALID, "%s: malformed %s request", t->device, method);    \
         reply_error(t, call, &st);                                                             \
         return;                                                                                \
     }
@@ -245,62 +309,94 @@ static part *find_part(pst_task *t, const char *handle) {
     return NULL;
 }
 
+/* Builds the session of a registered graph and finds its targets. */
+static int prepare_part(pst_task *t, const Pstrain__RegisterGraphRequest *req, pst_graph **gp,
+                        pst_node ***targetsp, pst_session **sp, pst_status *st) {
+    pst_graph *g = *gp = pst_graph_new();
+    pst_node **targets = *targetsp = calloc(req->n_targets + 1, sizeof *targets);
+    if (!g || !targets)
+        return pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory for a partition of %s",
+                              t->device, req->client);
+    if (pst_graph_def_import(g, req->graph_def.data, req->graph_def.len, NULL, st) < 0)
+        return st->code;
+    for (size_t i = 0; i < req->n_targets; i++) {
+        targets[i] = pst_graph_find(g, req->targets[i]);
+        if (!targets[i])
+            return pst_status_set(st, PST_E_NOT_FOUND, "RegisterGraph from %s: no node '%s'",
+                                  req->client, req->targets[i]);
+    }
+    pst_session_opts so = {.vars = t->vars, .exec = &t->route.base};
+    *sp = pst_session_new(g, &so, st);
+    return *sp ? 0 : st->code;
+}
+
 static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     UNPACK_OR_REPLY(RegisterGraphRequest, register_graph_request, "RegisterGraph", req);
-    pst_graph *g = pst_graph_new();
-    pst_node **targets = calloc(req->n_targets + 1, sizeof *targets);
+    pst_graph *g = NULL;
+    pst_node **targets = NULL;
     pst_session *s = NULL;
-    if (pst_graph_def_import(g, req->graph_def.data, req->graph_def.len, NULL, &st) == 0) {
-        for (size_t i = 0; i < req->n_targets && !st.code; i++) {
-            targets[i] = pst_graph_find(g, req->targets[i]);
-            if (!targets[i])
-                pst_status_set(&st, PST_E_NOT_FOUND, "RegisterGraph from %s: no node '%s'",
-                               req->client, req->targets[i]);
+    char handle[32] = "";
+    int n_nodes = 0;
+    if (prepare_part(t, req, &g, &targets, &s, &st) == 0)
+        for (size_t i = 0; i < req->n_peers && !st.code; i++)
+            learn_peer(t, req->peers[i]->device, req->peers[i]->address, &st);
+    pthread_mutex_lock(&t->mu);
+    if (!st.code && t->n_parts == t->cap_parts) {
+        int cap = t->cap_parts ? t->cap_parts * 2 : 8;
+        part *np = realloc(t->parts, (size_t)cap * sizeof *np);
+        if (np) {
+            t->parts = np;
+            t->cap_parts = cap;
+        } else {
+            pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory for partition %d", t->device,
+                           t->n_parts + 1);
         }
     }
     if (!st.code) {
-        pst_session_opts so = {.vars = t->vars, .exec = &t->route.base};
-        s = pst_session_new(g, &so, &st);
+        part *p = &t->parts[t->n_parts];
+        memset(p, 0, sizeof *p);
+        snprintf(p->handle, sizeof p->handle, "g%d", t->n_parts + 1);
+        snprintf(p->client, sizeof p->client, "%s", req->client);
+        p->g = g;
+        p->s = s;
+        p->targets = targets;
+        p->n_targets = (int)req->n_targets;
+        t->n_parts++;
+        /* The graph is the task's from here on. Each variable's node (dtype, shape, slice)
+         * drives save and restore; only when all are recorded does the partition run. */
+        int ok = 1;
+        for (int i = 0; i < pst_graph_num_nodes(g) && ok; i++) {
+            pst_node *n = pst_graph_node(g, i);
+            if ((n->op->flags & PST_OP_VARIABLE) && !pst_strmap_has(t->var_nodes, n->name))
+                ok = pst_strmap_put(t->var_nodes, n->name, n) == 0;
+        }
+        if (ok) {
+            p->active = 1;
+            snprintf(handle, sizeof handle, "%s", p->handle);
+            n_nodes = pst_graph_num_nodes(g);
+        } else {
+            pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory recording the variables of "
+                           "partition %s", t->device, p->handle);
+        }
+        g = NULL;
+        s = NULL;
+        targets = NULL;
     }
+    pthread_mutex_unlock(&t->mu);
+    if (s) pst_session_free(s);
+    pst_graph_free(g);
+    free(targets);
     if (st.code) {
-        if (s) pst_session_free(s);
-        pst_graph_free(g);
-        free(targets);
         pstrain__register_graph_request__free_unpacked(req, NULL);
         reply_error(t, call, &st);
         return;
     }
-    pthread_mutex_lock(&t->mu);
-    if (t->n_parts == t->cap_parts) {
-        t->cap_parts = t->cap_parts ? t->cap_parts * 2 : 8;
-        t->parts = realloc(t->parts, (size_t)t->cap_parts * sizeof *t->parts);
-    }
-    part *p = &t->parts[t->n_parts];
-    memset(p, 0, sizeof *p);
-    snprintf(p->handle, sizeof p->handle, "g%d", t->n_parts + 1);
-    t->n_parts++;
-    snprintf(p->client, sizeof p->client, "%s", req->client);
-    p->g = g;
-    p->s = s;
-    p->targets = targets;
-    p->n_targets = (int)req->n_targets;
-    p->active = 1;
-    /* Remember each variable's node: its dtype, shape and slice info drive save/restore. */
-    for (int i = 0; i < pst_graph_num_nodes(g); i++) {
-        pst_node *n = pst_graph_node(g, i);
-        if ((n->op->flags & PST_OP_VARIABLE) && !pst_strmap_has(t->var_nodes, n->name))
-            pst_strmap_put(t->var_nodes, n->name, n);
-    }
-    Pstrain__RegisterGraphResponse resp = PSTRAIN__REGISTER_GRAPH_RESPONSE__INIT;
-    resp.handle = p->handle;
-    pst_msg m;
-    PACK(register_graph_response, &resp, m);
-    pthread_mutex_unlock(&t->mu);
-    logf_(t, "registered partition %s from %s (%d nodes)", resp.handle, req->client,
-          pst_graph_num_nodes(g));
+    logf_(t, "registered partition %s from %s (%d nodes)", handle, req->client, n_nodes);
     pstrain__register_graph_request__free_unpacked(req, NULL);
-    reply_packed(t, call, &m);
+    Pstrain__RegisterGraphResponse resp = PSTRAIN__REGISTER_GRAPH_RESPONSE__INIT;
+    resp.handle = handle;
+    reply_message(t, call, &resp.base);
 }
 
 static void handle_deregister(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
@@ -308,19 +404,14 @@ static void handle_deregister(pst_task *t, pst_server_call *call, const uint8_t 
     UNPACK_OR_REPLY(DeregisterGraphRequest, deregister_graph_request, "DeregisterGraph", req);
     pthread_mutex_lock(&t->mu);
     part *p = find_part(t, req->handle);
-    /* The graph stays (its variable nodes describe the store); the session goes when no step
-     * runs it any more, at task end. */
     if (p) p->active = 0;
     pthread_mutex_unlock(&t->mu);
     if (!p) pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
     pstrain__deregister_graph_request__free_unpacked(req, NULL);
-    if (st.code) {
-        reply_error(t, call, &st);
-    } else {
-        reply_packed(t, call, NULL);
-    }
+    reply_error(t, call, st.code ? &st : NULL);
 }
 
+/* One RunGraph call waiting for or running on a pool thread. */
 typedef struct run_job {
     pst_task *t;
     pst_server_call *call;
@@ -331,14 +422,18 @@ typedef struct run_job {
     char handle[32];
 } run_job;
 
-static void *run_thread(void *arg) {
+static void run_step(void *arg) {
     run_job *j = arg;
     pst_task *t = j->t;
     pst_status st = {0};
-    int rc = pst_session_run_step(j->s, j->step, NULL, 0, NULL, 0, j->targets, j->n_targets, NULL,
-                                  &st);
+    pthread_mutex_lock(&t->mu);
+    int stopping = t->freeing;
+    pthread_mutex_unlock(&t->mu);
+    int rc = stopping ? pst_status_set(&st, PST_E_CANCELLED, "the task is shutting down")
+                      : pst_session_run_step(j->s, j->step, NULL, 0, NULL, 0, j->targets,
+                                             j->n_targets, NULL, &st);
     pst_status fst = {0};
-    if (flush_step(t, j->step, &fst) < 0 && rc == 0) {
+    if (!stopping && pst_task_flush_step(t, j->step, &fst) < 0 && rc == 0) {
         rc = fst.code;
         st = fst;
     }
@@ -351,58 +446,45 @@ static void *run_thread(void *arg) {
         pst_status_set(&e, st.code, "%s step %lld: %s", t->device, (long long)j->step, st.msg);
         reply_error(t, j->call, &e);
     } else {
-        Pstrain__RunGraphResponse resp = PSTRAIN__RUN_GRAPH_RESPONSE__INIT;
-        pst_msg m;
-        PACK(run_graph_response, &resp, m);
-        reply_packed(t, j->call, &m);
+        pst_transport_reply(t->tr, j->call, NULL, NULL); /* an empty RunGraphResponse */
     }
-    pthread_mutex_lock(&t->mu);
-    if (--t->running == 0) pthread_cond_broadcast(&t->cv);
-    pthread_mutex_unlock(&t->mu);
     free(j);
-    return NULL;
 }
 
 static void handle_run(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     UNPACK_OR_REPLY(RunGraphRequest, run_graph_request, "RunGraph", req);
     run_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        pstrain__run_graph_request__free_unpacked(req, NULL);
+        reply_oom(t, call, "for a RunGraph call");
+        return;
+    }
     j->t = t;
     j->call = call;
     j->step = req->step_id;
     snprintf(j->handle, sizeof j->handle, "%s", req->handle);
     pthread_mutex_lock(&t->mu);
-    part *p = find_part(t, req->handle);
+    part *p = t->freeing ? NULL : find_part(t, req->handle);
     if (p) {
         j->s = p->s;
         j->targets = p->targets;
         j->n_targets = p->n_targets;
-        t->running++;
-    } else if (t->shutdown) {
+    } else if (t->shutdown || t->freeing) {
         pst_status_set(&st, PST_E_CANCELLED, "%s is shutting down", t->device);
+    } else {
+        pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
     }
     pthread_mutex_unlock(&t->mu);
-    if (!p && !st.code)
-        pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
+    if (!st.code && pst_workpool_submit(t->pool, run_step, j, &st) < 0)
+        pst_status_prefix(&st, "%s cannot take step %lld of partition %s (run_threads %d, "
+                          "run_queue %d): ", t->device, (long long)j->step, j->handle,
+                          t->o.run_threads, t->o.run_queue);
     pstrain__run_graph_request__free_unpacked(req, NULL);
     if (st.code) {
         free(j);
         reply_error(t, call, &st);
-        return;
     }
-    pthread_t th;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &at, run_thread, j) != 0) {
-        pthread_mutex_lock(&t->mu);
-        t->running--;
-        pthread_mutex_unlock(&t->mu);
-        free(j);
-        pst_status_set(&st, PST_E_EXHAUSTED, "%s: cannot start a thread", t->device);
-        reply_error(t, call, &st);
-    }
-    pthread_attr_destroy(&at);
 }
 
 /* Completes a tensor pushed in chunks: a rendezvous key, or "var:NAME" to assign a variable. */
@@ -420,18 +502,24 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     uint64_t dl;
     Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
     pst_shape shape;
+    partial *pa = NULL;
     if (!h || pst_chunk_check(h, dl, &shape, &st) < 0) goto done;
     pthread_mutex_lock(&t->mu);
-    partial *pa = pst_strmap_get(t->partials, h->key);
+    pa = pst_strmap_get(t->partials, h->key);
     if (!pa) {
         pa = calloc(1, sizeof *pa);
-        pa->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
-        if (!pa->t) {
+        if (pa) pa->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
+        else pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory receiving '%s'", t->device,
+                            h->key);
+        if (pa && pa->t && pst_strmap_put(t->partials, h->key, pa) < 0)
+            pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory receiving '%s'", t->device,
+                           h->key);
+        if (st.code) {
+            if (pa) pst_tensor_unref(pa->t);
             free(pa);
             pthread_mutex_unlock(&t->mu);
             goto done;
         }
-        pst_strmap_put(t->partials, h->key, pa);
     }
     pst_tensor *dst = pst_tensor_ref(pa->t);
     pthread_mutex_unlock(&t->mu);
@@ -456,11 +544,7 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     if (complete) pst_tensor_unref(complete);
 done:
     if (h) pst_chunk_header_free(h);
-    if (st.code) {
-        reply_error(t, call, &st);
-    } else {
-        reply_packed(t, call, NULL);
-    }
+    reply_error(t, call, st.code ? &st : NULL);
 }
 
 static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
@@ -468,6 +552,7 @@ static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf,
     UNPACK_OR_REPLY(FetchVariableRequest, fetch_variable_request, "FetchVariable", req);
     pst_var *v = pst_var_store_find(t->vars, req->name);
     pst_tensor *val = v ? pst_var_read(v) : NULL;
+    pst_msg m;
     if (!val) {
         pst_status_set(&st, PST_E_NOT_FOUND, "variable '%s' is %s on %s", req->name,
                        v ? "not initialized" : "not", t->device);
@@ -479,12 +564,11 @@ static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf,
             pst_status_set(&st, PST_E_OUT_OF_RANGE, "variable '%s': [%llu, +%llu) is outside %llu "
                            "bytes", req->name, (unsigned long long)off, (unsigned long long)l,
                            (unsigned long long)total);
-        } else {
-            pst_msg m = pst_chunk_msg(req->name, val, off, l);
+        } else if (pst_chunk_msg(req->name, val, off, l, &m, &st) == 0) {
             pthread_mutex_lock(&t->mu);
             t->bytes_sent += (int64_t)l;
             pthread_mutex_unlock(&t->mu);
-            reply_packed(t, call, &m);
+            pst_transport_reply(t->tr, call, NULL, &m);
         }
         pst_tensor_unref(val);
     }
@@ -494,29 +578,17 @@ static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf,
 
 static void handle_save(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__SaveRequest *req = pstrain__save_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "Save: malformed request");
-    } else {
-        pst_task_save_local(t, req->prefix, req->shard, req->num_shards, &st);
-        pstrain__save_request__free_unpacked(req, NULL);
-    }
-    if (st.code) {
-        reply_error(t, call, &st);
-    } else {
-        reply_packed(t, call, NULL);
-    }
+    UNPACK_OR_REPLY(SaveRequest, save_request, "Save", req);
+    pst_task_save_local(t, req->prefix, req->shard, req->num_shards, &st);
+    pstrain__save_request__free_unpacked(req, NULL);
+    reply_error(t, call, st.code ? &st : NULL);
 }
 
 static void handle_restore(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
-    Pstrain__RestoreRequest *req = pstrain__restore_request__unpack(NULL, len, buf);
-    if (!req) {
-        pst_status_set(&st, PST_E_INVALID, "Restore: malformed request");
-    } else {
-        pst_task_restore_local(t, req->prefix, NULL, &st);
-        pstrain__restore_request__free_unpacked(req, NULL);
-    }
+    UNPACK_OR_REPLY(RestoreRequest, restore_request, "Restore", req);
+    pst_task_restore_local(t, req->prefix, NULL, &st);
+    pstrain__restore_request__free_unpacked(req, NULL);
     if (st.code) {
         reply_error(t, call, &st);
         return;
@@ -528,83 +600,109 @@ static void handle_restore(pst_task *t, pst_server_call *call, const uint8_t *bu
     size_t it = 0, k = 0;
     const char *name;
     void *v;
-    while (pst_strmap_next(t->var_nodes, &it, &name, &v)) names[k++] = (char *)name;
+    while (names && pst_strmap_next(t->var_nodes, &it, &name, &v)) names[k++] = (char *)name;
     resp.n_restored = k;
     resp.restored = names;
     pst_msg m;
-    PACK(restore_response, &resp, m);
+    int rc = names ? pst_task_wire_pack(&resp.base, &m, &st) : -1;
     pthread_mutex_unlock(&t->mu);
     free(names);
-    reply_packed(t, call, &m);
+    if (rc < 0) {
+        reply_oom(t, call, "listing the restored variables");
+        return;
+    }
+    pst_transport_reply(t->tr, call, NULL, &m);
 }
 
-static void handle_status(pst_task *t, pst_server_call *call) {
-    Pstrain__TaskStatus s = PSTRAIN__TASK_STATUS__INIT;
-    s.task = t->device;
-    s.address = t->addr;
-    s.uptime_s = pst_clock_now() - t->start;
-    pst_var **vars = NULL;
-    int nv = pst_var_store_list(t->vars, &vars);
-    Pstrain__VariableStatus *vs = calloc((size_t)nv + 1, sizeof *vs);
-    Pstrain__VariableStatus **vp = calloc((size_t)nv + 1, sizeof *vp);
-    int64_t(*shapes)[PST_MAX_RANK] = calloc((size_t)nv + 1, sizeof *shapes);
-    char(*slices)[512] = calloc((size_t)nv + 1, sizeof *slices);
-    pthread_mutex_lock(&t->mu);
+/* The status message of the task; every allocation it needs is in `mem` (freed by caller). */
+typedef struct status_mem {
+    pst_var **vars;
+    Pstrain__VariableStatus *vs, **vp;
+    int64_t (*shapes)[PST_MAX_RANK];
+    char (*slices)[512];
+    Pstrain__PartitionStatus *ps, **pp;
+    int n_ps;
+} status_mem;
+
+static void status_mem_free(status_mem *mem) {
+    for (int i = 0; i < mem->n_ps; i++) {
+        for (size_t j = 0; j < mem->ps[i].n_nodes; j++) free(mem->ps[i].nodes[j]);
+        free(mem->ps[i].nodes);
+    }
+    free(mem->ps);
+    free(mem->pp);
+    free(mem->vs);
+    free(mem->vp);
+    free(mem->shapes);
+    free(mem->slices);
+    free(mem->vars);
+}
+
+/* Fills s from the task's state under t->mu; 0 or -1 when out of memory. */
+static int fill_status(pst_task *t, Pstrain__TaskStatus *s, status_mem *mem) {
+    int nv = pst_var_store_list(t->vars, &mem->vars);
+    if (nv < 0) return -1;
+    mem->vs = calloc((size_t)nv + 1, sizeof *mem->vs);
+    mem->vp = calloc((size_t)nv + 1, sizeof *mem->vp);
+    mem->shapes = calloc((size_t)nv + 1, sizeof *mem->shapes);
+    mem->slices = calloc((size_t)nv + 1, sizeof *mem->slices);
+    int np = t->n_parts;
+    mem->ps = calloc((size_t)np + 1, sizeof *mem->ps);
+    mem->pp = calloc((size_t)np + 1, sizeof *mem->pp);
+    if (!mem->vars || !mem->vs || !mem->vp || !mem->shapes || !mem->slices || !mem->ps || !mem->pp)
+        return -1;
     for (int i = 0; i < nv; i++) {
-        pst_var *v = vars[i];
-        pstrain__variable_status__init(&vs[i]);
-        vs[i].name = v->name;
-        vs[i].dtype = v->dtype;
+        pst_var *v = mem->vars[i];
+        Pstrain__VariableStatus *vs = &mem->vs[i];
+        pstrain__variable_status__init(vs);
+        vs->name = v->name;
+        vs->dtype = v->dtype;
         pthread_mutex_lock(&v->mu);
         pst_shape sh = v->value ? v->value->shape : v->shape;
-        vs[i].initialized = v->value != NULL;
-        vs[i].updates = v->n_updates;
+        vs->initialized = v->value != NULL;
+        vs->updates = v->n_updates;
         pthread_mutex_unlock(&v->mu);
-        pthread_mutex_lock(&v->sync_mu);
-        vs[i].stale = v->n_stale;
-        pthread_mutex_unlock(&v->sync_mu);
-        for (int d = 0; d < sh.rank; d++) shapes[i][d] = sh.dims[d];
-        vs[i].n_shape = (size_t)sh.rank;
-        vs[i].shape = shapes[i];
+        vs->stale = pst_ps_sync_stale(t->vars, v->name);
+        for (int d = 0; d < sh.rank; d++) mem->shapes[i][d] = sh.dims[d];
+        vs->n_shape = (size_t)sh.rank;
+        vs->shape = mem->shapes[i];
         int64_t el = 1;
         for (int d = 0; d < sh.rank; d++) el *= sh.dims[d] < 0 ? 0 : sh.dims[d];
-        vs[i].bytes = el * (int64_t)pst_dtype_size(v->dtype);
+        vs->bytes = el * (int64_t)pst_dtype_size(v->dtype);
         char tn[1024];
         snprintf(tn, sizeof tn, "%s/read:0", v->name);
-        vs[i].pulls = (intptr_t)pst_strmap_get(t->pulls, tn);
+        vs->pulls = (intptr_t)pst_strmap_get(t->pulls, tn);
         snprintf(tn, sizeof tn, "%s:0", v->name);
-        vs[i].pulls += (intptr_t)pst_strmap_get(t->pulls, tn);
+        vs->pulls += (intptr_t)pst_strmap_get(t->pulls, tn);
         pst_node *n = pst_strmap_get(t->var_nodes, v->name);
         const char *full = n ? pst_node_attr_s(n, "_save_slice_full_name", NULL) : NULL;
-        vs[i].full_name = full ? (char *)full : "";
-        vs[i].slice_spec = "";
+        vs->full_name = full ? (char *)full : "";
+        vs->slice_spec = "";
         if (full) {
             const pst_attr *off = pst_node_attr(n, "_save_slice_var_offset");
             const pst_attr *len = pst_node_attr(n, "_save_slice_var_shape");
             size_t o = 0;
             for (int d = 0; off && len && d < off->n && d < len->n && o < 400; d++)
-                o += (size_t)snprintf(slices[i] + o, sizeof slices[i] - o, "%s%lld,%lld",
-                                      d ? ":" : "", (long long)off->list.i[d],
+                o += (size_t)snprintf(mem->slices[i] + o, sizeof mem->slices[i] - o,
+                                      "%s%lld,%lld", d ? ":" : "", (long long)off->list.i[d],
                                       (long long)len->list.i[d]);
-            vs[i].slice_spec = slices[i];
+            vs->slice_spec = mem->slices[i];
         }
-        vp[i] = &vs[i];
+        mem->vp[i] = vs;
     }
-    s.n_variables = (size_t)nv;
-    s.variables = vp;
-    int np = t->n_parts;
-    Pstrain__PartitionStatus *ps = calloc((size_t)np + 1, sizeof *ps);
-    Pstrain__PartitionStatus **pp = calloc((size_t)np + 1, sizeof *pp);
-    int k = 0;
+    s->n_variables = (size_t)nv;
+    s->variables = mem->vp;
     for (int i = 0; i < np; i++) {
         part *p = &t->parts[i];
         if (!p->active) continue;
-        pstrain__partition_status__init(&ps[k]);
-        ps[k].handle = p->handle;
-        ps[k].client = p->client;
-        ps[k].steps = p->steps;
-        int nn = pst_graph_num_nodes(p->g), m = 0;
-        char **names = calloc((size_t)nn + 1, sizeof *names);
+        Pstrain__PartitionStatus *ps = &mem->ps[mem->n_ps];
+        pstrain__partition_status__init(ps);
+        ps->handle = p->handle;
+        ps->client = p->client;
+        ps->steps = p->steps;
+        mem->pp[mem->n_ps++] = ps;
+        int nn = pst_graph_num_nodes(p->g);
+        if (!(ps->nodes = calloc((size_t)nn + 1, sizeof *ps->nodes))) return -1;
         for (int j = 0; j < nn; j++) {
             pst_node *nd = pst_graph_node(p->g, j);
             const char *op = nd->op->name;
@@ -612,36 +710,41 @@ static void handle_status(pst_task *t, pst_server_call *call) {
                 strcmp(op, "NoOp") == 0)
                 continue;
             size_t l = strlen(nd->name) + strlen(op) + 4;
-            names[m] = malloc(l);
-            snprintf(names[m], l, "%s (%s)", nd->name, op);
-            m++;
+            char *line = malloc(l);
+            if (!line) return -1;
+            snprintf(line, l, "%s (%s)", nd->name, op);
+            ps->nodes[ps->n_nodes++] = line;
         }
-        ps[k].n_nodes = (size_t)m;
-        ps[k].nodes = names;
-        pp[k] = &ps[k];
-        k++;
     }
-    s.n_partitions = (size_t)k;
-    s.partitions = pp;
-    s.chunks_received = t->chunks_received;
-    s.bytes_received = t->bytes_received;
-    s.bytes_sent = t->bytes_sent;
-    pst_msg m;
-    PACK(task_status, &s, m);
-    pthread_mutex_unlock(&t->mu);
-    for (int i = 0; i < k; i++) {
-        for (size_t j = 0; j < ps[i].n_nodes; j++) free(ps[i].nodes[j]);
-        free(ps[i].nodes);
-    }
-    free(ps);
-    free(pp);
-    free(vs);
-    free(vp);
-    free(shapes);
-    free(slices);
-    free(vars);
-    reply_packed(t, call, &m);
+    s->n_partitions = (size_t)mem->n_ps;
+    s->partitions = mem->pp;
+    s->chunks_received = t->chunks_received;
+    s->bytes_received = t->bytes_received;
+    s->bytes_sent = t->bytes_sent;
+    return 0;
 }
+
+static void handle_status(pst_task *t, pst_server_call *call) {
+    Pstrain__TaskStatus s = PSTRAIN__TASK_STATUS__INIT;
+    s.task = t->device;
+    s.address = t->addr;
+    s.uptime_s = pst_clock_now() - t->start;
+    status_mem mem = {0};
+    pst_status st = {0};
+    pst_msg m;
+    pthread_mutex_lock(&t->mu);
+    int rc = fill_status(t, &s, &mem);
+    if (rc == 0) rc = pst_task_wire_pack(&s.base, &m, &st);
+    pthread_mutex_unlock(&t->mu);
+    status_mem_free(&mem);
+    if (rc < 0) {
+        reply_oom(t, call, "for its status");
+        return;
+    }
+    pst_transport_reply(t->tr, call, NULL, &m);
+}
+
+/* ---- shutdown accounting ---- */
 
 static int expected_workers(pst_task *t) {
     if (t->o.expected_workers > 0) return t->o.expected_workers;
@@ -654,13 +757,23 @@ static int done_already(pst_task *t, const char *from) {
     return 0;
 }
 
-/* Counts `from` as finished (once); ends the service when every worker has. */
-static void mark_done(pst_task *t, const char *from, int failed, const char *reason, int now) {
+/* Counts `from` as finished (once); ends the service when every worker has. A failed worker
+ * fails the synchronous steps that waited for its gradients. Returns 0, or PST_E_EXHAUSTED
+ * when it could not be recorded (it is then not counted). */
+static int mark_done(pst_task *t, const char *from, int failed, const char *reason, int now,
+                     pst_status *st) {
     pthread_mutex_lock(&t->mu);
     int first = !done_already(t, from);
     if (first) {
-        t->done_from = realloc(t->done_from, (size_t)(t->n_done + 1) * sizeof *t->done_from);
-        t->done_from[t->n_done++] = strdup(from);
+        char **nd = realloc(t->done_from, (size_t)(t->n_done + 1) * sizeof *nd);
+        char *copy = nd ? strdup(from) : NULL;
+        if (nd) t->done_from = nd;
+        if (!copy) {
+            pthread_mutex_unlock(&t->mu);
+            return pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory counting %s as done",
+                                  t->device, from);
+        }
+        t->done_from[t->n_done++] = copy;
     }
     if (failed && !t->shutdown_why.code)
         pst_status_set(&t->shutdown_why, PST_E_ABORTED, "%s failed: %s", from, reason);
@@ -671,16 +784,19 @@ static void mark_done(pst_task *t, const char *from, int failed, const char *rea
           failed ? reason : "", n_done, expected_workers(t));
     if (failed && first) {
         /* synchronous replicas waiting for its gradients stop waiting */
-        char why[PST_STATUS_MSG_MAX + PST_DEVICE_MAX + 16];
-        snprintf(why, sizeof why, "%s failed: %s", from, reason);
-        pst_var_store_replica_lost(t->vars, why);
+        char why[PST_STATUS_MSG_MAX];
+        snprintf(why, sizeof why, "%.*s failed: %.*s", PST_DEVICE_MAX, from,
+                 (int)(sizeof why - PST_DEVICE_MAX - 16), reason);
+        pst_ps_sync_replica_lost(t->vars, why);
     }
     if (done) pst_task_request_shutdown(t, NULL);
+    return 0;
 }
 
 /* Heartbeats: every task that registered partitions here and has not said it is done is asked
- * for its status; one silent for peer_timeout_ms counts as a failed worker (it crashed or its
- * machine is gone), so a PS never waits forever for a worker that will not come back. */
+ * for its status at the address it registered with; one silent for peer_timeout_ms counts as a
+ * failed worker (it crashed or its machine is gone), so a PS never waits forever for a worker
+ * that will not come back. */
 static void *monitor_thread(void *arg) {
     pst_task *t = arg;
     pthread_mutex_lock(&t->mu);
@@ -689,10 +805,10 @@ static void *monitor_thread(void *arg) {
         pst_clock_deadline_in(&dl, t->o.heartbeat_ms);
         pthread_cond_timedwait(&t->cv, &t->mu, &dl);
         if (t->shutdown) break;
-        /* the clients to ping, copied out of the lock */
+        /* the clients to ping, copied out of the lock (none this round when out of memory) */
         int n = 0;
         char(*clients)[PST_DEVICE_MAX] = calloc((size_t)t->n_parts + 1, sizeof *clients);
-        for (int i = 0; i < t->n_parts; i++) {
+        for (int i = 0; clients && i < t->n_parts; i++) {
             const char *cl = t->parts[i].client;
             int dup = 0;
             for (int k = 0; k < n; k++) dup |= strcmp(clients[k], cl) == 0;
@@ -702,26 +818,30 @@ static void *monitor_thread(void *arg) {
         pthread_mutex_unlock(&t->mu);
         for (int k = 0; k < n; k++) {
             pst_status st = {0};
-            const char *addr = address_of(t, clients[k], &st);
+            char addr[256] = "";
+            int known = pst_task_peer_address(t, clients[k], addr, sizeof addr, &st) == 0;
             double now = pst_clock_now();
-            int ok = addr && pst_transport_call_sync(t->tr, addr, PST_TASK_STATUS, NULL,
-                                                     t->o.heartbeat_ms + 1000, 0, NULL, NULL,
-                                                     &st) == 0;
+            int ok = known && pst_transport_call_sync(t->tr, addr, PST_TASK_STATUS, NULL,
+                                                      t->o.heartbeat_ms + 1000, 0, NULL, NULL,
+                                                      &st) == 0;
             pthread_mutex_lock(&t->mu);
             double *seen = pst_strmap_get(t->last_seen, clients[k]);
-            if (!seen) {
-                seen = malloc(sizeof *seen);
+            if (!seen && (seen = malloc(sizeof *seen))) {
                 *seen = now;
-                pst_strmap_put(t->last_seen, clients[k], seen);
+                if (pst_strmap_put(t->last_seen, clients[k], seen) < 0) {
+                    free(seen);
+                    seen = NULL;
+                }
             }
-            if (ok) *seen = now;
-            double silent = now - *seen;
+            if (ok && seen) *seen = now;
+            double silent = seen ? now - *seen : 0;
             pthread_mutex_unlock(&t->mu);
             if (!ok && silent * 1000 >= (double)t->o.peer_timeout_ms) {
-                char why[PST_STATUS_MSG_MAX + 128];
+                char why[PST_STATUS_MSG_MAX + 320];
                 snprintf(why, sizeof why, "no answer from %s for %.0f s (%s)",
-                         addr ? addr : clients[k], silent, st.msg);
-                mark_done(t, clients[k], 1, why, 0);
+                         known ? addr : clients[k], silent, st.msg);
+                pst_status ignore = {0};
+                mark_done(t, clients[k], 1, why, 0, &ignore);
             }
         }
         free(clients);
@@ -734,8 +854,11 @@ static void *monitor_thread(void *arg) {
 static void handle_shutdown(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     UNPACK_OR_REPLY(ShutdownRequest, shutdown_request, "Shutdown", req);
-    reply_packed(t, call, NULL);
-    mark_done(t, req->from, req->failed, req->reason, req->now);
+    /* Answered first: counting the last worker ends the service, which cancels calls not yet
+     * answered. A worker that could not be counted (out of memory) is logged. */
+    reply_error(t, call, NULL);
+    if (mark_done(t, req->from, req->failed, req->reason, req->now, &st) < 0)
+        pst_log_msg_as(t->device, PST_LOG_ERROR, "%s", st.msg);
     pstrain__shutdown_request__free_unpacked(req, NULL);
 }
 
@@ -747,6 +870,10 @@ static void task_handler(void *arg, pst_server_call *call, int method, const pst
     }
     size_t len = 0;
     uint8_t *buf = pst_iov_flatten(req, n, &len);
+    if (len > 0 && !buf) {
+        reply_oom(t, call, "for a request");
+        return;
+    }
     switch (method) {
     case PST_TASK_REGISTER: handle_register(t, call, buf, len); break;
     case PST_TASK_DEREGISTER: handle_deregister(t, call, buf, len); break;
@@ -758,7 +885,7 @@ static void task_handler(void *arg, pst_server_call *call, int method, const pst
     case PST_TASK_SHUTDOWN: handle_shutdown(t, call, buf, len); break;
     default: {
         pst_status st = {0};
-        pst_status_set(&st, PST_E_UNIMPLEMENTED, "method %d", method);
+        pst_status_set(&st, PST_E_UNIMPLEMENTED, "%s: method %d", t->device, method);
         reply_error(t, call, &st);
     }
     }
@@ -767,57 +894,108 @@ static void task_handler(void *arg, pst_server_call *call, int method, const pst
 
 /* ---- lifecycle ---- */
 
-pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
-    if (!o || !o->cluster || !o->job) {
-        pst_status_set(st, PST_E_INVALID, "a task needs a cluster, a job and an index");
-        return NULL;
+/* Defaults for the options left 0. */
+static void fill_defaults(pst_task_opts *o) {
+    if (o->connect_timeout_ms <= 0) o->connect_timeout_ms = 30000;
+    if (o->recv_timeout_ms <= 0) o->recv_timeout_ms = 60000;
+    if (o->chunk_bytes <= 0) o->chunk_bytes = 4 << 20;
+    if (o->peer_timeout_ms <= 0) o->peer_timeout_ms = o->connect_timeout_ms;
+    if (o->heartbeat_ms <= 0) o->heartbeat_ms = 1000;
+    /* A remote step may wait for its tensors, for the other replicas of a synchronous step and
+     * for a dead one to be noticed, after the call itself waited for the peer to come up. */
+    if (o->step_timeout_ms <= 0)
+        o->step_timeout_ms = o->recv_timeout_ms + PST_PS_SYNC_TIMEOUT_MS_DEFAULT +
+                             o->peer_timeout_ms + o->connect_timeout_ms;
+    if (o->run_threads <= 0) {
+        int tasks = 0;
+        for (int j = 0; j < pst_cluster_num_jobs(o->cluster); j++)
+            tasks += pst_cluster_num_tasks(o->cluster, pst_cluster_job_name(o->cluster, j));
+        o->run_threads = 2 * tasks < 16 ? 16 : 2 * tasks;
     }
-    if (pst_cluster_check_task(o->cluster, o->job, o->index, st) < 0) return NULL;
-    pst_task *t = calloc(1, sizeof *t);
-    t->o = *o;
-    if (t->o.connect_timeout_ms <= 0) t->o.connect_timeout_ms = 30000;
-    if (t->o.recv_timeout_ms <= 0) t->o.recv_timeout_ms = 60000;
-    if (t->o.chunk_bytes <= 0) t->o.chunk_bytes = 4 << 20;
-    if (t->o.peer_timeout_ms <= 0) t->o.peer_timeout_ms = t->o.connect_timeout_ms;
-    if (t->o.heartbeat_ms <= 0) t->o.heartbeat_ms = 1000;
-    pst_cluster_task_device(o->cluster, o->job, o->index, t->device, sizeof t->device);
-    pst_device_parse(t->device, &t->dn, st);
-    snprintf(t->addr, sizeof t->addr, "%s", pst_cluster_address(o->cluster, o->job, o->index));
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
-    t->vars = pst_var_store_new();
-    t->local = pst_rendezvous_local_new();
-    t->route.base.ops = &route_ops;
-    t->route.task = t;
-    t->var_nodes = pst_strmap_new();
-    t->partials = pst_strmap_new();
-    t->pulls = pst_strmap_new();
-    t->pushes = pst_strmap_new();
-    t->last_seen = pst_strmap_new();
-    t->start = pst_clock_now();
-    atomic_init(&t->next_step, ((long long)(o->index + 1) << 40) +
-                                   (strcmp(o->job, "worker") == 0 ? 0 : (1LL << 50)));
-    int inproc = o->transport && strcmp(o->transport, "inproc") == 0;
-    if (inproc) {
-        t->tr = pst_transport_inproc_new(pst_task_methods, PST_TASK_METHOD_COUNT);
-    } else {
-        t->tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, st);
-    }
-    if (!t->tr) {
-        pst_task_free(t);
-        return NULL;
-    }
-    /* Listen on every interface at the cluster's port (the cluster's host may be a name that
-     * only others resolve); in-process servers take the address itself. */
+    if (o->run_queue == 0) o->run_queue = o->run_threads;
+    if (o->run_queue < 0) o->run_queue = 0;
+}
+
+/* Starts serving: on opts.listen, else on every interface at the cluster's port (the cluster's
+ * host may be a name only others resolve); in-process servers take the address itself. Sets
+ * t->addr to the cluster's host with the port bound. */
+static int serve(pst_task *t, int inproc, pst_status *st) {
     char listen[300], bound[300];
     const char *colon = strrchr(t->addr, ':');
-    if (inproc || !colon) {
+    if (t->o.listen && t->o.listen[0]) {
+        snprintf(listen, sizeof listen, "%s", t->o.listen);
+    } else if (inproc || !colon) {
         snprintf(listen, sizeof listen, "%s", t->addr);
     } else {
         snprintf(listen, sizeof listen, "0.0.0.0%s", colon);
     }
     if (pst_transport_serve(t->tr, listen, task_handler, t, bound, sizeof bound, st) < 0) {
         pst_status_set(st, st->code, "%s (%s in the cluster)", st->msg, t->device);
+        return st->code;
+    }
+    t->port = port_of(bound);
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - t->addr) : 0, t->addr);
+    if (inproc || !colon) {
+        snprintf(t->addr, sizeof t->addr, "%.255s", bound);
+    } else {
+        snprintf(t->addr, sizeof t->addr, "%.200s:%d", host, t->port);
+    }
+    return 0;
+}
+
+pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
+    if (!o || !o->cluster || !o->job) {
+        pst_status_set(st, PST_E_INVALID, "a task needs a cluster, a job and an index");
+        return NULL;
+    }
+    if (pst_cluster_check_task(o->cluster, o->job, o->index, st) < 0) return NULL;
+    pst_dist_ops_init();
+    pst_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory for task /job:%s/task:%d", o->job,
+                       o->index);
+        return NULL;
+    }
+    t->o = *o;
+    fill_defaults(&t->o);
+    pst_cluster_task_device(o->cluster, o->job, o->index, t->device, sizeof t->device);
+    pst_device_parse(t->device, &t->dn, st);
+    snprintf(t->addr, sizeof t->addr, "%s", pst_cluster_address(o->cluster, o->job, o->index));
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->route.base.ops = &route_ops;
+    t->route.task = t;
+    t->start = pst_clock_now();
+    atomic_init(&t->next_step, ((long long)(o->index + 1) << 40) +
+                                   (strcmp(o->job, "worker") == 0 ? 0 : (1LL << 50)));
+    t->vars = pst_var_store_new();
+    t->local = pst_rendezvous_local_new();
+    t->var_nodes = pst_strmap_new();
+    t->partials = pst_strmap_new();
+    t->pulls = pst_strmap_new();
+    t->pushes = pst_strmap_new();
+    t->peers = pst_strmap_new();
+    t->last_seen = pst_strmap_new();
+    if (!t->vars || !t->local || !t->var_nodes || !t->partials || !t->pulls || !t->pushes ||
+        !t->peers || !t->last_seen) {
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory for task %s", t->device);
+        pst_task_free(t);
+        return NULL;
+    }
+    if (!(t->pool = pst_workpool_new(t->o.run_threads, t->o.run_queue, st))) {
+        pst_status_prefix(st, "%s: ", t->device);
+        pst_task_free(t);
+        return NULL;
+    }
+    int inproc = o->transport && strcmp(o->transport, "inproc") == 0;
+    if (inproc) {
+        t->tr = pst_transport_inproc_new(pst_task_methods, PST_TASK_METHOD_COUNT);
+        if (!t->tr) pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a transport");
+    } else {
+        t->tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, st);
+    }
+    if (!t->tr || serve(t, inproc, st) < 0) {
         pst_task_free(t);
         return NULL;
     }
@@ -856,18 +1034,29 @@ int pst_task_wait_shutdown(pst_task *t, int64_t timeout_ms, pst_status *st) {
     return rc;
 }
 
+static void free_map_values(pst_strmap *m) {
+    const char *k;
+    void *v;
+    for (size_t it = 0; m && pst_strmap_next(m, &it, &k, &v);) free(v);
+    pst_strmap_free(m);
+}
+
 void pst_task_free(pst_task *t) {
     if (!t) return;
-    if (t->local) {
-        pst_status why = {0};
-        pst_status_set(&why, PST_E_CANCELLED, "%s is shutting down", t->device);
-        pst_rendezvous_abort(t->local, &why);
-    }
     pthread_mutex_lock(&t->mu);
     t->shutdown = 1;
+    t->freeing = 1;
     pthread_cond_broadcast(&t->cv);
-    while (t->running > 0) pthread_cond_wait(&t->cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
+    /* Steps in progress fail at once: their _Recvs and their waits for other replicas. */
+    pst_status why = {0};
+    pst_status_set(&why, PST_E_CANCELLED, "%s is shutting down", t->device);
+    if (t->local) pst_rendezvous_abort(t->local, &why);
+    if (t->vars) pst_ps_sync_abort(t->vars, &why);
+    /* No new calls; returns once every arrived one is answered, RunGraph steps included (the
+     * pool answers the queued ones without running them). */
+    if (t->tr) pst_transport_stop(t->tr);
+    pst_workpool_free(t->pool);
     if (t->monitor_started) pthread_join(t->monitor, NULL);
     if (t->tr) pst_transport_free(t->tr);
     for (int i = 0; i < t->n_parts; i++) {
@@ -877,30 +1066,23 @@ void pst_task_free(pst_task *t) {
     }
     free(t->parts);
     if (t->partials) {
-        size_t it = 0;
         const char *k;
         void *v;
-        while (pst_strmap_next(t->partials, &it, &k, &v)) {
+        for (size_t it = 0; pst_strmap_next(t->partials, &it, &k, &v);) {
             partial *pa = v;
             pst_tensor_unref(pa->t);
             free(pa);
         }
         pst_strmap_free(t->partials);
     }
-    if (t->last_seen) {
-        size_t it = 0;
-        const char *k;
-        void *v;
-        while (pst_strmap_next(t->last_seen, &it, &k, &v)) free(v);
-        pst_strmap_free(t->last_seen);
-    }
+    free_map_values(t->last_seen);
+    free_map_values(t->peers);
     pst_strmap_free(t->var_nodes);
     pst_strmap_free(t->pulls);
     if (t->pushes) {
-        size_t it = 0;
         const char *k;
         void *v;
-        while (pst_strmap_next(t->pushes, &it, &k, &v)) pst_call_group_free(v);
+        for (size_t it = 0; pst_strmap_next(t->pushes, &it, &k, &v);) pst_call_group_free(v);
         pst_strmap_free(t->pushes);
     }
     for (int i = 0; i < t->n_done; i++) free(t->done_from[i]);
@@ -912,324 +1094,26 @@ void pst_task_free(pst_task *t) {
     free(t);
 }
 
-/* ---- client calls ---- */
-
-static int call_packed(pst_task *t, const char *device, int method, pst_msg *req, int64_t timeout,
-                       uint8_t **resp, size_t *len, pst_status *st) {
-    const char *addr = address_of(t, device, st);
-    if (!addr) {
-        if (req && req->release) req->release(req->owner);
-        return st->code;
-    }
-    return pst_transport_call_sync(t->tr, addr, method, req, timeout, PST_CALL_WAIT_FOR_READY, resp,
-                                   len, st);
-}
-
-int pst_task_push_variable(pst_task *t, const char *device, const char *name, pst_tensor *value,
-                           pst_status *st) {
-    return pst_task_push_variables(t, device, 1, &name, &value, st);
-}
-
-int pst_task_push_variables(pst_task *t, const char *device, int n, const char *const *names,
-                            pst_tensor *const *values, pst_status *st) {
-    pst_call_group *g = pst_call_group_new();
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        char key[1100];
-        snprintf(key, sizeof key, "var:%s", names[i]);
-        rc = push_async(t, g, device, key, values[i], st);
-    }
-    int wrc = pst_call_group_wait(g, rc < 0 ? NULL : st);
-    pst_call_group_free(g);
-    return rc < 0 ? rc : wrc;
-}
-
-/* One variable being pulled: the first chunk tells its dtype and shape. */
-typedef struct pull_one {
-    pst_tensor *t;
-    pthread_mutex_t *mu;
-    pst_status *err;
-} pull_one;
-
-static void pull_chunk(void *arg, const pst_iov *v, int n) {
-    pull_one *p = arg;
-    pst_status st = {0};
-    pst_chunk_cursor c;
-    uint64_t dl;
-    pst_shape shape;
-    Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
-    if (h && pst_chunk_check(h, dl, &shape, &st) == 0) {
-        pthread_mutex_lock(p->mu);
-        if (!p->t) p->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
-        pst_tensor *dst = p->t ? pst_tensor_ref(p->t) : NULL;
-        pthread_mutex_unlock(p->mu);
-        if (dst && (uint64_t)dst->nbytes != h->total_bytes) {
-            pst_status_set(&st, PST_E_ABORTED, "variable '%s' changed size while being read",
-                           h->key);
-        } else if (dst) {
-            pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
-        }
-        pst_tensor_unref(dst);
-    }
-    if (h) pst_chunk_header_free(h);
-    if (st.code) {
-        pthread_mutex_lock(p->mu);
-        pst_status_set(p->err, st.code, "%s", st.msg);
-        pthread_mutex_unlock(p->mu);
-    }
-}
-
-static pst_msg fetch_req(const char *name, uint64_t off, uint64_t len) {
-    Pstrain__FetchVariableRequest r = PSTRAIN__FETCH_VARIABLE_REQUEST__INIT;
-    r.name = (char *)name;
-    r.offset = off;
-    r.length = len;
-    pst_msg m;
-    PACK(fetch_variable_request, &r, m);
-    return m;
-}
-
-int pst_task_pull_variables(pst_task *t, const char *device, int n, const char *const *names,
-                            pst_tensor **out, pst_status *st) {
-    const char *addr = address_of(t, device, st);
-    if (!addr) return st->code;
-    uint64_t chunk = (uint64_t)t->o.chunk_bytes;
-    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pst_status err = {0};
-    pull_one *p = calloc((size_t)n + 1, sizeof *p);
-    for (int i = 0; i < n; i++) p[i] = (pull_one){.mu = &mu, .err = &err};
-    /* Every variable's first chunk tells its size; then the rest travel concurrently. */
-    pst_call_group *g = pst_call_group_new();
-    for (int i = 0; i < n; i++) {
-        pst_msg m = fetch_req(names[i], 0, chunk);
-        pst_call_group_start(g, t->tr, addr, PST_TASK_FETCH_VAR, &m, t->o.connect_timeout_ms,
-                             PST_CALL_WAIT_FOR_READY, pull_chunk, &p[i]);
-    }
-    int rc = pst_call_group_wait(g, st);
-    if (rc == 0 && err.code) rc = pst_status_set(st, err.code, "%s", err.msg);
-    for (int i = 0; i < n && rc == 0; i++) {
-        uint64_t total = (uint64_t)p[i].t->nbytes;
-        for (uint64_t off = chunk; off < total; off += chunk) {
-            uint64_t l = total - off < chunk ? total - off : chunk;
-            pst_msg q = fetch_req(names[i], off, l);
-            pst_call_group_start(g, t->tr, addr, PST_TASK_FETCH_VAR, &q, t->o.connect_timeout_ms,
-                                 0, pull_chunk, &p[i]);
-        }
-    }
-    if (rc == 0) rc = pst_call_group_wait(g, st);
-    if (rc == 0 && err.code) rc = pst_status_set(st, err.code, "%s", err.msg);
-    pst_call_group_free(g);
-    for (int i = 0; i < n; i++) {
-        if (rc == 0) {
-            out[i] = p[i].t;
-        } else {
-            pst_tensor_unref(p[i].t);
-            out[i] = NULL;
-        }
-    }
-    free(p);
-    pthread_mutex_destroy(&mu);
-    return rc;
-}
-
-pst_tensor *pst_task_pull_variable(pst_task *t, const char *device, const char *name,
-                                   pst_status *st) {
-    pst_tensor *out = NULL;
-    if (pst_task_pull_variables(t, device, 1, &name, &out, st) < 0) return NULL;
-    return out;
-}
-
-int pst_task_say_done(pst_task *t, const char *device, int failed, const char *reason,
-                      pst_status *st) {
-    Pstrain__ShutdownRequest r = PSTRAIN__SHUTDOWN_REQUEST__INIT;
-    r.from = t->device;
-    r.failed = failed != 0;
-    r.reason = (char *)(reason ? reason : "");
-    pst_msg m;
-    PACK(shutdown_request, &r, m);
-    const char *addr = address_of(t, device, st);
-    if (!addr) {
-        free(m.owner);
-        return st->code;
-    }
-    /* No wait-for-ready: a task that is gone already is fine. */
-    return pst_transport_call_sync(t->tr, addr, PST_TASK_SHUTDOWN, &m, 5000, 0, NULL, NULL, st);
-}
-
-/* Status of a task that should be up (readiness polls wait for it to come up); with
- * `wait` 0 a task that is gone fails at once. */
-static Pstrain__TaskStatus *get_status(pst_task *t, const char *device, int wait, pst_status *st) {
-    uint8_t *resp = NULL;
-    size_t len = 0;
-    const char *addr = address_of(t, device, st);
-    if (!addr) return NULL;
-    if (pst_transport_call_sync(t->tr, addr, PST_TASK_STATUS, NULL,
-                                wait ? t->o.connect_timeout_ms : 5000,
-                                wait ? PST_CALL_WAIT_FOR_READY : 0, &resp, &len, st) < 0)
-        return NULL;
-    Pstrain__TaskStatus *s = pstrain__task_status__unpack(NULL, len, resp);
-    free(resp);
-    if (!s) pst_status_set(st, PST_E_DATA_LOSS, "%s sent a malformed status", device);
-    return s;
-}
-
-int pst_task_list_variables(pst_task *t, const char *device, char ***names, int **initialized,
-                            int64_t **bytes, pst_status *st) {
-    Pstrain__TaskStatus *s = get_status(t, device, 1, st);
-    if (!s) return st->code;
-    int n = (int)s->n_variables;
-    *names = calloc((size_t)n + 1, sizeof **names);
-    if (initialized) *initialized = calloc((size_t)n + 1, sizeof **initialized);
-    if (bytes) *bytes = calloc((size_t)n + 1, sizeof **bytes);
-    for (int i = 0; i < n; i++) {
-        (*names)[i] = strdup(s->variables[i]->name);
-        if (initialized) (*initialized)[i] = s->variables[i]->initialized;
-        if (bytes) (*bytes)[i] = s->variables[i]->bytes;
-    }
-    pstrain__task_status__free_unpacked(s, NULL);
-    return n;
-}
-
-int pst_task_query_report(pst_transport *tr, const char *addr, int64_t timeout_ms,
-                          pst_task_report *out, pst_status *st) {
-    memset(out, 0, sizeof *out);
-    uint8_t *resp = NULL;
-    size_t len = 0;
-    if (pst_transport_call_sync(tr, addr, PST_TASK_STATUS, NULL, timeout_ms, 0, &resp, &len, st) < 0)
-        return st->code;
-    Pstrain__TaskStatus *s = pstrain__task_status__unpack(NULL, len, resp);
-    free(resp);
-    if (!s) return pst_status_set(st, PST_E_DATA_LOSS, "task %s sent a malformed status", addr);
-    out->task = strdup(s->task);
-    out->address = strdup(s->address);
-    out->uptime_s = s->uptime_s;
-    out->n_vars = (int)s->n_variables;
-    out->vars = calloc(s->n_variables + 1, sizeof *out->vars);
-    for (size_t i = 0; i < s->n_variables; i++) {
-        Pstrain__VariableStatus *v = s->variables[i];
-        pst_var_report *r = &out->vars[i];
-        r->name = strdup(v->name);
-        r->full_name = strdup(v->full_name);
-        r->slice = strdup(v->slice_spec);
-        r->dtype = v->dtype;
-        r->initialized = v->initialized;
-        r->shape.rank = v->n_shape > PST_MAX_RANK ? PST_MAX_RANK : (int)v->n_shape;
-        for (int d = 0; d < r->shape.rank; d++) r->shape.dims[d] = v->shape[d];
-        r->bytes = v->bytes;
-        r->pulls = v->pulls;
-        r->updates = v->updates;
-        r->stale = v->stale;
-    }
-    out->n_partitions = (int)s->n_partitions;
-    out->bytes_received = s->bytes_received;
-    out->bytes_sent = s->bytes_sent;
-    out->chunks_received = s->chunks_received;
-    pstrain__task_status__free_unpacked(s, NULL);
-    return 0;
-}
-
-void pst_task_report_destroy(pst_task_report *r) {
-    for (int i = 0; i < r->n_vars; i++) {
-        free(r->vars[i].name);
-        free(r->vars[i].full_name);
-        free(r->vars[i].slice);
-    }
-    free(r->vars);
-    free(r->task);
-    free(r->address);
-    memset(r, 0, sizeof *r);
-}
-
-char *pst_task_status_text(pst_task *t, const char *device, pst_status *st) {
-    Pstrain__TaskStatus *s = get_status(t, device, 0, st);
-    if (!s) return NULL;
-    size_t cap = 4096, off = 0;
-    char *out = malloc(cap);
-#define OUT(...)                                                                               \
-    do {                                                                                       \
-        int k_ = snprintf(NULL, 0, __VA_ARGS__);                                               \
-        while (off + (size_t)k_ + 1 > cap) out = realloc(out, cap *= 2);                       \
-        off += (size_t)snprintf(out + off, cap - off, __VA_ARGS__);                            \
-    } while (0)
-    char a[32], b[32], c[32];
-    int64_t total = 0;
-    for (size_t i = 0; i < s->n_variables; i++) total += s->variables[i]->bytes;
-    OUT("%s at %s: up %.1f s, %zu variables (%s), received %s in %lld chunks, sent %s\n", s->task,
-        s->address, s->uptime_s, s->n_variables, pst_format_bytes((double)total, a, sizeof a),
-        pst_format_bytes((double)s->bytes_received, b, sizeof b), (long long)s->chunks_received,
-        pst_format_bytes((double)s->bytes_sent, c, sizeof c));
-    for (size_t i = 0; i < s->n_variables; i++) {
-        Pstrain__VariableStatus *v = s->variables[i];
-        char shape[128] = "[";
-        size_t so = 1;
-        for (size_t d = 0; d < v->n_shape; d++)
-            so += (size_t)snprintf(shape + so, sizeof shape - so, "%s%lld", d ? "," : "",
-                                   (long long)v->shape[d]);
-        snprintf(shape + so, sizeof shape - so, "]");
-        OUT("  var %-40s %-8s %-16s %10lld bytes  pulls %lld  updates %lld", v->name,
-            pst_dtype_name((pst_dtype)v->dtype), shape, (long long)v->bytes, (long long)v->pulls,
-            (long long)v->updates);
-        if (v->stale) OUT("  stale gradients dropped %lld", (long long)v->stale);
-        if (!v->initialized) OUT("  (uninitialized)");
-        if (v->full_name[0]) OUT("  slice of %s", v->full_name);
-        OUT("\n");
-        if (v->slice_spec[0]) OUT("      slice %s\n", v->slice_spec);
-    }
-    for (size_t i = 0; i < s->n_partitions; i++) {
-        Pstrain__PartitionStatus *p = s->partitions[i];
-        OUT("  partition %s from %s: %lld steps, %zu ops\n", p->handle, p->client,
-            (long long)p->steps, p->n_nodes);
-        for (size_t j = 0; j < p->n_nodes; j++) OUT("      %s\n", p->nodes[j]);
-    }
-#undef OUT
-    pstrain__task_status__free_unpacked(s, NULL);
-    return out;
-}
-
-int pst_task_save_remote(pst_task *t, const char *device, const char *prefix, int shard,
-                         int num_shards, pst_status *st) {
-    Pstrain__SaveRequest r = PSTRAIN__SAVE_REQUEST__INIT;
-    r.prefix = (char *)prefix;
-    r.shard = shard;
-    r.num_shards = num_shards;
-    pst_msg m;
-    PACK(save_request, &r, m);
-    return call_packed(t, device, PST_TASK_SAVE, &m, STEP_CALL_MS, NULL, NULL, st);
-}
-
-int pst_task_restore_remote(pst_task *t, const char *device, const char *prefix, int *n_restored,
-                            pst_status *st) {
-    Pstrain__RestoreRequest r = PSTRAIN__RESTORE_REQUEST__INIT;
-    r.prefix = (char *)prefix;
-    pst_msg m;
-    PACK(restore_request, &r, m);
-    uint8_t *resp = NULL;
-    size_t len = 0;
-    int rc = call_packed(t, device, PST_TASK_RESTORE, &m, STEP_CALL_MS, &resp, &len, st);
-    if (rc == 0 && n_restored) {
-        Pstrain__RestoreResponse *rr = pstrain__restore_response__unpack(NULL, len, resp);
-        *n_restored = rr ? (int)rr->n_restored : 0;
-        if (rr) pstrain__restore_response__free_unpacked(rr, NULL);
-    }
-    free(resp);
-    return rc;
-}
+/* ---- this task's variables in checkpoints ---- */
 
 /* The variable nodes registered partitions described (save/restore cover them); with
- * initialized_only, just those whose variable has a value here. Caller frees. */
-static pst_output *described_vars(pst_task *t, int initialized_only, int *n) {
+ * initialized_only, just those whose variable has a value here. Caller frees; NULL with st set
+ * when out of memory. */
+static pst_output *described_vars(pst_task *t, int initialized_only, int *n, pst_status *st) {
     pthread_mutex_lock(&t->mu);
     pst_output *outs = calloc(pst_strmap_size(t->var_nodes) + 1, sizeof *outs);
     int k = 0;
     size_t it = 0;
     const char *name;
     void *v;
-    while (pst_strmap_next(t->var_nodes, &it, &name, &v)) {
+    while (outs && pst_strmap_next(t->var_nodes, &it, &name, &v)) {
         pst_var *var = initialized_only ? pst_var_store_find(t->vars, name) : NULL;
         if (!initialized_only || (var && pst_var_is_initialized(var))) outs[k++] = pst_out(v, 0);
     }
     pthread_mutex_unlock(&t->mu);
     *n = k;
+    if (!outs) pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory listing its variables",
+                              t->device);
     return outs;
 }
 
@@ -1238,7 +1122,8 @@ int pst_task_save_local(pst_task *t, const char *prefix, int shard, int num_shar
     (void)shard;
     (void)num_shards;
     int n = 0;
-    pst_output *vars = described_vars(t, 1, &n);
+    pst_output *vars = described_vars(t, 1, &n, st);
+    if (!vars) return st->code;
     int rc = 0;
     if (n == 0) {
         rc = pst_status_set(st, PST_E_PRECONDITION, "%s has no initialized variables to save",
@@ -1256,7 +1141,8 @@ int pst_task_save_local(pst_task *t, const char *prefix, int shard, int num_shar
 
 int pst_task_restore_local(pst_task *t, const char *prefix, int *n_restored, pst_status *st) {
     int n = 0;
-    pst_output *vars = described_vars(t, 0, &n);
+    pst_output *vars = described_vars(t, 0, &n, st);
+    if (!vars) return st->code;
     int rc = 0;
     if (n > 0) {
         pst_saver_opts so = {.n_vars = n, .vars = vars};
@@ -1268,177 +1154,4 @@ int pst_task_restore_local(pst_task *t, const char *prefix, int *n_restored, pst
     if (n_restored) *n_restored = rc == 0 ? n : 0;
     if (rc == 0) logf_(t, "restored %d variables from %s", n, prefix);
     return rc;
-}
-
-/* ---- distributed runs ---- */
-
-struct pst_dist_run {
-    pst_task *t;
-    pst_graph *g;
-    pst_partition_set ps;
-    char (*handles)[32];
-    pst_session *local;
-    pst_partition *mine;
-};
-
-pst_dist_run *pst_dist_run_new(pst_task *t, pst_graph *g, int n_fetches, const pst_output *fetches,
-                               int n_targets, pst_node *const *targets, pst_status *st) {
-    pst_dist_run *r = calloc(1, sizeof *r);
-    r->t = t;
-    r->g = g;
-    if (pst_partition_graph(g, t->device, n_fetches, fetches, n_targets, targets, &r->ps, st) < 0) {
-        free(r);
-        return NULL;
-    }
-    r->handles = calloc((size_t)r->ps.n + 1, sizeof *r->handles);
-    int rc = 0;
-    for (int i = 0; i < r->ps.n && rc == 0; i++) {
-        pst_partition *p = &r->ps.parts[i];
-        if (i == r->ps.client) continue;
-        uint8_t *gd = NULL;
-        size_t gl = 0;
-        if ((rc = pst_graph_def_export(p->graph, 0, &gd, &gl, st)) < 0) break;
-        Pstrain__RegisterGraphRequest req = PSTRAIN__REGISTER_GRAPH_REQUEST__INIT;
-        req.graph_def.data = gd;
-        req.graph_def.len = gl;
-        req.client = t->device;
-        char **names = calloc((size_t)p->n_targets + 1, sizeof *names);
-        for (int k = 0; k < p->n_targets; k++) names[k] = p->targets[k]->name;
-        req.n_targets = (size_t)p->n_targets;
-        req.targets = names;
-        pst_msg m;
-        PACK(register_graph_request, &req, m);
-        free(names);
-        free(gd);
-        uint8_t *resp = NULL;
-        size_t len = 0;
-        rc = call_packed(t, p->task, PST_TASK_REGISTER, &m, t->o.connect_timeout_ms, &resp, &len,
-                         st);
-        if (rc == 0) {
-            Pstrain__RegisterGraphResponse *rr =
-                pstrain__register_graph_response__unpack(NULL, len, resp);
-            if (rr) {
-                snprintf(r->handles[i], sizeof r->handles[i], "%s", rr->handle);
-                pstrain__register_graph_response__free_unpacked(rr, NULL);
-            } else {
-                rc = pst_status_set(st, PST_E_DATA_LOSS, "%s: malformed RegisterGraph answer",
-                                    p->task);
-            }
-        }
-        free(resp);
-    }
-    if (rc == 0) {
-        r->mine = &r->ps.parts[r->ps.client];
-        pst_session_opts so = {.vars = t->vars, .exec = &t->route.base};
-        r->local = pst_session_new(r->mine->graph, &so, st);
-        if (!r->local) rc = st->code;
-    }
-    if (rc < 0) {
-        pst_dist_run_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-typedef struct step_ctx {
-    pst_task *t;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int pending;
-    pst_status err;
-} step_ctx;
-
-static void step_done(void *arg, const pst_status *st, const pst_iov *resp, int n) {
-    (void)resp;
-    (void)n;
-    step_ctx *c = arg;
-    if (st && st->code) {
-        pthread_mutex_lock(&c->mu);
-        int first = !c->err.code;
-        if (first) c->err = *st;
-        pthread_mutex_unlock(&c->mu);
-        /* Stop this task's part of the step at once: its _Recvs would wait in vain. */
-        if (first) pst_rendezvous_abort(c->t->local, st);
-    }
-    pthread_mutex_lock(&c->mu);
-    if (--c->pending == 0) pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-int pst_dist_run_step(pst_dist_run *r, const pst_feed *feeds, int n_feeds, pst_tensor **out,
-                      pst_status *st) {
-    pst_task *t = r->t;
-    int64_t step = atomic_fetch_add(&t->next_step, 1);
-    step_ctx c = {.t = t, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    for (int i = 0; i < r->ps.n; i++) {
-        if (i == r->ps.client) continue;
-        const char *addr = address_of(t, r->ps.parts[i].task, st);
-        if (!addr) return st->code;
-        Pstrain__RunGraphRequest req = PSTRAIN__RUN_GRAPH_REQUEST__INIT;
-        req.handle = r->handles[i];
-        req.step_id = step;
-        pst_msg m;
-        PACK(run_graph_request, &req, m);
-        pthread_mutex_lock(&c.mu);
-        c.pending++;
-        pthread_mutex_unlock(&c.mu);
-        pst_transport_call(t->tr, addr, PST_TASK_RUN, &m, STEP_CALL_MS, 0, step_done, &c);
-    }
-    /* Feeds name g's placeholders; this task's partition has nodes of the same names. */
-    pst_feed *lf = calloc((size_t)n_feeds + 1, sizeof *lf);
-    int nl = 0;
-    for (int i = 0; i < n_feeds; i++) {
-        pst_node *n = pst_graph_find(r->mine->graph, feeds[i].output.node->name);
-        if (!n) continue;
-        lf[nl].output = pst_out(n, feeds[i].output.index);
-        lf[nl].value = feeds[i].value;
-        nl++;
-    }
-    pst_status lst = {0};
-    int rc = pst_session_run_step(r->local, step, lf, nl, r->mine->fetches, r->mine->n_fetches,
-                                  r->mine->targets, r->mine->n_targets, out, &lst);
-    free(lf);
-    pst_status fst = {0};
-    if (flush_step(t, step, &fst) < 0 && rc == 0) {
-        rc = fst.code;
-        lst = fst;
-    }
-    pthread_mutex_lock(&c.mu);
-    while (c.pending > 0) pthread_cond_wait(&c.cv, &c.mu);
-    pthread_mutex_unlock(&c.mu);
-    pthread_mutex_destroy(&c.mu);
-    pthread_cond_destroy(&c.cv);
-    if (c.err.code) {
-        /* The remote task's error explains the local one (an aborted _Recv). */
-        if (out && rc == 0)
-            for (int i = 0; i < r->mine->n_fetches; i++) {
-                pst_tensor_unref(out[i]);
-                out[i] = NULL;
-            }
-        return pst_status_set(st, c.err.code, "%s", c.err.msg);
-    }
-    if (rc < 0) return pst_status_set(st, lst.code, "%s", lst.msg);
-    return 0;
-}
-
-void pst_dist_run_free(pst_dist_run *r) {
-    if (!r) return;
-    for (int i = 0; i < r->ps.n; i++) {
-        if (i == r->ps.client || !r->handles[i][0]) continue;
-        Pstrain__DeregisterGraphRequest req = PSTRAIN__DEREGISTER_GRAPH_REQUEST__INIT;
-        req.handle = r->handles[i];
-        pst_msg m;
-        PACK(deregister_graph_request, &req, m);
-        const char *addr = pst_cluster_address_of_device(r->t->o.cluster, r->ps.parts[i].task);
-        pst_status ignore = {0};
-        if (addr)
-            pst_transport_call_sync(r->t->tr, addr, PST_TASK_DEREGISTER, &m, 2000, 0, NULL, NULL,
-                                    &ignore);
-        else
-            free(m.owner);
-    }
-    if (r->local) pst_session_free(r->local);
-    pst_partition_set_destroy(&r->ps);
-    free(r->handles);
-    free(r);
 }

@@ -99,6 +99,9 @@ struct pst_call_group {
     pthread_cond_t cv;
     int pending;
     pst_status first;
+    int failed; /* a call failed since the group was made (on_error ran) */
+    void (*on_error)(void *arg, const pst_status *st);
+    void *on_error_arg;
 };
 
 typedef struct group_call {
@@ -115,12 +118,28 @@ pst_call_group *pst_call_group_new(void) {
     return g;
 }
 
+void pst_call_group_on_error(pst_call_group *g, void (*on_error)(void *arg, const pst_status *st),
+                             void *arg) {
+    g->on_error = on_error;
+    g->on_error_arg = arg;
+}
+
+/* Records a failure; the first one runs on_error (outside the lock, before pending drops). */
+static void group_fail(pst_call_group *g, const pst_status *st) {
+    pthread_mutex_lock(&g->mu);
+    int first = !g->failed;
+    g->failed = 1;
+    if (!g->first.code) g->first = *st;
+    pthread_mutex_unlock(&g->mu);
+    if (first && g->on_error) g->on_error(g->on_error_arg, st);
+}
+
 static void group_done(void *arg, const pst_status *st, const pst_iov *resp, int n) {
     group_call *c = arg;
     pst_call_group *g = c->g;
     if ((!st || !st->code) && c->on_resp) c->on_resp(c->arg, resp, n);
+    if (st && st->code) group_fail(g, st);
     pthread_mutex_lock(&g->mu);
-    if (st && st->code && !g->first.code) g->first = *st;
     if (--g->pending == 0) pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
     free(c);
@@ -131,9 +150,9 @@ void pst_call_group_start(pst_call_group *g, pst_transport *t, const char *addr,
                           void (*on_resp)(void *arg, const pst_iov *resp, int n), void *arg) {
     group_call *c = malloc(sizeof *c);
     if (!c) {
-        pthread_mutex_lock(&g->mu);
-        if (!g->first.code) pst_status_set(&g->first, PST_E_EXHAUSTED, "out of memory");
-        pthread_mutex_unlock(&g->mu);
+        pst_status oom = {0};
+        pst_status_set(&oom, PST_E_EXHAUSTED, "out of memory starting a call to %s", addr);
+        group_fail(g, &oom);
         if (req && req->release) req->release(req->owner);
         return;
     }
@@ -241,10 +260,13 @@ static void inproc_call(pst_transport *t, const char *addr, int method, pst_msg 
         pthread_mutex_unlock(&found->mu);
     }
     pthread_mutex_unlock(&inproc_mu);
+    pst_server_call *c = NULL;
     if (method < 0 || method >= t->n_methods) {
         pst_status_set(&st, PST_E_INVALID, "method %d is not one of this transport's", method);
     } else if (!s) {
         pst_status_set(&st, PST_E_UNAVAILABLE, "task %s is unreachable: nothing serves it", addr);
+    } else if (!(c = malloc(sizeof *c))) {
+        pst_status_set(&st, PST_E_EXHAUSTED, "out of memory calling task %s", addr);
     }
     if (st.code) {
         if (s) {
@@ -256,7 +278,6 @@ static void inproc_call(pst_transport *t, const char *addr, int method, pst_msg 
         done(arg, &st, NULL, 0);
         return;
     }
-    pst_server_call *c = malloc(sizeof *c);
     c->server = s;
     c->done = done;
     c->arg = arg;

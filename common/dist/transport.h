@@ -131,9 +131,17 @@ uint8_t *pst_iov_flatten(const pst_iov *v, int n, size_t *len);
 size_t pst_iov_total(const pst_iov *v, int n);
 
 /* A set of calls in flight that the caller waits for together (used for chunked transfers
- * and for running a step's partitions). The first error is kept. */
+ * and for running a step's partitions). The group owns everything its calls' completions
+ * touch, so a caller may stop waiting only by freeing it (which waits). The first error is
+ * kept. */
 typedef struct pst_call_group pst_call_group;
+/* NULL when out of memory. */
 pst_call_group *pst_call_group_new(void);
+/* on_error(arg, st) runs once, for the first call that fails, on the thread completing it and
+ * before pst_call_group_wait returns (a step aborts its other parts there). Set it before
+ * starting calls. */
+void pst_call_group_on_error(pst_call_group *g, void (*on_error)(void *arg, const pst_status *st),
+                             void *arg);
 /* Starts a call counted in the group; on completion on_resp (may be NULL) sees the response. */
 void pst_call_group_start(pst_call_group *g, pst_transport *t, const char *addr, int method,
                           pst_msg *req, int64_t timeout_ms, int flags,

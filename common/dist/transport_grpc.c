@@ -1,6 +1,7 @@
 /*
  * The gRPC transport (C core API). Client: one channel per peer address (created on first
- * use), calls on a completion queue polled by one thread, completions delivered as callbacks.
+ * use, kept in a map: any number of peers), calls on a completion queue polled by one thread,
+ * completions delivered as callbacks.
  * Server: methods registered by path, `requests_per_method` requests kept posted per method,
  * `server_threads` threads polling the queue and running handlers.
  *
@@ -23,16 +24,15 @@
 #include <string.h>
 
 #include "security.h"
+#include "strmap.h"
 #include "transport.h"
 
-#define MAX_CHANNELS 128
 #define MAX_SERVER_THREADS 8
 #define COPY_BELOW 4096 /* segments smaller than this are copied into gRPC's buffers */
 
 enum { TAG_CLIENT = 1, TAG_REQUEST, TAG_REPLY, TAG_SHUTDOWN };
 
 typedef struct channel {
-    char addr[128];
     grpc_channel *ch;
     void **methods; /* registered call handles, one per method */
 } channel;
@@ -42,9 +42,8 @@ typedef struct gtransport {
     pst_transport_opts o;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    /* client */
-    channel channels[MAX_CHANNELS];
-    int n_channels;
+    /* client: one channel per peer address, as many as there are peers */
+    pst_strmap *channels; /* address -> channel */
     grpc_completion_queue *ccq;
     pthread_t cthread;
     int client_calls; /* in flight */
@@ -82,6 +81,18 @@ static void msg_ref_drop(void *p) {
 static grpc_byte_buffer *buffer_of(pst_msg *m) {
     if (!m) return grpc_raw_byte_buffer_create(NULL, 0);
     msg_ref *r = malloc(sizeof *r);
+    if (!r) {
+        /* Out of memory for the bookkeeping: the segments are copied instead of wrapped. */
+        grpc_slice slices[PST_MSG_MAX_SEGS];
+        int n = 0;
+        for (int i = 0; i < m->n && i < PST_MSG_MAX_SEGS; i++)
+            if (m->seg[i].len > 0)
+                slices[n++] = grpc_slice_from_copied_buffer(m->seg[i].base, m->seg[i].len);
+        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(slices, (size_t)n);
+        for (int i = 0; i < n; i++) grpc_slice_unref(slices[i]);
+        if (m->release) m->release(m->owner);
+        return bb;
+    }
     atomic_init(&r->refs, 1);
     r->release = m->release;
     r->owner = m->owner;
@@ -103,24 +114,44 @@ static grpc_byte_buffer *buffer_of(pst_msg *m) {
     return bb;
 }
 
-/* The slices of a received buffer as iovs; *slices must be unref'd by the caller. */
+static void free_slices(grpc_slice *slices, pst_iov *iov, int n) {
+    for (int i = 0; i < n; i++) grpc_slice_unref(slices[i]);
+    free(slices);
+    free(iov);
+}
+
+/* The slices of a received buffer as iovs; *slices must be unref'd by the caller. -1 when out
+ * of memory (nothing to free then). */
 static int read_buffer(grpc_byte_buffer *bb, pst_iov **iov, grpc_slice **slices) {
     *iov = NULL;
     *slices = NULL;
     if (!bb) return 0;
     grpc_byte_buffer_reader rd;
     if (!grpc_byte_buffer_reader_init(&rd, bb)) return 0;
-    int n = 0, cap = 0;
+    int n = 0, cap = 0, oom = 0;
     grpc_slice s;
     while (grpc_byte_buffer_reader_next(&rd, &s)) {
-        if (n == cap) {
+        if (n == cap && !oom) {
             cap = cap ? cap * 2 : 16;
-            *iov = realloc(*iov, (size_t)cap * sizeof **iov);
-            *slices = realloc(*slices, (size_t)cap * sizeof **slices);
+            pst_iov *ni = realloc(*iov, (size_t)cap * sizeof *ni);
+            if (ni) *iov = ni;
+            grpc_slice *ns = ni ? realloc(*slices, (size_t)cap * sizeof *ns) : NULL;
+            if (ns) *slices = ns;
+            oom = !ni || !ns;
+        }
+        if (oom) {
+            grpc_slice_unref(s);
+            continue;
         }
         (*slices)[n++] = s;
     }
     grpc_byte_buffer_reader_destroy(&rd);
+    if (oom) {
+        free_slices(*slices, *iov, n);
+        *iov = NULL;
+        *slices = NULL;
+        return -1;
+    }
     /* Only now: small slices keep their bytes inline, inside the slice struct itself, so the
      * pointers must be taken from the array (after its last realloc). */
     for (int i = 0; i < n; i++) {
@@ -128,12 +159,6 @@ static int read_buffer(grpc_byte_buffer *bb, pst_iov **iov, grpc_slice **slices)
         (*iov)[i].len = GRPC_SLICE_LENGTH((*slices)[i]);
     }
     return n;
-}
-
-static void free_slices(grpc_slice *slices, pst_iov *iov, int n) {
-    for (int i = 0; i < n; i++) grpc_slice_unref(slices[i]);
-    free(slices);
-    free(iov);
 }
 
 static int code_to_grpc(int code) {
@@ -335,28 +360,34 @@ typedef struct ccall {
     char addr[128];
 } ccall;
 
+static void channel_free(channel *c) {
+    if (!c) return;
+    if (c->ch) grpc_channel_destroy(c->ch);
+    free(c->methods);
+    free(c);
+}
+
+/* The channel to addr, made on first use; channels stay until the transport is freed. */
 static channel *get_channel(gtransport *t, const char *addr, pst_status *st) {
     pthread_mutex_lock(&t->mu);
-    channel *c = NULL;
-    for (int i = 0; i < t->n_channels; i++)
-        if (strcmp(t->channels[i].addr, addr) == 0) c = &t->channels[i];
+    channel *c = pst_strmap_get(t->channels, addr);
     if (!c) {
-        if (t->n_channels == MAX_CHANNELS) {
-            pthread_mutex_unlock(&t->mu);
-            pst_status_set(st, PST_E_EXHAUSTED, "too many peers (%d)", MAX_CHANNELS);
-            return NULL;
+        c = calloc(1, sizeof *c);
+        if (c) c->methods = calloc((size_t)t->base.n_methods, sizeof *c->methods);
+        if (c && c->methods) {
+            grpc_arg a[24];
+            grpc_channel_args args = make_args(&t->o, a, 0);
+            grpc_channel_credentials *creds = channel_creds(t);
+            c->ch = grpc_channel_create(addr, creds, &args);
+            grpc_channel_credentials_release(creds);
+            for (int m = 0; m < t->base.n_methods; m++)
+                c->methods[m] = grpc_channel_register_call(c->ch, t->base.methods[m], NULL, NULL);
         }
-        c = &t->channels[t->n_channels];
-        snprintf(c->addr, sizeof c->addr, "%s", addr);
-        grpc_arg a[24];
-        grpc_channel_args args = make_args(&t->o, a, 0);
-        grpc_channel_credentials *creds = channel_creds(t);
-        c->ch = grpc_channel_create(addr, creds, &args);
-        grpc_channel_credentials_release(creds);
-        c->methods = calloc((size_t)t->base.n_methods, sizeof *c->methods);
-        for (int m = 0; m < t->base.n_methods; m++)
-            c->methods[m] = grpc_channel_register_call(c->ch, t->base.methods[m], NULL, NULL);
-        t->n_channels++;
+        if (!c || !c->methods || !c->ch || pst_strmap_put(t->channels, addr, c) < 0) {
+            channel_free(c);
+            c = NULL;
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a channel to task %s", addr);
+        }
     }
     pthread_mutex_unlock(&t->mu);
     return c;
@@ -388,8 +419,15 @@ static void client_finish(ccall *c, const pst_status *err) {
         pst_iov *iov;
         grpc_slice *slices;
         int n = read_buffer(c->recv_bb, &iov, &slices);
-        c->done(c->arg, NULL, iov, n);
-        free_slices(slices, iov, n);
+        if (n < 0) {
+            pst_status st = {0};
+            pst_status_set(&st, PST_E_EXHAUSTED, "out of memory reading the answer of task %s",
+                           c->addr);
+            c->done(c->arg, &st, NULL, 0);
+        } else {
+            c->done(c->arg, NULL, iov, n);
+            free_slices(slices, iov, n);
+        }
     }
     if (c->send_bb) grpc_byte_buffer_destroy(c->send_bb);
     if (c->recv_bb) grpc_byte_buffer_destroy(c->recv_bb);
@@ -419,6 +457,12 @@ static void g_call(pst_transport *base, const char *addr, int method, pst_msg *r
     gtransport *t = (gtransport *)base;
     pst_status st = {0};
     ccall *c = calloc(1, sizeof *c);
+    if (!c) {
+        if (req && req->release) req->release(req->owner);
+        pst_status_set(&st, PST_E_EXHAUSTED, "out of memory calling task %s", addr);
+        done(arg, &st, NULL, 0);
+        return;
+    }
     c->kind = TAG_CLIENT;
     c->t = t;
     c->done = done;
@@ -484,8 +528,11 @@ struct pst_server_call {
     int cancelled;
 };
 
+/* Keeps one more request of method posted. Out of memory, the method is served by the requests
+ * still posted (fewer at once), never by none while others are posted. */
 static void post_request(gtransport *t, int method) {
     pst_server_call *c = calloc(1, sizeof *c);
+    if (!c) return;
     c->kind = TAG_REQUEST;
     c->method = method;
     grpc_metadata_array_init(&c->md);
@@ -506,6 +553,8 @@ static void server_call_free(pst_server_call *c) {
     if (c->call) grpc_call_unref(c->call);
     free(c);
 }
+
+static void g_reply(pst_transport *base, pst_server_call *c, const pst_status *st, pst_msg *resp);
 
 static void *server_loop(void *arg) {
     gtransport *t = arg;
@@ -543,6 +592,12 @@ static void *server_loop(void *arg) {
         pst_iov *iov;
         grpc_slice *slices;
         int n = read_buffer(c->payload, &iov, &slices);
+        if (n < 0) {
+            pst_status st = {0};
+            pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory reading a request", t->bound);
+            g_reply(&t->base, c, &st, NULL);
+            continue;
+        }
         t->handler(t->handler_arg, c, c->method, iov, n);
         free_slices(slices, iov, n);
     }
@@ -588,6 +643,20 @@ static void g_reply(pst_transport *base, pst_server_call *c, const pst_status *s
     }
 }
 
+/* Undoes a server no thread polls (never started, or shut down with its queue drained). */
+static void server_abandon(gtransport *t) {
+    grpc_server_destroy(t->server);
+    t->server = NULL;
+    grpc_completion_queue_shutdown(t->scq);
+    while (grpc_completion_queue_next(t->scq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(t->scq);
+    t->scq = NULL;
+    free(t->server_methods);
+    t->server_methods = NULL;
+}
+
 static int g_serve(pst_transport *base, const char *addr, pst_handler_fn h, void *arg,
                    char *bound, size_t bound_len, pst_status *st) {
     gtransport *t = (gtransport *)base;
@@ -601,6 +670,10 @@ static int g_serve(pst_transport *base, const char *addr, pst_handler_fn h, void
     t->scq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(t->server, t->scq, NULL);
     t->server_methods = calloc((size_t)base->n_methods, sizeof *t->server_methods);
+    if (!t->server_methods) {
+        server_abandon(t);
+        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory serving %s", addr);
+    }
     for (int m = 0; m < base->n_methods; m++)
         t->server_methods[m] = grpc_server_register_method(
             t->server, base->methods[m], NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
@@ -608,28 +681,38 @@ static int g_serve(pst_transport *base, const char *addr, pst_handler_fn h, void
     int port = grpc_server_add_http2_port(t->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0) {
-        grpc_server_destroy(t->server);
-        t->server = NULL;
-        grpc_completion_queue_shutdown(t->scq);
-        while (grpc_completion_queue_next(t->scq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN) {
-        }
-        grpc_completion_queue_destroy(t->scq);
-        t->scq = NULL;
-        free(t->server_methods);
-        t->server_methods = NULL;
+        server_abandon(t);
         return pst_status_set(st, PST_E_UNAVAILABLE,
                               "cannot listen on %s (address in use or not local?)", addr);
     }
     snprintf(t->bound, sizeof t->bound, "%.*s:%d", (int)(colon - addr), addr, port);
-    if (bound) snprintf(bound, bound_len, "%s", t->bound);
     t->handler = h;
     t->handler_arg = arg;
     grpc_server_start(t->server);
     for (int m = 0; m < base->n_methods; m++)
         for (int i = 0; i < t->o.requests_per_method; i++) post_request(t, m);
-    t->n_sthreads = t->o.server_threads;
-    for (int i = 0; i < t->n_sthreads; i++) pthread_create(&t->sthreads[i], NULL, server_loop, t);
+    t->n_sthreads = 0;
+    for (int i = 0; i < t->o.server_threads; i++) {
+        if (pthread_create(&t->sthreads[i], NULL, server_loop, t) != 0) break;
+        t->n_sthreads++;
+    }
+    if (t->n_sthreads == 0) {
+        /* Nobody polls the queue: stop the server here, taking back the posted requests. */
+        grpc_server_shutdown_and_notify(t->server, t->scq, &t->shutdown_tag);
+        grpc_server_cancel_all_calls(t->server);
+        for (;;) {
+            grpc_event ev = grpc_completion_queue_next(t->scq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                       NULL);
+            if (ev.type != GRPC_OP_COMPLETE) continue;
+            if (ev.tag == &t->shutdown_tag) break;
+            pst_server_call *c = ev.tag;
+            c->details = grpc_empty_slice();
+            server_call_free(c);
+        }
+        server_abandon(t);
+        return pst_status_set(st, PST_E_EXHAUSTED, "cannot start a thread serving %s", addr);
+    }
+    if (bound) snprintf(bound, bound_len, "%s", t->bound);
     return 0;
 }
 
@@ -658,10 +741,10 @@ static void g_free(pst_transport *base) {
     pthread_mutex_lock(&t->mu);
     while (t->client_calls > 0) pthread_cond_wait(&t->cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
-    for (int i = 0; i < t->n_channels; i++) {
-        grpc_channel_destroy(t->channels[i].ch);
-        free(t->channels[i].methods);
-    }
+    const char *k;
+    void *v;
+    for (size_t it = 0; pst_strmap_next(t->channels, &it, &k, &v);) channel_free(v);
+    pst_strmap_free(t->channels);
     grpc_completion_queue_shutdown(t->ccq);
     pthread_join(t->cthread, NULL);
     grpc_completion_queue_destroy(t->ccq);
@@ -690,6 +773,11 @@ pst_transport *pst_transport_grpc_new(const char *const *methods, int n_methods,
     t->base.ops = &grpc_ops;
     t->base.methods = methods;
     t->base.n_methods = n_methods;
+    if (!(t->channels = pst_strmap_new())) {
+        free(t);
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+        return NULL;
+    }
     if (o) t->o = *o;
     if (t->o.keepalive_ms <= 0) t->o.keepalive_ms = 5000;
     if (t->o.keepalive_timeout_ms <= 0) t->o.keepalive_timeout_ms = 5000;
@@ -700,6 +788,19 @@ pst_transport *pst_transport_grpc_new(const char *const *methods, int n_methods,
     pthread_cond_init(&t->cv, NULL);
     grpc_init();
     t->ccq = grpc_completion_queue_create_for_next(NULL);
-    pthread_create(&t->cthread, NULL, client_loop, t);
+    if (pthread_create(&t->cthread, NULL, client_loop, t) != 0) {
+        grpc_completion_queue_shutdown(t->ccq);
+        while (grpc_completion_queue_next(t->ccq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(t->ccq);
+        pst_strmap_free(t->channels);
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+        free(t);
+        grpc_shutdown();
+        pst_status_set(st, PST_E_EXHAUSTED, "cannot start the gRPC client thread");
+        return NULL;
+    }
     return &t->base;
 }

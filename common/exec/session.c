@@ -54,7 +54,6 @@ struct pst_session {
 };
 
 pst_session *pst_session_new(pst_graph *g, const pst_session_opts *opts, pst_status *st) {
-    (void)st;
     pst_session *s = calloc(1, sizeof *s);
     PST_ASSERT(s != NULL);
     s->g = g;
@@ -63,6 +62,11 @@ pst_session *pst_session_new(pst_graph *g, const pst_session_opts *opts, pst_sta
     } else {
         s->vars = pst_var_store_new();
         s->owns_vars = 1;
+        if (s->vars == NULL) {
+            free(s);
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a session's variables");
+            return NULL;
+        }
     }
     s->exec = opts ? opts->exec : NULL;
     s->inter_op = opts && opts->inter_op_threads > 0 ? opts->inter_op_threads

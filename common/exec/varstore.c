@@ -5,19 +5,29 @@
 
 #include "strmap.h"
 
+typedef struct resource {
+    void *obj;
+    pst_resource_free_fn free_fn;
+} resource;
+
 struct pst_var_store {
     pthread_mutex_t mu;
     pst_strmap *vars;
-    int lost;       /* replicas lost so far, given to variables created later */
-    char *lost_why;
+    pst_strmap *resources; /* key -> resource */
 };
 
 pst_var_store *pst_var_store_new(void) {
     pst_var_store *vs = calloc(1, sizeof *vs);
-    PST_ASSERT(vs != NULL);
-    pthread_mutex_init(&vs->mu, NULL);
+    if (vs == NULL) return NULL;
     vs->vars = pst_strmap_new();
-    PST_ASSERT(vs->vars != NULL);
+    vs->resources = pst_strmap_new();
+    if (vs->vars == NULL || vs->resources == NULL) {
+        pst_strmap_free(vs->vars);
+        pst_strmap_free(vs->resources);
+        free(vs);
+        return NULL;
+    }
+    pthread_mutex_init(&vs->mu, NULL);
     return vs;
 }
 
@@ -28,15 +38,16 @@ void pst_var_store_free(pst_var_store *vs) {
     for (size_t it = 0; pst_strmap_next(vs->vars, &it, &k, &val);) {
         pst_var *v = val;
         pst_tensor_unref(v->value);
-        pst_tensor_unref(v->sync_sum);
         pthread_mutex_destroy(&v->mu);
-        pthread_mutex_destroy(&v->sync_mu);
-        pthread_cond_destroy(&v->sync_cv);
         free(v->name);
-        free(v->sync_lost_why);
         free(v);
     }
-    free(vs->lost_why);
+    for (size_t it = 0; pst_strmap_next(vs->resources, &it, &k, &val);) {
+        resource *r = val;
+        if (r->free_fn) r->free_fn(r->obj);
+        free(r);
+    }
+    pst_strmap_free(vs->resources);
     pst_strmap_free(vs->vars);
     pthread_mutex_destroy(&vs->mu);
     free(vs);
@@ -48,16 +59,17 @@ pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dt
     pst_var *v = pst_strmap_get(vs->vars, name);
     if (v == NULL) {
         v = calloc(1, sizeof *v);
-        PST_ASSERT(v != NULL);
-        v->name = strdup(name);
-        v->dtype = dt;
-        v->shape = shape;
-        pthread_mutex_init(&v->mu, NULL);
-        pthread_mutex_init(&v->sync_mu, NULL);
-        pthread_cond_init(&v->sync_cv, NULL);
-        v->sync_lost = vs->lost;
-        v->sync_lost_why = vs->lost_why ? strdup(vs->lost_why) : NULL;
-        pst_strmap_put(vs->vars, name, v);
+        if (v) v->name = strdup(name);
+        if (v == NULL || v->name == NULL || pst_strmap_put(vs->vars, name, v) < 0) {
+            if (v) free(v->name);
+            free(v);
+            v = NULL;
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory creating variable '%s'", name);
+        } else {
+            v->dtype = dt;
+            v->shape = shape;
+            pthread_mutex_init(&v->mu, NULL);
+        }
     } else if (v->dtype != dt) {
         pst_status_set(st, PST_E_INVALID, "variable '%s' exists with dtype %s, requested %s",
                        name, pst_dtype_name(v->dtype), pst_dtype_name(dt));
@@ -82,7 +94,11 @@ int pst_var_store_list(pst_var_store *vs, pst_var ***out) {
     pthread_mutex_lock(&vs->mu);
     size_t n = pst_strmap_size(vs->vars);
     pst_var **arr = calloc(n + 1, sizeof *arr);
-    PST_ASSERT(arr != NULL);
+    if (arr == NULL) {
+        pthread_mutex_unlock(&vs->mu);
+        *out = NULL;
+        return -1;
+    }
     size_t i = 0;
     void *val;
     for (size_t it = 0; pst_strmap_next(vs->vars, &it, NULL, &val);) arr[i++] = val;
@@ -92,22 +108,35 @@ int pst_var_store_list(pst_var_store *vs, pst_var ***out) {
     return (int)n;
 }
 
-void pst_var_store_replica_lost(pst_var_store *vs, const char *why) {
+void *pst_var_store_resource(pst_var_store *vs, const char *key, pst_resource_make_fn make,
+                             void *ctx, pst_resource_free_fn free_fn, pst_status *st) {
     pthread_mutex_lock(&vs->mu);
-    vs->lost++;
-    free(vs->lost_why);
-    vs->lost_why = strdup(why);
-    void *val;
-    for (size_t it = 0; pst_strmap_next(vs->vars, &it, NULL, &val);) {
-        pst_var *v = val;
-        pthread_mutex_lock(&v->sync_mu);
-        v->sync_lost = vs->lost;
-        free(v->sync_lost_why);
-        v->sync_lost_why = strdup(why);
-        pthread_cond_broadcast(&v->sync_cv);
-        pthread_mutex_unlock(&v->sync_mu);
+    resource *r = pst_strmap_get(vs->resources, key);
+    void *obj = r ? r->obj : NULL;
+    if (!r) {
+        r = malloc(sizeof *r);
+        obj = r ? make(ctx, st) : NULL;
+        if (!r) pst_status_set(st, PST_E_EXHAUSTED, "out of memory for resource '%s'", key);
+        if (obj) {
+            *r = (resource){obj, free_fn};
+            if (pst_strmap_put(vs->resources, key, r) < 0) {
+                if (free_fn) free_fn(obj);
+                obj = NULL;
+                pst_status_set(st, PST_E_EXHAUSTED, "out of memory for resource '%s'", key);
+            }
+        }
+        if (!obj) free(r);
     }
     pthread_mutex_unlock(&vs->mu);
+    return obj;
+}
+
+void *pst_var_store_find_resource(pst_var_store *vs, const char *key) {
+    pthread_mutex_lock(&vs->mu);
+    resource *r = pst_strmap_get(vs->resources, key);
+    void *obj = r ? r->obj : NULL;
+    pthread_mutex_unlock(&vs->mu);
+    return obj;
 }
 
 pst_tensor *pst_var_read(pst_var *v) {

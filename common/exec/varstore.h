@@ -6,6 +6,10 @@
  * value someone else still holds copy it first (copy-on-write), so a reader always sees one
  * consistent snapshot. Each variable has its own mutex; the store's map has another.
  *
+ * A store also keeps resources: objects other modules attach to it by key (like TensorFlow's
+ * ResourceMgr), so state that lives as long as the variables (a parameter server's
+ * synchronous-replica accumulators, dist/ps_sync.h) needs no field here.
+ *
  *     pst_var_store *vs = pst_var_store_new();
  *     pst_var *v = pst_var_store_get_or_create(vs, "w", PST_FLOAT, shape, &st);
  *     pst_var_assign(v, t, &st);               // borrows t, copies it
@@ -28,33 +32,32 @@ typedef struct pst_var {
     pthread_mutex_t mu;
     int64_t version;      /* bumped on every update */
     int64_t n_reads, n_updates;
-    /* Synchronous replicas (ops_train.h): gradients for the current step accumulate here
-     * until enough replicas arrived; guarded by sync_mu. */
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    int64_t sync_step;    /* the step whose gradients are being accumulated */
-    int sync_count;
-    pst_tensor *sync_sum;
-    int64_t n_stale;      /* gradients dropped because their step had passed */
-    int sync_lost;        /* replicas known to have failed (pst_var_store_replica_lost) */
-    char *sync_lost_why;  /* the latest one's reason */
 } pst_var;
 
 typedef struct pst_var_store pst_var_store;
 
+/* NULL when out of memory. */
 pst_var_store *pst_var_store_new(void);
 void pst_var_store_free(pst_var_store *vs);
-/* Finds or creates; an existing variable with another dtype is an error naming it. */
+/* Finds or creates; an existing variable with another dtype is an error naming it (as is
+ * running out of memory). */
 pst_var *pst_var_store_get_or_create(pst_var_store *vs, const char *name, pst_dtype dt,
                                           pst_shape shape, pst_status *st);
 pst_var *pst_var_store_find(pst_var_store *vs, const char *name);
-/* Number of variables and the i-th in name order (stable for a given set). */
-int pst_var_store_list(pst_var_store *vs, pst_var ***out); /* caller frees the array */
+/* The variables in name order in *out (the caller frees the array) and their count; -1 (and
+ * *out NULL) when out of memory. */
+int pst_var_store_list(pst_var_store *vs, pst_var ***out);
 
-/* Records that a synchronous replica failed (why names it) on every variable and wakes the
- * replicas waiting for a step: a step that can no longer gather its gradients fails at once
- * with `why` instead of waiting out its timeout. */
-void pst_var_store_replica_lost(pst_var_store *vs, const char *why);
+/* The resource stored under key, created by make(ctx, st) on first use (under the store's
+ * lock, so concurrent first users get one object; make must not call back into vs). The store
+ * owns it: free_fn (may be NULL) releases it when the store is freed. NULL with st set when
+ * make fails or memory runs out. */
+typedef void *(*pst_resource_make_fn)(void *ctx, pst_status *st);
+typedef void (*pst_resource_free_fn)(void *resource);
+void *pst_var_store_resource(pst_var_store *vs, const char *key, pst_resource_make_fn make,
+                             void *ctx, pst_resource_free_fn free_fn, pst_status *st);
+/* The resource stored under key, or NULL when none was made. */
+void *pst_var_store_find_resource(pst_var_store *vs, const char *key);
 
 /* Current value with a new reference, or NULL when uninitialized. */
 pst_tensor *pst_var_read(pst_var *v);

@@ -1,18 +1,12 @@
 /* Optimizer apply ops: in-place variable updates (see ops_train.h for the formulas). */
 #include "ops_train.h"
 
-#include <stdio.h>
-
-#include <errno.h>
 #include <math.h>
-#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "op.h"
-#include "parallel.h"
 #include "varstore.h"
-#include "clock.h"
 
 #define MAX_REFS 3
 
@@ -203,11 +197,7 @@ static int apply_shape(pst_node *n, pst_status *st) {
     unsigned mask = pst_op_ref_mask(n->op);
     char a[128], b[128];
     pst_shape vs = pst_node_in_shape(n, 0);
-    int sync = strncmp(n->op->name, "PstSync", 7) == 0;
-    int last = sync ? n->n_inputs - 1 : n->n_inputs;
-    if (sync && pst_node_in_dtype(n, last) != PST_INT64)
-        return pst_status_set(st, PST_E_INVALID, "the local step (input %d) must be int64", last);
-    for (int i = 0; i < last; i++) {
+    for (int i = 0; i < n->n_inputs; i++) {
         if (pst_node_in_dtype(n, i) != pst_node_in_dtype(n, 0) &&
             strcmp(n->op->name, "ScatterSub") != 0)
             return pst_status_set(st, PST_E_INVALID, "input %d ('%s') is %s, the variable is %s",
@@ -259,207 +249,6 @@ static const pst_op_def scatter_sub_op = {.name = "ScatterSub",
                                           .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
                                           .ref_mask = 0x1};
 
-/* ---- Synchronous replicas -------------------------------------------------------------- */
-
-#define SYNC_TIMEOUT_MS_DEFAULT 300000
-
-static int add_into(pst_tensor *sum, const pst_tensor *g) {
-    if (sum->dtype == PST_FLOAT) {
-        float *d = pst_tensor_f32(sum);
-        const float *x = pst_tensor_f32(g);
-        for (int64_t i = 0; i < sum->n; i++) d[i] += x[i];
-    } else {
-        for (int64_t i = 0; i < sum->n; i++)
-            pst_tensor_set_f64(sum, i, pst_tensor_get_f64(sum, i) + pst_tensor_get_f64(g, i));
-    }
-    return 0;
-}
-
-static void scale(pst_tensor *t, double k) {
-    if (t->dtype == PST_FLOAT) {
-        float *d = pst_tensor_f32(t), kf = (float)k;
-        for (int64_t i = 0; i < t->n; i++) d[i] *= kf;
-    } else {
-        for (int64_t i = 0; i < t->n; i++) pst_tensor_set_f64(t, i, pst_tensor_get_f64(t, i) * k);
-    }
-}
-
-/* Accumulates this replica's gradient for its step; the replica completing the set averages
- * the gradients and applies them with `inner` (the asynchronous kernel); the others wait until
- * the step is applied. A gradient for a step already applied is dropped and counted. */
-static int sync_apply(pst_kernel_ctx *c, pst_kernel_fn inner, int grad_idx) {
-    pst_var *v = c->input_vars[0];
-    int64_t step = pst_tensor_get_i64(c->inputs[c->n_inputs - 1], 0);
-    int64_t need = pst_kctx_attr_i(c, "replicas_to_aggregate", 1);
-    int64_t timeout = pst_kctx_attr_i(c, "timeout_ms", SYNC_TIMEOUT_MS_DEFAULT);
-    const pst_tensor *grad = c->inputs[grad_idx];
-    int rc = 0;
-    pthread_mutex_lock(&v->sync_mu);
-    if (step < v->sync_step) {
-        v->n_stale++;
-        goto done;
-    }
-    if (step > v->sync_step) {
-        /* Replicas of an earlier step never completed it; their partial sum is stale. */
-        v->n_stale += v->sync_count;
-        v->sync_step = step;
-        v->sync_count = 0;
-        pst_tensor_unref(v->sync_sum);
-        v->sync_sum = NULL;
-    }
-    if (v->sync_sum == NULL) {
-        v->sync_sum = pst_tensor_clone(grad, c->status);
-        if (v->sync_sum == NULL) {
-            rc = c->status->code;
-            goto done;
-        }
-    } else if (!pst_shape_equal(&v->sync_sum->shape, &grad->shape)) {
-        rc = pst_kctx_error(c, PST_E_INVALID, "gradient shapes of variable '%s' differ between "
-                            "replicas", v->name);
-        goto done;
-    } else {
-        add_into(v->sync_sum, grad);
-    }
-    if (++v->sync_count >= need) {
-        scale(v->sync_sum, 1.0 / (double)v->sync_count);
-        pst_tensor *ins[16];
-        PST_ASSERT(c->n_inputs <= 16);
-        for (int i = 0; i < c->n_inputs; i++) ins[i] = c->inputs[i];
-        ins[grad_idx] = v->sync_sum;
-        pst_kernel_ctx c2 = *c;
-        c2.inputs = ins;
-        c2.n_inputs = c->n_inputs - 1;
-        rc = inner(&c2);
-        v->sync_step = step + 1;
-        v->sync_count = 0;
-        pst_tensor_unref(v->sync_sum);
-        v->sync_sum = NULL;
-        pthread_cond_broadcast(&v->sync_cv);
-        pthread_mutex_unlock(&v->sync_mu);
-        return rc;
-    }
-    struct timespec dl;
-    pst_clock_deadline_in(&dl, timeout);
-    int64_t total = pst_kctx_attr_i(c, "total_replicas", 0);
-    if (total < need) total = need;
-    while (v->sync_step <= step && rc == 0)
-        if (total - v->sync_lost < need)
-            rc = pst_kctx_error(c, PST_E_ABORTED,
-                                "step %lld of variable '%s' cannot gather the gradients of %lld "
-                                "replicas: %d of %lld replicas failed (%s)",
-                                (long long)step, v->name, (long long)need, v->sync_lost,
-                                (long long)total, v->sync_lost_why ? v->sync_lost_why : "");
-        else if (pthread_cond_timedwait(&v->sync_cv, &v->sync_mu, &dl) == ETIMEDOUT)
-            rc = pst_kctx_error(c, PST_E_DEADLINE,
-                                "waited %lld ms for the gradients of %lld replicas for step %lld "
-                                "of variable '%s'; %d arrived",
-                                (long long)timeout, (long long)need, (long long)step, v->name,
-                                v->sync_count);
-done:
-    pthread_mutex_unlock(&v->sync_mu);
-    if (rc == 0) pst_kctx_set_output(c, 0, pst_var_read(v));
-    return rc;
-}
-
-static int sync_gd_kernel(pst_kernel_ctx *c) { return sync_apply(c, gd_kernel, 2); }
-static int sync_momentum_kernel(pst_kernel_ctx *c) { return sync_apply(c, momentum_kernel, 3); }
-static int sync_adam_kernel(pst_kernel_ctx *c) { return sync_apply(c, adam_kernel, 9); }
-static int sync_adagrad_kernel(pst_kernel_ctx *c) { return sync_apply(c, adagrad_kernel, 3); }
-static int sync_rmsprop_kernel(pst_kernel_ctx *c) { return sync_apply(c, rmsprop_kernel, 7); }
-
-/* global_step := local_step + 1 if it still equals local_step: every replica runs it after its
- * updates, the step advances once. */
-static int sync_step_kernel(pst_kernel_ctx *c) {
-    pst_var *v = c->input_vars[0];
-    int64_t local = pst_tensor_get_i64(c->inputs[1], 0);
-    pst_tensor *t = pst_var_begin_update(v, c->status);
-    if (t == NULL) return c->status->code;
-    if (t->dtype != PST_INT64 || t->n != 1) {
-        pst_var_end_update(v);
-        return pst_kctx_error(c, PST_E_INVALID, "global step '%s' must be an int64 scalar",
-                              v->name);
-    }
-    if (pst_tensor_i64(t)[0] == local) pst_tensor_i64(t)[0] = local + 1;
-    pst_var_end_update(v);
-    pst_kctx_set_output(c, 0, pst_var_read(v));
-    return 0;
-}
-
-static const pst_attr_spec sync_attrs[] = {{"T", PST_ATTR_TYPE, 0},
-                                           {"use_locking", PST_ATTR_BOOL, 0},
-                                           {"use_nesterov", PST_ATTR_BOOL, 0},
-                                           {"replicas_to_aggregate", PST_ATTR_INT, 1},
-                                           {"total_replicas", PST_ATTR_INT, 0},
-                                           {"timeout_ms", PST_ATTR_INT, 0},
-                                           {0}};
-
-#define SYNC_OP(var_, opname, nin, kern, mask)                                                    \
-    static const pst_op_def var_ = {.name = opname,                                               \
-                                    .min_inputs = nin + 1,                                        \
-                                    .max_inputs = nin + 1,                                        \
-                                    .n_outputs = 1,                                               \
-                                    .attrs = sync_attrs,                                          \
-                                    .shape = apply_shape,                                         \
-                                    .kernel = kern,                                               \
-                                    .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,         \
-                                    .ref_mask = mask}
-SYNC_OP(sync_gd_op, "PstSyncApplyGradientDescent", 3, sync_gd_kernel, 0x1);
-SYNC_OP(sync_momentum_op, "PstSyncApplyMomentum", 5, sync_momentum_kernel, 0x3);
-SYNC_OP(sync_adam_op, "PstSyncApplyAdam", 10, sync_adam_kernel, 0x7);
-SYNC_OP(sync_adagrad_op, "PstSyncApplyAdagrad", 4, sync_adagrad_kernel, 0x3);
-SYNC_OP(sync_rmsprop_op, "PstSyncApplyRMSProp", 8, sync_rmsprop_kernel, 0x7);
-
-static int sync_step_shape(pst_node *n, pst_status *st) {
-    if (pst_node_in_dtype(n, 0) != PST_INT64 || pst_node_in_dtype(n, 1) != PST_INT64)
-        return pst_status_set(st, PST_E_INVALID, "global step and local step must be int64");
-    pst_node_set_output(n, 0, PST_INT64, pst_shape_scalar());
-    return 0;
-}
-static const pst_op_def sync_step_op = {.name = "PstSyncStepAdvance",
-                                        .min_inputs = 2,
-                                        .max_inputs = 2,
-                                        .n_outputs = 1,
-                                        .shape = sync_step_shape,
-                                        .kernel = sync_step_kernel,
-                                        .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
-                                        .ref_mask = 0x1};
-
-/* PstSyncAssignOnce(ref, value, local_step): ref := value unless a replica already did it for
- * this step (the variable's sync_step records the last step assigned): Adam's bias-correction
- * powers advance once per synchronous step however many replicas run the assignment. */
-static int sync_assign_once_kernel(pst_kernel_ctx *c) {
-    pst_var *v = c->input_vars[0];
-    int64_t local = pst_tensor_get_i64(c->inputs[2], 0);
-    int rc = 0;
-    pthread_mutex_lock(&v->sync_mu);
-    if (local >= v->sync_step) {
-        rc = pst_var_assign(v, c->inputs[1], 1, c->status);
-        if (rc == 0) v->sync_step = local + 1;
-    }
-    pthread_mutex_unlock(&v->sync_mu);
-    if (rc < 0) return rc;
-    pst_kctx_set_output(c, 0, pst_var_read(v));
-    return 0;
-}
-
-static int sync_assign_once_shape(pst_node *n, pst_status *st) {
-    if (pst_node_in_dtype(n, 2) != PST_INT64)
-        return pst_status_set(st, PST_E_INVALID, "local step must be int64");
-    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_node_in_shape(n, 0));
-    return 0;
-}
-
-static const pst_attr_spec sync_assign_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {0}};
-static const pst_op_def sync_assign_once_op = {.name = "PstSyncAssignOnce",
-                                               .min_inputs = 3,
-                                               .max_inputs = 3,
-                                               .n_outputs = 1,
-                                               .attrs = sync_assign_attrs,
-                                               .shape = sync_assign_once_shape,
-                                               .kernel = sync_assign_once_kernel,
-                                               .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
-                                               .ref_mask = 0x1};
-
 pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
                                 pst_output local_step, const char *name) {
     pst_node_builder *b = pst_nb_new(g, "PstSyncAssignOnce", name);
@@ -474,13 +263,6 @@ pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
 }
 
 void pst__register_train_ops(void) {
-    pst_op_register(&sync_assign_once_op);
-    pst_op_register(&sync_gd_op);
-    pst_op_register(&sync_momentum_op);
-    pst_op_register(&sync_adam_op);
-    pst_op_register(&sync_adagrad_op);
-    pst_op_register(&sync_rmsprop_op);
-    pst_op_register(&sync_step_op);
     pst_op_register(&gd_op);
     pst_op_register(&momentum_op);
     pst_op_register(&adam_op);

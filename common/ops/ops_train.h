@@ -43,7 +43,9 @@ pst_output pst_scatter_sub(pst_graph *g, pst_output var, pst_output indices, pst
  * ("ApplyGradientDescent", "ApplyAdam", ...) and `inputs` are its inputs; local_step (int64
  * scalar) is the global step the replica read. Gradients of a step are averaged once
  * replicas_to_aggregate arrived and applied once; late ones (backup workers) are dropped and
- * counted in the variable's n_stale; the others wait until the update is done. */
+ * counted as stale; the others wait until the update is done. These three builders only name
+ * the PstSync* ops: their kernels and accumulators are the parameter server's (dist/ps_sync.h),
+ * registered by pst_dist_ops_init(). */
 pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_output *inputs,
                           pst_output local_step, int replicas_to_aggregate, int total_replicas,
                           int use_nesterov, const char *name);
