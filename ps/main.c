@@ -26,6 +26,11 @@ static int usage(FILE *f, int rc) {
                "  --recv-timeout-ms N       how long a step waits for a worker's tensor (60000)\n"
                "  --workers N               exit after N workers finished (default: all)\n"
                "  --worker-timeout-ms N     a worker silent this long counts as failed (30000)\n"
+               "  --run-threads N           steps run at once at most (default: twice the\n"
+               "                            cluster's tasks, at least 16; keep it above the\n"
+               "                            number of workers in sync mode)\n"
+               "  --run-queue N             steps waiting for a thread at most (default: as many\n"
+               "                            as --run-threads); beyond, steps fail\n"
                "  --port-file FILE          write the port served on to FILE once serving (with\n"
                "                            port 0 in the cluster entry: a free port is picked)\n"
                "  --quiet                   no log lines\n");
@@ -48,7 +53,8 @@ int main(int argc, char **argv) {
     pst_ops_init(); /* the built-in op families, before any graph */
     pst_dist_ops_init(); /* and the distributed ones (synchronous replicas) */
     const char *cluster_file = NULL, *port_file = NULL;
-    long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0;
+    long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0, run_threads = 0,
+              run_queue = 0;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -70,6 +76,13 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--worker-timeout-ms") == 0) {
             if (parse_int(a, v, 1, 1LL << 40, &worker_timeout) < 0) return 2;
             i++;
+        } else if (strcmp(a, "--run-threads") == 0) {
+            if (parse_int(a, v, 1, 1 << 16, &run_threads) < 0) return 2;
+            i++;
+        } else if (strcmp(a, "--run-queue") == 0) {
+            if (parse_int(a, v, 0, 1 << 20, &run_queue) < 0) return 2;
+            i++;
+            if (run_queue == 0) run_queue = -1; /* none */
         } else if (strcmp(a, "--workers") == 0) {
             if (parse_int(a, v, 1, 1 << 20, &workers) < 0) return 2;
             i++;
@@ -110,7 +123,8 @@ int main(int argc, char **argv) {
     }
     pst_task_opts o = {.cluster = c, .job = "ps", .index = (int)task, .quiet = quiet,
                        .recv_timeout_ms = recv_ms, .expected_workers = (int)workers,
-                       .peer_timeout_ms = worker_timeout};
+                       .peer_timeout_ms = worker_timeout, .run_threads = (int)run_threads,
+                       .run_queue = (int)run_queue};
     pst_task *t = pst_task_new(&o, &st);
     if (!t) {
         fprintf(stderr, "pstrain-ps: %s\n", st.msg);

@@ -177,10 +177,11 @@ static pid_t start_worker(job *j, int i, const char *cluster, const char *const 
 /* Starts a job whose every task picks its port: the PS first (on a cluster of port 0s), then
  * the serve-only workers (on a cluster naming the PS), then the others (on one naming the PS
  * and the serve-only workers). A task learns the port of a worker that registers a partition
- * with it. Worker k gets the common flags plus extra[k]. The cluster has n_w workers, the first
- * n_run start. */
+ * with it. Every PS gets ps_flags (may be NULL), worker k the common flags plus extra[k]. The
+ * cluster has n_w workers, the first n_run start. */
 static void start_job(job *j, const char *name, int n_ps, int n_w, int n_run,
-                      const char *const *flags, const char *const *extra) {
+                      const char *const *ps_flags, const char *const *flags,
+                      const char *const *extra) {
     memset(j, 0, sizeof *j);
     j->n_ps = n_ps;
     j->n_w = n_run; /* the cluster has n_w workers; the first n_run start */
@@ -191,7 +192,7 @@ static void start_job(job *j, const char *name, int n_ps, int n_w, int n_run,
     snprintf(ps_cluster_copy, sizeof ps_cluster_copy, "%s", ps_cluster);
     for (int i = 0; i < n_ps; i++) {
         snprintf(j->ps_log[i], sizeof j->ps_log[i], "%s/%s-ps-%d.log", dir, name, i);
-        j->ps[i] = start_ps(name, ps_cluster_copy, i, NULL, j->ps_log[i], &j->ps_port[i]);
+        j->ps[i] = start_ps(name, ps_cluster_copy, i, ps_flags, j->ps_log[i], &j->ps_port[i]);
     }
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0: serve-only workers; pass 1: the others, knowing every port */
@@ -275,7 +276,7 @@ START_TEST(test_async_mlp_2ps_2workers_accuracy) {
     setup();
     const char *flags[] = {"--model", "mlp", "--steps", "4000", "--threads", "1", "--quiet", NULL};
     job j;
-    start_job(&j, "async", 2, 2, 2, flags, NULL);
+    start_job(&j, "async", 2, 2, 2, NULL, flags, NULL);
     finish_job(&j);
     double acc = accuracy_in(j.w_log[0]);
     ck_assert_msg(acc >= 0.86, "test accuracy %.4f below 0.86", acc);
@@ -303,7 +304,7 @@ static void sync_equivalence(const char *opt, const char *lr, double tol) {
                            "--keep-prob", "1", "--no-shuffle", "--threads", "1", "--quiet",
                            "--batch", "100", "--mode", "sync", "--checkpoint-dir", dist, NULL};
     job j;
-    start_job(&j, "sync", 2, 2, 2, flags, NULL);
+    start_job(&j, "sync", 2, 2, 2, NULL, flags, NULL);
     finish_job(&j);
     snprintf(ck1, sizeof ck1, "%s/model.ckpt-20", single);
     snprintf(ck2, sizeof ck2, "%s/model.ckpt-20", dist);
@@ -325,7 +326,7 @@ START_TEST(test_sync_backup_workers) {
                            "--threads", "1", "--quiet", NULL};
     const char *extra[3] = {"--status", NULL, NULL};
     job j;
-    start_job(&j, "backup", 1, 3, 3, flags, extra);
+    start_job(&j, "backup", 1, 3, 3, NULL, flags, extra);
     finish_job(&j);
     char *log = slurp(j.w_log[0]);
     const char *v = strstr(log, "var mlp/fc1/weights");
@@ -350,7 +351,7 @@ START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
     const char *train[] = {"--model", "mlp", "--steps", "30", "--threads", "1", "--quiet",
                            "--partition-min-bytes", "100000", "--checkpoint-dir", d1, NULL};
     job j;
-    start_job(&j, "part3", 3, 1, 1, train, NULL);
+    start_job(&j, "part3", 3, 1, 1, NULL, train, NULL);
     finish_job(&j);
     char ck[400];
     snprintf(ck, sizeof ck, "%s/model.ckpt-30", d1);
@@ -370,7 +371,7 @@ START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
         const char *again[] = {"--model", "mlp", "--steps", "30", "--threads", "1", "--quiet",
                                "--partition-min-bytes", "100000", "--checkpoint-dir", dd, NULL};
         job j2;
-        start_job(&j2, n_ps == 1 ? "onto1" : "onto3", n_ps, 1, 1, again, NULL);
+        start_job(&j2, n_ps == 1 ? "onto1" : "onto3", n_ps, 1, 1, NULL, again, NULL);
         finish_job(&j2);
         char *log = slurp(j2.w_log[0]);
         ck_assert_msg(strstr(log, "restored") != NULL, "%s", log);
@@ -404,7 +405,7 @@ START_TEST(test_model_parallel_layer_on_worker1) {
         const char *extra[2] = {run ? NULL : "--layer-device mlp/fc2=/job:worker/task:1 --status",
                                 serve[1]};
         job j;
-        start_job(&j, run ? "nomp" : "mp", 1, 2, 2, flags, extra);
+        start_job(&j, run ? "nomp" : "mp", 1, 2, 2, NULL, flags, extra);
         finish_job(&j);
         if (run == 0) {
             char *log = slurp(j.w_log[0]);
@@ -428,8 +429,11 @@ START_TEST(test_killed_ps_is_named) {
     setup();
     const char *flags[] = {"--model", "mlp", "--steps", "1000000", "--threads", "1",
                            "--connect-timeout-ms", "5000", NULL};
+    /* The step that meets the dead PS returns once its part on the other PS ends, which waits
+     * for the worker's gradients until its receive timeout: keep that well inside the guard. */
+    const char *ps_flags[] = {"--recv-timeout-ms", "15000", NULL};
     job j;
-    start_job(&j, "kill", 2, 1, 1, flags, NULL);
+    start_job(&j, "kill", 2, 1, 1, ps_flags, flags, NULL);
     /* wait until training runs */
     int running = 0;
     for (int i = 0; i < 600 && !running; i++) {
@@ -538,7 +542,7 @@ START_TEST(test_inspect_placement_live) {
     /* only worker 0 runs: the PS keep serving, waiting for worker 1 */
     const char *flags[] = {"--model", "mlp", "--steps", "10", "--threads", "1", "--quiet", NULL};
     job j;
-    start_job(&j, "live", 2, 2, 1, flags, NULL);
+    start_job(&j, "live", 2, 2, 1, NULL, flags, NULL);
     ck_assert_int_eq(wait_exit(j.w[0], 120), 0);
     char cmd[4096], out_path[300];
     snprintf(out_path, sizeof out_path, "%s/inspect.out", dir);

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "dist_run.h"
+#include "ps_sync.h"
 #include "task_client.h"
 #include "task_status.h"
 #include "testdist.h"
@@ -246,6 +247,15 @@ static void *sync_worker_step(void *arg) {
     return NULL;
 }
 
+/* Waits until a synchronous step waits on the PS (its accumulators exist from then on). */
+static void wait_sync_started(pst_task *ps) {
+    for (int i = 0; i < 1000; i++) {
+        if (pst_var_store_find_resource(pst_task_vars(ps), PST_PS_SYNC_RESOURCE)) return;
+        usleep(10 * 1000);
+    }
+    ck_abort_msg("no synchronous step reached the PS within 10 s");
+}
+
 static void sync_worker_free(sync_worker *w) {
     pst_dist_run_free(w->run);
     pst_dist_run_free(w->init);
@@ -261,12 +271,12 @@ START_TEST(test_grpc_run_pool_bounded) {
     pst_test_job j;
     pst_test_job_start(&j, 1, 2, "grpc", &o);
     sync_worker w[2];
-    for (int k = 0; k < 2; k++) sync_worker_build(&w[k], j.w[k], k, 1500);
+    for (int k = 0; k < 2; k++) sync_worker_build(&w[k], j.w[k], k, 5000);
     pst_status st = {0};
     ck_assert_msg(pst_dist_run_step(w[0].init, NULL, 0, NULL, &st) == 0, "%s", st.msg);
     pthread_t th;
     pthread_create(&th, NULL, sync_worker_step, &w[0]);
-    usleep(300 * 1000); /* worker 0's step now waits on the PS's only run thread */
+    wait_sync_started(j.ps[0]); /* worker 0's step now waits on the PS's only run thread */
     ck_assert_int_eq(pst_dist_run_step(w[1].run, NULL, 0, NULL, &st), PST_E_EXHAUSTED);
     ck_assert_msg(strstr(st.msg, "/job:ps/replica:0/task:0 cannot take step") != NULL, "%s",
                   st.msg);
@@ -313,7 +323,7 @@ START_TEST(test_grpc_free_ends_sync_wait) {
     ck_assert_msg(pst_dist_run_step(w.init, NULL, 0, NULL, &st) == 0, "%s", st.msg);
     pthread_t th;
     pthread_create(&th, NULL, sync_worker_step, &w);
-    usleep(300 * 1000);
+    wait_sync_started(j.ps[0]);
     double t0 = pst_clock_now();
     pst_task_free(j.ps[0]);
     j.ps[0] = NULL;
