@@ -581,7 +581,7 @@ START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
                            "--threads", "1", "--quiet", "--validation", "0", "--checkpoint-dir", ck,
                            NULL};
     job j;
-    start_job(&j, "resume1", 1, 1, 1, first, NULL);
+    start_job(&j, "resume1", 1, 1, 1, NULL, first, NULL);
     finish_job(&j);
     ck_assert(file_exists(ck, "model.ckpt-10.index"));
     /* The state file is lost and an interrupted save left a PS's shard behind. */
@@ -599,7 +599,7 @@ START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
     }
     const char *again[] = {"--model", "softmax", "--steps", "15", "--threads", "1", "--quiet",
                            "--validation", "0", "--checkpoint-dir", ck, NULL};
-    start_job(&j, "resume2", 1, 1, 1, again, NULL);
+    start_job(&j, "resume2", 1, 1, 1, NULL, again, NULL);
     finish_job(&j);
     char *log = slurp(j.w_log[0]);
     char want[400];
@@ -612,7 +612,7 @@ START_TEST(test_chief_resumes_without_state_file_and_starts_fresh) {
     /* --start-fresh: nothing restored, step 0, the checkpoints left in place. */
     const char *fresh[] = {"--model", "softmax", "--steps", "3", "--threads", "1", "--quiet",
                            "--validation", "0", "--start-fresh", "--checkpoint-dir", ck, NULL};
-    start_job(&j, "resume3", 1, 1, 1, fresh, NULL);
+    start_job(&j, "resume3", 1, 1, 1, NULL, fresh, NULL);
     finish_job(&j);
     log = slurp(j.w_log[0]);
     ck_assert_msg(strstr(log, "restored") == NULL && strstr(log, "starting from step 0 as asked"),
