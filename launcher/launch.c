@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "coord.h"
 #include "file.h"
+#include "flags.h"
 #include "format.h"
 #include "jobfile.h"
 #include "security.h"
@@ -627,10 +628,10 @@ static void progress_line(launcher *L, const pst_coord_view *v, int force) {
         const pst_coord_member *m = &v->members[i];
         if (m->global_step > gs) gs = m->global_step;
         if (m->total_steps > total) total = m->total_steps;
+        if (strcmp(m->job, "worker") == 0 && m->index == 0) loss = m->loss;
         if (strcmp(m->job, "worker") == 0 && m->state == PST_MEMBER_RUNNING) {
             eps += m->examples_per_sec;
             running++;
-            if (m->index == 0 || isnan(loss)) loss = m->loss;
         }
         if (m->last_checkpoint[0]) ckpt = m->last_checkpoint;
     }
@@ -900,6 +901,20 @@ static int prepare_run(launcher *L, const char *job_path, const char *run_dir, i
                        pst_status *st) {
     if (pst_jobfile_load(job_path, &L->jf, st) < 0) return st->code;
     if (spec_load(&L->jf, &L->spec, st) < 0) return st->code;
+    {
+        /* The training settings as every worker will read them: refuse them now, not in a
+         * restart loop. */
+        pst_train_flags f;
+        char err[1024] = "";
+        char *args[] = {"pstrain-worker", "--job", (char *)job_path, NULL};
+        int rc = pst_train_flags_parse(3, args, &f, err, sizeof err);
+        pst_train_flags_destroy(&f);
+        if (rc != 0) {
+            size_t n = strlen(err);
+            if (n && err[n - 1] == '\n') err[n - 1] = '\0';
+            return pst_status_set(st, PST_E_INVALID, "%s", err);
+        }
+    }
     L->backend = strcmp(L->spec.backend, "ssh") == 0 ? &ssh_backend : &local_backend;
     if (run_dir) {
         snprintf(L->run, sizeof L->run, "%s", run_dir);
@@ -1149,7 +1164,9 @@ int pst_cmd_stop(int argc, char **argv) {
     if (hard) kill((pid_t)pid, SIGTERM); /* a second signal kills */
     /* Wait for the launcher to finish the checkpoint and the tasks to exit. */
     for (int i = 0; i < 20 * 180; i++) {
-        if (kill((pid_t)pid, 0) != 0) {
+        /* Done when the launcher wrote its final state (it may linger as a zombie of its
+         * parent) or is gone. */
+        if (launcher_pid_of(run) == 0 || kill((pid_t)pid, 0) != 0) {
             printf("pstrain stop: %s stopped\n", run);
             return 0;
         }

@@ -9,31 +9,45 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "coord_agent.h"
 #include "dist_ops.h"
 #include "file.h"
+#include "member.h"
 #include "ops.h"
+#include "security.h"
 #include "task.h"
 
 static volatile sig_atomic_t stop_signal;
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) {
+    stop_signal = sig;
+}
 
 static int usage(FILE *f, int rc) {
-    fprintf(f, "usage: pstrain-ps --cluster FILE --task K [options]\n"
-               "       (or TF_CONFIG='{\"cluster\": {...}, \"task\": {\"type\": \"ps\", \"index\": K}}')\n"
-               "  --cluster FILE            JSON {\"ps\": [\"host:port\", ...], \"worker\": [...]}\n"
-               "                            (or a job file holding it under \"cluster\")\n"
-               "  --task K                  this PS's index in the \"ps\" list\n"
-               "  --recv-timeout-ms N       how long a step waits for a worker's tensor (60000)\n"
-               "  --workers N               exit after N workers finished (default: all)\n"
-               "  --worker-timeout-ms N     a worker silent this long counts as failed (30000)\n"
-               "  --run-threads N           steps run at once at most (default: twice the\n"
-               "                            cluster's tasks, at least 16; keep it above the\n"
-               "                            number of workers in sync mode)\n"
-               "  --run-queue N             steps waiting for a thread at most (default: as many\n"
-               "                            as --run-threads); beyond, steps fail\n"
-               "  --port-file FILE          write the port served on to FILE once serving (with\n"
-               "                            port 0 in the cluster entry: a free port is picked)\n"
-               "  --quiet                   no log lines\n");
+    fprintf(
+        f,
+        "usage: pstrain-ps --cluster FILE --task K [options]\n"
+        "       (or TF_CONFIG='{\"cluster\": {...}, \"task\": {\"type\": \"ps\", \"index\": K}}')\n"
+        "  --cluster FILE            JSON {\"ps\": [\"host:port\", ...], \"worker\": [...]}\n"
+        "                            (or a job file holding it under \"cluster\")\n"
+        "  --task K                  this PS's index in the \"ps\" list\n"
+        "  --recv-timeout-ms N       how long a step waits for a worker's tensor (60000)\n"
+        "  --workers N               exit after N workers finished (default: all)\n"
+        "  --worker-timeout-ms N     a worker silent this long counts as failed (30000)\n"
+        "  --run-threads N           steps run at once at most (default: twice the\n"
+        "                            cluster's tasks, at least 16; keep it above the\n"
+        "                            number of workers in sync mode)\n"
+        "  --run-queue N             steps waiting for a thread at most (default: as many\n"
+        "                            as --run-threads); beyond, steps fail\n"
+        "  security (see README \"Security\"): the job token from $PST_JOB_TOKEN_FILE,\n"
+        "  --token-file FILE or $PST_JOB_TOKEN (never on the command line)\n"
+        "  --tls-dir DIR             mutual TLS with DIR/ca.crt, task.crt, task.key\n"
+        "  --insecure                allow cleartext to non-loopback addresses (warns)\n"
+        "  --listen HOST:PORT        serve there instead of the cluster's address\n"
+        "  launched (pstrain launch): --coordinator ADDR --bind HOST:PORT\n"
+        "                            [--heartbeat-ms N] [--token-stdin]\n"
+        "  --port-file FILE          write the port served on to FILE once serving (with\n"
+        "                            port 0 in the cluster entry: a free port is picked)\n"
+        "  --quiet                   no log lines\n");
     return rc;
 }
 
@@ -50,17 +64,38 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
 }
 
 int main(int argc, char **argv) {
-    pst_ops_init(); /* the built-in op families, before any graph */
+    pst_ops_init();      /* the built-in op families, before any graph */
     pst_dist_ops_init(); /* and the distributed ones (synchronous replicas) */
-    const char *cluster_file = NULL, *port_file = NULL;
+    const char *cluster_file = NULL, *port_file = NULL, *token_file = NULL, *tls_dir = NULL,
+               *coordinator = NULL, *bind = NULL, *listen = NULL;
     long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0, run_threads = 0,
-              run_queue = 0;
-    int quiet = 0;
+              run_queue = 0, heartbeat_ms = 1000;
+    int quiet = 0, insecure = 0, token_stdin = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(stdout, 0);
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return usage(stdout, 0);
         if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
+        } else if (strcmp(a, "--insecure") == 0) {
+            insecure = 1;
+        } else if (strcmp(a, "--token-stdin") == 0) {
+            token_stdin = 1;
+        } else if ((strcmp(a, "--token-file") == 0 || strcmp(a, "--tls-dir") == 0 ||
+                    strcmp(a, "--coordinator") == 0 || strcmp(a, "--bind") == 0 ||
+                    strcmp(a, "--listen") == 0) &&
+                   v) {
+            const char **dst = strcmp(a, "--token-file") == 0    ? &token_file
+                               : strcmp(a, "--tls-dir") == 0     ? &tls_dir
+                               : strcmp(a, "--coordinator") == 0 ? &coordinator
+                               : strcmp(a, "--bind") == 0        ? &bind
+                                                                 : &listen;
+            *dst = v;
+            i++;
+        } else if (strcmp(a, "--heartbeat-ms") == 0) {
+            if (parse_int(a, v, 10, 600000, &heartbeat_ms) < 0)
+                return 2;
+            i++;
         } else if (strcmp(a, "--cluster") == 0 && v) {
             cluster_file = v;
             i++;
@@ -68,23 +103,30 @@ int main(int argc, char **argv) {
             port_file = v;
             i++;
         } else if (strcmp(a, "--task") == 0) {
-            if (parse_int(a, v, 0, 1 << 20, &task) < 0) return 2;
+            if (parse_int(a, v, 0, 1 << 20, &task) < 0)
+                return 2;
             i++;
         } else if (strcmp(a, "--recv-timeout-ms") == 0) {
-            if (parse_int(a, v, 1, 1LL << 40, &recv_ms) < 0) return 2;
+            if (parse_int(a, v, 1, 1LL << 40, &recv_ms) < 0)
+                return 2;
             i++;
         } else if (strcmp(a, "--worker-timeout-ms") == 0) {
-            if (parse_int(a, v, 1, 1LL << 40, &worker_timeout) < 0) return 2;
+            if (parse_int(a, v, 1, 1LL << 40, &worker_timeout) < 0)
+                return 2;
             i++;
         } else if (strcmp(a, "--run-threads") == 0) {
-            if (parse_int(a, v, 1, 1 << 16, &run_threads) < 0) return 2;
+            if (parse_int(a, v, 1, 1 << 16, &run_threads) < 0)
+                return 2;
             i++;
         } else if (strcmp(a, "--run-queue") == 0) {
-            if (parse_int(a, v, 0, 1 << 20, &run_queue) < 0) return 2;
+            if (parse_int(a, v, 0, 1 << 20, &run_queue) < 0)
+                return 2;
             i++;
-            if (run_queue == 0) run_queue = -1; /* none */
+            if (run_queue == 0)
+                run_queue = -1; /* none */
         } else if (strcmp(a, "--workers") == 0) {
-            if (parse_int(a, v, 1, 1 << 20, &workers) < 0) return 2;
+            if (parse_int(a, v, 1, 1 << 20, &workers) < 0)
+                return 2;
             i++;
         } else {
             fprintf(stderr, "pstrain-ps: unknown or incomplete flag '%s'\n", a);
@@ -92,6 +134,76 @@ int main(int argc, char **argv) {
         }
     }
     pst_status st = {0};
+    if (pst_coord_agent_die_with_launcher(&st) < 0) {
+        fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+        return 1;
+    }
+    char token[512] = "";
+    if (token_stdin && pst_coord_agent_token_from_stdin(token, sizeof token, &st) < 0) {
+        fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+        return 2;
+    }
+    pst_security *sec = pst_security_new(&(pst_security_opts){.token_file = token_file,
+                                                              .token = token[0] ? token : NULL,
+                                                              .tls_dir = tls_dir,
+                                                              .insecure = insecure,
+                                                              .require_token = 1},
+                                         &st);
+    memset(token, 0, sizeof token);
+    if (!sec) {
+        fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+        return 2;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (coordinator) {
+        /* Started by pstrain launch: any port, the cluster from the launcher, supervised. */
+        if (task < 0 || !bind) {
+            fprintf(stderr, "pstrain-ps: --coordinator needs --task K and --bind HOST:PORT\n");
+            pst_security_free(sec);
+            return 2;
+        }
+        pst_member m;
+        pst_member_opts mo = {.task = {.job = "ps",
+                                       .index = (int)task,
+                                       .quiet = quiet,
+                                       .recv_timeout_ms = recv_ms,
+                                       .peer_timeout_ms = worker_timeout,
+                                       .run_threads = (int)run_threads,
+                                       .run_queue = (int)run_queue,
+                                       .security = sec,
+                                       .supervised = 1},
+                              .bind = bind,
+                              .coordinator = coordinator,
+                              .heartbeat_ms = heartbeat_ms};
+        if (pst_member_start(&mo, &m, &st) < 0) {
+            fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+            pst_security_free(sec);
+            return 1;
+        }
+        if (!quiet)
+            fprintf(stderr, "pstrain-ps: serving on %s\n", pst_task_address(m.task));
+        int rc = 0;
+        for (;;) {
+            pst_status ws = {0};
+            int r = pst_task_wait_shutdown(m.task, 200, &ws);
+            if (r == PST_E_DEADLINE) {
+                if (stop_signal || pst_coord_agent_superseded(m.agent)) {
+                    rc = stop_signal ? 1 : 0;
+                    break;
+                }
+                continue;
+            }
+            rc = r < 0 ? 1 : 0;
+            if (r < 0)
+                fprintf(stderr, "pstrain-ps: the job ended with an error: %s\n", ws.msg);
+            break;
+        }
+        pst_member_finish(&m, rc != 0, rc ? "stopped" : "every worker finished");
+        pst_security_free(sec);
+        return rc;
+    }
     pst_cluster *c = NULL;
     if (cluster_file) {
         c = pst_cluster_load_ex(cluster_file, port_file ? PST_CLUSTER_ALLOW_PORT0 : 0, &st);
@@ -103,37 +215,46 @@ int main(int argc, char **argv) {
             if (strcmp(type, "ps") != 0) {
                 fprintf(stderr, "pstrain-ps: TF_CONFIG names task type '%s', not 'ps'\n", type);
                 pst_cluster_free(c);
+                pst_security_free(sec);
                 return 2;
             }
             task = index;
         }
         if (!c && !st.code) {
             fprintf(stderr, "pstrain-ps: give --cluster FILE or set TF_CONFIG\n");
+            pst_security_free(sec);
             return usage(stderr, 2);
         }
     }
     if (!c) {
         fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+        pst_security_free(sec);
         return 2;
     }
     if (task < 0) {
         fprintf(stderr, "pstrain-ps: --task K is required\n");
         pst_cluster_free(c);
+        pst_security_free(sec);
         return 2;
     }
-    pst_task_opts o = {.cluster = c, .job = "ps", .index = (int)task, .quiet = quiet,
-                       .recv_timeout_ms = recv_ms, .expected_workers = (int)workers,
-                       .peer_timeout_ms = worker_timeout, .run_threads = (int)run_threads,
-                       .run_queue = (int)run_queue};
+    pst_task_opts o = {.cluster = c,
+                       .job = "ps",
+                       .index = (int)task,
+                       .quiet = quiet,
+                       .recv_timeout_ms = recv_ms,
+                       .expected_workers = (int)workers,
+                       .peer_timeout_ms = worker_timeout,
+                       .run_threads = (int)run_threads,
+                       .run_queue = (int)run_queue,
+                       .listen = listen,
+                       .security = sec};
     pst_task *t = pst_task_new(&o, &st);
     if (!t) {
         fprintf(stderr, "pstrain-ps: %s\n", st.msg);
         pst_cluster_free(c);
+        pst_security_free(sec);
         return 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
     int rc = 0;
     if (port_file) {
         char line[32];
@@ -142,6 +263,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pstrain-ps: %s\n", st.msg);
             pst_task_free(t);
             pst_cluster_free(c);
+            pst_security_free(sec);
             return 1;
         }
     }
@@ -150,7 +272,8 @@ int main(int argc, char **argv) {
         int r = pst_task_wait_shutdown(t, 200, &ws);
         if (r == PST_E_DEADLINE) {
             if (stop_signal) {
-                if (!quiet) fprintf(stderr, "pstrain-ps: stopping on signal %d\n", (int)stop_signal);
+                if (!quiet)
+                    fprintf(stderr, "pstrain-ps: stopping on signal %d\n", (int)stop_signal);
                 rc = 1;
                 break;
             }
@@ -166,5 +289,6 @@ int main(int argc, char **argv) {
     }
     pst_task_free(t);
     pst_cluster_free(c);
+    pst_security_free(sec);
     return rc;
 }

@@ -30,10 +30,15 @@
 #include "fashion_mnist.h"
 #include "file.h"
 #include "clock.h"
+#include "coord_agent.h"
+#include "events.h"
+#include "member.h"
+#include "security.h"
+#include <stdatomic.h>
 
 int pst_worker_is_distributed(const pst_train_flags *f) {
     const char *tf = getenv("TF_CONFIG");
-    return f->cluster != NULL || (tf && tf[0]);
+    return f->cluster != NULL || f->coordinator != NULL || (tf && tf[0]);
 }
 
 /* Places the ops of one name scope on another device (model parallelism), everything else by
@@ -66,13 +71,48 @@ typedef struct dist {
     pst_ps_vars pv;
     pst_dist_run *init, *train, *eval;
     pst_dist_save *saver;
+    pst_member member;        /* launched: the task, its agent and the job's cluster */
+    pst_events_writer *events; /* the chief's TensorBoard events (--events-dir) */
+    /* progress for the launcher's heartbeats (written by the step, read by the agent) */
+    _Atomic int64_t global_step, local_steps;
+    _Atomic double loss;
+    double started;
+    char last_ckpt[512];
+    pthread_mutex_t ckpt_mu;
 } dist;
+
+/* The heartbeat's progress: the global step, loss and this worker's examples/s. */
+static void report_progress(void *ctx, pst_coord_progress *p, const char **state) {
+    dist *d = ctx;
+    p->global_step = atomic_load(&d->global_step);
+    p->total_steps = d->f->steps;
+    p->local_steps = atomic_load(&d->local_steps);
+    p->loss = atomic_load(&d->loss);
+    double el = pst_clock_now() - d->started;
+    p->examples_per_sec = d->started > 0 && el > 0 ? (double)p->local_steps * d->f->batch / el : 0;
+    pthread_mutex_lock(&d->ckpt_mu);
+    static __thread char ck[512];
+    snprintf(ck, sizeof ck, "%s", d->last_ckpt);
+    pthread_mutex_unlock(&d->ckpt_mu);
+    p->last_checkpoint = ck;
+    *state = d->started > 0 ? "running" : "starting";
+}
 
 static int save_ckpt(dist *d, int64_t step, pst_status *st) {
     char prefix[4096];
     int rc = pst_dist_save_write(d->saver, step, prefix, sizeof prefix, st);
     if (rc == 0 && !d->f->quiet) printf("saved %s (every PS wrote its shard)\n", prefix);
     fflush(stdout);
+    if (rc == 0) {
+        pthread_mutex_lock(&d->ckpt_mu);
+        snprintf(d->last_ckpt, sizeof d->last_ckpt, "%.500s", prefix);
+        pthread_mutex_unlock(&d->ckpt_mu);
+        if (d->events) {
+            pst_status es = {0};
+            pst_events_add_session_log(d->events, PST_EVENTS_CHECKPOINT, step, prefix, &es);
+            pst_events_flush(d->events, &es);
+        }
+    }
     return rc;
 }
 
@@ -128,6 +168,7 @@ typedef struct dist_trainer {
     dist *d;
     pst_dataset_iter *it;
     const pst_dataset *val;
+    int64_t first_step;
 } dist_trainer;
 
 static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *st) {
@@ -147,12 +188,45 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     *global_step = pst_tensor_i64(out[1])[0] + 1; /* read before this step's increment */
     pst_tensor_unref(out[0]);
     pst_tensor_unref(out[1]);
+    if (d->started == 0) d->started = pst_clock_now();
+    int64_t local = atomic_fetch_add(&d->local_steps, 1) + 1;
+    atomic_store(&d->global_step, *global_step);
+    atomic_store(&d->loss, (double)*loss);
+    /* TensorBoard: the chief's loss and rates every 10 of its steps. */
+    if (d->events && local % 10 == 0) {
+        double el = pst_clock_now() - d->started;
+        pst_status es = {0};
+        pst_events_add_scalar(d->events, "loss", *loss, *global_step, &es);
+        if (el > 0) {
+            pst_events_add_scalar(d->events, "examples_per_sec",
+                                  (float)((double)local * d->f->batch / el), *global_step, &es);
+            pst_events_add_scalar(d->events, "global_steps_per_sec",
+                                  (float)((double)(*global_step - t->first_step) / el),
+                                  *global_step, &es);
+        }
+        pst_events_add_scalar(d->events, "learning_rate", d->f->lr, *global_step, &es);
+        if (local % 100 == 0) pst_events_flush(d->events, &es);
+    }
     return 0;
+}
+
+/* A launcher's stop (its heartbeat replies), or a newer incarnation took this worker's slot. */
+static int dist_should_stop(void *ctx) {
+    dist *d = ((dist_trainer *)ctx)->d;
+    return d->member.agent && (pst_coord_agent_stop_requested(d->member.agent) ||
+                               pst_coord_agent_superseded(d->member.agent));
 }
 
 static int dist_validate(void *ctx, double *acc, pst_status *st) {
     dist_trainer *t = ctx;
-    return run_eval(t->d, t->val, acc, st);
+    int rc = run_eval(t->d, t->val, acc, st);
+    if (rc == 0 && t->d->events) {
+        pst_status es = {0};
+        pst_events_add_scalar(t->d->events, "validation_accuracy", (float)*acc,
+                              atomic_load(&t->d->global_step), &es);
+        pst_events_flush(t->d->events, &es);
+    }
+    return rc;
 }
 
 static int dist_save(void *ctx, int64_t global_step, pst_status *st) {
@@ -211,8 +285,21 @@ static int train(dist *d, pst_status *st) {
            "until global step %lld\n", pst_task_device(d->t), d->net_name, f->sync,
            (long long)pst_dataset_size(mine), f->batch, f->optimizer, f->lr, (long long)f->steps);
     fflush(stdout);
-    dist_trainer tr = {.d = d, .it = it, .val = val};
+    dist_trainer tr = {.d = d, .it = it, .val = val, .first_step = first_step};
+    atomic_store(&d->global_step, first_step);
+    if (d->chief && f->events_dir) {
+        /* One writer per directory: the chief's. START at the step training resumes from, so
+         * TensorBoard drops the steps a restarted job redoes. */
+        if (!(d->events = pst_events_writer_open(f->events_dir, NULL, st))) {
+            rc = st->code;
+            goto out;
+        }
+        pst_events_add_session_log(d->events, PST_EVENTS_START, first_step, NULL, st);
+        pst_events_flush(d->events, st);
+        pst_status_clear(st);
+    }
     pst_train_ops ops = {.step = dist_step,
+                         .should_stop = dist_should_stop,
                          .evaluate = d->chief && pst_dataset_size(val) > 0 ? dist_validate : NULL,
                          .save = d->chief && d->saver ? dist_save : NULL};
     /* The chief saves at the end even without a step of its own: a checkpoint restored onto
@@ -224,10 +311,27 @@ static int train(dist *d, pst_status *st) {
                         .quiet = f->quiet, .log_every_secs = 2};
     pst_train_stats stats;
     if ((rc = pst_train_run(&ops, &tr, &o, &stats, st)) < 0) goto out;
+    if (stats.stopped && d->member.agent && pst_coord_agent_superseded(d->member.agent)) {
+        rc = pst_status_set(st, PST_E_ABORTED, "a newer incarnation of %s took its place",
+                            pst_task_device(d->t));
+        goto out;
+    }
+    if (stats.stopped) printf("%s: stopped at global step %lld as asked\n", pst_task_device(d->t),
+                              (long long)stats.global_step);
     double acc = 0;
     if ((rc = run_eval(d, test, &acc, st)) < 0) goto out;
     printf("test_accuracy=%.4f\n", acc);
+    if (d->events) {
+        pst_status es = {0};
+        pst_events_add_scalar(d->events, "test_accuracy", (float)acc, stats.global_step, &es);
+        pst_events_add_session_log(d->events, PST_EVENTS_STOP, stats.global_step, NULL, &es);
+    }
 out:
+    if (d->events) {
+        pst_status es = {0};
+        pst_events_writer_close(d->events, &es);
+        d->events = NULL;
+    }
     pst_dataset_iter_free(it);
     pst_dataset_free(mine);
     pst_dataset_free(all);
@@ -266,6 +370,7 @@ static void print_status(dist *d) {
 
 int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net) {
     dist d = {.f = f, .net_name = net->name};
+    pst_security *sec = NULL;
     pst_status st = {0};
     int rc = 1;
     signal(SIGPIPE, SIG_IGN);
@@ -274,16 +379,48 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     pst_parallel_set_threads(f->threads);
     if (f->inter_op_threads > 0) pst_session_set_default_inter_op_threads(f->inter_op_threads);
     d.index = f->task;
-    if (f->cluster) {
+    pthread_mutex_init(&d.ckpt_mu, NULL);
+    if (pst_coord_agent_die_with_launcher(&st) < 0) goto out;
+    {
+        char token[512] = "";
+        if (f->token_stdin && pst_coord_agent_token_from_stdin(token, sizeof token, &st) < 0)
+            goto out;
+        sec = pst_security_new(&(pst_security_opts){.token_file = f->token_file,
+                                                    .token = token[0] ? token : NULL,
+                                                    .tls_dir = f->tls_dir,
+                                                    .insecure = f->insecure,
+                                                    .require_token = 1},
+                               &st);
+        memset(token, 0, sizeof token);
+        if (!sec) goto out;
+    }
+    if (f->coordinator) {
+        /* Started by pstrain launch: any port, the cluster from the launcher. */
+        if (!f->bind) {
+            pst_status_set(&st, PST_E_INVALID, "--coordinator needs --bind HOST:PORT");
+            goto out;
+        }
+        pst_member_opts mo = {.task = {.job = "worker", .index = d.index,
+                                       .connect_timeout_ms = f->connect_timeout_ms,
+                                       .recv_timeout_ms = f->recv_timeout_ms,
+                                       .expected_workers = 1, .quiet = f->quiet,
+                                       .security = sec},
+                              .bind = f->bind, .coordinator = f->coordinator,
+                              .heartbeat_ms = f->heartbeat_ms, .progress = report_progress,
+                              .progress_ctx = &d};
+        if (pst_member_start(&mo, &d.member, &st) < 0) goto out;
+        d.c = d.member.cluster;
+        d.t = d.member.task;
+    } else if (f->cluster) {
         d.c = pst_cluster_load_ex(f->cluster, f->port_file ? PST_CLUSTER_ALLOW_PORT0 : 0, &st);
     } else {
         char type[64];
         int index = -1;
         d.c = pst_cluster_from_env("TF_CONFIG", type, sizeof type, &index, &st);
         if (d.c && !f->task_given) {
-            if (strcmp(type, "worker") != 0) {
+            if (strcmp(type, "worker") != 0 && strcmp(type, "chief") != 0) {
                 pst_status_set(&st, PST_E_INVALID, "TF_CONFIG names task type '%s'; "
-                               "pstrain-worker runs 'worker' tasks", type);
+                               "pstrain-worker runs 'worker' (or 'chief') tasks", type);
                 goto out;
             }
             d.index = index;
@@ -301,8 +438,8 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     pst_task_opts to = {.cluster = d.c, .job = "worker", .index = d.index,
                         .connect_timeout_ms = f->connect_timeout_ms,
                         .recv_timeout_ms = f->recv_timeout_ms, .expected_workers = 1,
-                        .quiet = f->quiet};
-    if (!(d.t = pst_task_new(&to, &st))) goto out;
+                        .quiet = f->quiet, .listen = f->listen, .security = sec};
+    if (!d.t && !(d.t = pst_task_new(&to, &st))) goto out;
     if (f->port_file) {
         char line[32];
         int n = snprintf(line, sizeof line, "%d\n", pst_task_port(d.t));
@@ -376,7 +513,13 @@ out:
     pst_ps_vars_destroy(&d.pv);
     pst_graph_free(d.m.g);
     pst_replica_setter_free(d.pl.rs);
-    pst_task_free(d.t);
-    pst_cluster_free(d.c);
+    if (d.member.task) {
+        pst_member_finish(&d.member, rc != 0, rc ? st.msg : "done");
+    } else {
+        pst_task_free(d.t);
+        pst_cluster_free(d.c);
+    }
+    pst_security_free(sec);
+    pthread_mutex_destroy(&d.ckpt_mu);
     return rc;
 }

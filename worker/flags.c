@@ -27,6 +27,9 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--status] [--serve-only] [--layer-device SCOPE=/job:worker/task:1]\n"
              "         [--no-shuffle] [--partition-min-bytes N] [--partition-max-parts K]\n"
              "         [--port-file FILE]  (the port served on, for a cluster entry with port 0)\n"
+             "security: [--token-file FILE | --token-stdin] [--tls-dir DIR] [--insecure]\n"
+             "         [--listen HOST:PORT]  (token from $PST_JOB_TOKEN_FILE by default)\n"
+             "launched: --coordinator ADDR --bind HOST:PORT [--heartbeat-ms N] [--events-dir DIR]\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -81,6 +84,14 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->serve_only = 1;
             continue;
         }
+        if (strcmp(a, "--token-stdin") == 0) {
+            f->token_stdin = 1;
+            continue;
+        }
+        if (strcmp(a, "--insecure") == 0) {
+            f->insecure = 1;
+            continue;
+        }
         if (strcmp(a, "--status") == 0) {
             f->ps_status = 1;
             continue;
@@ -100,6 +111,21 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
         const char *val = argv[++i];
         if (strcmp(a, "--job") == 0)
             continue; /* read before the other flags (pst_train_flags_parse) */
+        else if (strcmp(a, "--token-file") == 0)
+            f->token_file = val;
+        else if (strcmp(a, "--tls-dir") == 0)
+            f->tls_dir = val;
+        else if (strcmp(a, "--listen") == 0)
+            f->listen = val;
+        else if (strcmp(a, "--coordinator") == 0)
+            f->coordinator = val;
+        else if (strcmp(a, "--bind") == 0)
+            f->bind = val;
+        else if (strcmp(a, "--events-dir") == 0)
+            f->events_dir = val;
+        else if (strcmp(a, "--heartbeat-ms") == 0) {
+            if (parse_i64(a, val, 10, 600000, &f->heartbeat_ms, err, errlen) < 0) return -1;
+        }
         else if (strcmp(a, "--model") == 0)
             f->model = val;
         else if (strcmp(a, "--optimizer") == 0)
@@ -220,7 +246,8 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
                            .placement = "round_robin",
                            .connect_timeout_ms = 30000,
                            .ready_timeout_ms = 300000,
-                           .recv_timeout_ms = 60000};
+                           .recv_timeout_ms = 60000,
+                           .heartbeat_ms = 1000};
     /* --job FILE first: its settings are flags that the command line may override. */
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--job") != 0) continue;

@@ -58,6 +58,17 @@ typedef struct pst_train_flags {
     int job_ps, job_workers;    /* task counts of the job file's cluster (0: none) */
     const char *port_file;      /* --port-file FILE: write the port this task serves on (a
                                    cluster entry with port 0 picks a free one) */
+    /* security (see README "Security") */
+    const char *token_file;     /* --token-file FILE (else $PST_JOB_TOKEN_FILE / $PST_JOB_TOKEN) */
+    int token_stdin;            /* --token-stdin: the token's line on stdin (ssh launches) */
+    const char *tls_dir;        /* --tls-dir DIR: mutual TLS (ca.crt, task.crt, task.key) */
+    int insecure;               /* --insecure: cleartext to non-loopback addresses */
+    const char *listen;         /* --listen HOST:PORT: serve there, not at the cluster address */
+    /* started by pstrain launch */
+    const char *coordinator;    /* --coordinator ADDR: the launcher's coordination service */
+    const char *bind;           /* --bind HOST:PORT: serve there (port 0: any), register it */
+    int64_t heartbeat_ms;       /* --heartbeat-ms N (1000) */
+    const char *events_dir;     /* --events-dir DIR: the chief's TensorBoard event files */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

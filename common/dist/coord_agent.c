@@ -131,6 +131,15 @@ int pst_coord_agent_missed(const pst_coord_agent *a) {
 
 void pst_coord_agent_leave(pst_coord_agent *a, int failed, const char *reason) {
     pst_status st = {0};
+    /* A last heartbeat first, so the launcher's view ends with this task's final progress. */
+    if (a->o.progress) {
+        pst_coord_progress p = {0};
+        const char *state = "running";
+        a->o.progress(a->o.ctx, &p, &state);
+        pst_coord_reply r;
+        pst_coord_heartbeat(a->client, &a->id, &p, failed ? "failed" : "done", &r, &st);
+        pst_status_clear(&st);
+    }
     pst_coord_leave(a->client, &a->id, failed, reason, &st);
 }
 

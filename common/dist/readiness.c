@@ -42,6 +42,16 @@ int pst_readiness_prepare(pst_task *t, const pst_ps_vars *pv, const char *checkp
                           int start_fresh, pst_dist_run *init, pst_readiness_result *res,
                           pst_status *st) {
     memset(res, 0, sizeof *res);
+    /* Live PS that already hold every variable win over any checkpoint: a chief restarted in a
+     * running job (supervision) must not roll the job back. --start-fresh: always initialize. */
+    int total = 0;
+    char missing[512];
+    int ready = pst_readiness_count(t, pv, &total, missing, sizeof missing, st);
+    if (ready < 0) return ready;
+    if (ready == total && total > 0 && !start_fresh) {
+        res->how = PST_READY_KEPT;
+        return 0;
+    }
     if (checkpoint_dir) {
         if (pst_file_make_dirs(checkpoint_dir, st) < 0) return st->code;
         int lr = pst_latest_checkpoint(checkpoint_dir, start_fresh, res->checkpoint,
@@ -60,15 +70,6 @@ int pst_readiness_prepare(pst_task *t, const pst_ps_vars *pv, const char *checkp
             return 0;
         }
         res->checkpoint[0] = 0;
-    }
-    int total = 0;
-    char missing[512];
-    int ready = pst_readiness_count(t, pv, &total, missing, sizeof missing, st);
-    if (ready < 0) return ready;
-    /* --start-fresh: initialize even over values live PS still hold. */
-    if (ready == total && total > 0 && !start_fresh) {
-        res->how = PST_READY_KEPT;
-        return 0;
     }
     res->how = PST_READY_INITIALIZED;
     return pst_dist_run_step(init, NULL, 0, NULL, st);

@@ -37,9 +37,10 @@ typedef struct pst_readiness_result {
     char warning[2048];    /* e.g. the newest checkpoint was corrupt and an older one used */
 } pst_readiness_result;
 
-/* Chief: with checkpoint_dir (may be NULL; created when missing), restores its newest intact
- * checkpoint onto the PS; else keeps the PS's values when every variable of pv is initialized
- * there; else runs `init` (the initializer's distributed run). start_fresh: neither restores nor
+/* Chief: keeps the PS's values when every variable of pv is already initialized there (a chief
+ * restarted in a running job); else, with checkpoint_dir (may be NULL; created when missing),
+ * restores its newest intact checkpoint onto the PS; else runs `init` (the initializer's
+ * distributed run). start_fresh: neither restores nor
  * keeps: always initializes (pstrain-worker --start-fresh). Returns 0 with *res filled, or
  * a negative error naming the PS or file at fault. */
 int pst_readiness_prepare(pst_task *t, const pst_ps_vars *pv, const char *checkpoint_dir,

@@ -12,6 +12,7 @@
 
 #include "chunk.h"
 #include "clock.h"
+#include "coord.h"
 #include "device.h"
 #include "dist_ops.h"
 #include "log.h"
@@ -20,6 +21,7 @@
 #include "ps_sync.h"
 #include "pstrain_task.pb-c.h"
 #include "saver.h"
+#include "security.h"
 #include "strmap.h"
 #include "task_client.h"
 #include "task_wire.h"
@@ -92,6 +94,15 @@ const char *pst_task_device(const pst_task *t) { return t->device; }
 const char *pst_task_address(const pst_task *t) { return t->addr; }
 int pst_task_port(const pst_task *t) { return t->port; }
 const pst_cluster *pst_task_cluster(const pst_task *t) { return t->o.cluster; }
+
+int pst_task_set_cluster(pst_task *t, const pst_cluster *c, pst_status *st) {
+    if (pst_cluster_check_task(c, t->o.job, t->o.index, st) < 0) return st->code;
+    if (t->o.security && pst_security_check_cluster(t->o.security, c, st) < 0) return st->code;
+    pthread_mutex_lock(&t->mu);
+    t->o.cluster = c;
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
 const pst_task_opts *pst_task_options(const pst_task *t) { return &t->o; }
 pst_var_store *pst_task_vars(pst_task *t) { return t->vars; }
 pst_rendezvous *pst_task_rendezvous(pst_task *t) { return &t->route.base; }
@@ -775,8 +786,12 @@ static int mark_done(pst_task *t, const char *from, int failed, const char *reas
         }
         t->done_from[t->n_done++] = copy;
     }
-    if (failed && !t->shutdown_why.code)
+    if (failed && t->o.supervised && first) {
+        /* Its launcher starts it again: not done, and not the end of the job. */
+        free(t->done_from[--t->n_done]);
+    } else if (failed && !t->shutdown_why.code) {
         pst_status_set(&t->shutdown_why, PST_E_ABORTED, "%s failed: %s", from, reason);
+    }
     int done = now || t->n_done >= expected_workers(t);
     int n_done = t->n_done;
     pthread_mutex_unlock(&t->mu);
@@ -927,7 +942,9 @@ static int serve(pst_task *t, int inproc, pst_status *st) {
     } else if (inproc || !colon) {
         snprintf(listen, sizeof listen, "%s", t->addr);
     } else {
-        snprintf(listen, sizeof listen, "0.0.0.0%s", colon);
+        /* The host the cluster gives this task, not every interface: a task answers only where
+         * the job says it lives (opts.listen, e.g. 0.0.0.0:2222, widens it explicitly). */
+        snprintf(listen, sizeof listen, "%s", t->addr);
     }
     if (pst_transport_serve(t->tr, listen, task_handler, t, bound, sizeof bound, st) < 0) {
         pst_status_set(st, st->code, "%s (%s in the cluster)", st->msg, t->device);
@@ -950,6 +967,7 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
         return NULL;
     }
     if (pst_cluster_check_task(o->cluster, o->job, o->index, st) < 0) return NULL;
+    if (o->security && pst_security_check_cluster(o->security, o->cluster, st) < 0) return NULL;
     pst_dist_ops_init();
     pst_task *t = calloc(1, sizeof *t);
     if (!t) {
@@ -967,8 +985,12 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
     t->route.base.ops = &route_ops;
     t->route.task = t;
     t->start = pst_clock_now();
-    atomic_init(&t->next_step, ((long long)(o->index + 1) << 40) +
-                                   (strcmp(o->job, "worker") == 0 ? 0 : (1LL << 50)));
+    /* Step ids: task index and job in the middle bits, a random incarnation in the top ones,
+     * so a restarted task's steps never collide with its former incarnation's transfers still
+     * pending on a PS. */
+    uint64_t inc = pst_coord_new_incarnation() & 0xfff;
+    atomic_init(&t->next_step, (long long)((inc << 51) | ((uint64_t)(o->index + 1) << 36) |
+                                           (strcmp(o->job, "worker") == 0 ? 0 : (1ULL << 50))));
     t->vars = pst_var_store_new();
     t->local = pst_rendezvous_local_new();
     t->var_nodes = pst_strmap_new();
@@ -993,7 +1015,8 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
         t->tr = pst_transport_inproc_new(pst_task_methods, PST_TASK_METHOD_COUNT);
         if (!t->tr) pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a transport");
     } else {
-        t->tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, st);
+        pst_transport_opts to = {.security = o->security};
+        t->tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, &to, st);
     }
     if (!t->tr || serve(t, inproc, st) < 0) {
         pst_task_free(t);

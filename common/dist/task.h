@@ -73,6 +73,14 @@ typedef struct pst_task_opts {
                                    run_threads; negative: none); beyond, calls fail
                                    ResourceExhausted */
     int quiet;                  /* no log lines on stderr */
+    const struct pst_security *security; /* the job's token and TLS (security.h; borrowed):
+                                   every call made and served carries and checks the token;
+                                   the cluster must pass pst_security_check_cluster. NULL:
+                                   no authentication (in-process tests and library use) */
+    int supervised;             /* a launcher restarts failed workers: a worker that fails (or
+                                   falls silent) is not counted as done, so the task keeps
+                                   serving for its next incarnation; synchronous steps waiting
+                                   for it still fail at once */
 } pst_task_opts;
 
 typedef struct pst_task pst_task;
@@ -88,6 +96,11 @@ const char *pst_task_device(const pst_task *t);  /* "/job:ps/replica:0/task:0" *
 const char *pst_task_address(const pst_task *t); /* the cluster's host with the bound port */
 int pst_task_port(const pst_task *t);            /* the port it serves on */
 const pst_cluster *pst_task_cluster(const pst_task *t);
+/* Replaces the cluster (borrowed; must outlive the task), e.g. the spec with every task's
+ * actual address once a coordination service has it. The task's own entry keeps its bound
+ * address. Fails when the new cluster has no entry for this task or breaks the cleartext rule
+ * (security.h). */
+int pst_task_set_cluster(pst_task *t, const pst_cluster *c, pst_status *st);
 /* The options in effect (defaults filled in). */
 const pst_task_opts *pst_task_options(const pst_task *t);
 pst_var_store *pst_task_vars(pst_task *t);

@@ -135,6 +135,11 @@ int pst_train_run(const pst_train_ops *ops, void *ctx, const pst_train_opts *opt
     double last_save = l.t0;
     int rc = 0;
     while (l.gstep < o.steps) {
+        /* Asked to stop (a launcher's stop): end here as a clean end, final save included. */
+        if (ops->should_stop && ops->should_stop(ctx)) {
+            stats->stopped = 1;
+            break;
+        }
         int64_t reached = l.gstep + 1;
         float loss = NAN;
         if ((rc = ops->step(ctx, &loss, &reached, st)) < 0) {

@@ -45,6 +45,9 @@ typedef struct pst_train_ops {
     /* Writes a checkpoint of global step `global_step` (and may print where it went; the loop
      * ends its live line first). NULL: no checkpoints. */
     int (*save)(void *ctx, int64_t global_step, pst_status *st);
+    /* Checked before every step: non-zero ends the loop as a clean end (the final save runs,
+     * stats.stopped is set). NULL: never. */
+    int (*should_stop)(void *ctx);
 } pst_train_ops;
 
 /* Seconds on a monotonic clock; tests inject one to step time by hand. */
@@ -81,6 +84,7 @@ typedef struct pst_train_stats {
     float last_loss;         /* NAN when no step ran */
     int64_t saves, evals;    /* checkpoints written and evaluations run, the final save included */
     int64_t last_saved_step; /* -1: none */
+    int stopped;             /* should_stop ended the loop before the last step */
 } pst_train_stats;
 
 /* Runs the loop (see the top of this file) and, when it ends cleanly, prints the summary line.
