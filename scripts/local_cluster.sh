@@ -31,6 +31,11 @@ ps_bin="$build/ps/pstrain-ps"
 worker_bin="$build/worker/pstrain-worker"
 job_dir="${PST_JOB_DIR:-$(mktemp -d /tmp/pstrain-job.XXXXXX)}"
 mkdir -p "$job_dir"
+# Every task needs the job's token (README "Security"): a new one per job unless given.
+if [[ -z "${PST_JOB_TOKEN_FILE:-}" && -z "${PST_JOB_TOKEN:-}" ]]; then
+  [[ -f "$job_dir/token" ]] || "$build/launcher/pstrain" token new "$job_dir/token"
+  export PST_JOB_TOKEN_FILE="$job_dir/token"
+fi
 
 # Free ports: random ports in 20000-59999 that nothing listens on (read from /proc/net/tcp*,
 # so no extra tool is needed), distinct from each other.
