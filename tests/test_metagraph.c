@@ -336,6 +336,40 @@ START_TEST(test_meta_show_cli) {
 }
 END_TEST
 
+/* A NodeDef attr entry with a key and no value (40 bytes from a hostile peer once crashed a PS)
+ * is an error naming the node and the attr; so is a shape attr whose shape is missing. */
+START_TEST(test_attr_without_value_is_an_error) {
+    for (int variant = 0; variant < 2; variant++) {
+        Tensorflow__NodeDef__AttrEntry e = TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT;
+        Tensorflow__AttrValue v = TENSORFLOW__ATTR_VALUE__INIT;
+        e.key = variant == 0 ? "dtype" : "shape";
+        if (variant == 1) {
+            v.value_case = TENSORFLOW__ATTR_VALUE__VALUE_SHAPE; /* case set, message absent */
+            e.value = &v;
+        }
+        Tensorflow__NodeDef__AttrEntry *attrs[1] = {&e};
+        Tensorflow__NodeDef nd = TENSORFLOW__NODE_DEF__INIT;
+        nd.name = "x";
+        nd.op = "Placeholder";
+        nd.n_attr = 1;
+        nd.attr = attrs;
+        Tensorflow__NodeDef *nodes[1] = {&nd};
+        Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+        gd.n_node = 1;
+        gd.node = nodes;
+        size_t len = tensorflow__graph_def__get_packed_size(&gd);
+        uint8_t *buf = malloc(len);
+        tensorflow__graph_def__pack(&gd, buf);
+        pst_graph *g = pst_graph_new();
+        pst_status st = {0};
+        ck_assert_int_lt(pst_graph_def_import(g, buf, len, NULL, &st), 0);
+        ck_assert_msg(strstr(st.msg, "node 'x'") && strstr(st.msg, e.key), "%s", st.msg);
+        pst_graph_free(g);
+        free(buf);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("metagraph");
     TCase *tc = tcase_create("metagraph");
@@ -347,6 +381,7 @@ int main(void) {
     tcase_add_test(tc, test_graph_def_export_is_tensorflow_shaped);
     tcase_add_test(tc, test_meta_show_cli);
     tcase_add_test(tc, test_constant_sizes_checked_before_allocating);
+    tcase_add_test(tc, test_attr_without_value_is_an_error);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -259,7 +259,15 @@ static char *bin_strdup(ProtobufCBinaryData b) {
 static int attr_from_proto(const pst_op_def *op, const char *name, const Tensorflow__AttrValue *v,
                            pst_attr *at, pst_status *st) {
     memset(at, 0, sizeof *at);
+    /* A peer's GraphDef may hold an attr entry with a key and no value, or a value case whose
+     * message is missing: errors, never dereferences. */
+    if (v == NULL) return pst_status_set(st, PST_E_INVALID, "the attr has no value");
+    if ((v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_SHAPE && !v->shape) ||
+        (v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_TENSOR && !v->tensor) ||
+        (v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_LIST && !v->list))
+        return pst_status_set(st, PST_E_INVALID, "the attr's value is empty");
     at->name = strdup(name);
+    if (!at->name) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
     switch (v->value_case) {
     case TENSORFLOW__ATTR_VALUE__VALUE_S: at->kind = PST_ATTR_STRING; at->v.s = bin_strdup(v->s); break;
     case TENSORFLOW__ATTR_VALUE__VALUE_I: at->kind = PST_ATTR_INT; at->v.i = v->i; break;
