@@ -21,6 +21,7 @@
 #include "task_client.h"
 #include "transport.h"
 #include "replica_setter.h"
+#include "security.h"
 #include "file.h"
 #include "format.h"
 
@@ -106,9 +107,18 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         pst_cluster_free(c);
         return 1;
     }
-    pst_transport *tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, &st);
+    /* The job's token (and TLS) from the environment, as the tasks read them. */
+    pst_security *sec = pst_security_new(&(pst_security_opts){0}, &st);
+    if (!sec) {
+        fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
+        pst_cluster_free(c);
+        return 1;
+    }
+    pst_transport_opts to = {.security = sec};
+    pst_transport *tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, &to, &st);
     if (!tr) {
         fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
+        pst_security_free(sec);
         pst_cluster_free(c);
         return 1;
     }
@@ -159,6 +169,7 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
                    pst_format_bytes((double)hi, b1, sizeof b1));
     }
     pst_transport_free(tr);
+    pst_security_free(sec);
     pst_cluster_free(c);
     return rc;
 }
