@@ -78,6 +78,13 @@ int pst_chunk_take(pst_chunk_cursor *c, void *dst, size_t n) {
     return 0;
 }
 
+/* Bytes left in the message from the cursor on. */
+static uint64_t cursor_remaining(const pst_chunk_cursor *c) {
+    uint64_t n = 0;
+    for (int i = c->i; i < c->n; i++) n += c->v[i].len - (i == c->i ? c->off : 0);
+    return n;
+}
+
 /* Reads a varint, appending its bytes to hdr (when given). */
 static int cur_varint(pst_chunk_cursor *c, uint64_t *out, uint8_t *hdr, size_t *hl, size_t cap) {
     uint64_t v = 0;
@@ -138,9 +145,15 @@ Pstrain__TensorChunk *pst_chunk_parse(const pst_iov *v, int n, pst_chunk_cursor 
     }
     Pstrain__TensorChunk *h = pstrain__tensor_chunk__unpack(NULL, hl, hdr);
     if (!h) goto bad;
-    if (pst_iov_total(v, n) < *data_len) {
+    /* The data is the rest of the message, exactly: fewer bytes would leave the destination
+     * partly unwritten (heap bytes a peer could read back), more would be unread fields. */
+    uint64_t rest = cursor_remaining(c);
+    if (rest != *data_len) {
+        pst_status_set(st, PST_E_INVALID, "malformed tensor chunk '%s': it announces %llu data "
+                       "bytes and %llu follow", h->key, (unsigned long long)*data_len,
+                       (unsigned long long)rest);
         pst_chunk_header_free(h);
-        goto bad;
+        return NULL;
     }
     return h;
 bad:

@@ -206,17 +206,20 @@ typedef float v8f __attribute__((vector_size(32), aligned(4)));
 
 #define MK_PIX 6
 
-/* Stores one vector of output; with stream set (out 32-byte aligned), bypasses the cache. */
-static inline __attribute__((always_inline)) void out_store(float *out, v8f v, int stream) {
+/* Stores one vector of output; with stream set (out 32-byte aligned), bypasses the cache. The
+ * vector comes by pointer: a 32-byte vector passed by value has a different ABI with and without
+ * AVX, which clang flags (-Wpsabi) in the generic build. */
+static inline __attribute__((always_inline)) void out_store(float *out, const v8f *v,
+                                                            int stream) {
 #ifdef __AVX__
     if (stream) {
-        _mm256_stream_ps(out, (__m256)v);
+        _mm256_stream_ps(out, (__m256)*v);
         return;
     }
 #else
     (void)stream;
 #endif
-    *(v8f *)out = v;
+    *(v8f *)out = *v;
 }
 
 /* Forward micro-kernel: NP output pixels x 8*NV channels. x points at pixel 0's window origin
@@ -241,7 +244,7 @@ static inline __attribute__((always_inline)) void fwd_mk(int NP, int NV, const f
             }
         }
     for (int p = 0; p < NP; p++)
-        for (int v = 0; v < NV; v++) out_store(out + p * os + 8 * v, acc[p][v], stream);
+        for (int v = 0; v < NV; v++) out_store(out + p * os + 8 * v, &acc[p][v], stream);
 }
 
 /* Backprop-filter micro-kernel: NK filter rows x 8*NV channels summed over one image's
