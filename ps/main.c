@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "cluster_slurm.h"
 #include "coord_agent.h"
 #include "dist_ops.h"
 #include "file.h"
@@ -30,6 +31,9 @@ static int usage(FILE *f, int rc) {
         "  --cluster FILE            JSON {\"ps\": [\"host:port\", ...], \"worker\": [...]}\n"
         "                            (or a job file holding it under \"cluster\")\n"
         "  --task K                  this PS's index in the \"ps\" list\n"
+        "  --cluster-from slurm [--ps P] [--port-base B]\n"
+        "                            under srun: the cluster from Slurm's environment\n"
+        "                            (ranks 0..P-1 are the PS; see deploy/slurm/README.md)\n"
         "  --recv-timeout-ms N       how long a step waits for a worker's tensor (60000)\n"
         "  --workers N               exit after N workers finished (default: all)\n"
         "  --worker-timeout-ms N     a worker silent this long counts as failed (30000)\n"
@@ -66,6 +70,11 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
 int main(int argc, char **argv) {
     pst_ops_init();      /* the built-in op families, before any graph */
     pst_dist_ops_init(); /* and the distributed ones (synchronous replicas) */
+    pst_status sst = {0}; /* --cluster-from slurm becomes TF_CONFIG (cluster_slurm.h) */
+    if (pst_cluster_slurm_main(&argc, argv, "ps", &sst) < 0) {
+        fprintf(stderr, "pstrain-ps: %s\n", sst.msg);
+        return 2;
+    }
     const char *cluster_file = NULL, *port_file = NULL, *token_file = NULL, *tls_dir = NULL,
                *coordinator = NULL, *bind = NULL, *listen = NULL;
     long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0, run_threads = 0,

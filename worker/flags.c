@@ -22,6 +22,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--max-to-keep K] [--start-fresh]\n"
              "distributed (between-graph replication; see README):\n"
              "         --cluster FILE --task K  (or TF_CONFIG)  [--mode async|sync]\n"
+             "         (under srun: --cluster-from slurm [--ps P] [--port-base B])\n"
              "         [--replicas-to-aggregate N] [--placement round_robin|greedy]\n"
              "         [--connect-timeout-ms N] [--ready-timeout-ms N] [--recv-timeout-ms N]\n"
              "         [--status] [--serve-only] [--layer-device SCOPE=/job:worker/task:1]\n"

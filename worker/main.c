@@ -11,6 +11,7 @@
 #include "flags.h"
 #include "model.h"
 #include "dist.h"
+#include "cluster_slurm.h"
 #include "idx.h"
 #include "init.h"
 #include "losses.h"
@@ -81,6 +82,11 @@ static int save(void *ctx, int64_t step, pst_status *st) {
 
 int main(int argc, char **argv) {
     pst_ops_init(); /* the built-in op families, before any graph */
+    pst_status sst = {0}; /* --cluster-from slurm becomes TF_CONFIG (cluster_slurm.h) */
+    if (pst_cluster_slurm_main(&argc, argv, "worker", &sst) < 0) {
+        fprintf(stderr, "pstrain-worker: %s\n", sst.msg);
+        return 2;
+    }
     pst_train_flags f;
     char err[2048];
     int prc = pst_train_flags_parse(argc, argv, &f, err, sizeof err);
