@@ -830,6 +830,7 @@ static void describe_one(const Tensorflow__MetaGraphDef *mg, FILE *out) {
             char shape[128] = "?", dtype[32] = "?";
             for (size_t a = 0; nd && a < nd->n_attr; a++) {
                 const Tensorflow__AttrValue *v = nd->attr[a]->value;
+                if (!v) continue; /* an entry without its value describes nothing */
                 if (strcmp(nd->attr[a]->key, "dtype") == 0 &&
                     v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_TYPE)
                     snprintf(dtype, sizeof dtype, "%s", pst_dtype_name((pst_dtype)v->type));

@@ -70,7 +70,8 @@ static void bb_add(block_builder *bb, const void *key, size_t klen, const void *
     put_varint(&bb->data, shared);
     put_varint(&bb->data, klen - shared);
     put_varint(&bb->data, vlen);
-    buf_put(&bb->data, (const uint8_t *)key + shared, klen - shared);
+    /* key may be NULL when klen is 0 (an empty last key): no pointer arithmetic on it. */
+    if (klen > shared) buf_put(&bb->data, (const uint8_t *)key + shared, klen - shared);
     buf_put(&bb->data, val, vlen);
     bb->last.n = 0;
     buf_put(&bb->last, key, klen);
