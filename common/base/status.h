@@ -6,7 +6,8 @@
  * A NULL pst_status is allowed everywhere: the code is still returned.
  *
  *     pst_status st = {0};
- *     if (pst_tensor_bundle_open(path, &r, &st) < 0) fprintf(stderr, "%s\n", st.msg);
+ *     pst_bundle_reader *r = pst_bundle_reader_open(prefix, &st);
+ *     if (r == NULL) fprintf(stderr, "%s\n", st.msg);   // "cannot open model.ckpt-5.index: ..."
  */
 #ifndef PST_STATUS_H
 #define PST_STATUS_H
