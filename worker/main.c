@@ -80,6 +80,11 @@ static int save(void *ctx, int64_t step, pst_status *st) {
     return rc;
 }
 
+/* The parsed flags live for the whole run; what parsing allocated (a job file's settings) is
+ * freed at exit, whichever path returns. */
+static pst_train_flags flags;
+static void free_flags(void) { pst_train_flags_destroy(&flags); }
+
 int main(int argc, char **argv) {
     pst_ops_init(); /* the built-in op families, before any graph */
     pst_status sst = {0}; /* --cluster-from slurm becomes TF_CONFIG (cluster_slurm.h) */
@@ -89,7 +94,9 @@ int main(int argc, char **argv) {
     }
     pst_train_flags f;
     char err[2048];
-    int prc = pst_train_flags_parse(argc, argv, &f, err, sizeof err);
+    int prc = pst_train_flags_parse(argc, argv, &flags, err, sizeof err);
+    atexit(free_flags);
+    f = flags;
     if (prc != 0) {
         fputs(err, prc > 0 ? stdout : stderr);
         return prc > 0 ? 0 : 2;
