@@ -361,8 +361,10 @@ START_TEST(test_stop_then_resume_with_more_ps) {
     const char *r = w0 ? strstr(w0, "resuming at global step ") : NULL;
     ck_assert_msg(w0 && strstr(w0, "onto 3 PS") && r, "worker0 did not resume:\n%s", w0 ? w0 : "");
     double resumed = atof(r + strlen("resuming at global step "));
-    ck_assert_msg(resumed >= saved && resumed <= saved + 50, "resumed at %.0f, stopped at %.0f",
-                  resumed, saved);
+    /* state.json's step is the workers' last report: another worker's step may have been in
+     * flight when the chief saved, so the two can differ by the steps in flight. */
+    ck_assert_msg(resumed >= saved - 10 && resumed <= saved + 50,
+                  "resumed at %.0f, stopped at %.0f", resumed, saved);
     free(w0);
     teardown();
 }
