@@ -1035,16 +1035,32 @@ int pst_cmd_launch(int argc, char **argv) {
     return rc;
 }
 
-/* Rewrites the run's job.json with other task counts (resume --ps N --workers M). */
-static int reshape_job(const char *path, int ps, int workers, pst_status *st) {
+/* A small text file (job.json, state.json) as a NUL-terminated string (caller frees); NULL
+ * with st naming the file. */
+static char *read_text(const char *path, size_t max, pst_status *st) {
     uint8_t *buf;
     size_t len;
-    if (pst_file_read(path, 1 << 20, &buf, &len, st) < 0) return st->code;
+    if (pst_file_read(path, max, &buf, &len, st) < 0) return NULL;
     char *text = strndup((const char *)buf, len);
     free(buf);
-    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    if (!text) pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading %s", path);
+    return text;
+}
+
+/* The JSON of a small file, or NULL (st says why). */
+static cJSON *read_json(const char *path, size_t max, pst_status *st) {
+    char *text = read_text(path, max, st);
+    if (!text) return NULL;
+    cJSON *o = cJSON_Parse(text);
     free(text);
-    if (!root) return pst_status_set(st, PST_E_INVALID, "%s: invalid JSON", path);
+    if (!o) pst_status_set(st, PST_E_INVALID, "%s: invalid JSON", path);
+    return o;
+}
+
+/* Rewrites the run's job.json with other task counts (resume --ps N --workers M). */
+static int reshape_job(const char *path, int ps, int workers, pst_status *st) {
+    cJSON *root = read_json(path, 1 << 20, st);
+    if (!root) return st->code;
     cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "cluster");
     int counts = c && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, "worker"));
     if (!counts) {
@@ -1083,14 +1099,8 @@ static int run_arg(int argc, char **argv, int i, char *run, size_t len) {
 static long launcher_pid_of(const char *run) {
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/state.json", run);
-    uint8_t *buf;
-    size_t len;
     pst_status st = {0};
-    if (pst_file_read(path, 16 << 20, &buf, &len, &st) < 0) return 0;
-    char *text = strndup((const char *)buf, len);
-    free(buf);
-    cJSON *o = text ? cJSON_Parse(text) : NULL;
-    free(text);
+    cJSON *o = read_json(path, 16 << 20, &st);
     long pid = 0;
     const cJSON *p = o ? cJSON_GetObjectItemCaseSensitive(o, "launcher_pid") : NULL;
     const cJSON *s = o ? cJSON_GetObjectItemCaseSensitive(o, "status") : NULL;
@@ -1186,24 +1196,20 @@ int pst_cmd_status(int argc, char **argv) {
     }
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/state.json", run);
-    uint8_t *buf;
-    size_t len;
     pst_status st = {0};
-    if (pst_file_read(path, 16 << 20, &buf, &len, &st) < 0) {
-        fprintf(stderr, "pstrain status: %s\n", st.msg);
-        return 1;
-    }
-    char *text = strndup((const char *)buf, len);
-    free(buf);
     if (argc > 2 && strcmp(argv[2], "--json") == 0) {
+        char *text = read_text(path, 16 << 20, &st);
+        if (!text) {
+            fprintf(stderr, "pstrain status: %s\n", st.msg);
+            return 1;
+        }
         printf("%s\n", text);
         free(text);
         return 0;
     }
-    cJSON *o = cJSON_Parse(text);
-    free(text);
+    cJSON *o = read_json(path, 16 << 20, &st);
     if (!o) {
-        fprintf(stderr, "pstrain status: %s: invalid JSON\n", path);
+        fprintf(stderr, "pstrain status: %s\n", st.msg);
         return 1;
     }
 #define S(obj, k) (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, k)) ? cJSON_GetObjectItemCaseSensitive(obj, k)->valuestring : "")

@@ -10,7 +10,8 @@ shift || true
 # Example and event files pstrain writes with tools that share none of its code.
 PKGS="build-essential cmake pkg-config libopenblas-dev zlib1g-dev check libsubunit-dev
       libcjson-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
-      dataset-fashion-mnist clang libclang-rt-14-dev protobuf-compiler python3"
+      dataset-fashion-mnist clang libclang-rt-14-dev protobuf-compiler python3
+      openssh-server"
 # A single-node Slurm for tests/test_slurm.sh (about 3 MB). Debian starts a package's services
 # when it installs it; the test starts its own daemons with its own configuration, so the
 # install below forbids service starts (policy-rc.d, which invoke-rc.d and deb-systemd-invoke

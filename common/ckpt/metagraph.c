@@ -739,6 +739,7 @@ int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
     for (size_t i = 0; rc == 0 && i < mg->n_collection_def; i++) {
         const char *key = mg->collection_def[i]->key;
         const Tensorflow__CollectionDef *cd = mg->collection_def[i]->value;
+        if (cd == NULL) continue; /* a map entry without its value names no members */
         if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST ||
             cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST)
             pst_graph_add_to_collection(g, key, pst_out(NULL, 0));
@@ -808,6 +809,10 @@ static void describe_one(const Tensorflow__MetaGraphDef *mg, FILE *out) {
     for (size_t i = 0; i < mg->n_collection_def; i++) {
         const char *key = mg->collection_def[i]->key;
         const Tensorflow__CollectionDef *cd = mg->collection_def[i]->value;
+        if (cd == NULL) { /* a map entry without its value: a collection with nothing in it */
+            fprintf(out, "collection %s (none, 0)\n", key);
+            continue;
+        }
         static const char *kinds[] = {"none", "node_list", "bytes_list", "int64_list", "float_list"};
         size_t n = cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_NODE_LIST    ? cd->node_list->n_value
                    : cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST ? cd->bytes_list->n_value
