@@ -1,18 +1,15 @@
 #include "meta.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "metagraph.h"
 #include "file.h"
+#include "imported.h"
+#include "metagraph.h"
 
-int pst_cmd_meta(int argc, char **argv) {
-    if (argc != 3 || strcmp(argv[1], "show") != 0) {
-        fprintf(stderr, "usage: pstrain meta show FILE   (a .meta file or a saved_model.pb)\n");
-        return 2;
-    }
-    const char *path = argv[2];
+static int meta_show(const char *path) {
     uint8_t *buf;
     size_t len;
     pst_status st = {0};
@@ -26,4 +23,112 @@ int pst_cmd_meta(int argc, char **argv) {
     if (rc < 0) fprintf(stderr, "pstrain meta show: %s: %s\n", path, st.msg);
     free(buf);
     return rc < 0 ? 1 : 0;
+}
+
+/* One line per stage, "STAGE: ok ..." / "STAGE: FAIL reason" / "STAGE: skipped ...", so a
+ * report script can tabulate many graphs. Exit status 0 only when every stage run passed. */
+static int meta_check(int argc, char **argv) {
+    const char *path = NULL, *ckpt = NULL, *train_name = NULL;
+    int steps = 1, batch = 2;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) ckpt = argv[++i];
+        else if (strcmp(argv[i], "--train-op") == 0 && i + 1 < argc) train_name = argv[++i];
+        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (argv[i][0] != '-' && path == NULL) path = argv[i];
+        else {
+            fprintf(stderr, "pstrain meta check: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (path == NULL || steps < 0 || batch < 1) {
+        fprintf(stderr, "usage: pstrain meta check FILE [--checkpoint PREFIX] [--train-op NAME] "
+                        "[--steps N] [--batch B]\n");
+        return 2;
+    }
+    pst_status st = {0};
+    char **missing;
+    int n_missing;
+    if (pst_imported_missing_ops_of(path, &missing, &n_missing, &st) < 0) {
+        printf("import: FAIL %s\n", st.msg);
+        return 1;
+    }
+    printf("missing ops:");
+    for (int i = 0; i < n_missing; i++) printf(" %s", missing[i]);
+    printf("%s\n", n_missing ? "" : " none");
+    for (int i = 0; i < n_missing; i++) free(missing[i]);
+    free(missing);
+    pst_imported *m = pst_imported_load(path, &st);
+    if (m == NULL) {
+        printf("import: FAIL %s\n", st.msg);
+        return 1;
+    }
+    int ok = 1;
+    printf("import: ok (%d nodes)\n", pst_graph_num_nodes(pst_imported_graph(m)));
+    if (pst_imported_init(m, &st) < 0) {
+        printf("init: FAIL %s\n", st.msg);
+        ok = 0;
+    }
+    if (ckpt) {
+        int checked = 0;
+        if (pst_imported_restore(m, ckpt, &checked, &st) < 0) {
+            printf("restore: FAIL %s\n", st.msg);
+            ok = 0;
+        } else {
+            printf("restore: ok (%d variables equal to the checkpoint's tensors)\n", checked);
+        }
+    } else {
+        printf("restore: skipped (no checkpoint)\n");
+    }
+    pst_node *train = ok ? pst_imported_train_op(m, train_name, &st) : NULL;
+    if (!ok) {
+        printf("train_step: skipped\n");
+    } else if (train == NULL) {
+        printf("train_step: FAIL %s\n", st.msg);
+        ok = 0;
+    } else {
+        pst_output loss = pst_imported_loss(m, train);
+        pst_output *ph;
+        int nph;
+        pst_imported_placeholders(m, &train, 1, &ph, &nph);
+        pst_feed *feeds = calloc((size_t)nph + 1, sizeof *feeds);
+        int rc = 0;
+        for (int i = 0; i < nph && rc == 0; i++) {
+            feeds[i].output = ph[i];
+            if ((feeds[i].value = pst_imported_synthetic_feed(ph[i], batch, (uint64_t)i + 1, &st)) == NULL)
+                rc = st.code;
+        }
+        double first = NAN, last = NAN;
+        for (int s = 0; s < steps && rc == 0; s++) {
+            pst_tensor *out[1] = {NULL};
+            rc = pst_session_run(pst_imported_session(m), feeds, nph, loss.node ? &loss : NULL,
+                                 loss.node ? 1 : 0, &train, 1, out, &st);
+            if (rc == 0 && out[0]) {
+                last = pst_tensor_get_f64(out[0], 0);
+                if (s == 0) first = last;
+            }
+            pst_tensor_unref(out[0]);
+        }
+        if (rc < 0) {
+            printf("train_step: FAIL %s\n", st.msg);
+            ok = 0;
+        } else {
+            printf("train_step: ok (train op '%s', %d placeholders fed, loss '%s' %g -> %g)\n",
+                   train->name, nph, loss.node ? loss.node->name : "?", first, last);
+        }
+        for (int i = 0; i < nph; i++) pst_tensor_unref(feeds[i].value);
+        free(feeds);
+        free(ph);
+    }
+    pst_imported_free(m);
+    return ok ? 0 : 1;
+}
+
+int pst_cmd_meta(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "show") == 0) return meta_show(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "check") == 0) return meta_check(argc - 2, argv + 2);
+    fprintf(stderr, "usage: pstrain meta show FILE   (a .meta file or a saved_model.pb)\n"
+                    "       pstrain meta check FILE [--checkpoint PREFIX] [--train-op NAME] "
+                    "[--steps N] [--batch B]\n");
+    return 2;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "varint.h"
 #include "file.h"
 #include "kernels_ew.h"
 #include "metagraph.h"
@@ -113,21 +114,93 @@ static int write_tensor(pst_bundle_writer *w, const pst_tensor *t, int64_t *at, 
     return rc;
 }
 
+/* TF's layout of a string tensor in a data file: every element's length as a varint64, the
+ * masked CRC-32C of those varints (4 bytes, little-endian), then the elements' bytes. The
+ * entry's checksum covers all of it. Returns a malloc'd buffer and its length. */
+static uint8_t *string_tensor_bytes(const pst_tensor *t, size_t *len, pst_status *st) {
+    size_t n = 4;
+    for (int64_t i = 0; i < t->n; i++) {
+        uint8_t v[PST_VARINT_MAX];
+        n += pst_varint_put64(v, pst_tensor_str(t)[i].len) + pst_tensor_str(t)[i].len;
+    }
+    uint8_t *b = malloc(n), *p = b;
+    if (b == NULL) {
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a %zu-byte string tensor", n);
+        return NULL;
+    }
+    for (int64_t i = 0; i < t->n; i++) p += pst_varint_put64(p, pst_tensor_str(t)[i].len);
+    uint32_t m = pst_crc32c_mask(pst_crc32c(0, b, (size_t)(p - b)));
+    for (int k = 0; k < 4; k++) *p++ = (uint8_t)(m >> (8 * k));
+    for (int64_t i = 0; i < t->n; i++) {
+        if (pst_tensor_str(t)[i].len) memcpy(p, pst_tensor_str(t)[i].p, pst_tensor_str(t)[i].len);
+        p += pst_tensor_str(t)[i].len;
+    }
+    *len = n;
+    return b;
+}
+
+/* Parses string_tensor_bytes' layout into t (its shape set); 0 or -1 when malformed. */
+static int string_tensor_parse(pst_tensor *t, const uint8_t *b, size_t n) {
+    const uint8_t *p = b, *end = b + n;
+    uint64_t *lens = malloc(((size_t)t->n + 1) * sizeof *lens);
+    int rc = lens ? 0 : -1;
+    for (int64_t i = 0; i < t->n && rc == 0; i++) {
+        size_t k = pst_varint_get64(p, end, &lens[i]);
+        if (k == 0) rc = -1;
+        p += k;
+    }
+    if (rc == 0 && end - p < 4) rc = -1;
+    if (rc == 0) {
+        uint32_t m = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                     (uint32_t)p[3] << 24;
+        if (m != pst_crc32c_mask(pst_crc32c(0, b, (size_t)(p - b)))) rc = -1;
+        p += 4;
+    }
+    for (int64_t i = 0; i < t->n && rc == 0; i++) {
+        if (lens[i] > (uint64_t)(end - p) ||
+            pst_tstring_set(&pst_tensor_str(t)[i], p, (size_t)lens[i]) < 0)
+            rc = -1;
+        else
+            p += lens[i];
+    }
+    if (rc == 0 && p != end) rc = -1;
+    free(lens);
+    return rc;
+}
+
 int pst_bundle_writer_add(pst_bundle_writer *w, const char *name, const pst_tensor *t,
                           pst_status *st) {
     if (pst_strmap_has(w->names, name))
         return pst_status_set(st, PST_E_EXISTS, "tensor '%s' added twice to %s", name, w->prefix);
     int64_t at;
-    int rc = write_tensor(w, t, &at, st);
-    if (rc < 0) return rc;
+    int rc;
+    uint8_t *sb = NULL;
+    size_t slen = 0;
+    if (t->dtype == PST_STRING) {
+        if ((sb = string_tensor_bytes(t, &slen, st)) == NULL) return PST_E_EXHAUSTED;
+        at = w->offset;
+        rc = ppst_file_write_all(w->fd, sb, slen, w->offset, w->data_tmp, st);
+        if (rc == 0) w->offset += (int64_t)slen;
+    } else {
+        rc = write_tensor(w, t, &at, st);
+    }
+    if (rc < 0) {
+        free(sb);
+        return rc;
+    }
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 32;
         w->e = realloc(w->e, (size_t)w->cap * sizeof *w->e);
         PST_ASSERT(w->e != NULL);
     }
     wentry *e = &w->e[w->n++];
-    *e = (wentry){strdup(name), t->dtype, t->shape, at, (int64_t)t->nbytes,
-                  pst_crc32c(0, t->data, t->nbytes), strlen(name), 0, NULL};
+    if (sb)
+        *e = (wentry){strdup(name), t->dtype, t->shape, at, (int64_t)slen, pst_crc32c(0, sb, slen),
+                      strlen(name), 0, NULL};
+    else
+        *e = (wentry){strdup(name), t->dtype, t->shape, at, (int64_t)t->nbytes,
+                      pst_crc32c(0, t->data, t->nbytes), strlen(name), 0, NULL};
+    free(sb);
     pst_strmap_put(w->names, name, (void *)(intptr_t)w->n);
     return 0;
 }
@@ -200,6 +273,9 @@ static uint8_t *slice_key_new(const char *name, int rank, const int64_t *start, 
 int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst_shape full_shape,
                                 const int64_t *start, const int64_t *len, const pst_tensor *t,
                                 pst_status *st) {
+    if (t->dtype == PST_STRING)
+        return pst_status_set(st, PST_E_UNIMPLEMENTED, "'%s': slices of string tensors are not "
+                              "supported", full_name);
     for (int d = 0; d < full_shape.rank; d++)
         if (start[d] < 0 || len[d] != t->shape.dims[d] || start[d] + len[d] > full_shape.dims[d])
             return pst_status_set(st, PST_E_INVALID, "slice of '%s' does not fit its full shape",
@@ -610,9 +686,14 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
                 if (e->shape.dims[d] < 0 || pst_mul_overflow_i64(elems, e->shape.dims[d], &elems)) bad = 1;
             }
             int64_t bytes;
-            if (!bad && (pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(e->dtype), &bytes) ||
-                         (e->n_slices == 0 && bytes != e->size)))
+            if (!bad && e->dtype == PST_STRING) {
+                /* Variable-length: at least the 4-byte length checksum and one length byte per
+                 * element; the bytes themselves are checked when read. */
+                if (e->n_slices || e->size < 4 || (e->size - 4) < elems) bad = 2;
+            } else if (!bad && (pst_mul_overflow_i64(elems, (int64_t)pst_dtype_size(e->dtype), &bytes) ||
+                         (e->n_slices == 0 && bytes != e->size))) {
                 bad = 2;
+            }
         }
         tensorflow__bundle_entry_proto__free_unpacked(p, NULL);
         if (bad) {
@@ -682,6 +763,38 @@ static int check_bounds(pst_bundle_reader *r, const pst_bundle_entry *e, const c
     return fd;
 }
 
+/* read_entry for a string tensor t (elements empty): its bytes were checked against the data
+ * file's size by check_bounds. Takes t; returns it filled, or NULL with st set. */
+static pst_tensor *read_string_entry(pst_bundle_reader *r, const pst_bundle_entry *e,
+                                     const char *name, int fd, const char *path, pst_tensor *t,
+                                     pst_status *st) {
+    (void)r;
+    size_t n = (size_t)e->size, off = 0;
+    uint8_t *b = malloc(n ? n : 1);
+    if (b == NULL) {
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory reading tensor '%s'", name);
+        pst_tensor_unref(t);
+        return NULL;
+    }
+    while (off < n) {
+        ssize_t k = pread(fd, b + off, n - off, e->offset + (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        off += (size_t)k;
+    }
+    const char *why = NULL;
+    if (off < n) why = "unexpected end of file";
+    else if (pst_crc32c(0, b, n) != e->crc32c) why = "checksum mismatch (the file is corrupt)";
+    else if (string_tensor_parse(t, b, n) < 0) why = "malformed string tensor";
+    free(b);
+    if (why) {
+        pst_status_set(st, PST_E_DATA_LOSS, "%s: tensor '%s': %s", path, name, why);
+        pst_tensor_unref(t);
+        return NULL;
+    }
+    return t;
+}
+
 /* Reads the bytes of one stored entry (a tensor or a slice) and checks its checksum. */
 static pst_tensor *read_entry(pst_bundle_reader *r, const pst_bundle_entry *e, const char *name,
                               pst_status *st) {
@@ -690,6 +803,7 @@ static pst_tensor *read_entry(pst_bundle_reader *r, const pst_bundle_entry *e, c
     if (fd < 0) return NULL;
     pst_tensor *t = pst_tensor_new(e->dtype, e->shape, st);
     if (t == NULL) return NULL;
+    if (e->dtype == PST_STRING) return read_string_entry(r, e, name, fd, path, t, st);
     size_t off = 0;
     int dfd = r->direct_fds[e->shard_id];
     if (dfd >= 0 && t->nbytes >= DIRECT_MIN && ((uintptr_t)t->data % DIRECT_ALIGN) == 0 &&

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt_ops.h"
 #include "op.h"
 #include "strmap.h"
 #include "tf_graph.pb-c.h"
@@ -96,9 +97,40 @@ static Tensorflow__TensorProto *tensor_to_proto(arena *a, const pst_tensor *t) {
     Tensorflow__TensorProto *p = NEW(a, Tensorflow__TensorProto, TENSORFLOW__TENSOR_PROTO__INIT);
     p->dtype = (Tensorflow__DataType)t->dtype;
     p->tensor_shape = shape_to_proto(a, &t->shape);
+    if (t->dtype == PST_STRING) { /* TF keeps strings in string_val, never tensor_content */
+        p->n_string_val = (size_t)t->n;
+        p->string_val = arena_alloc(a, (size_t)t->n * sizeof *p->string_val);
+        for (int64_t i = 0; i < t->n; i++) {
+            p->string_val[i].data = (uint8_t *)pst_tensor_str(t)[i].p;
+            p->string_val[i].len = pst_tensor_str(t)[i].len;
+        }
+        return p;
+    }
     p->tensor_content.len = t->nbytes;
     p->tensor_content.data = t->data; /* borrowed: packed before the tensor goes away */
     return p;
+}
+
+/* Fills a new string tensor from string_val (a shorter list repeats its last value); takes the
+ * tensor and returns it, or NULL with st set. */
+static pst_tensor *strings_from_proto(const Tensorflow__TensorProto *p, pst_tensor *t,
+                                      pst_status *st) {
+    size_t n = p->n_string_val;
+    if (n > (size_t)t->n) {
+        pst_status_set(st, PST_E_INVALID, "tensor has %zu strings for %lld elements", n,
+                       (long long)t->n);
+        pst_tensor_unref(t);
+        return NULL;
+    }
+    for (int64_t i = 0; n > 0 && i < t->n; i++) {
+        ProtobufCBinaryData b = p->string_val[(size_t)i < n ? (size_t)i : n - 1];
+        if (pst_tstring_set(&pst_tensor_str(t)[i], b.data, b.len) < 0) {
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a %zu-byte string", b.len);
+            pst_tensor_unref(t);
+            return NULL;
+        }
+    }
+    return t;
 }
 
 static pst_tensor *tensor_from_proto(const Tensorflow__TensorProto *p, pst_status *st) {
@@ -126,8 +158,13 @@ static pst_tensor *tensor_from_proto(const Tensorflow__TensorProto *p, pst_statu
                        (long long)elems, PST_META_GRAPH_MAX_BYTES);
         return NULL;
     }
+    if (dt == PST_STRING && p->tensor_content.len) {
+        pst_status_set(st, PST_E_INVALID, "a string tensor has tensor_content");
+        return NULL;
+    }
     pst_tensor *t = pst_tensor_new_zeros(dt, s, st);
     if (t == NULL) return NULL;
+    if (dt == PST_STRING) return strings_from_proto(p, t, st);
     if (p->tensor_content.len) {
         memcpy(t->data, p->tensor_content.data, t->nbytes);
         return t;
@@ -600,8 +637,31 @@ static char *scoped(const pst_meta_import_opts *o, const char *name) {
     return s;
 }
 
+/* GraphDefs of producer version 21 and older (TF <= 1.1) write a Placeholder's unknown shape
+ * as an empty shape, which later versions read as a scalar (TF's placeholder shape function
+ * does the same). Such an attr becomes the node's recorded `_output_shapes[0]` when the graph
+ * carries it, else an unknown shape. */
+static void legacy_placeholder_shape(const Tensorflow__GraphDef *gd, const Tensorflow__NodeDef *nd,
+                                     pst_attr *at) {
+    if (gd->versions == NULL || gd->versions->producer > 21 || at->kind != PST_ATTR_SHAPE ||
+        at->v.shape.rank != 0 || strcmp(at->name, "shape") != 0 ||
+        (strcmp(nd->op, "Placeholder") != 0 && strcmp(nd->op, "PlaceholderV2") != 0))
+        return;
+    at->v.shape = pst_shape_unknown();
+    for (size_t i = 0; i < nd->n_attr; i++) {
+        const Tensorflow__AttrValue *v = nd->attr[i]->value;
+        if (strcmp(nd->attr[i]->key, "_output_shapes") != 0 || v == NULL ||
+            v->value_case != TENSORFLOW__ATTR_VALUE__VALUE_LIST || v->list == NULL ||
+            v->list->n_shape < 1)
+            continue;
+        pst_shape s;
+        if (shape_from_proto(v->list->shape[0], &s, NULL) == 0) at->v.shape = s;
+    }
+}
+
 static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
                               const pst_meta_import_opts *o, pst_status *st) {
+    pst_ckpt_ops_init(); /* an imported graph may hold TF's saver subgraph */
     size_t nn = gd->n_node;
     pst_strmap *index = pst_strmap_new();
     int *state = calloc(nn + 1, sizeof(int)); /* 0 new, 1 visiting, 2 done */
@@ -692,6 +752,7 @@ static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
             if (attr_from_proto(op, an, nd->attr[i]->value, &at, &ast) < 0) {
                 rc = pst_status_set(st, ast.code, "node '%s': attr '%s': %s", nd->name, an, ast.msg);
             } else {
+                legacy_placeholder_shape(gd, nd, &at);
                 pst_nb_attr(b, &at);
             }
             pst_attr_destroy(&at);

@@ -701,6 +701,22 @@ pst_node *pst_nb_finish(pst_node_builder *b) {
     if (op->n_outputs >= 0) pst_node_set_num_outputs(n, op->n_outputs);
     if (op->shape && op->shape(n, &st) < 0) goto fail_node;
     if (op->n_outputs < 0 && n->out_dtypes == NULL) pst_node_set_num_outputs(n, 0);
+    /* String tensors reach only kernels written for them: a kernel that copies element bytes
+     * would share (and double free) a string's heap bytes. */
+    if (!(op->flags & PST_OP_STRINGS)) {
+        for (int i = 0; i < n->n_inputs; i++)
+            if (pst_output_dtype(n->inputs[i]) == PST_STRING) {
+                pst_status_set(&st, PST_E_UNIMPLEMENTED, "op %s does not take string tensors "
+                               "(input %d)", op->name, i);
+                goto fail_node;
+            }
+        for (int i = 0; i < n->n_outputs; i++)
+            if (n->out_dtypes[i] == PST_STRING) {
+                pst_status_set(&st, PST_E_UNIMPLEMENTED, "op %s does not make string tensors "
+                               "(output %d)", op->name, i);
+                goto fail_node;
+            }
+    }
 
     n->id = g->n_nodes;
     GROW(g->nodes, g->n_nodes, g->cap_nodes);

@@ -50,6 +50,8 @@ enum {
     PST_OP_REF_INPUT0 = 1 << 1,        /* input 0 must be a variable (same as ref_mask bit 0) */
     PST_OP_VARIABLE = 1 << 2,          /* produces a variable reference (VariableV2) */
     PST_OP_NOT_DIFFERENTIABLE = 1 << 3, /* gradients stop here silently (Shape, ArgMax, ...) */
+    PST_OP_STRINGS = 1 << 4,           /* its kernel handles PST_STRING tensors (inputs or
+                                          outputs); other ops refuse them when built */
 };
 
 struct pst_op_def {

@@ -843,11 +843,11 @@ static int pack_kernel(pst_kernel_ctx *c) {
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; d++) outer *= os.dims[d];
     for (int d = (int)axis + 1; d < os.rank; d++) inner *= os.dims[d];
-    size_t es = pst_dtype_size(x0->dtype);
     for (int i = 0; i < c->n_inputs; i++)
         for (int64_t k = 0; k < outer; k++)
-            memcpy((char *)o->data + (size_t)((k * c->n_inputs + i) * inner) * es,
-                   (const char *)c->inputs[i]->data + (size_t)(k * inner) * es, (size_t)inner * es);
+            if (pst_tensor_copy_elems(o, (k * c->n_inputs + i) * inner, c->inputs[i], k * inner,
+                                      inner, c->status) < 0)
+                return c->status->code;
     return 0;
 }
 
@@ -1123,9 +1123,11 @@ static const pst_attr_spec range_attrs[] = {{"Tidx", PST_ATTR_TYPE, 0}, {0}};
     {.name = nm, .min_inputs = mn, .max_inputs = mx, .n_outputs = no, .attrs = at, .shape = sh,   \
      .kernel = k, .grad = gr, .flags = fl}
 static const pst_op_def array_ops[] = {
-    OP("Reshape", 2, 2, 1, t_attrs, reshape_shape, reshape_kernel, like_x_grad, 0),
-    OP("Shape", 1, 1, 1, shape_attrs, shape_shape, shape_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),
-    OP("Size", 1, 1, 1, shape_attrs, shape_shape, shape_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),
+    OP("Reshape", 2, 2, 1, t_attrs, reshape_shape, reshape_kernel, like_x_grad, PST_OP_STRINGS),
+    OP("Shape", 1, 1, 1, shape_attrs, shape_shape, shape_kernel, NULL,
+       PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS),
+    OP("Size", 1, 1, 1, shape_attrs, shape_shape, shape_kernel, NULL,
+       PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS),
     OP("ExpandDims", 2, 2, 1, t_attrs, expand_dims_shape, expand_dims_kernel, like_x_grad, 0),
     OP("Squeeze", 1, 1, 1, squeeze_attrs, squeeze_shape, squeeze_kernel, like_x_grad, 0),
     OP("Transpose", 2, 2, 1, t_attrs, transpose_shape, transpose_kernel, transpose_grad, 0),
@@ -1136,7 +1138,7 @@ static const pst_op_def array_ops[] = {
     OP("Pad", 2, 2, 1, t_attrs, pad_shape, pad_kernel, pad_grad, 0),
     OP("Tile", 2, 2, 1, t_attrs, tile_shape, tile_kernel, tile_grad, 0),
     OP("PstTileGrad", 2, 2, 1, NULL, like_input1_shape, tile_grad_kernel, NULL, 0),
-    OP("Pack", 1, -1, 1, pack_attrs, pack_shape, pack_kernel, pack_grad, 0),
+    OP("Pack", 1, -1, 1, pack_attrs, pack_shape, pack_kernel, pack_grad, PST_OP_STRINGS),
     OP("Unpack", 1, 1, -1, pack_attrs, unpack_shape, unpack_kernel, unpack_grad, 0),
     OP("GatherV2", 3, 3, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, 0),
     OP("PstGatherGrad", 4, 4, 1, NULL, gather_grad_shape, gather_grad_kernel, NULL, 0),

@@ -27,7 +27,7 @@ static const pst_attr_spec const_attrs[] = {
 static const pst_op_def const_op = {.name = "Const", .min_inputs = 0, .max_inputs = 0,
                                     .n_outputs = 1, .attrs = const_attrs, .shape = const_shape,
                                     .kernel = const_kernel,
-                                    .flags = PST_OP_NOT_DIFFERENTIABLE};
+                                    .flags = PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS};
 
 /* ---- Placeholder ----------------------------------------------------------------------- */
 static int placeholder_shape(pst_node *n, pst_status *st) {
@@ -53,7 +53,7 @@ static const pst_attr_spec placeholder_attrs[] = {
 static const pst_op_def placeholder_op = {
     .name = "Placeholder", .min_inputs = 0, .max_inputs = 0, .n_outputs = 1,
     .attrs = placeholder_attrs, .shape = placeholder_shape, .kernel = placeholder_kernel,
-    .flags = PST_OP_NOT_DIFFERENTIABLE};
+    .flags = PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS};
 
 static int pwd_shape(pst_node *n, pst_status *st) {
     const pst_attr *s = pst_node_attr(n, "shape");
@@ -78,18 +78,19 @@ static const pst_attr_spec pwd_attrs[] = {
 static const pst_op_def pwd_op = {.name = "PlaceholderWithDefault", .min_inputs = 1,
                                   .max_inputs = 1, .n_outputs = 1, .attrs = pwd_attrs,
                                   .shape = pwd_shape, .kernel = identity_kernel,
-                                  .grad = identity_grad};
+                                  .grad = identity_grad, .flags = PST_OP_STRINGS};
 
 /* ---- Identity, StopGradient, NoOp ------------------------------------------------------ */
 static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {0}};
 static const pst_op_def identity_op = {.name = "Identity", .min_inputs = 1, .max_inputs = 1,
                                        .n_outputs = 1, .attrs = t_attrs,
                                        .shape = pst_shape_same_as_input0,
-                                       .kernel = identity_kernel, .grad = identity_grad};
+                                       .kernel = identity_kernel, .grad = identity_grad,
+                                       .flags = PST_OP_STRINGS};
 static const pst_op_def stop_gradient_op = {
     .name = "StopGradient", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1, .attrs = t_attrs,
     .shape = pst_shape_same_as_input0, .kernel = identity_kernel,
-    .flags = PST_OP_NOT_DIFFERENTIABLE};
+    .flags = PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS};
 static int noop_kernel(pst_kernel_ctx *c) {
     (void)c;
     return 0;

@@ -13,6 +13,7 @@ size_t pst_dtype_size(pst_dtype dt) {
     case PST_UINT8: return 1;
     case PST_INT64: return 8;
     case PST_BOOL: return 1;
+    case PST_STRING: return sizeof(pst_tstring);
     default: return 0;
     }
 }
@@ -25,6 +26,7 @@ const char *pst_dtype_name(pst_dtype dt) {
     case PST_UINT8: return "uint8";
     case PST_INT64: return "int64";
     case PST_BOOL: return "bool";
+    case PST_STRING: return "string";
     default: return "invalid";
     }
 }
@@ -215,7 +217,7 @@ static pst_tensor *tensor_alloc(pst_dtype dt, pst_shape shape, int zero, pst_sta
             free(t);
             goto oom;
         }
-        if (zero) memset(t->data, 0, (size_t)nb);
+        if (zero || dt == PST_STRING) memset(t->data, 0, (size_t)nb);
     }
     return t;
 oom:
@@ -229,9 +231,69 @@ pst_tensor *pst_tensor_new(pst_dtype dt, pst_shape shape, pst_status *st) {
 pst_tensor *pst_tensor_new_zeros(pst_dtype dt, pst_shape shape, pst_status *st) {
     return tensor_alloc(dt, shape, 1, st);
 }
+int pst_tstring_set(pst_tstring *s, const void *p, size_t len) {
+    char *c = NULL;
+    if (len) {
+        if (len == SIZE_MAX || (c = malloc(len + 1)) == NULL) return PST_E_EXHAUSTED;
+        memcpy(c, p, len);
+        c[len] = '\0';
+    }
+    free(s->p);
+    s->p = c;
+    s->len = len;
+    return 0;
+}
+
+int pst_tensor_copy_elems(pst_tensor *dst, int64_t di, const pst_tensor *src, int64_t si,
+                          int64_t n, pst_status *st) {
+    PST_ASSERT(dst->dtype == src->dtype && di >= 0 && si >= 0 && di + n <= dst->n &&
+               si + n <= src->n);
+    if (dst->dtype != PST_STRING) {
+        size_t es = pst_dtype_size(dst->dtype);
+        if (n > 0) memmove((char *)dst->data + (size_t)di * es, (const char *)src->data + (size_t)si * es,
+                           (size_t)n * es);
+        return 0;
+    }
+    const pst_tstring *s = pst_tensor_str(src) + si;
+    pst_tstring *d = pst_tensor_str(dst) + di;
+    for (int64_t i = 0; i < n; i++)
+        if (pst_tstring_set(&d[i], s[i].p, s[i].len) < 0)
+            return pst_status_set(st, PST_E_EXHAUSTED, "out of memory copying a %zu-byte string",
+                                  s[i].len);
+    return 0;
+}
+
 pst_tensor *pst_tensor_new_copy(pst_dtype dt, pst_shape shape, const void *src, pst_status *st) {
     pst_tensor *t = tensor_alloc(dt, shape, 0, st);
-    if (t && t->nbytes) memcpy(t->data, src, t->nbytes);
+    if (t && t->nbytes && dt != PST_STRING) memcpy(t->data, src, t->nbytes);
+    if (t && dt == PST_STRING) {
+        const pst_tstring *s = src;
+        for (int64_t i = 0; i < t->n; i++)
+            if (pst_tstring_set(&pst_tensor_str(t)[i], s[i].p, s[i].len) < 0) {
+                pst_status_set(st, PST_E_EXHAUSTED, "out of memory copying a string tensor");
+                pst_tensor_unref(t);
+                return NULL;
+            }
+    }
+    return t;
+}
+
+pst_tensor *pst_tensor_from_strs(int n, const char *const *v) {
+    pst_tensor *t = tensor_alloc(PST_STRING, pst_shape_1d(n), 1, NULL);
+    for (int i = 0; t && i < n; i++)
+        if (pst_tstring_set(&pst_tensor_str(t)[i], v[i], strlen(v[i])) < 0) {
+            pst_tensor_unref(t);
+            return NULL;
+        }
+    return t;
+}
+
+pst_tensor *pst_tensor_scalar_str(const char *v) {
+    pst_tensor *t = tensor_alloc(PST_STRING, pst_shape_scalar(), 1, NULL);
+    if (t && pst_tstring_set(pst_tensor_str(t), v, strlen(v)) < 0) {
+        pst_tensor_unref(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -297,10 +359,13 @@ pst_tensor *pst_tensor_ref(pst_tensor *t) {
 void pst_tensor_unref(pst_tensor *t) {
     if (t == NULL) return;
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
-    if (t->base)
+    if (t->base) {
         pst_tensor_unref(t->base);
-    else
+    } else {
+        if (t->dtype == PST_STRING)
+            for (int64_t i = 0; i < t->n; i++) free(pst_tensor_str(t)[i].p);
         pst_aligned_free(t->data);
+    }
     free(t);
 }
 

@@ -27,11 +27,21 @@ typedef enum pst_dtype {
     PST_DOUBLE = 2,
     PST_INT32 = 3,
     PST_UINT8 = 4,
+    PST_STRING = 7, /* elements are pst_tstring: owned byte strings (any bytes, NUL-ended) */
     PST_INT64 = 9,
     PST_BOOL = 10,
 } pst_dtype;
 
-/* Bytes per element, 0 for a dtype pstrain does not support. */
+/* One element of a PST_STRING tensor. The tensor owns each element's bytes (heap, followed by
+ * a NUL so text can be printed); an empty string is {NULL, 0}. Copy elements only with
+ * pst_tstring_set / pst_tensor_copy_elems: a byte copy would share (and later double free)
+ * the bytes. */
+typedef struct pst_tstring {
+    char *p;
+    size_t len;
+} pst_tstring;
+
+/* Bytes per element, 0 for a dtype pstrain does not support (sizeof(pst_tstring) for strings). */
 size_t pst_dtype_size(pst_dtype dt);
 /* TensorFlow's name ("float", "int32", ...), or "invalid". */
 const char *pst_dtype_name(pst_dtype dt);
@@ -79,7 +89,9 @@ typedef struct pst_tensor {
 pst_tensor *pst_tensor_new(pst_dtype dt, pst_shape shape, pst_status *st);
 /* Same, contents zeroed. */
 pst_tensor *pst_tensor_new_zeros(pst_dtype dt, pst_shape shape, pst_status *st);
-/* New tensor holding a copy of nbytes at src (must equal the tensor's size). */
+/* New tensor holding a copy of nbytes at src (must equal the tensor's size); for PST_STRING
+ * src is an array of pst_tstring whose bytes are copied. String tensors are always created
+ * zeroed (every element empty). */
 pst_tensor *pst_tensor_new_copy(pst_dtype dt, pst_shape shape, const void *src, pst_status *st);
 /* Scalars and small helpers for tests and graph constants. */
 pst_tensor *pst_tensor_scalar_f32(float v);
@@ -105,6 +117,17 @@ static inline double *pst_tensor_f64(const pst_tensor *t) { return (double *)t->
 static inline int32_t *pst_tensor_i32(const pst_tensor *t) { return (int32_t *)t->data; }
 static inline int64_t *pst_tensor_i64(const pst_tensor *t) { return (int64_t *)t->data; }
 static inline uint8_t *pst_tensor_u8(const pst_tensor *t) { return (uint8_t *)t->data; }
+static inline pst_tstring *pst_tensor_str(const pst_tensor *t) { return (pst_tstring *)t->data; }
+
+/* Replaces a string element with a copy of len bytes at p; 0 or PST_E_EXHAUSTED. */
+int pst_tstring_set(pst_tstring *s, const void *p, size_t len);
+/* A new scalar / 1-D string tensor holding copies of NUL-ended strings. */
+pst_tensor *pst_tensor_scalar_str(const char *v);
+pst_tensor *pst_tensor_from_strs(int n, const char *const *v);
+/* Copies n elements from src (starting at element si) to dst (at di), deep for strings.
+ * The dtypes must match. 0 or PST_E_EXHAUSTED with st set. */
+int pst_tensor_copy_elems(pst_tensor *dst, int64_t di, const pst_tensor *src, int64_t si,
+                          int64_t n, pst_status *st);
 
 /* Element i converted to double / int64 whatever the dtype (slow; for tests, attrs, shapes). */
 double pst_tensor_get_f64(const pst_tensor *t, int64_t i);

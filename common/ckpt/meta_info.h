@@ -1,0 +1,40 @@
+/*
+ * meta_info — what an importer wants to know about a TensorFlow meta graph before (or besides)
+ * importing it: the MetaGraphDef bytes of a `.meta` file or of a SavedModel's
+ * `saved_model.pb`, the op types its graph uses, and its SaverDef (the names of the saver
+ * subgraph's filename tensor, save tensor and restore op).
+ *
+ *     uint8_t *buf; size_t len;
+ *     pst_meta_info_read("model.ckpt.meta", &buf, &len, &st);     // caller frees buf
+ *     pst_tf_saver_names sv;
+ *     if (pst_meta_info_saver(buf, len, &sv, &st) == 0 && sv.present) ... sv.restore_op ...
+ */
+#ifndef PST_META_INFO_H
+#define PST_META_INFO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* Reads a `.meta` file, or a file named saved_model.pb (its meta graph tagged "serve", else its
+ * first), into *buf (malloc'd MetaGraphDef bytes, caller frees). Errors name the file. */
+int pst_meta_info_read(const char *path, uint8_t **buf, size_t *len, pst_status *st);
+
+typedef struct pst_tf_saver_names {
+    int present;               /* the MetaGraphDef has a SaverDef */
+    int version;               /* 1 (V1) or 2 (V2); TF writes 0 (LEGACY) for V1 too */
+    char filename_tensor[512]; /* "save/Const:0" */
+    char save_tensor[512];     /* "save/control_dependency:0" */
+    char restore_op[512];      /* "save/restore_all" */
+} pst_tf_saver_names;
+
+/* The meta graph's SaverDef (out->present 0 when it has none). */
+int pst_meta_info_saver(const uint8_t *buf, size_t len, pst_tf_saver_names *out, pst_status *st);
+
+/* The distinct op types of the meta graph's GraphDef, sorted: *ops (malloc'd array of
+ * malloc'd strings, free with pst_meta_info_free_list) and *n. */
+int pst_meta_info_op_types(const uint8_t *buf, size_t len, char ***ops, int *n, pst_status *st);
+void pst_meta_info_free_list(char **list, int n);
+
+#endif

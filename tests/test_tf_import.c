@@ -1,0 +1,233 @@
+/* Importing TensorFlow users' graphs: string tensors (constants, meta graphs, checkpoints),
+ * TF's saver subgraph run as TF runs it, errors naming the node and op pstrain lacks, and
+ * `pstrain meta check`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "crc32c.h"
+#include "file.h"
+#include "imported.h"
+#include "metagraph.h"
+#include "op.h"
+#include "testutil.h"
+#include "tf_graph.pb-c.h"
+#include "varstore.h"
+
+static char *testdata(const char *rel) {
+    static char buf[4096];
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/tests/data/%s", src ? src : ".", rel);
+    return buf;
+}
+
+static char tmp[256];
+static void mk_tmp(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/pst_tfimport_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+}
+static void rm_tmp(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_string_const_round_trip) {
+    pst_graph *g = pst_graph_new();
+    pst_tensor *v = pst_tensor_from_strs(2, (const char *const[]){"model", ""});
+    pst_output c = pst_const(g, v, "names");
+    pst_output id = pst_identity(g, c, "id");
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    uint8_t *buf;
+    size_t len;
+    pst_status st = {0};
+    ck_assert_int_eq(pst_graph_def_export(g, 0, &buf, &len, &st), 0);
+    pst_graph *h = pst_graph_new();
+    ck_assert_msg(pst_graph_def_import(h, buf, len, NULL, &st) == 0, "%s", st.msg);
+    pst_session *s = pst_session_new(h, NULL, &st);
+    pst_tensor *out = pst_session_run1(s, pst_graph_output_by_name(h, "id"), &st);
+    ck_assert_msg(out != NULL, "%s", st.msg);
+    ck_assert_int_eq(out->dtype, PST_STRING);
+    ck_assert_int_eq(out->n, 2);
+    ck_assert_str_eq(pst_tensor_str(out)[0].p, "model");
+    ck_assert_uint_eq(pst_tensor_str(out)[1].len, 0);
+    pst_tensor_unref(out);
+    (void)id;
+    pst_session_free(s);
+    pst_graph_free(h);
+    free(buf);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* An op whose kernel is not written for strings refuses them when the node is built. */
+START_TEST(test_string_refused_by_other_ops) {
+    pst_graph *g = pst_graph_new();
+    pst_tensor *v = pst_tensor_scalar_str("x");
+    pst_output c = pst_const(g, v, "s");
+    pst_neg(g, c, "neg");
+    ck_assert(pst_graph_error(g));
+    ck_assert_ptr_nonnull(strstr(pst_graph_status(g)->msg, "node 'neg' (Neg)"));
+    ck_assert_ptr_nonnull(strstr(pst_graph_status(g)->msg, "string"));
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* TF's bundle layout of a string tensor: varint lengths, their masked CRC-32C, the bytes. */
+START_TEST(test_string_bundle_layout_and_round_trip) {
+    mk_tmp();
+    char prefix[512], data[600];
+    snprintf(prefix, sizeof prefix, "%s/ck", tmp);
+    pst_status st = {0};
+    pst_bundle_writer *w = pst_bundle_writer_new(prefix, &st);
+    pst_tensor *t = pst_tensor_from_strs(2, (const char *const[]){"ab", ""});
+    ck_assert_int_eq(pst_bundle_writer_add(w, "names", t, &st), 0);
+    ck_assert_msg(pst_bundle_writer_finish(w, &st) == 0, "%s", st.msg);
+    snprintf(data, sizeof data, "%s.data-00000-of-00001", prefix);
+    uint8_t *b;
+    size_t n;
+    ck_assert_int_eq(pst_file_read(data, 1 << 20, &b, &n, &st), 0);
+    ck_assert_uint_eq(n, 2 + 4 + 2);
+    ck_assert_int_eq(b[0], 2);
+    ck_assert_int_eq(b[1], 0);
+    uint32_t m = pst_crc32c_mask(pst_crc32c(0, b, 2));
+    ck_assert_uint_eq(b[2] | b[3] << 8 | b[4] << 16 | (uint32_t)b[5] << 24, m);
+    ck_assert_int_eq(memcmp(b + 6, "ab", 2), 0);
+    free(b);
+    pst_bundle_reader *r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    pst_tensor *u = pst_bundle_reader_read(r, "names", &st);
+    ck_assert_msg(u != NULL, "%s", st.msg);
+    ck_assert_str_eq(pst_tensor_str(u)[0].p, "ab");
+    ck_assert_uint_eq(pst_tensor_str(u)[1].len, 0);
+    pst_tensor_unref(u);
+    pst_bundle_reader_free(r);
+    /* One flipped byte of the string bytes is a checksum error naming the tensor. */
+    FILE *f = fopen(data, "r+b");
+    fseek(f, 6, SEEK_SET);
+    fputc('x', f);
+    fclose(f);
+    r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_ptr_null(pst_bundle_reader_read(r, "names", &st));
+    ck_assert_ptr_nonnull(strstr(st.msg, "'names'"));
+    pst_bundle_reader_free(r);
+    pst_tensor_unref(t);
+    rm_tmp();
+}
+END_TEST
+
+/* A GraphDef node of an op pstrain lacks: the import fails naming the node and the op. */
+START_TEST(test_unknown_op_names_node_and_op) {
+    Tensorflow__NodeDef nd = TENSORFLOW__NODE_DEF__INIT;
+    nd.name = "layer/mystery";
+    nd.op = "NoSuchOpAnywhere";
+    Tensorflow__NodeDef *nodes[1] = {&nd};
+    Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+    gd.n_node = 1;
+    gd.node = nodes;
+    uint8_t buf[256];
+    size_t len = tensorflow__graph_def__pack(&gd, buf);
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    ck_assert_int_lt(pst_graph_def_import(g, buf, len, NULL, &st), 0);
+    ck_assert_ptr_nonnull(strstr(st.msg, "node 'layer/mystery'"));
+    ck_assert_ptr_nonnull(strstr(st.msg, "unknown op 'NoSuchOpAnywhere'"));
+    pst_graph_free(g);
+}
+END_TEST
+
+/* TF's sharded saver subgraph of a TF-written SavedModel: restore_all with the prefix fed puts
+ * the checkpoint's value back; the save tensor writes a checkpoint (StringJoin, ShardedFilename,
+ * SaveV2, MergeV2Checkpoints) that reads back with the variable's value. */
+START_TEST(test_tf_saver_subgraph_restores_and_saves) {
+    pst_status st = {0};
+    pst_imported *m = pst_imported_load(testdata("tf/serving_saved_model_counter/saved_model.pb"), &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    pst_var *v = pst_var_store_find(pst_session_vars(pst_imported_session(m)), "counter");
+    ck_assert_ptr_nonnull(v);
+    pst_tensor *seven = pst_tensor_scalar_f32(7);
+    ck_assert_int_eq(pst_var_assign(v, seven, 1, &st), 0);
+    int checked = 0;
+    ck_assert_msg(pst_imported_restore(m, testdata("tf/serving_saved_model_counter/variables/variables"),
+                                       &checked, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(checked, 1);
+    pst_tensor *now = pst_var_read(v);
+    ck_assert_float_eq(pst_tensor_f32(now)[0], 0);
+    pst_tensor_unref(now);
+    /* Save through the graph's own save tensor after setting 7. */
+    ck_assert_int_eq(pst_var_assign(v, seven, 1, &st), 0);
+    mk_tmp();
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s/model.ckpt", tmp);
+    pst_graph *g = pst_imported_graph(m);
+    pst_tensor *p = pst_tensor_scalar_str(prefix);
+    pst_feed f = {pst_graph_output_by_name(g, "save/Const:0"), p};
+    pst_output save = pst_graph_output_by_name(g, "save/Identity:0");
+    ck_assert_ptr_nonnull(f.output.node);
+    ck_assert_ptr_nonnull(save.node);
+    pst_tensor *out[1];
+    ck_assert_msg(pst_session_run(pst_imported_session(m), &f, 1, &save, 1, NULL, 0, out, &st) == 0,
+                  "%s", st.msg);
+    ck_assert_str_eq(pst_tensor_str(out[0])[0].p, prefix);
+    pst_tensor_unref(out[0]);
+    pst_bundle_reader *r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    pst_tensor *c = pst_bundle_reader_read(r, "counter", &st);
+    ck_assert_msg(c != NULL, "%s", st.msg);
+    ck_assert_float_eq(pst_tensor_f32(c)[0], 7);
+    pst_tensor_unref(c);
+    pst_bundle_reader_free(r);
+    /* A checkpoint without the variable: RestoreV2's error names the key. */
+    pst_status st2 = {0};
+    char other[600];
+    snprintf(other, sizeof other, "%s/none", tmp);
+    pst_bundle_writer *w = pst_bundle_writer_new(other, &st2);
+    ck_assert_int_eq(pst_bundle_writer_add(w, "something_else", seven, &st2), 0);
+    ck_assert_int_eq(pst_bundle_writer_finish(w, &st2), 0);
+    ck_assert_int_lt(pst_imported_restore(m, other, NULL, &st2), 0);
+    ck_assert_ptr_nonnull(strstr(st2.msg, "counter"));
+    pst_tensor_unref(p);
+    pst_tensor_unref(seven);
+    pst_imported_free(m);
+    rm_tmp();
+}
+END_TEST
+
+START_TEST(test_meta_check_cli) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[12288], meta[4096];
+    snprintf(meta, sizeof meta, "%s", testdata("tf/serving_saved_model_counter/saved_model.pb"));
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta check %s --checkpoint %s",
+             bin ? bin : "build", meta, testdata("tf/serving_saved_model_counter/variables/variables"));
+    FILE *p = popen(cmd, "r");
+    char out[16384];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_ne(pclose(p), 0); /* no train op in a serving graph */
+    ck_assert_ptr_nonnull(strstr(out, "missing ops: none"));
+    ck_assert_ptr_nonnull(strstr(out, "import: ok (30 nodes)"));
+    ck_assert_ptr_nonnull(strstr(out, "restore: ok (1 variables"));
+    ck_assert_ptr_nonnull(strstr(out, "train_step: FAIL the graph has no train op"));
+}
+END_TEST
+
+int main(void) {
+    pst_ops_init();
+    Suite *s = suite_create("tf_import");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_string_const_round_trip);
+    tcase_add_test(tc, test_string_refused_by_other_ops);
+    tcase_add_test(tc, test_string_bundle_layout_and_round_trip);
+    tcase_add_test(tc, test_unknown_op_names_node_and_op);
+    tcase_add_test(tc, test_tf_saver_subgraph_restores_and_saves);
+    tcase_add_test(tc, test_meta_check_cli);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}

@@ -1,0 +1,324 @@
+/* imported: train a TensorFlow user's graph without its code (see imported.h). */
+#include "imported.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bundle.h"
+#include "ckpt_ops.h"
+#include "meta_info.h"
+#include "metagraph.h"
+#include "op.h"
+#include "ops.h"
+#include "saver.h"
+#include "varstore.h"
+
+struct pst_imported {
+    pst_graph *g;
+    pst_session *s;
+    pst_tf_saver_names saver;
+};
+
+pst_imported *pst_imported_load(const char *path, pst_status *st) {
+    pst_ckpt_ops_init();
+    uint8_t *buf;
+    size_t len;
+    if (pst_meta_info_read(path, &buf, &len, st) < 0) return NULL;
+    pst_imported *m = calloc(1, sizeof *m);
+    PST_ASSERT(m != NULL);
+    m->g = pst_graph_new();
+    int rc = pst_meta_info_saver(buf, len, &m->saver, st);
+    if (rc == 0) rc = pst_meta_graph_import(m->g, buf, len, NULL, st);
+    free(buf);
+    if (rc == 0 && (m->s = pst_session_new(m->g, NULL, st)) == NULL) rc = st->code;
+    if (rc < 0) {
+        pst_status_prefix(st, "%s: ", path);
+        pst_imported_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void pst_imported_free(pst_imported *m) {
+    if (m == NULL) return;
+    pst_session_free(m->s);
+    pst_graph_free(m->g);
+    free(m);
+}
+
+pst_graph *pst_imported_graph(pst_imported *m) { return m->g; }
+pst_session *pst_imported_session(pst_imported *m) { return m->s; }
+
+int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st) {
+    pst_ckpt_ops_init();
+    uint8_t *buf;
+    size_t len;
+    *ops = NULL;
+    *n = 0;
+    if (pst_meta_info_read(path, &buf, &len, st) < 0) return st->code;
+    char **all;
+    int na;
+    int rc = pst_meta_info_op_types(buf, len, &all, &na, st);
+    free(buf);
+    if (rc < 0) return rc;
+    int k = 0;
+    for (int i = 0; i < na; i++) {
+        if (pst_op_lookup(all[i]) == NULL)
+            all[k++] = all[i];
+        else
+            free(all[i]);
+    }
+    *ops = all;
+    *n = k;
+    return 0;
+}
+
+/* ---- Variables ------------------------------------------------------------------------- */
+
+static int is_variable(const pst_node *n) { return (n->op->flags & PST_OP_VARIABLE) != 0; }
+
+int pst_imported_init(pst_imported *m, pst_status *st) {
+    int nn = pst_graph_num_nodes(m->g), nt = 0;
+    pst_node **targets = calloc((size_t)nn + 1, sizeof *targets);
+    PST_ASSERT(targets != NULL);
+    int rc = 0;
+    for (int i = 0; i < nn && rc == 0; i++) {
+        pst_node *v = pst_graph_node(m->g, i);
+        if (!is_variable(v)) continue;
+        char name[1100];
+        snprintf(name, sizeof name, "%s/Assign", v->name);
+        pst_node *a = pst_graph_find(m->g, name);
+        if (a == NULL || a->n_inputs < 1 || a->inputs[0].node != v)
+            rc = pst_status_set(st, PST_E_NOT_FOUND, "variable '%s' has no initializer '%s'",
+                                v->name, name);
+        else
+            targets[nt++] = a;
+    }
+    if (rc == 0 && nt > 0)
+        rc = pst_session_run(m->s, NULL, 0, NULL, 0, targets, nt, NULL, st);
+    free(targets);
+    return rc;
+}
+
+/* Compares every variable the checkpoint holds under the variable's name with its value. */
+static int check_restored(pst_imported *m, const char *prefix, int *n_checked, pst_status *st) {
+    pst_bundle_reader *r = pst_bundle_reader_open(prefix, st);
+    if (r == NULL) return st->code;
+    int rc = 0, checked = 0;
+    for (int i = 0; i < pst_graph_num_nodes(m->g) && rc == 0; i++) {
+        pst_node *v = pst_graph_node(m->g, i);
+        if (!is_variable(v) || pst_bundle_reader_find(r, v->name) == NULL) continue;
+        pst_var *var = pst_var_store_find(pst_session_vars(m->s), v->name);
+        pst_tensor *have = var ? pst_var_read(var) : NULL;
+        pst_tensor *want = pst_bundle_reader_read(r, v->name, st);
+        if (want == NULL) {
+            rc = st->code;
+        } else if (have == NULL || have->dtype != want->dtype ||
+                   !pst_shape_equal(&have->shape, &want->shape) ||
+                   (have->dtype != PST_STRING && memcmp(have->data, want->data, have->nbytes))) {
+            rc = pst_status_set(st, PST_E_DATA_LOSS, "variable '%s' does not hold the value of "
+                                "checkpoint %s after the restore", v->name, prefix);
+        } else {
+            checked++;
+        }
+        pst_tensor_unref(have);
+        pst_tensor_unref(want);
+    }
+    pst_bundle_reader_free(r);
+    if (n_checked) *n_checked = checked;
+    return rc;
+}
+
+int pst_imported_restore(pst_imported *m, const char *prefix, int *n_checked, pst_status *st) {
+    int rc;
+    if (m->saver.present && m->saver.restore_op[0]) {
+        pst_output fname = pst_graph_output_by_name(m->g, m->saver.filename_tensor);
+        pst_node *op = pst_graph_find(m->g, m->saver.restore_op);
+        if (fname.node == NULL || op == NULL)
+            return pst_status_set(st, PST_E_NOT_FOUND, "the SaverDef names '%s' and '%s', which "
+                                  "are not both in the graph", m->saver.filename_tensor,
+                                  m->saver.restore_op);
+        pst_tensor *p = pst_tensor_scalar_str(prefix);
+        pst_feed f = {fname, p};
+        rc = pst_session_run(m->s, &f, 1, NULL, 0, &op, 1, NULL, st);
+        pst_tensor_unref(p);
+    } else {
+        pst_saver *sv = pst_saver_new(m->g, &(pst_saver_opts){.write_meta = 0}, st);
+        if (sv == NULL) return st->code;
+        rc = pst_saver_restore(sv, m->s, prefix, st);
+        pst_saver_free(sv);
+    }
+    if (rc < 0) return rc;
+    return check_restored(m, prefix, n_checked, st);
+}
+
+/* ---- Train op, loss, placeholders ------------------------------------------------------ */
+
+/* need[i] = 1 for every node the targets depend on (inputs and control inputs). */
+static char *ancestors(pst_graph *g, pst_node *const *targets, int n) {
+    int nn = pst_graph_num_nodes(g);
+    char *need = calloc((size_t)nn + 1, 1);
+    PST_ASSERT(need != NULL);
+    for (int i = 0; i < n; i++) need[targets[i]->id] = 1;
+    for (int id = nn - 1; id >= 0; id--) {
+        if (!need[id]) continue;
+        pst_node *x = pst_graph_node(g, id);
+        for (int i = 0; i < x->n_inputs; i++) need[x->inputs[i].node->id] = 1;
+        for (int i = 0; i < x->n_control; i++) need[x->control_inputs[i]->id] = 1;
+    }
+    return need;
+}
+
+static int is_apply_op(const pst_node *n) {
+    const char *op = n->op->name;
+    return strncmp(op, "Apply", 5) == 0 || strncmp(op, "ResourceApply", 13) == 0 ||
+           strncmp(op, "SparseApply", 11) == 0 || strncmp(op, "ResourceSparseApply", 19) == 0;
+}
+
+pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *st) {
+    if (name && name[0]) {
+        pst_output o = pst_graph_output_by_name(m->g, name);
+        pst_node *n = o.node ? o.node : pst_graph_find(m->g, name);
+        if (n == NULL) pst_status_set(st, PST_E_NOT_FOUND, "train op '%s' is not in the graph", name);
+        return n;
+    }
+    int nc;
+    const pst_output *c = pst_graph_collection(m->g, PST_TRAIN_OP, &nc);
+    for (int i = 0; i < nc; i++)
+        if (c[i].node) return c[i].node;
+    int nn = pst_graph_num_nodes(m->g);
+    char *consumed = calloc((size_t)nn + 1, 1);
+    PST_ASSERT(consumed != NULL);
+    for (int id = 0; id < nn; id++) {
+        pst_node *x = pst_graph_node(m->g, id);
+        for (int i = 0; i < x->n_inputs; i++) consumed[x->inputs[i].node->id] = 1;
+        for (int i = 0; i < x->n_control; i++) consumed[x->control_inputs[i]->id] = 1;
+    }
+    pst_node *best = NULL;
+    int best_n = 0;
+    for (int id = 0; id < nn; id++) {
+        pst_node *x = pst_graph_node(m->g, id);
+        if (consumed[id]) continue;
+        char *need = ancestors(m->g, &x, 1);
+        int k = 0;
+        for (int j = 0; j < nn; j++) k += need[j] && is_apply_op(pst_graph_node(m->g, j));
+        free(need);
+        if (k > best_n) {
+            best = x;
+            best_n = k;
+        }
+    }
+    free(consumed);
+    if (best == NULL)
+        pst_status_set(st, PST_E_NOT_FOUND, "the graph has no train op (no train_op collection, "
+                       "and no node depends on an optimizer's apply op); name one");
+    return best;
+}
+
+/* The loss tf.gradients started from: ".../gradients/Fill" (ones shaped like the loss) feeds
+ * ".../gradients/LOSS_grad/...", whose name gives the loss node's. */
+pst_output pst_imported_loss(pst_imported *m, pst_node *train_op) {
+    char *need = ancestors(m->g, &train_op, 1);
+    pst_output loss = {NULL, 0};
+    for (int id = 0; id < pst_graph_num_nodes(m->g) && !loss.node; id++) {
+        pst_node *x = pst_graph_node(m->g, id);
+        const char *gr = strstr(x->name, "gradients/");
+        const char *cut = gr ? strstr(gr, "_grad/") : NULL;
+        if (!need[id] || cut == NULL) continue;
+        int seeded = 0;
+        for (int i = 0; i < x->n_inputs; i++) {
+            const char *in = x->inputs[i].node->name, *slash = strrchr(in, '/');
+            seeded |= slash && strcmp(slash, "/Fill") == 0 && strstr(in, "gradients/") != NULL;
+        }
+        if (!seeded) continue;
+        char name[1100];
+        size_t pre = (size_t)(gr - x->name), len = (size_t)(cut - gr) - 10;
+        if (pre + len >= sizeof name) continue;
+        memcpy(name, x->name, pre);
+        memcpy(name + pre, gr + 10, len);
+        name[pre + len] = '\0';
+        pst_node *l = pst_graph_find(m->g, name);
+        if (l && l->n_outputs > 0 && pst_dtype_is_float(l->out_dtypes[0])) loss = pst_out(l, 0);
+    }
+    free(need);
+    return loss;
+}
+
+int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_targets,
+                              pst_output **out, int *n) {
+    char *need = ancestors(m->g, targets, n_targets);
+    int nn = pst_graph_num_nodes(m->g), k = 0;
+    *out = calloc((size_t)nn + 1, sizeof **out);
+    PST_ASSERT(*out != NULL);
+    for (int id = 0; id < nn; id++) {
+        pst_node *x = pst_graph_node(m->g, id);
+        if (need[id] && strcmp(x->op->name, "Placeholder") == 0) (*out)[k++] = pst_out(x, 0);
+    }
+    free(need);
+    *n = k;
+    return 0;
+}
+
+/* A shape for a placeholder of unknown rank from its consumers: MatMul's other operand. */
+static int infer_unknown_rank(pst_output ph, pst_shape *s) {
+    pst_graph *g = ph.node->graph;
+    for (int id = ph.node->id + 1; id < pst_graph_num_nodes(g); id++) {
+        pst_node *x = pst_graph_node(g, id);
+        for (int i = 0; i < x->n_inputs; i++) {
+            if (x->inputs[i].node != ph.node) continue;
+            if (strcmp(x->op->name, "MatMul") == 0 && i == 0) {
+                pst_shape w = pst_output_shape(x->inputs[1]);
+                int tb = pst_node_attr_b(x, "transpose_b", 0);
+                if (w.rank == 2 && w.dims[tb ? 1 : 0] >= 0) {
+                    *s = pst_shape_2d(-1, w.dims[tb ? 1 : 0]);
+                    if (pst_node_attr_b(x, "transpose_a", 0)) *s = pst_shape_2d(w.dims[tb ? 1 : 0], -1);
+                    return 0;
+                }
+            }
+            pst_shape o = x->n_outputs ? x->out_shapes[0] : pst_shape_unknown();
+            if ((strcmp(x->op->name, "Sub") == 0 || strcmp(x->op->name, "Add") == 0 ||
+                 strcmp(x->op->name, "Mul") == 0 || strcmp(x->op->name, "Equal") == 0 ||
+                 strcmp(x->op->name, "SoftmaxCrossEntropyWithLogits") == 0) &&
+                x->n_inputs == 2) {
+                pst_shape other = pst_output_shape(x->inputs[1 - i]);
+                if (other.rank >= 0) {
+                    *s = other;
+                    return 0;
+                }
+                if (o.rank >= 0) {
+                    *s = o;
+                    return 0;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st) {
+    pst_shape s = pst_output_shape(ph);
+    if (s.rank < 0 && infer_unknown_rank(ph, &s) < 0) {
+        pst_status_set(st, PST_E_INVALID, "placeholder '%s' has an unknown shape; feed it",
+                       ph.node->name);
+        return NULL;
+    }
+    for (int d = 0; d < s.rank; d++)
+        if (s.dims[d] < 0) s.dims[d] = batch;
+    pst_dtype dt = pst_output_dtype(ph);
+    pst_tensor *t = pst_tensor_new_zeros(dt, s, st);
+    if (t == NULL) return NULL;
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < t->n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (pst_dtype_is_float(dt))
+            pst_tensor_set_f64(t, i, 0.25 + 0.5 * (double)(x >> 11) / 9007199254740992.0);
+        else if (dt == PST_BOOL)
+            pst_tensor_u8(t)[i] = 1;
+        else if (dt != PST_STRING)
+            pst_tensor_set_f64(t, i, s.rank == 0 ? batch : 1);
+    }
+    return t;
+}

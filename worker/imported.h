@@ -1,0 +1,56 @@
+/*
+ * imported — a TensorFlow user's own graph (a `.meta` file or a SavedModel's saved_model.pb)
+ * imported, initialized or restored from its TF checkpoint, and trained without the code that
+ * built it. Shared by `pstrain meta check` (the compatibility report), `pstrain train --meta`
+ * and the tests.
+ *
+ *     pst_imported *m = pst_imported_load("model.ckpt.meta", &st);
+ *     pst_imported_restore(m, "model.ckpt", &st);        // TF's save/restore_all, prefix fed
+ *     pst_node *train = pst_imported_train_op(m, NULL, &st);  // found when not named
+ *     pst_output loss = pst_imported_loss(m, train);
+ *     ... pst_session_run(pst_imported_session(m), feeds, n, &loss, 1, &train, 1, out, &st);
+ *     pst_imported_free(m);
+ */
+#ifndef PST_WORKER_IMPORTED_H
+#define PST_WORKER_IMPORTED_H
+
+#include <stdint.h>
+
+#include "graph.h"
+#include "session.h"
+#include "status.h"
+
+typedef struct pst_imported pst_imported;
+
+/* Imports the file into a new graph and opens a session on it. NULL with st set (the error
+ * names the file and, for an op pstrain lacks, the node and the op). */
+pst_imported *pst_imported_load(const char *path, pst_status *st);
+void pst_imported_free(pst_imported *m);
+pst_graph *pst_imported_graph(pst_imported *m);
+pst_session *pst_imported_session(pst_imported *m);
+/* The op types of the file's graph that pstrain has no op for (borrowed, *n set). Filled by
+ * pst_imported_load even when the import fails: use pst_imported_missing_ops_of below. */
+int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st);
+
+/* Runs every global and local variable's initializer ("VAR/Assign", as TF names them). */
+int pst_imported_init(pst_imported *m, pst_status *st);
+/* Restores a TF V2 checkpoint the way TF's Saver does: feeds prefix to the SaverDef's filename
+ * tensor and runs its restore op (graphs without a SaverDef: by variable name). Variables the
+ * checkpoint does not hold keep their values. *n_checked (optional) receives how many
+ * variables were then compared with the checkpoint's tensors (all must be equal). */
+int pst_imported_restore(pst_imported *m, const char *prefix, int *n_checked, pst_status *st);
+/* The train op: `name` when given; else the train_op collection's; else the node nothing
+ * consumes that depends on the most optimizer apply ops. NULL with st set. */
+pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *st);
+/* The loss tf.gradients differentiated for the train op (the input of its
+ * ".../gradients/Shape"), or a null output. */
+pst_output pst_imported_loss(pst_imported *m, pst_node *train_op);
+/* The placeholders (op Placeholder) the targets need, in graph order: *out malloc'd. */
+int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_targets,
+                              pst_output **out, int *n);
+/* A value for a placeholder when no data is given: unknown dims become `batch`, floats
+ * uniform in [0.25, 0.75), integers 1 (scalars: batch), bools true, strings empty. A
+ * placeholder of unknown rank gets the shape its consumers imply, else an error naming it. */
+pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st);
+
+#endif
