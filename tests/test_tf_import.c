@@ -217,6 +217,89 @@ START_TEST(test_meta_check_cli) {
 }
 END_TEST
 
+/* A node of op `op` over the given inputs with attr T (and Tidx/out_type left default). */
+static pst_node *op_node(pst_graph *g, const char *op, int n, const pst_output *in) {
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    pst_nb_inputs(b, n, in);
+    if (strcmp(op, "UnsortedSegmentSum") != 0 && strcmp(op, "ConcatOffset") != 0)
+        pst_nb_attr_type(b, "T", pst_output_dtype(in[0]));
+    pst_node *x = pst_nb_finish(b);
+    ck_assert_msg(x != NULL, "%s", pst_graph_status(g)->msg);
+    return x;
+}
+
+static pst_output i32_vec(pst_graph *g, int n, const int32_t *v) {
+    pst_tensor *t = pst_tensor_from_i32(pst_shape_1d(n), v);
+    pst_output o = pst_const(g, t, NULL);
+    pst_tensor_unref(t);
+    return o;
+}
+
+/* Forward values of the gradient-helper ops TF's graphs are full of. */
+START_TEST(test_tf_helper_ops_values) {
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    pst_output a = i32_vec(g, 4, (const int32_t[]){7, -7, 6, 0}), b = i32_vec(g, 4, (const int32_t[]){2, 2, -4, 3});
+    pst_output in2[2] = {a, b};
+    pst_node *fd = op_node(g, "FloorDiv", 2, in2), *fm = op_node(g, "FloorMod", 2, in2),
+             *dv = op_node(g, "Div", 2, in2);
+    pst_output perm = i32_vec(g, 3, (const int32_t[]){2, 0, 1});
+    pst_node *inv = op_node(g, "InvertPermutation", 1, &perm);
+    pst_output co_in[3] = {pst_const_i32(g, 1, NULL), i32_vec(g, 2, (const int32_t[]){2, 3}),
+                           i32_vec(g, 2, (const int32_t[]){2, 5})};
+    pst_node *co = op_node(g, "ConcatOffset", 3, co_in);
+    pst_output u = i32_vec(g, 5, (const int32_t[]){4, 1, 4, 2, 1});
+    pst_node *uq = op_node(g, "Unique", 1, &u);
+    float dvals[6] = {1, 2, 3, 4, 5, 6};
+    pst_output seg_in[3] = {pst_const_f32_tensor(g, pst_shape_2d(3, 2), dvals, NULL),
+                            i32_vec(g, 3, (const int32_t[]){1, 0, 1}), pst_const_i32(g, 2, NULL)};
+    pst_node *seg = op_node(g, "UnsortedSegmentSum", 3, seg_in);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_output f[9] = {pst_out(fd, 0), pst_out(fm, 0), pst_out(dv, 0), pst_out(inv, 0),
+                       pst_out(co, 0), pst_out(co, 1), pst_out(uq, 0), pst_out(uq, 1),
+                       pst_out(seg, 0)};
+    pst_tensor *o[9];
+    ck_assert_msg(pst_session_run(s, NULL, 0, f, 9, NULL, 0, o, &st) == 0, "%s", st.msg);
+    int64_t d4[] = {4}, d3[] = {3}, d2[] = {2}, d5[] = {5}, d22[] = {2, 2};
+    PST_ASSERT_TENSOR(o[0], 1, d4, ((const double[]){3, -4, -2, 0}), 0);
+    PST_ASSERT_TENSOR(o[1], 1, d4, ((const double[]){1, 1, -2, 0}), 0);
+    PST_ASSERT_TENSOR(o[2], 1, d4, ((const double[]){3, -3, -1, 0}), 0);
+    PST_ASSERT_TENSOR(o[3], 1, d3, ((const double[]){1, 2, 0}), 0);
+    PST_ASSERT_TENSOR(o[4], 1, d2, ((const double[]){0, 0}), 0);
+    PST_ASSERT_TENSOR(o[5], 1, d2, ((const double[]){0, 3}), 0);
+    PST_ASSERT_TENSOR(o[6], 1, d3, ((const double[]){4, 1, 2}), 0);
+    PST_ASSERT_TENSOR(o[7], 1, d5, ((const double[]){0, 1, 0, 2, 1}), 0);
+    PST_ASSERT_TENSOR(o[8], 2, d22, ((const double[]){3, 4, 6, 8}), 0);
+    for (int i = 0; i < 9; i++) pst_tensor_unref(o[i]);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* Finite differences for the differentiable ones (float64). */
+START_TEST(test_tf_helper_ops_gradients) {
+    const char *ops[] = {"Reciprocal", "Atan", "FloorMod", "Div", "UnsortedSegmentSum"};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        pst_graph *g = pst_graph_new();
+        pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(3, 2));
+        pst_output in[3] = {x, pst_const_scalar(g, PST_DOUBLE, 0.7, NULL)};
+        int n = 2;
+        if (strcmp(ops[k], "Reciprocal") == 0 || strcmp(ops[k], "Atan") == 0) n = 1;
+        if (strcmp(ops[k], "UnsortedSegmentSum") == 0) {
+            in[1] = i32_vec(g, 3, (const int32_t[]){1, 0, 1});
+            in[2] = pst_const_i32(g, 2, NULL);
+            n = 3;
+        }
+        pst_output y = pst_out(op_node(g, ops[k], n, in), 0);
+        pst_tensor *v = pst_test_rand(PST_DOUBLE, pst_shape_2d(3, 2), 7, 0.3, 1.9);
+        double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
+        ck_assert_msg(err < 1e-6, "%s: gradient error %g", ops[k], err);
+        pst_tensor_unref(v);
+        pst_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("tf_import");
@@ -228,6 +311,8 @@ int main(void) {
     tcase_add_test(tc, test_unknown_op_names_node_and_op);
     tcase_add_test(tc, test_tf_saver_subgraph_restores_and_saves);
     tcase_add_test(tc, test_meta_check_cli);
+    tcase_add_test(tc, test_tf_helper_ops_values);
+    tcase_add_test(tc, test_tf_helper_ops_gradients);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

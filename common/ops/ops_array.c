@@ -916,11 +916,12 @@ static int unpack_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
 
 static int gather_shape(pst_node *n, pst_status *st) {
     pst_shape p = pst_node_in_shape(n, 0), idx = pst_node_in_shape(n, 1), out = pst_shape_unknown();
-    const pst_tensor *ax = pst_node_in_const(n, 2);
+    /* Gather (TF's old op) has no axis input: axis 0. */
+    const pst_tensor *ax = n->n_inputs > 2 ? pst_node_in_const(n, 2) : NULL;
     if (!pst_dtype_is_int(pst_node_in_dtype(n, 1)))
         return pst_status_set(st, PST_E_INVALID, "indices must be integers");
-    if (ax && p.rank >= 0 && idx.rank >= 0) {
-        int64_t a = pst_tensor_get_i64(ax, 0);
+    if ((ax || n->n_inputs == 2) && p.rank >= 0 && idx.rank >= 0) {
+        int64_t a = ax ? pst_tensor_get_i64(ax, 0) : 0;
         if (a < 0) a += p.rank;
         if (a < 0 || a >= p.rank)
             return pst_status_set(st, PST_E_INVALID, "gather axis out of range for rank %d", p.rank);
@@ -937,7 +938,7 @@ static int gather_shape(pst_node *n, pst_status *st) {
 
 static int gather_kernel(pst_kernel_ctx *c) {
     const pst_tensor *p = c->inputs[0], *idx = c->inputs[1];
-    int64_t a = pst_tensor_get_i64(c->inputs[2], 0);
+    int64_t a = c->n_inputs > 2 ? pst_tensor_get_i64(c->inputs[2], 0) : 0;
     if (a < 0) a += p->shape.rank;
     if (a < 0 || a >= p->shape.rank)
         return pst_kctx_error(c, PST_E_INVALID, "gather axis out of range");
@@ -1005,7 +1006,7 @@ static int gather_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
     pst_nb_input(b, dy[0]);
     pst_nb_input(b, n->inputs[1]);
     pst_nb_input(b, n->inputs[0]);
-    pst_nb_input(b, n->inputs[2]);
+    pst_nb_input(b, n->n_inputs > 2 ? n->inputs[2] : pst_const_i32(g, 0, NULL));
     dx[0] = pst_nb_finish_out(b);
     return 0;
 }
@@ -1114,7 +1115,8 @@ static const pst_attr_spec ss_attrs[] = {{"T", PST_ATTR_TYPE, 0},          {"Ind
 static const pst_attr_spec pack_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0},
                                            {"axis", PST_ATTR_INT, 0}, {"num", PST_ATTR_INT, 0}, {0}};
 static const pst_attr_spec gather_attrs[] = {{"Tparams", PST_ATTR_TYPE, 0}, {"Tindices", PST_ATTR_TYPE, 0},
-                                             {"Taxis", PST_ATTR_TYPE, 0}, {"batch_dims", PST_ATTR_INT, 0}, {0}};
+                                             {"Taxis", PST_ATTR_TYPE, 0}, {"batch_dims", PST_ATTR_INT, 0},
+                                             {"validate_indices", PST_ATTR_BOOL, 0}, {0}};
 static const pst_attr_spec onehot_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"TI", PST_ATTR_TYPE, 0},
                                              {"axis", PST_ATTR_INT, 0}, {0}};
 static const pst_attr_spec range_attrs[] = {{"Tidx", PST_ATTR_TYPE, 0}, {0}};
@@ -1141,6 +1143,7 @@ static const pst_op_def array_ops[] = {
     OP("Pack", 1, -1, 1, pack_attrs, pack_shape, pack_kernel, pack_grad, PST_OP_STRINGS),
     OP("Unpack", 1, 1, -1, pack_attrs, unpack_shape, unpack_kernel, unpack_grad, 0),
     OP("GatherV2", 3, 3, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, 0),
+    OP("Gather", 2, 2, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, 0),
     OP("PstGatherGrad", 4, 4, 1, NULL, gather_grad_shape, gather_grad_kernel, NULL, 0),
     OP("OneHot", 4, 4, 1, onehot_attrs, one_hot_shape, one_hot_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),
     OP("Fill", 2, 2, 1, t_attrs, fill_shape, fill_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),

@@ -14,6 +14,7 @@ void pst__register_train_ops(void);
 void pst__register_sendrecv_ops(void);
 void pst__register_embedding_ops(void);
 void pst__register_string_ops(void);
+void pst__register_array_tf_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -27,6 +28,7 @@ static void register_builtin(void) {
     pst__register_sendrecv_ops();
     pst__register_embedding_ops();
     pst__register_string_ops();
+    pst__register_array_tf_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }

@@ -17,6 +17,7 @@ enum bin_code {
     B_EQ, B_NE, B_LT, B_LE, B_GT, B_GE, B_AND, B_OR,
     B_RELU_GRAD, B_RELU6_GRAD, B_LRELU_GRAD, B_ELU_GRAD, B_SIGMOID_GRAD, B_TANH_GRAD,
     B_SQRT_GRAD, B_RSQRT_GRAD,
+    B_FLOORDIV, B_FLOORMOD, B_TDIV, B_RECIP_GRAD,
 };
 
 typedef struct math_op {
@@ -51,6 +52,10 @@ static double bin_scalar(int code, double x, double y, double alpha) {
     case B_TANH_GRAD: return y * (1 - x * x);
     case B_SQRT_GRAD: return y * 0.5 / x;
     case B_RSQRT_GRAD: return y * -0.5 * x * x * x;
+    case B_FLOORDIV: return y == 0 ? 0 : floor(x / y);
+    case B_FLOORMOD: return y == 0 ? 0 : x - floor(x / y) * y;
+    case B_TDIV: return y == 0 ? 0 : trunc(x / y); /* Div of integers; floats take B_DIV */
+    case B_RECIP_GRAD: return -y * x * x;
     default: return 0;
     }
 }
@@ -111,6 +116,10 @@ static void bin_run_f32(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t 
     case B_TANH_GRAD: F_LOOP(y * (1 - x * x)); break;
     case B_SQRT_GRAD: F_LOOP(y * 0.5f / x); break;
     case B_RSQRT_GRAD: F_LOOP(y * -0.5f * x * x * x); break;
+    case B_FLOORDIV: F_LOOP(floorf(x / y)); break;
+    case B_FLOORMOD: F_LOOP(x - floorf(x / y) * y); break;
+    case B_TDIV: F_LOOP(x / y); break;
+    case B_RECIP_GRAD: F_LOOP(-y * x * x); break;
     default: break;
     }
 }
@@ -118,9 +127,10 @@ static void bin_run_f32(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t 
 static void bin_run_generic(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t n, int64_t sa,
                             int64_t sb) {
     bin_ctx *c = vctx;
+    int code = c->code == B_TDIV && pst_dtype_is_float(c->a->dtype) ? B_DIV : c->code;
     for (int64_t i = 0; i < n; i++)
         pst_tensor_set_f64(c->out, oo + i,
-                           bin_scalar(c->code, pst_tensor_get_f64(c->a, ao + i * sa),
+                           bin_scalar(code, pst_tensor_get_f64(c->a, ao + i * sa),
                                       pst_tensor_get_f64(c->b, bo + i * sb), c->alpha));
 }
 
@@ -178,7 +188,7 @@ static int binary_shape(pst_node *n, pst_status *st) {
 
 enum un_code {
     U_NEG, U_SQUARE, U_SQRT, U_RSQRT, U_EXP, U_LOG, U_ABS, U_FLOOR, U_COS, U_SIN, U_SIGN,
-    U_RELU, U_RELU6, U_ELU, U_SIGMOID, U_TANH, U_LRELU, U_NOT,
+    U_RELU, U_RELU6, U_ELU, U_SIGMOID, U_TANH, U_LRELU, U_NOT, U_RECIP, U_ATAN,
 };
 
 static double un_scalar(int code, double x, double alpha) {
@@ -201,6 +211,8 @@ static double un_scalar(int code, double x, double alpha) {
     case U_TANH: return tanh(x);
     case U_LRELU: return x > 0 ? x : x * alpha;
     case U_NOT: return x == 0;
+    case U_RECIP: return 1 / x;
+    case U_ATAN: return atan(x);
     default: return 0;
     }
 }
@@ -242,6 +254,8 @@ static void unary_f32_range(void *vctx, int64_t b, int64_t e) {
         case U_SIGMOID: U_LOOP(1.0f / (1.0f + expf(-x))); break;
         case U_TANH: U_LOOP(tanhf(x)); break;
         case U_LRELU: U_LOOP(x > 0 ? x : x * alpha); break;
+        case U_RECIP: U_LOOP(1.0f / x); break;
+        case U_ATAN: U_LOOP(atanf(x)); break;
         default: break;
     }
 }
@@ -384,6 +398,18 @@ static int binary_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
         dx[1] = reduce_like(g, pst_select(g, mask, zeros, dfull, NULL), b);
         break;
     }
+    case B_TDIV:
+        if (!pst_dtype_is_float(pst_output_dtype(a))) break; /* integer Div: no gradient */
+        dx[0] = reduce_like(g, pst_real_div(g, d, b, NULL), a);
+        dx[1] = reduce_like(
+            g, pst_neg(g, pst_real_div(g, pst_mul(g, d, a, NULL), pst_square(g, b, NULL), NULL), NULL),
+            b);
+        break;
+    case B_FLOORMOD: /* x - floor(x / y) * y */
+        dx[0] = reduce_like(g, d, a);
+        dx[1] = reduce_like(g, pst_mul(g, pst_neg(g, d, NULL),
+                                       build_binary(g, "FloorDiv", a, b, NULL), NULL), b);
+        break;
     case B_POW: {
         pst_dtype dt = pst_output_dtype(a);
         pst_output one = pst_const_scalar(g, dt, 1, NULL);
@@ -434,6 +460,10 @@ static int unary_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outpu
     case U_TANH: dx[0] = grad_op(g, "TanhGrad", y, d, 0); break;
     case U_LRELU:
         dx[0] = grad_op(g, "LeakyReluGrad", d, x, pst_node_attr_f(n, "alpha", 0.2f));
+        break;
+    case U_RECIP: dx[0] = grad_op(g, strcmp(n->op->name, "Inv") == 0 ? "InvGrad" : "ReciprocalGrad", y, d, 0); break;
+    case U_ATAN: /* dy / (1 + x^2) */
+        dx[0] = pst_real_div(g, d, pst_add(g, pst_const_scalar(g, dt, 1, NULL), pst_square(g, x, NULL), NULL), NULL);
         break;
     default: break;
     }
@@ -634,6 +664,14 @@ static const math_op math_ops[] = {
     BIN("TanhGrad", B_TANH_GRAD, NULL, 0),
     BIN("SqrtGrad", B_SQRT_GRAD, NULL, 0),
     BIN("RsqrtGrad", B_RSQRT_GRAD, NULL, 0),
+    BIN("FloorDiv", B_FLOORDIV, NULL, PST_OP_NOT_DIFFERENTIABLE),
+    BIN("FloorMod", B_FLOORMOD, binary_grad, 0),
+    BIN("Div", B_TDIV, binary_grad, 0),
+    BIN("ReciprocalGrad", B_RECIP_GRAD, NULL, 0),
+    BIN("InvGrad", B_RECIP_GRAD, NULL, 0),
+    UN("Reciprocal", U_RECIP, unary_grad, 0),
+    UN("Inv", U_RECIP, unary_grad, 0),
+    UN("Atan", U_ATAN, unary_grad, 0),
     UN("Neg", U_NEG, unary_grad, 0),
     UN("Square", U_SQUARE, unary_grad, 0),
     UN("Sqrt", U_SQRT, unary_grad, 0),

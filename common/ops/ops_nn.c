@@ -1051,6 +1051,7 @@ static const pst_attr_spec topk_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"k", PST_AT
 static const pst_op_def nn_ops[] = {
     NN("MatMul", 2, 2, 1, mm_attrs, matmul_shape, matmul_kernel, matmul_grad, 0),
     NN("BatchMatMul", 2, 2, 1, bmm_attrs, bmm_shape, bmm_kernel, bmm_grad, 0),
+    NN("BatchMatMulV2", 2, 2, 1, bmm_attrs, bmm_shape, bmm_kernel, bmm_grad, 0),
     NN("BiasAdd", 2, 2, 1, bias_attrs, bias_add_shape, bias_add_kernel, bias_add_grad, 0),
     NN("BiasAddGrad", 1, 1, 1, bias_attrs, bias_grad_shape, bias_grad_kernel, NULL, 0),
     NN("Conv2D", 2, 2, 1, conv_attrs, conv_shape, conv_kernel, conv_grad, 0),

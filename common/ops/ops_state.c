@@ -128,6 +128,11 @@ static const pst_op_def variable_op = {
     .name = "VariableV2", .min_inputs = 0, .max_inputs = 0, .n_outputs = 1,
     .attrs = variable_attrs, .shape = variable_shape, .kernel = variable_kernel,
     .flags = PST_OP_STATEFUL | PST_OP_VARIABLE};
+/* TF's first variable op (graphs before TF 1.0 hold it): VariableV2 by another name. */
+static const pst_op_def variable_v1_op = {
+    .name = "Variable", .min_inputs = 0, .max_inputs = 0, .n_outputs = 1,
+    .attrs = variable_attrs, .shape = variable_shape, .kernel = variable_kernel,
+    .flags = PST_OP_STATEFUL | PST_OP_VARIABLE};
 
 static int assign_shape(pst_node *n, pst_status *st) {
     char a[128], b[128];
@@ -296,7 +301,7 @@ static const pst_op_def ones_like_op = {
 void pst__register_state_ops(void) {
     static const pst_op_def *defs[] = {&const_op,      &placeholder_op, &pwd_op,
                                        &identity_op,   &stop_gradient_op, &noop_op,
-                                       &variable_op,   &assign_op,      &assign_add_op,
+                                       &variable_op,   &variable_v1_op, &assign_op,      &assign_add_op,
                                        &assign_sub_op, &add_n_op,       &zeros_like_op,
                                        &ones_like_op};
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) pst_op_register(defs[i]);

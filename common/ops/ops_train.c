@@ -155,6 +155,7 @@ static int rmsprop_kernel(pst_kernel_ctx *c) {
 static int scatter_sub_kernel(pst_kernel_ctx *c) {
     const pst_tensor *idx = c->inputs[1], *upd = c->inputs[2];
     pst_status *st = c->status;
+    double sign = strcmp(c->op->name, "ScatterAdd") == 0 ? 1 : -1; /* ScatterSub: -1 */
     pst_tensor *var = pst_var_begin_update(c->input_vars[0], st);
     if (var == NULL) return st->code;
     int rc = 0;
@@ -179,11 +180,11 @@ static int scatter_sub_kernel(pst_kernel_ctx *c) {
         if (var->dtype == PST_FLOAT) {
             float *d = pst_tensor_f32(var) + r * row;
             const float *u = pst_tensor_f32(upd) + k * row;
-            for (int64_t j = 0; j < row; j++) d[j] -= u[j];
+            for (int64_t j = 0; j < row; j++) d[j] += (float)sign * u[j];
         } else {
             for (int64_t j = 0; j < row; j++)
-                pst_tensor_set_f64(var, r * row + j, pst_tensor_get_f64(var, r * row + j) -
-                                                         pst_tensor_get_f64(upd, k * row + j));
+                pst_tensor_set_f64(var, r * row + j, pst_tensor_get_f64(var, r * row + j) +
+                                                         sign * pst_tensor_get_f64(upd, k * row + j));
         }
     }
 out:
@@ -199,7 +200,7 @@ static int apply_shape(pst_node *n, pst_status *st) {
     pst_shape vs = pst_node_in_shape(n, 0);
     for (int i = 0; i < n->n_inputs; i++) {
         if (pst_node_in_dtype(n, i) != pst_node_in_dtype(n, 0) &&
-            strcmp(n->op->name, "ScatterSub") != 0)
+            strncmp(n->op->name, "Scatter", 7) != 0)
             return pst_status_set(st, PST_E_INVALID, "input %d ('%s') is %s, the variable is %s",
                                   i, n->inputs[i].node->name,
                                   pst_dtype_name(pst_node_in_dtype(n, i)),
@@ -249,6 +250,16 @@ static const pst_op_def scatter_sub_op = {.name = "ScatterSub",
                                           .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
                                           .ref_mask = 0x1};
 
+static const pst_op_def scatter_add_op = {.name = "ScatterAdd",
+                                          .min_inputs = 3,
+                                          .max_inputs = 3,
+                                          .n_outputs = 1,
+                                          .attrs = scatter_attrs,
+                                          .shape = apply_shape,
+                                          .kernel = scatter_sub_kernel,
+                                          .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
+                                          .ref_mask = 0x1};
+
 pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
                                 pst_output local_step, const char *name) {
     pst_node_builder *b = pst_nb_new(g, "PstSyncAssignOnce", name);
@@ -269,6 +280,7 @@ void pst__register_train_ops(void) {
     pst_op_register(&adagrad_op);
     pst_op_register(&rmsprop_op);
     pst_op_register(&scatter_sub_op);
+    pst_op_register(&scatter_add_op);
 }
 
 static pst_output apply(pst_graph *g, const char *op, int n, const pst_output *in,
