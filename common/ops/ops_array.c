@@ -262,7 +262,11 @@ static int concat_shape(pst_node *n, pst_status *st) {
     int k = n->n_inputs - 1;
     const pst_tensor *ax = pst_node_in_const(n, k);
     if (pst_shape_check_same_dtype(n, 0, k - 1, st) < 0) return PST_E_INVALID;
-    pst_shape out = pst_node_in_shape(n, 0);
+    /* Inputs of unknown rank (imported graphs) check nothing and leave the axis dim unknown. */
+    int first = 0, any_unknown = 0;
+    while (first < k && pst_node_in_shape(n, first).rank < 0) first++;
+    for (int i = 0; i < k; i++) any_unknown |= pst_node_in_shape(n, i).rank < 0;
+    pst_shape out = first < k ? pst_node_in_shape(n, first) : pst_shape_unknown();
     if (ax == NULL || out.rank < 0) {
         pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_shape_unknown());
         return 0;
@@ -272,9 +276,10 @@ static int concat_shape(pst_node *n, pst_status *st) {
         return pst_status_set(st, PST_E_INVALID, "concat axis %lld out of range for rank %d",
                               (long long)a, out.rank);
     if (a < 0) a += out.rank;
-    for (int i = 1; i < k; i++) {
+    for (int i = first + 1; i < k; i++) {
         pst_shape s = pst_node_in_shape(n, i);
         char b1[128], b2[128];
+        if (s.rank < 0) continue;
         if (s.rank != out.rank)
             return pst_status_set(st, PST_E_INVALID, "input %d has shape %s, input 0 has %s", i,
                                   pst_shape_str(&s, b1, sizeof b1),
@@ -291,8 +296,35 @@ static int concat_shape(pst_node *n, pst_status *st) {
             }
         }
     }
+    if (any_unknown) out.dims[a] = -1;
     pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), out);
     return 0;
+}
+
+static int concat_kernel(pst_kernel_ctx *c);
+
+/* TF's first Concat(concat_dim, values...): ConcatV2 with the axis first. */
+static void rotate_axis_last(pst_output *in, int n) {
+    pst_output ax = in[0];
+    memmove(in, in + 1, (size_t)(n - 1) * sizeof *in);
+    in[n - 1] = ax;
+}
+static int concat_v1_shape(pst_node *n, pst_status *st) {
+    rotate_axis_last(n->inputs, n->n_inputs);
+    int rc = concat_shape(n, st);
+    for (int i = 0; i < n->n_inputs - 1; i++) rotate_axis_last(n->inputs, n->n_inputs);
+    return rc;
+}
+static int concat_v1_kernel(pst_kernel_ctx *c) {
+    pst_tensor *buf[64], **in = c->n_inputs <= 64 ? buf : malloc((size_t)c->n_inputs * sizeof *in);
+    PST_ASSERT(in != NULL);
+    for (int i = 1; i < c->n_inputs; i++) in[i - 1] = c->inputs[i];
+    in[c->n_inputs - 1] = c->inputs[0];
+    pst_kernel_ctx c2 = *c;
+    c2.inputs = in;
+    int rc = concat_kernel(&c2);
+    if (in != buf) free(in);
+    return rc;
 }
 
 static int concat_kernel(pst_kernel_ctx *c) {
@@ -958,12 +990,12 @@ static int gather_kernel(pst_kernel_ctx *c) {
     }
     pst_tensor *o = pst_kctx_alloc_output(c, 0, p->dtype, os);
     if (o == NULL) return c->status->code;
-    size_t es = pst_dtype_size(p->dtype);
     for (int64_t k = 0; k < outer; k++)
         for (int64_t i = 0; i < idx->n; i++)
-            memcpy((char *)o->data + (size_t)((k * idx->n + i) * inner) * es,
-                   (const char *)p->data + (size_t)((k * rows + pst_tensor_get_i64(idx, i)) * inner) * es,
-                   (size_t)inner * es);
+            if (pst_tensor_copy_elems(o, (k * idx->n + i) * inner, p,
+                                      (k * rows + pst_tensor_get_i64(idx, i)) * inner, inner,
+                                      c->status) < 0)
+                return c->status->code;
     return 0;
 }
 
@@ -1134,6 +1166,7 @@ static const pst_op_def array_ops[] = {
     OP("Squeeze", 1, 1, 1, squeeze_attrs, squeeze_shape, squeeze_kernel, like_x_grad, 0),
     OP("Transpose", 2, 2, 1, t_attrs, transpose_shape, transpose_kernel, transpose_grad, 0),
     OP("ConcatV2", 2, -1, 1, t_attrs, concat_shape, concat_kernel, concat_grad, 0),
+    OP("Concat", 2, -1, 1, t_attrs, concat_v1_shape, concat_v1_kernel, NULL, 0),
     OP("Split", 2, 2, -1, split_attrs, split_shape, split_kernel, split_grad, 0),
     OP("Slice", 3, 3, 1, t_attrs, slice_shape, slice_kernel, slice_grad, 0),
     OP("PstSliceGrad", 3, 3, 1, NULL, like_input1_shape, slice_grad_kernel, NULL, 0),
@@ -1142,8 +1175,8 @@ static const pst_op_def array_ops[] = {
     OP("PstTileGrad", 2, 2, 1, NULL, like_input1_shape, tile_grad_kernel, NULL, 0),
     OP("Pack", 1, -1, 1, pack_attrs, pack_shape, pack_kernel, pack_grad, PST_OP_STRINGS),
     OP("Unpack", 1, 1, -1, pack_attrs, unpack_shape, unpack_kernel, unpack_grad, 0),
-    OP("GatherV2", 3, 3, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, 0),
-    OP("Gather", 2, 2, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, 0),
+    OP("GatherV2", 3, 3, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, PST_OP_STRINGS),
+    OP("Gather", 2, 2, 1, gather_attrs, gather_shape, gather_kernel, gather_grad, PST_OP_STRINGS),
     OP("PstGatherGrad", 4, 4, 1, NULL, gather_grad_shape, gather_grad_kernel, NULL, 0),
     OP("OneHot", 4, 4, 1, onehot_attrs, one_hot_shape, one_hot_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),
     OP("Fill", 2, 2, 1, t_attrs, fill_shape, fill_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),

@@ -811,9 +811,12 @@ static int bn_shape(pst_node *n, pst_status *st) {
         return pst_status_set(st, PST_E_UNIMPLEMENTED, "data_format %s is not supported", fmt);
     pst_shape x = pst_node_in_shape(n, 0);
     int64_t C = x.rank > 0 ? x.dims[x.rank - 1] : -1;
+    int training = pst_node_attr_b(n, "is_training", 1);
     for (int i = 1; i < 5; i++) {
         pst_shape s = pst_node_in_shape(n, i);
         char a[128];
+        /* In training mode TF passes empty mean and variance (they are computed). */
+        if (training && i >= 3 && s.rank == 1 && s.dims[0] == 0) continue;
         if (s.rank >= 0 && (s.rank != 1 || (C >= 0 && s.dims[0] >= 0 && s.dims[0] != C)))
             return pst_status_set(st, PST_E_INVALID, "input %d has shape %s, expected [%lld]", i,
                                   pst_shape_str(&s, a, sizeof a), (long long)C);
@@ -826,11 +829,11 @@ static int bn_shape(pst_node *n, pst_status *st) {
 static int bn_kernel(pst_kernel_ctx *c) {
     const pst_tensor *x = c->inputs[0];
     int64_t C = x->shape.dims[x->shape.rank - 1], rows = C ? x->n / C : 0;
+    int training = pst_kctx_attr_b(c, "is_training", 1);
     for (int i = 1; i < 5; i++)
-        if (c->inputs[i]->n != C)
+        if (c->inputs[i]->n != C && !(training && i >= 3 && c->inputs[i]->n == 0))
             return pst_kctx_error(c, PST_E_INVALID, "input %d must have %lld values", i, (long long)C);
     float eps = pst_kctx_attr_f(c, "epsilon", 1e-3f);
-    int training = pst_kctx_attr_b(c, "is_training", 1);
     pst_tensor *y = pst_kctx_alloc_output(c, 0, PST_FLOAT, x->shape);
     pst_tensor *bm = pst_kctx_alloc_output(c, 1, PST_FLOAT, pst_shape_1d(C));
     pst_tensor *bv = pst_kctx_alloc_output(c, 2, PST_FLOAT, pst_shape_1d(C));
