@@ -1,0 +1,75 @@
+/* A real TensorFlow user's graph, trained by pstrain without the code that built it:
+ * tests/data/tf_graphs/07_DaviesX_mnist (TF 1.5, an MLP for 28x28 digits with its checkpoint)
+ * is imported, its TF checkpoint restored through its own save/restore_all, and it trains on
+ * Fashion-MNIST (the same 784-pixel, 10-class format as the MNIST it was built for, and the
+ * data set this machine has) until the loss falls. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fashion_mnist.h"
+#include "imported.h"
+#include "testutil.h"
+
+static const char *graph_file(const char *name) {
+    static char buf[4096];
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/tests/data/tf_graphs/07_DaviesX_mnist/%s", src ? src : ".", name);
+    return buf;
+}
+
+START_TEST(test_tf_mlp_restores_and_trains) {
+    pst_status st = {0};
+    pst_tensor *images, *labels;
+    ck_assert_msg(pst_fashion_mnist_load(NULL, "train", &images, &labels, &st) == 0, "%s", st.msg);
+    pst_imported *m = pst_imported_load(graph_file("model.ckpt.meta"), &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    int checked = 0;
+    ck_assert_msg(pst_imported_restore(m, graph_file("model.ckpt"), &checked, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(checked, 7); /* every variable equals the TF checkpoint's tensor */
+    pst_node *train = pst_imported_train_op(m, NULL, &st);
+    ck_assert_msg(train != NULL, "%s", st.msg);
+    ck_assert_str_eq(train->name, "GradientDescent");
+    pst_output loss = pst_imported_loss(m, train);
+    ck_assert_ptr_nonnull(loss.node);
+    pst_graph *g = pst_imported_graph(m);
+    pst_output x = pst_graph_output_by_name(g, "input/x"), y = pst_graph_output_by_name(g, "output/output");
+    ck_assert_ptr_nonnull(x.node);
+    ck_assert_ptr_nonnull(y.node);
+    enum { B = 100, STEPS = 3000, WIN = 100 };
+    pst_tensor *xb = pst_tensor_new(PST_FLOAT, pst_shape_2d(B, 784), &st);
+    pst_tensor *yb = pst_tensor_new(PST_INT64, pst_shape_1d(B), &st);
+    double first = 0, last = 0;
+    for (int s = 0; s < STEPS; s++) {
+        int64_t at = ((int64_t)s * B) % (labels->n - B);
+        memcpy(xb->data, pst_tensor_f32(images) + at * 784, (size_t)B * 784 * sizeof(float));
+        memcpy(yb->data, pst_tensor_i64(labels) + at, (size_t)B * sizeof(int64_t));
+        pst_feed f[2] = {{x, xb}, {y, yb}};
+        pst_tensor *out[1];
+        ck_assert_msg(pst_session_run(pst_imported_session(m), f, 2, &loss, 1, &train, 1, out, &st) == 0,
+                      "step %d: %s", s, st.msg);
+        double l = pst_tensor_get_f64(out[0], 0);
+        pst_tensor_unref(out[0]);
+        if (s < WIN) first += l / WIN;
+        if (s >= STEPS - WIN) last += l / WIN;
+    }
+    /* The graph's own optimizer: plain SGD at 0.001 from a nearly untrained checkpoint. */
+    ck_assert_msg(last < first - 0.05, "loss did not fall: %g -> %g", first, last);
+    pst_tensor_unref(xb);
+    pst_tensor_unref(yb);
+    pst_tensor_unref(images);
+    pst_tensor_unref(labels);
+    pst_imported_free(m);
+}
+END_TEST
+
+int main(void) {
+    pst_ops_init();
+    Suite *s = suite_create("tf_graph");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_tf_mlp_restores_and_trains);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
