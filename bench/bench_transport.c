@@ -23,8 +23,10 @@
 #include "benchutil.h"
 #include "cluster.h"
 #include "ops.h"
+#include "security.h"
 #include "task.h"
 #include "task_client.h"
+#include "varstore.h"
 
 #define RUNS 9
 
@@ -71,12 +73,32 @@ static double tcp_once(const struct sockaddr_in *a, char *buf, size_t bytes) {
 
 /* The PS process: serves on a port it picks (written to port_fd) until the worker says it is
  * done. */
-static void ps_main(int port_fd) {
+/* The job's token (and TLS when a directory is given): both sides check every call. */
+static const char bench_token[] =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static void ps_main(int port_fd, int n_vars, size_t per, const char *tls_dir) {
     pst_status st = {0};
-    pst_cluster *c = pst_cluster_parse("{\"ps\": [\"127.0.0.1:0\"], \"worker\": [\"127.0.0.1:0\"]}",
-                                       "bench", &st);
-    pst_task_opts o = {.cluster = c, .job = "ps", .index = 0, .quiet = 1};
-    pst_task *t = c ? pst_task_new(&o, &st) : NULL;
+    pst_cluster *c = pst_cluster_parse_ex(
+        "{\"ps\": [\"127.0.0.1:0\"], \"worker\": [\"127.0.0.1:0\"]}", "bench",
+        PST_CLUSTER_ALLOW_PORT0, &st);
+    pst_security *sec = c ? pst_security_new(&(pst_security_opts){.token = bench_token,
+                                                                  .tls_dir = tls_dir ? tls_dir : "",
+                                                                  .require_token = 1},
+                                             &st)
+                          : NULL;
+    pst_task_opts o = {.cluster = c, .job = "ps", .index = 0, .quiet = 1, .security = sec};
+    pst_task *t = sec ? pst_task_new(&o, &st) : NULL;
+    /* the variables the worker pushes (a PS takes pushes only to variables it holds) */
+    for (int i = 0; t && i < n_vars; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "v%d", i);
+        if (!pst_var_store_get_or_create(pst_task_vars(t), name, PST_FLOAT,
+                                         pst_shape_1d((int64_t)(per / 4)), &st)) {
+            pst_task_free(t);
+            t = NULL;
+        }
+    }
     if (!t) {
         fprintf(stderr, "bench_transport: PS: %s\n", st.msg);
         _exit(1);
@@ -86,6 +108,7 @@ static void ps_main(int port_fd) {
     close(port_fd);
     pst_task_wait_shutdown(t, 0, &st);
     pst_task_free(t);
+    pst_security_free(sec);
     pst_cluster_free(c);
     _exit(0);
 }
@@ -95,12 +118,14 @@ int main(int argc, char **argv) {
     size_t mb = argc > 1 ? (size_t)atol(argv[1]) : 100;
     int n_vars = argc > 2 ? atoi(argv[2]) : 25;
     int64_t chunk = argc > 3 ? atoll(argv[3]) * 1024 : 0;
+    const char *tls_dir = argc > 4 ? argv[4] : NULL; /* scripts/tls_certs.sh's task directory */
     if (mb == 0 || n_vars <= 0) {
-        fprintf(stderr, "usage: bench_transport [MB] [variables]\n");
+        fprintf(stderr, "usage: bench_transport [MB] [variables] [chunk KiB] [TLS dir]\n");
         return 2;
     }
     size_t per = mb * 1000 * 1000 / (size_t)n_vars / 4 * 4;
     size_t bytes = per * (size_t)n_vars;
+    printf("bench_transport: job token on every call%s\n", tls_dir ? ", mutual TLS" : "");
     printf("bench_transport: %.0f MB in %d variables of %.1f MB, worker <-> PS on 127.0.0.1, "
            "%d alternating runs\n", bytes / 1e6, n_vars, (double)per / 1e6, RUNS);
 
@@ -123,7 +148,7 @@ int main(int argc, char **argv) {
     pid_t ps = fork();
     if (ps == 0) {
         close(port_pipe[0]);
-        ps_main(port_pipe[1]);
+        ps_main(port_pipe[1], n_vars, per, tls_dir);
     }
     close(port_pipe[1]);
     int ps_port = 0;
@@ -138,9 +163,15 @@ int main(int argc, char **argv) {
              ps_port);
 
     pst_status st = {0};
-    pst_cluster *c = pst_cluster_parse(json, "bench", &st);
-    pst_task_opts o = {.cluster = c, .job = "worker", .index = 0, .quiet = 1, .chunk_bytes = chunk};
-    pst_task *w = c ? pst_task_new(&o, &st) : NULL;
+    pst_cluster *c = pst_cluster_parse_ex(json, "bench", PST_CLUSTER_ALLOW_PORT0, &st);
+    pst_security *sec = c ? pst_security_new(&(pst_security_opts){.token = bench_token,
+                                                                  .tls_dir = tls_dir ? tls_dir : "",
+                                                                  .require_token = 1},
+                                             &st)
+                          : NULL;
+    pst_task_opts o = {.cluster = c, .job = "worker", .index = 0, .quiet = 1, .chunk_bytes = chunk,
+                       .security = sec};
+    pst_task *w = sec ? pst_task_new(&o, &st) : NULL;
     if (!w) {
         fprintf(stderr, "bench_transport: worker: %s\n", st.msg);
         kill(ps, SIGKILL);
@@ -201,6 +232,7 @@ int main(int argc, char **argv) {
     free(names);
     free(tcp_buf);
     pst_task_free(w);
+    pst_security_free(sec);
     pst_cluster_free(c);
     if (rc < 0) return 1;
     qsort(tg, RUNS, sizeof tg[0], pst_bench_cmp);

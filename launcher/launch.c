@@ -308,9 +308,9 @@ static int task_argv(launcher *L, const task *t, const char *bin_dir, int token_
     snprintf(buf, sizeof buf, "%lld", (long long)L->spec.heartbeat_ms);
     rc |= strv_push(store, "--heartbeat-ms");
     rc |= strv_push(store, buf);
+    rc |= strv_push(store, "--checkpoint-dir"); /* the PS: where Save/Restore may write */
+    rc |= strv_push(store, L->ckpt);
     if (!ps) {
-        rc |= strv_push(store, "--checkpoint-dir");
-        rc |= strv_push(store, L->ckpt);
         if (t->index == 0) {
             rc |= strv_push(store, "--events-dir");
             rc |= strv_push(store, L->events);

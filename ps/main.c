@@ -51,6 +51,12 @@ static int usage(FILE *f, int rc) {
         "                            [--heartbeat-ms N] [--token-stdin]\n"
         "  --port-file FILE          write the port served on to FILE once serving (with\n"
         "                            port 0 in the cluster entry: a free port is picked)\n"
+        "  --checkpoint-dir DIR      Save and Restore requests may name files only in DIR\n"
+        "                            (created when missing); without it, only in\n"
+        "                            directories that exist, never through '..'\n"
+        "  --check-numerics          refuse pushed gradients and values with NaN or Inf\n"
+        "  --max-pending-mb N        memory for tensors arriving in chunks (2048)\n"
+        "  --max-graph-mb N          constant bytes of registered graphs in total (1024)\n"
         "  --quiet                   no log lines\n");
     return rc;
 }
@@ -76,10 +82,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cluster_file = NULL, *port_file = NULL, *token_file = NULL, *tls_dir = NULL,
-               *coordinator = NULL, *bind = NULL, *listen = NULL;
+               *coordinator = NULL, *bind = NULL, *listen = NULL, *ckpt_dir = NULL;
     long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0, run_threads = 0,
-              run_queue = 0, heartbeat_ms = 1000;
-    int quiet = 0, insecure = 0, token_stdin = 0;
+              run_queue = 0, heartbeat_ms = 1000, pending_mb = 2048, graph_mb = 1024;
+    int quiet = 0, insecure = 0, token_stdin = 0, check_numerics = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -88,6 +94,15 @@ int main(int argc, char **argv) {
             quiet = 1;
         } else if (strcmp(a, "--insecure") == 0) {
             insecure = 1;
+        } else if (strcmp(a, "--check-numerics") == 0) {
+            check_numerics = 1;
+        } else if (strcmp(a, "--checkpoint-dir") == 0 && v) {
+            ckpt_dir = v;
+            i++;
+        } else if (strcmp(a, "--max-pending-mb") == 0 || strcmp(a, "--max-graph-mb") == 0) {
+            if (parse_int(a, v, 1, 1 << 24, a[6] == 'p' ? &pending_mb : &graph_mb) < 0)
+                return 2;
+            i++;
         } else if (strcmp(a, "--token-stdin") == 0) {
             token_stdin = 1;
         } else if ((strcmp(a, "--token-file") == 0 || strcmp(a, "--tls-dir") == 0 ||
@@ -246,6 +261,12 @@ int main(int argc, char **argv) {
         pst_security_free(sec);
         return 2;
     }
+    if (ckpt_dir && pst_file_make_dirs(ckpt_dir, &st) < 0) {
+        fprintf(stderr, "pstrain-ps: --checkpoint-dir: %s\n", st.msg);
+        pst_cluster_free(c);
+        pst_security_free(sec);
+        return 2;
+    }
     pst_task_opts o = {.cluster = c,
                        .job = "ps",
                        .index = (int)task,
@@ -256,7 +277,11 @@ int main(int argc, char **argv) {
                        .run_threads = (int)run_threads,
                        .run_queue = (int)run_queue,
                        .listen = listen,
-                       .security = sec};
+                       .security = sec,
+                       .checkpoint_dir = ckpt_dir,
+                       .check_numerics = check_numerics,
+                       .max_pending_bytes = pending_mb << 20,
+                       .max_graph_bytes = graph_mb << 20};
     pst_task *t = pst_task_new(&o, &st);
     if (!t) {
         fprintf(stderr, "pstrain-ps: %s\n", st.msg);

@@ -15,6 +15,7 @@
 #include "task_status.h"
 #include "testdist.h"
 #include "testutil.h"
+#include "varstore.h"
 
 /* A cluster entry with port 0: the task binds a free port, reports it, and serves there. */
 static void port_zero(const char *tr) {
@@ -96,6 +97,11 @@ static void push_pull(const char *tr) {
     pst_task *wk = j.w[0];
     pst_tensor *v = pst_test_rand(PST_FLOAT, pst_shape_2d(1280, 4096), 5, -1, 1);
     pst_status st = {0};
+    /* a PS takes pushes only to variables it holds */
+    ck_assert_ptr_nonnull(pst_var_store_get_or_create(pst_task_vars(j.ps[0]), "big", PST_FLOAT,
+                                                      v->shape, &st));
+    ck_assert_ptr_nonnull(pst_var_store_get_or_create(pst_task_vars(j.ps[0]), "empty",
+                                                      PST_FLOAT, pst_shape_2d(0, 3), &st));
     ck_assert_msg(pst_task_client_push_variable(wk, "/job:ps/task:0", "big", v, &st) == 0, "%s",
                   st.msg);
     pst_tensor *back = pst_task_client_pull_variable(wk, "/job:ps/task:0", "big", &st);

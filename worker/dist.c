@@ -25,6 +25,7 @@
 #include "readiness.h"
 #include "task.h"
 #include "task_client.h"
+#include "task_status.h"
 #include "train_loop.h"
 #include "replica_setter.h"
 #include "fashion_mnist.h"
@@ -77,6 +78,7 @@ typedef struct dist {
     _Atomic int64_t global_step, local_steps;
     _Atomic double loss;
     double started;
+    double stop_seen, stop_polled; /* when the launcher's stop came; when PS 0 was last asked */
     char last_ckpt[512];
     pthread_mutex_t ckpt_mu;
 } dist;
@@ -210,11 +212,30 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     return 0;
 }
 
+/* The chief of an asynchronous job stops after the other workers: their last updates are
+ * then in its final checkpoint. It asks PS 0 how many workers said they are done (at most every
+ * 200 ms) and stops when all others have, or 10 s after the stop came. */
+static int others_done(dist *d) {
+    if (strcmp(d->f->sync, "sync") == 0 || d->n_workers < 2) return 1;
+    double now = pst_clock_now();
+    if (d->stop_seen == 0) d->stop_seen = now;
+    if (now - d->stop_seen > 10) return 1;
+    if (now - d->stop_polled < 0.2) return 0;
+    d->stop_polled = now;
+    pst_status st = {0};
+    pst_task_status_report r;
+    if (pst_task_client_report(d->t, "/job:ps/task:0", 0, &r, &st) < 0) return 1;
+    int done = r.workers_done >= d->n_workers - 1;
+    pst_task_status_report_destroy(&r);
+    return done;
+}
+
 /* A launcher's stop (its heartbeat replies), or a newer incarnation took this worker's slot. */
 static int dist_should_stop(void *ctx) {
     dist *d = ((dist_trainer *)ctx)->d;
-    return d->member.agent && (pst_coord_agent_stop_requested(d->member.agent) ||
-                               pst_coord_agent_superseded(d->member.agent));
+    if (!d->member.agent) return 0;
+    if (pst_coord_agent_superseded(d->member.agent)) return 1;
+    return pst_coord_agent_stop_requested(d->member.agent) && (!d->chief || others_done(d));
 }
 
 static int dist_validate(void *ctx, double *acc, pst_status *st) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,5 +121,52 @@ int pst_file_make_dirs(const char *dir, pst_status *st) {
         }
         path[i] = c;
     }
+    return 0;
+}
+
+static int has_dotdot(const char *p) {
+    for (const char *c = p; *c;) {
+        const char *e = strchr(c, '/');
+        size_t n = e ? (size_t)(e - c) : strlen(c);
+        if (n == 2 && c[0] == '.' && c[1] == '.') return 1;
+        c += n + (e != NULL);
+    }
+    return 0;
+}
+
+int pst_file_check_inside(const char *root, const char *path, pst_status *st) {
+    size_t len = strlen(path);
+    if (len == 0) return pst_status_set(st, PST_E_INVALID, "an empty path");
+    if (len >= PATH_MAX) return pst_status_set(st, PST_E_INVALID, "path too long: %.64s...", path);
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return pst_status_set(st, PST_E_INVALID, "path '%.64s' has a control character",
+                                  path);
+    if (has_dotdot(path))
+        return pst_status_set(st, PST_E_PERMISSION, "path '%s' has a '..' component", path);
+    if (!root || !root[0]) return 0;
+    char rr[PATH_MAX], dir[PATH_MAX], rp[PATH_MAX];
+    if (!realpath(root, rr))
+        return pst_status_set(st, PST_E_IO, "directory %s: %s", root, strerror(errno));
+    /* the nearest existing ancestor of the path's directory */
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    while (!realpath(dir, rp)) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            return pst_status_set(st, PST_E_IO, "path '%s': %s: %s", path, dir, strerror(errno));
+        slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+    }
+    size_t n = strlen(rr);
+    int inside = strcmp(rr, "/") == 0 ||
+                 (strncmp(rp, rr, n) == 0 && (rp[n] == '\0' || rp[n] == '/'));
+    if (!inside)
+        return pst_status_set(st, PST_E_PERMISSION, "path '%s' is outside %s (it resolves to %s)",
+                              path, root, rp);
     return 0;
 }

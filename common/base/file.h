@@ -30,5 +30,10 @@ int pst_file_write_all(int fd, const void *buf, size_t len, const char *path, ps
 int pst_file_fsync_dir_of(const char *path, pst_status *st);
 /* mkdir -p: creates dir and its missing parents (0755). A file in the way is an error. */
 int pst_file_make_dirs(const char *dir, pst_status *st);
+/* Checks that `path` names a file inside directory `root` (or, with root NULL or "", anywhere):
+ * no ".." component, no control character, and the path's nearest existing ancestor directory
+ * resolves (symbolic links followed) to root or below it. PST_E_PERMISSION names the path when
+ * it is outside; PST_E_INVALID when it is malformed. */
+int pst_file_check_inside(const char *root, const char *path, pst_status *st);
 
 #endif

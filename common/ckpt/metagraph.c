@@ -931,3 +931,40 @@ int pst_meta_graph_describe(const uint8_t *buf, size_t len, int is_saved_model, 
     tensorflow__meta_graph_def__free_unpacked(mg, NULL);
     return 0;
 }
+
+/* ---- what a GraphDef's constants claim ------------------------------------------------ */
+
+static int64_t claimed_bytes(const Tensorflow__TensorProto *p) {
+    if (!p) return 0;
+    if (p->tensor_content.len) return (int64_t)p->tensor_content.len;
+    int64_t elems = 1;
+    const Tensorflow__TensorShapeProto *s = p->tensor_shape;
+    for (size_t i = 0; s && !s->unknown_rank && i < s->n_dim; i++) {
+        int64_t d = s->dim[i] && s->dim[i]->size > 0 ? s->dim[i]->size : 0;
+        if (pst_mul_overflow_i64(elems, d, &elems)) return INT64_MAX;
+    }
+    pst_dtype dt = (pst_dtype)p->dtype;
+    int64_t size = pst_dtype_valid(dt) ? (int64_t)pst_dtype_size(dt) : 1;
+    int64_t bytes;
+    return pst_mul_overflow_i64(elems, size, &bytes) ? INT64_MAX : bytes;
+}
+
+static int64_t add_sat(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+
+int64_t pst_graph_def_constant_bytes(const uint8_t *buf, size_t len) {
+    Tensorflow__GraphDef *gd = tensorflow__graph_def__unpack(NULL, len, buf);
+    if (!gd) return -1;
+    int64_t total = 0;
+    for (size_t i = 0; i < gd->n_node; i++)
+        for (size_t a = 0; gd->node[i] && a < gd->node[i]->n_attr; a++) {
+            const Tensorflow__AttrValue *v = gd->node[i]->attr[a]->value;
+            if (!v) continue;
+            if (v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_TENSOR)
+                total = add_sat(total, claimed_bytes(v->tensor));
+            if (v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_LIST && v->list)
+                for (size_t k = 0; k < v->list->n_tensor; k++)
+                    total = add_sat(total, claimed_bytes(v->list->tensor[k]));
+        }
+    tensorflow__graph_def__free_unpacked(gd, NULL);
+    return total;
+}

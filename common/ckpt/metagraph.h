@@ -60,6 +60,11 @@ int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
 int pst_meta_graph_read(pst_graph *g, const char *path, const pst_meta_import_opts *o,
                         pst_status *st);
 
+/* The bytes the tensor-valued attrs of a GraphDef's nodes (Const values) claim once imported,
+ * from their shapes and dtypes, without building them: what importing it would allocate for
+ * constants (a few bytes of splat value can claim gigabytes). -1 when it does not parse. */
+int64_t pst_graph_def_constant_bytes(const uint8_t *buf, size_t len);
+
 /* Prints the variables (name, dtype, shape, trainable) and collections (key, kind, size) of a
  * MetaGraphDef, or of every meta graph in a SavedModel (saved_model.pb). */
 int pst_meta_graph_describe(const uint8_t *buf, size_t len, int is_saved_model, FILE *out,

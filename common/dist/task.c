@@ -3,11 +3,13 @@
 #include "task.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "chunk.h"
@@ -15,6 +17,7 @@
 #include "coord.h"
 #include "device.h"
 #include "dist_ops.h"
+#include "file.h"
 #include "log.h"
 #include "metagraph.h"
 #include "op.h"
@@ -44,13 +47,27 @@ typedef struct part {
     int n_targets;
     int64_t steps;
     int active;
+    int running;         /* RunGraph steps of it in flight */
+    int64_t const_bytes; /* what its constants claimed (counted against max_graph_bytes) */
 } part;
 
 /* A tensor arriving in chunks. */
 typedef struct partial {
     pst_tensor *t;
-    uint64_t received;
+    uint64_t id;            /* which partial this is (a key may come again after expiry) */
+    uint64_t received;      /* bytes copied in */
+    uint64_t (*ranges)[2];  /* [lo, hi) claimed by chunks, sorted, disjoint */
+    int n_ranges, cap_ranges;
+    double started;         /* when its first chunk came (partials expire) */
+    char from[128];         /* the sender of its first chunk */
 } partial;
+
+static void partial_free(partial *pa) {
+    if (!pa) return;
+    pst_tensor_unref(pa->t);
+    free(pa->ranges);
+    free(pa);
+}
 
 typedef struct route_rdv {
     pst_rendezvous base;
@@ -72,12 +89,20 @@ struct pst_task {
     pthread_cond_t cv;
     part *parts;
     int n_parts, cap_parts;
-    pst_strmap *var_nodes; /* variable name -> its VariableV2 node in a registered graph */
+    pst_strmap *var_nodes; /* variable name -> its node in var_graph */
+    pst_graph *var_graph;  /* a copy of each variable node registered partitions described
+                              (dtype, shape, slice drive save and restore), so a partition's
+                              own graph can go when it is deregistered */
     pst_strmap *partials;  /* key -> partial */
     pst_strmap *pulls;     /* tensor name -> count of sends to other tasks */
     pst_strmap *pushes;    /* step id -> pst_call_group of the step's pushes in flight */
     pst_strmap *peers;     /* "job/task" -> address (malloc'd) a registering task serves on */
     int64_t chunks_received, bytes_received, bytes_sent;
+    int64_t pending_bytes;   /* sizes of the tensors in `partials` */
+    int64_t graph_bytes;     /* constant tensor bytes of the active partitions */
+    uint64_t next_partial;   /* partial ids */
+    int64_t pushes_refused;  /* pushes refused (overlap, budget, unknown variable, numerics) */
+    int64_t partials_expired;
     char **done_from;
     int n_done;
     int shutdown;         /* the job said this task is done */
@@ -191,6 +216,14 @@ static int same_task(pst_task *t, const char *device) {
     pst_status ignore = {0};
     if (pst_device_parse(device, &d, &ignore) < 0) return 0;
     return pst_device_same_task(&d, &t->dn);
+}
+
+/* Whether two device strings name the same task. */
+static int same_device(const char *a, const char *b) {
+    pst_device_name da, db;
+    pst_status ignore = {0};
+    return pst_device_parse(a, &da, &ignore) == 0 && pst_device_parse(b, &db, &ignore) == 0 &&
+           pst_device_same_task(&da, &db);
 }
 
 /* The i-th ';'-separated field of a rendezvous key. */
@@ -314,9 +347,42 @@ static void reply_oom(pst_task *t, pst_server_call *call, const char *what) {
         return;                                                                                \
     }
 
+/* A copy of a registered variable node in t->var_graph (with t->mu held); NULL on error. */
+static pst_node *copy_var_node(pst_task *t, const pst_node *n) {
+    pst_node_builder *b = pst_nb_new(t->var_graph, n->op->name, NULL);
+    pst_nb_exact_name(b, n->name);
+    if (n->requested_device && n->requested_device[0]) pst_nb_device(b, n->requested_device);
+    for (int i = 0; i < n->n_attrs; i++) pst_nb_attr(b, &n->attrs[i]);
+    pst_node *copy = pst_nb_finish(b);
+    if (!copy)
+        pst_log_msg_as(t->device, PST_LOG_ERROR, "cannot record variable %s: %s", n->name,
+                       pst_graph_status(t->var_graph)->msg);
+    return copy;
+}
+
+/* Frees what a partition holds once it is deregistered and no step of it runs (t->mu held). */
+static void release_part(pst_task *t, part *p) {
+    if (!p->g) return;
+    pst_session_free(p->s);
+    pst_graph_free(p->g);
+    free(p->targets);
+    p->s = NULL;
+    p->g = NULL;
+    p->targets = NULL;
+    t->graph_bytes -= p->const_bytes;
+    p->const_bytes = 0;
+}
+
 static part *find_part(pst_task *t, const char *handle) {
     for (int i = 0; i < t->n_parts; i++)
         if (t->parts[i].active && strcmp(t->parts[i].handle, handle) == 0) return &t->parts[i];
+    return NULL;
+}
+
+/* The partition with that handle, deregistered or not. */
+static part *find_part_any(pst_task *t, const char *handle) {
+    for (int i = 0; i < t->n_parts; i++)
+        if (strcmp(t->parts[i].handle, handle) == 0) return &t->parts[i];
     return NULL;
 }
 
@@ -349,7 +415,20 @@ static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *b
     pst_session *s = NULL;
     char handle[32] = "";
     int n_nodes = 0;
-    if (prepare_part(t, req, &g, &targets, &s, &st) == 0)
+    /* what its constants will cost, checked before anything is built */
+    int64_t claimed = pst_graph_def_constant_bytes(req->graph_def.data, req->graph_def.len);
+    int64_t reserved = 0;
+    pthread_mutex_lock(&t->mu);
+    if (claimed > t->o.max_graph_bytes - t->graph_bytes)
+        pst_status_set(&st, PST_E_EXHAUSTED, "RegisterGraph from %.200s: its constants claim "
+                       "%lld bytes; with the %lld registered already that passes %s's budget "
+                       "of %lld MB (--max-graph-mb)", req->client, (long long)claimed,
+                       (long long)t->graph_bytes, t->device,
+                       (long long)(t->o.max_graph_bytes >> 20));
+    else if (claimed > 0)
+        t->graph_bytes += reserved = claimed; /* reserved while it is built */
+    pthread_mutex_unlock(&t->mu);
+    if (!st.code && prepare_part(t, req, &g, &targets, &s, &st) == 0)
         for (size_t i = 0; i < req->n_peers && !st.code; i++)
             learn_peer(t, req->peers[i]->device, req->peers[i]->address, &st);
     pthread_mutex_lock(&t->mu);
@@ -373,14 +452,18 @@ static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *b
         p->s = s;
         p->targets = targets;
         p->n_targets = (int)req->n_targets;
+        p->const_bytes = reserved;
+        reserved = 0; /* the partition's now */
         t->n_parts++;
         /* The graph is the task's from here on. Each variable's node (dtype, shape, slice)
          * drives save and restore; only when all are recorded does the partition run. */
         int ok = 1;
         for (int i = 0; i < pst_graph_num_nodes(g) && ok; i++) {
             pst_node *n = pst_graph_node(g, i);
-            if ((n->op->flags & PST_OP_VARIABLE) && !pst_strmap_has(t->var_nodes, n->name))
-                ok = pst_strmap_put(t->var_nodes, n->name, n) == 0;
+            if ((n->op->flags & PST_OP_VARIABLE) && !pst_strmap_has(t->var_nodes, n->name)) {
+                pst_node *copy = copy_var_node(t, n);
+                ok = copy && pst_strmap_put(t->var_nodes, n->name, copy) == 0;
+            }
         }
         if (ok) {
             p->active = 1;
@@ -394,6 +477,7 @@ static void handle_register(pst_task *t, pst_server_call *call, const uint8_t *b
         s = NULL;
         targets = NULL;
     }
+    t->graph_bytes -= reserved; /* not registered after all */
     pthread_mutex_unlock(&t->mu);
     if (s) pst_session_free(s);
     pst_graph_free(g);
@@ -415,7 +499,10 @@ static void handle_deregister(pst_task *t, pst_server_call *call, const uint8_t 
     UNPACK_OR_REPLY(DeregisterGraphRequest, deregister_graph_request, "DeregisterGraph", req);
     pthread_mutex_lock(&t->mu);
     part *p = find_part(t, req->handle);
-    if (p) p->active = 0;
+    if (p) {
+        p->active = 0;
+        if (p->running == 0) release_part(t, p); /* else its last step releases it */
+    }
     pthread_mutex_unlock(&t->mu);
     if (!p) pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
     pstrain__deregister_graph_request__free_unpacked(req, NULL);
@@ -449,8 +536,9 @@ static void run_step(void *arg) {
         st = fst;
     }
     pthread_mutex_lock(&t->mu);
-    part *p = find_part(t, j->handle);
+    part *p = find_part_any(t, j->handle);
     if (p && rc == 0) p->steps++;
+    if (p && --p->running == 0 && !p->active) release_part(t, p);
     pthread_mutex_unlock(&t->mu);
     if (rc < 0) {
         pst_status e = {0};
@@ -481,16 +569,22 @@ static void handle_run(pst_task *t, pst_server_call *call, const uint8_t *buf, s
         j->s = p->s;
         j->targets = p->targets;
         j->n_targets = p->n_targets;
+        p->running++;
     } else if (t->shutdown || t->freeing) {
         pst_status_set(&st, PST_E_CANCELLED, "%s is shutting down", t->device);
     } else {
         pst_status_set(&st, PST_E_NOT_FOUND, "no partition '%s' on %s", req->handle, t->device);
     }
     pthread_mutex_unlock(&t->mu);
-    if (!st.code && pst_workpool_submit(t->pool, run_step, j, &st) < 0)
+    if (!st.code && pst_workpool_submit(t->pool, run_step, j, &st) < 0) {
         pst_status_prefix(&st, "%s cannot take step %lld of partition %s (run_threads %d, "
                           "run_queue %d): ", t->device, (long long)j->step, j->handle,
                           t->o.run_threads, t->o.run_queue);
+        pthread_mutex_lock(&t->mu);
+        p = find_part_any(t, j->handle);
+        if (p && --p->running == 0 && !p->active) release_part(t, p);
+        pthread_mutex_unlock(&t->mu);
+    }
     pstrain__run_graph_request__free_unpacked(req, NULL);
     if (st.code) {
         free(j);
@@ -498,60 +592,181 @@ static void handle_run(pst_task *t, pst_server_call *call, const uint8_t *buf, s
     }
 }
 
-/* Completes a tensor pushed in chunks: a rendezvous key, or "var:NAME" to assign a variable. */
-static int complete_tensor(pst_task *t, const char *key, pst_tensor *v, pst_status *st) {
+/* Whether a float tensor holds a NaN or an infinity (other dtypes never do). */
+static int non_finite(const pst_tensor *v, int64_t *at) {
+    if (v->dtype != PST_FLOAT) return 0;
+    const float *f = v->data;
+    for (int64_t i = 0; i < (int64_t)(v->nbytes / sizeof *f); i++)
+        if (!isfinite(f[i])) {
+            *at = i;
+            return 1;
+        }
+    return 0;
+}
+
+/* Completes a tensor pushed in chunks: a rendezvous key (a step's tensor), or "var:NAME" to
+ * assign a variable that exists here, with its dtype and shape. */
+static int complete_tensor(pst_task *t, const char *key, const char *from, pst_tensor *v,
+                           pst_status *st) {
+    int64_t at;
+    if (t->o.check_numerics && non_finite(v, &at))
+        return pst_status_set(st, PST_E_INVALID, "%s refused tensor '%s' from %s: element %lld "
+                              "is %g (--check-numerics)", t->device, key, from, (long long)at,
+                              (double)((const float *)v->data)[at]);
     if (strncmp(key, "var:", 4) == 0) {
-        pst_var *var = pst_var_store_get_or_create(t->vars, key + 4, v->dtype, v->shape, st);
-        return var ? pst_var_assign_take(var, v, 1, st) : st->code;
+        pst_var *var = pst_var_store_find(t->vars, key + 4);
+        if (!var)
+            return pst_status_set(st, PST_E_NOT_FOUND, "%s refused a push from %s to variable "
+                                  "'%s', which it does not hold", t->device, from, key + 4);
+        if (pst_var_assign_take(var, v, 1, st) < 0) {
+            pst_status_prefix(st, "%s refused a push from %s: ", t->device, from);
+            return st->code;
+        }
+        return 0;
     }
     return pst_rendezvous_send(t->local, key, v, st);
+}
+
+/* Claims [lo, hi) of a partial; an overlap with bytes claimed before is an error. */
+static int claim_range(partial *pa, uint64_t lo, uint64_t hi, const char *key, pst_status *st) {
+    if (lo == hi) return 0;
+    int i = 0;
+    while (i < pa->n_ranges && pa->ranges[i][1] <= lo) i++;
+    if (i < pa->n_ranges && pa->ranges[i][0] < hi)
+        return pst_status_set(st, PST_E_INVALID, "tensor '%s': bytes [%llu, %llu) arrived twice",
+                              key, (unsigned long long)lo, (unsigned long long)hi);
+    if (pa->n_ranges == pa->cap_ranges) {
+        int cap = pa->cap_ranges ? 2 * pa->cap_ranges : 4;
+        void *nr = realloc(pa->ranges, (size_t)cap * sizeof *pa->ranges);
+        if (!nr) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory receiving '%s'", key);
+        pa->ranges = nr;
+        pa->cap_ranges = cap;
+    }
+    memmove(pa->ranges + i + 1, pa->ranges + i, (size_t)(pa->n_ranges - i) * sizeof *pa->ranges);
+    pa->ranges[i][0] = lo;
+    pa->ranges[i][1] = hi;
+    pa->n_ranges++;
+    /* neighbours that touch merge, so a tensor in many chunks keeps one range */
+    for (int k = i > 0 ? i - 1 : 0; k + 1 < pa->n_ranges;) {
+        if (pa->ranges[k][1] == pa->ranges[k + 1][0]) {
+            pa->ranges[k][1] = pa->ranges[k + 1][1];
+            memmove(pa->ranges + k + 1, pa->ranges + k + 2,
+                    (size_t)(pa->n_ranges - k - 2) * sizeof *pa->ranges);
+            pa->n_ranges--;
+        } else if (k > i) {
+            break;
+        } else {
+            k++;
+        }
+    }
+    return 0;
+}
+
+/* The partial for a chunk, created with its tensor on its first chunk (within the budget);
+ * with the chunk's range claimed. Called with t->mu held. */
+static partial *partial_for(pst_task *t, const Pstrain__TensorChunk *h, pst_shape shape,
+                            uint64_t dl, const char *from, pst_status *st) {
+    partial *pa = pst_strmap_get(t->partials, h->key);
+    if (!pa) {
+        if (strncmp(h->key, "var:", 4) == 0 && !pst_var_store_find(t->vars, h->key + 4)) {
+            pst_status_set(st, PST_E_NOT_FOUND, "%s refused a push from %s to variable '%s', "
+                           "which it does not hold", t->device, from, h->key + 4);
+            return NULL;
+        }
+        if ((int64_t)h->total_bytes > t->o.max_pending_bytes - t->pending_bytes) {
+            pst_status_set(st, PST_E_EXHAUSTED, "%s refused tensor '%s' from %s: %llu bytes "
+                           "would pass its budget for tensors arriving in chunks (%lld of %lld "
+                           "MB in use; --max-pending-mb)", t->device, h->key, from,
+                           (unsigned long long)h->total_bytes,
+                           (long long)(t->pending_bytes >> 20),
+                           (long long)(t->o.max_pending_bytes >> 20));
+            return NULL;
+        }
+        pa = calloc(1, sizeof *pa);
+        if (pa) pa->t = pst_tensor_new((pst_dtype)h->dtype, shape, st);
+        else pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory receiving '%s'", t->device,
+                            h->key);
+        if (pa && pa->t && pst_strmap_put(t->partials, h->key, pa) < 0)
+            pst_status_set(st, PST_E_EXHAUSTED, "%s: out of memory receiving '%s'", t->device,
+                           h->key);
+        if (st->code) {
+            partial_free(pa);
+            return NULL;
+        }
+        pa->id = ++t->next_partial;
+        pa->started = pst_clock_now();
+        snprintf(pa->from, sizeof pa->from, "%s", from);
+        t->pending_bytes += (int64_t)pa->t->nbytes;
+    }
+    if ((uint64_t)pa->t->nbytes != h->total_bytes || pa->t->dtype != (pst_dtype)h->dtype) {
+        pst_status_set(st, PST_E_INVALID, "tensor '%s': chunks from %s disagree on its dtype or "
+                       "size", h->key, from);
+        return NULL;
+    }
+    return claim_range(pa, h->offset, h->offset + dl, h->key, st) < 0 ? NULL : pa;
+}
+
+/* Drops partials older than the receive timeout (a sender that died mid-tensor, or one that
+ * never meant to finish). Called with t->mu held. */
+static void expire_partials(pst_task *t) {
+    double now = pst_clock_now();
+    const char *k;
+    void *v;
+    for (size_t it = 0; pst_strmap_next(t->partials, &it, &k, &v);) {
+        partial *pa = v;
+        if ((now - pa->started) * 1000 < (double)t->o.recv_timeout_ms) continue;
+        pst_log_msg_as(t->device, PST_LOG_WARN, "dropped tensor '%s' from %s: %llu of %llu bytes "
+                       "arrived in %.0f s", k, pa->from, (unsigned long long)pa->received,
+                       (unsigned long long)pa->t->nbytes, now - pa->started);
+        t->pending_bytes -= (int64_t)pa->t->nbytes;
+        t->partials_expired++;
+        pst_strmap_del(t->partials, k);
+        partial_free(pa);
+        it = 0; /* the map changed: start over */
+    }
 }
 
 static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, int n) {
     pst_status st = {0};
     pst_chunk_cursor c;
     uint64_t dl;
+    char from[128];
+    pst_transport_peer(t->tr, call, from, sizeof from);
     Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
     pst_shape shape;
-    partial *pa = NULL;
     if (!h || pst_chunk_check(h, dl, &shape, &st) < 0) goto done;
     pthread_mutex_lock(&t->mu);
-    pa = pst_strmap_get(t->partials, h->key);
-    if (!pa) {
-        pa = calloc(1, sizeof *pa);
-        if (pa) pa->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
-        else pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory receiving '%s'", t->device,
-                            h->key);
-        if (pa && pa->t && pst_strmap_put(t->partials, h->key, pa) < 0)
-            pst_status_set(&st, PST_E_EXHAUSTED, "%s: out of memory receiving '%s'", t->device,
-                           h->key);
-        if (st.code) {
-            if (pa) pst_tensor_unref(pa->t);
-            free(pa);
-            pthread_mutex_unlock(&t->mu);
-            goto done;
-        }
-    }
-    pst_tensor *dst = pst_tensor_ref(pa->t);
+    partial *pa = partial_for(t, h, shape, dl, from, &st);
+    pst_tensor *dst = pa ? pst_tensor_ref(pa->t) : NULL;
+    uint64_t id = pa ? pa->id : 0;
+    if (!pa) t->pushes_refused++;
     pthread_mutex_unlock(&t->mu);
-    if ((uint64_t)dst->nbytes != h->total_bytes) {
-        pst_status_set(&st, PST_E_INVALID, "tensor '%s': chunks disagree on its size", h->key);
-    } else {
-        pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
-    }
+    if (!pa) goto done;
+    pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
     pst_tensor_unref(dst);
     pthread_mutex_lock(&t->mu);
     t->chunks_received++;
     t->bytes_received += (int64_t)dl;
     pst_tensor *complete = NULL;
-    pa->received += dl;
-    if (pa->received >= h->total_bytes) {
+    pa = pst_strmap_get(t->partials, h->key);
+    if (!pa || pa->id != id) {
+        pst_status_set(&st, PST_E_DEADLINE, "tensor '%s' from %s: dropped before it was "
+                       "complete (its other chunks did not come within %lld ms)", h->key, from,
+                       (long long)t->o.recv_timeout_ms);
+    } else if ((pa->received += dl) == h->total_bytes) {
+        /* every byte claimed exactly once and copied: complete */
         pst_strmap_del(t->partials, h->key);
-        complete = pa->t;
-        free(pa);
+        t->pending_bytes -= (int64_t)pa->t->nbytes;
+        complete = pst_tensor_ref(pa->t);
+        partial_free(pa);
     }
     pthread_mutex_unlock(&t->mu);
-    if (complete && !st.code) complete_tensor(t, h->key, complete, &st);
+    if (complete && complete_tensor(t, h->key, from, complete, &st) < 0) {
+        pthread_mutex_lock(&t->mu);
+        t->pushes_refused++;
+        pthread_mutex_unlock(&t->mu);
+        pst_log_msg_as(t->device, PST_LOG_WARN, "%s", st.msg);
+    }
     if (complete) pst_tensor_unref(complete);
 done:
     if (h) pst_chunk_header_free(h);
@@ -587,10 +802,35 @@ static void handle_fetch(pst_task *t, pst_server_call *call, const uint8_t *buf,
     if (st.code) reply_error(t, call, &st);
 }
 
+/* Save and Restore name files by a prefix. They may touch only the task's checkpoint
+ * directory; without one, only directories that exist already, and never through "..". */
+static int authorize_prefix(pst_task *t, pst_server_call *call, const char *method,
+                            const char *prefix, pst_status *st) {
+    if (pst_file_check_inside(t->o.checkpoint_dir, prefix, st) == 0) {
+        if (t->o.checkpoint_dir && t->o.checkpoint_dir[0]) return 0;
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", prefix);
+        char *slash = strrchr(dir, '/');
+        if (!slash) return 0;
+        if (slash == dir) slash[1] = '\0';
+        else *slash = '\0';
+        struct stat sb;
+        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return 0;
+        pst_status_set(st, PST_E_PERMISSION, "directory %s does not exist (this task has no "
+                       "--checkpoint-dir, so it creates none)", dir);
+    }
+    char from[128];
+    pst_transport_peer(t->tr, call, from, sizeof from);
+    pst_status_prefix(st, "%s refused %s from %s: ", t->device, method, from);
+    pst_log_msg_as(t->device, PST_LOG_WARN, "%s", st->msg);
+    return st->code;
+}
+
 static void handle_save(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     UNPACK_OR_REPLY(SaveRequest, save_request, "Save", req);
-    pst_task_save_local(t, req->prefix, req->shard, req->num_shards, &st);
+    if (authorize_prefix(t, call, "Save", req->prefix, &st) == 0)
+        pst_task_save_local(t, req->prefix, req->shard, req->num_shards, &st);
     pstrain__save_request__free_unpacked(req, NULL);
     reply_error(t, call, st.code ? &st : NULL);
 }
@@ -598,7 +838,8 @@ static void handle_save(pst_task *t, pst_server_call *call, const uint8_t *buf, 
 static void handle_restore(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     UNPACK_OR_REPLY(RestoreRequest, restore_request, "Restore", req);
-    pst_task_restore_local(t, req->prefix, NULL, &st);
+    if (authorize_prefix(t, call, "Restore", req->prefix, &st) == 0)
+        pst_task_restore_local(t, req->prefix, NULL, &st);
     pstrain__restore_request__free_unpacked(req, NULL);
     if (st.code) {
         reply_error(t, call, &st);
@@ -732,6 +973,11 @@ static int fill_status(pst_task *t, Pstrain__TaskStatus *s, status_mem *mem) {
     s->chunks_received = t->chunks_received;
     s->bytes_received = t->bytes_received;
     s->bytes_sent = t->bytes_sent;
+    s->pending_bytes = t->pending_bytes;
+    s->pushes_refused = t->pushes_refused;
+    s->partials_expired = t->partials_expired;
+    s->graph_bytes = t->graph_bytes;
+    s->workers_done = t->n_done;
     return 0;
 }
 
@@ -820,6 +1066,7 @@ static void *monitor_thread(void *arg) {
         pst_clock_deadline_in(&dl, t->o.heartbeat_ms);
         pthread_cond_timedwait(&t->cv, &t->mu, &dl);
         if (t->shutdown) break;
+        expire_partials(t);
         /* the clients to ping, copied out of the lock (none this round when out of memory) */
         int n = 0;
         char(*clients)[PST_DEVICE_MAX] = calloc((size_t)t->n_parts + 1, sizeof *clients);
@@ -866,9 +1113,45 @@ static void *monitor_thread(void *arg) {
     return NULL;
 }
 
+/* Who may say it is done: a worker of the cluster, or a task that registered partitions here
+ * (a worker that joined later); "now" (end the service at once) is no part of the protocol. */
+static int authorize_shutdown(pst_task *t, pst_server_call *call,
+                              const Pstrain__ShutdownRequest *req, pst_status *st) {
+    pst_device_name d;
+    pst_status ignore = {0};
+    int member = 0;
+    if (req->now) {
+        pst_status_set(st, PST_E_PERMISSION, "Shutdown with 'now' is not accepted");
+    } else if (pst_device_parse(req->from, &d, &ignore) < 0 || strcmp(d.job, "worker") != 0 ||
+               d.task < 0) {
+        pst_status_set(st, PST_E_PERMISSION, "Shutdown from '%.200s', which is not a worker",
+                       req->from);
+    } else {
+        pthread_mutex_lock(&t->mu);
+        member = d.task < pst_cluster_num_tasks(t->o.cluster, "worker");
+        for (int i = 0; i < t->n_parts && !member; i++) member = same_device(t->parts[i].client,
+                                                                             req->from);
+        pthread_mutex_unlock(&t->mu);
+        if (!member)
+            pst_status_set(st, PST_E_PERMISSION, "Shutdown from %.200s, which is neither in the "
+                           "cluster nor registered here", req->from);
+    }
+    if (!st->code) return 0;
+    char from[128];
+    pst_transport_peer(t->tr, call, from, sizeof from);
+    pst_status_prefix(st, "%s refused a call from %s: ", t->device, from);
+    pst_log_msg_as(t->device, PST_LOG_WARN, "%s", st->msg);
+    return st->code;
+}
+
 static void handle_shutdown(pst_task *t, pst_server_call *call, const uint8_t *buf, size_t len) {
     pst_status st = {0};
     UNPACK_OR_REPLY(ShutdownRequest, shutdown_request, "Shutdown", req);
+    if (authorize_shutdown(t, call, req, &st) < 0) {
+        pstrain__shutdown_request__free_unpacked(req, NULL);
+        reply_error(t, call, &st);
+        return;
+    }
     /* Answered first: counting the last worker ends the service, which cancels calls not yet
      * answered. A worker that could not be counted (out of memory) is logged. */
     reply_error(t, call, NULL);
@@ -929,6 +1212,8 @@ static void fill_defaults(pst_task_opts *o) {
     }
     if (o->run_queue == 0) o->run_queue = o->run_threads;
     if (o->run_queue < 0) o->run_queue = 0;
+    if (o->max_pending_bytes <= 0) o->max_pending_bytes = (int64_t)2 << 30;
+    if (o->max_graph_bytes <= 0) o->max_graph_bytes = (int64_t)1 << 30;
 }
 
 /* Starts serving: on opts.listen, else on every interface at the cluster's port (the cluster's
@@ -994,12 +1279,13 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
     t->vars = pst_var_store_new();
     t->local = pst_rendezvous_local_new();
     t->var_nodes = pst_strmap_new();
+    t->var_graph = pst_graph_new();
     t->partials = pst_strmap_new();
     t->pulls = pst_strmap_new();
     t->pushes = pst_strmap_new();
     t->peers = pst_strmap_new();
     t->last_seen = pst_strmap_new();
-    if (!t->vars || !t->local || !t->var_nodes || !t->partials || !t->pulls || !t->pushes ||
+    if (!t->vars || !t->local || !t->var_nodes || !t->var_graph || !t->partials || !t->pulls || !t->pushes ||
         !t->peers || !t->last_seen) {
         pst_status_set(st, PST_E_EXHAUSTED, "out of memory for task %s", t->device);
         pst_task_free(t);
@@ -1091,16 +1377,13 @@ void pst_task_free(pst_task *t) {
     if (t->partials) {
         const char *k;
         void *v;
-        for (size_t it = 0; pst_strmap_next(t->partials, &it, &k, &v);) {
-            partial *pa = v;
-            pst_tensor_unref(pa->t);
-            free(pa);
-        }
+        for (size_t it = 0; pst_strmap_next(t->partials, &it, &k, &v);) partial_free(v);
         pst_strmap_free(t->partials);
     }
     free_map_values(t->last_seen);
     free_map_values(t->peers);
     pst_strmap_free(t->var_nodes);
+    pst_graph_free(t->var_graph);
     pst_strmap_free(t->pulls);
     if (t->pushes) {
         const char *k;

@@ -81,6 +81,14 @@ typedef struct pst_task_opts {
                                    falls silent) is not counted as done, so the task keeps
                                    serving for its next incarnation; synchronous steps waiting
                                    for it still fail at once */
+    /* Authorization and budgets (README "Security"): */
+    const char *checkpoint_dir; /* Save and Restore requests may name files only inside it;
+                                   NULL: any existing directory, never a ".." component */
+    int check_numerics;         /* refuse pushed tensors (gradients, values) with NaN or Inf */
+    int64_t max_pending_bytes;  /* memory for tensors still arriving in chunks (default 2 GiB);
+                                   a push beyond it fails with RESOURCE_EXHAUSTED */
+    int64_t max_graph_bytes;    /* constant tensor bytes registered graphs may hold in total
+                                   (default 1 GiB) */
 } pst_task_opts;
 
 typedef struct pst_task pst_task;

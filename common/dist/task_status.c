@@ -56,6 +56,11 @@ int pst_task_status_decode(const uint8_t *buf, size_t len, const char *from,
     out->bytes_received = s->bytes_received;
     out->bytes_sent = s->bytes_sent;
     out->chunks_received = s->chunks_received;
+    out->pending_bytes = s->pending_bytes;
+    out->pushes_refused = s->pushes_refused;
+    out->partials_expired = s->partials_expired;
+    out->graph_bytes = s->graph_bytes;
+    out->workers_done = s->workers_done;
     pstrain__task_status__free_unpacked(s, NULL);
     if (oom) {
         pst_task_status_report_destroy(out);
@@ -125,6 +130,10 @@ char *pst_task_status_text(const pst_task_status_report *r) {
         r->task, r->address, r->uptime_s, r->n_vars, pst_format_bytes((double)total, a, sizeof a),
         pst_format_bytes((double)r->bytes_received, b, sizeof b), (long long)r->chunks_received,
         pst_format_bytes((double)r->bytes_sent, c, sizeof c));
+    if (r->pending_bytes || r->pushes_refused || r->partials_expired)
+        add(&t, "  pushes: %s arriving, %lld refused, %lld dropped incomplete\n",
+            pst_format_bytes((double)r->pending_bytes, a, sizeof a), (long long)r->pushes_refused,
+            (long long)r->partials_expired);
     for (int i = 0; i < r->n_vars; i++) {
         const pst_task_status_var *v = &r->vars[i];
         char shape[128] = "[";

@@ -43,6 +43,8 @@ typedef struct pst_task_status_report {
     int n_partitions;
     pst_task_status_partition *partitions;
     int64_t bytes_received, bytes_sent, chunks_received;
+    int64_t pending_bytes, pushes_refused, partials_expired, graph_bytes;
+    int workers_done;
 } pst_task_status_report;
 
 /* Decodes a packed TaskStatus from the task at `from` (named in errors). Returns 0, or

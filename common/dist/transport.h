@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "status.h"
 
@@ -67,6 +69,9 @@ typedef struct pst_transport_ops {
     void (*reply)(pst_transport *t, pst_server_call *call, const pst_status *st, pst_msg *resp);
     void (*stop)(pst_transport *t);
     void (*free)(pst_transport *t);
+    /* Optional: where a call being served comes from ("ipv4:127.0.0.1:40512"), for errors
+     * and logs that name the sender. */
+    void (*peer)(pst_transport *t, pst_server_call *call, char *out, size_t len);
 } pst_transport_ops;
 
 struct pst_transport {
@@ -112,6 +117,12 @@ static inline void pst_transport_call(pst_transport *t, const char *addr, int me
 static inline void pst_transport_reply(pst_transport *t, pst_server_call *call,
                                        const pst_status *st, pst_msg *resp) {
     t->ops->reply(t, call, st, resp);
+}
+/* The address a served call comes from ("in-process" or "?" when the transport cannot say). */
+static inline void pst_transport_peer(pst_transport *t, pst_server_call *call, char *out,
+                                      size_t len) {
+    if (t->ops->peer) t->ops->peer(t, call, out, len);
+    else snprintf(out, len, "%s", strcmp(t->ops->name, "inproc") == 0 ? "in-process" : "?");
 }
 /* Stops serving: new calls fail, arrived calls are cancelled; returns once every arrived call
  * has been replied to. */

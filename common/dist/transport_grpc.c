@@ -604,6 +604,13 @@ static void *server_loop(void *arg) {
     return NULL;
 }
 
+static void g_peer(pst_transport *base, pst_server_call *c, char *out, size_t len) {
+    (void)base;
+    char *p = c->call ? grpc_call_get_peer(c->call) : NULL;
+    snprintf(out, len, "%s", p ? p : "?");
+    gpr_free(p);
+}
+
 static void g_reply(pst_transport *base, pst_server_call *c, const pst_status *st, pst_msg *resp) {
     gtransport *t = (gtransport *)base;
     (void)t;
@@ -761,6 +768,7 @@ static const pst_transport_ops grpc_ops = {
     .reply = g_reply,
     .stop = g_stop,
     .free = g_free,
+    .peer = g_peer,
 };
 
 pst_transport *pst_transport_grpc_new(const char *const *methods, int n_methods,
