@@ -732,6 +732,81 @@ START_TEST(test_entry_sizes_checked_against_the_data_file) {
 }
 END_TEST
 
+/* A slice covering a dimension whole is stored under TensorFlow's key for it (length -1, what
+ * TF's reader computes from the slice's proto, whose extent has no length there); checkpoints
+ * of earlier pstrain versions, which spelled the full length in the key, still read. */
+START_TEST(test_slice_keys_use_tensorflows_whole_dimension) {
+    mkdir_tmp();
+    char prefix[512], index[600], data[600];
+    snprintf(prefix, sizeof prefix, "%s/tfkeys", dir);
+    snprintf(index, sizeof index, "%s.index", prefix);
+    snprintf(data, sizeof data, "%s.data-00000-of-00001", prefix);
+    pst_status st = {0};
+    float vals[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    pst_bundle_writer *w = pst_bundle_writer_new(prefix, &st);
+    for (int k = 0; k < 2; k++) {
+        pst_tensor *part = pst_tensor_new_copy(PST_FLOAT, pst_shape_2d(2, 2), vals + 4 * k, &st);
+        ck_assert_int_eq(pst_bundle_writer_add_slice(w, "w", pst_shape_2d(4, 2),
+                                                     (int64_t[]){2 * k, 0}, (int64_t[]){2, 2},
+                                                     part, &st), 0);
+        pst_tensor_unref(part);
+    }
+    ck_assert_int_eq(pst_bundle_writer_finish(w, &st), 0);
+    uint8_t tf_key[64], old_key[64];
+    size_t tf_len = pst_bundle_slice_key("w", 2, (int64_t[]){2, 0}, (int64_t[]){2, -1}, tf_key);
+    size_t old_len = pst_bundle_slice_key("w", 2, (int64_t[]){2, 0}, (int64_t[]){2, 2}, old_key);
+    /* 00 'w' 00 01 | rank 2 | start 2, length 2 | start 0, length -1 */
+    const uint8_t want[] = {0x00, 0x77, 0x00, 0x01, 0x01, 0x02, 0x82, 0x82, 0x80, 0x7f};
+    ck_assert_uint_eq(tf_len, sizeof want);
+    ck_assert(memcmp(tf_key, want, sizeof want) == 0);
+    size_t ilen;
+    uint8_t *ibuf = slurp_file(index, &ilen);
+    pst_sstable *t;
+    ck_assert_int_eq(pst_sstable_parse(ibuf, ilen, index, &t, &st), 0);
+    ck_assert_msg(pst_sstable_find(t, tf_key, tf_len) != NULL, "no key with length -1");
+    ck_assert_msg(pst_sstable_find(t, old_key, old_len) == NULL, "key spells the full length");
+    pst_sstable_free(t);
+    free(ibuf);
+    pst_bundle_reader *r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    pst_tensor *back = pst_bundle_reader_read(r, "w", &st);
+    ck_assert_msg(back != NULL, "%s", st.msg);
+    ck_assert(memcmp(back->data, vals, sizeof vals) == 0);
+    pst_tensor_unref(back);
+    pst_bundle_reader_free(r);
+
+    /* An earlier pstrain's file: the same slices (no length in the proto for dim 1), keyed with
+     * the full length. */
+    put_file(data, vals, sizeof vals);
+    const uint8_t hdr[] = {0x08, 0x01};
+    uint8_t k0[64], k1[64];
+    size_t k0len = pst_bundle_slice_key("w", 2, (int64_t[]){0, 0}, (int64_t[]){2, 2}, k0);
+    size_t k1len = pst_bundle_slice_key("w", 2, (int64_t[]){2, 0}, (int64_t[]){2, 2}, k1);
+    size_t l0, l1, lf;
+    uint8_t *p0 = entry_proto(PST_FLOAT, 2, (int64_t[]){2, 2}, 0, 16, pst_crc32c(0, vals, 16), 0,
+                              NULL, &l0);
+    uint8_t *p1 = entry_proto(PST_FLOAT, 2, (int64_t[]){2, 2}, 16, 16,
+                              pst_crc32c(0, vals + 4, 16), 0, NULL, &l1);
+    uint8_t *pf = entry_proto(PST_FLOAT, 2, (int64_t[]){4, 2}, 0, 0, 0, 2,
+                              (const int64_t[][4]){{0, 2, 0, 0}, {2, 2, 0, 0}}, &lf);
+    const char *keys[3] = {(const char *)k0, (const char *)k1, "w"};
+    size_t klens[3] = {k0len, k1len, 1}, vlens[3] = {l0, l1, lf};
+    uint8_t *vs[3] = {p0, p1, pf};
+    write_raw_index(prefix, hdr, 2, 3, keys, klens, vs, vlens);
+    r = pst_bundle_reader_open(prefix, &st);
+    ck_assert_msg(r != NULL, "%s", st.msg);
+    back = pst_bundle_reader_read(r, "w", &st);
+    ck_assert_msg(back != NULL, "%s", st.msg);
+    ck_assert(memcmp(back->data, vals, sizeof vals) == 0);
+    ck_assert_int_eq(pst_bundle_verify(r, &st), 0);
+    pst_tensor_unref(back);
+    pst_bundle_reader_free(r);
+    free(p0);
+    free(p1);
+    free(pf);
+}
+END_TEST
+
 static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "hung opening a FIFO\n";
@@ -801,6 +876,7 @@ int main(void) {
     tcase_add_test(tc, test_corruption_is_detected_and_named);
     tcase_add_test(tc, test_slice_key_encoding);
     tcase_add_test(tc, test_sliced_tensor_round_trip);
+    tcase_add_test(tc, test_slice_keys_use_tensorflows_whole_dimension);
     tcase_add_test(tc, test_every_index_bit_flip_reported_or_harmless);
     tcase_add_test(tc, test_footer_and_metaindex_flips_reported);
     tcase_add_test(tc, test_block_structure_checked);

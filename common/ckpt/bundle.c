@@ -283,8 +283,14 @@ int pst_bundle_writer_add_slice(pst_bundle_writer *w, const char *full_name, pst
     int64_t at;
     int rc = write_tensor(w, t, &at, st);
     if (rc < 0) return rc;
+    /* TensorFlow's key for a slice: a dimension the slice covers whole (start 0, the full
+     * length) is spelled with length -1, as TF's reader computes it from the slice's proto
+     * (whose extent for that dimension carries no length). */
+    int64_t key_len[PST_MAX_RANK];
+    for (int d = 0; d < full_shape.rank; d++)
+        key_len[d] = start[d] == 0 && len[d] == full_shape.dims[d] ? -1 : len[d];
     size_t klen;
-    uint8_t *kcopy = slice_key_new(full_name, full_shape.rank, start, len, &klen);
+    uint8_t *kcopy = slice_key_new(full_name, full_shape.rank, start, key_len, &klen);
     intptr_t full = (intptr_t)pst_strmap_get(w->names, full_name);
     if (w->n + 2 > w->cap) {
         w->cap = w->cap ? w->cap * 2 : 32;
@@ -452,6 +458,7 @@ struct pst_bundle_reader {
     int n;
     pst_bundle_entry *e;
     int64_t (*extents)[2 * PST_MAX_RANK]; /* per named entry: slices' start/len, flattened */
+    unsigned *ext_whole;                 /* per extent: bit d set when dim d had no length */
     int *ext_first;                      /* index of each entry's first slice in extents */
     int n_ext;
     rslice_key *sk;                      /* slice-data entries, sorted by key */
@@ -468,6 +475,7 @@ void pst_bundle_reader_free(pst_bundle_reader *r) {
     for (int i = 0; i < r->n_sk; i++) free(r->sk[i].key);
     free(r->sk);
     free(r->extents);
+    free(r->ext_whole);
     free(r->ext_first);
     for (int i = 0; r->fds && i < r->num_shards; i++) {
         if (r->fds[i] >= 0) close(r->fds[i]);
@@ -545,7 +553,8 @@ static int read_header(const pst_sstable *t, const char *path, int *num_shards, 
     return 0;
 }
 
-static const rslice_key *find_slice(const pst_bundle_reader *r, const uint8_t *key, size_t klen);
+static const rslice_key *lookup_slice(const pst_bundle_reader *r, const char *name, int rank,
+                                      int ext);
 
 /* A partitioned variable's slices must tile its full shape exactly: each inside the shape,
  * none overlapping another, their volumes adding up to the whole, each stored under its key
@@ -574,10 +583,7 @@ static int check_slices(const pst_bundle_reader *r, int i, const char *path, pst
         if (!ok)
             return pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' lies outside "
                                   "its shape or overlaps another slice", path, k, e->name);
-        size_t klen;
-        uint8_t *key = slice_key_new(e->name, rank, x, x + PST_MAX_RANK, &klen);
-        const rslice_key *sk = find_slice(r, key, klen);
-        free(key);
+        const rslice_key *sk = lookup_slice(r, e->name, rank, first + k);
         int match = sk && sk->e.dtype == e->dtype && sk->e.shape.rank == rank;
         for (int d = 0; match && d < rank; d++) match = sk->e.shape.dims[d] == x[PST_MAX_RANK + d];
         if (!match)
@@ -663,9 +669,11 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
             bad = p->slices[k]->n_extent != p->shape->n_dim;
         if (!bad && p->n_slices > 0) {
             r->extents = realloc(r->extents, (size_t)(r->n_ext + (int)p->n_slices) * sizeof *r->extents);
-            PST_ASSERT(r->extents != NULL);
+            r->ext_whole = realloc(r->ext_whole, (size_t)(r->n_ext + (int)p->n_slices) * sizeof *r->ext_whole);
+            PST_ASSERT(r->extents != NULL && r->ext_whole != NULL);
             int rank = (int)p->shape->n_dim;
             for (size_t k = 0; k < p->n_slices; k++) {
+                r->ext_whole[r->n_ext] = 0;
                 int64_t *x = r->extents[r->n_ext++];
                 for (int d = 0; d < PST_MAX_RANK; d++) {
                     const Tensorflow__TensorSliceProto__Extent *ex =
@@ -673,6 +681,7 @@ pst_bundle_reader *pst_bundle_reader_open(const char *prefix, pst_status *st) {
                     /* A dimension the slice covers whole has neither start nor length. */
                     int whole = ex == NULL || (ex->start == 0 && ex->length == 0);
                     int64_t dim = d < rank ? p->shape->dim[d]->size : 1;
+                    if (whole && d < rank) r->ext_whole[r->n_ext - 1] |= 1u << d;
                     x[d] = whole ? 0 : ex->start;
                     x[PST_MAX_RANK + d] = whole ? dim : ex->length;
                 }
@@ -853,6 +862,26 @@ static const rslice_key *find_slice(const pst_bundle_reader *r, const uint8_t *k
     return NULL;
 }
 
+/* The data entry of extent ext of tensor name: under TensorFlow's key (a dimension without a
+ * length in the slice's proto spelled as length -1), or, for checkpoints earlier pstrain
+ * versions wrote, under the key spelling that dimension's full length. */
+static const rslice_key *lookup_slice(const pst_bundle_reader *r, const char *name, int rank,
+                                      int ext) {
+    const int64_t *x = r->extents[ext];
+    int64_t len[PST_MAX_RANK];
+    for (int d = 0; d < rank; d++) len[d] = (r->ext_whole[ext] >> d) & 1 ? -1 : x[PST_MAX_RANK + d];
+    size_t klen;
+    uint8_t *key = slice_key_new(name, rank, x, len, &klen);
+    const rslice_key *sk = find_slice(r, key, klen);
+    free(key);
+    if (sk == NULL && r->ext_whole[ext]) {
+        key = slice_key_new(name, rank, x, x + PST_MAX_RANK, &klen);
+        sk = find_slice(r, key, klen);
+        free(key);
+    }
+    return sk;
+}
+
 pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_status *st) {
     const pst_bundle_entry *e = pst_bundle_reader_find(r, name);
     if (e == NULL) {
@@ -870,11 +899,7 @@ pst_tensor *pst_bundle_reader_read(pst_bundle_reader *r, const char *name, pst_s
     char what[1200], path[4200];
     pst_tensor *full = NULL;
     for (int k = 0; k < e->n_slices; k++) {
-        const int64_t *x = r->extents[first + k];
-        size_t klen;
-        uint8_t *key = slice_key_new(name, rank, x, x + PST_MAX_RANK, &klen);
-        parts[k] = find_slice(r, key, klen);
-        free(key);
+        parts[k] = lookup_slice(r, name, rank, first + k);
         snprintf(what, sizeof what, "%.1000s (slice %d)", name, k);
         if (parts[k] == NULL) {
             pst_status_set(st, PST_E_DATA_LOSS, "%s: slice %d of tensor '%s' is missing", r->prefix,

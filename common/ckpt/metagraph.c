@@ -457,9 +457,11 @@ static int is_variable_collection(const pst_graph *g, const char *key) {
     if (n == 0) return 0;
     for (int i = 0; i < n; i++)
         if (!(items[i].node->op->flags & PST_OP_VARIABLE)) return 0;
+    /* The collections TensorFlow registers with VariableDef protos ("global_step" included:
+     * TF writes the global step as a variable record, not a node list). */
     return strcmp(key, PST_GLOBAL_VARIABLES) == 0 || strcmp(key, PST_TRAINABLE_VARIABLES) == 0 ||
            strcmp(key, PST_LOCAL_VARIABLES) == 0 || strcmp(key, PST_MODEL_VARIABLES) == 0 ||
-           strcmp(key, "metric_variables") == 0;
+           strcmp(key, "metric_variables") == 0 || strcmp(key, "global_step") == 0;
 }
 
 static int in_collection(const pst_graph *g, const char *key, const pst_node *n) {
@@ -477,7 +479,12 @@ static ProtobufCBinaryData variable_def(arena *a, const pst_graph *g, pst_output
     vd.variable_name = arena_strdup(a, buf);
     pst_node *init = pst_graph_find(g, (snprintf(buf, sizeof buf, "%s/Assign", v.node->name), buf));
     vd.initializer_name = init ? init->name : "";
-    if (init && init->n_inputs == 2) vd.initial_value_name = output_ref(a, init->inputs[1]);
+    /* A tensor name ("x/Initializer/zeros:0"), as TensorFlow writes it, even for output 0. */
+    if (init && init->n_inputs == 2) {
+        char iv[1100];
+        snprintf(iv, sizeof iv, "%s:%d", init->inputs[1].node->name, init->inputs[1].index);
+        vd.initial_value_name = arena_strdup(a, iv);
+    }
     vd.snapshot_name = arena_strdup(a, (snprintf(buf, sizeof buf, "%s/read:0", v.node->name), buf));
     vd.trainable = in_collection(g, PST_TRAINABLE_VARIABLES, v.node);
     const pst_attr *full = pst_node_attr(v.node, "_save_slice_full_name");
