@@ -93,6 +93,46 @@ static int shape_from_proto(const Tensorflow__TensorShapeProto *p, pst_shape *s,
     return 0;
 }
 
+/* A tensor whose elements are all the same value is written as that one typed value with
+ * the shape, as TensorFlow writes tf.constant(v, shape=...) (readers repeat the last value):
+ * a model's all-zero constants then take bytes, not megabytes. 1 when done. */
+static int tensor_to_proto_uniform(arena *a, const pst_tensor *t, Tensorflow__TensorProto *p) {
+    size_t es = pst_dtype_size(t->dtype);
+    if (t->n < 2 || es == 0) return 0;
+    const uint8_t *d = t->data;
+    for (int64_t i = 1; i < t->n; i++)
+        if (memcmp(d, d + (size_t)i * es, es) != 0) return 0;
+    switch (t->dtype) {
+    case PST_FLOAT:
+        p->n_float_val = 1;
+        p->float_val = arena_alloc(a, sizeof(float));
+        memcpy(p->float_val, d, sizeof(float));
+        return 1;
+    case PST_DOUBLE:
+        p->n_double_val = 1;
+        p->double_val = arena_alloc(a, sizeof(double));
+        memcpy(p->double_val, d, sizeof(double));
+        return 1;
+    case PST_INT32:
+    case PST_UINT8:
+        p->n_int_val = 1;
+        p->int_val = arena_alloc(a, sizeof(int32_t));
+        p->int_val[0] = (int32_t)pst_tensor_get_i64(t, 0);
+        return 1;
+    case PST_INT64:
+        p->n_int64_val = 1;
+        p->int64_val = arena_alloc(a, sizeof(int64_t));
+        p->int64_val[0] = pst_tensor_get_i64(t, 0);
+        return 1;
+    case PST_BOOL:
+        p->n_bool_val = 1;
+        p->bool_val = arena_alloc(a, sizeof(protobuf_c_boolean));
+        p->bool_val[0] = d[0] != 0;
+        return 1;
+    default: return 0;
+    }
+}
+
 static Tensorflow__TensorProto *tensor_to_proto(arena *a, const pst_tensor *t) {
     Tensorflow__TensorProto *p = NEW(a, Tensorflow__TensorProto, TENSORFLOW__TENSOR_PROTO__INIT);
     p->dtype = (Tensorflow__DataType)t->dtype;
@@ -106,6 +146,7 @@ static Tensorflow__TensorProto *tensor_to_proto(arena *a, const pst_tensor *t) {
         }
         return p;
     }
+    if (tensor_to_proto_uniform(a, t, p)) return p;
     p->tensor_content.len = t->nbytes;
     p->tensor_content.data = t->data; /* borrowed: packed before the tensor goes away */
     return p;

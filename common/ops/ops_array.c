@@ -729,9 +729,11 @@ static int pad_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output 
     for (int d = 0; d < r; d++) begin[d] = pst_tensor_get_i64(p, 2 * d);
     pst_node_builder *b = pst_nb_new(g, "Slice", NULL);
     pst_nb_input(b, dy[0]);
+    /* begin and size share TensorFlow's Index type (int32 here), named by the Index attr. */
     pst_nb_input(b, const_i64_vec(g, r, begin, NULL));
     pst_nb_input(b, pst_shape_of(g, n->inputs[0], PST_INT32, NULL));
     pst_nb_attr_type(b, "T", pst_node_in_dtype(n, 0));
+    pst_nb_attr_type(b, "Index", PST_INT32);
     dx[0] = pst_nb_finish_out(b);
     return 0;
 }
@@ -1358,6 +1360,7 @@ pst_output pst_slice(pst_graph *g, pst_output x, int n, const int64_t *begin, co
     pst_nb_input(nb, b);
     pst_nb_input(nb, s);
     if (x.node) pst_nb_attr_type(nb, "T", pst_output_dtype(x));
+    pst_nb_attr_type(nb, "Index", PST_INT32); /* begin and size are int32 */
     return pst_nb_finish_out(nb);
 }
 pst_output pst_strided_slice(pst_graph *g, pst_output x, int n, const int64_t *begin,

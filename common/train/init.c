@@ -1,6 +1,8 @@
 #include "init.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "ops.h"
 
@@ -60,6 +62,32 @@ static pst_output affine(pst_graph *g, pst_output x, pst_dtype dt, double scale,
     return x;
 }
 
+/* `name` = Fill(name/shape_as_tensor, name/Const), the nodes tf.zeros(shape) makes. */
+static pst_output fill_init(pst_graph *g, const char *name, pst_dtype dt, pst_shape shape,
+                            double v) {
+    int32_t dims[PST_MAX_RANK];
+    for (int d = 0; d < shape.rank; d++) {
+        if (shape.dims[d] > INT32_MAX) {
+            pst_graph_set_error(g, PST_E_INVALID, "initializer: dimension %lld is too large",
+                                (long long)shape.dims[d]);
+            return pst_out(NULL, 0);
+        }
+        dims[d] = (int32_t)shape.dims[d];
+    }
+    char *full = pst_graph_unique_name(g, name);
+    pst_graph_push_name_scope_abs(g, full);
+    pst_output shape_t = pst_const_i32_vec(g, shape.rank, dims, "shape_as_tensor");
+    pst_output value = pst_const_scalar(g, dt, v, "Const");
+    pst_graph_pop_name_scope(g);
+    pst_node_builder *b = pst_nb_new(g, "Fill", NULL);
+    pst_nb_exact_name(b, full);
+    pst_nb_input(b, shape_t);
+    pst_nb_input(b, value);
+    pst_nb_attr_type(b, "T", dt);
+    free(full);
+    return pst_nb_finish_out(b);
+}
+
 pst_output pst_init_build(pst_graph *g, const pst_initializer *init, pst_dtype dt,
                           pst_shape shape) {
     switch (init->kind) {
@@ -67,6 +95,14 @@ pst_output pst_init_build(pst_graph *g, const pst_initializer *init, pst_dtype d
     case PST_INIT_ONES:
     case PST_INIT_CONSTANT: {
         double v = init->kind == PST_INIT_ZEROS ? 0 : init->kind == PST_INIT_ONES ? 1 : init->value;
+        const char *name = init->kind == PST_INIT_ZEROS ? "zeros"
+                           : init->kind == PST_INIT_ONES ? "ones" : "Const";
+        /* As TensorFlow builds tf.zeros / tf.ones / a constant initializer: a Const when small,
+         * otherwise Fill(shape, value), so a graph carries a shape rather than the values. */
+        int64_t n = 1;
+        for (int d = 0; d < shape.rank; d++) n *= shape.dims[d];
+        if (shape.rank > 0 && pst_shape_is_known(&shape) && n >= 1000)
+            return fill_init(g, name, dt, shape, v);
         pst_status st = {0};
         pst_tensor *t = pst_tensor_new(dt, shape, &st);
         if (t == NULL) {
@@ -74,7 +110,7 @@ pst_output pst_init_build(pst_graph *g, const pst_initializer *init, pst_dtype d
             return pst_out(NULL, 0);
         }
         for (int64_t i = 0; i < t->n; i++) pst_tensor_set_f64(t, i, v);
-        pst_output o = pst_const(g, t, "Const");
+        pst_output o = pst_const(g, t, name);
         pst_tensor_unref(t);
         return o;
     }

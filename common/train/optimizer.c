@@ -100,7 +100,8 @@ static pst_output densify(pst_graph *g, pst_output rows_grad, pst_output ids, ps
 static pst_output slot(pst_graph *g, pst_output var, const char *suffix, double value) {
     char name[512];
     snprintf(name, sizeof name, "%s/%s", var.node->name, suffix);
-    pst_initializer init = pst_init_constant(value);
+    /* Zero slots as TensorFlow's create_zeros_slot makes them (a "zeros" Fill). */
+    pst_initializer init = value == 0 ? pst_init_zeros() : pst_init_constant(value);
     pst_variable_opts o = {.name = name,
                            .dtype = pst_output_dtype(var),
                            .shape = pst_output_shape(var),
