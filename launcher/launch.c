@@ -242,6 +242,8 @@ typedef struct task {
     int exit_code;      /* last exit: code, or 128 + signal */
     double start_at;    /* a pending restart's time (0: none) */
     double started;     /* when the current incarnation started */
+    double leave_by;    /* scale-down asked it to leave; killed after this time (0: not) */
+    int removed;        /* left the job (scale-down): never restarted, not waited for */
 } task;
 
 typedef struct launcher launcher;
@@ -264,15 +266,19 @@ struct launcher {
     pst_security *sec;
     pst_coord *co;
     task *tasks;
-    int n_tasks;
+    int n_tasks, cap_tasks;
     int job_restarts;
     int quiet, tty;
     double started, last_line;
     int64_t total_steps;
 };
 
-static volatile sig_atomic_t got_signal, signal_count;
+static volatile sig_atomic_t got_signal, signal_count, got_scale;
 static void on_signal(int sig) {
+    if (sig == SIGUSR1) { /* pstrain scale wrote RUN/scale.json */
+        got_scale = 1;
+        return;
+    }
     got_signal = sig;
     signal_count++;
 }
@@ -521,33 +527,46 @@ static void task_name(const char *job, int i, char *out, size_t len) {
     snprintf(out, len, "%s%d", job, i);
 }
 
+/* Fills task t of job/index: its name, host and the address it binds. */
+static void init_task(launcher *L, task *t, int ps, int index) {
+    launch_spec *s = &L->spec;
+    memset(t, 0, sizeof *t);
+    snprintf(t->job, sizeof t->job, "%s", ps ? "ps" : "worker");
+    t->index = index;
+    t->stdin_fd = -1;
+    task_name(t->job, t->index, t->name, sizeof t->name);
+    const strv *hosts = ps ? &s->ps_hosts : &s->worker_hosts;
+    const char *fixed = s->fixed ? pst_cluster_address(s->fixed, t->job, t->index) : NULL;
+    if (fixed) {
+        snprintf(t->bind, sizeof t->bind, "%s", fixed);
+        const char *colon = strrchr(fixed, ':');
+        snprintf(t->host, sizeof t->host, "%.*s", (int)(colon - fixed), fixed);
+    } else {
+        snprintf(t->host, sizeof t->host, "%s",
+                 hosts->n ? hosts->v[t->index % hosts->n] : "127.0.0.1");
+        snprintf(t->bind, sizeof t->bind, "%s%s%s:0", strchr(t->host, ':') ? "[" : "",
+                 t->host, strchr(t->host, ':') ? "]" : "");
+    }
+}
+
 static int make_tasks(launcher *L, pst_status *st) {
     launch_spec *s = &L->spec;
     free(L->tasks);
-    L->n_tasks = s->n_ps + s->n_workers;
+    L->n_tasks = L->cap_tasks = s->n_ps + s->n_workers;
     L->tasks = calloc((size_t)L->n_tasks, sizeof *L->tasks);
     if (!L->tasks) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    for (int k = 0; k < L->n_tasks; k++)
+        init_task(L, &L->tasks[k], k < s->n_ps, k < s->n_ps ? k : k - s->n_ps);
+    return 0;
+}
+
+/* Whether worker slot `index` belongs to one of the launcher's own tasks still in the job. */
+static task *own_worker(launcher *L, int index) {
     for (int k = 0; k < L->n_tasks; k++) {
         task *t = &L->tasks[k];
-        int ps = k < s->n_ps;
-        snprintf(t->job, sizeof t->job, "%s", ps ? "ps" : "worker");
-        t->index = ps ? k : k - s->n_ps;
-        t->stdin_fd = -1;
-        task_name(t->job, t->index, t->name, sizeof t->name);
-        const strv *hosts = ps ? &s->ps_hosts : &s->worker_hosts;
-        const char *fixed = s->fixed ? pst_cluster_address(s->fixed, t->job, t->index) : NULL;
-        if (fixed) {
-            snprintf(t->bind, sizeof t->bind, "%s", fixed);
-            const char *colon = strrchr(fixed, ':');
-            snprintf(t->host, sizeof t->host, "%.*s", (int)(colon - fixed), fixed);
-        } else {
-            snprintf(t->host, sizeof t->host, "%s",
-                     hosts->n ? hosts->v[t->index % hosts->n] : "127.0.0.1");
-            snprintf(t->bind, sizeof t->bind, "%s%s%s:0", strchr(t->host, ':') ? "[" : "",
-                     t->host, strchr(t->host, ':') ? "]" : "");
-        }
+        if (!t->removed && strcmp(t->job, "worker") == 0 && t->index == index) return t;
     }
-    return 0;
+    return NULL;
 }
 
 /* state.json: what `pstrain status` shows, rewritten atomically. */
@@ -579,6 +598,8 @@ static void write_state(launcher *L, const pst_coord_view *v, const char *status
         const char *state = t->finished ? "done" : t->pid ? (m ? m->state_text : "starting")
                             : t->start_at > 0 ? "restarting" : "exited";
         if (m && m->state == PST_MEMBER_SILENT && t->pid) state = "silent";
+        if (t->removed) state = "left";
+        else if (t->leave_by > 0) state = "leaving";
         cJSON_AddStringToObject(e, "state", state[0] ? state : "starting");
         cJSON_AddNumberToObject(e, "pid", t->pid);
         cJSON_AddNumberToObject(e, "restarts", t->restarts);
@@ -600,6 +621,35 @@ static void write_state(launcher *L, const pst_coord_view *v, const char *status
         }
         cJSON_AddItemToArray(arr, e);
     }
+    /* The membership of this epoch: every task in the job, with when it joined (seconds since
+     * the launcher started, and as a wall-clock time). */
+    cJSON *mem = cJSON_AddArrayToObject(o, "members");
+    int n_workers = 0;
+    double wall0 = (double)time(NULL) - (pst_clock_now() - L->started);
+    for (int i = 0; v && i < v->n; i++) {
+        const pst_coord_member *m = &v->members[i];
+        if (m->vacant || m->address[0] == '\0') continue;
+        cJSON *e = cJSON_CreateObject();
+        char name[48], inc[32], when[32];
+        task_name(m->job, m->index, name, sizeof name);
+        snprintf(inc, sizeof inc, "%016llx", (unsigned long long)m->incarnation);
+        time_t jt = (time_t)(wall0 + m->joined_s);
+        struct tm tm;
+        localtime_r(&jt, &tm);
+        strftime(when, sizeof when, "%H:%M:%S", &tm);
+        cJSON_AddStringToObject(e, "task", name);
+        cJSON_AddStringToObject(e, "state", m->leaving ? "leaving" : pst_member_state_name(m->state));
+        cJSON_AddStringToObject(e, "incarnation", inc);
+        cJSON_AddNumberToObject(e, "joined_s", m->joined_s);
+        cJSON_AddStringToObject(e, "joined_at", when);
+        cJSON_AddBoolToObject(e, "launched", strcmp(m->job, "ps") == 0 || own_worker(L, m->index));
+        cJSON_AddItemToArray(mem, e);
+        if (strcmp(m->job, "worker") == 0 && m->state == PST_MEMBER_RUNNING) {
+            n_workers++;
+            if (!own_worker(L, m->index)) eps += m->examples_per_sec;
+        }
+    }
+    cJSON_AddNumberToObject(o, "workers", n_workers);
     cJSON_AddNumberToObject(o, "global_step", (double)gs);
     cJSON_AddNumberToObject(o, "total_steps", (double)total);
     cJSON_AddNumberToObject(o, "examples_per_sec", eps);
@@ -709,6 +759,114 @@ static void stop_all(launcher *L, double grace_s) {
     }
 }
 
+/* ---- elastic membership: pstrain scale ------------------------------------------------- */
+
+/* Grows or shrinks the job to `target` workers, counting the launcher's workers (not leaving)
+ * and workers that joined by hand and run. New workers take slots the coordination service
+ * reserves (vacant ones first); leaving ones are the highest worker ids (never the chief):
+ * they finish their step, deregister and exit. */
+static int apply_scale(launcher *L, int target, pst_status *st) {
+    if (L->spec.fixed)
+        return pst_status_set(st, PST_E_INVALID, "pstrain scale: the job file's cluster lists "
+                              "addresses; scaling needs task counts ({\"ps\": 2, \"worker\": 2})");
+    pst_coord_view v;
+    if (pst_coord_snapshot(L->co, &v) < 0) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    /* The members that count, by worker id. */
+    int n = 0, cap = v.n + L->n_tasks + 1;
+    int *ids = calloc((size_t)cap, sizeof *ids);
+    if (!ids) {
+        pst_coord_view_destroy(&v);
+        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    }
+    for (int k = 0; k < L->n_tasks; k++) {
+        task *t = &L->tasks[k];
+        if (strcmp(t->job, "worker") == 0 && !t->removed && t->leave_by == 0) ids[n++] = t->index;
+    }
+    for (int i = 0; i < v.n; i++) {
+        const pst_coord_member *m = &v.members[i];
+        if (strcmp(m->job, "worker") == 0 && !m->vacant && !m->leaving &&
+            m->state == PST_MEMBER_RUNNING && !own_worker(L, m->index))
+            ids[n++] = m->index;
+    }
+    pst_coord_view_destroy(&v);
+    int rc = 0;
+    if (!L->quiet && target != n)
+        fprintf(stderr, "%spstrain launch: scaling from %d to %d workers\n",
+                L->tty ? "\r\033[K" : "", n, target);
+    while (n > target) {
+        /* the highest worker id that is not the chief */
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (ids[i] > 0 && (best < 0 || ids[i] > ids[best])) best = i;
+        if (best < 0) break;
+        int index = ids[best];
+        ids[best] = ids[--n];
+        pst_coord_request_leave(L->co, "worker", index);
+        task *t = own_worker(L, index);
+        if (t) t->leave_by = pst_clock_now() + 120;
+    }
+    free(ids);
+    for (; n < target && rc == 0; n++) {
+        int index = pst_coord_reserve(L->co, "worker", st);
+        if (index < 0) return st->code;
+        task *t = own_worker(L, index);
+        if (!t) {
+            if (L->n_tasks == L->cap_tasks) {
+                int nc = L->cap_tasks ? 2 * L->cap_tasks : 4;
+                task *nt = realloc(L->tasks, (size_t)nc * sizeof *nt);
+                if (!nt) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+                L->tasks = nt;
+                L->cap_tasks = nc;
+            }
+            t = &L->tasks[L->n_tasks++];
+        }
+        init_task(L, t, 0, index);
+        rc = start_task(L, t, st);
+        if (rc == 0 && !L->quiet)
+            fprintf(stderr, "pstrain launch: started %s (pid %ld) to join the job\n", t->name,
+                    (long)t->pid);
+    }
+    return rc;
+}
+
+/* RUN/scale.json ({"workers": N}, written by pstrain scale before it signals): N, or -1. */
+static int read_scale_request(launcher *L) {
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/scale.json", L->run);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    pst_status st = {0};
+    if (pst_file_read(path, 4096, &buf, &len, &st) < 0) return -1;
+    char *text = strndup((const char *)buf, len);
+    free(buf);
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    const cJSON *w = o ? cJSON_GetObjectItemCaseSensitive(o, "workers") : NULL;
+    int n = cJSON_IsNumber(w) && w->valuedouble >= 1 && w->valuedouble <= 4096 ? (int)w->valuedouble
+                                                                              : -1;
+    cJSON_Delete(o);
+    unlink(path);
+    return n;
+}
+
+/* Workers that joined by hand and ended (left, failed, fell silent) leave the membership: no
+ * launcher restarts them. */
+static void drop_gone_joiners(launcher *L, const pst_coord_view *v) {
+    for (int i = 0; i < v->n; i++) {
+        const pst_coord_member *m = &v->members[i];
+        if (strcmp(m->job, "worker") != 0 || m->vacant || m->address[0] == '\0' ||
+            own_worker(L, m->index))
+            continue;
+        if (m->state == PST_MEMBER_DONE || m->state == PST_MEMBER_FAILED ||
+            m->state == PST_MEMBER_SILENT) {
+            pst_coord_vacate(L->co, "worker", m->index);
+            if (!L->quiet)
+                fprintf(stderr, "%spstrain launch: worker %d (joined by hand) left the job (%s)\n",
+                        L->tty ? "\r\033[K" : "", m->index, pst_member_state_name(m->state));
+        }
+    }
+}
+
 /* Runs the job until it ends; returns the launcher's exit code. */
 static int supervise(launcher *L) {
     pst_status st = {0};
@@ -751,6 +909,16 @@ static int supervise(launcher *L) {
             char how[128];
             describe_exit(status, how, sizeof how, &t->exit_code);
             pst_coord_task_exited(L->co, t->job, t->index, 0, t->exit_code != 0, how);
+            if (t->leave_by > 0) {
+                /* Scale-down: it left (or was made to); its slot leaves the membership. */
+                t->removed = 1;
+                t->leave_by = 0;
+                pst_coord_vacate(L->co, t->job, t->index);
+                if (!L->quiet)
+                    fprintf(stderr, "%spstrain launch: %s left the job (%s)\n",
+                            L->tty ? "\r\033[K" : "", t->name, how);
+                continue;
+            }
             if (t->exit_code == 0) {
                 t->finished = 1;
                 continue;
@@ -796,10 +964,22 @@ static int supervise(launcher *L) {
             t->start_at = pst_clock_now() + delay;
         }
         if (result >= 0) break;
+        /* pstrain scale; and leaving workers that overstay are made to go. */
+        if (got_scale && !stopping) {
+            got_scale = 0;
+            int target = read_scale_request(L);
+            if (target > 0 && apply_scale(L, target, &st) < 0)
+                fprintf(stderr, "%spstrain launch: %s\n", L->tty ? "\r\033[K" : "", st.msg);
+            pst_status_clear(&st);
+        }
+        for (int k = 0; k < L->n_tasks; k++)
+            if (L->tasks[k].leave_by > 0 && pst_clock_now() > L->tasks[k].leave_by)
+                signal_task(&L->tasks[k], SIGKILL);
         /* Pending (re)starts. */
         for (int k = 0; k < L->n_tasks; k++) {
             task *t = &L->tasks[k];
-            if (!stopping && t->pid == 0 && t->start_at > 0 && pst_clock_now() >= t->start_at &&
+            if (!stopping && !t->removed && t->pid == 0 && t->start_at > 0 &&
+                pst_clock_now() >= t->start_at &&
                 start_task(L, t, &st) < 0) {
                 snprintf(why, sizeof why, "%s", st.msg);
                 stop_all(L, 5);
@@ -813,6 +993,7 @@ static int supervise(launcher *L) {
         int workers_done = 1, all_done = 1, running = 0;
         for (int k = 0; k < L->n_tasks; k++) {
             task *t = &L->tasks[k];
+            if (t->removed) continue;
             if (strcmp(t->job, "worker") == 0 && !t->finished) workers_done = 0;
             if (t->pid > 0) running++;
             if (!t->finished && t->pid == 0 && t->start_at == 0) all_done = 0;
@@ -823,17 +1004,27 @@ static int supervise(launcher *L) {
             snprintf(why, sizeof why, "stopped");
             break;
         }
+        pst_coord_view v;
+        int have_view = pst_coord_snapshot(L->co, &v) == 0;
+        if (have_view) {
+            drop_gone_joiners(L, &v);
+            /* Workers that joined by hand and still run keep the job going. */
+            for (int i = 0; i < v.n; i++)
+                if (strcmp(v.members[i].job, "worker") == 0 && !v.members[i].vacant &&
+                    v.members[i].state == PST_MEMBER_RUNNING && !own_worker(L, v.members[i].index))
+                    workers_done = 0;
+        }
         if (workers_done) {
             static double ps_grace;
             if (ps_grace == 0) ps_grace = pst_clock_now() + 30;
             if (running == 0 || all_done || pst_clock_now() > ps_grace) {
+                if (have_view) pst_coord_view_destroy(&v);
                 stop_all(L, 5);
                 result = 0;
                 break;
             }
         }
-        pst_coord_view v;
-        if (pst_coord_snapshot(L->co, &v) == 0) {
+        if (have_view) {
             static double last_state;
             if (pst_clock_now() - last_state >= 1.0) {
                 write_state(L, &v, stopping ? "stopping" : "running");
@@ -979,6 +1170,8 @@ static int run_launcher(launcher *L, pst_status *st) {
         co.n_jobs = 1;
     }
     if (!(L->co = pst_coord_new(&co, st))) return 1;
+    /* Workers joining by hand get the job's settings from the service. */
+    if (pst_coord_set_job_json(L->co, L->jf.text, st) < 0) return 1;
     L->started = pst_clock_now();
     L->tty = isatty(1);
     if (!L->quiet)
@@ -1005,6 +1198,7 @@ static void install_signals(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -1157,6 +1351,49 @@ int pst_cmd_resume(int argc, char **argv) {
     return rc;
 }
 
+int pst_cmd_scale(int argc, char **argv) {
+    char run[RUN_MAX];
+    int r = run_arg(argc, argv, 1, run, sizeof run);
+    long long n = -1;
+    if (r == 0 && argc == 4 && strcmp(argv[2], "--workers") == 0) {
+        char *end;
+        n = strtoll(argv[3], &end, 10);
+        if (*end || argv[3][0] == '\0' || n < 1 || n > 4096) {
+            fprintf(stderr, "pstrain scale: --workers: '%s' is not a worker count (1..4096)\n",
+                    argv[3]);
+            return 2;
+        }
+    } else if (r != -2) {
+        fprintf(stderr, "usage: pstrain scale RUN --workers N\n"
+                        "  grows or shrinks a running job's workers (the number of PS changes\n"
+                        "  only through pstrain stop and pstrain resume RUN --ps N)\n");
+        return 2;
+    }
+    if (r < 0) return 1;
+    long pid = launcher_pid_of(run);
+    if (pid <= 0) {
+        fprintf(stderr, "pstrain scale: %s is not running (pstrain resume %s --workers %lld "
+                        "restarts it with that many)\n", run, run, n);
+        return 1;
+    }
+    char path[PATH_MAX + 32], text[64];
+    snprintf(path, sizeof path, "%s/scale.json", run);
+    snprintf(text, sizeof text, "{\"workers\": %lld}\n", n);
+    pst_status st = {0};
+    if (write_text(path, text, &st) < 0) {
+        fprintf(stderr, "pstrain scale: %s\n", st.msg);
+        return 1;
+    }
+    if (kill((pid_t)pid, SIGUSR1) != 0) {
+        fprintf(stderr, "pstrain scale: cannot signal the launcher (pid %ld): %s\n", pid,
+                strerror(errno));
+        return 1;
+    }
+    printf("pstrain scale: asked %s to run %lld workers (pstrain status %s shows them)\n", run,
+           n, run);
+    return 0;
+}
+
 int pst_cmd_stop(int argc, char **argv) {
     char run[RUN_MAX];
     int r = run_arg(argc, argv, 1, run, sizeof run);
@@ -1231,6 +1468,14 @@ int pst_cmd_status(int argc, char **argv) {
         printf("%-10s %-22s %-10s %8.0f %8.0f %10.0f %12.1f%s%s\n", S(t, "task"), S(t, "address"),
                S(t, "state"), N(t, "pid"), N(t, "restarts"), N(t, "global_step"),
                N(t, "examples_per_sec"), S(t, "reason")[0] ? "  " : "", S(t, "reason"));
+    }
+    printf("membership epoch %.0f: %.0f workers\n%-10s %-10s %-18s %-9s %s\n", N(o, "epoch"),
+           N(o, "workers"), "member", "state", "incarnation", "joined", "how");
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(o, "members")) {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(t, "launched");
+        printf("%-10s %-10s %-18s %-9s %s (+%.1f s)\n", S(t, "task"), S(t, "state"),
+               S(t, "incarnation"), S(t, "joined_at"), cJSON_IsTrue(l) ? "launched" : "joined",
+               N(t, "joined_s"));
     }
 #undef S
 #undef N

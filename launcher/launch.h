@@ -22,6 +22,9 @@ int pst_cmd_launch(int argc, char **argv);
 int pst_cmd_resume(int argc, char **argv);
 int pst_cmd_status(int argc, char **argv);
 int pst_cmd_stop(int argc, char **argv);
+/* pstrain scale RUN --workers N: asks the running launcher (RUN/scale.json, then SIGUSR1) to
+ * grow or shrink the job to N workers. */
+int pst_cmd_scale(int argc, char **argv);
 int pst_cmd_logs(int argc, char **argv);
 
 #endif

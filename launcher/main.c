@@ -18,6 +18,7 @@ static int usage(void) {
                     "  status RUN                          tasks, addresses, states, step, rate\n"
                     "  stop RUN                            checkpoint, then every task exits\n"
                     "  resume RUN [--ps N] [--workers M]   restart from the newest checkpoint\n"
+                    "  scale RUN --workers N               grow or shrink a running job\n"
                     "  logs RUN [TASK]                     the tasks' logs (ps0, worker1, ...)\n"
                     "  ckpt ls DIR                         list a directory's checkpoints\n"
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "resume") == 0) return pst_cmd_resume(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0) return pst_cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "stop") == 0) return pst_cmd_stop(argc - 1, argv + 1);
+    if (strcmp(argv[1], "scale") == 0) return pst_cmd_scale(argc - 1, argv + 1);
     if (strcmp(argv[1], "logs") == 0) return pst_cmd_logs(argc - 1, argv + 1);
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "data") == 0) return pst_cmd_data(argc - 1, argv + 1);

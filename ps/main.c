@@ -196,6 +196,11 @@ int main(int argc, char **argv) {
                                        .peer_timeout_ms = worker_timeout,
                                        .run_threads = (int)run_threads,
                                        .run_queue = (int)run_queue,
+                                       /* Workers come and go (pstrain scale, --join): the
+                                        * coordination service says when the job is over,
+                                        * not a count of workers done. */
+                                       .expected_workers = workers > 0 ? (int)workers
+                                                                       : (1 << 30),
                                        .security = sec,
                                        .supervised = 1},
                               .bind = bind,
@@ -215,6 +220,12 @@ int main(int argc, char **argv) {
             if (r == PST_E_DEADLINE) {
                 if (stop_signal || pst_coord_agent_superseded(m.agent)) {
                     rc = stop_signal ? 1 : 0;
+                    break;
+                }
+                if (pst_coord_agent_job_finished(m.agent)) {
+                    if (!quiet)
+                        fprintf(stderr, "pstrain-ps: the chief finished and no worker runs; "
+                                        "exiting\n");
                     break;
                 }
                 continue;

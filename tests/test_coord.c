@@ -139,10 +139,68 @@ START_TEST(test_stop_leave_scale) {
     ck_assert_int_eq(pst_coord_set_expected(co, "worker", 3, &st), 0);
     ck_assert_int_eq(pst_coord_snapshot(co, &v), 0);
     ck_assert_int_eq(v.n, 4);
-    ck_assert(!v.complete);
+    /* The job formed: new worker slots are not waited for (elastic), new PS slots are. */
+    ck_assert(v.complete);
     ck_assert_int_gt(v.epoch, e);
     pst_coord_view_destroy(&v);
+    ck_assert_int_eq(pst_coord_set_expected(co, "ps", 2, &st), 0);
+    ck_assert_int_eq(pst_coord_snapshot(co, &v), 0);
+    ck_assert(!v.complete);
+    pst_coord_view_destroy(&v);
     ck_assert_int_eq(pst_coord_set_expected(co, "chief", 1, &st), PST_E_NOT_FOUND);
+    pst_coord_client_free(c);
+    pst_coord_free(co);
+    pst_security_free(s);
+}
+END_TEST
+
+/* Elastic membership: Join reserves a worker slot and hands out the job's settings; a formed
+ * job's cluster gives empty worker slots a placeholder; leave requests reach the worker;
+ * vacated slots are reused; the job is finished once the chief left and no worker runs. */
+START_TEST(test_join_leave_vacate) {
+    pst_security *s = sec(TOKEN);
+    pst_coord *co = coord(s, 1, 1);
+    pst_coord_client *c = client(co, s);
+    pst_status st = {0};
+    ck_assert_int_eq(pst_coord_set_job_json(co, "{\"model\": \"mlp\"}", &st), 0);
+    pst_coord_id ps0 = {"ps", 0, 1}, w0 = {"worker", 0, 2};
+    ck_assert_int_eq(pst_coord_register(c, &ps0, "127.0.0.1:7000", 5000, NULL, &st), 0);
+    ck_assert_int_eq(pst_coord_register(c, &w0, "127.0.0.1:7001", 5000, NULL, &st), 0);
+    char *json = pst_coord_cluster_json(co);
+    ck_assert_ptr_nonnull(json);
+    free(json);
+    int index = -1;
+    int64_t epoch = 0;
+    char *settings = NULL;
+    ck_assert_int_eq(pst_coord_join(c, "worker", 5000, &index, &epoch, &settings, &st), 0);
+    ck_assert_int_eq(index, 1);
+    ck_assert_str_eq(settings, "{\"model\": \"mlp\"}");
+    free(settings);
+    /* Reserved, not registered: a placeholder in the cluster, nobody waits for it. */
+    json = pst_coord_cluster_json(co);
+    ck_assert_ptr_nonnull(json);
+    ck_assert_msg(strstr(json, "\"127.0.0.1:7001\", \"127.0.0.1:0\""), "%s", json);
+    free(json);
+    pst_coord_id w1 = {"worker", 1, 3};
+    ck_assert_int_eq(pst_coord_register(c, &w1, "127.0.0.1:7002", 5000, NULL, &st), 0);
+    pst_coord_reply r;
+    ck_assert_int_eq(pst_coord_heartbeat(c, &w1, NULL, "running", &r, &st), 0);
+    ck_assert_int_eq(r.workers, 2);
+    ck_assert(!r.leave && !r.job_finished);
+    ck_assert_msg(strncmp(r.members, "0:2:", 4) == 0 && strstr(r.members, ",1:3:"), "%s",
+                  r.members);
+    ck_assert_int_eq(pst_coord_request_leave(co, "worker", 1), 0);
+    ck_assert_int_eq(pst_coord_heartbeat(c, &w1, NULL, "running", &r, &st), 0);
+    ck_assert(r.leave);
+    ck_assert_int_eq(pst_coord_leave(c, &w1, 0, "left the job", &st), 0);
+    pst_coord_vacate(co, "worker", 1);
+    /* The vacant slot is the next one reserved. */
+    ck_assert_int_eq(pst_coord_reserve(co, "worker", &st), 1);
+    /* The chief leaves cleanly and no worker runs: finished. */
+    ck_assert_int_eq(pst_coord_leave(c, &w0, 0, "done", &st), 0);
+    ck_assert_int_eq(pst_coord_heartbeat(c, &ps0, NULL, "running", &r, &st), 0);
+    ck_assert(r.job_finished);
+    ck_assert_int_eq(r.workers, 0);
     pst_coord_client_free(c);
     pst_coord_free(co);
     pst_security_free(s);
@@ -185,6 +243,7 @@ int main(void) {
     tcase_add_test(tc, test_register_and_cluster);
     tcase_add_test(tc, test_heartbeats_and_incarnations);
     tcase_add_test(tc, test_stop_leave_scale);
+    tcase_add_test(tc, test_join_leave_vacate);
     tcase_add_test(tc, test_strangers_refused);
     suite_add_tcase(s, tc);
     return pst_test_main(s);

@@ -15,149 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "launchutil.h"
 #include "testutil.h"
-
-static char dir[64];
-static char bin_pstrain[1024];
-
-static void setup(void) {
-    const char *b = getenv("PST_BINARY_DIR");
-    ck_assert_msg(b != NULL, "PST_BINARY_DIR is not set (run under ctest)");
-    snprintf(bin_pstrain, sizeof bin_pstrain, "%s/launcher/pstrain", b);
-    snprintf(dir, sizeof dir, "/tmp/pst_launch_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void) {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static const char *write_job(const char *name, const char *json) {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s.json", dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(json, f);
-    fclose(f);
-    return path;
-}
-
-/* Starts `pstrain ARGS...` with output into log. */
-static pid_t start_pstrain(const char *log, const char *a1, const char *a2, const char *a3,
-                           const char *a4, const char *a5) {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        setenv("OPENBLAS_NUM_THREADS", "1", 1);
-        execl(bin_pstrain, bin_pstrain, a1, a2, a3, a4, a5, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* Exit status, or -1 after killing it when it runs past secs (a hang guard, not a timing). */
-static int wait_exit(pid_t pid, int secs) {
-    for (int i = 0; i < secs * 20; i++) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        usleep(50 * 1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t r = fread(s, 1, (size_t)n, f);
-    s[r] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* The run directory the launcher created under dir/runs (the only one). */
-static void find_run(char *out, size_t len) {
-    char root[128];
-    snprintf(root, sizeof root, "%s/runs", dir);
-    DIR *d = opendir(root);
-    ck_assert_msg(d != NULL, "no %s", root);
-    struct dirent *e;
-    out[0] = '\0';
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') snprintf(out, len, "%s/%s", root, e->d_name);
-    closedir(d);
-    ck_assert_msg(out[0], "no run directory in %s", root);
-}
-
-static cJSON *state_of(const char *run) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/state.json", run);
-    char *s = slurp(path);
-    cJSON *o = s ? cJSON_Parse(s) : NULL;
-    free(s);
-    return o;
-}
-
-static double num(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : -1;
-}
-
-static const char *str(const cJSON *o, const char *k) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static const cJSON *task_of(const cJSON *state, const char *name) {
-    const cJSON *t;
-    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(state, "tasks"))
-        if (strcmp(str(t, "task"), name) == 0) return t;
-    return NULL;
-}
-
-/* Waits until the run's global step reaches step (state.json); returns the state or NULL. */
-static cJSON *wait_step(const char *run, double step, int secs) {
-    for (int i = 0; i < secs * 10; i++) {
-        cJSON *o = state_of(run);
-        if (o && num(o, "global_step") >= step) return o;
-        cJSON_Delete(o);
-        usleep(100 * 1000);
-    }
-    return NULL;
-}
-
-static void wait_run_dir(char *run, size_t len, int secs) {
-    char root[128];
-    snprintf(root, sizeof root, "%s/runs", dir);
-    for (int i = 0; i < secs * 10; i++) {
-        DIR *d = opendir(root);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)))
-                if (e->d_name[0] != '.') {
-                    snprintf(run, len, "%s/%s", root, e->d_name);
-                    closedir(d);
-                    return;
-                }
-            closedir(d);
-        }
-        usleep(100 * 1000);
-    }
-    ck_abort_msg("no run directory appeared in %s", root);
-}
-
-static int alive(double pid) { return pid > 0 && kill((pid_t)pid, 0) == 0; }
 
 static const char *JOB_FMT =
     "{\"name\": \"%s\", \"cluster\": {\"ps\": %d, \"worker\": %d}, \"run_dir\": \"%s/runs\","
@@ -168,14 +27,14 @@ static const char *JOB_FMT =
 static const char *job(const char *name, int ps, int w, const char *model, const char *lr,
                        int steps, int save_every, const char *extra) {
     static char buf[2048];
-    snprintf(buf, sizeof buf, JOB_FMT, name, ps, w, dir, model, lr, steps, save_every, extra);
-    return write_job(name, buf);
+    snprintf(buf, sizeof buf, JOB_FMT, name, ps, w, pst_lu_dir, model, lr, steps, save_every, extra);
+    return pst_lu_write_job(name, buf);
 }
 
 /* The example job shape: 2 PS + 2 workers train to the accuracy bar; the run directory holds
  * the job, a private token, state, logs, checkpoints and TensorBoard events. */
 START_TEST(test_launch_trains_to_the_bar) {
-    setup();
+    pst_lu_setup();
     /* As test_dist's async bar: Adam 1e-3, 4000 global steps (async noise moves the accuracy
      * by about a point at 3000). */
     char buf[1024];
@@ -183,16 +42,16 @@ START_TEST(test_launch_trains_to_the_bar) {
              "{\"name\": \"mlp\", \"cluster\": {\"ps\": 2, \"worker\": 2}, \"run_dir\": "
              "\"%s/runs\", \"model\": \"mlp\", \"optimizer\": \"adam\", \"learning_rate\": 0.001,"
              " \"batch\": 100, \"steps\": 4000, \"save_every_steps\": 1000, \"threads\": 1,"
-             " \"heartbeat_ms\": 200}", dir);
-    const char *j = write_job("mlp", buf);
+             " \"heartbeat_ms\": 200}", pst_lu_dir);
+    const char *j = pst_lu_write_job("mlp", buf);
     char log[256], run[512];
-    snprintf(log, sizeof log, "%s/launch.log", dir);
-    pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    int rc = wait_exit(p, 500);
-    char *out = slurp(log);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    int rc = pst_lu_wait_exit(p, 500);
+    char *out = pst_lu_slurp(log);
     ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, out);
-    find_run(run, sizeof run);
-    ck_assert_msg(strstr(out, run) != NULL, "the launcher did not print its run dir:\n%s", out);
+    pst_lu_find_run(run, sizeof run);
+    ck_assert_msg(strstr(out, run) != NULL, "the launcher did not print its run pst_lu_dir:\n%s", out);
     free(out);
     char path[1024];
     struct stat sb;
@@ -201,15 +60,15 @@ START_TEST(test_launch_trains_to_the_bar) {
     ck_assert_int_eq(sb.st_mode & 0777, 0600);
     snprintf(path, sizeof path, "%s/checkpoints/checkpoint", run);
     ck_assert_int_eq(stat(path, &sb), 0);
-    cJSON *st = state_of(run);
+    cJSON *st = pst_lu_state_of(run);
     ck_assert_ptr_nonnull(st);
-    ck_assert_str_eq(str(st, "status"), "done");
-    ck_assert_double_ge(num(st, "global_step"), 4000);
-    ck_assert_ptr_nonnull(task_of(st, "ps1"));
-    ck_assert_ptr_nonnull(task_of(st, "worker1"));
+    ck_assert_str_eq(pst_lu_str(st, "status"), "done");
+    ck_assert_double_ge(pst_lu_num(st, "global_step"), 4000);
+    ck_assert_ptr_nonnull(pst_lu_task_of(st, "ps1"));
+    ck_assert_ptr_nonnull(pst_lu_task_of(st, "worker1"));
     cJSON_Delete(st);
     snprintf(path, sizeof path, "%s/logs/worker0.log", run);
-    char *w0 = slurp(path);
+    char *w0 = pst_lu_slurp(path);
     ck_assert_ptr_nonnull(w0);
     const char *acc = strstr(w0, "test_accuracy=");
     ck_assert_msg(acc != NULL, "no accuracy in worker0.log:\n%s", w0);
@@ -217,90 +76,90 @@ START_TEST(test_launch_trains_to_the_bar) {
     free(w0);
     /* pstrain status and logs read the run directory. */
     char cmd[2600];
-    snprintf(cmd, sizeof cmd, "%s status %s > %s/status.txt 2>&1", bin_pstrain, run, dir);
+    snprintf(cmd, sizeof cmd, "%s status %s > %s/status.txt 2>&1", pst_lu_pstrain, run, pst_lu_dir);
     ck_assert_int_eq(system(cmd), 0);
-    snprintf(path, sizeof path, "%s/status.txt", dir);
-    char *status = slurp(path);
+    snprintf(path, sizeof path, "%s/status.txt", pst_lu_dir);
+    char *status = pst_lu_slurp(path);
     ck_assert_msg(strstr(status, "done") && strstr(status, "worker1") && strstr(status, "ps0"),
                   "%s", status);
     free(status);
-    snprintf(cmd, sizeof cmd, "%s logs %s worker0 | grep -q test_accuracy=", bin_pstrain, run);
+    snprintf(cmd, sizeof cmd, "%s logs %s worker0 | grep -q test_accuracy=", pst_lu_pstrain, run);
     ck_assert_int_eq(system(cmd), 0);
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 
 /* A worker killed mid-run is restarted and the job completes. */
 START_TEST(test_killed_worker_is_restarted) {
-    setup();
+    pst_lu_setup();
     const char *j = job("wkill", 1, 2, "softmax", "0.5", 3000, 1000, "");
     char log[256], run[512];
-    snprintf(log, sizeof log, "%s/launch.log", dir);
-    pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    wait_run_dir(run, sizeof run, 30);
-    cJSON *st = wait_step(run, 300, 240);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    pst_lu_wait_run_dir(run, sizeof run, 30);
+    cJSON *st = pst_lu_wait_step(run, 300, 240);
     ck_assert_msg(st != NULL, "the job did not reach step 300");
-    double victim = num(task_of(st, "worker1"), "pid");
+    double victim = pst_lu_num(pst_lu_task_of(st, "worker1"), "pid");
     cJSON_Delete(st);
-    ck_assert(alive(victim));
+    ck_assert(pst_lu_alive(victim));
     kill((pid_t)victim, SIGKILL);
-    int rc = wait_exit(p, 400);
-    char *out = slurp(log);
+    int rc = pst_lu_wait_exit(p, 400);
+    char *out = pst_lu_slurp(log);
     ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, out);
     free(out);
-    st = state_of(run);
-    ck_assert_double_ge(num(task_of(st, "worker1"), "restarts"), 1);
-    ck_assert_double_ge(num(st, "global_step"), 3000);
+    st = pst_lu_state_of(run);
+    ck_assert_double_ge(pst_lu_num(pst_lu_task_of(st, "worker1"), "restarts"), 1);
+    ck_assert_double_ge(pst_lu_num(st, "global_step"), 3000);
     cJSON_Delete(st);
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 
 /* A PS killed mid-run: the launcher restarts the job from the newest checkpoint by itself. */
 START_TEST(test_killed_ps_resumes_from_checkpoint) {
-    setup();
+    pst_lu_setup();
     const char *j = job("pskill", 2, 2, "softmax", "0.5", 3000, 200, "");
     char log[256], run[512];
-    snprintf(log, sizeof log, "%s/launch.log", dir);
-    pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    wait_run_dir(run, sizeof run, 30);
-    cJSON *st = wait_step(run, 700, 240);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    pst_lu_wait_run_dir(run, sizeof run, 30);
+    cJSON *st = pst_lu_wait_step(run, 700, 240);
     ck_assert_msg(st != NULL, "the job did not reach step 700");
-    double victim = num(task_of(st, "ps1"), "pid");
+    double victim = pst_lu_num(pst_lu_task_of(st, "ps1"), "pid");
     cJSON_Delete(st);
     kill((pid_t)victim, SIGKILL);
-    int rc = wait_exit(p, 400);
-    char *out = slurp(log);
+    int rc = pst_lu_wait_exit(p, 400);
+    char *out = pst_lu_slurp(log);
     ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, out);
     ck_assert_msg(strstr(out, "restarting the job from the newest checkpoint"), "%s", out);
     free(out);
-    st = state_of(run);
-    ck_assert_double_ge(num(st, "job_restarts"), 1);
-    ck_assert_double_ge(num(st, "global_step"), 3000);
+    st = pst_lu_state_of(run);
+    ck_assert_double_ge(pst_lu_num(st, "job_restarts"), 1);
+    ck_assert_double_ge(pst_lu_num(st, "global_step"), 3000);
     cJSON_Delete(st);
     /* The chief restored a checkpoint of at least step 200 after the restart. */
     char path[1024];
     snprintf(path, sizeof path, "%s/logs/worker0.log", run);
-    char *w0 = slurp(path);
+    char *w0 = pst_lu_slurp(path);
     const char *r = w0 ? strstr(w0, "restored") : NULL;
     ck_assert_msg(r != NULL, "worker0 never restored a checkpoint:\n%s", w0 ? w0 : "");
     free(w0);
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 
 /* SIGKILL of the launcher leaves no task running. */
 START_TEST(test_killed_launcher_leaves_no_orphans) {
-    setup();
+    pst_lu_setup();
     const char *j = job("orphans", 2, 2, "softmax", "0.5", 1000000, 0, "");
     char log[256], run[512];
-    snprintf(log, sizeof log, "%s/launch.log", dir);
-    pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    wait_run_dir(run, sizeof run, 30);
-    cJSON *st = wait_step(run, 50, 240);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    pst_lu_wait_run_dir(run, sizeof run, 30);
+    cJSON *st = pst_lu_wait_step(run, 50, 240);
     ck_assert_msg(st != NULL, "the job did not start training");
-    double pids[4] = {num(task_of(st, "ps0"), "pid"), num(task_of(st, "ps1"), "pid"),
-                      num(task_of(st, "worker0"), "pid"), num(task_of(st, "worker1"), "pid")};
+    double pids[4] = {pst_lu_num(pst_lu_task_of(st, "ps0"), "pid"), pst_lu_num(pst_lu_task_of(st, "ps1"), "pid"),
+                      pst_lu_num(pst_lu_task_of(st, "worker0"), "pid"), pst_lu_num(pst_lu_task_of(st, "worker1"), "pid")};
     cJSON_Delete(st);
     kill(p, SIGKILL);
     waitpid(p, NULL, 0);
@@ -308,54 +167,54 @@ START_TEST(test_killed_launcher_leaves_no_orphans) {
     for (int i = 0; i < 100 && left; i++) {
         usleep(100 * 1000);
         left = 0;
-        for (int k = 0; k < 4; k++) left += alive(pids[k]);
+        for (int k = 0; k < 4; k++) left += pst_lu_alive(pids[k]);
     }
     ck_assert_msg(left == 0, "%d task(s) outlived the launcher", left);
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 
 /* stop writes a checkpoint and ends every task; resume continues at the saved global step,
  * also with another number of PS. */
 START_TEST(test_stop_then_resume_with_more_ps) {
-    setup();
+    pst_lu_setup();
     const char *j = job("stopres", 2, 2, "softmax", "0.5", 2500, 0, "");
     char log[256], run[512], cmd[2600];
-    snprintf(log, sizeof log, "%s/launch.log", dir);
-    pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    wait_run_dir(run, sizeof run, 30);
-    cJSON *st = wait_step(run, 400, 240);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    pst_lu_wait_run_dir(run, sizeof run, 30);
+    cJSON *st = pst_lu_wait_step(run, 400, 240);
     ck_assert_msg(st != NULL, "the job did not reach step 400");
     cJSON_Delete(st);
-    snprintf(cmd, sizeof cmd, "%s stop %s >> %s 2>&1", bin_pstrain, run, log);
+    snprintf(cmd, sizeof cmd, "%s stop %s >> %s 2>&1", pst_lu_pstrain, run, log);
     ck_assert_int_eq(system(cmd), 0);
-    int rc = wait_exit(p, 60);
-    char *out = slurp(log);
+    int rc = pst_lu_wait_exit(p, 60);
+    char *out = pst_lu_slurp(log);
     ck_assert_msg(rc == 0, "launch exited %d after stop:\n%s", rc, out);
     free(out);
-    st = state_of(run);
-    double saved = num(st, "global_step");
-    ck_assert_str_eq(str(st, "status"), "stopped");
+    st = pst_lu_state_of(run);
+    double saved = pst_lu_num(st, "global_step");
+    ck_assert_str_eq(pst_lu_str(st, "status"), "stopped");
     cJSON_Delete(st);
     ck_assert_double_ge(saved, 400);
     ck_assert_double_lt(saved, 2500);
     char path[1024];
     snprintf(path, sizeof path, "%s/checkpoints/checkpoint", run);
-    char *ck = slurp(path);
+    char *ck = pst_lu_slurp(path);
     ck_assert_msg(ck && strstr(ck, "model.ckpt-"), "no checkpoint after stop");
     free(ck);
     /* Resume on 3 PS: the chief restores the 2-PS checkpoint re-sliced, at the saved step. */
-    p = start_pstrain(log, "resume", run, "--ps", "3", NULL);
-    rc = wait_exit(p, 400);
-    out = slurp(log);
+    p = pst_lu_start_pstrain(log, "resume", run, "--ps", "3", NULL);
+    rc = pst_lu_wait_exit(p, 400);
+    out = pst_lu_slurp(log);
     ck_assert_msg(rc == 0, "resume exited %d:\n%s", rc, out);
     free(out);
-    st = state_of(run);
-    ck_assert_ptr_nonnull(task_of(st, "ps2"));
-    ck_assert_double_ge(num(st, "global_step"), 2500);
+    st = pst_lu_state_of(run);
+    ck_assert_ptr_nonnull(pst_lu_task_of(st, "ps2"));
+    ck_assert_double_ge(pst_lu_num(st, "global_step"), 2500);
     cJSON_Delete(st);
     snprintf(path, sizeof path, "%s/logs/worker0.log", run);
-    char *w0 = slurp(path);
+    char *w0 = pst_lu_slurp(path);
     /* The stop's checkpoint is the step the job stood at when it stopped (the chief saved it
      * last); the resumed chief restored it onto 3 PS and continued from there. */
     const char *r = w0 ? strstr(w0, "resuming at global step ") : NULL;
@@ -366,15 +225,15 @@ START_TEST(test_stop_then_resume_with_more_ps) {
     ck_assert_msg(resumed >= saved - 10 && resumed <= saved + 50,
                   "resumed at %.0f, stopped at %.0f", resumed, saved);
     free(w0);
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 
 /* Bad job files are refused with the file and key named, before anything starts. */
 START_TEST(test_bad_job_files) {
-    setup();
+    pst_lu_setup();
     char log[256];
-    snprintf(log, sizeof log, "%s/bad.log", dir);
+    snprintf(log, sizeof log, "%s/bad.log", pst_lu_dir);
     const char *cases[][2] = {
         {"{\"cluster\": {\"ps\": 1}}", "at least one worker"},
         {"{\"cluster\": {\"ps\": 1, \"worker\": 1}, \"modle\": \"mlp\"}", "unknown key \"modle\""},
@@ -383,36 +242,36 @@ START_TEST(test_bad_job_files) {
         {"{\"cluster\": {\"ps\": 1, \"worker\": 1}, \"batch\": 0}", "\"batch\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *j = write_job("bad", cases[i][0]);
+        const char *j = pst_lu_write_job("bad", cases[i][0]);
         unlink(log);
-        pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-        int rc = wait_exit(p, 30);
-        char *out = slurp(log);
+        pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+        int rc = pst_lu_wait_exit(p, 30);
+        char *out = pst_lu_slurp(log);
         ck_assert_msg(rc == 2, "case %zu: exit %d: %s", i, rc, out);
         ck_assert_msg(strstr(out, cases[i][1]) && strstr(out, "bad.json"), "case %zu: %s", i, out);
         free(out);
     }
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 
 /* The ssh backend: tasks on "hosts" 127.0.0.2 and 127.0.0.3 started through a real sshd. */
 START_TEST(test_ssh_backend) {
-    setup();
+    pst_lu_setup();
     const char *src = getenv("PST_SOURCE_DIR");
     char cmd[1024], sshdir[128];
-    snprintf(sshdir, sizeof sshdir, "%s/ssh", dir);
+    snprintf(sshdir, sizeof sshdir, "%s/ssh", pst_lu_dir);
     int port = 22000 + (int)(getpid() % 20000);
     snprintf(cmd, sizeof cmd, "%s/tests/ssh/start_sshd.sh %s %d > %s/sshd.txt 2>&1",
-             src ? src : ".", sshdir, port, dir);
+             src ? src : ".", sshdir, port, pst_lu_dir);
     int r = system(cmd);
     if (!WIFEXITED(r) || WEXITSTATUS(r) != 0) {
         char path[256];
-        snprintf(path, sizeof path, "%s/sshd.txt", dir);
-        char *why = slurp(path);
+        snprintf(path, sizeof path, "%s/sshd.txt", pst_lu_dir);
+        char *why = pst_lu_slurp(path);
         fprintf(stderr, "test_ssh_backend: %s", why ? why : "skipped: sshd did not start\n");
         free(why);
-        teardown();
+        pst_lu_teardown();
         return;
     }
     char extra[1024];
@@ -424,23 +283,23 @@ START_TEST(test_ssh_backend) {
              port, sshdir);
     const char *j = job("ssh", 1, 2, "softmax", "0.5", 1500, 0, extra);
     char log[256], run[512];
-    snprintf(log, sizeof log, "%s/launch.log", dir);
-    pid_t p = start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    int rc = wait_exit(p, 400);
-    char *out = slurp(log);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    int rc = pst_lu_wait_exit(p, 400);
+    char *out = pst_lu_slurp(log);
     ck_assert_msg(rc == 0, "ssh launch exited %d:\n%s", rc, out);
     free(out);
-    find_run(run, sizeof run);
-    cJSON *st = state_of(run);
-    ck_assert_str_eq(str(st, "status"), "done");
-    ck_assert_msg(strncmp(str(task_of(st, "worker0"), "address"), "127.0.0.3:", 10) == 0,
-                  "worker0 at %s", str(task_of(st, "worker0"), "address"));
-    ck_assert_msg(strncmp(str(task_of(st, "ps0"), "address"), "127.0.0.2:", 10) == 0, "ps0 at %s",
-                  str(task_of(st, "ps0"), "address"));
+    pst_lu_find_run(run, sizeof run);
+    cJSON *st = pst_lu_state_of(run);
+    ck_assert_str_eq(pst_lu_str(st, "status"), "done");
+    ck_assert_msg(strncmp(pst_lu_str(pst_lu_task_of(st, "worker0"), "address"), "127.0.0.3:", 10) == 0,
+                  "worker0 at %s", pst_lu_str(pst_lu_task_of(st, "worker0"), "address"));
+    ck_assert_msg(strncmp(pst_lu_str(pst_lu_task_of(st, "ps0"), "address"), "127.0.0.2:", 10) == 0, "ps0 at %s",
+                  pst_lu_str(pst_lu_task_of(st, "ps0"), "address"));
     cJSON_Delete(st);
     snprintf(cmd, sizeof cmd, "kill $(cat %s/sshd.pid) 2>/dev/null", sshdir);
     if (system(cmd) != 0) fprintf(stderr, "sshd already gone\n");
-    teardown();
+    pst_lu_teardown();
 }
 END_TEST
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster.h"
@@ -73,6 +74,7 @@ typedef struct dist {
     pst_dist_run *init, *train, *eval;
     pst_dist_save *saver;
     pst_member member;        /* launched: the task, its agent and the job's cluster */
+    int left;                 /* scale-down: left the job before its end */
     pst_events_writer *events; /* the chief's TensorBoard events (--events-dir) */
     /* progress for the launcher's heartbeats (written by the step, read by the agent) */
     _Atomic int64_t global_step, local_steps;
@@ -192,6 +194,15 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     pst_tensor_unref(out[1]);
     if (d->started == 0) d->started = pst_clock_now();
     int64_t local = atomic_fetch_add(&d->local_steps, 1) + 1;
+    if (local == 1) {
+        /* When this worker's first gradient was applied (bench/: time from pstrain scale). */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        printf("%s: first gradient applied at global step %lld (unix time %.3f)\n",
+               pst_task_device(d->t), (long long)*global_step,
+               (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+        fflush(stdout);
+    }
     atomic_store(&d->global_step, *global_step);
     atomic_store(&d->loss, (double)*loss);
     /* TensorBoard: the chief's loss and rates every 10 of its steps. */
@@ -222,6 +233,11 @@ static int others_done(dist *d) {
     if (now - d->stop_seen > 10) return 1;
     if (now - d->stop_polled < 0.2) return 0;
     d->stop_polled = now;
+    if (d->member.agent) {
+        /* Launched (workers come and go): the coordination service's running workers. */
+        char members[1024];
+        return pst_coord_agent_members(d->member.agent, members, sizeof members) <= 1;
+    }
     pst_status st = {0};
     pst_task_status_report r;
     if (pst_task_client_report(d->t, "/job:ps/task:0", 0, &r, &st) < 0) return 1;
@@ -235,6 +251,8 @@ static int dist_should_stop(void *ctx) {
     dist *d = ((dist_trainer *)ctx)->d;
     if (!d->member.agent) return 0;
     if (pst_coord_agent_superseded(d->member.agent)) return 1;
+    /* Scale-down: this worker leaves after its current step (the chief never does). */
+    if (!d->chief && pst_coord_agent_leave_requested(d->member.agent)) return 1;
     return pst_coord_agent_stop_requested(d->member.agent) && (!d->chief || others_done(d));
 }
 
@@ -291,8 +309,9 @@ static int train(dist *d, pst_status *st) {
         }
         first_step = pst_tensor_i64(gs)[0];
         pst_tensor_unref(gs);
-        if (first_step > 0) printf("%s: resuming at global step %lld\n", pst_task_device(d->t),
-                                   (long long)first_step);
+        if (first_step > 0)
+            printf("%s: %s at global step %lld\n", pst_task_device(d->t),
+                   d->chief ? "resuming" : "starting", (long long)first_step);
     }
     pst_dataset_iter_opts io = {.batch = f->batch,
                                 .shuffle_buffer = f->no_shuffle ? 0 : pst_dataset_size(mine),
@@ -335,6 +354,16 @@ static int train(dist *d, pst_status *st) {
     if (stats.stopped && d->member.agent && pst_coord_agent_superseded(d->member.agent)) {
         rc = pst_status_set(st, PST_E_ABORTED, "a newer incarnation of %s took its place",
                             pst_task_device(d->t));
+        goto out;
+    }
+    if (stats.stopped && !d->chief && pst_coord_agent_leave_requested(d->member.agent) &&
+        !pst_coord_agent_stop_requested(d->member.agent)) {
+        /* Scale-down: this worker's last step is applied; it leaves the job (the PS forget
+         * it, the coordination service frees its slot) while the others train on. */
+        printf("%s: left the job at global step %lld after %lld steps of its own\n",
+               pst_task_device(d->t), (long long)stats.global_step,
+               (long long)atomic_load(&d->local_steps));
+        d->left = 1;
         goto out;
     }
     if (stats.stopped) printf("%s: stopped at global step %lld as asked\n", pst_task_device(d->t),
@@ -387,6 +416,42 @@ static void print_status(dist *d) {
             }
         }
     fflush(stdout);
+}
+
+int pst_worker_join(const pst_train_flags *f, char *job_path, size_t len, int *index,
+                    pst_status *st) {
+    pst_security *sec = pst_security_new(&(pst_security_opts){.token_file = f->token_file,
+                                                              .tls_dir = f->tls_dir,
+                                                              .insecure = f->insecure,
+                                                              .require_token = 1},
+                                         st);
+    if (!sec) return st->code;
+    pst_coord_client *c = pst_coord_client_new(f->join, sec, st);
+    char *json = NULL;
+    int rc = c ? pst_coord_join(c, "worker", f->connect_timeout_ms, index, NULL, &json, st)
+               : st->code;
+    pst_coord_client_free(c);
+    pst_security_free(sec);
+    if (rc < 0) {
+        pst_status_prefix(st, "--join: ");
+        return rc;
+    }
+    if (!json[0]) {
+        free(json);
+        return pst_status_set(st, PST_E_INVALID, "--join: the coordination service at %s has no "
+                              "job settings to give (not started by pstrain launch?)", f->join);
+    }
+    snprintf(job_path, len, "/tmp/pstrain-join-XXXXXX.json");
+    int fd = mkstemps(job_path, 5); /* mode 0600 */
+    size_t n = strlen(json);
+    if (fd < 0 || write(fd, json, n) != (ssize_t)n) {
+        rc = pst_status_set(st, PST_E_IO, "--join: cannot write the job's settings to %s",
+                            job_path);
+        if (fd >= 0) unlink(job_path);
+    }
+    if (fd >= 0) close(fd);
+    free(json);
+    return rc;
 }
 
 int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net) {
@@ -535,7 +600,7 @@ out:
     pst_graph_free(d.m.g);
     pst_replica_setter_free(d.pl.rs);
     if (d.member.task) {
-        pst_member_finish(&d.member, rc != 0, rc ? st.msg : "done");
+        pst_member_finish(&d.member, rc != 0, rc ? st.msg : d.left ? "left the job" : "done");
     } else {
         pst_task_free(d.t);
         pst_cluster_free(d.c);

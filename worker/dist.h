@@ -15,6 +15,12 @@
 
 /* 1 when the flags or the environment (TF_CONFIG) ask for distributed training. */
 int pst_worker_is_distributed(const pst_train_flags *f);
+/* --join ADDR: asks the job's coordination service for a worker slot (with the job token of
+ * the flags' security settings) and writes the job's settings it returns to a private
+ * temporary file, job_path (the caller removes it). *index gets the worker id. A service that
+ * refuses (no or a wrong token) changes nothing; the error names the address. */
+int pst_worker_join(const pst_train_flags *f, char *job_path, size_t len, int *index,
+                    pst_status *st);
 /* Runs this worker; returns the process exit status (messages on stderr name the fault). */
 int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net);
 

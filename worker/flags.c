@@ -31,6 +31,8 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "security: [--token-file FILE | --token-stdin] [--tls-dir DIR] [--insecure]\n"
              "         [--listen HOST:PORT]  (token from $PST_JOB_TOKEN_FILE by default)\n"
              "launched: --coordinator ADDR --bind HOST:PORT [--heartbeat-ms N] [--events-dir DIR]\n"
+             "joining a running job by hand: --join ADDR [--bind HOST:0] (the job's token;\n"
+             "         the worker id and the job's settings come from the coordination service)\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -122,6 +124,8 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->coordinator = val;
         else if (strcmp(a, "--bind") == 0)
             f->bind = val;
+        else if (strcmp(a, "--join") == 0)
+            f->join = val;
         else if (strcmp(a, "--events-dir") == 0)
             f->events_dir = val;
         else if (strcmp(a, "--heartbeat-ms") == 0) {

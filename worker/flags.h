@@ -69,6 +69,8 @@ typedef struct pst_train_flags {
     const char *bind;           /* --bind HOST:PORT: serve there (port 0: any), register it */
     int64_t heartbeat_ms;       /* --heartbeat-ms N (1000) */
     const char *events_dir;     /* --events-dir DIR: the chief's TensorBoard event files */
+    const char *join;           /* --join ADDR: join a running job's coordination service by
+                                   hand (a worker id and the job's settings come from it) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

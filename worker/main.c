@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dataset.h"
 #include "flags.h"
@@ -100,6 +101,44 @@ int main(int argc, char **argv) {
     if (prc != 0) {
         fputs(err, prc > 0 ? stdout : stderr);
         return prc > 0 ? 0 : 2;
+    }
+    if (f.join) {
+        /* Joining by hand: a worker id and the job's settings from the coordination service,
+         * then the flags again as a launched worker's: --job SETTINGS [the command line]
+         * --coordinator ADDR --task K [--bind 127.0.0.1:0]. */
+        static char job_path[64], task[16];
+        int index = -1;
+        pst_status js = {0};
+        if (pst_worker_join(&f, job_path, sizeof job_path, &index, &js) < 0) {
+            fprintf(stderr, "pstrain-worker: %s\n", js.msg);
+            return 1;
+        }
+        snprintf(task, sizeof task, "%d", index);
+        static char *args[512];
+        int n = 0;
+        args[n++] = argv[0];
+        args[n++] = "--job";
+        args[n++] = job_path;
+        for (int i = 1; i < argc && n < 500; i++) args[n++] = argv[i];
+        args[n++] = "--coordinator";
+        args[n++] = (char *)f.join;
+        args[n++] = "--task";
+        args[n++] = task;
+        if (!f.bind) {
+            args[n++] = "--bind";
+            args[n++] = "127.0.0.1:0";
+        }
+        args[n] = NULL;
+        pst_train_flags_destroy(&flags);
+        prc = pst_train_flags_parse(n, args, &flags, err, sizeof err);
+        unlink(job_path);
+        f = flags;
+        if (prc != 0) {
+            fprintf(stderr, "pstrain-worker: the job's settings: %s", err);
+            return 2;
+        }
+        printf("pstrain-worker: joined the job at %s as worker %d\n", f.join, index);
+        fflush(stdout);
     }
     const pst_net_def *net = pst_net_lookup(f.model);
     if (net == NULL) {

@@ -13,10 +13,10 @@
 #include "pstrain_coord.pb-c.h"
 #include "transport.h"
 
-enum { M_REGISTER, M_CLUSTER, M_HEARTBEAT, M_LEAVE, M_COUNT };
+enum { M_REGISTER, M_CLUSTER, M_HEARTBEAT, M_LEAVE, M_JOIN, M_COUNT };
 static const char *const coord_methods[M_COUNT] = {
     "/pstrain.Coord/Register", "/pstrain.Coord/Cluster", "/pstrain.Coord/Heartbeat",
-    "/pstrain.Coord/Leave"};
+    "/pstrain.Coord/Leave", "/pstrain.Coord/Join"};
 
 #define CALL_MS 5000 /* every coordination call is small: a short deadline */
 
@@ -27,8 +27,9 @@ const char *pst_member_state_name(pst_member_state s) {
 }
 
 typedef struct slot {
-    pst_coord_member m;
-    double last_hb; /* clock, or 0 */
+    pst_coord_member m; /* m.vacant: not part of the job (scaled away, dropped, never used) */
+    double last_hb;     /* clock, or 0 */
+    double reserved_at; /* clock when Join or the launcher reserved it, or 0 */
 } slot;
 
 typedef struct cjob {
@@ -44,6 +45,9 @@ struct pst_coord {
     int n_jobs;
     int64_t epoch;
     int stop;
+    int formed;     /* every expected task registered once: later, empty worker slots are not
+                       waited for (they get a placeholder address in the cluster) */
+    char *job_json; /* handed to joiners */
     double start;
     int64_t hb_timeout_ms;
     char job_id[64];
@@ -78,7 +82,8 @@ static int all_registered(const pst_coord *co, const char **missing_job, int *mi
     *missing_job = NULL;
     for (int j = 0; j < co->n_jobs; j++)
         for (int i = 0; i < co->jobs[j].n; i++)
-            if (co->jobs[j].slots[i].m.address[0] == '\0') {
+            if (co->jobs[j].slots[i].m.address[0] == '\0' && !co->jobs[j].slots[i].m.vacant &&
+                !(co->formed && strcmp(co->jobs[j].name, "worker") == 0)) {
                 if (!*missing_job) {
                     *missing_job = co->jobs[j].name;
                     *missing_index = i;
@@ -86,6 +91,7 @@ static int all_registered(const pst_coord *co, const char **missing_job, int *mi
                 w++;
             }
     if (waiting) *waiting = w;
+    if (w == 0) ((pst_coord *)co)->formed = 1;
     return w == 0;
 }
 
@@ -103,9 +109,14 @@ static char *cluster_json_locked(pst_coord *co) {
         if (co->jobs[j].n == 0) continue;
         off += (size_t)snprintf(s + off, cap - off, "%s\"%s\": [", off > 1 ? ", " : "",
                                 co->jobs[j].name);
-        for (int i = 0; i < co->jobs[j].n; i++)
+        for (int i = 0; i < co->jobs[j].n; i++) {
+            /* A slot without a task (vacant, or reserved and not registered yet): an address
+             * nobody serves on, so the spec keeps every index. */
+            const slot *sl = &co->jobs[j].slots[i];
+            int none = sl->m.vacant || sl->m.address[0] == '\0';
             off += (size_t)snprintf(s + off, cap - off, "%s\"%s\"", i ? ", " : "",
-                                    co->jobs[j].slots[i].m.address);
+                                    none ? "127.0.0.1:0" : sl->m.address);
+        }
         off += (size_t)snprintf(s + off, cap - off, "]");
     }
     snprintf(s + off, cap - off, "}");
@@ -145,6 +156,73 @@ static void copy_str(char *dst, size_t len, const char *src) {
     snprintf(dst, len, "%s", src ? src : "");
 }
 
+/* Whether a slot's task is alive as far as heartbeats tell. mu held. */
+static int slot_running(const pst_coord *co, const slot *s, double now) {
+    return !s->m.vacant && s->m.state == PST_MEMBER_RUNNING &&
+           (s->last_hb <= 0 || (now - s->last_hb) * 1000 <= (double)co->hb_timeout_ms);
+}
+
+/* The running worker members as "index:incarnation:joined_s,..." (caller frees; NULL when out
+ * of memory), their count, and whether the job is over: the chief (worker 0) left cleanly and
+ * no other worker is still running. mu held. */
+static char *worker_members_locked(pst_coord *co, double now, int32_t *n, protobuf_c_boolean *over) {
+    cjob *j = find_job(co, "worker");
+    *n = 0;
+    *over = 0;
+    if (!j) return NULL;
+    size_t cap = 16 + (size_t)j->n * 48, off = 0;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    s[0] = '\0';
+    int running = 0;
+    for (int i = 0; i < j->n; i++) {
+        const slot *sl = &j->slots[i];
+        if (!slot_running(co, sl, now)) continue;
+        running++;
+        off += (size_t)snprintf(s + off, cap - off, "%s%d:%llx:%.1f", off ? "," : "", i,
+                                (unsigned long long)sl->m.incarnation, sl->m.joined_s);
+    }
+    *n = running;
+    *over = j->n > 0 && !j->slots[0].m.vacant && j->slots[0].m.state == PST_MEMBER_DONE &&
+            running == 0;
+    return s;
+}
+
+/* A worker slot for a new task: the lowest vacant one, else a new one at the end. It stays
+ * empty until the task registers under its index. Returns the index, or -1 with st set. mu
+ * held. */
+static int reserve_locked(pst_coord *co, const char *job, double now, pst_status *st) {
+    cjob *j = find_job(co, job);
+    if (!j) {
+        pst_status_set(st, PST_E_NOT_FOUND, "coordination: no job '%s' to join", job);
+        return -1;
+    }
+    int index = -1;
+    for (int i = 0; i < j->n && index < 0; i++) {
+        const slot *sl = &j->slots[i];
+        /* A reservation whose task never registered within 2 minutes is free again. */
+        if (sl->m.vacant || (sl->reserved_at > 0 && sl->m.address[0] == '\0' &&
+                             now - sl->reserved_at > 120))
+            index = i;
+    }
+    if (index < 0) {
+        if (resize_job(j, j->n + 1) < 0) {
+            pst_status_set(st, PST_E_EXHAUSTED, "coordination: out of memory for a new slot");
+            return -1;
+        }
+        index = j->n - 1;
+    }
+    slot *s = &j->slots[index];
+    memset(&s->m, 0, sizeof s->m);
+    snprintf(s->m.job, sizeof s->m.job, "%s", j->name);
+    s->m.index = index;
+    s->m.joined_s = s->m.last_heartbeat_s = -1;
+    s->last_hb = 0;
+    s->reserved_at = now;
+    co->epoch++;
+    return index;
+}
+
 static void handle(void *arg, pst_server_call *call, int method, const pst_iov *req, int nseg) {
     pst_coord *co = arg;
     pst_status st = {0};
@@ -167,8 +245,13 @@ static void handle(void *arg, pst_server_call *call, int method, const pst_iov *
             pst_status_set(&st, PST_E_INVALID, "coordination: Register from /job:%s/task:%d "
                            "without a usable address", r->id->job, r->id->index), s = NULL;
         if (s) {
-            if (strcmp(s->m.address, r->address) != 0 || s->m.incarnation != r->id->incarnation)
+            if (strcmp(s->m.address, r->address) != 0 || s->m.incarnation != r->id->incarnation ||
+                s->m.vacant)
                 co->epoch++;
+            /* A restarted task takes its slot back even after the slot was dropped. */
+            s->m.vacant = 0;
+            s->m.leaving = 0;
+            s->reserved_at = 0;
             copy_str(s->m.address, sizeof s->m.address, r->address);
             copy_str(s->m.host, sizeof s->m.host, r->host);
             s->m.incarnation = r->id->incarnation;
@@ -234,6 +317,7 @@ static void handle(void *arg, pst_server_call *call, int method, const pst_iov *
             s->m.last_heartbeat_s = now - co->start;
             if (s->m.state == PST_MEMBER_SILENT) s->m.state = PST_MEMBER_RUNNING;
             copy_str(s->m.state_text, sizeof s->m.state_text, r->state);
+            resp.leave = s->m.leaving;
             if (r->progress) {
                 const Pstrain__Progress *p = r->progress;
                 s->m.global_step = p->global_step;
@@ -248,10 +332,13 @@ static void handle(void *arg, pst_server_call *call, int method, const pst_iov *
         }
         resp.epoch = co->epoch;
         resp.stop = co->stop;
+        char *members = worker_members_locked(co, now, &resp.workers, &resp.job_finished);
+        resp.members = members ? members : "";
         pstrain__coord_heartbeat_request__free_unpacked(r, NULL);
         pthread_mutex_unlock(&co->mu);
         reply_msg(co, call, &resp.base);
         pthread_mutex_lock(&co->mu);
+        free(members);
         break;
     }
     case M_LEAVE: {
@@ -270,6 +357,28 @@ static void handle(void *arg, pst_server_call *call, int method, const pst_iov *
             reply_msg(co, call, &e.base);
             pthread_mutex_lock(&co->mu);
         }
+        break;
+    }
+    case M_JOIN: {
+        Pstrain__CoordJoinRequest *r = pstrain__coord_join_request__unpack(NULL, len, buf);
+        if (!r) {
+            pst_status_set(&st, PST_E_INVALID, "coordination: malformed Join");
+            break;
+        }
+        int index = reserve_locked(co, r->job && r->job[0] ? r->job : "worker", now, &st);
+        if (index >= 0) {
+            Pstrain__CoordJoinResponse resp = PSTRAIN__COORD_JOIN_RESPONSE__INIT;
+            resp.index = index;
+            resp.epoch = co->epoch;
+            resp.job_id = co->job_id;
+            char *json = strdup(co->job_json ? co->job_json : "");
+            resp.job_json = json ? json : "";
+            pthread_mutex_unlock(&co->mu);
+            reply_msg(co, call, &resp.base);
+            pthread_mutex_lock(&co->mu);
+            free(json);
+        }
+        pstrain__coord_join_request__free_unpacked(r, NULL);
         break;
     }
     default:
@@ -323,6 +432,7 @@ pst_coord *pst_coord_new(const pst_coord_opts *o, pst_status *st) {
 
 void pst_coord_free(pst_coord *co) {
     if (!co) return;
+    free(co->job_json);
     if (co->tr) pst_transport_free(co->tr);
     for (int j = 0; j < co->n_jobs; j++) free(co->jobs[j].slots);
     pthread_mutex_destroy(&co->mu);
@@ -391,6 +501,50 @@ void pst_coord_task_exited(pst_coord *co, const char *job, int index, uint64_t i
                 copy_str(s->m.state_text, sizeof s->m.state_text, failed ? "failed" : "done");
             }
         }
+    }
+    pthread_mutex_unlock(&co->mu);
+}
+
+int pst_coord_set_job_json(pst_coord *co, const char *json, pst_status *st) {
+    char *copy = strdup(json ? json : "");
+    if (!copy) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    pthread_mutex_lock(&co->mu);
+    free(co->job_json);
+    co->job_json = copy;
+    pthread_mutex_unlock(&co->mu);
+    return 0;
+}
+
+int pst_coord_reserve(pst_coord *co, const char *job, pst_status *st) {
+    pthread_mutex_lock(&co->mu);
+    int index = reserve_locked(co, job, pst_clock_now(), st);
+    pthread_mutex_unlock(&co->mu);
+    return index < 0 ? st->code : index;
+}
+
+/* The slot of job/index, or NULL. mu held. */
+static slot *slot_at(pst_coord *co, const char *job, int index) {
+    cjob *j = find_job(co, job);
+    return j && index >= 0 && index < j->n ? &j->slots[index] : NULL;
+}
+
+int pst_coord_request_leave(pst_coord *co, const char *job, int index) {
+    pthread_mutex_lock(&co->mu);
+    slot *s = slot_at(co, job, index);
+    if (s && !s->m.vacant) s->m.leaving = 1;
+    pthread_mutex_unlock(&co->mu);
+    return s ? 0 : PST_E_NOT_FOUND;
+}
+
+void pst_coord_vacate(pst_coord *co, const char *job, int index) {
+    pthread_mutex_lock(&co->mu);
+    slot *s = slot_at(co, job, index);
+    if (s && !s->m.vacant) {
+        s->m.vacant = 1;
+        s->m.leaving = 0;
+        s->m.address[0] = '\0';
+        s->reserved_at = 0;
+        co->epoch++;
     }
     pthread_mutex_unlock(&co->mu);
 }
@@ -522,6 +676,31 @@ int pst_coord_wait_cluster(pst_coord_client *c, const pst_coord_id *id, int64_t 
     }
 }
 
+int pst_coord_join(pst_coord_client *c, const char *job, int64_t timeout_ms, int *index,
+                   int64_t *epoch, char **job_json, pst_status *st) {
+    *job_json = NULL;
+    Pstrain__CoordJoinRequest r = PSTRAIN__COORD_JOIN_REQUEST__INIT;
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    r.job = (char *)job;
+    r.pid = getpid();
+    r.host = host;
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int rc = call(c, M_JOIN, &r.base, timeout_ms > 0 ? timeout_ms : CALL_MS,
+                  PST_CALL_WAIT_FOR_READY, &resp, &len, st);
+    if (rc < 0) return rc;
+    Pstrain__CoordJoinResponse *p = pstrain__coord_join_response__unpack(NULL, len, resp);
+    free(resp);
+    if (!p) return pst_status_set(st, PST_E_INVALID, "coordination service %s: malformed reply",
+                                  c->addr);
+    *index = p->index;
+    if (epoch) *epoch = p->epoch;
+    *job_json = strdup(p->job_json ? p->job_json : "");
+    pstrain__coord_join_response__free_unpacked(p, NULL);
+    return *job_json ? 0 : pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+}
+
 int pst_coord_heartbeat(pst_coord_client *c, const pst_coord_id *id, const pst_coord_progress *p,
                         const char *state, pst_coord_reply *out, pst_status *st) {
     Pstrain__MemberId mid = PSTRAIN__MEMBER_ID__INIT;
@@ -547,7 +726,12 @@ int pst_coord_heartbeat(pst_coord_client *c, const pst_coord_id *id, const pst_c
     free(resp);
     if (!h) return pst_status_set(st, PST_E_INVALID, "coordination service %s: malformed reply",
                                   c->addr);
-    if (out) *out = (pst_coord_reply){h->epoch, h->stop, h->superseded, h->member};
+    if (out) {
+        *out = (pst_coord_reply){.epoch = h->epoch, .stop = h->stop, .superseded = h->superseded,
+                                 .member = h->member, .leave = h->leave,
+                                 .job_finished = h->job_finished, .workers = h->workers};
+        snprintf(out->members, sizeof out->members, "%s", h->members ? h->members : "");
+    }
     pstrain__coord_heartbeat_response__free_unpacked(h, NULL);
     return 0;
 }

@@ -88,6 +88,8 @@ typedef struct pst_coord_member {
     double loss, examples_per_sec;
     char last_checkpoint[256];
     char reason[256]; /* why it failed, when it did */
+    int vacant;       /* not part of the job: scaled away or dropped (elastic jobs) */
+    int leaving;      /* asked to leave (scale-down), not gone yet */
 } pst_coord_member;
 
 typedef struct pst_coord_view {
@@ -111,6 +113,21 @@ void pst_coord_request_stop(pst_coord *co);
  * incarnation already registered). */
 void pst_coord_task_exited(pst_coord *co, const char *job, int index, uint64_t incarnation,
                            int failed, const char *reason);
+/* ---- elastic membership (see README "Elastic jobs") ----
+ * Once every expected task has registered (the job formed), worker slots come and go: the
+ * cluster spec then gives an empty or vacant worker slot the placeholder "127.0.0.1:0" and
+ * nobody waits for it. Every change of a slot bumps the epoch. */
+
+/* The job file as launched, handed to workers that join by hand (copied). */
+int pst_coord_set_job_json(pst_coord *co, const char *json, pst_status *st);
+/* Reserves a worker slot for a new task (the lowest vacant index, else a new one at the end)
+ * and returns its index; the task then registers under it. Negative PST_E_* on error. */
+int pst_coord_reserve(pst_coord *co, const char *job, pst_status *st);
+/* Scale-down: the slot's heartbeat replies say leave (finish the step, deregister, exit). */
+int pst_coord_request_leave(pst_coord *co, const char *job, int index);
+/* The slot is no longer part of the job (its task left or was dropped); a task registering
+ * under its index later takes it back. */
+void pst_coord_vacate(pst_coord *co, const char *job, int index);
 /* Changes how many tasks a job expects (scale); bumps the epoch. */
 int pst_coord_set_expected(pst_coord *co, const char *job, int n, pst_status *st);
 
@@ -132,9 +149,19 @@ int pst_coord_register(pst_coord_client *c, const pst_coord_id *id, const char *
 int pst_coord_wait_cluster(pst_coord_client *c, const pst_coord_id *id, int64_t timeout_ms,
                            char **cluster_json, int64_t *epoch, pst_status *st);
 
+/* Joining by hand: asks the service at c for a slot of `job` ("worker"). *index gets the
+ * worker id to register under, *job_json (caller frees) the job's settings. Needs the job's
+ * token like every call: without it the service refuses and nothing changes. */
+int pst_coord_join(pst_coord_client *c, const char *job, int64_t timeout_ms, int *index,
+                   int64_t *epoch, char **job_json, pst_status *st);
+
 typedef struct pst_coord_reply {
     int64_t epoch;
     int stop, superseded, member;
+    int leave;        /* scale-down asked this task to leave */
+    int job_finished; /* the chief finished and no worker runs: a PS may exit */
+    int workers;      /* running worker members */
+    char members[1024]; /* "index:incarnation:joined_s,..." (truncated beyond) */
 } pst_coord_reply;
 
 int pst_coord_heartbeat(pst_coord_client *c, const pst_coord_id *id, const pst_coord_progress *p,

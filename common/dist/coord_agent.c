@@ -25,8 +25,10 @@ struct pst_coord_agent {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int quit;
-    atomic_int stop, superseded, missed;
+    atomic_int stop, superseded, missed, leave, job_finished;
     atomic_llong epoch;
+    char members[1024]; /* the latest reply's worker members (guarded by mu) */
+    int workers;
 };
 
 pst_coord_agent *pst_coord_agent_new(const pst_coord_agent_opts *o, pst_status *st) {
@@ -95,6 +97,12 @@ static void *heartbeat_loop(void *arg) {
             atomic_store(&a->epoch, r.epoch);
             if (r.stop) atomic_store(&a->stop, 1);
             if (r.superseded || !r.member) atomic_store(&a->superseded, 1);
+            if (r.leave) atomic_store(&a->leave, 1);
+            atomic_store(&a->job_finished, r.job_finished);
+            pthread_mutex_lock(&a->mu);
+            memcpy(a->members, r.members, sizeof a->members);
+            a->workers = r.workers;
+            pthread_mutex_unlock(&a->mu);
         } else if (atomic_fetch_add(&a->missed, 1) == 2) {
             pst_log_msg(PST_LOG_WARN, "coordination service unreachable: %s", st.msg);
         }
@@ -121,6 +129,19 @@ int pst_coord_agent_stop_requested(const pst_coord_agent *a) {
 }
 int pst_coord_agent_superseded(const pst_coord_agent *a) {
     return a && atomic_load(&((pst_coord_agent *)a)->superseded);
+}
+int pst_coord_agent_leave_requested(const pst_coord_agent *a) {
+    return a && atomic_load(&((pst_coord_agent *)a)->leave);
+}
+int pst_coord_agent_job_finished(const pst_coord_agent *a) {
+    return a && atomic_load(&((pst_coord_agent *)a)->job_finished);
+}
+int pst_coord_agent_members(pst_coord_agent *a, char *buf, size_t len) {
+    pthread_mutex_lock(&a->mu);
+    snprintf(buf, len, "%s", a->members);
+    int n = a->workers;
+    pthread_mutex_unlock(&a->mu);
+    return n;
 }
 int64_t pst_coord_agent_epoch(const pst_coord_agent *a) {
     return atomic_load(&((pst_coord_agent *)a)->epoch);

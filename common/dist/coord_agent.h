@@ -53,6 +53,13 @@ int pst_coord_agent_stop_requested(const pst_coord_agent *a);
 /* A newer incarnation took this task's slot: exit without touching shared state. */
 int pst_coord_agent_superseded(const pst_coord_agent *a);
 int64_t pst_coord_agent_epoch(const pst_coord_agent *a);
+/* Scale-down asked this task to leave: finish the current step, deregister, exit 0. */
+int pst_coord_agent_leave_requested(const pst_coord_agent *a);
+/* The chief finished and no worker runs any more (a PS may exit). */
+int pst_coord_agent_job_finished(const pst_coord_agent *a);
+/* The running worker members as the last heartbeat reply listed them
+ * ("index:incarnation:joined_s,...") into buf; returns their count. */
+int pst_coord_agent_members(pst_coord_agent *a, char *buf, size_t len);
 /* Consecutive heartbeats that failed (the launcher is gone when this keeps growing). */
 int pst_coord_agent_missed(const pst_coord_agent *a);
 

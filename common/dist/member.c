@@ -48,7 +48,9 @@ int pst_member_start(const pst_member_opts *o, pst_member *m, pst_status *st) {
                                      o->cluster_timeout_ms > 0 ? o->cluster_timeout_ms : 600000,
                                      &json, st) < 0)
         goto fail;
-    m->cluster = pst_cluster_parse(json, "the coordination service's cluster", st);
+    /* Port 0 marks worker slots without a task (an elastic job's vacant or pending slots). */
+    m->cluster = pst_cluster_parse_ex(json, "the coordination service's cluster",
+                                      PST_CLUSTER_ALLOW_PORT0, st);
     free(json);
     if (!m->cluster || pst_task_set_cluster(m->task, m->cluster, st) < 0) goto fail;
     return 0;

@@ -1041,8 +1041,11 @@ static int mark_done(pst_task *t, const char *from, int failed, const char *reas
     int done = now || t->n_done >= expected_workers(t);
     int n_done = t->n_done;
     pthread_mutex_unlock(&t->mu);
-    logf_(t, "%s is done%s%s (%d of %d workers)", from, failed ? ", failed: " : "",
-          failed ? reason : "", n_done, expected_workers(t));
+    if (expected_workers(t) >= (1 << 30)) /* elastic: the coordination service ends the job */
+        logf_(t, "%s is done%s%s", from, failed ? ", failed: " : "", failed ? reason : "");
+    else
+        logf_(t, "%s is done%s%s (%d of %d workers)", from, failed ? ", failed: " : "",
+              failed ? reason : "", n_done, expected_workers(t));
     if (failed && first) {
         /* synchronous replicas waiting for its gradients stop waiting */
         char why[PST_STATUS_MSG_MAX];
