@@ -1,5 +1,6 @@
 #include "ckpt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 static int usage(void) {
     fprintf(stderr, "usage: pstrain ckpt ls DIR\n"
                     "       pstrain ckpt show PREFIX [--tensor NAME] [--values]\n"
-                    "       pstrain ckpt verify PREFIX\n");
+                    "       pstrain ckpt verify PREFIX\n"
+                    "       pstrain ckpt diff PREFIX_A PREFIX_B [--tolerance X]\n");
     return 2;
 }
 
@@ -117,10 +119,75 @@ static int cmd_verify(const char *prefix) {
     return rc < 0 ? 1 : 0;
 }
 
+/* Every tensor of a in b with the same shape and values within tol of each other (relative
+ * to max(1, |x|)); partitioned variables compare whole. Exit 0 when they agree, 1 otherwise
+ * (the differences listed, at most 10). */
+static int cmd_diff(const char *a, const char *b, double tol) {
+    pst_status st = {0};
+    pst_bundle_reader *ra = pst_bundle_reader_open(a, &st);
+    pst_bundle_reader *rb = ra ? pst_bundle_reader_open(b, &st) : NULL;
+    if (!ra || !rb) {
+        fprintf(stderr, "pstrain ckpt diff: %s\n", st.msg);
+        pst_bundle_reader_free(ra);
+        return 1;
+    }
+    int bad = 0, compared = 0;
+    double worst = 0;
+    for (int i = 0; i < pst_bundle_reader_num_entries(ra) && bad < 10; i++) {
+        const pst_bundle_entry *e = pst_bundle_reader_entry(ra, i);
+        if (strchr(e->name, '\001')) continue; /* a slice: compared through the whole */
+        pst_tensor *ta = pst_bundle_reader_read(ra, e->name, &st);
+        pst_tensor *tb = ta ? pst_bundle_reader_read(rb, e->name, &st) : NULL;
+        if (!ta || !tb) {
+            printf("%s: %s\n", e->name, st.msg);
+            bad++;
+        } else if (ta->n != tb->n) {
+            printf("%s: %lld values in %s, %lld in %s\n", e->name, (long long)ta->n, a,
+                   (long long)tb->n, b);
+            bad++;
+        } else {
+            for (int64_t k = 0; k < ta->n; k++) {
+                double x = pst_tensor_get_f64(ta, k), y = pst_tensor_get_f64(tb, k);
+                double d = fabs(x - y) / (fabs(x) > 1 ? fabs(x) : 1);
+                if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d;
+                if (d > tol || isnan(d)) {
+                    printf("%s[%lld]: %.9g vs %.9g\n", e->name, (long long)k, x, y);
+                    bad++;
+                    break;
+                }
+            }
+            compared++;
+        }
+        pst_tensor_unref(ta);
+        pst_tensor_unref(tb);
+    }
+    if (!bad)
+        printf("%d tensors agree within %g (largest relative difference %.3g)\n", compared, tol,
+               worst);
+    pst_bundle_reader_free(ra);
+    pst_bundle_reader_free(rb);
+    return bad ? 1 : 0;
+}
+
 int pst_cmd_ckpt(int argc, char **argv) {
     if (argc < 3) return usage();
     if (strcmp(argv[1], "ls") == 0) return cmd_ls(argv[2]);
     if (strcmp(argv[1], "verify") == 0) return cmd_verify(argv[2]);
+    if (strcmp(argv[1], "diff") == 0) {
+        double tol = 1e-6;
+        if (argc == 6 && strcmp(argv[4], "--tolerance") == 0) {
+            char *end;
+            tol = strtod(argv[5], &end);
+            if (*end || !(tol >= 0)) {
+                fprintf(stderr, "pstrain ckpt diff: --tolerance: '%s' is not a number >= 0\n",
+                        argv[5]);
+                return 2;
+            }
+        } else if (argc != 4) {
+            return usage();
+        }
+        return cmd_diff(argv[2], argv[3], tol);
+    }
     if (strcmp(argv[1], "show") == 0) {
         const char *only = NULL;
         int values = 0;

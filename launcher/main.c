@@ -23,6 +23,7 @@ static int usage(void) {
                     "  ckpt ls DIR                         list a directory's checkpoints\n"
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
                     "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n"
+                    "  ckpt diff A B [--tolerance X]       exit 0 when every tensor of A is B's\n"
                     "  data convert --from idx --to tfrecord --out DIR [--split train|test|all]\n"
                     "       [--data-dir DIR] [--float] [--compression none|zlib|gzip]\n"
                     "                                      Fashion-MNIST IDX files to TFRecord\n"

@@ -14,9 +14,11 @@
 #include "dist_ops.h"
 #include "file.h"
 #include "member.h"
+#include "mpi_job.h"
 #include "ops.h"
 #include "security.h"
 #include "task.h"
+#include "transport_mpi.h"
 
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) {
@@ -57,6 +59,9 @@ static int usage(FILE *f, int rc) {
         "  --check-numerics          refuse pushed gradients and values with NaN or Inf\n"
         "  --max-pending-mb N        memory for tensors arriving in chunks (2048)\n"
         "  --max-graph-mb N          constant bytes of registered graphs in total (1024)\n"
+        "  --transport mpi [--ps N]  under mpirun: every task is an MPI rank; ranks\n"
+        "                            0..N-1 are the PS (or --cluster FILE with \"mpi:RANK\"\n"
+        "                            addresses); no token or TLS (see README \"MPI\")\n"
         "  --quiet                   no log lines\n");
     return rc;
 }
@@ -73,6 +78,42 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
     return 0;
 }
 
+/* A PS rank of an MPI job (--transport mpi): no token or TLS, the cluster from the ranks. On
+ * an error MPI is not finalized: mpirun then ends the other ranks instead of leaving them to
+ * wait for this one. */
+static int run_mpi(const char *cluster_file, int n_ps, const pst_task_opts *tmpl) {
+    pst_status st = {0};
+    char job[64];
+    int index = -1;
+    pst_cluster *c = pst_mpi_job_cluster(cluster_file, n_ps, job, sizeof job, &index, &st);
+    if (c && strcmp(job, "ps") != 0)
+        pst_status_set(&st, PST_E_INVALID, "this rank is /job:%s/task:%d, not a PS: start "
+                       "pstrain-worker on it (or give pstrain-ps fewer ranks)", job, index);
+    if (c && !st.code && tmpl->checkpoint_dir) pst_file_make_dirs(tmpl->checkpoint_dir, &st);
+    pst_task *t = NULL;
+    if (c && !st.code) {
+        pst_task_opts o = *tmpl;
+        o.cluster = c;
+        o.job = "ps";
+        o.index = index;
+        o.transport = "mpi";
+        t = pst_task_new(&o, &st);
+    }
+    int rc = 1;
+    if (t) {
+        signal(SIGPIPE, SIG_IGN);
+        pst_status ws = {0};
+        rc = pst_task_wait_shutdown(t, 0, &ws) < 0 ? 1 : 0;
+        if (rc) fprintf(stderr, "pstrain-ps: the job ended with an error: %s\n", ws.msg);
+        pst_task_free(t);
+    } else {
+        fprintf(stderr, "pstrain-ps: %s\n", st.msg);
+    }
+    pst_cluster_free(c);
+    if (rc == 0) pst_mpi_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
     pst_ops_init();      /* the built-in op families, before any graph */
     pst_dist_ops_init(); /* and the distributed ones (synchronous replicas) */
@@ -84,8 +125,8 @@ int main(int argc, char **argv) {
     const char *cluster_file = NULL, *port_file = NULL, *token_file = NULL, *tls_dir = NULL,
                *coordinator = NULL, *bind = NULL, *listen = NULL, *ckpt_dir = NULL;
     long long task = -1, recv_ms = 0, workers = 0, worker_timeout = 0, run_threads = 0,
-              run_queue = 0, heartbeat_ms = 1000, pending_mb = 2048, graph_mb = 1024;
-    int quiet = 0, insecure = 0, token_stdin = 0, check_numerics = 0;
+              run_queue = 0, heartbeat_ms = 1000, pending_mb = 2048, graph_mb = 1024, mpi_ps = 0;
+    int quiet = 0, insecure = 0, token_stdin = 0, check_numerics = 0, mpi = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -118,6 +159,17 @@ int main(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--heartbeat-ms") == 0) {
             if (parse_int(a, v, 10, 600000, &heartbeat_ms) < 0)
+                return 2;
+            i++;
+        } else if (strcmp(a, "--transport") == 0 && v) {
+            if (strcmp(v, "mpi") != 0 && strcmp(v, "grpc") != 0) {
+                fprintf(stderr, "pstrain-ps: --transport: '%s' is not grpc or mpi\n", v);
+                return 2;
+            }
+            mpi = strcmp(v, "mpi") == 0;
+            i++;
+        } else if (strcmp(a, "--ps") == 0) {
+            if (parse_int(a, v, 1, 1 << 20, &mpi_ps) < 0)
                 return 2;
             i++;
         } else if (strcmp(a, "--cluster") == 0 && v) {
@@ -158,6 +210,17 @@ int main(int argc, char **argv) {
         }
     }
     pst_status st = {0};
+    if (mpi)
+        return run_mpi(cluster_file, (int)mpi_ps,
+                       &(pst_task_opts){.quiet = quiet, .recv_timeout_ms = recv_ms,
+                                        .expected_workers = (int)workers,
+                                        .peer_timeout_ms = worker_timeout,
+                                        .run_threads = (int)run_threads,
+                                        .run_queue = (int)run_queue,
+                                        .checkpoint_dir = ckpt_dir,
+                                        .check_numerics = check_numerics,
+                                        .max_pending_bytes = pending_mb << 20,
+                                        .max_graph_bytes = graph_mb << 20});
     if (pst_coord_agent_die_with_launcher(&st) < 0) {
         fprintf(stderr, "pstrain-ps: %s\n", st.msg);
         return 1;

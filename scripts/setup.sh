@@ -11,7 +11,7 @@ shift || true
 PKGS="build-essential cmake pkg-config libopenblas-dev zlib1g-dev check libsubunit-dev
       libcjson-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
       dataset-fashion-mnist clang libclang-rt-14-dev protobuf-compiler python3
-      openssh-server"
+      openssh-server libopenmpi-dev openmpi-bin"
 # A single-node Slurm for tests/test_slurm.sh (about 3 MB). Debian starts a package's services
 # when it installs it; the test starts its own daemons with its own configuration, so the
 # install below forbids service starts (policy-rc.d, which invoke-rc.d and deb-systemd-invoke

@@ -66,6 +66,25 @@ START_TEST(test_addresses) {
 }
 END_TEST
 
+/* MPI ranks as addresses ("mpi:RANK", transport_mpi.h): rank 0 is no port 0, a rank used twice
+ * is an error naming both entries, and anything but digits after "mpi:" is refused. */
+START_TEST(test_mpi_addresses) {
+    pst_status st = {0};
+    pst_cluster *c = pst_cluster_parse("{\"ps\": [\"mpi:0\"], \"worker\": [\"mpi:1\", \"mpi:2\"]}",
+                                       "mpi.json", &st);
+    ck_assert_msg(c != NULL, "%s", st.msg);
+    ck_assert_str_eq(pst_cluster_address(c, "worker", 1), "mpi:2");
+    pst_cluster_free(c);
+    c = pst_cluster_parse("{\"ps\": [\"mpi:0\"], \"worker\": [\"mpi:0\"]}", "mpi.json", &st);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(st.msg, "worker[0] \"mpi:0\" duplicates ps[0]"), "%s", st.msg);
+    pst_status_clear(&st);
+    c = pst_cluster_parse("{\"ps\": [\"mpi:x\"]}", "mpi.json", &st);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(st.msg, "ps[0] \"mpi:x\"") && strstr(st.msg, "mpi:RANK"), "%s", st.msg);
+}
+END_TEST
+
 START_TEST(test_task_device) {
     pst_status st = {0};
     pst_cluster *c = pst_cluster_parse(SPEC, "cluster.json", &st);
@@ -394,6 +413,7 @@ int main(void) {
     tcase_add_test(tc, test_load_fifo_is_an_error);
     tcase_add_test(tc, test_parse_nested_job_file);
     tcase_add_test(tc, test_addresses);
+    tcase_add_test(tc, test_mpi_addresses);
     tcase_add_test(tc, test_task_device);
     tcase_add_test(tc, test_address_of_device);
     tcase_add_test(tc, test_check_task);

@@ -35,12 +35,32 @@
 #include "coord_agent.h"
 #include "events.h"
 #include "member.h"
+#include "mpi_job.h"
 #include "security.h"
+#include "transport_mpi.h"
 #include <stdatomic.h>
 
 int pst_worker_is_distributed(const pst_train_flags *f) {
     const char *tf = getenv("TF_CONFIG");
-    return f->cluster != NULL || f->coordinator != NULL || (tf && tf[0]);
+    return f->cluster != NULL || f->coordinator != NULL || (tf && tf[0]) ||
+           strcmp(f->transport, "mpi") == 0 || strcmp(f->sync, "allreduce") == 0;
+}
+
+/* A PS rank of an MPI job run by pstrain-worker: serves as pstrain-ps does until every worker
+ * is done. */
+static int serve_ps_rank(const pst_train_flags *f, const pst_cluster *c, int index,
+                         pst_status *st) {
+    /* Save and Restore may name files in the job's --checkpoint-dir (task.h) */
+    if (f->checkpoint_dir && pst_file_make_dirs(f->checkpoint_dir, st) < 0) return st->code;
+    pst_task_opts o = {.cluster = c, .job = "ps", .index = index, .transport = "mpi",
+                       .quiet = f->quiet, .recv_timeout_ms = f->recv_timeout_ms,
+                       .connect_timeout_ms = f->connect_timeout_ms,
+                       .checkpoint_dir = f->checkpoint_dir};
+    pst_task *t = pst_task_new(&o, st);
+    if (!t) return st->code;
+    int rc = pst_task_wait_shutdown(t, 0, st);
+    pst_task_free(t);
+    return rc;
 }
 
 /* Places the ops of one name scope on another device (model parallelism), everything else by
@@ -158,6 +178,9 @@ static void say_done_all(dist *d, int failed, const char *reason) {
     for (int j = 0; j < 2; j++)
         for (int k = 0; k < pst_cluster_num_tasks(d->c, jobs[j]); k++) {
             if (j == 1 && (!d->chief || k == d->index)) continue; /* the chief ends servers */
+            /* MPI workers end on their own; a rank that finished answers nothing (its call
+             * would wait for its deadline). */
+            if (j == 1 && strcmp(d->f->transport, "mpi") == 0) continue;
             char dev[64];
             snprintf(dev, sizeof dev, "/job:%s/task:%d", jobs[j], k);
             pst_status ignore = {0};
@@ -466,8 +489,27 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     if (f->inter_op_threads > 0) pst_session_set_default_inter_op_threads(f->inter_op_threads);
     d.index = f->task;
     pthread_mutex_init(&d.ckpt_mu, NULL);
-    if (pst_coord_agent_die_with_launcher(&st) < 0) goto out;
-    {
+    int mpi = strcmp(f->transport, "mpi") == 0;
+    if (mpi) {
+        /* Every task is an MPI rank (mpi_job.h); MPI messages carry no token. */
+        char job[64];
+        int index = -1;
+        int n_ps = f->mpi_ps > 0 ? f->mpi_ps : f->job_ps;
+        if (!f->cluster && n_ps <= 0) {
+            pst_status_set(&st, PST_E_INVALID, "--transport mpi needs --ps N (ranks 0..N-1 "
+                           "are the PS) or --cluster FILE with \"mpi:RANK\" addresses");
+            goto out;
+        }
+        if (!(d.c = pst_mpi_job_cluster(f->cluster, n_ps, job, sizeof job, &index, &st)))
+            goto out;
+        if (strcmp(job, "ps") == 0) {
+            rc = serve_ps_rank(f, d.c, index, &st) < 0 ? 1 : 0;
+            goto out;
+        }
+        d.index = index;
+    } else if (pst_coord_agent_die_with_launcher(&st) < 0) {
+        goto out;
+    } else {
         char token[512] = "";
         if (f->token_stdin && pst_coord_agent_token_from_stdin(token, sizeof token, &st) < 0)
             goto out;
@@ -480,7 +522,9 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
         memset(token, 0, sizeof token);
         if (!sec) goto out;
     }
-    if (f->coordinator) {
+    if (mpi) {
+        /* the cluster is known */
+    } else if (f->coordinator) {
         /* Started by pstrain launch: any port, the cluster from the launcher. */
         if (!f->bind) {
             pst_status_set(&st, PST_E_INVALID, "--coordinator needs --bind HOST:PORT");
@@ -524,7 +568,8 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     pst_task_opts to = {.cluster = d.c, .job = "worker", .index = d.index,
                         .connect_timeout_ms = f->connect_timeout_ms,
                         .recv_timeout_ms = f->recv_timeout_ms, .expected_workers = 1,
-                        .quiet = f->quiet, .listen = f->listen, .security = sec};
+                        .quiet = f->quiet, .listen = f->listen, .security = sec,
+                        .transport = mpi ? "mpi" : NULL};
     if (!d.t && !(d.t = pst_task_new(&to, &st))) goto out;
     if (f->port_file) {
         char line[32];
@@ -607,5 +652,7 @@ out:
     }
     pst_security_free(sec);
     pthread_mutex_destroy(&d.ckpt_mu);
+    /* On an error MPI stays up: mpirun ends the ranks that would wait for this one. */
+    if (mpi && rc == 0) pst_mpi_finalize();
     return rc;
 }

@@ -33,6 +33,8 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "launched: --coordinator ADDR --bind HOST:PORT [--heartbeat-ms N] [--events-dir DIR]\n"
              "joining a running job by hand: --join ADDR [--bind HOST:0] (the job's token;\n"
              "         the worker id and the job's settings come from the coordination service)\n"
+             "MPI (under mpirun; see README \"MPI\"): [--transport grpc|mpi] [--ps N]\n"
+
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -149,6 +151,22 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
                 return -1;
             }
             f->sync = val;
+        } else if (strcmp(a, "--transport") == 0) {
+            if (strcmp(val, "grpc") != 0 && strcmp(val, "mpi") != 0) {
+                snprintf(err, errlen, "--transport: '%s' is not grpc or mpi\n", val);
+                return -1;
+            }
+            f->transport = val;
+        } else if (strcmp(a, "--ps") == 0) {
+            if (parse_i64(a, val, 1, 1 << 20, &v, err, errlen) < 0) return -1;
+            f->mpi_ps = (int)v;
+        } else if (strcmp(a, "--fusion-threshold-bytes") == 0) {
+            if (parse_i64(a, val, 0, INT64_C(1) << 31, &f->fusion_bytes, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(a, "--cycle-time-ms") == 0) {
+            float x;
+            if (parse_f(a, val, 0, 10000, &x, err, errlen) < 0) return -1;
+            f->cycle_ms = x;
         } else if (strcmp(a, "--placement") == 0) {
             if (strcmp(val, "round_robin") != 0 && strcmp(val, "greedy") != 0) {
                 snprintf(err, errlen, "--placement: '%s' is not round_robin or greedy\n", val);
@@ -252,7 +270,10 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
                            .connect_timeout_ms = 30000,
                            .ready_timeout_ms = 300000,
                            .recv_timeout_ms = 60000,
-                           .heartbeat_ms = 1000};
+                           .heartbeat_ms = 1000,
+                           .transport = "grpc",
+                           .fusion_bytes = INT64_C(64) << 20,
+                           .cycle_ms = 5};
     /* --job FILE first: its settings are flags that the command line may override. */
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--job") != 0) continue;

@@ -35,7 +35,7 @@ typedef struct pst_train_flags {
     int quiet;                  /* --quiet: no progress lines */
     const char *cluster;        /* --cluster FILE (distributed) */
     int task;                   /* --task K */
-    const char *sync;           /* --mode async|sync */
+    const char *sync;           /* --mode async|sync|allreduce|hybrid */
     /* distributed (with --cluster or TF_CONFIG) */
     int task_given;             /* --task was on the command line */
     int replicas_to_aggregate;  /* --replicas-to-aggregate (sync; default: every worker) */
@@ -71,6 +71,14 @@ typedef struct pst_train_flags {
     const char *events_dir;     /* --events-dir DIR: the chief's TensorBoard event files */
     const char *join;           /* --join ADDR: join a running job's coordination service by
                                    hand (a worker id and the job's settings come from it) */
+    /* MPI (see README "MPI") */
+    const char *transport;      /* --transport grpc|mpi (grpc) */
+    int mpi_ps;                 /* --ps N: ranks 0..N-1 of an MPI job are the PS (default: the
+                                   job file's "ps" count) */
+    int64_t fusion_bytes;       /* --fusion-threshold-bytes N: allreduce fusion buffer (64 MiB;
+                                   0: one allreduce per gradient) */
+    double cycle_ms;            /* --cycle-time-ms X: how often ready gradients are fused and
+                                   reduced (5) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

@@ -39,6 +39,9 @@ static const struct {
     {"connect_timeout_ms", "--connect-timeout-ms", 0},
     {"ready_timeout_ms", "--ready-timeout-ms", 0},
     {"recv_timeout_ms", "--recv-timeout-ms", 0},
+    {"transport", "--transport", 0},
+    {"fusion_threshold_bytes", "--fusion-threshold-bytes", 0},
+    {"cycle_time_ms", "--cycle-time-ms", 0},
     {"no_shuffle", "--no-shuffle", 1},
     {"quiet", "--quiet", 1},
 };

@@ -70,6 +70,12 @@ static int host_char(char ch) {
  * buf-held phrase for the message's parentheses). */
 static const char *address_problem(const char *a, int allow_port0, char *buf, size_t len) {
     const char *colon;
+    if (strncmp(a, "mpi:", 4) == 0) { /* an MPI rank (transport_mpi.h): "mpi:RANK" */
+        size_t n = strlen(a + 4);
+        if (n == 0 || n > 7 || strspn(a + 4, "0123456789") != n)
+            return "an MPI address is \"mpi:RANK\" with RANK a number";
+        return NULL;
+    }
     if (a[0] == '[') {
         const char *close = strchr(a, ']');
         if (close == NULL) return "no ']' closing the IPv6 address";
@@ -256,7 +262,7 @@ static pst_cluster *from_object(const cJSON *jobs, const char *origin, const cha
             }
             /* Port 0 ("pick one when starting") may repeat: those tasks bind different ports. */
             const char *port = strrchr(a, ':');
-            if (strcmp(port, ":0") != 0 && find_address(c, a, c->n_jobs - 1, i, &dj, &di)) {
+            if ((strcmp(port, ":0") != 0 || strncmp(a, "mpi:", 4) == 0) && find_address(c, a, c->n_jobs - 1, i, &dj, &di)) {
                 pst_status_set(st, PST_E_INVALID, "%s: %s%s[%d] \"%s\" duplicates %s%s[%d]",
                                origin, path, name, i, a, path, c->jobs[dj].name, di);
                 goto fail;

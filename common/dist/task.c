@@ -28,6 +28,7 @@
 #include "strmap.h"
 #include "task_client.h"
 #include "task_wire.h"
+#include "transport_mpi.h"
 #include "workpool.h"
 
 const char *const pst_task_methods[PST_TASK_METHOD_COUNT] = {
@@ -140,9 +141,11 @@ pst_transport *pst_task_transport(pst_task *t) { return t->tr; }
 
 /* ---- peers ---- */
 
-/* The port of "host:port" (-1 when there is none). */
+/* The port of "host:port" (-1 when there is none); an MPI rank ("mpi:R") counts as a port
+ * that is known (R + 1). */
 static int port_of(const char *addr) {
     const char *colon = strrchr(addr, ':');
+    if (strncmp(addr, "mpi:", 4) == 0) return atoi(addr + 4) + 1;
     return colon ? atoi(colon + 1) : -1;
 }
 
@@ -1300,9 +1303,21 @@ pst_task *pst_task_new(const pst_task_opts *o, pst_status *st) {
         return NULL;
     }
     int inproc = o->transport && strcmp(o->transport, "inproc") == 0;
+    int mpi = o->transport && strcmp(o->transport, "mpi") == 0;
     if (inproc) {
         t->tr = pst_transport_inproc_new(pst_task_methods, PST_TASK_METHOD_COUNT);
         if (!t->tr) pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a transport");
+    } else if (mpi) {
+        /* Every task is an MPI rank; its cluster address is "mpi:RANK" (transport_mpi.h). */
+        int rank = 0;
+        if (pst_mpi_parse_address(t->addr, &rank, st) == 0)
+            t->tr = pst_transport_mpi_new(pst_task_methods, PST_TASK_METHOD_COUNT, NULL, st);
+        else
+            pst_status_prefix(st, "%s over MPI: ", t->device);
+        inproc = 1; /* serve where the cluster says: the address is the rank */
+    } else if (o->transport && strcmp(o->transport, "grpc") != 0) {
+        pst_status_set(st, PST_E_INVALID, "%s: unknown transport '%s' (grpc, mpi or inproc)",
+                       t->device, o->transport);
     } else {
         pst_transport_opts to = {.security = o->security};
         t->tr = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT, &to, st);

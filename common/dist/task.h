@@ -52,7 +52,8 @@ typedef struct pst_task_opts {
     const pst_cluster *cluster; /* borrowed, must outlive the task */
     const char *job;            /* "ps" or "worker" */
     int index;
-    const char *transport;      /* "grpc" (default) or "inproc" */
+    const char *transport;      /* "grpc" (default), "mpi" (the cluster address is "mpi:RANK",
+                                   transport_mpi.h) or "inproc" */
     const char *listen;         /* where to listen (default "0.0.0.0:<the cluster's port>");
                                    port 0 picks a free one */
     int64_t connect_timeout_ms; /* how long calls retry while peers start (default 30000) */
