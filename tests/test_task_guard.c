@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chunk.h"
+#include "dist_run.h"
 #include "pstrain_task.pb-c.h"
 #include "task_client.h"
 #include "task_status.h"
@@ -405,6 +408,71 @@ START_TEST(test_check_numerics) {
 }
 END_TEST
 
+/* A PS that stops answering (here: SIGSTOP, as a hung process or a machine gone from the
+ * network) fails the worker's step with an error naming the PS, through the connection's
+ * keepalive, long before the step's own deadline. The PS is a child process forked before this
+ * process starts gRPC. */
+START_TEST(test_hung_ps_named) {
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(fds[0]);
+        pst_status st = {0};
+        pst_cluster *c = pst_test_cluster(1, 1, NULL);
+        pst_task *t = pst_task_new(&(pst_task_opts){.cluster = c, .job = "ps", .index = 0,
+                                                    .quiet = 1}, &st);
+        int port = t ? pst_task_port(t) : -1;
+        if (write(fds[1], &port, sizeof port) != (ssize_t)sizeof port || !t) _exit(1);
+        pst_task_wait_shutdown(t, 0, &st);
+        _exit(0);
+    }
+    close(fds[1]);
+    int port = 0;
+    ck_assert_int_eq(read(fds[0], &port, sizeof port), (ssize_t)sizeof port);
+    ck_assert_int_gt(port, 0);
+    char json[160];
+    snprintf(json, sizeof json, "{\"ps\": [\"127.0.0.1:%d\"], \"worker\": [\"127.0.0.1:0\"]}", port);
+    pst_status st = {0};
+    pst_cluster *c = pst_cluster_parse_ex(json, "test", PST_CLUSTER_ALLOW_PORT0, &st);
+    ck_assert_msg(c != NULL, "%s", st.msg);
+    /* steps may take minutes: only the keepalive names the hung PS */
+    pst_task *wk = pst_task_new(&(pst_task_opts){.cluster = c, .job = "worker", .index = 0,
+                                                 .quiet = 1, .recv_timeout_ms = 600000,
+                                                 .step_timeout_ms = 600000}, &st);
+    ck_assert_msg(wk != NULL, "%s", st.msg);
+    pst_test_model m = pst_test_linear_model(1, "/job:worker/task:0");
+    pst_dist_run *init = pst_dist_run_new(wk, m.g, 0, NULL, 1, &m.init, &st);
+    ck_assert_msg(init && pst_dist_run_step(init, NULL, 0, NULL, &st) == 0, "%s", st.msg);
+    pst_dist_run *train = pst_dist_run_new(wk, m.g, 1, &m.loss, 1, &m.train, &st);
+    ck_assert_msg(train != NULL, "%s", st.msg);
+    int rc = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        if (i == 3) kill(child, SIGSTOP);
+        pst_tensor *xv, *yv, *out[1] = {NULL};
+        pst_test_linear_batch(i % 8, &xv, &yv);
+        pst_feed f[2] = {{m.x, xv}, {m.y, yv}};
+        rc = pst_dist_run_step(train, f, 2, out, &st);
+        pst_tensor_unref(out[0]);
+        pst_tensor_unref(xv);
+        pst_tensor_unref(yv);
+    }
+    ck_assert_int_ne(rc, 0);
+    ck_assert_msg(strstr(st.msg, "/job:ps/replica:0/task:0"), "%s", st.msg);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    ck_assert_msg(strstr(st.msg, addr), "%s", st.msg);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    pst_dist_run_free(train);
+    pst_dist_run_free(init);
+    pst_task_free(wk);
+    pst_cluster_free(c);
+    pst_graph_free(m.g);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("task_guard");
     TCase *tc = tcase_create("core");
@@ -417,6 +485,7 @@ int main(void) {
     tcase_add_test(tc, test_save_restore_paths);
     tcase_add_test(tc, test_graph_budget);
     tcase_add_test(tc, test_check_numerics);
+    tcase_add_test(tc, test_hung_ps_named);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

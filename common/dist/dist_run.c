@@ -144,7 +144,14 @@ int pst_dist_run_step(pst_dist_run *r, const pst_feed *feeds, int n_feeds, pst_t
                 pst_tensor_unref(out[i]);
                 out[i] = NULL;
             }
-        return pst_status_set(st, rst.code, "%s", rst.msg);
+        /* name the task whose call failed when the message gives only its address */
+        const char *who = NULL;
+        for (int i = 0; i < r->ps.n && !who; i++)
+            if (i != r->ps.client && r->remotes[i].addr[0] &&
+                strstr(rst.msg, r->remotes[i].addr) && !strstr(rst.msg, r->ps.parts[i].task))
+                who = r->ps.parts[i].task;
+        return pst_status_set(st, rst.code, "%s%s%s", who ? who : "", who ? ": " : "",
+                              rst.msg);
     }
     if (rc < 0) return pst_status_set(st, lst.code, "%s", lst.msg);
     return 0;

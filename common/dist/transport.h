@@ -83,8 +83,8 @@ struct pst_transport {
 struct pst_security; /* security.h */
 
 typedef struct pst_transport_opts {
-    int64_t keepalive_ms;       /* ping an idle connection this often (default 5000) */
-    int64_t keepalive_timeout_ms; /* a ping unanswered this long kills the connection (5000) */
+    int64_t keepalive_ms;       /* ping a connection this often (default 3000) */
+    int64_t keepalive_timeout_ms; /* a ping unanswered this long kills the connection (3000) */
     int server_threads;         /* threads polling the server's queue (default 2) */
     int requests_per_method;    /* calls of one method the server accepts at once (default 16) */
     /* The job's token and TLS material (borrowed, must outlive the transport). With a token,

@@ -787,8 +787,10 @@ pst_transport *pst_transport_grpc_new(const char *const *methods, int n_methods,
         return NULL;
     }
     if (o) t->o = *o;
-    if (t->o.keepalive_ms <= 0) t->o.keepalive_ms = 5000;
-    if (t->o.keepalive_timeout_ms <= 0) t->o.keepalive_timeout_ms = 5000;
+    /* A peer that stops answering (hung, its machine gone) kills its connection, and fails
+     * the calls on it, within keepalive + timeout: about 6 s. */
+    if (t->o.keepalive_ms <= 0) t->o.keepalive_ms = 3000;
+    if (t->o.keepalive_timeout_ms <= 0) t->o.keepalive_timeout_ms = 3000;
     if (t->o.server_threads <= 0) t->o.server_threads = 2;
     if (t->o.server_threads > MAX_SERVER_THREADS) t->o.server_threads = MAX_SERVER_THREADS;
     if (t->o.requests_per_method <= 0) t->o.requests_per_method = 16;
