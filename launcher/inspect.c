@@ -63,15 +63,7 @@ static int placement_dry_run(const char *path) {
                        "\"cluster\": {\"ps\": 2, \"worker\": 2})", path);
         goto done;
     }
-    pst_place_strategy strategy =
-        strcmp(f.placement, "greedy") == 0 ? PST_PLACE_GREEDY : PST_PLACE_ROUND_ROBIN;
-    if (num_ps > 0) {
-        if ((rs = pst_replica_setter_new(num_ps, "/job:worker/task:0", strategy, &st)) == NULL)
-            goto done;
-        if (f.partition_min_bytes > 0 && f.partition_max_parts <= 0) f.partition_max_parts = num_ps;
-    }
-    if (pst_worker_build_model(&f, net, &m, rs ? pst_replica_setter_fn : NULL, rs, &st) < 0)
-        goto done;
+    if (pst_worker_build_model_on_ps(&f, net, num_ps, &m, &rs, &st) < 0) goto done;
     printf("dry run of %s: model %s (%s), optimizer %s, placement %s, mode %s\n", path, net->name,
            net->description, f.optimizer, f.placement, f.sync);
     printf("graph of /job:worker/task:0 (%s), %d nodes\n",

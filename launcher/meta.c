@@ -7,6 +7,7 @@
 
 #include "file.h"
 #include "imported.h"
+#include "meta_export.h"
 #include "metagraph.h"
 
 static int meta_show(const char *path) {
@@ -127,8 +128,10 @@ static int meta_check(int argc, char **argv) {
 int pst_cmd_meta(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "show") == 0) return meta_show(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "check") == 0) return meta_check(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "export") == 0) return pst_cmd_meta_export(argc - 1, argv + 1);
     fprintf(stderr, "usage: pstrain meta show FILE   (a .meta file or a saved_model.pb)\n"
                     "       pstrain meta check FILE [--checkpoint PREFIX] [--train-op NAME] "
-                    "[--steps N] [--batch B]\n");
+                    "[--steps N] [--batch B]\n"
+                    "       pstrain meta export OUT.meta [--ps N] [pstrain-worker flags]\n");
     return 2;
 }

@@ -7,11 +7,13 @@ BUILD=${1:-build}
 shift || true
 
 # protobuf-compiler (protoc) and python3 are only for the tests: they decode the TFRecord,
-# Example and event files pstrain writes with tools that share none of its code.
+# Example and event files pstrain writes with tools that share none of its code;
+# python3-protobuf and libprotobuf-dev (google/protobuf/any.proto) let tests/tf_defs_check.py
+# decode pstrain's graphs and checkpoints with TensorFlow's own .proto files.
 PKGS="build-essential cmake pkg-config libopenblas-dev zlib1g-dev check libsubunit-dev
       libcjson-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
       dataset-fashion-mnist clang libclang-rt-14-dev protobuf-compiler python3
-      openssh-server libopenmpi-dev openmpi-bin"
+      python3-protobuf libprotobuf-dev openssh-server libopenmpi-dev openmpi-bin"
 # A single-node Slurm for tests/test_slurm.sh (about 3 MB). Debian starts a package's services
 # when it installs it; the test starts its own daemons with its own configuration, so the
 # install below forbids service starts (policy-rc.d, which invoke-rc.d and deb-systemd-invoke

@@ -6,7 +6,7 @@ against TensorFlow's op registry (tests/data/tf_defs/ops.pbtxt, parsed with prot
 format into an OpList). Shares no code with pstrain.
 
   tf_defs_check.py [--defs DIR] [--max-meta-bytes N] [--meta FILE]... [--ckpt PREFIX]...
-                   [--saved-model DIR]...
+                   [--saved-model DIR]... [--self-test META]
 
 What a node must satisfy (what TensorFlow's importer and ValidateNodeDef require):
   - its op is in the registry and not deprecated at the GraphDef's producer version;
@@ -33,11 +33,13 @@ import sys
 import tempfile
 
 failures = []
+quiet = [False]
 
 
 def fail(where, msg):
     failures.append("%s: %s" % (where, msg))
-    print("FAIL %s: %s" % (where, msg))
+    if not quiet[0]:
+        print("FAIL %s: %s" % (where, msg))
 
 
 # ---- TensorFlow's protos -------------------------------------------------------------------
@@ -282,7 +284,7 @@ def check_graph(where, gd, ops):
                                                                              len(outs)))
                 continue
             st, sref = outs[idx]
-            if t is not None and st != t:
+            if t is not None and st is not None and st != t:
                 fail(where, "node '%s' (%s): input %s ('%s') is dtype %d, the op wants %d" %
                      (n.name, n.op, argname, s, st, t))
             if is_ref and not sref:
@@ -392,9 +394,24 @@ def check_saver(where, mg, nodes, outputs, index):
                 if e is None:
                     fail(where, "variable '%s' restores '%s', which the checkpoint lacks" %
                          (v, name))
-                elif dt is not None and e.dtype != dt:
+                    continue
+                if dt is not None and e.dtype != dt:
                     fail(where, "variable '%s': RestoreV2 dtype %d, checkpoint dtype %d" %
                          (v, dt, e.dtype))
+                if spec:
+                    # TensorSlice::Parse: "-" is the whole dimension; compare with the stored
+                    # slices as TF's LookupSlice would find them.
+                    full = [d.size for d in e.shape.dim]
+                    parts = spec.split(" ")[-1].split(":")
+                    want = []
+                    for p, f in zip(parts, full):
+                        st, ln = (0, f) if p == "-" else tuple(int(x) for x in p.split(","))
+                        want.append((st, f if ln == -1 else ln))
+                    stored = [[(x.start, x.length if x.HasField("length") else f)
+                               for x, f in zip(sl.extent, full)] for sl in e.slices]
+                    if want not in stored:
+                        fail(where, "variable '%s': slice spec '%s' is not a slice the "
+                             "checkpoint stores for '%s'" % (v, spec, name))
 
 
 def check_collections(where, mg, nodes, outputs):
@@ -657,13 +674,13 @@ def check_checkpoint(where, prefix):
 
 def main(argv):
     defs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tf_defs")
-    metas, ckpts, saved = [], [], []
+    metas, ckpts, saved, selftests = [], [], [], []
     max_meta = None
     i = 1
     while i < len(argv):
         a = argv[i]
-        if a in ("--defs", "--meta", "--ckpt", "--max-meta-bytes", "--saved-model") and \
-                i + 1 < len(argv):
+        if a in ("--defs", "--meta", "--ckpt", "--max-meta-bytes", "--saved-model",
+                 "--self-test") and i + 1 < len(argv):
             v = argv[i + 1]
             if a == "--defs":
                 defs = v
@@ -673,6 +690,8 @@ def main(argv):
                 ckpts.append(v)
             elif a == "--saved-model":
                 saved.append(v)
+            elif a == "--self-test":
+                selftests.append(v)
             else:
                 max_meta = int(v)
             i += 2
@@ -693,10 +712,45 @@ def main(argv):
         check_meta_file(m, ops, max_meta, None)
     for d in saved:
         check_saved_model(d, ops)
+    for m in selftests:
+        self_test(m, ops)
     if failures:
         print("%d finding(s)" % len(failures))
         return 1
     return 0
+
+
+def self_test(meta_path, ops):
+    """The checker must catch what it is for: an encoding from FORMATS.md, a node missing a
+    required attr, a node with too many inputs, a SaverDef naming an absent op, a VariableDef
+    with an op name where a tensor name belongs."""
+    assert slice_key(b"w", [(0, 5), (0, 4)]) == bytes.fromhex("00770001010280858084")
+    assert slice_key(b"w", [(0, 5), (0, -1)]) == bytes.fromhex("0077000101028085807f")
+    for v, h in [(100, "c064"), (0x424242, "f0424242"), (-0x800, "3800"), (-1, "7f")]:
+        assert signed_num_increasing(v).hex() == h, (v, signed_num_increasing(v).hex())
+    assert mask(crc32c(b"\x00\x00\x00\x3f")) == 0x1F273806
+    with open(meta_path, "rb") as f:
+        mg = meta_graph_pb2.MetaGraphDef.FromString(f.read())
+    victim = next(n for n in mg.graph_def.node if n.op in ("MatMul", "Conv2D"))
+    del victim.attr["T"]
+    extra = next(n for n in mg.graph_def.node if n.op == "Identity")
+    extra.input.insert(0, extra.input[0])
+    mg.saver_def.restore_op_name = "save/no_such_op"
+    vd = variable_pb2.VariableDef.FromString(mg.collection_def["variables"].bytes_list.value[0])
+    vd.initial_value_name = vd.initial_value_name.rsplit(":", 1)[0]
+    mg.collection_def["variables"].bytes_list.value[0] = vd.SerializeToString()
+    before = len(failures)
+    quiet[0] = True
+    check_meta_graph("self-test", mg, ops)
+    quiet[0] = False
+    found = failures[before:]
+    del failures[before:]
+    want = ["required attr 'T' missing", "data inputs, the op takes 1",
+            "restore_op_name 'save/no_such_op'", "initial_value_name"]
+    for w in want:
+        if not any(w in f for f in found):
+            fail("self-test", "the checker missed: %s" % w)
+    print("ok self-test: %d findings on the damaged copy of %s" % (len(found), meta_path))
 
 
 def check_meta_file(path, ops, max_meta, index):

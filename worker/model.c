@@ -1,6 +1,8 @@
 /* model: the trainer's graph (see model.h). */
 #include "model.h"
 
+#include <string.h>
+
 #include "layers.h"
 #include "losses.h"
 #include "ops.h"
@@ -59,6 +61,19 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     return 0;
 }
 
+int pst_worker_build_model_on_ps(pst_train_flags *f, const pst_net_def *net, int num_ps, model *m,
+                                 pst_replica_setter **rs, pst_status *st) {
+    *rs = NULL;
+    if (num_ps > 0) {
+        pst_place_strategy strategy =
+            strcmp(f->placement, "greedy") == 0 ? PST_PLACE_GREEDY : PST_PLACE_ROUND_ROBIN;
+        if ((*rs = pst_replica_setter_new(num_ps, "/job:worker/task:0", strategy, st)) == NULL)
+            return st->code;
+        if (f->partition_min_bytes > 0 && f->partition_max_parts <= 0)
+            f->partition_max_parts = num_ps;
+    }
+    return pst_worker_build_model(f, net, m, *rs ? pst_replica_setter_fn : NULL, *rs, st);
+}
 
 int pst_worker_accuracy(model *m, const pst_dataset *ds, pst_worker_eval_fn run, void *ctx,
                         double *acc, pst_status *st) {

@@ -11,6 +11,7 @@
 #include "graph.h"
 #include "dataset.h"
 #include "nets.h"
+#include "replica_setter.h"
 #include "session.h"
 
 typedef struct model {
@@ -24,6 +25,13 @@ typedef struct model {
  * (SyncReplicasOptimizer: that many replicas averaged per step, of f->sync_total). */
 int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, model *m,
                            pst_device_fn device_fn, void *device_ctx, pst_status *st);
+
+/* Worker 0's graph as pstrain-worker builds it for f in a job with num_ps PS: with num_ps > 0
+ * under the replica device setter (f->placement; partitioned weights spread over num_ps parts
+ * unless --partition-max-parts says otherwise). *rs gets the setter (NULL without PS); free it
+ * with pst_replica_setter_free after the graph. */
+int pst_worker_build_model_on_ps(pst_train_flags *f, const pst_net_def *net, int num_ps, model *m,
+                                 pst_replica_setter **rs, pst_status *st);
 
 /* Runs one evaluation batch: fetches m->correct for the feeds (images, labels, is_training). */
 typedef int (*pst_worker_eval_fn)(void *ctx, const pst_feed *feeds, int n, pst_tensor **out,

@@ -548,6 +548,248 @@ static ProtobufCBinaryData variable_def(arena *a, const pst_graph *g, pst_output
     return b;
 }
 
+/* ---- The saver subgraph (export) ------------------------------------------------------- */
+
+static Tensorflow__NodeDef *saver_node(arena *a, const char *scope, const char *name,
+                                       const char *op, size_t n_input, size_t n_attr) {
+    Tensorflow__NodeDef *nd = NEW(a, Tensorflow__NodeDef, TENSORFLOW__NODE_DEF__INIT);
+    char full[1100];
+    snprintf(full, sizeof full, "%s/%s", scope, name);
+    nd->name = arena_strdup(a, full);
+    nd->op = (char *)op;
+    nd->device = "";
+    nd->input = arena_alloc(a, (n_input ? n_input : 1) * sizeof *nd->input);
+    nd->attr = arena_alloc(a, (n_attr ? n_attr : 1) * sizeof *nd->attr);
+    return nd;
+}
+
+static Tensorflow__AttrValue *saver_attr(arena *a, Tensorflow__NodeDef *nd, const char *key) {
+    Tensorflow__NodeDef__AttrEntry *e =
+        NEW(a, Tensorflow__NodeDef__AttrEntry, TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT);
+    e->key = (char *)key;
+    e->value = NEW(a, Tensorflow__AttrValue, TENSORFLOW__ATTR_VALUE__INIT);
+    nd->attr[nd->n_attr++] = e;
+    return e->value;
+}
+
+static void saver_attr_type(arena *a, Tensorflow__NodeDef *nd, const char *key, int dtype) {
+    Tensorflow__AttrValue *v = saver_attr(a, nd, key);
+    v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE;
+    v->type = (Tensorflow__DataType)dtype;
+}
+
+static void saver_attr_bool(arena *a, Tensorflow__NodeDef *nd, const char *key, int b) {
+    Tensorflow__AttrValue *v = saver_attr(a, nd, key);
+    v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_B;
+    v->b = b;
+}
+
+static Tensorflow__AttrValue__ListValue *saver_attr_list(arena *a, Tensorflow__NodeDef *nd,
+                                                         const char *key) {
+    Tensorflow__AttrValue *v = saver_attr(a, nd, key);
+    v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_LIST;
+    v->list = NEW(a, Tensorflow__AttrValue__ListValue, TENSORFLOW__ATTR_VALUE__LIST_VALUE__INIT);
+    return v->list;
+}
+
+/* `_class: ["loc:@NODE"]`, TensorFlow's colocation record. */
+static void saver_attr_colocate(arena *a, Tensorflow__NodeDef *nd, const char *with) {
+    Tensorflow__AttrValue__ListValue *l = saver_attr_list(a, nd, "_class");
+    char buf[1100];
+    snprintf(buf, sizeof buf, "loc:@%s", with);
+    l->n_s = 1;
+    l->s = arena_alloc(a, sizeof *l->s);
+    l->s[0].data = (uint8_t *)arena_strdup(a, buf);
+    l->s[0].len = strlen(buf);
+}
+
+/* A DT_STRING Const: a scalar (n < 0) or a vector of n strings. */
+static Tensorflow__NodeDef *saver_string_const(arena *a, const char *scope, const char *name,
+                                               int n, char *const *vals) {
+    Tensorflow__NodeDef *nd = saver_node(a, scope, name, "Const", 0, 2);
+    saver_attr_type(a, nd, "dtype", PST_STRING);
+    Tensorflow__AttrValue *v = saver_attr(a, nd, "value");
+    v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_TENSOR;
+    Tensorflow__TensorProto *t = NEW(a, Tensorflow__TensorProto, TENSORFLOW__TENSOR_PROTO__INIT);
+    t->dtype = (Tensorflow__DataType)PST_STRING;
+    pst_shape shape = n < 0 ? pst_shape_scalar() : pst_shape_1d(n);
+    t->tensor_shape = shape_to_proto(a, &shape);
+    size_t k = n < 0 ? 1 : (size_t)n;
+    t->n_string_val = k;
+    t->string_val = arena_alloc(a, (k ? k : 1) * sizeof *t->string_val);
+    for (size_t i = 0; i < k; i++) {
+        t->string_val[i].data = (uint8_t *)vals[i];
+        t->string_val[i].len = strlen(vals[i]);
+    }
+    v->tensor = t;
+    return nd;
+}
+
+static void saver_attr_scalar_shape(arena *a, Tensorflow__NodeDef *nd) {
+    Tensorflow__AttrValue *v = saver_attr(a, nd, "shape");
+    v->value_case = TENSORFLOW__ATTR_VALUE__VALUE_SHAPE;
+    pst_shape s = pst_shape_scalar();
+    v->shape = shape_to_proto(a, &s);
+}
+
+typedef struct saveable {
+    const pst_node *var;
+    const char *name; /* checkpoint key */
+    char *spec;       /* "" or "full dims offsets,lengths" */
+} saveable;
+
+static int cmp_saveable(const void *x, const void *y) {
+    const saveable *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->var->id > b->var->id) - (a->var->id < b->var->id);
+}
+
+/* TF's slice spec of a partitioned part: full shape, then start,length per dimension; a
+ * dimension the part covers whole is "-" (stored without a length, keyed with -1). */
+static char *slice_spec(arena *a, const pst_node *v) {
+    const pst_attr *fs = pst_node_attr(v, "_save_slice_full_shape");
+    const pst_attr *off = pst_node_attr(v, "_save_slice_var_offset");
+    const pst_attr *vs = pst_node_attr(v, "_save_slice_var_shape");
+    if (!fs || !off || !vs || fs->n != off->n || fs->n != vs->n) return "";
+    size_t cap = 64 + (size_t)fs->n * 64, n = 0;
+    char *s = arena_alloc(a, cap);
+    for (int d = 0; d < fs->n; d++)
+        n += (size_t)snprintf(s + n, cap - n, "%s%lld", d ? " " : "", (long long)fs->list.i[d]);
+    for (int d = 0; d < fs->n; d++) {
+        int whole = off->list.i[d] == 0 && vs->list.i[d] == fs->list.i[d];
+        if (whole)
+            n += (size_t)snprintf(s + n, cap - n, "%s-", d ? ":" : " ");
+        else
+            n += (size_t)snprintf(s + n, cap - n, "%s%lld,%lld", d ? ":" : " ",
+                                  (long long)off->list.i[d], (long long)vs->list.i[d]);
+    }
+    return s;
+}
+
+/* "save", or the first of "save_1", "save_2"... no node of g lives under. */
+static void saver_scope(const pst_graph *g, char *out, size_t len) {
+    for (int k = 0;; k++) {
+        if (k == 0) snprintf(out, len, "save");
+        else snprintf(out, len, "save_%d", k);
+        size_t n = strlen(out);
+        int taken = 0;
+        for (int i = 0; i < pst_graph_num_nodes(g) && !taken; i++) {
+            const char *name = pst_graph_node(g, i)->name;
+            taken = strncmp(name, out, n) == 0 && (name[n] == '\0' || name[n] == '/');
+        }
+        if (!taken) return;
+    }
+}
+
+/* Appends TensorFlow's non-sharded V2 saver subgraph for the saver's variables to gd and
+ * fills sd's names. */
+static void add_saver_subgraph(arena *a, const pst_graph *g, const pst_saver_def *def,
+                               int clear_devices, Tensorflow__GraphDef *gd,
+                               Tensorflow__SaverDef *sd) {
+    int n = def->n_vars;
+    const pst_output *vars = def->vars;
+    if (vars == NULL) vars = pst_graph_collection(g, PST_GLOBAL_VARIABLES, &n);
+    saveable *sv = arena_alloc(a, (size_t)(n + 1) * sizeof *sv);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        const pst_node *v = vars[i].node;
+        if (v == NULL || !(v->op->flags & PST_OP_VARIABLE)) continue;
+        const char *full = pst_node_attr_s(v, "_save_slice_full_name", NULL);
+        sv[m].var = v;
+        sv[m].name = def->names && def->names[i] ? def->names[i] : full ? full : v->name;
+        sv[m].spec = full ? slice_spec(a, v) : "";
+        m++;
+    }
+    qsort(sv, (size_t)m, sizeof *sv, cmp_saveable);
+    char scope[64];
+    saver_scope(g, scope, sizeof scope);
+    char **names = arena_alloc(a, (size_t)(m + 1) * sizeof *names);
+    char **specs = arena_alloc(a, (size_t)(m + 1) * sizeof *specs);
+    for (int i = 0; i < m; i++) {
+        names[i] = (char *)sv[i].name;
+        specs[i] = sv[i].spec;
+    }
+    size_t extra = 11 + (size_t)m, at = gd->n_node;
+    Tensorflow__NodeDef **nodes = arena_alloc(a, (at + extra) * sizeof *nodes);
+    if (at) memcpy(nodes, gd->node, at * sizeof *nodes);
+    gd->node = nodes;
+    char full[1100];
+    /* The filename: a string placeholder with a default, fed by Saver.save/restore. */
+    char *model = "model";
+    nodes[at++] = saver_string_const(a, scope, "filename/input", -1, &model);
+    Tensorflow__NodeDef *fname = saver_node(a, scope, "filename", "PlaceholderWithDefault", 1, 2);
+    fname->input[fname->n_input++] = nodes[at - 1]->name;
+    saver_attr_type(a, fname, "dtype", PST_STRING);
+    saver_attr_scalar_shape(a, fname);
+    nodes[at++] = fname;
+    Tensorflow__NodeDef *cst = saver_node(a, scope, "Const", "PlaceholderWithDefault", 1, 2);
+    cst->input[cst->n_input++] = fname->name;
+    saver_attr_type(a, cst, "dtype", PST_STRING);
+    saver_attr_scalar_shape(a, cst);
+    nodes[at++] = cst;
+    /* Save: SaveV2(prefix, tensor_names, shape_and_slices, variables...). */
+    Tensorflow__NodeDef *sn = saver_string_const(a, scope, "SaveV2/tensor_names", m, names);
+    Tensorflow__NodeDef *ss = saver_string_const(a, scope, "SaveV2/shape_and_slices", m, specs);
+    nodes[at++] = sn;
+    nodes[at++] = ss;
+    Tensorflow__NodeDef *save = saver_node(a, scope, "SaveV2", "SaveV2", 3 + (size_t)m, 1);
+    save->input[save->n_input++] = cst->name;
+    save->input[save->n_input++] = sn->name;
+    save->input[save->n_input++] = ss->name;
+    Tensorflow__AttrValue__ListValue *dts = saver_attr_list(a, save, "dtypes");
+    dts->type = arena_alloc(a, (size_t)(m + 1) * sizeof *dts->type);
+    for (int i = 0; i < m; i++) {
+        save->input[save->n_input++] = sv[i].var->name;
+        dts->type[dts->n_type++] = (Tensorflow__DataType)sv[i].var->out_dtypes[0];
+    }
+    nodes[at++] = save;
+    Tensorflow__NodeDef *dep = saver_node(a, scope, "control_dependency", "Identity", 2, 2);
+    dep->input[dep->n_input++] = cst->name;
+    snprintf(full, sizeof full, "^%s", save->name);
+    dep->input[dep->n_input++] = arena_strdup(a, full);
+    saver_attr_type(a, dep, "T", PST_STRING);
+    saver_attr_colocate(a, dep, cst->name);
+    nodes[at++] = dep;
+    /* Restore: RestoreV2, then one Assign per variable, grouped by restore_all. */
+    Tensorflow__NodeDef *rn = saver_string_const(a, scope, "RestoreV2/tensor_names", m, names);
+    Tensorflow__NodeDef *rs = saver_string_const(a, scope, "RestoreV2/shape_and_slices", m, specs);
+    nodes[at++] = rn;
+    nodes[at++] = rs;
+    Tensorflow__NodeDef *rest = saver_node(a, scope, "RestoreV2", "RestoreV2", 3, 1);
+    rest->input[rest->n_input++] = cst->name;
+    rest->input[rest->n_input++] = rn->name;
+    rest->input[rest->n_input++] = rs->name;
+    Tensorflow__AttrValue__ListValue *rdts = saver_attr_list(a, rest, "dtypes");
+    rdts->n_type = dts->n_type;
+    rdts->type = dts->type;
+    nodes[at++] = rest;
+    Tensorflow__NodeDef *all = saver_node(a, scope, "restore_all", "NoOp", (size_t)m, 0);
+    for (int i = 0; i < m; i++) {
+        char an[32];
+        if (i == 0) snprintf(an, sizeof an, "Assign");
+        else snprintf(an, sizeof an, "Assign_%d", i);
+        Tensorflow__NodeDef *as = saver_node(a, scope, an, "Assign", 2, 4);
+        as->input[as->n_input++] = sv[i].var->name;
+        snprintf(full, sizeof full, "%s:%d", rest->name, i);
+        as->input[as->n_input++] = arena_strdup(a, full);
+        as->device = clear_devices ? "" : sv[i].var->device;
+        saver_attr_type(a, as, "T", sv[i].var->out_dtypes[0]);
+        saver_attr_bool(a, as, "use_locking", 1);
+        saver_attr_bool(a, as, "validate_shape", 1);
+        saver_attr_colocate(a, as, sv[i].var->name);
+        nodes[at++] = as;
+        snprintf(full, sizeof full, "^%s", as->name);
+        all->input[all->n_input++] = arena_strdup(a, full);
+    }
+    nodes[at++] = all;
+    gd->n_node = at;
+    snprintf(full, sizeof full, "%s:0", cst->name);
+    sd->filename_tensor_name = arena_strdup(a, full);
+    snprintf(full, sizeof full, "%s:0", dep->name);
+    sd->save_tensor_name = arena_strdup(a, full);
+    sd->restore_op_name = all->name;
+}
+
 int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uint8_t **buf,
                           size_t *len, pst_status *st) {
     arena a = {0};
@@ -566,9 +808,7 @@ int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uin
     }
     if (o && o->saver_def) {
         Tensorflow__SaverDef *sd = NEW(&a, Tensorflow__SaverDef, TENSORFLOW__SAVER_DEF__INIT);
-        sd->filename_tensor_name = "save/Const:0";
-        sd->save_tensor_name = "save/control_dependency:0";
-        sd->restore_op_name = "save/restore_all";
+        add_saver_subgraph(&a, g, o->saver_def, o->clear_devices, mg.graph_def, sd);
         sd->max_to_keep = o->saver_def->max_to_keep;
         sd->sharded = o->saver_def->sharded;
         sd->keep_checkpoint_every_n_hours = o->saver_def->keep_checkpoint_every_n_hours;

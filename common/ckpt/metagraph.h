@@ -25,10 +25,20 @@
  * build from a few values broadcast over a shape; files are checked before they are read. */
 #define PST_META_GRAPH_MAX_BYTES ((size_t)1 << 30)
 
+/* A SaverDef and the saver subgraph TensorFlow's import_meta_graph + Saver.restore() run:
+ * <scope>/Const (the filename, a string PlaceholderWithDefault fed by restore()),
+ * <scope>/SaveV2 and <scope>/control_dependency (save), <scope>/RestoreV2, one Assign per
+ * variable and <scope>/restore_all (restore), the scope being "save" or, when the graph already
+ * has nodes there (an imported TF graph's own saver), "save_1", "save_2"... Partitioned parts
+ * are saved and restored as slices of their full name ("10 4 0,5:-"). */
 typedef struct pst_saver_def {
     int max_to_keep;
     int sharded;
     float keep_checkpoint_every_n_hours;
+    int n_vars;                 /* 0 with vars NULL: every global variable */
+    const pst_output *vars;
+    const char *const *names;   /* checkpoint names for vars (NULL: the variables' names, a
+                                   part's full name) */
 } pst_saver_def;
 
 typedef struct pst_meta_export_opts {

@@ -731,6 +731,16 @@ static int write_bundle(pst_saver *s, pst_session *sess, const char *prefix, pst
     return rc;
 }
 
+int pst_saver_write_meta(const pst_saver *s, const char *path, pst_status *st) {
+    pst_saver_def sd = {.max_to_keep = s->max_to_keep,
+                        .keep_checkpoint_every_n_hours = (float)s->keep_hours,
+                        .n_vars = s->n,
+                        .vars = s->vars,
+                        .names = (const char *const *)s->names};
+    pst_meta_export_opts mo = {.saver_def = &sd};
+    return pst_meta_graph_write(s->g, &mo, path, st);
+}
+
 int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t step, char *out,
                    size_t out_len, pst_status *st) {
     char prefix[4096], dir[4096];
@@ -759,9 +769,7 @@ int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t st
     if (rc == 0 && s->write_meta) {
         char meta[4200];
         snprintf(meta, sizeof meta, "%s.meta", prefix);
-        pst_saver_def sd = {s->max_to_keep, 0, (float)s->keep_hours};
-        pst_meta_export_opts mo = {.saver_def = &sd};
-        rc = pst_meta_graph_write(s->g, &mo, meta, st);
+        rc = pst_saver_write_meta(s, meta, st);
     }
     /* The new checkpoint goes last; older ones beyond max_to_keep leave the list and are
      * deleted unless the every-n-hours rule keeps them on disk. Nothing is deleted before the

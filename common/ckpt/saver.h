@@ -49,6 +49,10 @@ void pst_saver_free(pst_saver *s);
  * once the new state file no longer lists them. */
 int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t step, char *out,
                    size_t out_len, pst_status *st);
+/* Writes the graph as a MetaGraphDef (what PREFIX.meta holds) with a SaverDef and the saver
+ * subgraph for the saver's variables under their checkpoint names, so TensorFlow's
+ * import_meta_graph(path) returns a saver whose restore() reads this saver's checkpoints. */
+int pst_saver_write_meta(const pst_saver *s, const char *path, pst_status *st);
 /* Restores every saver variable; missing keys and dtype/shape mismatches are reported together,
  * naming each. */
 int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st);

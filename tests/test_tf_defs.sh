@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Every graph and checkpoint pstrain writes, checked against TensorFlow 1.15's own definitions
+# (tests/tf_defs_check.py with tests/data/tf_defs: TF's .proto files and op registry):
+#   - each zoo model trained 2 steps by pstrain-worker (each optimizer once), its checkpoint
+#     (.index, .data) and .meta (nodes, attrs, input counts and dtypes, SaverDef and the saver
+#     subgraph against the checkpoint's keys, VariableDefs);
+#   - a distributed job of 2 PS (3 PS) and 1 worker with partitioned weights: its sharded
+#     checkpoint, the slice keys TF's reader computes, the slice specs of the saver subgraph;
+#   - VGG-16's .meta (single process and placed on 2 PS with partitioned weights) from
+#     `pstrain meta export`, which must stay under 10 MB;
+#   - the checker itself on a damaged copy (it must find what it is for);
+#   - the exported saver subgraph run as TF's Saver.restore() runs it (filename fed,
+#     save/restore_all), by `pstrain meta check`, single process and partitioned.
+set -euo pipefail
+src=${PST_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+bin=${PST_BINARY_DIR:-$src/build}
+check=$src/tests/tf_defs_check.py
+py=""
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c 'import google.protobuf' 2>/dev/null; then py=$p; break; fi
+done
+if [ -z "$py" ]; then
+  echo "FAIL: no python3 with google.protobuf (Debian python3-protobuf; scripts/setup.sh installs it)"
+  exit 1
+fi
+command -v protoc >/dev/null || { echo "FAIL: protoc missing (Debian protobuf-compiler)"; exit 1; }
+tmp=$(mktemp -d /tmp/test_tf_defs.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+export PST_JOB_TOKEN_FILE=$tmp/token
+"$bin/launcher/pstrain" token new "$tmp/token" >/dev/null
+
+ckpts=()
+train() { # model optimizer
+  "$bin/worker/pstrain-worker" --model "$1" --optimizer "$2" --steps 2 --batch 4 --validation 0 \
+    --threads 1 --checkpoint-dir "$tmp/$1" --quiet >"$tmp/$1.log" 2>&1 ||
+    { echo "FAIL: pstrain-worker --model $1"; cat "$tmp/$1.log"; exit 1; }
+  ckpts+=(--ckpt "$tmp/$1/model.ckpt-2")
+}
+train softmax sgd
+train mlp adam
+train simple_cnn momentum
+train cnn5 rmsprop
+train lenet5 adagrad
+
+dist() { # name ps model flags...
+  local name=$1 ps=$2 model=$3
+  shift 3
+  PST_JOB_DIR=$tmp/$name.job "$src/scripts/local_cluster.sh" --build "$bin" --ps "$ps" --workers 1 -- \
+    --model "$model" --batch 4 --steps 3 --validation 0 --threads 1 --quiet \
+    --checkpoint-dir "$tmp/$name" "$@" >"$tmp/$name.log" 2>&1 ||
+    { echo "FAIL: distributed $name"; cat "$tmp/$name.log" "$tmp/$name.job"/*.log; exit 1; }
+  ckpts+=(--ckpt "$tmp/$name/model.ckpt-3")
+}
+dist dist_cnn5 2 cnn5 --partition-min-bytes 1000
+dist dist_mlp 3 mlp --partition-min-bytes 100000 --optimizer momentum --placement greedy
+# The distributed checkpoints must hold partitioned variables, or the slice checks check nothing.
+for d in dist_cnn5 dist_mlp; do
+  n=$("$bin/launcher/pstrain" ckpt show "$tmp/$d/model.ckpt-3" | grep -c '(sliced)' || true)
+  [ "$n" -gt 0 ] || { echo "FAIL: $d wrote no partitioned variable"; exit 1; }
+  echo "ok: $d holds $n partitioned variables"
+done
+
+"$bin/launcher/pstrain" meta export "$tmp/vgg16.meta" --model vgg16 >/dev/null
+"$bin/launcher/pstrain" meta export "$tmp/vgg16_ps.meta" --model vgg16 --ps 2 \
+  --partition-min-bytes 1000000 >/dev/null
+
+"$py" "$check" "${ckpts[@]}" --meta "$tmp/vgg16.meta" --meta "$tmp/vgg16_ps.meta" \
+  --max-meta-bytes 10000000 --self-test "$tmp/mlp/model.ckpt-2.meta"
+
+for c in mlp/model.ckpt-2 dist_cnn5/model.ckpt-3; do
+  out=$("$bin/launcher/pstrain" meta check "$tmp/$c.meta" --checkpoint "$tmp/$c" --steps 0 2>&1) ||
+    { echo "FAIL: restoring $c through its .meta's saver subgraph"; echo "$out"; exit 1; }
+  grep -q '^restore: ok' <<<"$out" || { echo "FAIL: $c: no restore"; echo "$out"; exit 1; }
+  echo "ok: $c restores through save/restore_all ($(grep '^restore' <<<"$out"))"
+done
