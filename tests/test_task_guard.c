@@ -16,6 +16,7 @@
 #include "chunk.h"
 #include "dist_run.h"
 #include "pstrain_task.pb-c.h"
+#include "security.h"
 #include "task_client.h"
 #include "task_status.h"
 #include "task_wire.h"
@@ -26,20 +27,31 @@
 
 #define PS "/job:ps/task:0"
 
-/* Sends one chunk [off, off + len) of v under key from the worker to the PS. */
-static int push_chunk(pst_test_job *j, const char *key, pst_tensor *v, uint64_t off,
-                      uint64_t len, pst_status *st) {
+/* Sends one chunk [off, off + len) of v under key over tr to addr. */
+static int push_to(pst_transport *tr, const char *addr, const char *key, pst_tensor *v,
+                   uint64_t off, uint64_t len, pst_status *st) {
     pst_msg m;
     if (pst_chunk_msg(key, v, off, len, &m, st) < 0) return st->code;
-    return pst_transport_call_sync(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]),
-                                   PST_TASK_PUSH, &m, 5000, 0, NULL, NULL, st);
+    return pst_transport_call_sync(tr, addr, PST_TASK_PUSH, &m, 5000, 0, NULL, NULL, st);
+}
+
+static int call_to(pst_transport *tr, const char *addr, int method, const ProtobufCMessage *req,
+                   uint8_t **resp, size_t *resp_len, pst_status *st) {
+    pst_msg m;
+    if (pst_task_wire_pack(req, &m, st) < 0) return st->code;
+    return pst_transport_call_sync(tr, addr, method, &m, 5000, 0, resp, resp_len, st);
+}
+
+/* The same from the job's worker to its PS. */
+static int push_chunk(pst_test_job *j, const char *key, pst_tensor *v, uint64_t off,
+                      uint64_t len, pst_status *st) {
+    return push_to(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]), key, v, off, len,
+                   st);
 }
 
 static int call_msg(pst_test_job *j, int method, const ProtobufCMessage *req, pst_status *st) {
-    pst_msg m;
-    if (pst_task_wire_pack(req, &m, st) < 0) return st->code;
-    return pst_transport_call_sync(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]),
-                                   method, &m, 5000, 0, NULL, NULL, st);
+    return call_to(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]), method, req, NULL,
+                   NULL, st);
 }
 
 static pst_task_status_report report(pst_test_job *j) {
@@ -177,12 +189,17 @@ START_TEST(test_partial_expires) {
 }
 END_TEST
 
-static int shutdown_from(pst_test_job *j, const char *from, int now, pst_status *st) {
+static int shutdown_to(pst_transport *tr, const char *addr, const char *from, int now,
+                       pst_status *st) {
     Pstrain__ShutdownRequest r = PSTRAIN__SHUTDOWN_REQUEST__INIT;
     r.from = (char *)from;
     r.now = now;
     r.reason = "";
-    return call_msg(j, PST_TASK_SHUTDOWN, &r.base, st);
+    return call_to(tr, addr, PST_TASK_SHUTDOWN, &r.base, NULL, NULL, st);
+}
+
+static int shutdown_from(pst_test_job *j, const char *from, int now, pst_status *st) {
+    return shutdown_to(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]), from, now, st);
 }
 
 /* Shutdown: only the cluster's workers say they are done, and never "now". */
@@ -209,16 +226,22 @@ START_TEST(test_shutdown_refused) {
 }
 END_TEST
 
-static int save_or_restore(pst_test_job *j, int method, const char *prefix, pst_status *st) {
+static int save_or_restore_to(pst_transport *tr, const char *addr, int method,
+                              const char *prefix, pst_status *st) {
     if (method == PST_TASK_SAVE) {
         Pstrain__SaveRequest r = PSTRAIN__SAVE_REQUEST__INIT;
         r.prefix = (char *)prefix;
         r.num_shards = 1;
-        return call_msg(j, method, &r.base, st);
+        return call_to(tr, addr, method, &r.base, NULL, NULL, st);
     }
     Pstrain__RestoreRequest r = PSTRAIN__RESTORE_REQUEST__INIT;
     r.prefix = (char *)prefix;
-    return call_msg(j, method, &r.base, st);
+    return call_to(tr, addr, method, &r.base, NULL, NULL, st);
+}
+
+static int save_or_restore(pst_test_job *j, int method, const char *prefix, pst_status *st) {
+    return save_or_restore_to(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]), method,
+                              prefix, st);
 }
 
 /* Save and Restore stay inside the checkpoint directory: no absolute path elsewhere, no "..",
@@ -319,18 +342,15 @@ static uint8_t *const_graph(const char *name, int64_t n, int with_value, size_t 
     return buf;
 }
 
-static int register_graph(pst_test_job *j, uint8_t *gd, size_t len, char *handle, size_t hlen,
-                          pst_status *st) {
+static int register_to(pst_transport *tr, const char *addr, uint8_t *gd, size_t len,
+                       char *handle, size_t hlen, pst_status *st) {
     Pstrain__RegisterGraphRequest r = PSTRAIN__REGISTER_GRAPH_REQUEST__INIT;
     r.graph_def.data = gd;
     r.graph_def.len = len;
     r.client = "/job:worker/replica:0/task:0";
-    pst_msg m;
-    if (pst_task_wire_pack(&r.base, &m, st) < 0) return st->code;
     uint8_t *resp = NULL;
     size_t rl = 0;
-    int rc = pst_transport_call_sync(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]),
-                                     PST_TASK_REGISTER, &m, 5000, 0, &resp, &rl, st);
+    int rc = call_to(tr, addr, PST_TASK_REGISTER, &r.base, &resp, &rl, st);
     if (rc == 0) {
         Pstrain__RegisterGraphResponse *rr = pstrain__register_graph_response__unpack(NULL, rl,
                                                                                       resp);
@@ -340,6 +360,12 @@ static int register_graph(pst_test_job *j, uint8_t *gd, size_t len, char *handle
     }
     free(resp);
     return rc;
+}
+
+static int register_graph(pst_test_job *j, uint8_t *gd, size_t len, char *handle, size_t hlen,
+                          pst_status *st) {
+    return register_to(pst_task_transport(j->w[0]), pst_task_address(j->ps[0]), gd, len, handle,
+                       hlen, st);
 }
 
 /* Constants are paid for before they are built: a few bytes claiming gigabytes are refused;
@@ -473,6 +499,230 @@ START_TEST(test_hung_ps_named) {
 }
 END_TEST
 
+/* ---- a real pstrain-ps process against hostile clients ---- */
+
+#define TOKEN_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define TOKEN_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+static void write_file(const char *path, const char *text, mode_t mode) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* Starts pstrain-ps (token A, checkpoint directory dir/ckpt, TLS with tls_dir when given) on a
+ * port it picks; returns its pid and sets addr. */
+static pid_t start_ps(const char *dir, const char *tls_dir, char *addr, size_t len) {
+    char cluster[512], token[512], port_file[512], ckpt[512], bin[1024];
+    snprintf(cluster, sizeof cluster, "%s/cluster.json", dir);
+    snprintf(token, sizeof token, "%s/token", dir);
+    snprintf(port_file, sizeof port_file, "%s/ps.port", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt", dir);
+    snprintf(bin, sizeof bin, "%s/ps/pstrain-ps", getenv("PST_BINARY_DIR"));
+    write_file(cluster, "{\"ps\": [\"127.0.0.1:0\"], \"worker\": [\"127.0.0.1:0\"]}", 0644);
+    write_file(token, TOKEN_A "\n", 0600);
+    unlink(port_file);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execl(bin, "pstrain-ps", "--cluster", cluster, "--task", "0", "--port-file", port_file,
+              "--token-file", token, "--checkpoint-dir", ckpt, "--quiet",
+              tls_dir ? "--tls-dir" : NULL, tls_dir, (char *)NULL);
+        _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 300 && port <= 0; i++) {
+        FILE *f = fopen(port_file, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1) port = 0;
+            fclose(f);
+        }
+        if (port <= 0) usleep(100 * 1000);
+    }
+    ck_assert_msg(port > 0, "pstrain-ps did not report its port");
+    snprintf(addr, len, "127.0.0.1:%d", port);
+    return pid;
+}
+
+static pst_security *security(const char *token, const char *tls_dir) {
+    pst_status st = {0};
+    pst_security *s = pst_security_new(
+        &(pst_security_opts){.token = token, .tls_dir = tls_dir ? tls_dir : ""}, &st);
+    ck_assert_msg(s != NULL, "%s", st.msg);
+    return s;
+}
+
+static pst_transport *client(const pst_security *sec) {
+    pst_status st = {0};
+    pst_transport *t = pst_transport_grpc_new(pst_task_methods, PST_TASK_METHOD_COUNT,
+                                              &(pst_transport_opts){.security = sec}, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    return t;
+}
+
+static int status_of(pst_transport *tr, const char *addr, pst_status *st) {
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    int rc = pst_transport_call_sync(tr, addr, PST_TASK_STATUS, NULL, 5000, 0, &resp, &len, st);
+    free(resp);
+    return rc;
+}
+
+static int exit_code_of(pid_t pid) {
+    int ws = 0;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(pid, &ws, WNOHANG) == pid) return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
+        usleep(100 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &ws, 0);
+    return -1;
+}
+
+/* pstrain-ps with the job token, a member worker training the linear model on it, and every
+ * attack of the security issue from other clients: no token, another job's token, and a
+ * client holding the token that forges Shutdown, Save, Restore and PushTensor requests, sends
+ * a chunk twice, a Const bomb and an attr without its value. Each gets its status; the PS keeps
+ * serving and its variables are unchanged; the member then ends it normally (exit 0). */
+START_TEST(test_hostile_clients) {
+    char dir[] = "/tmp/pst-hostile-XXXXXX", addr[64], p[600];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    pid_t ps = start_ps(dir, NULL, addr, sizeof addr);
+    char json[160];
+    snprintf(json, sizeof json, "{\"ps\": [\"%s\"], \"worker\": [\"127.0.0.1:0\"]}", addr);
+    pst_status st = {0};
+    pst_cluster *c = pst_cluster_parse_ex(json, "test", PST_CLUSTER_ALLOW_PORT0, &st);
+    ck_assert_msg(c != NULL, "%s", st.msg);
+    pst_security *sa = security(TOKEN_A, NULL), *sb = security(TOKEN_B, NULL);
+    pst_task *wk = pst_task_new(&(pst_task_opts){.cluster = c, .job = "worker", .index = 0,
+                                                 .quiet = 1, .security = sa}, &st);
+    ck_assert_msg(wk != NULL, "%s", st.msg);
+    pst_test_model m = pst_test_linear_model(1, "/job:worker/task:0");
+    pst_dist_run *init = pst_dist_run_new(wk, m.g, 0, NULL, 1, &m.init, &st);
+    ck_assert_msg(init && pst_dist_run_step(init, NULL, 0, NULL, &st) == 0, "%s", st.msg);
+    pst_dist_run *train = pst_dist_run_new(wk, m.g, 1, &m.loss, 1, &m.train, &st);
+    ck_assert_msg(train != NULL, "%s", st.msg);
+    for (int i = 0; i < 3; i++) {
+        pst_tensor *xv, *yv;
+        pst_test_linear_batch(i, &xv, &yv);
+        pst_feed f[2] = {{m.x, xv}, {m.y, yv}};
+        ck_assert_msg(pst_dist_run_step(train, f, 2, NULL, &st) == 0, "%s", st.msg);
+        pst_tensor_unref(xv);
+        pst_tensor_unref(yv);
+    }
+    pst_tensor *w0 = pst_task_client_pull_variable(wk, PS, "w", &st);
+    pst_tensor *b0 = pst_task_client_pull_variable(wk, PS, "b", &st);
+    ck_assert_msg(w0 && b0, "%s", st.msg);
+
+    /* strangers: no token, another job's token */
+    pst_transport *none = client(NULL), *other = client(sb), *member = client(sa);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(status_of(none, addr, &st), PST_E_UNAUTHENTICATED);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(push_to(other, addr, "var:w", w0, 0, w0->nbytes, &st),
+                     PST_E_UNAUTHENTICATED);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(shutdown_to(none, addr, "/job:worker/replica:0/task:0", 0, &st),
+                     PST_E_UNAUTHENTICATED);
+    /* a member gone wrong */
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(shutdown_to(member, addr, "/job:worker/replica:0/task:0", 1, &st),
+                     PST_E_PERMISSION);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(shutdown_to(member, addr, "/job:worker/task:9", 0, &st), PST_E_PERMISSION);
+    snprintf(p, sizeof p, "%s/elsewhere/model", dir);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(save_or_restore_to(member, addr, PST_TASK_SAVE, p, &st), PST_E_PERMISSION);
+    snprintf(p, sizeof p, "%s/elsewhere", dir);
+    ck_assert_int_ne(access(p, F_OK), 0);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(save_or_restore_to(member, addr, PST_TASK_RESTORE, "/tmp/model.ckpt-50",
+                                        &st), PST_E_PERMISSION);
+    pst_tensor *nan = pst_tensor_clone(w0, &st);
+    for (int64_t i = 0; i < nan->n; i++) pst_tensor_f32(nan)[i] = NAN;
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(push_to(member, addr, "var:attacker/new_var", nan, 0, nan->nbytes, &st),
+                     PST_E_NOT_FOUND);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(push_to(member, addr, "var:w", nan, 0, 8, &st), 0);
+    ck_assert_int_eq(push_to(member, addr, "var:w", nan, 0, 8, &st), PST_E_INVALID);
+    size_t len;
+    char handle[64];
+    uint8_t *bomb = const_graph("bomb", (int64_t)1 << 30, 1, &len);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_eq(register_to(member, addr, bomb, len, handle, sizeof handle, &st),
+                     PST_E_EXHAUSTED);
+    free(bomb);
+    uint8_t *noval = const_graph("noval", 4, 0, &len);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_ne(register_to(member, addr, noval, len, handle, sizeof handle, &st), 0);
+    free(noval);
+    /* the PS serves on, its variables as they were */
+    ck_assert_int_eq(waitpid(ps, NULL, WNOHANG), 0);
+    pst_tensor *w1 = pst_task_client_pull_variable(wk, PS, "w", &st);
+    pst_tensor *b1 = pst_task_client_pull_variable(wk, PS, "b", &st);
+    ck_assert_msg(w1 && b1, "%s", st.msg);
+    pst_test_assert_close(w1, w0, 0);
+    pst_test_assert_close(b1, b0, 0);
+    for (pst_tensor **t = (pst_tensor *[]){w0, b0, w1, b1, nan, NULL}; *t; t++) pst_tensor_unref(*t);
+    pst_transport_free(none);
+    pst_transport_free(other);
+    pst_transport_free(member);
+    pst_dist_run_free(train);
+    pst_dist_run_free(init);
+    memset(&st, 0, sizeof st);
+    ck_assert_msg(pst_task_client_say_done(wk, PS, 0, "", &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(exit_code_of(ps), 0);
+    pst_task_free(wk);
+    pst_cluster_free(c);
+    pst_graph_free(m.g);
+    pst_security_free(sa);
+    pst_security_free(sb);
+    snprintf(p, sizeof p, "rm -rf %s", dir);
+    ck_assert_int_eq(system(p), 0);
+}
+END_TEST
+
+/* pstrain-ps with mutual TLS: a client whose certificate another CA signed never gets an
+ * answer, token or not; a client of the job's CA does. */
+START_TEST(test_tls_stranger_refused) {
+    char dir[] = "/tmp/pst-hostile-tls-XXXXXX", addr[64], cmd[1600], p[3][600];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(cmd, sizeof cmd, "%s/scripts/tls_certs.sh %s/job ps0=127.0.0.1 client=127.0.0.1 "
+             ">/dev/null && %s/scripts/tls_certs.sh %s/other client=127.0.0.1 >/dev/null",
+             src, dir, src, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(p[0], sizeof p[0], "%s/job/ps0", dir);
+    snprintf(p[1], sizeof p[1], "%s/job/client", dir);
+    snprintf(p[2], sizeof p[2], "%s/other/client", dir);
+    pid_t ps = start_ps(dir, p[0], addr, sizeof addr);
+    pst_security *ok = security(TOKEN_A, p[1]), *stranger = security(TOKEN_A, p[2]),
+                 *plain = security(TOKEN_A, NULL);
+    pst_transport *a = client(ok), *b = client(stranger), *c = client(plain);
+    pst_status st = {0};
+    ck_assert_int_ne(status_of(b, addr, &st), 0);
+    memset(&st, 0, sizeof st);
+    ck_assert_int_ne(shutdown_to(c, addr, "/job:worker/replica:0/task:0", 0, &st), 0);
+    ck_assert_int_eq(waitpid(ps, NULL, WNOHANG), 0);
+    memset(&st, 0, sizeof st);
+    ck_assert_msg(status_of(a, addr, &st) == 0, "%s", st.msg);
+    ck_assert_msg(shutdown_to(a, addr, "/job:worker/replica:0/task:0", 0, &st) == 0, "%s",
+                  st.msg);
+    ck_assert_int_eq(exit_code_of(ps), 0);
+    pst_transport_free(a);
+    pst_transport_free(b);
+    pst_transport_free(c);
+    pst_security_free(ok);
+    pst_security_free(stranger);
+    pst_security_free(plain);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("task_guard");
     TCase *tc = tcase_create("core");
@@ -486,6 +736,8 @@ int main(void) {
     tcase_add_test(tc, test_graph_budget);
     tcase_add_test(tc, test_check_numerics);
     tcase_add_test(tc, test_hung_ps_named);
+    tcase_add_test(tc, test_hostile_clients);
+    tcase_add_test(tc, test_tls_stranger_refused);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -126,8 +126,9 @@ int pst_dist_run_step(pst_dist_run *r, const pst_feed *feeds, int n_feeds, pst_t
                                            step, &lst);
     /* Only with every part started: a part missing would leave the others waiting. */
     if (rc == 0)
-        rc = pst_session_run_step(r->local, step, lf, nl, r->mine->fetches, r->mine->n_fetches,
-                                  r->mine->targets, r->mine->n_targets, out, &lst);
+        rc = pst_session_run_step(r->local, step, lf, nl, r->mine->fetches,
+                                  out ? r->mine->n_fetches : 0, r->mine->targets,
+                                  r->mine->n_targets, out, &lst);
     free(lf);
     pst_status fst = {0};
     if (pst_task_flush_step(t, step, &fst) < 0 && rc == 0) {

@@ -680,6 +680,9 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
     pst_graph *g = s->g;
     int rc = 0;
     char name[256];
+    if (n_fetches > 0 && out == NULL)
+        return pst_status_set(st, PST_E_INVALID, "%d fetches and no array to return them in",
+                              n_fetches);
     for (int i = 0; i < n_fetches; i++) out[i] = NULL;
     if (pst_graph_error(g))
         return pst_status_set(st, pst_graph_error(g), "graph has a build error: %s",
