@@ -30,6 +30,9 @@
 #include "optimizer.h"
 #include "saver.h"
 #include "sstable.h"
+#include "pstrain_task.pb-c.h"
+#include "task.h"
+#include "task_wire.h"
 #include "tf_graph.pb-c.h"
 
 static const char *out_dir;
@@ -590,6 +593,87 @@ static void chunk_seeds(void) {
     pst_tensor_unref(t);
 }
 
+/* ---- Task service requests (fuzz_task.c) --------------------------------------------------- */
+
+typedef struct calls {
+    uint8_t buf[8192];
+    size_t n;
+} calls;
+
+/* Appends one call: the method byte, the payload's length (2 bytes, little endian), the payload
+ * (the message's segments back to back; the message is released). */
+static void add_call(calls *c, int method, pst_msg m) {
+    size_t len = 0;
+    for (int i = 0; i < m.n; i++) len += m.seg[i].len;
+    if (len > 0xffff || c->n + 3 + len > sizeof c->buf) die("task", "call too big");
+    c->buf[c->n++] = (uint8_t)method;
+    c->buf[c->n++] = (uint8_t)(len & 0xff);
+    c->buf[c->n++] = (uint8_t)(len >> 8);
+    for (int i = 0; i < m.n; i++) {
+        memcpy(c->buf + c->n, m.seg[i].base, m.seg[i].len);
+        c->n += m.seg[i].len;
+    }
+    if (m.release) m.release(m.owner);
+}
+
+static void add_proto(calls *c, int method, const ProtobufCMessage *msg) {
+    pst_msg m;
+    pst_status st = {0};
+    if (pst_task_wire_pack(msg, &m, &st) < 0) die("task", st.msg);
+    add_call(c, method, m);
+}
+
+static void task_seeds(void) {
+    static const float f[4] = {1, 2, 3, 4};
+    pst_tensor *w = pst_tensor_new_copy(PST_FLOAT, pst_shape_1d(4), f, NULL);
+    calls c = {.n = 0};
+    add_call(&c, PST_TASK_STATUS, pst_msg_of(NULL, 0));
+    put("task", "status", c.buf, c.n);
+    c.n = 0;
+    add_call(&c, PST_TASK_PUSH, chunk_of("var:w", w, 0, w->nbytes));
+    Pstrain__FetchVariableRequest fr = PSTRAIN__FETCH_VARIABLE_REQUEST__INIT;
+    fr.name = "w";
+    add_proto(&c, PST_TASK_FETCH_VAR, &fr.base);
+    put("task", "push_fetch_w", c.buf, c.n);
+    c.n = 0;
+    add_call(&c, PST_TASK_PUSH, chunk_of("var:w", w, 0, 8));
+    add_call(&c, PST_TASK_PUSH, chunk_of("var:w", w, 0, 8));
+    add_call(&c, PST_TASK_PUSH, chunk_of("var:w", w, 8, 8));
+    add_call(&c, PST_TASK_PUSH, chunk_of("var:nope", w, 0, w->nbytes));
+    put("task", "push_halves_twice", c.buf, c.n);
+    c.n = 0;
+    pst_graph *g = sample_graph();
+    size_t gl;
+    uint8_t *gd = graph_def(g, &gl);
+    Pstrain__RegisterGraphRequest rr = PSTRAIN__REGISTER_GRAPH_REQUEST__INIT;
+    rr.graph_def.data = gd;
+    rr.graph_def.len = gl;
+    rr.client = "/job:worker/replica:0/task:0";
+    add_proto(&c, PST_TASK_REGISTER, &rr.base);
+    Pstrain__RunGraphRequest run = PSTRAIN__RUN_GRAPH_REQUEST__INIT;
+    run.handle = "g1";
+    run.step_id = 1;
+    add_proto(&c, PST_TASK_RUN, &run.base);
+    Pstrain__SaveRequest sr = PSTRAIN__SAVE_REQUEST__INIT;
+    sr.prefix = "model.ckpt-1";
+    sr.num_shards = 1;
+    add_proto(&c, PST_TASK_SAVE, &sr.base);
+    Pstrain__RestoreRequest rs = PSTRAIN__RESTORE_REQUEST__INIT;
+    rs.prefix = "../model.ckpt-1";
+    add_proto(&c, PST_TASK_RESTORE, &rs.base);
+    Pstrain__DeregisterGraphRequest dr = PSTRAIN__DEREGISTER_GRAPH_REQUEST__INIT;
+    dr.handle = "g1";
+    add_proto(&c, PST_TASK_DEREGISTER, &dr.base);
+    Pstrain__ShutdownRequest sd = PSTRAIN__SHUTDOWN_REQUEST__INIT;
+    sd.from = "/job:worker/replica:0/task:0";
+    sd.reason = "";
+    add_proto(&c, PST_TASK_SHUTDOWN, &sd.base);
+    put("task", "register_run_save_shutdown", c.buf, c.n);
+    free(gd);
+    pst_graph_free(g);
+    pst_tensor_unref(w);
+}
+
 /* ---- Text ---------------------------------------------------------------------------------- */
 
 static void text_seeds(const char *src) {
@@ -687,6 +771,7 @@ int main(int argc, char **argv) {
     idx_seeds();
     npz_seeds();
     chunk_seeds();
+    task_seeds();
     text_seeds(src);
     nftw(tmp_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
