@@ -48,15 +48,57 @@ else
   fail "PS over MPI: $(tail -n 5 "$dir/ps.log")"
 fi
 
-# Sync over MPI equals one process at twice the batch.
-if mpi -np 4 "$worker" --transport mpi --ps 2 --mode sync "${exact[@]}" --batch 100 \
-  --checkpoint-dir "$dir/sync" >"$dir/sync.log" 2>&1; then
-  equal_ckpts "$dir/single/model.ckpt-20" "$dir/sync/model.ckpt-20" 1e-5 >"$dir/sync.diff" &&
-    pass "sync over MPI = one process at batch 2B: $(cat "$dir/sync.diff")" ||
-    fail "sync over MPI differs: $(cat "$dir/sync.diff")"
+# equal NAME REF TOL MPIRUN-ARGS...: the job's checkpoint at step 20 equals REF's within TOL.
+equal() {
+  local name=$1 ref=$2 tol=$3
+  shift 3
+  if mpi "$@" --checkpoint-dir "$dir/$name" >"$dir/$name.log" 2>&1; then
+    equal_ckpts "$ref/model.ckpt-20" "$dir/$name/model.ckpt-20" "$tol" >"$dir/$name.diff" &&
+      pass "$name: $(cat "$dir/$name.diff")" || fail "$name differs: $(cat "$dir/$name.diff")"
+  else
+    fail "$name: $(tail -n 5 "$dir/$name.log")"
+  fi
+}
+# Sync over MPI, 2 workers at batch 100, equals one process at batch 200.
+equal sync "$dir/single" 1e-5 -np 4 "$worker" --transport mpi --ps 2 --mode sync "${exact[@]}" \
+  --batch 100
+# Allreduce: 2 ranks at batch 100 equal one process at batch 200 after 20 SGD steps ...
+equal ar20 "$dir/single" 1e-5 -np 2 "$worker" --mode allreduce "${exact[@]}" --batch 100
+# ... and with fusion off (one collective per gradient) and no cycle wait, the same values.
+equal ar20_unfused "$dir/ar20" 0 -np 2 "$worker" --mode allreduce "${exact[@]}" --batch 100 \
+  --fusion-threshold-bytes 0 --cycle-time-ms 0
+
+# Allreduce: 2 ranks train the MLP to the bar; rank 0 writes the checkpoint.
+if mpi -np 2 "$worker" --mode allreduce --model mlp --steps 2000 --threads 1 --quiet \
+  --checkpoint-dir "$dir/ar" >"$dir/ar.log" 2>&1; then
+  ar_acc=$(accuracy "$dir/ar.log")
+  at_least "$ar_acc" $mlp_bar && pass "allreduce, 2 ranks: MLP test_accuracy=$ar_acc" ||
+    fail "allreduce: accuracy '$ar_acc' below $mlp_bar"
+  [ "$(grep -c 'test_accuracy=' "$dir/ar.log")" = 1 ] && pass "only rank 0 evaluates" ||
+    fail "test_accuracy printed $(grep -c 'test_accuracy=' "$dir/ar.log") times"
 else
-  fail "sync over MPI: $(tail -n 5 "$dir/sync.log")"
+  ar_acc=
+  fail "allreduce: $(tail -n 5 "$dir/ar.log")"
 fi
+# restores NAME DIR ACC MPIRUN-ARGS...: the job restores DIR's newest checkpoint, has nothing
+# left to train and gets test accuracy ACC from the restored weights.
+restores() {
+  local name=$1 from=$2 acc=$3
+  shift 3
+  if [ -n "$acc" ] && mpi "$@" --checkpoint-dir "$from" >"$dir/$name.log" 2>&1; then
+    grep -q "restored .*model.ckpt-" "$dir/$name.log" && [ "$(accuracy "$dir/$name.log")" = "$acc" ] &&
+      pass "$name: restored, test_accuracy=$acc again" ||
+      fail "$name: $(grep -E 'restored|test_accuracy' "$dir/$name.log")"
+  else
+    fail "$name: $(tail -n 5 "$dir/$name.log" 2>/dev/null)"
+  fi
+}
+# The allreduce checkpoint in PS mode (1 PS, 2 workers over MPI) ...
+restores allreduce_ckpt_in_ps_mode "$dir/ar" "$ar_acc" -np 3 "$worker" --transport mpi --ps 1 \
+  --model mlp --steps 2000 --threads 1 --quiet
+# ... and the sync PS job's 2-shard checkpoint in allreduce mode.
+restores ps_ckpt_in_allreduce_mode "$dir/sync" "$(accuracy "$dir/sync.log")" -np 2 "$worker" \
+  --mode allreduce "${exact[@]}" --batch 100
 
 if [ "$failures" -gt 0 ]; then
   echo "test_mpi: $failures failures"

@@ -42,8 +42,9 @@
 
 int pst_worker_is_distributed(const pst_train_flags *f) {
     const char *tf = getenv("TF_CONFIG");
+    if (strcmp(f->sync, "allreduce") == 0) return 0; /* one replica per rank: main.c */
     return f->cluster != NULL || f->coordinator != NULL || (tf && tf[0]) ||
-           strcmp(f->transport, "mpi") == 0 || strcmp(f->sync, "allreduce") == 0;
+           strcmp(f->transport, "mpi") == 0;
 }
 
 /* A PS rank of an MPI job run by pstrain-worker: serves as pstrain-ps does until every worker

@@ -21,7 +21,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--checkpoint-dir DIR] [--save-every-steps N] [--save-every-secs S]\n"
              "         [--max-to-keep K] [--start-fresh]\n"
              "distributed (between-graph replication; see README):\n"
-             "         --cluster FILE --task K  (or TF_CONFIG)  [--mode async|sync]\n"
+             "         --cluster FILE --task K  (or TF_CONFIG)  [--mode async|sync|allreduce]\n"
              "         (under srun: --cluster-from slurm [--ps P] [--port-base B])\n"
              "         [--replicas-to-aggregate N] [--placement round_robin|greedy]\n"
              "         [--connect-timeout-ms N] [--ready-timeout-ms N] [--recv-timeout-ms N]\n"
@@ -34,7 +34,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "joining a running job by hand: --join ADDR [--bind HOST:0] (the job's token;\n"
              "         the worker id and the job's settings come from the coordination service)\n"
              "MPI (under mpirun; see README \"MPI\"): [--transport grpc|mpi] [--ps N]\n"
-
+             "         --mode allreduce [--fusion-threshold-bytes N] [--cycle-time-ms X]\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -146,8 +146,9 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
         else if (strcmp(a, "--port-file") == 0)
             f->port_file = val;
         else if (strcmp(a, "--mode") == 0) {
-            if (strcmp(val, "async") != 0 && strcmp(val, "sync") != 0) {
-                snprintf(err, errlen, "--mode: '%s' is not async or sync\n", val);
+            if (strcmp(val, "async") != 0 && strcmp(val, "sync") != 0 &&
+                strcmp(val, "allreduce") != 0) {
+                snprintf(err, errlen, "--mode: '%s' is not async, sync or allreduce\n", val);
                 return -1;
             }
             f->sync = val;

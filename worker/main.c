@@ -12,6 +12,8 @@
 #include "flags.h"
 #include "model.h"
 #include "dist.h"
+#include "allreduce.h"
+#include "transport_mpi.h"
 #include "cluster_slurm.h"
 #include "idx.h"
 #include "init.h"
@@ -159,17 +161,30 @@ int main(int argc, char **argv) {
     pst_dataset_iter *it = NULL;
     pst_saver *saver = NULL;
     int rc = 1;
+    /* --mode allreduce: this process is one rank's replica; gradients are averaged over the
+     * ranks (allreduce.h), rank 0 restores or initializes and broadcasts, evaluates and saves. */
+    int ar = strcmp(f.sync, "allreduce") == 0, rank = 0, size = 1;
+    if (ar) {
+        pst_allreduce_opts ao = {.fusion_bytes = f.fusion_bytes > 0 ? f.fusion_bytes : -1,
+                                 .cycle_ms = f.cycle_ms > 0 ? f.cycle_ms : -1,
+                                 .timeout_ms = f.recv_timeout_ms, .quiet = f.quiet};
+        if (pst_allreduce_start(&ao, &rank, &size, &st) < 0) goto fail;
+        m.transform_grads = pst_allreduce_transform;
+        if (rank != 0) f.quiet = 1;
+    }
     if (pst_fashion_mnist_load_raw(f.data_dir, "train", &tr_x, &tr_y, &st) < 0 ||
         pst_fashion_mnist_load_raw(f.data_dir, "test", &te_x, &te_y, &st) < 0)
         goto fail;
     all = pst_dataset_new(tr_x, tr_y, &st);
     test = pst_dataset_new(te_x, te_y, &st);
     if (all == NULL || test == NULL) goto fail;
-    if (pst_dataset_split_for_worker(all, f.validation, 0, 1, &train, &val, &st) < 0) goto fail;
+    /* Rank r of N trains on examples r, r + N, ... of the training split. */
+    if (pst_dataset_split_for_worker(all, f.validation, rank, size, &train, &val, &st) < 0)
+        goto fail;
     if (pst_worker_build_model(&f, net, &m, NULL, NULL, &st) < 0) goto fail;
     s = pst_session_new(m.g, NULL, &st);
     int64_t first_step = 0;
-    if (f.checkpoint_dir) {
+    if (f.checkpoint_dir && rank == 0) {
         if (pst_file_make_dirs(f.checkpoint_dir, &st) < 0) goto fail;
         pst_saver_opts so = {.max_to_keep = f.max_to_keep, .write_meta = 1};
         if ((saver = pst_saver_new(m.g, &so, &st)) == NULL) goto fail;
@@ -187,17 +202,30 @@ int main(int argc, char **argv) {
         }
     }
     if (first_step == 0 && pst_session_run_target(s, m.init, &st) < 0) goto fail;
+    if (ar) {
+        /* Every rank starts from rank 0's values (restored or initialized). */
+        if (pst_allreduce_broadcast_vars(pst_session_vars(s), 0, &st) < 0) goto fail;
+        pst_tensor *gs = pst_session_run1(s, pst_variable_value(pst_train_global_step(m.g)), &st);
+        if (gs == NULL) goto fail;
+        first_step = pst_tensor_i64(gs)[0];
+        pst_tensor_unref(gs);
+        if (rank == 0)
+            printf("pstrain-worker: allreduce over %d ranks (fusion buffer %lld bytes, cycle "
+                   "%g ms), batch %d per rank\n", size, (long long)f.fusion_bytes, f.cycle_ms,
+                   f.batch);
+    }
     pst_dataset_iter_opts io = {.batch = f.batch, .shuffle_buffer = f.no_shuffle ? 0 : pst_dataset_size(train),
-                                .seed = (uint64_t)f.seed, .repeat = -1, .prefetch = 2,
+                                .seed = (uint64_t)f.seed + (uint64_t)rank, .repeat = -1, .prefetch = 2,
                                 .drop_remainder = 1};
     it = pst_dataset_iter_new(train, &io, &st);
     if (it == NULL) goto fail;
-    printf("pstrain-worker: %s (%s), %lld training examples, batch %d, %s lr %g, %lld steps\n",
-           net->name, net->description, (long long)pst_dataset_size(train), f.batch, f.optimizer,
-           f.lr, (long long)f.steps);
+    if (rank == 0)
+        printf("pstrain-worker: %s (%s), %lld training examples, batch %d, %s lr %g, %lld steps\n",
+               net->name, net->description, (long long)pst_dataset_size(train), f.batch,
+               f.optimizer, f.lr, (long long)f.steps);
     fflush(stdout);
     pst_train_ops ops = {.step = local_step,
-                         .evaluate = pst_dataset_size(val) > 0 ? validate : NULL,
+                         .evaluate = rank == 0 && pst_dataset_size(val) > 0 ? validate : NULL,
                          .save = saver ? save : NULL};
     trainer t = {.f = &f, .m = &m, .s = s, .it = it, .val = val, .saver = saver};
     pst_train_opts lo = {.first_step = first_step, .steps = f.steps, .batch_size = f.batch,
@@ -207,8 +235,10 @@ int main(int argc, char **argv) {
     pst_train_stats stats;
     if (pst_train_run(&ops, &t, &lo, &stats, &st) < 0) goto fail;
     double acc;
-    if (accuracy(&t, test, &acc, &st) < 0) goto fail;
-    printf("test_accuracy=%.4f\n", acc);
+    if (rank == 0) { /* the replicas are equal: one evaluates */
+        if (accuracy(&t, test, &acc, &st) < 0) goto fail;
+        printf("test_accuracy=%.4f\n", acc);
+    }
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "pstrain-worker: %s\n", st.msg);
@@ -224,5 +254,10 @@ fail:
     pst_tensor_unref(tr_y);
     pst_tensor_unref(te_x);
     pst_tensor_unref(te_y);
+    if (ar) {
+        pst_allreduce_stop();
+        /* On an error MPI stays up: mpirun ends the ranks that would wait for this one. */
+        if (rc == 0) pst_mpi_finalize();
+    }
     return rc;
 }

@@ -49,6 +49,8 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     pst_optimizer_opts oo = pst_optimizer_defaults((pst_opt_kind)kind, f->lr);
     oo.sync_replicas = f->replicas_to_aggregate;
     oo.sync_total = f->sync_total;
+    oo.transform_grads = m->transform_grads;
+    oo.transform_ctx = m->transform_ctx;
     m->global_step = pst_train_global_step(g);
     m->loss = pst_create_train_op(g, total, &oo, m->global_step, 0, &m->train_op);
     pst_output pred = pst_argmax(g, logits, 1, PST_INT64, "predictions");

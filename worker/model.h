@@ -14,10 +14,16 @@
 #include "replica_setter.h"
 #include "session.h"
 
+struct pst_grad_var; /* optimizer.h */
+
 typedef struct model {
     pst_graph *g;
     pst_output images, labels, is_training, loss, correct, global_step;
     pst_node *train_op, *init;
+    /* Set before building to change the gradients before they are applied (the allreduce
+     * mode averages them over the ranks: pst_allreduce_transform). */
+    void (*transform_grads)(void *ctx, pst_graph *g, int n, struct pst_grad_var *gv);
+    void *transform_ctx;
 } model;
 
 /* Builds into a new graph (m->g). With device_fn set, every node is placed by it (the replica

@@ -397,6 +397,7 @@ pst_output pst_create_train_op(pst_graph *g, pst_output total_loss, const pst_op
         pst_graph_set_error(g, st.code, "create_train_op: %s", st.msg);
         return pst_out(NULL, 0);
     }
+    if (o->transform_grads) o->transform_grads(o->transform_ctx, g, n, gv);
     if (clip_norm > 0) {
         pst_output *grads = calloc((size_t)n, sizeof *grads), *clipped = calloc((size_t)n, sizeof *clipped);
         PST_ASSERT(grads && clipped);

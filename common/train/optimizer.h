@@ -26,6 +26,8 @@ typedef enum pst_opt_kind {
     PST_OPT_COUNT
 } pst_opt_kind;
 
+struct pst_grad_var; /* below */
+
 typedef struct pst_optimizer_opts {
     pst_opt_kind kind;
     float lr;
@@ -40,6 +42,11 @@ typedef struct pst_optimizer_opts {
      * and drops late ones; global_step then advances once per step. sync_total (>=
      * sync_replicas) counts backup workers too. Needs global_step. */
     int sync_replicas, sync_total;
+    /* Called by pst_create_train_op between computing the gradients and clipping/applying
+     * them; may replace gv[i].grad (the allreduce mode averages them over the ranks,
+     * allreduce.h). Errors go into the graph. NULL: applied as computed. */
+    void (*transform_grads)(void *ctx, pst_graph *g, int n, struct pst_grad_var *gv);
+    void *transform_ctx;
 } pst_optimizer_opts;
 
 /* TensorFlow's defaults for kind with learning rate lr. */
