@@ -11,12 +11,13 @@
 #include "imported.h"
 #include "testutil.h"
 
-static const char *graph_file(const char *name) {
+static const char *corpus_file(const char *dir, const char *name) {
     static char buf[4096];
     const char *src = getenv("PST_SOURCE_DIR");
-    snprintf(buf, sizeof buf, "%s/tests/data/tf_graphs/07_DaviesX_mnist/%s", src ? src : ".", name);
+    snprintf(buf, sizeof buf, "%s/tests/data/tf_graphs/%s/%s", src ? src : ".", dir, name);
     return buf;
 }
+static const char *graph_file(const char *name) { return corpus_file("07_DaviesX_mnist", name); }
 
 START_TEST(test_tf_mlp_restores_and_trains) {
     pst_status st = {0};
@@ -64,12 +65,59 @@ START_TEST(test_tf_mlp_restores_and_trains) {
 }
 END_TEST
 
+/* A TF 1.14 LSTM built with tf.nn.dynamic_rnn: a while loop over time steps (frames,
+ * TensorArrays) forward and another backward (Stacks of the forward activations), restored
+ * from its TF checkpoint and trained with its own Adam on one fixed batch until the loss
+ * falls. */
+START_TEST(test_tf_lstm_while_loop_trains) {
+    const char *dir = "29_Pooja-AI_LSTM_TimeSeries_Analysis";
+    pst_status st = {0};
+    pst_imported *m = pst_imported_load(corpus_file(dir, "model.ckpt.meta"), &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    ck_assert(pst_graph_has_control_flow(pst_imported_graph(m)));
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    int checked = 0;
+    char prefix[4096];
+    snprintf(prefix, sizeof prefix, "%s", corpus_file(dir, "model.ckpt"));
+    ck_assert_msg(pst_imported_restore(m, prefix, &checked, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(checked, 14);
+    pst_node *train = pst_imported_train_op(m, NULL, &st);
+    ck_assert_msg(train != NULL, "%s", st.msg);
+    pst_output loss = pst_imported_loss(m, train);
+    ck_assert_ptr_nonnull(loss.node);
+    pst_output *ph;
+    int nph;
+    pst_imported_placeholders(m, &train, 1, &ph, &nph);
+    ck_assert_int_eq(nph, 2);
+    pst_feed f[2];
+    for (int i = 0; i < nph; i++) {
+        f[i].output = ph[i];
+        f[i].value = pst_imported_synthetic_feed(ph[i], 4, (uint64_t)i + 1, &st);
+        ck_assert_msg(f[i].value != NULL, "%s", st.msg);
+    }
+    double first = 0, last = 0;
+    for (int s = 0; s < 20; s++) {
+        pst_tensor *out[1];
+        ck_assert_msg(pst_session_run(pst_imported_session(m), f, nph, &loss, 1, &train, 1, out, &st) == 0,
+                      "step %d: %s", s, st.msg);
+        last = pst_tensor_get_f64(out[0], 0);
+        if (s == 0) first = last;
+        pst_tensor_unref(out[0]);
+    }
+    ck_assert_msg(last < 0.8 * first, "loss did not fall: %g -> %g", first, last);
+    for (int i = 0; i < nph; i++) pst_tensor_unref(f[i].value);
+    free(ph);
+    pst_imported_free(m);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("tf_graph");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_tf_mlp_restores_and_trains);
+    tcase_add_test(tc, test_tf_lstm_while_loop_trains);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

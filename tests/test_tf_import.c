@@ -300,6 +300,100 @@ START_TEST(test_tf_helper_ops_gradients) {
 }
 END_TEST
 
+static pst_node *cf_node(pst_graph *g, const char *op, const char *name, int n, const pst_output *in) {
+    pst_node_builder *b = pst_nb_new(g, op, name);
+    pst_nb_inputs(b, n, in);
+    if (n > 0) pst_nb_attr_type(b, "T", pst_output_dtype(in[0]));
+    if (strcmp(op, "Enter") == 0) {
+        pst_nb_attr_s(b, "frame_name", "loop");
+        pst_nb_attr_b(b, "is_constant", strstr(name, "const") != NULL);
+    }
+    pst_node *x = pst_nb_finish(b);
+    ck_assert_msg(x != NULL, "%s", pst_graph_status(g)->msg);
+    return x;
+}
+
+/* tf.while_loop as TF writes it: i = 0; while i < n: i = i + step; with n and step entering
+ * the frame as constants. The back edge NextIteration -> Merge is set after both exist. */
+START_TEST(test_while_loop_frames) {
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    pst_output n = pst_placeholder(g, "n", PST_INT32, pst_shape_scalar());
+    pst_output i0 = pst_const_i32(g, 0, "i0"), step = pst_const_i32(g, 3, "step");
+    pst_node *enter = cf_node(g, "Enter", "w/Enter", 1, &i0);
+    pst_node *en = cf_node(g, "Enter", "w/Enter_const_n", 1, &n);
+    pst_node *es = cf_node(g, "Enter", "w/Enter_const_step", 1, &step);
+    pst_output min[2] = {pst_out(enter, 0), pst_out(enter, 0)};
+    pst_node *merge = cf_node(g, "Merge", "w/Merge", 2, min);
+    pst_output less = pst_less(g, pst_out(merge, 0), pst_out(en, 0), "w/Less");
+    pst_node *cond = pst_nb_finish(pst_nb_new(g, "LoopCond", "w/LoopCond"));
+    ck_assert_ptr_null(cond); /* LoopCond needs its input */
+    pst_graph_clear_error(g);
+    pst_node_builder *b = pst_nb_new(g, "LoopCond", "w/LoopCond");
+    pst_nb_input(b, less);
+    cond = pst_nb_finish(b);
+    pst_output sw_in[2] = {pst_out(merge, 0), pst_out(cond, 0)};
+    pst_node *sw = cf_node(g, "Switch", "w/Switch", 2, sw_in);
+    pst_output body = pst_add(g, pst_identity(g, pst_out(sw, 1), "w/Identity"), pst_out(es, 0), "w/add");
+    pst_node *next = cf_node(g, "NextIteration", "w/NextIteration", 1, &body);
+    pst_output ex_in = pst_out(sw, 0);
+    pst_node *ex = cf_node(g, "Exit", "w/Exit", 1, &ex_in);
+    ck_assert_int_eq(pst_graph_set_back_edge(g, merge, 1, pst_out(next, 0)), 0);
+    ck_assert(pst_graph_has_control_flow(g));
+    pst_session *s = pst_session_new(g, NULL, &st);
+    int32_t want[3][2] = {{10, 12}, {0, 0}, {1, 3}}; /* n -> result */
+    for (int k = 0; k < 3; k++) {
+        pst_tensor *nv = pst_tensor_scalar_i32(want[k][0]);
+        pst_feed f = {n, nv};
+        pst_output fetch = pst_out(ex, 0);
+        pst_tensor *out[1];
+        ck_assert_msg(pst_session_run(s, &f, 1, &fetch, 1, NULL, 0, out, &st) == 0, "%s", st.msg);
+        ck_assert_int_eq(pst_tensor_i32(out[0])[0], want[k][1]);
+        pst_tensor_unref(out[0]);
+        pst_tensor_unref(nv);
+    }
+    /* The body's value is on a dead branch once the loop is done: fetching it is an error. */
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* tf.cond: Switch sends x to one branch, the other is dead; Merge takes the live one. */
+START_TEST(test_cond_switch_merge) {
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_scalar());
+    pst_output p = pst_placeholder(g, "p", PST_BOOL, pst_shape_scalar());
+    pst_output sw_in[2] = {x, p};
+    pst_node *sw = cf_node(g, "Switch", "cond/Switch", 2, sw_in);
+    pst_output t = pst_mul(g, pst_out(sw, 1), pst_const_f32(g, 10, NULL), "cond/true");
+    pst_output f = pst_neg(g, pst_out(sw, 0), "cond/false");
+    pst_output m_in[2] = {f, t};
+    pst_node *m = cf_node(g, "Merge", "cond/Merge", 2, m_in);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    for (int k = 0; k < 2; k++) {
+        pst_tensor *xv = pst_tensor_scalar_f32(2), *pv = pst_tensor_scalar_bool(k);
+        pst_feed fd[2] = {{x, xv}, {p, pv}};
+        pst_output fetch[2] = {pst_out(m, 0), pst_out(m, 1)};
+        pst_tensor *out[2];
+        ck_assert_msg(pst_session_run(s, fd, 2, fetch, 2, NULL, 0, out, &st) == 0, "%s", st.msg);
+        ck_assert_float_eq(pst_tensor_f32(out[0])[0], k ? 20.0f : -2.0f);
+        ck_assert_int_eq(pst_tensor_i32(out[1])[0], k);
+        pst_tensor_unref(out[0]);
+        pst_tensor_unref(out[1]);
+        /* The untaken branch's value is dead: an error naming the fetch. */
+        pst_output dead = k ? f : t;
+        pst_tensor *o2[1];
+        ck_assert_int_lt(pst_session_run(s, fd, 2, &dead, 1, NULL, 0, o2, &st), 0);
+        ck_assert_ptr_nonnull(strstr(st.msg, "branch not taken"));
+        pst_tensor_unref(xv);
+        pst_tensor_unref(pv);
+    }
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("tf_import");
@@ -313,6 +407,8 @@ int main(void) {
     tcase_add_test(tc, test_meta_check_cli);
     tcase_add_test(tc, test_tf_helper_ops_values);
     tcase_add_test(tc, test_tf_helper_ops_gradients);
+    tcase_add_test(tc, test_while_loop_frames);
+    tcase_add_test(tc, test_cond_switch_merge);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

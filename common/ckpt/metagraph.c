@@ -947,6 +947,37 @@ static void legacy_placeholder_shape(const Tensorflow__GraphDef *gd, const Tenso
     }
 }
 
+/* A while loop's NextIteration -> Merge edge: the one kind of cycle a TF graph holds. The
+ * importer builds the Merge with a stand-in input and sets the real one once both exist. */
+static int is_loop_back_edge(const Tensorflow__GraphDef *gd, pst_strmap *index,
+                             const Tensorflow__NodeDef *nd, const char *src_name) {
+    if (strcmp(nd->op, "Merge") != 0 && strcmp(nd->op, "RefMerge") != 0) return 0;
+    size_t v = (size_t)pst_strmap_get(index, src_name);
+    return v > 0 && (strcmp(gd->node[v - 1]->op, "NextIteration") == 0 ||
+                     strcmp(gd->node[v - 1]->op, "RefNextIteration") == 0);
+}
+
+/* After every node exists: the loops' back edges (see is_loop_back_edge). */
+static int set_back_edges(pst_graph *g, const Tensorflow__GraphDef *gd, pst_strmap *index,
+                          const pst_meta_import_opts *o, pst_status *st) {
+    char name[1024];
+    for (size_t k = 0; k < gd->n_node; k++) {
+        const Tensorflow__NodeDef *nd = gd->node[k];
+        for (size_t i = 0; i < nd->n_input; i++) {
+            int idx, ctl;
+            parse_input(nd->input[i], name, sizeof name, &idx, &ctl);
+            if (ctl || !is_loop_back_edge(gd, index, nd, name)) continue;
+            char *a = scoped(o, nd->name), *b = scoped(o, name);
+            pst_node *m = pst_graph_find(g, a), *src = pst_graph_find(g, b);
+            free(a);
+            free(b);
+            if (pst_graph_set_back_edge(g, m, (int)i, pst_out(src, idx)) < 0)
+                return pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+        }
+    }
+    return 0;
+}
+
 static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
                               const pst_meta_import_opts *o, pst_status *st) {
     pst_ckpt_ops_init(); /* an imported graph may hold TF's saver subgraph */
@@ -990,6 +1021,7 @@ static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
                     break;
                 }
                 v--;
+                if (!ctl && is_loop_back_edge(gd, index, nd, name)) continue;
                 if (state[v] == 1) {
                     rc = pst_status_set(st, PST_E_INVALID,
                                         "graph has a cycle through node '%s' (input of '%s')",
@@ -1021,6 +1053,9 @@ static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
         for (size_t i = 0; i < nd->n_input; i++) {
             int idx, ctl;
             parse_input(nd->input[i], name, sizeof name, &idx, &ctl);
+            /* A loop's back edge: a stand-in (the Merge's first input) until set_back_edges. */
+            if (!ctl && i > 0 && is_loop_back_edge(gd, index, nd, name))
+                parse_input(nd->input[0], name, sizeof name, &idx, &ctl);
             char *src_name = scoped(o, name);
             pst_node *src = pst_graph_find(g, src_name);
             free(src_name);
@@ -1050,6 +1085,7 @@ static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
         else if (rc)
             pst_nb_abandon(b);
     }
+    if (rc == 0) rc = set_back_edges(g, gd, index, o, st);
 out:
     pst_strmap_free(index);
     free(state);
@@ -1080,6 +1116,14 @@ static pst_output resolve_ref(pst_graph *g, const pst_meta_import_opts *o, const
     return pst_out(n, idx);
 }
 
+/* Collections of VariableDefs ("variables", "trainable_variables", "local_variables", ...).
+ * TF's other bytes_list collections (cond_context, while_context, savers, queue_runners) hold
+ * other protos that happen to parse as VariableDefs; they are kept as empty collections. */
+static int is_variables_key(const char *key) {
+    size_t n = strlen(key);
+    return n >= 9 && strcmp(key + n - 9, "variables") == 0;
+}
+
 int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
                           const pst_meta_import_opts *o, pst_status *st) {
     Tensorflow__MetaGraphDef *mg = tensorflow__meta_graph_def__unpack(NULL, len, buf);
@@ -1101,7 +1145,8 @@ int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
                 else
                     pst_graph_add_to_collection(g, key, out);
             }
-        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST) {
+        } else if (cd->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST &&
+                   is_variables_key(key)) {
             for (size_t k = 0; k < cd->bytes_list->n_value && rc == 0; k++) {
                 ProtobufCBinaryData b = cd->bytes_list->value[k];
                 Tensorflow__VariableDef *vd = tensorflow__variable_def__unpack(NULL, b.len, b.data);

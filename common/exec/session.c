@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "op.h"
+#include "session_internal.h"
 
 typedef struct plan {
     char *key;
@@ -360,6 +361,75 @@ static void release_input(run_ctx *x, int idx) {
 
 #define IO_STACK 64
 
+int pst__session_call_kernel(pst_session *s, pst_node *n, pst_tensor *const *ins,
+                              pst_var *const *invs, pst_tensor **outs, pst_var **outvs,
+                              int64_t step, pst_status *st) {
+    const pst_op_def *op = n->op;
+    pst_status kst = {0};
+    pst_kernel_ctx ctx = {.node_name = n->name,
+                          .op = op,
+                          .attrs = n->attrs,
+                          .n_attrs = n->n_attrs,
+                          .n_inputs = n->n_inputs,
+                          .inputs = ins,
+                          .input_vars = invs,
+                          .n_outputs = n->n_outputs,
+                          .outputs = outs,
+                          .output_vars = outvs,
+                          .out_dtypes = n->out_dtypes,
+                          .state = &s->state[n->id],
+                          .vars = s->vars,
+                          .exec = s->exec,
+                          .step_id = step,
+                          .status = &kst};
+    int krc;
+    if (op->kernel == NULL) {
+        krc = pst_status_set(&kst, PST_E_UNIMPLEMENTED, "op %s has no CPU kernel", op->name);
+    } else if (op->state_free) {
+        pthread_mutex_lock(&s->state_mu);
+        krc = op->kernel(&ctx);
+        pthread_mutex_unlock(&s->state_mu);
+    } else if (s->profile) {
+        double t0 = pst_clock_now();
+        krc = op->kernel(&ctx);
+        prof_add(s, op->name, pst_clock_now() - t0);
+    } else {
+        krc = op->kernel(&ctx);
+    }
+    if (krc == 0) {
+        for (int i = 0; i < n->n_outputs; i++)
+            if (outs[i] == NULL && outvs[i] == NULL) {
+                krc = pst_status_set(&kst, PST_E_INTERNAL, "kernel produced no output %d", i);
+                break;
+            }
+    }
+    if (krc < 0)
+        pst_status_set(st, krc, "node '%s' (%s): %s", n->name, op->name,
+                       kst.msg[0] ? kst.msg : pst_strerror(krc));
+    return krc;
+}
+
+void pst__session_ensure_state(pst_session *s) {
+    int nn = pst_graph_num_nodes(s->g);
+    pthread_mutex_lock(&s->mu);
+    if (s->n_state < nn) {
+        s->state = realloc(s->state, (size_t)nn * sizeof(void *));
+        PST_ASSERT(s->state != NULL);
+        memset(s->state + s->n_state, 0, (size_t)(nn - s->n_state) * sizeof(void *));
+        s->n_state = nn;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+int64_t pst__session_next_step(pst_session *s, int64_t step_id) {
+    pthread_mutex_lock(&s->mu);
+    int64_t step = step_id >= 0 ? step_id : s->next_step++;
+    pthread_mutex_unlock(&s->mu);
+    return step;
+}
+
+pst_var_store *pst__session_vars(pst_session *s) { return s->vars; }
+
 /* Runs the node at run index r: gathers its inputs, calls the kernel, stores its outputs and
  * releases inputs nobody else needs. Errors name the node. */
 static int exec_node(run_ctx *x, int r, pst_status *st) {
@@ -415,49 +485,8 @@ static int exec_node(run_ctx *x, int r, pst_status *st) {
             outs[i] = NULL;
             outvs[i] = NULL;
         }
-        pst_status kst = {0};
-        pst_kernel_ctx ctx = {.node_name = n->name,
-                              .op = op,
-                              .attrs = n->attrs,
-                              .n_attrs = n->n_attrs,
-                              .n_inputs = n->n_inputs,
-                              .inputs = ins,
-                              .input_vars = invs,
-                              .n_outputs = n->n_outputs,
-                              .outputs = outs,
-                              .output_vars = outvs,
-                              .out_dtypes = n->out_dtypes,
-                              .state = &s->state[n->id],
-                              .vars = s->vars,
-                              .exec = s->exec,
-                              .step_id = x->step,
-                              .status = &kst};
-        int krc;
-        if (op->kernel == NULL) {
-            krc = pst_status_set(&kst, PST_E_UNIMPLEMENTED, "op %s has no CPU kernel", op->name);
-        } else if (op->state_free) {
-            pthread_mutex_lock(&s->state_mu);
-            krc = op->kernel(&ctx);
-            pthread_mutex_unlock(&s->state_mu);
-        } else if (s->profile) {
-            double t0 = pst_clock_now();
-            krc = op->kernel(&ctx);
-            prof_add(s, op->name, pst_clock_now() - t0);
-        } else {
-            krc = op->kernel(&ctx);
-        }
-        if (krc == 0) {
-            for (int i = 0; i < n->n_outputs; i++)
-                if (outs[i] == NULL && outvs[i] == NULL) {
-                    krc = pst_status_set(&kst, PST_E_INTERNAL, "kernel produced no output %d", i);
-                    break;
-                }
-        }
-        if (krc < 0) {
-            rc = krc;
-            pst_status_set(st, krc, "node '%s' (%s): %s", n->name, op->name,
-                           kst.msg[0] ? kst.msg : pst_strerror(krc));
-        }
+        int krc = pst__session_call_kernel(s, n, ins, invs, outs, outvs, x->step, st);
+        if (krc < 0) rc = krc;
         for (int i = 0; i < n->n_outputs; i++) {
             if (krc < 0 || is_fed(x->feeds, x->n_feeds, n, i)) {
                 pst_tensor_unref(outs[i]);
@@ -697,6 +726,11 @@ int pst_session_run_step(pst_session *s, int64_t step_id, const pst_feed *feeds,
         if (feeds[i].output.node == NULL || feeds[i].output.node->graph != g)
             return pst_status_set(st, PST_E_INVALID, "feed %d is not an output of this graph", i);
         if ((rc = check_feed(&feeds[i], st)) < 0) return rc;
+    }
+    if (pst_graph_has_control_flow(g)) {
+        pst__session_ensure_state(s);
+        return pst__frames_run(s, pst__session_next_step(s, step_id), feeds, n_feeds, fetches,
+                               n_fetches, targets, n_targets, out, st);
     }
     plan *p = plan_get(s, feeds, n_feeds, fetches, n_fetches, targets, n_targets);
     slot *slots = calloc((size_t)p->n_slots + 1, sizeof *slots);

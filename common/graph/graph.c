@@ -47,6 +47,7 @@ struct pst_graph {
     int64_t seed;
     pst_device_fn device_fn;
     void *device_ctx;
+    int n_control_flow; /* nodes of PST_OP_CONTROL_FLOW ops */
 };
 
 #define GROW(arr, n, cap)                                                                         \
@@ -719,6 +720,7 @@ pst_node *pst_nb_finish(pst_node_builder *b) {
     }
 
     n->id = g->n_nodes;
+    if (op->flags & PST_OP_CONTROL_FLOW) g->n_control_flow++;
     GROW(g->nodes, g->n_nodes, g->cap_nodes);
     g->nodes[g->n_nodes++] = n;
     pst_strmap_put(g->by_name, n->name, n);
@@ -740,6 +742,25 @@ out:
 }
 
 void pst_nb_abandon(pst_node_builder *b) { nb_free(b); }
+
+int pst_graph_has_control_flow(const pst_graph *g) { return g->n_control_flow > 0; }
+
+int pst_graph_set_back_edge(pst_graph *g, pst_node *n, int i, pst_output src) {
+    if (g->status.code) return g->status.code;
+    if (n == NULL || src.node == NULL || n->graph != g || src.node->graph != g || i < 0 ||
+        i >= n->n_inputs || src.index < 0 || src.index >= src.node->n_outputs ||
+        src.node->id <= n->id || !(n->op->flags & PST_OP_CONTROL_FLOW))
+        return pst_graph_set_error(g, PST_E_INVALID, "node '%s': a back edge must come from a "
+                                   "node created after a control-flow node",
+                                   n ? n->name : "?");
+    if (pst_output_dtype(src) != pst_output_dtype(n->inputs[i]))
+        return pst_graph_set_error(g, PST_E_INVALID, "node '%s': back edge input %d from '%s' "
+                                   "is %s, the node's other inputs are %s", n->name, i,
+                                   src.node->name, pst_dtype_name(pst_output_dtype(src)),
+                                   pst_dtype_name(pst_output_dtype(n->inputs[i])));
+    n->inputs[i] = src;
+    return 0;
+}
 
 pst_output pst_nb_finish_out(pst_node_builder *b) {
     pst_node *n = pst_nb_finish(b);

@@ -127,6 +127,18 @@ pst_node *pst_graph_find(const pst_graph *g, const char *name);
 /* Parses "name", "name:1" into an output; a null output when absent. */
 pst_output pst_graph_output_by_name(const pst_graph *g, const char *spec);
 
+/* 1 once the graph holds a control-flow op (PST_OP_CONTROL_FLOW: TF 1.x Switch/Merge and
+ * while-loop frames); such graphs may have back edges (pst_graph_set_back_edge). */
+int pst_graph_has_control_flow(const pst_graph *g);
+/* Makes input i of n (a Merge) the output src of a node created after it: the NextIteration
+ * edge that closes a while loop, which an importer can only add once both nodes exist. The
+ * dtypes must match. 0 or an error recorded in the graph. */
+int pst_graph_set_back_edge(pst_graph *g, pst_node *n, int i, pst_output src);
+/* 1 when input i of n is such a back edge (its producer was created after n). */
+static inline int pst_node_input_is_back_edge(const pst_node *n, int i) {
+    return n->inputs[i].node->id >= n->id;
+}
+
 /* Graph-level random seed (tf.set_random_seed); -1 (default) means unset. */
 void pst_graph_set_seed(pst_graph *g, int64_t seed);
 int64_t pst_graph_seed(const pst_graph *g);

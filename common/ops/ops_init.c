@@ -15,6 +15,8 @@ void pst__register_sendrecv_ops(void);
 void pst__register_embedding_ops(void);
 void pst__register_string_ops(void);
 void pst__register_array_tf_ops(void);
+void pst__register_control_ops(void);
+void pst__register_tensor_array_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -29,6 +31,8 @@ static void register_builtin(void) {
     pst__register_embedding_ops();
     pst__register_string_ops();
     pst__register_array_tf_ops();
+    pst__register_control_ops();
+    pst__register_tensor_array_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }

@@ -14,6 +14,7 @@ size_t pst_dtype_size(pst_dtype dt) {
     case PST_INT64: return 8;
     case PST_BOOL: return 1;
     case PST_STRING: return sizeof(pst_tstring);
+    case PST_RESOURCE: return sizeof(void *);
     default: return 0;
     }
 }
@@ -27,6 +28,7 @@ const char *pst_dtype_name(pst_dtype dt) {
     case PST_INT64: return "int64";
     case PST_BOOL: return "bool";
     case PST_STRING: return "string";
+    case PST_RESOURCE: return "resource";
     default: return "invalid";
     }
 }

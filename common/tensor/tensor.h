@@ -30,6 +30,8 @@ typedef enum pst_dtype {
     PST_STRING = 7, /* elements are pst_tstring: owned byte strings (any bytes, NUL-ended) */
     PST_INT64 = 9,
     PST_BOOL = 10,
+    PST_RESOURCE = 20, /* a handle: one pointer per element to an object its maker owns
+                          (TensorArray, Stack); never on disk or wire */
 } pst_dtype;
 
 /* One element of a PST_STRING tensor. The tensor owns each element's bytes (heap, followed by

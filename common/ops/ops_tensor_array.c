@@ -1,0 +1,418 @@
+/* TensorArrayV3 and StackV2 families: the per-step containers tf.nn.dynamic_rnn's forward
+ * and backward while loops read and write (TensorArray) and its gradients use to hand
+ * activations from the forward loop to the backward one (Stack). A handle is a PST_RESOURCE
+ * scalar pointing at the container; the node that creates containers owns them (its kernel
+ * state) and frees the previous step's when it runs for a new step. Writes to a gradient
+ * TensorArray (TensorArrayGradV3) add up, as TF's do. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "op.h"
+#include "ops.h"
+
+typedef struct tarray {
+    pst_dtype dt;
+    pst_shape elem_shape; /* as declared (may be partly unknown) */
+    int dynamic, is_grad;
+    int64_t n;            /* elements */
+    pst_tensor **elems;   /* NULL where never written */
+    int n_grads;
+    struct tarray **grads;
+    char **grad_src;
+} tarray;
+
+typedef struct tstack {
+    pst_tensor **elems;
+    int64_t n, cap, max;
+} tstack;
+
+/* Containers a creating node made during its current step. */
+typedef struct owner {
+    int64_t step;
+    int is_stack;
+    void **items;
+    int n;
+} owner;
+
+static void tarray_free(tarray *a) {
+    if (a == NULL) return;
+    for (int64_t i = 0; i < a->n; i++) pst_tensor_unref(a->elems[i]);
+    for (int i = 0; i < a->n_grads; i++) {
+        tarray_free(a->grads[i]);
+        free(a->grad_src[i]);
+    }
+    free(a->elems), free(a->grads), free(a->grad_src), free(a);
+}
+
+static void tstack_free(tstack *s) {
+    if (s == NULL) return;
+    for (int64_t i = 0; i < s->n; i++) pst_tensor_unref(s->elems[i]);
+    free(s->elems), free(s);
+}
+
+static void owner_clear(owner *o) {
+    for (int i = 0; i < o->n; i++) {
+        if (o->is_stack) tstack_free(o->items[i]);
+        else tarray_free(o->items[i]);
+    }
+    free(o->items);
+    o->items = NULL;
+    o->n = 0;
+}
+
+static void owner_free(void *p) {
+    owner *o = p;
+    if (o) owner_clear(o);
+    free(o);
+}
+
+/* Records a new container in the node's state (dropping the last step's). */
+static void own(pst_kernel_ctx *c, void *item, int is_stack) {
+    owner *o = *c->state;
+    if (o == NULL) {
+        o = calloc(1, sizeof *o);
+        PST_ASSERT(o != NULL);
+        o->step = c->step_id;
+        o->is_stack = is_stack;
+        *c->state = o;
+    }
+    if (o->step != c->step_id) {
+        owner_clear(o);
+        o->step = c->step_id;
+    }
+    o->items = realloc(o->items, (size_t)(o->n + 1) * sizeof *o->items);
+    PST_ASSERT(o->items != NULL);
+    o->items[o->n++] = item;
+}
+
+static pst_tensor *handle_of(void *p) {
+    pst_tensor *h = pst_tensor_new(PST_RESOURCE, pst_shape_scalar(), NULL);
+    if (h) *(void **)h->data = p;
+    return h;
+}
+
+static void *handle_get(pst_kernel_ctx *c, int i) {
+    const pst_tensor *h = c->inputs[i];
+    if (h->dtype != PST_RESOURCE || h->n < 1 || *(void **)h->data == NULL) {
+        pst_kctx_error(c, PST_E_INVALID, "input %d is not a TensorArray or Stack handle", i);
+        return NULL;
+    }
+    return *(void **)h->data;
+}
+
+static int set_flow(pst_kernel_ctx *c, int i) {
+    pst_kctx_set_output(c, i, pst_tensor_scalar_f32(0));
+    return 0;
+}
+
+/* ---- TensorArrayV3(size) -> handle, flow ----------------------------------------------- */
+static int ta_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, PST_RESOURCE, pst_shape_scalar());
+    pst_node_set_output(n, 1, PST_FLOAT, pst_shape_scalar());
+    return 0;
+}
+
+static int ta_resize(tarray *a, int64_t n) {
+    if (n <= a->n) return 0;
+    pst_tensor **e = realloc(a->elems, (size_t)n * sizeof *e);
+    if (e == NULL) return -1;
+    memset(e + a->n, 0, (size_t)(n - a->n) * sizeof *e);
+    a->elems = e;
+    a->n = n;
+    return 0;
+}
+
+static tarray *ta_new(pst_dtype dt, pst_shape es, int64_t n, int dynamic) {
+    tarray *a = calloc(1, sizeof *a);
+    PST_ASSERT(a != NULL);
+    a->dt = dt;
+    a->elem_shape = es;
+    a->dynamic = dynamic;
+    if (ta_resize(a, n) < 0) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int ta_kernel(pst_kernel_ctx *c) {
+    int64_t n = pst_tensor_get_i64(c->inputs[0], 0);
+    if (n < 0) return pst_kctx_error(c, PST_E_INVALID, "size %lld is negative", (long long)n);
+    const pst_attr *es = pst_kctx_attr(c, "element_shape");
+    tarray *a = ta_new(pst_kctx_attr_type(c, "dtype", PST_FLOAT),
+                       es && es->kind == PST_ATTR_SHAPE ? es->v.shape : pst_shape_unknown(), n,
+                       pst_kctx_attr_b(c, "dynamic_size", 0));
+    if (a == NULL) return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+    own(c, a, 0);
+    pst_kctx_set_output(c, 0, handle_of(a));
+    return set_flow(c, 1);
+}
+
+/* ---- TensorArrayGradV3(handle, flow) -> grad handle, flow ------------------------------ */
+static int ta_grad_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    const char *src = pst_kctx_attr_s(c, "source", "");
+    tarray *g = NULL;
+    for (int i = 0; i < a->n_grads && !g; i++)
+        if (strcmp(a->grad_src[i], src) == 0) g = a->grads[i];
+    if (g == NULL) {
+        if ((g = ta_new(a->dt, a->elem_shape, a->n, a->dynamic)) == NULL)
+            return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+        g->is_grad = 1;
+        a->grads = realloc(a->grads, (size_t)(a->n_grads + 1) * sizeof *a->grads);
+        a->grad_src = realloc(a->grad_src, (size_t)(a->n_grads + 1) * sizeof *a->grad_src);
+        PST_ASSERT(a->grads && a->grad_src);
+        a->grads[a->n_grads] = g;
+        a->grad_src[a->n_grads++] = strdup(src);
+    }
+    pst_kctx_set_output(c, 0, handle_of(g));
+    return set_flow(c, 1);
+}
+
+/* Stores v at index i (a gradient array adds to what is there). */
+static int ta_put(pst_kernel_ctx *c, tarray *a, int64_t i, pst_tensor *v) {
+    if (i < 0 || (i >= a->n && !a->dynamic && !a->is_grad))
+        return pst_kctx_error(c, PST_E_OUT_OF_RANGE, "index %lld is outside the TensorArray of "
+                              "size %lld", (long long)i, (long long)a->n);
+    if (v->dtype != a->dt)
+        return pst_kctx_error(c, PST_E_INVALID, "writing %s to a TensorArray of %s",
+                              pst_dtype_name(v->dtype), pst_dtype_name(a->dt));
+    if (ta_resize(a, i + 1) < 0) return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+    pst_tensor *old = a->elems[i];
+    if (old && a->is_grad) {
+        if (!pst_shape_equal(&old->shape, &v->shape))
+            return pst_kctx_error(c, PST_E_INVALID, "gradient writes of two shapes at index %lld",
+                                  (long long)i);
+        pst_tensor *sum = pst_tensor_clone(old, c->status);
+        if (sum == NULL) return c->status->code;
+        for (int64_t k = 0; k < sum->n; k++)
+            pst_tensor_set_f64(sum, k, pst_tensor_get_f64(old, k) + pst_tensor_get_f64(v, k));
+        pst_tensor_unref(old);
+        a->elems[i] = sum;
+        pst_tensor_unref(v);
+        return 0;
+    }
+    pst_tensor_unref(old);
+    a->elems[i] = v;
+    return 0;
+}
+
+/* Element i, or zeros shaped like the array's elements for a gradient never written. */
+static pst_tensor *ta_get(pst_kernel_ctx *c, tarray *a, int64_t i) {
+    if (i < 0 || i >= a->n) {
+        pst_kctx_error(c, PST_E_OUT_OF_RANGE, "index %lld is outside the TensorArray of size %lld",
+                       (long long)i, (long long)a->n);
+        return NULL;
+    }
+    if (a->elems[i]) return pst_tensor_ref(a->elems[i]);
+    pst_shape s = a->elem_shape;
+    for (int64_t k = 0; k < a->n && !pst_shape_is_known(&s); k++)
+        if (a->elems[k]) s = a->elems[k]->shape;
+    if (!a->is_grad || !pst_shape_is_known(&s)) {
+        pst_kctx_error(c, PST_E_INVALID, "TensorArray element %lld was read before it was "
+                       "written", (long long)i);
+        return NULL;
+    }
+    return pst_tensor_new_zeros(a->dt, s, c->status);
+}
+
+static int ta_write_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    if (ta_put(c, a, pst_tensor_get_i64(c->inputs[1], 0), pst_tensor_ref(c->inputs[2])) < 0) {
+        return c->status->code;
+    }
+    return set_flow(c, 0);
+}
+
+static int ta_read_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    pst_tensor *t = ta_get(c, a, pst_tensor_get_i64(c->inputs[1], 0));
+    if (t == NULL) return c->status->code;
+    pst_kctx_set_output(c, 0, t);
+    return 0;
+}
+
+static int ta_size_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    pst_kctx_set_output(c, 0, pst_tensor_scalar_i32((int32_t)a->n));
+    return 0;
+}
+
+/* Scatter(handle, indices, value, flow): value's rows become elements. */
+static int ta_scatter_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    const pst_tensor *idx = c->inputs[1], *v = c->inputs[2];
+    if (v->shape.rank < 1 || v->shape.dims[0] != idx->n)
+        return pst_kctx_error(c, PST_E_INVALID, "value has %lld rows for %lld indices",
+                              (long long)(v->shape.rank ? v->shape.dims[0] : 0), (long long)idx->n);
+    pst_shape es = {.rank = v->shape.rank - 1};
+    for (int d = 1; d < v->shape.rank; d++) es.dims[d - 1] = v->shape.dims[d];
+    int64_t row = idx->n ? v->n / idx->n : 0;
+    for (int64_t k = 0; k < idx->n; k++) {
+        pst_tensor *e = pst_tensor_new(v->dtype, es, c->status);
+        if (e == NULL || pst_tensor_copy_elems(e, 0, v, k * row, row, c->status) < 0) {
+            pst_tensor_unref(e);
+            return c->status->code;
+        }
+        if (ta_put(c, a, pst_tensor_get_i64(idx, k), e) < 0) return c->status->code;
+    }
+    return set_flow(c, 0);
+}
+
+/* Gather(handle, indices, flow): the elements stacked along a new first axis. */
+static int ta_gather_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    const pst_tensor *idx = c->inputs[1];
+    pst_tensor **parts = calloc((size_t)idx->n + 1, sizeof *parts);
+    PST_ASSERT(parts != NULL);
+    int rc = 0;
+    for (int64_t k = 0; k < idx->n && rc == 0; k++) {
+        parts[k] = ta_get(c, a, pst_tensor_get_i64(idx, k));
+        if (parts[k] == NULL) rc = c->status->code;
+        else if (k > 0 && !pst_shape_equal(&parts[k]->shape, &parts[0]->shape))
+            rc = pst_kctx_error(c, PST_E_INVALID, "TensorArray elements differ in shape");
+    }
+    if (rc == 0) {
+        pst_shape es = idx->n ? parts[0]->shape : a->elem_shape;
+        pst_shape os = {.rank = es.rank + 1};
+        os.dims[0] = idx->n;
+        for (int d = 0; d < es.rank; d++) os.dims[d + 1] = es.dims[d] < 0 ? 0 : es.dims[d];
+        pst_tensor *o = pst_kctx_alloc_output(c, 0, a->dt, os);
+        if (o == NULL) rc = c->status->code;
+        int64_t row = idx->n ? parts[0]->n : 0;
+        for (int64_t k = 0; o && k < idx->n && rc == 0; k++)
+            rc = pst_tensor_copy_elems(o, k * row, parts[k], 0, row, c->status);
+    }
+    for (int64_t k = 0; k < idx->n; k++) pst_tensor_unref(parts[k]);
+    free(parts);
+    return rc;
+}
+
+static int ta_close_kernel(pst_kernel_ctx *c) {
+    (void)c;
+    return 0;
+}
+
+/* ---- StackV2, StackPushV2, StackPopV2 -------------------------------------------------- */
+static int stack_kernel(pst_kernel_ctx *c) {
+    tstack *s = calloc(1, sizeof *s);
+    PST_ASSERT(s != NULL);
+    s->max = pst_tensor_get_i64(c->inputs[0], 0);
+    own(c, s, 1);
+    pst_kctx_set_output(c, 0, handle_of(s));
+    return 0;
+}
+
+static int stack_push_kernel(pst_kernel_ctx *c) {
+    tstack *s = handle_get(c, 0);
+    if (s == NULL) return c->status->code;
+    if (s->max >= 0 && s->n >= s->max && s->max > 0)
+        return pst_kctx_error(c, PST_E_EXHAUSTED, "stack is full (max_size %lld)", (long long)s->max);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->elems = realloc(s->elems, (size_t)s->cap * sizeof *s->elems);
+        PST_ASSERT(s->elems != NULL);
+    }
+    s->elems[s->n++] = pst_tensor_ref(c->inputs[1]);
+    pst_kctx_set_output(c, 0, pst_tensor_ref(c->inputs[1]));
+    return 0;
+}
+
+static int stack_pop_kernel(pst_kernel_ctx *c) {
+    tstack *s = handle_get(c, 0);
+    if (s == NULL) return c->status->code;
+    if (s->n == 0) return pst_kctx_error(c, PST_E_OUT_OF_RANGE, "pop from an empty stack");
+    pst_kctx_set_output(c, 0, s->elems[--s->n]);
+    return 0;
+}
+
+/* ---- Shapes ---------------------------------------------------------------------------- */
+static int handle_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, PST_RESOURCE, pst_shape_scalar());
+    if (n->n_outputs > 1) pst_node_set_output(n, 1, PST_FLOAT, pst_shape_scalar());
+    return 0;
+}
+static int flow_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, PST_FLOAT, pst_shape_scalar());
+    return 0;
+}
+static int read_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_dtype dt = pst_node_attr_type(n, "dtype", pst_node_attr_type(n, "elem_type", PST_FLOAT));
+    pst_shape s = pst_shape_unknown();
+    const pst_attr *es = pst_node_attr(n, "element_shape");
+    if (strcmp(n->op->name, "TensorArrayGatherV3") == 0 && es && es->kind == PST_ATTR_SHAPE &&
+        es->v.shape.rank >= 0 && es->v.shape.rank < PST_MAX_RANK) {
+        s.rank = es->v.shape.rank + 1;
+        s.dims[0] = -1;
+        for (int d = 0; d < es->v.shape.rank; d++) s.dims[d + 1] = es->v.shape.dims[d];
+    }
+    pst_node_set_output(n, 0, dt, s);
+    return 0;
+}
+static int size_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, PST_INT32, pst_shape_scalar());
+    return 0;
+}
+static int push_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 1), pst_node_in_shape(n, 1));
+    return 0;
+}
+
+static const pst_attr_spec ta_attrs[] = {{"dtype", PST_ATTR_TYPE, 0},
+                                         {"element_shape", PST_ATTR_SHAPE, 0},
+                                         {"dynamic_size", PST_ATTR_BOOL, 0},
+                                         {"clear_after_read", PST_ATTR_BOOL, 0},
+                                         {"identical_element_shapes", PST_ATTR_BOOL, 0},
+                                         {"tensor_array_name", PST_ATTR_STRING, 0},
+                                         {"source", PST_ATTR_STRING, 0},
+                                         {"T", PST_ATTR_TYPE, 0},
+                                         {0}};
+static const pst_attr_spec stack_attrs[] = {{"elem_type", PST_ATTR_TYPE, 0},
+                                            {"stack_name", PST_ATTR_STRING, 0},
+                                            {"T", PST_ATTR_TYPE, 0},
+                                            {"swap_memory", PST_ATTR_BOOL, 0},
+                                            {0}};
+
+#define TA(nm, nin, nout, sh, k, fl)                                                              \
+    {.name = nm, .min_inputs = nin, .max_inputs = nin, .n_outputs = nout, .attrs = ta_attrs,      \
+     .shape = sh, .kernel = k, .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | (fl)}
+static const pst_op_def tensor_array_ops[] = {
+    {.name = "TensorArrayV3", .min_inputs = 1, .max_inputs = 1, .n_outputs = 2,
+     .attrs = ta_attrs, .shape = ta_shape, .kernel = ta_kernel, .state_free = owner_free,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE},
+    TA("TensorArrayGradV3", 2, 2, handle_shape, ta_grad_kernel, 0),
+    TA("TensorArrayWriteV3", 4, 1, flow_shape, ta_write_kernel, PST_OP_STRINGS),
+    TA("TensorArrayReadV3", 3, 1, read_shape, ta_read_kernel, PST_OP_STRINGS),
+    TA("TensorArrayScatterV3", 4, 1, flow_shape, ta_scatter_kernel, PST_OP_STRINGS),
+    TA("TensorArrayGatherV3", 3, 1, read_shape, ta_gather_kernel, PST_OP_STRINGS),
+    TA("TensorArraySizeV3", 2, 1, size_shape, ta_size_kernel, 0),
+    TA("TensorArrayCloseV3", 1, 0, NULL, ta_close_kernel, 0),
+    {.name = "StackV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1, .attrs = stack_attrs,
+     .shape = handle_shape, .kernel = stack_kernel, .state_free = owner_free,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE},
+    {.name = "StackPushV2", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
+     .attrs = stack_attrs, .shape = push_shape, .kernel = stack_push_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS},
+    {.name = "StackPopV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+     .attrs = stack_attrs, .shape = read_shape, .kernel = stack_pop_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS},
+    {.name = "StackCloseV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 0,
+     .attrs = stack_attrs, .kernel = ta_close_kernel, .flags = PST_OP_STATEFUL},
+};
+
+void pst__register_tensor_array_ops(void) {
+    for (size_t i = 0; i < sizeof tensor_array_ops / sizeof tensor_array_ops[0]; i++)
+        pst_op_register(&tensor_array_ops[i]);
+}
