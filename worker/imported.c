@@ -20,7 +20,30 @@ struct pst_imported {
     pst_tf_saver_names saver;
 };
 
-pst_imported *pst_imported_load(const char *path, pst_status *st) {
+/* TF's colocation: `_class: ["loc:@NAME"]` and ops that take a variable by reference run on
+ * the device of NAME / the variable. */
+static int colocate(pst_graph *g, pst_status *st) {
+    for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+        pst_node *n = pst_graph_node(g, id);
+        const pst_node *with = NULL;
+        const pst_attr *cls = pst_node_attr(n, "_class");
+        if (cls && cls->kind == PST_ATTR_LIST_STRING && cls->n > 0 &&
+            strncmp(cls->list.s[0], "loc:@", 5) == 0)
+            with = pst_graph_find(g, cls->list.s[0] + 5);
+        unsigned mask = pst_op_ref_mask(n->op);
+        for (int i = 0; i < n->n_inputs && i < 32 && !with; i++)
+            if (((mask >> i) & 1) && (n->inputs[i].node->op->flags & PST_OP_VARIABLE))
+                with = n->inputs[i].node;
+        if (with && with != n && strcmp(with->device, n->device) != 0 &&
+            pst_node_set_device(n, with->device, st) < 0) {
+            pst_status_prefix(st, "node '%s': ", n->name);
+            return st->code;
+        }
+    }
+    return 0;
+}
+
+pst_imported *pst_imported_load_ex(const char *path, const pst_imported_opts *o, pst_status *st) {
     pst_ckpt_ops_init();
     uint8_t *buf;
     size_t len;
@@ -28,16 +51,25 @@ pst_imported *pst_imported_load(const char *path, pst_status *st) {
     pst_imported *m = calloc(1, sizeof *m);
     PST_ASSERT(m != NULL);
     m->g = pst_graph_new();
+    if (o && o->device_fn) pst_graph_set_device_fn(m->g, o->device_fn, o->device_ctx);
+    pst_meta_import_opts io = {.clear_devices = o ? o->clear_devices : 0};
     int rc = pst_meta_info_saver(buf, len, &m->saver, st);
-    if (rc == 0) rc = pst_meta_graph_import(m->g, buf, len, NULL, st);
+    if (rc == 0) rc = pst_meta_graph_import(m->g, buf, len, &io, st);
     free(buf);
-    if (rc == 0 && (m->s = pst_session_new(m->g, NULL, st)) == NULL) rc = st->code;
+    if (o && o->device_fn) pst_graph_set_device_fn(m->g, NULL, NULL);
+    if (rc == 0 && o && o->device_fn) rc = colocate(m->g, st);
+    if (rc == 0 && !(o && o->no_session) && (m->s = pst_session_new(m->g, NULL, st)) == NULL)
+        rc = st->code;
     if (rc < 0) {
         pst_status_prefix(st, "%s: ", path);
         pst_imported_free(m);
         return NULL;
     }
     return m;
+}
+
+pst_imported *pst_imported_load(const char *path, pst_status *st) {
+    return pst_imported_load_ex(path, NULL, st);
 }
 
 void pst_imported_free(pst_imported *m) {
@@ -78,25 +110,33 @@ int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_statu
 
 static int is_variable(const pst_node *n) { return (n->op->flags & PST_OP_VARIABLE) != 0; }
 
-int pst_imported_init(pst_imported *m, pst_status *st) {
+int pst_imported_initializers(pst_imported *m, pst_node ***out, int *n, pst_status *st) {
     int nn = pst_graph_num_nodes(m->g), nt = 0;
     pst_node **targets = calloc((size_t)nn + 1, sizeof *targets);
     PST_ASSERT(targets != NULL);
-    int rc = 0;
-    for (int i = 0; i < nn && rc == 0; i++) {
+    for (int i = 0; i < nn; i++) {
         pst_node *v = pst_graph_node(m->g, i);
         if (!is_variable(v)) continue;
         char name[1100];
         snprintf(name, sizeof name, "%s/Assign", v->name);
         pst_node *a = pst_graph_find(m->g, name);
-        if (a == NULL || a->n_inputs < 1 || a->inputs[0].node != v)
-            rc = pst_status_set(st, PST_E_NOT_FOUND, "variable '%s' has no initializer '%s'",
-                                v->name, name);
-        else
-            targets[nt++] = a;
+        if (a == NULL || a->n_inputs < 1 || a->inputs[0].node != v) {
+            free(targets);
+            return pst_status_set(st, PST_E_NOT_FOUND, "variable '%s' has no initializer '%s'",
+                                  v->name, name);
+        }
+        targets[nt++] = a;
     }
-    if (rc == 0 && nt > 0)
-        rc = pst_session_run(m->s, NULL, 0, NULL, 0, targets, nt, NULL, st);
+    *out = targets;
+    *n = nt;
+    return 0;
+}
+
+int pst_imported_init(pst_imported *m, pst_status *st) {
+    pst_node **targets;
+    int nt;
+    if (pst_imported_initializers(m, &targets, &nt, st) < 0) return st->code;
+    int rc = nt > 0 ? pst_session_run(m->s, NULL, 0, NULL, 0, targets, nt, NULL, st) : 0;
     free(targets);
     return rc;
 }

@@ -25,6 +25,17 @@ typedef struct pst_imported pst_imported;
 /* Imports the file into a new graph and opens a session on it. NULL with st set (the error
  * names the file and, for an op pstrain lacks, the node and the op). */
 pst_imported *pst_imported_load(const char *path, pst_status *st);
+
+typedef struct pst_imported_opts {
+    pst_device_fn device_fn; /* places every imported node (e.g. pst_replica_setter_fn) */
+    void *device_ctx;
+    int clear_devices;       /* drop the devices the file names (TF users' /gpu:0 ...) */
+    int no_session;          /* distributed runs go through dist_run instead */
+} pst_imported_opts;
+/* The same with placement: after the import, every node colocated with another by TF's
+ * `_class: loc:@NAME` attr and every op taking a variable by reference (Assign, Apply*, ...)
+ * gets that node's or variable's device, as TF's placer does. */
+pst_imported *pst_imported_load_ex(const char *path, const pst_imported_opts *o, pst_status *st);
 void pst_imported_free(pst_imported *m);
 pst_graph *pst_imported_graph(pst_imported *m);
 pst_session *pst_imported_session(pst_imported *m);
@@ -32,7 +43,9 @@ pst_session *pst_imported_session(pst_imported *m);
  * pst_imported_load even when the import fails: use pst_imported_missing_ops_of below. */
 int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st);
 
-/* Runs every global and local variable's initializer ("VAR/Assign", as TF names them). */
+/* Every variable's initializer ("VAR/Assign", as TF names them): *out malloc'd. */
+int pst_imported_initializers(pst_imported *m, pst_node ***out, int *n, pst_status *st);
+/* Runs every global and local variable's initializer. */
 int pst_imported_init(pst_imported *m, pst_status *st);
 /* Restores a TF V2 checkpoint the way TF's Saver does: feeds prefix to the SaverDef's filename
  * tensor and runs its restore op (graphs without a SaverDef: by variable name). Variables the

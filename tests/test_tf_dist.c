@@ -1,0 +1,92 @@
+/* A TensorFlow user's graph trained distributed: the 07_DaviesX_mnist MLP (tests/data/
+ * tf_graphs) imported under the replica device setter for 2 PS (its variables, and the ops TF
+ * colocates with them, on /job:ps/task:0 and 1), initialized and trained over gRPC by a worker
+ * through partitioned steps; the loss falls and the PS hold the variables. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist_run.h"
+#include "fashion_mnist.h"
+#include "imported.h"
+#include "replica_setter.h"
+#include "testdist.h"
+#include "testutil.h"
+#include "varstore.h"
+
+START_TEST(test_imported_graph_on_two_ps) {
+    pst_test_job j;
+    pst_status st = {0};
+    pst_test_job_start(&j, 2, 1, "grpc", NULL);
+    pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
+    char path[4096];
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/data/tf_graphs/07_DaviesX_mnist/model.ckpt.meta", src ? src : ".");
+    pst_imported_opts o = {.device_fn = pst_replica_setter_fn, .device_ctx = rs,
+                           .clear_devices = 1, .no_session = 1};
+    pst_imported *m = pst_imported_load_ex(path, &o, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    pst_graph *g = pst_imported_graph(m);
+    ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "h1/w")->device, "/job:ps/task:0"));
+    ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "h1/b")->device, "/job:ps/task:1"));
+    /* Colocated with its variable, as TF places it. */
+    ck_assert_str_eq(pst_graph_find(g, "h1/w/Assign")->device, pst_graph_find(g, "h1/w")->device);
+    ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "h1/MatMul")->device, "/job:worker/task:0"));
+
+    pst_node **init;
+    int n_init;
+    ck_assert_int_eq(pst_imported_initializers(m, &init, &n_init, &st), 0);
+    pst_dist_run *ir = pst_dist_run_new(j.w[0], g, 0, NULL, n_init, init, &st);
+    ck_assert_msg(ir != NULL, "%s", st.msg);
+    ck_assert_msg(pst_dist_run_step(ir, NULL, 0, NULL, &st) == 0, "%s", st.msg);
+    pst_dist_run_free(ir);
+    free(init);
+
+    pst_node *train = pst_imported_train_op(m, NULL, &st);
+    ck_assert_msg(train != NULL, "%s", st.msg);
+    pst_output loss = pst_imported_loss(m, train);
+    pst_dist_run *tr = pst_dist_run_new(j.w[0], g, 1, &loss, 1, &train, &st);
+    ck_assert_msg(tr != NULL, "%s", st.msg);
+    pst_tensor *images, *labels;
+    ck_assert_msg(pst_fashion_mnist_load(NULL, "train", &images, &labels, &st) == 0, "%s", st.msg);
+    enum { B = 100, STEPS = 1500, WIN = 100 };
+    pst_tensor *xb = pst_tensor_new(PST_FLOAT, pst_shape_2d(B, 784), &st);
+    pst_tensor *yb = pst_tensor_new(PST_INT64, pst_shape_1d(B), &st);
+    pst_output x = pst_graph_output_by_name(g, "input/x"), y = pst_graph_output_by_name(g, "output/output");
+    double first = 0, last = 0;
+    for (int s = 0; s < STEPS; s++) {
+        int64_t at = ((int64_t)s * B) % (labels->n - B);
+        memcpy(xb->data, pst_tensor_f32(images) + at * 784, (size_t)B * 784 * sizeof(float));
+        memcpy(yb->data, pst_tensor_i64(labels) + at, (size_t)B * sizeof(int64_t));
+        pst_feed f[2] = {{x, xb}, {y, yb}};
+        pst_tensor *out[1];
+        ck_assert_msg(pst_dist_run_step(tr, f, 2, out, &st) == 0, "step %d: %s", s, st.msg);
+        double l = pst_tensor_get_f64(out[0], 0);
+        pst_tensor_unref(out[0]);
+        if (s < WIN) first += l / WIN;
+        if (s >= STEPS - WIN) last += l / WIN;
+    }
+    ck_assert_msg(last < first - 0.03, "loss did not fall: %g -> %g", first, last);
+    /* The variables live on the PS. */
+    ck_assert_ptr_nonnull(pst_var_store_find(pst_task_vars(j.ps[0]), "h1/w"));
+    ck_assert_ptr_nonnull(pst_var_store_find(pst_task_vars(j.ps[1]), "h1/b"));
+    pst_dist_run_free(tr);
+    pst_tensor_unref(xb);
+    pst_tensor_unref(yb);
+    pst_tensor_unref(images);
+    pst_tensor_unref(labels);
+    pst_imported_free(m);
+    pst_replica_setter_free(rs);
+    pst_test_job_stop(&j);
+}
+END_TEST
+
+int main(void) {
+    pst_ops_init();
+    Suite *s = suite_create("tf_dist");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_imported_graph_on_two_ps);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
