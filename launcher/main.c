@@ -8,6 +8,7 @@
 #include "inspect.h"
 #include "launch.h"
 #include "meta.h"
+#include "train.h"
 #include "ops.h"
 #include "token.h"
 
@@ -31,6 +32,9 @@ static int usage(void) {
                     "  data show FILE [--limit N]          a TFRecord file's records and features\n"
                     "  meta show FILE                      variables and collections of a .meta\n"
                     "                                      file or a saved_model.pb\n"
+                    "  train --meta FILE --feed PH=FILE.tfrecord:FEATURE ... [--checkpoint PREFIX]\n"
+                    "        [--train-op NAME] [--steps N] [--batch B] [--save PREFIX]\n"
+                    "                                      train a TensorFlow user's graph\n"
                     "  meta export OUT.meta [--ps N] [pstrain-worker flags]\n"
                     "                                      the training graph as a .meta file\n"
                     "                                      TensorFlow imports (trains nothing)\n"
@@ -55,6 +59,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "ckpt") == 0) return pst_cmd_ckpt(argc - 1, argv + 1);
     if (strcmp(argv[1], "data") == 0) return pst_cmd_data(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
+    if (strcmp(argv[1], "train") == 0) return pst_cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0) return pst_cmd_token(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {

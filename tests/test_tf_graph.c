@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bundle.h"
 #include "fashion_mnist.h"
 #include "imported.h"
 #include "testutil.h"
@@ -111,6 +112,57 @@ START_TEST(test_tf_lstm_while_loop_trains) {
 }
 END_TEST
 
+/* pstrain train --meta from the command line: Fashion-MNIST converted to TFRecord, the graph's
+ * placeholders fed from its features, restored from and saved to TF checkpoints through the
+ * graph's own saver (the saved global_step is the restored one plus the steps run). */
+START_TEST(test_train_meta_cli) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    char tmp[] = "/tmp/pst_train_meta_XXXXXX", cmd[16384], meta[4096], ck[4096], out[20000];
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    snprintf(meta, sizeof meta, "%s", graph_file("model.ckpt.meta"));
+    snprintf(ck, sizeof ck, "%s", graph_file("model.ckpt"));
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain data convert --from idx --to tfrecord --out %s "
+             "--split test --float >/dev/null", bin ? bin : "build", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain train --meta %s --checkpoint %s --feed "
+             "input/x=%s/test.tfrecord:image --feed output/output=%s/test.tfrecord:label "
+             "--steps 200 --batch 50 --print-every 100 --save %s/out/model.ckpt 2>&1",
+             bin ? bin : "build", meta, ck, tmp, tmp, tmp);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_msg(pclose(p) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "restored"));
+    ck_assert_ptr_nonnull(strstr(out, "step 200 loss"));
+    pst_status st = {0};
+    pst_bundle_reader *r0 = pst_bundle_reader_open(ck, &st);
+    ck_assert_msg(r0 != NULL, "%s", st.msg);
+    char saved[4200];
+    snprintf(saved, sizeof saved, "%s/out/model.ckpt", tmp);
+    pst_bundle_reader *r1 = pst_bundle_reader_open(saved, &st);
+    ck_assert_msg(r1 != NULL, "%s", st.msg);
+    pst_tensor *g0 = pst_bundle_reader_read(r0, "global_step", &st);
+    pst_tensor *g1 = pst_bundle_reader_read(r1, "global_step", &st);
+    ck_assert_ptr_nonnull(g0);
+    ck_assert_ptr_nonnull(g1);
+    ck_assert_int_eq(pst_tensor_get_i64(g1, 0), pst_tensor_get_i64(g0, 0) + 200);
+    pst_tensor_unref(g0);
+    pst_tensor_unref(g1);
+    pst_bundle_reader_free(r0);
+    pst_bundle_reader_free(r1);
+    /* A placeholder left without a feed is named. */
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain train --meta %s --feed "
+             "input/x=%s/test.tfrecord:image --steps 1 2>&1", bin ? bin : "build", meta, tmp);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_ne(pclose(p), 0);
+    ck_assert_ptr_nonnull(strstr(out, "placeholder 'output/output' needs a --feed"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("tf_graph");
@@ -118,6 +170,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_tf_mlp_restores_and_trains);
     tcase_add_test(tc, test_tf_lstm_while_loop_trains);
+    tcase_add_test(tc, test_train_meta_cli);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -193,6 +193,29 @@ int pst_imported_restore(pst_imported *m, const char *prefix, int *n_checked, ps
     return check_restored(m, prefix, n_checked, st);
 }
 
+int pst_imported_save(pst_imported *m, const char *prefix, pst_status *st) {
+    if (!(m->saver.present && m->saver.save_tensor[0])) {
+        pst_saver *sv = pst_saver_new(m->g, &(pst_saver_opts){.write_meta = 0}, st);
+        if (sv == NULL) return st->code;
+        char out[4096];
+        int rc = pst_saver_save(sv, m->s, prefix, -1, out, sizeof out, st);
+        pst_saver_free(sv);
+        return rc;
+    }
+    pst_output fname = pst_graph_output_by_name(m->g, m->saver.filename_tensor);
+    pst_output save = pst_graph_output_by_name(m->g, m->saver.save_tensor);
+    if (fname.node == NULL || save.node == NULL)
+        return pst_status_set(st, PST_E_NOT_FOUND, "the SaverDef names '%s' and '%s', which are "
+                              "not both in the graph", m->saver.filename_tensor,
+                              m->saver.save_tensor);
+    pst_tensor *p = pst_tensor_scalar_str(prefix), *out[1] = {NULL};
+    pst_feed f = {fname, p};
+    int rc = pst_session_run(m->s, &f, 1, &save, 1, NULL, 0, out, st);
+    pst_tensor_unref(out[0]);
+    pst_tensor_unref(p);
+    return rc;
+}
+
 /* ---- Train op, loss, placeholders ------------------------------------------------------ */
 
 /* need[i] = 1 for every node the targets depend on (inputs and control inputs). */

@@ -52,6 +52,10 @@ int pst_imported_init(pst_imported *m, pst_status *st);
  * checkpoint does not hold keep their values. *n_checked (optional) receives how many
  * variables were then compared with the checkpoint's tensors (all must be equal). */
 int pst_imported_restore(pst_imported *m, const char *prefix, int *n_checked, pst_status *st);
+/* Writes a TF V2 checkpoint at prefix the way TF's Saver does (the prefix fed to the
+ * SaverDef's filename tensor, its save tensor fetched); graphs without a SaverDef: pstrain's
+ * saver by variable name. */
+int pst_imported_save(pst_imported *m, const char *prefix, pst_status *st);
 /* The train op: `name` when given; else the train_op collection's; else the node nothing
  * consumes that depends on the most optimizer apply ops. NULL with st set. */
 pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *st);
