@@ -1156,6 +1156,36 @@ static int prepare_run(launcher *L, const char *job_path, const char *run_dir, i
     return 0;
 }
 
+/* The job's evaluator ("cluster": {"evaluator": 1}): `pstrain eval RUN` (this program), logging
+ * to logs/evaluator.log; it evaluates each checkpoint as it appears and ends after the run. */
+static pid_t start_evaluator(launcher *L, pst_status *st) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return pst_status_set(st, PST_E_IO, "/proc/self/exe: %s", strerror(errno));
+    self[n] = '\0';
+    task ev = {.stdin_fd = -1};
+    snprintf(ev.name, sizeof ev.name, "evaluator");
+    strv env = {0};
+    char **envp = task_env(L, 0, &env);
+    char *argv[] = {self, "eval", L->run, NULL};
+    int rc = envp ? spawn(L, &ev, argv, envp, 0, st)
+                  : pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    strv_free(&env);
+    return rc < 0 ? rc : ev.pid;
+}
+
+/* Waits for the evaluator to evaluate what the run left (it ends by itself once the run's
+ * state is final), at most 10 minutes. */
+static void wait_evaluator(pid_t pid) {
+    for (int i = 0; i < 3000; i++) {
+        pid_t r = waitpid(pid, NULL, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) return;
+        usleep(200 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 static int run_launcher(launcher *L, pst_status *st) {
     find_bin_dir(L);
     if (make_tasks(L, st) < 0) return 1;
@@ -1180,7 +1210,11 @@ static int run_launcher(launcher *L, pst_status *st) {
                L->run, L->spec.n_ps, L->spec.n_workers, L->backend->name, pst_coord_address(L->co),
                L->run, L->ckpt);
     fflush(stdout);
-    return supervise(L);
+    pid_t evaluator = 0;
+    if (L->jf.n_evaluators > 0 && (evaluator = start_evaluator(L, st)) < 0) return 1;
+    int rc = supervise(L);
+    if (evaluator > 0) wait_evaluator(evaluator);
+    return rc;
 }
 
 static void launcher_free(launcher *L) {

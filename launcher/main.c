@@ -10,6 +10,7 @@
 #include "meta.h"
 #include "train.h"
 #include "ops.h"
+#include "eval_cmd.h"
 #include "token.h"
 
 static int usage(void) {
@@ -21,6 +22,8 @@ static int usage(void) {
                     "  resume RUN [--ps N] [--workers M]   restart from the newest checkpoint\n"
                     "  scale RUN --workers N               grow or shrink a running job\n"
                     "  logs RUN [TASK]                     the tasks' logs (ps0, worker1, ...)\n"
+                    "  eval RUN | --checkpoint-dir DIR     evaluate each new checkpoint on the\n"
+                    "                                      test set (--max-evals N)\n"
                     "  ckpt ls DIR                         list a directory's checkpoints\n"
                     "  ckpt show PREFIX [--tensor NAME] [--values]\n"
                     "  ckpt verify PREFIX                  exit 0 only when every checksum holds\n"
@@ -62,6 +65,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "train") == 0) return pst_cmd_train(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0) return pst_cmd_token(argc - 1, argv + 1);
+    if (strcmp(argv[1], "eval") == 0) return pst_cmd_eval(argc - 1, argv + 1);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage();
         return 0;

@@ -99,6 +99,7 @@ static int read_cluster(const cJSON *root, const char *text, const char *origin,
                                       "in 0..4096", origin, j->string);
             if (strcmp(j->string, "ps") == 0) jf->n_ps = (int)v;
             else if (strcmp(j->string, "worker") == 0) jf->n_workers = (int)v;
+            else if (strcmp(j->string, "evaluator") == 0) jf->n_evaluators = (int)v;
             else if (v > 0 && strcmp(j->string, "evaluator") != 0)
                 return pst_status_set(st, PST_E_INVALID, "%s: cluster.%s: launch starts ps, "
                                       "worker and evaluator tasks only", origin, j->string);

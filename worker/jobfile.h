@@ -27,6 +27,7 @@ typedef struct pst_jobfile {
     char *path;
     char *text;             /* the file's JSON text (NUL-terminated) */
     int n_ps, n_workers;    /* from "cluster": counts or the lengths of address lists */
+    int n_evaluators;       /* "cluster": {"evaluator": 1}: `pstrain launch` runs `pstrain eval` */
     pst_cluster *cluster;   /* when "cluster" lists addresses; NULL for counts */
     int argc;               /* trainer flags from the settings, in file order */
     char **argv;

@@ -12,6 +12,8 @@
 #include "flags.h"
 #include "model.h"
 #include "dist.h"
+#include "eval.h"
+#include <cjson/cJSON.h>
 #include "allreduce.h"
 #include "transport_mpi.h"
 #include "cluster_slurm.h"
@@ -88,6 +90,18 @@ static int save(void *ctx, int64_t step, pst_status *st) {
 static pst_train_flags flags;
 static void free_flags(void) { pst_train_flags_destroy(&flags); }
 
+/* Whether TF_CONFIG's task is {"type": "evaluator", ...} (TF runs its evaluator outside the
+ * cluster, so no cluster entry names it). */
+static int tf_config_is_evaluator(void) {
+    const char *tf = getenv("TF_CONFIG");
+    cJSON *j = tf && tf[0] ? cJSON_Parse(tf) : NULL;
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(j, "task");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(task, "type");
+    int is = cJSON_IsString(type) && strcmp(type->valuestring, "evaluator") == 0;
+    cJSON_Delete(j);
+    return is;
+}
+
 int main(int argc, char **argv) {
     pst_ops_init(); /* the built-in op families, before any graph */
     pst_status sst = {0}; /* --cluster-from slurm becomes TF_CONFIG (cluster_slurm.h) */
@@ -147,6 +161,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "pstrain-worker: --model: unknown model '%s' (softmax, mlp, simple_cnn, "
                         "cnn5, lenet5, vgg16)\n", f.model);
         return 2;
+    }
+    if (tf_config_is_evaluator()) {
+        /* TF's evaluator task: outside the cluster, it evaluates each new checkpoint */
+        pst_status est = {0};
+        pst_eval_opts eo = {.checkpoint_dir = f.checkpoint_dir, .events_dir = f.events_dir,
+                            .last_step = f.steps};
+        int n = pst_worker_eval_loop(&f, &eo, stdout, &est);
+        if (n < 0) fprintf(stderr, "pstrain-worker: evaluator: %s\n", est.msg);
+        pst_train_flags_destroy(&flags);
+        return n < 0 ? 1 : 0;
     }
     if (pst_worker_is_distributed(&f)) return pst_worker_run_distributed(&f, net);
     /* Kernels split work across pstrain's pool; BLAS calls inside them run single-threaded. */
