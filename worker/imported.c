@@ -323,40 +323,85 @@ int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_t
     return 0;
 }
 
-/* A shape for a placeholder of unknown rank from its consumers: MatMul's other operand. */
-static int infer_unknown_rank(pst_output ph, pst_shape *s) {
-    pst_graph *g = ph.node->graph;
-    for (int id = ph.node->id + 1; id < pst_graph_num_nodes(g); id++) {
-        pst_node *x = pst_graph_node(g, id);
-        for (int i = 0; i < x->n_inputs; i++) {
-            if (x->inputs[i].node != ph.node) continue;
-            if (strcmp(x->op->name, "MatMul") == 0 && i == 0) {
-                pst_shape w = pst_output_shape(x->inputs[1]);
-                int tb = pst_node_attr_b(x, "transpose_b", 0);
-                if (w.rank == 2 && w.dims[tb ? 1 : 0] >= 0) {
-                    *s = pst_shape_2d(-1, w.dims[tb ? 1 : 0]);
-                    if (pst_node_attr_b(x, "transpose_a", 0)) *s = pst_shape_2d(w.dims[tb ? 1 : 0], -1);
-                    return 0;
-                }
-            }
-            pst_shape o = x->n_outputs ? x->out_shapes[0] : pst_shape_unknown();
-            if ((strcmp(x->op->name, "Sub") == 0 || strcmp(x->op->name, "Add") == 0 ||
-                 strcmp(x->op->name, "Mul") == 0 || strcmp(x->op->name, "Equal") == 0 ||
-                 strcmp(x->op->name, "SoftmaxCrossEntropyWithLogits") == 0) &&
-                x->n_inputs == 2) {
-                pst_shape other = pst_output_shape(x->inputs[1 - i]);
-                if (other.rank >= 0) {
-                    *s = other;
-                    return 0;
-                }
-                if (o.rank >= 0) {
-                    *s = o;
-                    return 0;
-                }
-            }
+static int is_pass_op(const pst_node *n) {
+    static const char *const ops[] = {"Reshape", "Identity", "StopGradient", "Cast", NULL};
+    for (int i = 0; ops[i]; i++)
+        if (strcmp(n->op->name, ops[i]) == 0) return 1;
+    return 0;
+}
+
+static int is_pairing_op(const pst_node *n) {
+    static const char *const ops[] = {"Sub", "Add", "AddV2", "Mul", "Equal", "SquaredDifference",
+                                      "SoftmaxCrossEntropyWithLogits", "RealDiv", NULL};
+    for (int i = 0; ops[i]; i++)
+        if (strcmp(n->op->name, ops[i]) == 0) return n->n_inputs == 2;
+    return 0;
+}
+
+/* The first known-rank shape found walking up through reshapes, identities and casts. */
+static int known_upstream(pst_output o, pst_shape *s) {
+    for (int depth = 0; depth < 8 && o.node; depth++) {
+        pst_shape sh = pst_output_shape(o);
+        if (sh.rank >= 0) {
+            *s = sh;
+            return 0;
         }
+        if (!is_pass_op(o.node) || o.node->n_inputs < 1) break;
+        o = o.node->inputs[0];
     }
     return -1;
+}
+
+/* A shape for a placeholder of unknown rank (old graphs, or shape=None) from what consumes
+ * it, looking through reshapes, identities and casts: MatMul's other operand, the other
+ * operand of an elementwise op or a softmax cross entropy (labels shaped like logits; partners
+ * of different shapes mean a scalar broadcast to each, like a dropout keep_prob), or a vector
+ * of class ids for OneHot. */
+static int infer_unknown_rank(pst_output ph, pst_shape *s) {
+    pst_graph *g = ph.node->graph;
+    int have = 0; /* a shape from an elementwise partner; two that differ: a broadcast scalar */
+    pst_shape cand;
+    pst_node *cur[8];
+    int ncur = 1;
+    cur[0] = ph.node;
+    for (int depth = 0; depth < 4 && ncur > 0; depth++) {
+        pst_node *next[8];
+        int nnext = 0;
+        for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+            pst_node *x = pst_graph_node(g, id);
+            for (int i = 0; i < x->n_inputs; i++) {
+                int hit = 0;
+                for (int c = 0; c < ncur; c++) hit |= x->inputs[i].node == cur[c];
+                if (!hit) continue;
+                if (strcmp(x->op->name, "MatMul") == 0 && i == 0) {
+                    pst_shape w = pst_output_shape(x->inputs[1]);
+                    int tb = pst_node_attr_b(x, "transpose_b", 0);
+                    if (w.rank == 2 && w.dims[tb ? 1 : 0] >= 0) {
+                        *s = pst_shape_2d(-1, w.dims[tb ? 1 : 0]);
+                        return 0;
+                    }
+                }
+                if (strcmp(x->op->name, "OneHot") == 0 && i == 0 && depth == 0) {
+                    *s = pst_shape_1d(-1);
+                    return 0;
+                }
+                pst_shape o;
+                if (is_pairing_op(x) && known_upstream(x->inputs[1 - i], &o) == 0) {
+                    if (have && !pst_shape_equal(&o, &cand)) {
+                        *s = pst_shape_scalar();
+                        return 0;
+                    }
+                    cand = o;
+                    have = 1;
+                }
+                if (is_pass_op(x) && i == 0 && nnext < 8) next[nnext++] = x;
+            }
+        }
+        memcpy(cur, next, (size_t)nnext * sizeof *cur);
+        ncur = nnext;
+    }
+    if (have) *s = cand;
+    return have ? 0 : -1;
 }
 
 pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st) {
@@ -381,7 +426,7 @@ pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed,
         else if (dt == PST_BOOL)
             pst_tensor_u8(t)[i] = 1;
         else if (dt != PST_STRING)
-            pst_tensor_set_f64(t, i, s.rank == 0 ? batch : 1);
+            pst_tensor_set_f64(t, i, s.rank == 0 ? batch : (double)(i % 2));
     }
     return t;
 }
