@@ -92,6 +92,11 @@ static int run_mpi(const char *cluster_file, int n_ps, const pst_task_opts *tmpl
     if (c && !st.code && tmpl->checkpoint_dir) pst_file_make_dirs(tmpl->checkpoint_dir, &st);
     pst_task *t = NULL;
     if (c && !st.code) {
+        int rank = 0;
+        pst_mpi_init(&rank, NULL, &st);
+        char who[128];
+        snprintf(who, sizeof who, "pstrain-ps: rank %d (/job:ps/task:%d)", rank, index);
+        pst_mpi_report_termination(who);
         pst_task_opts o = *tmpl;
         o.cluster = c;
         o.job = "ps";

@@ -503,6 +503,11 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
         }
         if (!(d.c = pst_mpi_job_cluster(f->cluster, n_ps, job, sizeof job, &index, &st)))
             goto out;
+        int rank = 0;
+        pst_mpi_init(&rank, NULL, &st);
+        char who[128];
+        snprintf(who, sizeof who, "pstrain-worker: rank %d (/job:%s/task:%d)", rank, job, index);
+        pst_mpi_report_termination(who);
         if (strcmp(job, "ps") == 0) {
             rc = serve_ps_rank(f, d.c, index, &st) < 0 ? 1 : 0;
             goto out;

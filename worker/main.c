@@ -193,6 +193,9 @@ int main(int argc, char **argv) {
                                  .cycle_ms = f.cycle_ms > 0 ? f.cycle_ms : -1,
                                  .timeout_ms = f.recv_timeout_ms, .quiet = f.quiet};
         if (pst_allreduce_start(&ao, &rank, &size, &st) < 0) goto fail;
+        char who[64];
+        snprintf(who, sizeof who, "pstrain-worker: rank %d of %d", rank, size);
+        pst_mpi_report_termination(who);
         m.transform_grads = pst_allreduce_transform;
         if (rank != 0) f.quiet = 1;
     }

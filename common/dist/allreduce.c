@@ -64,6 +64,11 @@ static int wait_req(engine *e, MPI_Request *r, const char *what, pst_status *st)
         double now = pst_clock_now();
         if (now >= until) {
             /* The request stays with MPI: the rank is about to fail and exit. */
+            char gone[1024];
+            if (pst_mpi_gone_ranks(gone, sizeof gone) > 0)
+                return pst_status_set(st, PST_E_DEADLINE, "rank %d: %s: %s exited; the other "
+                                      "ranks did not join within %lld ms", e->rank, what, gone,
+                                      (long long)e->o.timeout_ms);
             return pst_status_set(st, PST_E_DEADLINE,
                                   "rank %d: %s: the other ranks did not join within %lld ms "
                                   "(a rank died, hangs, or is far behind; --recv-timeout-ms)",

@@ -17,8 +17,12 @@
 
 #ifdef PST_HAVE_MPI
 
+#include <errno.h>
 #include <limits.h>
 #include <mpi.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -49,6 +53,89 @@ static const char *mpi_err(int code, char *buf) {
     int len = 0;
     if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) snprintf(buf, 64, "MPI error %d", code);
     return buf;
+}
+
+/* Every rank's host and pid (pst_mpi_gone_ranks). */
+#define HOST_MAX 64
+typedef struct peer_id {
+    int32_t pid;
+    char host[HOST_MAX];
+} peer_id;
+static peer_id *peers;
+
+static int record_peers(pst_status *st) {
+    peer_id me = {.pid = (int32_t)getpid()};
+    gethostname(me.host, sizeof me.host - 1);
+    peers = calloc((size_t)world_size, sizeof *peers);
+    if (!peers) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory for %d ranks",
+                                      world_size);
+    if (MPI_Allgather(&me, (int)sizeof me, MPI_BYTE, peers, (int)sizeof me, MPI_BYTE,
+                      world_comm) != MPI_SUCCESS) {
+        free(peers);
+        peers = NULL;
+        return pst_status_set(st, PST_E_UNAVAILABLE, "MPI_Allgather of the ranks' pids failed");
+    }
+    return 0;
+}
+
+int pst_mpi_gone_ranks(char *out, size_t len) {
+    if (len) out[0] = 0;
+    if (!peers) return 0;
+    char host[HOST_MAX] = "";
+    gethostname(host, sizeof host - 1);
+    int n = 0;
+    size_t used = 0;
+    for (int r = 0; r < world_size; r++) {
+        if (r == world_rank || strcmp(peers[r].host, host) != 0) continue;
+        if (kill((pid_t)peers[r].pid, 0) == 0 || errno != ESRCH) continue;
+        int w = snprintf(out + used, len > used ? len - used : 0, "%srank %d (pid %d on %s)",
+                         n ? ", " : "", r, (int)peers[r].pid, peers[r].host);
+        if (w > 0) used += (size_t)w;
+        if (used >= len) used = len ? len - 1 : 0;
+        n++;
+    }
+    return n;
+}
+
+static int term_pipe[2] = {-1, -1};
+static char term_who[256];
+
+static void on_term(int sig) {
+    char c = (char)sig;
+    if (write(term_pipe[1], &c, 1) < 0) _exit(1);
+}
+
+static void *term_watch(void *arg) {
+    (void)arg;
+    char c;
+    while (read(term_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    /* Give the launcher a moment to have reaped the rank that died. */
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL);
+    char gone[1024];
+    if (pst_mpi_gone_ranks(gone, sizeof gone) > 0)
+        fprintf(stderr, "%s: mpirun is ending the job: %s exited\n", term_who, gone);
+    else
+        fprintf(stderr, "%s: mpirun is ending the job (signal %d): another rank failed or was "
+                "stopped (mpirun's message names it)\n", term_who, (int)c);
+    fflush(stderr);
+    fflush(stdout);
+    _exit(1);
+    return NULL;
+}
+
+void pst_mpi_report_termination(const char *who) {
+    if (term_pipe[0] >= 0 || pipe(term_pipe) < 0) return;
+    snprintf(term_who, sizeof term_who, "%s", who);
+    pthread_t th;
+    if (pthread_create(&th, NULL, term_watch, NULL) != 0) return;
+    pthread_detach(th);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 int pst_mpi_init(int *rank, int *size, pst_status *st) {
@@ -84,6 +171,10 @@ int pst_mpi_init(int *rank, int *size, pst_status *st) {
             goto out;
         }
         MPI_Comm_set_errhandler(world_comm, MPI_ERRORS_RETURN);
+        if (record_peers(st) < 0) {
+            rc = st->code;
+            goto out;
+        }
         world_inited = 1;
     }
     if (rank) *rank = world_rank;
@@ -570,9 +661,13 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
         while (expired) {
             pcall *pc = expired;
             expired = pc->next;
-            char what[160];
-            snprintf(what, sizeof what, "no answer within %lld ms (the rank died, hangs or is "
-                     "overloaded)", (long long)pc->timeout_ms);
+            char what[1300], gone[1024];
+            if (pst_mpi_gone_ranks(gone, sizeof gone) > 0)
+                snprintf(what, sizeof what, "no answer within %lld ms; gone: %s",
+                         (long long)pc->timeout_ms, gone);
+            else
+                snprintf(what, sizeof what, "no answer within %lld ms (the rank died, hangs or "
+                         "is overloaded)", (long long)pc->timeout_ms);
             fail_call(t, pc, PST_E_DEADLINE, what);
             moved = 1;
         }
@@ -833,6 +928,11 @@ int pst_mpi_init(int *rank, int *size, pst_status *st) {
 }
 void pst_mpi_finalize(void) {}
 void pst_mpi_abort(int code) { (void)code; }
+int pst_mpi_gone_ranks(char *out, size_t len) {
+    if (len) out[0] = 0;
+    return 0;
+}
+void pst_mpi_report_termination(const char *who) { (void)who; }
 pst_transport *pst_transport_mpi_new(const char *const *methods, int n_methods,
                                      const pst_transport_opts *o, pst_status *st) {
     (void)methods;

@@ -40,6 +40,15 @@ void pst_mpi_finalize(void);
 /* Ends every rank of the job (MPI_Abort) with code: for a rank that knows the job cannot go on
  * and must not wait in MPI_Finalize for a rank that died. Returns only without MPI. */
 void pst_mpi_abort(int code);
+/* Failures. pst_mpi_init records every rank's host and pid; pst_mpi_gone_ranks writes the
+ * ranks of this host whose process has exited ("rank 1 (pid 4242 on node3)", comma-separated)
+ * into out and returns how many (0 without MPI). */
+int pst_mpi_gone_ranks(char *out, size_t len);
+/* When mpirun ends the job because a rank died (it sends SIGTERM to the others), prints
+ * "<who>: mpirun is ending the job: rank 1 (pid N on host) exited" to stderr, naming the ranks
+ * of this host that are gone, and exits with status 1 at once. Call once, after pst_mpi_init. */
+void pst_mpi_report_termination(const char *who);
+
 /* Parses "mpi:RANK"; 0 with *rank set, or PST_E_INVALID naming the address. */
 int pst_mpi_parse_address(const char *addr, int *rank, pst_status *st);
 
