@@ -92,6 +92,7 @@ static int meta_check(int argc, char **argv) {
         pst_output *ph;
         int nph;
         pst_imported_placeholders(m, &train, 1, &ph, &nph);
+        batch = pst_imported_batch_hint(ph, nph, batch);
         pst_feed *feeds = calloc((size_t)nph + 1, sizeof *feeds);
         int rc = 0;
         for (int i = 0; i < nph && rc == 0; i++) {

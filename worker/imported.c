@@ -404,6 +404,14 @@ static int infer_unknown_rank(pst_output ph, pst_shape *s) {
     return have ? 0 : -1;
 }
 
+int pst_imported_batch_hint(const pst_output *ph, int n, int dflt) {
+    for (int i = 0; i < n; i++) {
+        pst_shape s = pst_output_shape(ph[i]);
+        if (s.rank >= 2 && s.dims[0] > 0 && s.dims[0] <= 4096) return (int)s.dims[0];
+    }
+    return dflt;
+}
+
 pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st) {
     pst_shape s = pst_output_shape(ph);
     if (s.rank < 0 && infer_unknown_rank(ph, &s) < 0) {
@@ -411,8 +419,8 @@ pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed,
                        ph.node->name);
         return NULL;
     }
-    for (int d = 0; d < s.rank; d++)
-        if (s.dims[d] < 0) s.dims[d] = batch;
+    for (int d = 0; d < s.rank; d++) /* the batch, and short sequences / small sizes */
+        if (s.dims[d] < 0) s.dims[d] = d == 0 ? batch : 2;
     pst_dtype dt = pst_output_dtype(ph);
     pst_tensor *t = pst_tensor_new_zeros(dt, s, st);
     if (t == NULL) return NULL;

@@ -65,10 +65,14 @@ pst_output pst_imported_loss(pst_imported *m, pst_node *train_op);
 /* The placeholders (op Placeholder) the targets need, in graph order: *out malloc'd. */
 int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_targets,
                               pst_output **out, int *n);
-/* A value for a placeholder when no data is given: unknown dims become `batch`, floats
- * uniform in [0.25, 0.75), integers alternating 0 and 1 (class ids, token ids and lengths
- * valid whatever the padding id; scalars: batch), bools true, strings empty. A
- * placeholder of unknown rank gets the shape its consumers imply, else an error naming it. */
+/* The batch size the placeholders imply: the first known leading dim of a placeholder of rank
+ * >= 2 (a graph built for a fixed batch), else dflt. */
+int pst_imported_batch_hint(const pst_output *ph, int n, int dflt);
+/* A value for a placeholder when no data is given: an unknown first dim becomes `batch`, other
+ * unknown dims 2, floats uniform in [0.25, 0.75), integers alternating 0 and 1 (class ids,
+ * token ids and lengths valid whatever the padding id; scalars: batch), bools true, strings
+ * empty. A placeholder of unknown rank gets the shape its consumers imply, else an error
+ * naming it. */
 pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st);
 
 #endif

@@ -655,7 +655,8 @@ pst_node *pst_nb_finish(pst_node_builder *b) {
         }
     }
     for (int i = 0; i < b->n_inputs && i < 32; i++)
-        if (((pst_op_ref_mask(op) >> i) & 1) && !(b->inputs[i].node->op->flags & PST_OP_VARIABLE)) {
+        if (((pst_op_ref_mask(op) >> i) & 1) &&
+            !(b->inputs[i].node->op->flags & (PST_OP_VARIABLE | PST_OP_REF_OUTPUT))) {
             pst_status_set(&st, PST_E_INVALID, "input %d ('%s') must be a variable", i,
                            b->inputs[i].node->name);
             goto fail;

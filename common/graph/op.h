@@ -52,6 +52,8 @@ enum {
     PST_OP_NOT_DIFFERENTIABLE = 1 << 3, /* gradients stop here silently (Shape, ArgMax, ...) */
     PST_OP_STRINGS = 1 << 4,           /* its kernel handles PST_STRING tensors (inputs or
                                           outputs); other ops refuse them when built */
+    PST_OP_REF_OUTPUT = 1 << 6,        /* output 0 is also its variable input's ref (Assign):
+                                          a ref input may take it */
     PST_OP_CONTROL_FLOW = 1 << 5,      /* Switch, Merge, Enter, Exit, NextIteration, ...: the
                                           session runs graphs holding one with its frame
                                           executor */

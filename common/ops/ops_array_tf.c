@@ -1,7 +1,7 @@
 /* Array and index ops TensorFlow's own Python code puts into graphs (its gradient helpers,
  * tf.unique, tf.where, segment sums, metrics), registered so imported TF graphs run: ShapeN,
  * Rank, ConcatOffset, InvertPermutation, PreventGradient, Where, Unique, UnsortedSegmentSum,
- * ListDiff, All, Any, InTopKV2, IsVariableInitialized. */
+ * ListDiff, All, Any, InTopKV2, ReverseSequence, IsVariableInitialized. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -343,6 +343,47 @@ static int in_top_k_v2_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+/* ---- ReverseSequence(input, seq_lengths): the first seq_lengths[b] steps of each batch
+ * entry reversed along seq_dim, the rest left in place. */
+static int reverse_sequence_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0], *len = c->inputs[1];
+    int64_t sd = pst_kctx_attr_i(c, "seq_dim", 0), bd = pst_kctx_attr_i(c, "batch_dim", 0);
+    int r = x->shape.rank;
+    if (sd < 0 || sd >= r || bd < 0 || bd >= r || sd == bd || len->n != x->shape.dims[bd])
+        return pst_kctx_error(c, PST_E_INVALID, "bad seq_dim %lld / batch_dim %lld for rank %d "
+                              "with %lld lengths", (long long)sd, (long long)bd, r,
+                              (long long)len->n);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, x->shape);
+    if (o == NULL) return c->status->code;
+    int64_t strides[PST_MAX_RANK], st = 1;
+    for (int d = r - 1; d >= 0; d--) {
+        strides[d] = st;
+        st *= x->shape.dims[d];
+    }
+    for (int64_t i = 0; i < x->n; i++) {
+        int64_t b = (i / strides[bd]) % x->shape.dims[bd], t = (i / strides[sd]) % x->shape.dims[sd];
+        int64_t l = pst_tensor_get_i64(len, b), src = i;
+        if (l < 0 || l > x->shape.dims[sd])
+            return pst_kctx_error(c, PST_E_INVALID, "seq_lengths[%lld] = %lld is out of range",
+                                  (long long)b, (long long)l);
+        if (t < l) src = i + (l - 1 - 2 * t) * strides[sd];
+        if (pst_tensor_copy_elems(o, i, x, src, 1, c->status) < 0) return c->status->code;
+    }
+    return 0;
+}
+
+static int reverse_sequence_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_node_builder *b = pst_nb_new(g, "ReverseSequence", NULL);
+    pst_nb_input(b, dy[0]);
+    pst_nb_input(b, n->inputs[1]);
+    pst_nb_attr_type(b, "T", pst_output_dtype(dy[0]));
+    pst_nb_attr_type(b, "Tlen", pst_output_dtype(n->inputs[1]));
+    pst_nb_attr_i(b, "seq_dim", pst_node_attr_i(n, "seq_dim", 0));
+    pst_nb_attr_i(b, "batch_dim", pst_node_attr_i(n, "batch_dim", 0));
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
 /* ---- IsVariableInitialized(ref) -------------------------------------------------------- */
 static int is_init_shape(pst_node *n, pst_status *st) {
     (void)st;
@@ -368,6 +409,11 @@ static const pst_attr_spec segment_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                               {0}};
 static const pst_attr_spec logical_attrs[] = {
     {"keep_dims", PST_ATTR_BOOL, 0}, {"Tidx", PST_ATTR_TYPE, 0}, {0}};
+static const pst_attr_spec reverse_seq_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                                  {"Tlen", PST_ATTR_TYPE, 0},
+                                                  {"seq_dim", PST_ATTR_INT, 1},
+                                                  {"batch_dim", PST_ATTR_INT, 0},
+                                                  {0}};
 static const pst_attr_spec is_init_attrs[] = {{"dtype", PST_ATTR_TYPE, 0}, {0}};
 
 #define ND PST_OP_NOT_DIFFERENTIABLE
@@ -399,6 +445,9 @@ static const pst_op_def array_tf_ops[] = {
      .shape = logical_reduce_shape, .kernel = logical_reduce_kernel, .flags = ND},
     {.name = "InTopKV2", .min_inputs = 3, .max_inputs = 3, .n_outputs = 1, .attrs = t_attrs,
      .shape = in_top_k_v2_shape, .kernel = in_top_k_v2_kernel, .flags = ND},
+    {.name = "ReverseSequence", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
+     .attrs = reverse_seq_attrs, .shape = pst_shape_same_as_input0,
+     .kernel = reverse_sequence_kernel, .grad = reverse_sequence_grad},
     {.name = "IsVariableInitialized", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = is_init_attrs, .shape = is_init_shape, .kernel = is_init_kernel,
      .flags = ND | PST_OP_STATEFUL, .ref_mask = 0x1},

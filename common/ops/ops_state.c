@@ -153,6 +153,7 @@ static int assign_kernel(pst_kernel_ctx *c) {
                                  c->status);
     if (rc < 0) return rc;
     pst_kctx_set_output(c, 0, pst_var_read(v));
+    c->output_vars[0] = v; /* TF's Assign returns the variable's ref: ops may update it */
     return 0;
 }
 static const pst_attr_spec assign_attrs[] = {{"T", PST_ATTR_TYPE, 0},
@@ -163,7 +164,7 @@ static const pst_op_def assign_op = {.name = "Assign", .min_inputs = 2, .max_inp
                                      .n_outputs = 1, .attrs = assign_attrs, .shape = assign_shape,
                                      .kernel = assign_kernel,
                                      .flags = PST_OP_STATEFUL | PST_OP_REF_INPUT0 |
-                                              PST_OP_NOT_DIFFERENTIABLE};
+                                              PST_OP_NOT_DIFFERENTIABLE | PST_OP_REF_OUTPUT};
 
 #define DEFINE_ASSIGN_ARITH(fname, OPSIGN)                                                        \
     static int fname(pst_kernel_ctx *c) {                                                         \
