@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "flags.h"
@@ -29,7 +30,7 @@ static int usage(void) {
     fprintf(stderr, "usage: pstrain inspect placement --job FILE --dry-run\n"
                     "  Builds worker 0's training graph for the job file's model and optimizer\n"
                     "  and prints which PS task holds each variable; starts nothing.\n"
-                    "       pstrain inspect placement --cluster FILE [--timeout-ms N]\n"
+                    "       pstrain inspect placement --cluster FILE|RUN [--timeout-ms N]\n"
                     "  Asks every PS of a running job for its variables and slices, bytes and\n"
                     "  pull/update counts.\n");
     return 2;
@@ -84,11 +85,66 @@ done:
     return rc;
 }
 
+/* {"ps": [addresses]} from a run's state.json (caller frees), NULL with st set. */
+static char *run_ps_cluster(const char *state, pst_status *st) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (pst_file_read(state, 16 << 20, &buf, &len, st) < 0) return NULL;
+    char *text = strndup((const char *)buf, len);
+    free(buf);
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON *out = cJSON_CreateObject(), *ps = cJSON_AddArrayToObject(out, "ps");
+    const cJSON *t;
+    const cJSON *tasks = o ? cJSON_GetObjectItemCaseSensitive(o, "tasks") : NULL;
+    cJSON_ArrayForEach(t, tasks) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "task");
+        const cJSON *addr = cJSON_GetObjectItemCaseSensitive(t, "address");
+        if (cJSON_IsString(name) && strncmp(name->valuestring, "ps", 2) == 0 &&
+            cJSON_IsString(addr) && addr->valuestring[0])
+            cJSON_AddItemToArray(ps, cJSON_CreateString(addr->valuestring));
+    }
+    char *json = cJSON_GetArraySize(ps) > 0 ? cJSON_PrintUnformatted(out) : NULL;
+    cJSON_Delete(out);
+    cJSON_Delete(o);
+    if (!json) pst_status_set(st, PST_E_INVALID, "%s: no running PS with an address", state);
+    return json;
+}
+
+/* The running workers of a launched job, "index:incarnation:joined_s,..." as a PS reports. */
+static void print_membership(const pst_task_status_report *r) {
+    int n = 0;
+    for (const char *p = r->members; *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : "") n++;
+    printf("membership epoch %lld: %d worker%s\n", (long long)r->membership_epoch, n,
+           n == 1 ? "" : "s");
+    for (const char *p = r->members; *p;) {
+        char *end;
+        long id = strtol(p, &end, 10);
+        unsigned long long inc = *end == ':' ? strtoull(end + 1, &end, 16) : 0;
+        double joined = *end == ':' ? strtod(end + 1, &end) : -1;
+        printf("  worker %ld  incarnation %016llx  joined %.1f s after the job started\n", id,
+               inc, joined);
+        p = strchr(end, ',') ? strchr(end, ',') + 1 : "";
+    }
+}
+
 /* Live placement: every PS's report as a table, then the imbalance of bytes between PS. */
 static int placement_live(const char *cluster_file, int64_t timeout_ms) {
     pst_status st = {0};
+    /* A run directory of pstrain launch: its PS from state.json, its token. */
+    char state[4096], token[4096] = "";
+    snprintf(state, sizeof state, "%.4000s/state.json", cluster_file);
+    char *ps_json = access(state, R_OK) == 0 ? run_ps_cluster(state, &st) : NULL;
+    if (st.code) {
+        fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
+        return 1;
+    }
+    if (ps_json && !getenv("PST_JOB_TOKEN") && !getenv("PST_JOB_TOKEN_FILE"))
+        snprintf(token, sizeof token, "%.4000s/token", cluster_file);
     /* Only the PS are asked: workers may be listed with port 0 (picked when they started). */
-    pst_cluster *c = pst_cluster_load_ex(cluster_file, PST_CLUSTER_ALLOW_PORT0, &st);
+    pst_cluster *c = ps_json ? pst_cluster_parse_ex(ps_json, state, PST_CLUSTER_ALLOW_PORT0, &st)
+                             : pst_cluster_load_ex(cluster_file, PST_CLUSTER_ALLOW_PORT0, &st);
+    free(ps_json);
     if (!c) {
         fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
         return 1;
@@ -100,7 +156,9 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         return 1;
     }
     /* The job's token (and TLS) from the environment, as the tasks read them. */
-    pst_security *sec = pst_security_new(&(pst_security_opts){0}, &st);
+    pst_security *sec = pst_security_new(&(pst_security_opts){.token_file = token[0] ? token
+                                                                                     : NULL},
+                                         &st);
     if (!sec) {
         fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
         pst_cluster_free(c);
@@ -115,6 +173,7 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         return 1;
     }
     int64_t lo = INT64_MAX, hi = 0;
+    int membership_shown = 0;
     for (int k = 0; k < n_ps; k++) {
         const char *addr = pst_cluster_address(c, "ps", k);
         pst_task_status_report r;
@@ -148,6 +207,11 @@ static int placement_live(const char *cluster_file, int64_t timeout_ms) {
         }
         if (total < lo) lo = total;
         if (total > hi) hi = total;
+        if (r.membership_epoch > 0 && !membership_shown) {
+            /* A launched job: the membership as this PS last heard it. */
+            print_membership(&r);
+            membership_shown = 1;
+        }
         pst_task_status_report_destroy(&r);
     }
     if (rc == 0) {

@@ -16,6 +16,7 @@
 #include "member.h"
 #include "mpi_job.h"
 #include "ops.h"
+#include "ps_sync.h"
 #include "security.h"
 #include "task.h"
 #include "transport_mpi.h"
@@ -282,7 +283,17 @@ int main(int argc, char **argv) {
         if (!quiet)
             fprintf(stderr, "pstrain-ps: serving on %s\n", pst_task_address(m.task));
         int rc = 0;
+        char members[1024] = "", seen[1024] = "";
         for (;;) {
+            /* Elastic sync rounds stop waiting for workers the coordination service dropped. */
+            pst_coord_agent_members(m.agent, members, sizeof members);
+            pst_task_set_membership(m.task, pst_coord_agent_epoch(m.agent), members);
+            if (strcmp(members, seen) != 0) {
+                pst_status ms = {0};
+                if (pst_ps_sync_set_running(pst_task_vars(m.task), members, &ms) < 0)
+                    fprintf(stderr, "pstrain-ps: %s\n", ms.msg);
+                memcpy(seen, members, sizeof seen);
+            }
             pst_status ws = {0};
             int r = pst_task_wait_shutdown(m.task, 200, &ws);
             if (r == PST_E_DEADLINE) {

@@ -2,7 +2,10 @@
  * launchutil.h). */
 #include "launchutil.h"
 
+#include "bundle.h"
+
 #include <dirent.h>
+#include <math.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -178,4 +181,34 @@ cJSON *pst_lu_wait_state(const char *run, int (*pred)(const cJSON *state, void *
         usleep(100 * 1000);
     }
     return NULL;
+}
+
+void pst_lu_assert_checkpoints_equal(const char *a, const char *b, double rel, int *n_compared) {
+    pst_status st = {0};
+    pst_bundle_reader *ra = pst_bundle_reader_open(a, &st);
+    ck_assert_msg(ra != NULL, "%s", st.msg);
+    pst_bundle_reader *rb = pst_bundle_reader_open(b, &st);
+    ck_assert_msg(rb != NULL, "%s", st.msg);
+    int n = pst_bundle_reader_num_entries(ra), cmp = 0;
+    for (int i = 0; i < n; i++) {
+        const pst_bundle_entry *e = pst_bundle_reader_entry(ra, i);
+        if (strchr(e->name, '\001')) continue; /* slice keys: compared through the full name */
+        pst_tensor *ta = pst_bundle_reader_read(ra, e->name, &st);
+        ck_assert_msg(ta != NULL, "%s: %s", e->name, st.msg);
+        pst_tensor *tb = pst_bundle_reader_read(rb, e->name, &st);
+        ck_assert_msg(tb != NULL, "%s in %s: %s", e->name, b, st.msg);
+        ck_assert_int_eq((int)ta->n, (int)tb->n);
+        for (int64_t k = 0; k < ta->n; k++) {
+            double x = pst_tensor_get_f64(ta, k), y = pst_tensor_get_f64(tb, k);
+            double scale = fabs(x) > 1 ? fabs(x) : 1;
+            ck_assert_msg(fabs(x - y) <= rel * scale, "%s[%lld]: %.9g vs %.9g", e->name,
+                          (long long)k, x, y);
+        }
+        cmp++;
+        pst_tensor_unref(ta);
+        pst_tensor_unref(tb);
+    }
+    pst_bundle_reader_free(ra);
+    pst_bundle_reader_free(rb);
+    if (n_compared) *n_compared = cmp;
 }

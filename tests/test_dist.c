@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bundle.h"
+#include "launchutil.h"
 #include "testutil.h"
 
 static char dir[64];
@@ -238,35 +239,6 @@ static double accuracy_in(const char *log_path) {
 }
 
 /* Every tensor of checkpoint a equals b's within rel (relative to max(1, |x|)). */
-static void assert_checkpoints_equal(const char *a, const char *b, double rel, int *n_compared) {
-    pst_status st = {0};
-    pst_bundle_reader *ra = pst_bundle_reader_open(a, &st);
-    ck_assert_msg(ra != NULL, "%s", st.msg);
-    pst_bundle_reader *rb = pst_bundle_reader_open(b, &st);
-    ck_assert_msg(rb != NULL, "%s", st.msg);
-    int n = pst_bundle_reader_num_entries(ra), cmp = 0;
-    for (int i = 0; i < n; i++) {
-        const pst_bundle_entry *e = pst_bundle_reader_entry(ra, i);
-        if (strchr(e->name, '\001')) continue; /* slice keys: compared through the full name */
-        pst_tensor *ta = pst_bundle_reader_read(ra, e->name, &st);
-        ck_assert_msg(ta != NULL, "%s: %s", e->name, st.msg);
-        pst_tensor *tb = pst_bundle_reader_read(rb, e->name, &st);
-        ck_assert_msg(tb != NULL, "%s in %s: %s", e->name, b, st.msg);
-        ck_assert_int_eq((int)ta->n, (int)tb->n);
-        for (int64_t k = 0; k < ta->n; k++) {
-            double x = pst_tensor_get_f64(ta, k), y = pst_tensor_get_f64(tb, k);
-            double scale = fabs(x) > 1 ? fabs(x) : 1;
-            ck_assert_msg(fabs(x - y) <= rel * scale, "%s[%lld]: %.9g vs %.9g", e->name,
-                          (long long)k, x, y);
-        }
-        cmp++;
-        pst_tensor_unref(ta);
-        pst_tensor_unref(tb);
-    }
-    pst_bundle_reader_free(ra);
-    pst_bundle_reader_free(rb);
-    if (n_compared) *n_compared = cmp;
-}
 
 /* 2 PS + 2 workers, asynchronous, the MLP reaches the single-process bar (0.86). Async
  * updates interleave differently on every run and the last steps' noise moves the test
@@ -309,7 +281,7 @@ static void sync_equivalence(const char *opt, const char *lr, double tol) {
     snprintf(ck1, sizeof ck1, "%s/model.ckpt-20", single);
     snprintf(ck2, sizeof ck2, "%s/model.ckpt-20", dist);
     int n = 0;
-    assert_checkpoints_equal(ck1, ck2, tol, &n);
+    pst_lu_assert_checkpoints_equal(ck1, ck2, tol, &n);
     ck_assert_int_ge(n, 7); /* 6 weights and biases and the global step (+ slots) */
 }
 START_TEST(test_sync_two_workers_equal_one_process_double_batch) { sync_equivalence("sgd", "0.1", 1e-5); }
@@ -383,7 +355,7 @@ START_TEST(test_partitioned_3ps_restore_onto_1_and_3) {
         ck_assert_int_eq(pst_bundle_reader_num_shards(r), n_ps == 1 ? 1 : 3);
         pst_bundle_reader_free(r);
         int n = 0;
-        assert_checkpoints_equal(ck, ck2, 0, &n);
+        pst_lu_assert_checkpoints_equal(ck, ck2, 0, &n);
         ck_assert_int_ge(n, 20); /* variables, Adam slots, powers, global step */
         ck_assert_msg(accuracy_in(j2.w_log[0]) == accuracy_in(j.w_log[0]), "accuracy differs");
     }
@@ -419,7 +391,7 @@ START_TEST(test_model_parallel_layer_on_worker1) {
     char a[400], b[400];
     snprintf(a, sizeof a, "%s/model.ckpt-30", ma);
     snprintf(b, sizeof b, "%s/model.ckpt-30", mb);
-    assert_checkpoints_equal(a, b, 1e-6, NULL);
+    pst_lu_assert_checkpoints_equal(a, b, 1e-6, NULL);
 }
 END_TEST
 

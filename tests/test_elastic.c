@@ -1,10 +1,12 @@
 /* Elastic jobs with real processes: pstrain scale grows and shrinks a launched job while it
  * trains, workers join by hand with the job's token (and are refused without it). */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,6 +166,17 @@ START_TEST(test_join_by_hand) {
     ck_assert_msg(st != NULL, "the joined worker was never counted");
     ck_assert_double_gt(pst_lu_num(st, "epoch"), epoch);
     cJSON_Delete(st);
+    /* pstrain status and inspect placement --cluster RUN show the membership. */
+    char cmd[4400], txt[300];
+    snprintf(txt, sizeof txt, "%s/members.txt", pst_lu_dir);
+    snprintf(cmd, sizeof cmd, "(%s status %s; env -u PST_JOB_TOKEN %s inspect placement --cluster "
+             "%s) > %s 2>&1", pst_lu_pstrain, run, pst_lu_pstrain, run, txt);
+    ck_assert_int_eq(system(cmd), 0);
+    char *shown = pst_lu_slurp(txt);
+    ck_assert_msg(strstr(shown, "membership epoch") && strstr(shown, "joined (+") &&
+                  strstr(shown, "2 workers") && strstr(shown, "  worker 1  incarnation"),
+                  "%s", shown);
+    free(shown);
     int jrc = pst_lu_wait_exit(jp, 500);
     int rc = pst_lu_wait_exit(p, 500);
     char *out = pst_lu_slurp(log), *jout = pst_lu_slurp(jlog);
@@ -176,12 +189,288 @@ START_TEST(test_join_by_hand) {
 }
 END_TEST
 
+
+/* ---- example logs (--example-log DIR: "round members epoch rank count ids...") ---- */
+
+#define MAX_ROUNDS 4000
+typedef struct exlog {
+    int n_files;
+    int64_t *ids[MAX_ROUNDS]; /* every example id of each round, all workers */
+    int n_ids[MAX_ROUNDS], contributors[MAX_ROUNDS], members[MAX_ROUNDS];
+    int last_round;
+} exlog;
+
+/* Calls fn for every line of every file in dir. */
+static void each_line(const char *dir, void (*fn)(void *ctx, int file, char *line), void *ctx,
+                      int *n_files) {
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "no %s", dir);
+    struct dirent *e;
+    int nf = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) fn(ctx, nf, line);
+        free(line);
+        fclose(f);
+        nf++;
+    }
+    closedir(d);
+    if (n_files) *n_files = nf;
+}
+
+static void add_round(void *ctx, int file, char *line) {
+    (void)file;
+    exlog *x = ctx;
+    char *p = line;
+    long round = strtol(p, &p, 10), members = strtol(p, &p, 10);
+    for (int i = 0; i < 3; i++) strtol(p, &p, 10); /* epoch rank count */
+    ck_assert_msg(round >= 0 && round < MAX_ROUNDS, "round %ld", round);
+    x->contributors[round]++;
+    if (members > x->members[round]) x->members[round] = (int)members;
+    if (round > x->last_round) x->last_round = (int)round;
+    for (;;) {
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (end == p) break;
+        p = end;
+        x->ids[round] = realloc(x->ids[round], (size_t)(x->n_ids[round] + 1) * sizeof(int64_t));
+        x->ids[round][x->n_ids[round]++] = id;
+    }
+}
+
+static void exlog_free(exlog *x) {
+    for (int r = 0; r < MAX_ROUNDS; r++) free(x->ids[r]);
+    free(x);
+}
+
+static int worker_left(const cJSON *st, void *task) {
+    return strcmp(pst_lu_str(pst_lu_task_of(st, task), "state"), "left") == 0;
+}
+
+static const char *SYNC_EXTRA =
+    ", \"mode\": \"sync\", \"worker_flags\": [\"--example-log\", \"%s\"]";
+
+static const char *softmax_sync_job(const char *name, int workers, int steps, const char *exdir) {
+    char extra[512], buf[1024];
+    snprintf(extra, sizeof extra, SYNC_EXTRA, exdir);
+    snprintf(buf, sizeof buf,
+             "{\"name\": \"%s\", \"cluster\": {\"ps\": 2, \"worker\": %d}, \"run_dir\": "
+             "\"%s/runs\", \"model\": \"softmax\", \"optimizer\": \"sgd\", \"learning_rate\": 0.1,"
+             " \"batch\": 50, \"steps\": %d, \"threads\": 1, \"heartbeat_ms\": 200,"
+             " \"restarts\": {\"max\": 3, \"backoff_ms\": 200}%s}",
+             name, workers, pst_lu_dir, steps, extra);
+    return pst_lu_write_job(name, buf);
+}
+
+/* A synchronous job grown from 2 to 3 workers and shrunk back ends with the variables of one
+ * process that applied the same sequence of averaged batches (each round's members' examples,
+ * from their --example-log files); every round 0..steps-1 ran once, none twice. */
+START_TEST(test_sync_grow_shrink_equals_one_process) {
+    pst_lu_setup();
+    char exdir[256], log[256], run[512], path[1024], ref[256];
+    snprintf(exdir, sizeof exdir, "%s/examples", pst_lu_dir);
+    ck_assert_int_eq(mkdir(exdir, 0755), 0);
+    const int steps = 3000;
+    const char *j = softmax_sync_job("syncgrow", 2, steps, exdir);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    pst_lu_wait_run_dir(run, sizeof run, 30);
+    cJSON *st = pst_lu_wait_step(run, 50, 240);
+    ck_assert_msg(st != NULL, "the job did not reach step 50");
+    cJSON_Delete(st);
+    scale(run, "3");
+    st = pst_lu_wait_state(run, three_trained, NULL, 240);
+    ck_assert_msg(st != NULL, "3 workers never trained together");
+    cJSON_Delete(st);
+    scale(run, "2");
+    st = pst_lu_wait_state(run, worker_left, "worker2", 240);
+    ck_assert_msg(st != NULL, "worker2 did not leave");
+    ck_assert_double_lt(pst_lu_num(st, "global_step"), steps);
+    cJSON_Delete(st);
+    int rc = pst_lu_wait_exit(p, 500);
+    char *out = pst_lu_slurp(log);
+    ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, out);
+    free(out);
+    exlog *x = calloc(1, sizeof *x);
+    each_line(exdir, add_round, x, &x->n_files);
+    ck_assert_int_eq(x->n_files, 3);
+    ck_assert_int_eq(x->last_round, steps - 1);
+    int three = 0, two_after = 0;
+    for (int r = 0; r < steps; r++) {
+        ck_assert_msg(x->contributors[r] >= 1 && x->contributors[r] <= 3, "round %d: %d", r,
+                      x->contributors[r]);
+        ck_assert_int_eq(x->n_ids[r], 50 * x->contributors[r]);
+        if (x->contributors[r] == 3) three++;
+        else if (three > 0 && x->contributors[r] == 2) two_after++;
+    }
+    ck_assert_msg(three > 0 && two_after > 0, "rounds of 3: %d, of 2 after them: %d", three,
+                  two_after);
+    /* The same sequence of averaged batches in one process. */
+    char replay[256];
+    snprintf(replay, sizeof replay, "%s/replay.txt", pst_lu_dir);
+    FILE *f = fopen(replay, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int r = 0; r < steps; r++) {
+        for (int i = 0; i < x->n_ids[r]; i++)
+            fprintf(f, "%s%lld", i ? " " : "", (long long)x->ids[r][i]);
+        fputc('\n', f);
+    }
+    fclose(f);
+    exlog_free(x);
+    snprintf(ref, sizeof ref, "%s/ref", pst_lu_dir);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --model softmax --optimizer sgd --lr 0.1 "
+             "--steps %d --threads 1 --quiet --replay-batches %s --checkpoint-dir %s "
+             "> %s/ref.log 2>&1", getenv("PST_BINARY_DIR"), steps, replay, ref, pst_lu_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    char a[1200], b[600];
+    snprintf(a, sizeof a, "%s/checkpoints/model.ckpt-%d", run, steps);
+    snprintf(b, sizeof b, "%s/model.ckpt-%d", ref, steps);
+    int n = 0;
+    pst_lu_assert_checkpoints_equal(a, b, 1e-4, &n);
+    ck_assert_int_ge(n, 3); /* weights, biases, global step */
+    (void)path;
+    pst_lu_teardown();
+}
+END_TEST
+
+static int count_in(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* A sync worker killed mid-round: the round finishes without it, the next rounds have the two
+ * others, its restarted incarnation enters at a round boundary, and the job completes. */
+START_TEST(test_sync_killed_worker_shrinks_the_round) {
+    pst_lu_setup();
+    char exdir[256], log[256], run[512], path[1024];
+    snprintf(exdir, sizeof exdir, "%s/examples", pst_lu_dir);
+    ck_assert_int_eq(mkdir(exdir, 0755), 0);
+    const char *j = softmax_sync_job("synckill", 3, 3000, exdir);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
+    pst_lu_wait_run_dir(run, sizeof run, 30);
+    int three = 3;
+    cJSON *st = pst_lu_wait_state(run, three_trained, NULL, 240);
+    ck_assert_msg(st != NULL, "3 workers never trained together");
+    ck_assert(workers_running(st, &three));
+    double victim = pst_lu_num(pst_lu_task_of(st, "worker2"), "pid");
+    cJSON_Delete(st);
+    ck_assert(pst_lu_alive(victim));
+    kill((pid_t)victim, SIGKILL);
+    int rc = pst_lu_wait_exit(p, 500);
+    char *out = pst_lu_slurp(log);
+    ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, out);
+    free(out);
+    st = pst_lu_state_of(run);
+    ck_assert_double_ge(pst_lu_num(st, "global_step"), 3000);
+    ck_assert_double_ge(pst_lu_num(pst_lu_task_of(st, "worker2"), "restarts"), 1);
+    cJSON_Delete(st);
+    /* Two incarnations of worker 2 entered the rounds; in between, rounds had 2 members. */
+    snprintf(path, sizeof path, "%s/logs/worker2.log", run);
+    char *w2 = pst_lu_slurp(path);
+    ck_assert_msg(w2 && count_in(w2, "entered synchronous round") == 2, "%s", w2 ? w2 : "");
+    free(w2);
+    exlog *x = calloc(1, sizeof *x);
+    each_line(exdir, add_round, x, &x->n_files);
+    ck_assert_int_eq(x->n_files, 4); /* worker 2 twice */
+    /* rounds of 3, then of 2 (the killed worker gone), then of 3 (its new incarnation) */
+    int seen3 = 0, seen2 = 0, again3 = 0;
+    for (int r = 0; r <= x->last_round; r++) {
+        int c = x->contributors[r];
+        ck_assert_msg(c >= 1, "round %d lost", r);
+        if (c == 3 && !seen2) seen3 = 1;
+        else if (c == 2 && seen3) seen2 = 1;
+        else if (c == 3 && seen2) again3 = 1;
+    }
+    ck_assert_msg(seen3 && seen2 && again3, "rounds of 3: %d, then of 2: %d, then of 3: %d",
+                  seen3, seen2, again3);
+    exlog_free(x);
+    pst_lu_teardown();
+}
+END_TEST
+
+typedef struct seen_ids {
+    int64_t epoch;
+    char *used; /* per example id: 1 when read in this epoch */
+    int dup, lines;
+} seen_ids;
+
+static void check_no_repeat(void *ctx, int file, char *line) {
+    (void)file;
+    seen_ids *s = ctx;
+    char *p = line;
+    strtol(p, &p, 10);
+    strtol(p, &p, 10);
+    long long epoch = strtoll(p, &p, 10);
+    strtol(p, &p, 10);
+    long count = strtol(p, &p, 10);
+    if (epoch != s->epoch || count != 2) return; /* the stable membership of 2 */
+    s->lines++;
+    for (;;) {
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (end == p) break;
+        p = end;
+        ck_assert(id >= 0 && id < 60000);
+        if (s->used[id]) s->dup++;
+        s->used[id] = 1;
+    }
+}
+
+static void last_epoch_of_two(void *ctx, int file, char *line) {
+    (void)file;
+    int64_t *e = ctx;
+    char *p = line;
+    strtol(p, &p, 10);
+    strtol(p, &p, 10);
+    long long epoch = strtoll(p, &p, 10);
+    strtol(p, &p, 10);
+    if (strtol(p, &p, 10) == 2 && epoch > *e) *e = epoch;
+}
+
+/* Data assignment follows membership: 2 workers of a stable membership never read the same
+ * example within a pass (their shares of the epoch's permutation are disjoint). */
+START_TEST(test_data_no_example_twice_while_stable) {
+    pst_lu_setup();
+    char exdir[256], extra[512], log[256];
+    snprintf(exdir, sizeof exdir, "%s/examples", pst_lu_dir);
+    ck_assert_int_eq(mkdir(exdir, 0755), 0);
+    snprintf(extra, sizeof extra, ", \"worker_flags\": [\"--example-log\", \"%s\"]", exdir);
+    /* 2 x 250 x 100 examples: less than one pass of the 55000 */
+    const char *j = mlp_job("data", 2, 500, extra);
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    int rc = pst_lu_wait_exit(pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL), 400);
+    char *out = pst_lu_slurp(log);
+    ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, out);
+    free(out);
+    seen_ids s = {.epoch = 0, .used = calloc(60000, 1)};
+    each_line(exdir, last_epoch_of_two, &s.epoch, NULL);
+    ck_assert_int_gt(s.epoch, 0);
+    each_line(exdir, check_no_repeat, &s, NULL);
+    ck_assert_int_gt(s.lines, 200);
+    ck_assert_msg(s.dup == 0, "%d examples read twice in epoch %lld", s.dup, (long long)s.epoch);
+    free(s.used);
+    pst_lu_teardown();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("elastic");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_async_scale_1_to_3_to_1);
     tcase_add_test(tc, test_join_by_hand);
+    tcase_add_test(tc, test_data_no_example_twice_while_stable);
+    tcase_add_test(tc, test_sync_grow_shrink_equals_one_process);
+    tcase_add_test(tc, test_sync_killed_worker_shrinks_the_round);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -36,6 +36,7 @@
 #include "events.h"
 #include "member.h"
 #include "mpi_job.h"
+#include "member_data.h"
 #include "security.h"
 #include "transport_mpi.h"
 #include <stdatomic.h>
@@ -93,9 +94,13 @@ typedef struct dist {
     placer pl;
     pst_ps_vars pv;
     pst_dist_run *init, *train, *eval;
+    pst_dist_run *enter;      /* elastic sync: the round tag alone (entering the rounds) */
     pst_dist_save *saver;
     pst_member member;        /* launched: the task, its agent and the job's cluster */
     int left;                 /* scale-down: left the job before its end */
+    int elastic_sync;         /* launched sync job: rounds of members (fetches the round tag) */
+    pst_member_data *md;      /* launched: the examples follow the membership */
+    FILE *example_log;        /* --example-log DIR: this worker's file there */
     pst_events_writer *events; /* the chief's TensorBoard events (--events-dir) */
     /* progress for the launcher's heartbeats (written by the step, read by the agent) */
     _Atomic int64_t global_step, local_steps;
@@ -194,7 +199,7 @@ static void say_done_all(dist *d, int failed, const char *reason) {
  * too; only the chief evaluates and saves (every PS writes its shard). */
 typedef struct dist_trainer {
     dist *d;
-    pst_dataset_iter *it;
+    pst_dataset_iter *it; /* not launched: this worker's fixed shard */
     const pst_dataset *val;
     int64_t first_step;
 } dist_trainer;
@@ -203,19 +208,60 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     dist_trainer *t = ctx;
     dist *d = t->d;
     pst_tensor *x = NULL, *y = NULL;
-    int r = pst_dataset_next(t->it, &x, &y, st);
-    if (r <= 0)
-        return r < 0 ? r : pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
+    int batch = d->f->batch;
+    int64_t *ids = NULL, data_epoch = 0;
+    int rank = 0, n = 1;
+    if (d->md) {
+        /* Launched: this worker's share follows the membership the coordination service
+         * reports (member_data.h); a fixed global batch divides among the members. */
+        char members[1024];
+        pst_coord_agent_members(d->member.agent, members, sizeof members);
+        pst_member_data_rank(members, d->index, &rank, &n);
+        data_epoch = pst_coord_agent_epoch(d->member.agent);
+        pst_member_data_set(d->md, data_epoch, rank, n);
+        if (d->f->global_batch > 0) batch = (d->f->global_batch + n - 1) / n;
+        if (!(ids = malloc((size_t)batch * sizeof *ids)))
+            return pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a batch");
+        int r = pst_member_data_next(d->md, batch, &x, &y, ids, st);
+        if (r < 0) {
+            free(ids);
+            return r;
+        }
+    } else {
+        int r = pst_dataset_next(t->it, &x, &y, st);
+        if (r <= 0)
+            return r < 0 ? r : pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
+    }
     pst_feed feeds[2] = {{d->m.images, x}, {d->m.labels, y}};
-    pst_tensor *out[2] = {0};
+    pst_tensor *out[3] = {0};
     int rc = pst_dist_run_step(d->train, feeds, 2, out, st);
     pst_tensor_unref(x);
     pst_tensor_unref(y);
-    if (rc < 0) return rc;
+    if (rc < 0) {
+        free(ids);
+        return rc;
+    }
     *loss = pst_tensor_f32(out[0])[0];
     *global_step = pst_tensor_i64(out[1])[0] + 1; /* read before this step's increment */
+    if (d->example_log) {
+        /* "round members epoch rank count ids...": the round (sync: its tag; async: the
+         * global step read) and its members (async: 0), then the membership the examples
+         * were assigned by (member_data.h) */
+        int64_t round = *global_step - 1, members = 0;
+        if (out[2]) {
+            round = pst_tensor_i64(out[2])[0];
+            members = pst_tensor_i64(out[2])[4];
+        }
+        fprintf(d->example_log, "%lld %lld %lld %d %d", (long long)round, (long long)members,
+                (long long)data_epoch, rank, n);
+        for (int i = 0; i < batch; i++) fprintf(d->example_log, " %lld", (long long)ids[i]);
+        fputc('\n', d->example_log);
+        fflush(d->example_log);
+    }
+    free(ids);
     pst_tensor_unref(out[0]);
     pst_tensor_unref(out[1]);
+    pst_tensor_unref(out[2]);
     if (d->started == 0) d->started = pst_clock_now();
     int64_t local = atomic_fetch_add(&d->local_steps, 1) + 1;
     if (local == 1) {
@@ -302,9 +348,12 @@ static int train(dist *d, pst_status *st) {
     pst_dataset *all = NULL, *val = NULL, *test = NULL, *mine = NULL;
     pst_dataset_iter *it = NULL;
     int rc = 0;
+    double load_start = pst_clock_now();
     if ((rc = pst_fashion_mnist_load_raw(f->data_dir, "train", &tr_x, &tr_y, st)) < 0 ||
         (rc = pst_fashion_mnist_load_raw(f->data_dir, "test", &te_x, &te_y, st)) < 0)
         goto out;
+    if (d->member.agent) /* bench/run_elastic_bench.sh leaves the data loading out */
+        printf("%s: data loaded in %.3f s\n", pst_task_device(d->t), pst_clock_now() - load_start);
     all = pst_dataset_new(tr_x, tr_y, st);
     test = pst_dataset_new(te_x, te_y, st);
     if (!all || !test) {
@@ -337,18 +386,50 @@ static int train(dist *d, pst_status *st) {
             printf("%s: %s at global step %lld\n", pst_task_device(d->t),
                    d->chief ? "resuming" : "starting", (long long)first_step);
     }
-    pst_dataset_iter_opts io = {.batch = f->batch,
-                                .shuffle_buffer = f->no_shuffle ? 0 : pst_dataset_size(mine),
-                                .seed = (uint64_t)f->seed + (uint64_t)d->index,
-                                .repeat = -1, .prefetch = 2, .drop_remainder = 1};
-    if (!(it = pst_dataset_iter_new(mine, &io, st))) {
-        rc = st->code;
-        goto out;
+    if (d->member.agent) {
+        /* Launched: the whole training set, shared out by membership at every step. */
+        pst_dataset_free(mine);
+        pst_dataset_free(val);
+        mine = val = NULL;
+        if ((rc = pst_dataset_split_for_worker(all, f->validation, 0, 1, &mine, &val, st)) < 0)
+            goto out;
+        if (!(d->md = pst_member_data_new(mine, (uint64_t)f->seed, !f->no_shuffle, st))) {
+            rc = st->code;
+            goto out;
+        }
+        if (f->example_log) {
+            char path[4096];
+            snprintf(path, sizeof path, "%.4000s/worker%d-%016llx.txt", f->example_log, d->index,
+                     (unsigned long long)pst_coord_agent_incarnation(d->member.agent));
+            if (!(d->example_log = fopen(path, "w"))) {
+                rc = pst_status_set(st, PST_E_IO, "--example-log: cannot write %s", path);
+                goto out;
+            }
+        }
+    } else {
+        pst_dataset_iter_opts io = {.batch = f->batch,
+                                    .shuffle_buffer = f->no_shuffle ? 0 : pst_dataset_size(mine),
+                                    .seed = (uint64_t)f->seed + (uint64_t)d->index,
+                                    .repeat = -1, .prefetch = 2, .drop_remainder = 1};
+        if (!(it = pst_dataset_iter_new(mine, &io, st))) {
+            rc = st->code;
+            goto out;
+        }
     }
     printf("%s: %s %s training, %lld examples in this worker's shard, batch %d, %s lr %g, "
            "until global step %lld\n", pst_task_device(d->t), d->net_name, f->sync,
            (long long)pst_dataset_size(mine), f->batch, f->optimizer, f->lr, (long long)f->steps);
     fflush(stdout);
+    if (d->enter) {
+        /* Elastic sync: enter the rounds in a step of its own (it waits for the next round
+         * boundary), so the first training step reads the variables of the round it joins. */
+        pst_tensor *tag = NULL;
+        if ((rc = pst_dist_run_step(d->enter, NULL, 0, &tag, st)) < 0) goto out;
+        printf("%s: entered synchronous round %lld with %lld members\n", pst_task_device(d->t),
+               (long long)pst_tensor_i64(tag)[0], (long long)pst_tensor_i64(tag)[4]);
+        fflush(stdout);
+        pst_tensor_unref(tag);
+    }
     dist_trainer tr = {.d = d, .it = it, .val = val, .first_step = first_step};
     atomic_store(&d->global_step, first_step);
     if (d->chief && f->events_dir) {
@@ -407,6 +488,10 @@ out:
         d->events = NULL;
     }
     pst_dataset_iter_free(it);
+    pst_member_data_free(d->md);
+    d->md = NULL;
+    if (d->example_log) fclose(d->example_log);
+    d->example_log = NULL;
     pst_dataset_free(mine);
     pst_dataset_free(all);
     pst_dataset_free(val);
@@ -617,22 +702,41 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     }
     pst_train_flags mf = *f;
     int sync = strcmp(f->sync, "sync") == 0;
+    /* Launched sync jobs are elastic: each round averages its members' gradients (the job
+     * file's worker count then only sets the backup workers and the LR scaling's reference). */
+    d.elastic_sync = sync && d.member.agent;
+    int n_sync = d.elastic_sync && f->job_workers > 0 ? f->job_workers : d.n_workers;
     mf.replicas_to_aggregate = sync ? (f->replicas_to_aggregate > 0 ? f->replicas_to_aggregate
-                                                                    : d.n_workers)
+                                                                    : n_sync)
                                     : 0;
-    if (sync && mf.replicas_to_aggregate > d.n_workers) {
+    if (sync && mf.replicas_to_aggregate > n_sync) {
         pst_status_set(&st, PST_E_INVALID, "--replicas-to-aggregate %d: the cluster has only %d "
-                       "workers", mf.replicas_to_aggregate, d.n_workers);
+                       "workers", mf.replicas_to_aggregate, n_sync);
         goto out;
     }
-    mf.sync_total = sync ? d.n_workers : 0;
+    mf.sync_total = sync ? n_sync : 0;
+    if (d.elastic_sync) {
+        mf.sync_elastic = 1;
+        mf.sync_member = d.index;
+        mf.sync_incarnation = pst_coord_agent_incarnation(d.member.agent);
+        mf.lr_scale_base = strcmp(f->lr_scaling, "linear") == 0 && f->global_batch == 0 ? n_sync : 0;
+    }
     if (mf.partition_min_bytes > 0 && mf.partition_max_parts <= 0) mf.partition_max_parts = d.n_ps;
     if (pst_worker_build_model(&mf, net, &d.m, place, &d.pl, &st) < 0) goto out;
     if (pst_ps_vars_collect(d.m.g, d.n_ps, &d.pv, &st) < 0) goto out;
     pst_output efetch = d.m.correct;
-    pst_output tfetch[2] = {d.m.loss, pst_variable_value(d.m.global_step)};
+    pst_output tfetch[3] = {d.m.loss, pst_variable_value(d.m.global_step), pst_out(NULL, 0)};
+    if (d.elastic_sync) {
+        pst_node *tag = pst_graph_find(d.m.g, "sync_local_step");
+        if (!tag) {
+            pst_status_set(&st, PST_E_INTERNAL, "the synchronous graph has no sync_local_step");
+            goto out;
+        }
+        tfetch[2] = pst_out(tag, 0);
+        if (!(d.enter = pst_dist_run_new(d.t, d.m.g, 1, &tfetch[2], 0, NULL, &st))) goto out;
+    }
     if (!(d.init = pst_dist_run_new(d.t, d.m.g, 0, NULL, 1, &d.m.init, &st))) goto out;
-    if (!(d.train = pst_dist_run_new(d.t, d.m.g, 2, tfetch, 1, &d.m.train_op, &st))) goto out;
+    if (!(d.train = pst_dist_run_new(d.t, d.m.g, d.elastic_sync ? 3 : 2, tfetch, 1, &d.m.train_op, &st))) goto out;
     if (!(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st))) goto out;
     if (d.chief && f->checkpoint_dir) {
         pst_dist_save_opts so = {.dir = f->checkpoint_dir, .max_to_keep = f->max_to_keep};
@@ -646,6 +750,7 @@ out:
     pst_dist_save_free(d.saver);
     pst_dist_run_free(d.eval);
     pst_dist_run_free(d.train);
+    pst_dist_run_free(d.enter);
     pst_dist_run_free(d.init);
     pst_ps_vars_destroy(&d.pv);
     pst_graph_free(d.m.g);

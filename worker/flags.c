@@ -31,6 +31,9 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "security: [--token-file FILE | --token-stdin] [--tls-dir DIR] [--insecure]\n"
              "         [--listen HOST:PORT]  (token from $PST_JOB_TOKEN_FILE by default)\n"
              "launched: --coordinator ADDR --bind HOST:PORT [--heartbeat-ms N] [--events-dir DIR]\n"
+             "elastic sync (launched): [--lr-scaling none|linear] [--global-batch N]\n"
+             "         [--example-log DIR]  (each step's round and example ids)\n"
+             "one process: [--replay-batches FILE]  (step i trains on the examples of line i)\n"
              "joining a running job by hand: --join ADDR [--bind HOST:0] (the job's token;\n"
              "         the worker id and the job's settings come from the coordination service)\n"
              "MPI (under mpirun; see README \"MPI\"): [--transport grpc|mpi] [--ps N]\n"
@@ -128,6 +131,21 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->bind = val;
         else if (strcmp(a, "--join") == 0)
             f->join = val;
+        else if (strcmp(a, "--example-log") == 0)
+            f->example_log = val;
+        else if (strcmp(a, "--replay-batches") == 0)
+            f->replay = val;
+        else if (strcmp(a, "--lr-scaling") == 0) {
+            if (strcmp(val, "none") != 0 && strcmp(val, "linear") != 0) {
+                snprintf(err, errlen, "--lr-scaling: '%s' is not none or linear\n", val);
+                return -1;
+            }
+            f->lr_scaling = val;
+        } else if (strcmp(a, "--global-batch") == 0) {
+            if (parse_i64(a, val, 1, 1 << 24, &v, err, errlen) < 0)
+                return -1;
+            f->global_batch = (int)v;
+        }
         else if (strcmp(a, "--events-dir") == 0)
             f->events_dir = val;
         else if (strcmp(a, "--heartbeat-ms") == 0) {
@@ -267,6 +285,7 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
                            .max_to_keep = 5,
                            .task = 0,
                            .sync = "async",
+                           .lr_scaling = "none",
                            .placement = "round_robin",
                            .connect_timeout_ms = 30000,
                            .ready_timeout_ms = 300000,

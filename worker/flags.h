@@ -40,6 +40,19 @@ typedef struct pst_train_flags {
     int task_given;             /* --task was on the command line */
     int replicas_to_aggregate;  /* --replicas-to-aggregate (sync; default: every worker) */
     int sync_total;             /* set by the worker: replicas in all (backup workers count) */
+    int sync_elastic;           /* set by the worker: a launched sync job (rounds of members) */
+    int64_t sync_member;        /* set by the worker: its id, and its process's incarnation */
+    uint64_t sync_incarnation;
+    int lr_scale_base;          /* set by the worker: --lr-scaling linear's reference count */
+    const char *lr_scaling;     /* --lr-scaling none|linear: elastic sync, fixed per-worker
+                                   batch: lr times members / the job file's workers */
+    int global_batch;           /* --global-batch N: elastic sync keeps the examples of a
+                                   round at N (each worker's batch N / members); 0: the
+                                   per-worker batch stays --batch */
+    const char *example_log;    /* --example-log DIR: each step's round and example ids, one
+                                   file per worker process */
+    const char *replay;         /* --replay-batches FILE (one process): step i trains on the
+                                   examples listed on line i (indices into the training file) */
     const char *placement;      /* --placement round_robin|greedy */
     int64_t connect_timeout_ms; /* --connect-timeout-ms: peers unreachable this long fail (30000) */
     int64_t ready_timeout_ms;   /* --ready-timeout-ms: non-chief waits for init this long (300000) */

@@ -33,6 +33,8 @@ static const struct {
     {"max_to_keep", "--max-to-keep", 0},
     {"mode", "--mode", 0},
     {"replicas_to_aggregate", "--replicas-to-aggregate", 0},
+    {"lr_scaling", "--lr-scaling", 0},
+    {"global_batch", "--global-batch", 0},
     {"placement", "--placement", 0},
     {"partition_min_bytes", "--partition-min-bytes", 0},
     {"partition_max_parts", "--partition-max-parts", 0},

@@ -40,13 +40,40 @@ typedef struct trainer {
     pst_dataset_iter *it;
     const pst_dataset *val;
     pst_saver *saver;
+    FILE *replay;            /* --replay-batches: the batches, one line per step */
+    const pst_dataset *all;  /* the whole training file, which the replayed ids index */
 } trainer;
+
+/* The next replayed batch: the examples whose indices line i lists. */
+static int replay_batch(trainer *t, pst_tensor **x, pst_tensor **y, pst_status *st) {
+    char *line = NULL;
+    size_t cap = 0;
+    if (getline(&line, &cap, t->replay) <= 0) {
+        free(line);
+        return pst_status_set(st, PST_E_OUT_OF_RANGE, "--replay-batches %s: no line for this "
+                              "step", t->f->replay);
+    }
+    int64_t n = 0, *ids = malloc((strlen(line) / 2 + 1) * sizeof *ids);
+    int rc = ids ? 0 : pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    for (char *p = line, *end; rc == 0 && *p && *p != '\n'; p = end) {
+        ids[n++] = strtoll(p, &end, 10);
+        if (end == p) rc = pst_status_set(st, PST_E_INVALID, "--replay-batches %s: '%.40s' is "
+                                          "not a list of example indices", t->f->replay, line);
+    }
+    if (rc == 0 && n == 0)
+        rc = pst_status_set(st, PST_E_INVALID, "--replay-batches %s: an empty line",
+                            t->f->replay);
+    if (rc == 0) rc = pst_dataset_gather(t->all, ids, n, x, y, st);
+    free(ids);
+    free(line);
+    return rc < 0 ? rc : 1;
+}
 
 static int local_step(void *ctx, float *loss, int64_t *global_step, pst_status *st) {
     (void)global_step; /* one process: the loop's count is the global step */
     trainer *t = ctx;
     pst_tensor *x = NULL, *y = NULL;
-    int rc = pst_dataset_next(t->it, &x, &y, st);
+    int rc = t->replay ? replay_batch(t, &x, &y, st) : pst_dataset_next(t->it, &x, &y, st);
     if (rc == 0) return pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
     if (rc < 0) return rc;
     pst_feed feeds[2] = {{t->m->images, x}, {t->m->labels, y}};
@@ -254,13 +281,19 @@ int main(int argc, char **argv) {
     pst_train_ops ops = {.step = local_step,
                          .evaluate = rank == 0 && pst_dataset_size(val) > 0 ? validate : NULL,
                          .save = saver ? save : NULL};
-    trainer t = {.f = &f, .m = &m, .s = s, .it = it, .val = val, .saver = saver};
+    trainer t = {.f = &f, .m = &m, .s = s, .it = it, .val = val, .saver = saver, .all = all};
+    if (f.replay && !(t.replay = fopen(f.replay, "r"))) {
+        pst_status_set(&st, PST_E_IO, "--replay-batches: cannot read %s", f.replay);
+        goto fail;
+    }
     pst_train_opts lo = {.first_step = first_step, .steps = f.steps, .batch_size = f.batch,
                          .save_every_steps = f.save_every_steps,
                          .save_every_secs = (double)f.save_every_secs,
                          .eval_every = f.eval_every, .quiet = f.quiet};
     pst_train_stats stats;
-    if (pst_train_run(&ops, &t, &lo, &stats, &st) < 0) goto fail;
+    int trc = pst_train_run(&ops, &t, &lo, &stats, &st);
+    if (t.replay) fclose(t.replay);
+    if (trc < 0) goto fail;
     double acc;
     if (rank == 0) { /* the replicas are equal: one evaluates */
         if (accuracy(&t, test, &acc, &st) < 0) goto fail;

@@ -51,6 +51,10 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     oo.sync_total = f->sync_total;
     oo.transform_grads = m->transform_grads;
     oo.transform_ctx = m->transform_ctx;
+    oo.sync_elastic = f->sync_elastic;
+    oo.sync_member = f->sync_member;
+    oo.sync_incarnation = f->sync_incarnation;
+    oo.sync_lr_scale_base = f->lr_scale_base;
     m->global_step = pst_train_global_step(g);
     m->loss = pst_create_train_op(g, total, &oo, m->global_step, 0, &m->train_op);
     pst_output pred = pst_argmax(g, logits, 1, PST_INT64, "predictions");

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,34 @@
 #include "clock.h"
 #include "op.h"
 #include "strmap.h"
+
+/* A member of an elastic synchronous job: its worker id and the incarnation of its process. */
+typedef struct mref {
+    int64_t id;
+    uint64_t inc;
+} mref;
+
+#define MAX_MEMBERS 128 /* workers of one elastic round at most */
+#define MAX_GONE 256    /* members remembered as gone (the oldest are forgotten) */
+
+static int mref_find(const mref *v, int n, mref m) {
+    for (int i = 0; i < n; i++)
+        if (v[i].id == m.id && v[i].inc == m.inc) return i;
+    return -1;
+}
+
+/* Adds m to v (of *n, at most cap) unless there; 0, or -1 when full. */
+static int mref_add(mref *v, int *n, int cap, mref m) {
+    if (mref_find(v, *n, m) >= 0) return 0;
+    if (*n >= cap) return -1;
+    v[(*n)++] = m;
+    return 0;
+}
+
+static void mref_remove(mref *v, int *n, int i) {
+    memmove(v + i, v + i + 1, (size_t)(*n - i - 1) * sizeof *v);
+    (*n)--;
+}
 
 /* One variable's accumulator; every field is guarded by mu. */
 typedef struct accum {
@@ -23,6 +52,11 @@ typedef struct accum {
     int lost;         /* replicas known to have failed, with the latest one's reason */
     char *lost_why;
     pst_status aborted; /* set: every wait fails with it */
+    /* elastic rounds: the members of round `step` (from the replicas' round tags) and those
+     * whose gradient for it arrived */
+    mref members[MAX_MEMBERS], contrib[MAX_MEMBERS];
+    int n_members, n_contrib;
+    struct table *table; /* its store's table (for the gone members) */
 } accum;
 
 /* The resource: every accumulator of one store. Lock order: table, then an accumulator. */
@@ -32,7 +66,29 @@ typedef struct table {
     int lost;           /* given to accumulators made later */
     char *lost_why;
     pst_status aborted;
+    /* Elastic rounds. On the PS holding global_step (PstSyncRound runs there): the members of
+     * the current round, fixed when its first replica asks, and the workers waiting to enter
+     * at the next round boundary. */
+    int rounds_started;
+    int64_t round;
+    mref members[MAX_MEMBERS], pending[MAX_MEMBERS];
+    int n_members, n_pending;
+    /* On every PS: members the coordination service no longer lists (guarded by gone_mu, a
+     * leaf lock: taken under mu or an accumulator's mu, never the other way) and the running
+     * members it listed last (under mu). */
+    pthread_mutex_t gone_mu;
+    mref gone[MAX_GONE];
+    int n_gone;
+    mref running[MAX_GONE];
+    int n_running;
 } table;
+
+static int is_gone(table *t, mref m) {
+    pthread_mutex_lock(&t->gone_mu);
+    int g = mref_find(t->gone, t->n_gone, m) >= 0;
+    pthread_mutex_unlock(&t->gone_mu);
+    return g;
+}
 
 static void *table_make(void *ctx, pst_status *st) {
     (void)ctx;
@@ -46,6 +102,7 @@ static void *table_make(void *ctx, pst_status *st) {
         return NULL;
     }
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->gone_mu, NULL);
     return t;
 }
 
@@ -63,6 +120,7 @@ static void table_free(void *p) {
     }
     pst_strmap_free(t->accums);
     free(t->lost_why);
+    pthread_mutex_destroy(&t->gone_mu);
     pthread_mutex_destroy(&t->mu);
     free(t);
 }
@@ -89,6 +147,7 @@ static accum *accum_of(pst_var_store *vs, const char *name, pst_status *st) {
         } else {
             pthread_mutex_init(&a->mu, NULL);
             pthread_cond_init(&a->cv, NULL);
+            a->table = t;
             a->lost = t->lost;
             a->lost_why = why;
             a->aborted = t->aborted;
@@ -191,6 +250,137 @@ static const struct {
 /* Looked up once at registration (pst_ops_init has registered them by then). */
 static pst_kernel_fn inner_kernels[SYNC_KIND_COUNT];
 
+/* Averages the accumulated gradients of a->step, applies them with the asynchronous kernel
+ * (with c's other inputs; the learning rate times count / lr_base when lr_base > 0: the
+ * linear scaling rule) and opens the next step. a->mu held. */
+static int apply_sum(pst_kernel_ctx *c, int kind, accum *a, int64_t lr_base) {
+    static const int lr_idx[SYNC_KIND_COUNT] = {1, 2, 5, 2, 3};
+    int grad_idx = kinds[kind].grad_idx;
+    scale(a->sum, 1.0 / (double)a->count);
+    pst_tensor *ins[16];
+    PST_ASSERT(c->n_inputs <= 16);
+    for (int i = 0; i < c->n_inputs; i++) ins[i] = c->inputs[i];
+    ins[grad_idx] = a->sum;
+    pst_tensor *lr = NULL;
+    int rc = 0;
+    if (lr_base > 0 && c->inputs[lr_idx[kind]]) {
+        lr = pst_tensor_clone(c->inputs[lr_idx[kind]], c->status);
+        if (!lr) rc = c->status->code;
+        else scale(lr, (double)a->count / (double)lr_base);
+        ins[lr_idx[kind]] = lr;
+    }
+    if (rc == 0) {
+        pst_kernel_ctx c2 = *c;
+        c2.inputs = ins;
+        c2.n_inputs = c->n_inputs - 1;
+        rc = inner_kernels[kind](&c2);
+    }
+    pst_tensor_unref(lr);
+    a->step++;
+    a->count = 0;
+    a->n_members = a->n_contrib = 0;
+    pst_tensor_unref(a->sum);
+    a->sum = NULL;
+    pthread_cond_broadcast(&a->cv);
+    return rc;
+}
+
+/* A gradient for `step` arrives: 1 when that step was applied already (the gradient is dropped
+ * and counted as stale); a later step than the one accumulating starts it (the partial sum of
+ * the step no replica completed is stale). a->mu held. */
+static int open_step(accum *a, int64_t step) {
+    if (step < a->step) {
+        a->stale++;
+        return 1;
+    }
+    if (step > a->step) {
+        a->stale += a->count;
+        a->step = step;
+        a->count = 0;
+        a->n_members = a->n_contrib = 0;
+        pst_tensor_unref(a->sum);
+        a->sum = NULL;
+    }
+    return 0;
+}
+
+/* Adds grad into the step's sum. a->mu held. */
+static int add_gradient(pst_kernel_ctx *c, accum *a, const pst_tensor *grad) {
+    if (a->sum == NULL) {
+        if (!(a->sum = pst_tensor_clone(grad, c->status))) return c->status->code;
+    } else if (!pst_shape_equal(&a->sum->shape, &grad->shape)) {
+        return pst_kctx_error(c, PST_E_INVALID, "gradient shapes of variable '%s' differ "
+                              "between replicas", c->input_vars[0]->name);
+    } else {
+        add_into(a->sum, grad);
+    }
+    return 0;
+}
+
+/* An elastic round is complete when every member of the round has sent its gradient or is
+ * gone (the coordination service dropped it), less the backup workers. a->mu held. */
+static int round_complete(accum *a, int64_t backups) {
+    int live = 0;
+    for (int i = 0; i < a->n_members; i++)
+        if (mref_find(a->contrib, a->n_contrib, a->members[i]) >= 0 ||
+            !is_gone(a->table, a->members[i]))
+            live++;
+    int64_t need = live - backups;
+    return a->count >= (need > 1 ? need : 1);
+}
+
+/* The elastic form of sync_apply: the replica's round tag (PstSyncRound) names the round's
+ * members, so the round applies once each of them contributed or is gone; nothing waits for
+ * a worker that left or died, and joiners count from the round they entered. */
+static int sync_apply_elastic(pst_kernel_ctx *c, int kind, accum *a, const pst_tensor *tag) {
+    pst_var *v = c->input_vars[0];
+    const int64_t *tg = pst_tensor_i64((pst_tensor *)tag);
+    int64_t step = tg[0], lr_base = tg[3], n = tg[4];
+    mref me = {tg[1], (uint64_t)tg[2]};
+    if (n < 0 || n > MAX_MEMBERS || tag->n < 5 + 2 * n)
+        return pst_kctx_error(c, PST_E_INVALID, "variable '%s': a malformed round tag", v->name);
+    int64_t timeout = pst_kctx_attr_i(c, "timeout_ms", PST_PS_SYNC_TIMEOUT_MS_DEFAULT);
+    int64_t need = pst_kctx_attr_i(c, "replicas_to_aggregate", 1);
+    int64_t total = pst_kctx_attr_i(c, "total_replicas", 0);
+    int64_t backups = total > need ? total - need : 0;
+    const pst_tensor *grad = c->inputs[kinds[kind].grad_idx];
+    int rc = 0;
+    pthread_mutex_lock(&a->mu);
+    if (open_step(a, step)) goto done;
+    for (int64_t i = 0; i < n; i++)
+        mref_add(a->members, &a->n_members, MAX_MEMBERS,
+                 (mref){tg[5 + 2 * i], (uint64_t)tg[6 + 2 * i]});
+    if (mref_find(a->contrib, a->n_contrib, me) >= 0) {
+        rc = pst_kctx_error(c, PST_E_INVALID, "variable '%s': worker %lld sent two gradients for "
+                            "round %lld", v->name, (long long)me.id, (long long)step);
+        goto done;
+    }
+    if ((rc = add_gradient(c, a, grad)) < 0) goto done;
+    a->count++;
+    mref_add(a->contrib, &a->n_contrib, MAX_MEMBERS, me);
+    struct timespec dl;
+    pst_clock_deadline_in(&dl, timeout);
+    /* Whoever finds the round complete applies it: the last member to arrive, or a waiting one
+     * woken because a member is gone. */
+    while (a->step <= step && rc == 0) {
+        if (round_complete(a, backups)) {
+            rc = apply_sum(c, kind, a, lr_base);
+        } else if (a->aborted.code) {
+            rc = pst_kctx_error(c, a->aborted.code, "round %lld of variable '%s': %s",
+                                (long long)step, v->name, a->aborted.msg);
+        } else if (pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT) {
+            rc = pst_kctx_error(c, PST_E_DEADLINE, "waited %lld ms for the %d members of round "
+                                "%lld of variable '%s'; %d gradients arrived",
+                                (long long)timeout, a->n_members, (long long)step, v->name,
+                                a->count);
+        }
+    }
+done:
+    pthread_mutex_unlock(&a->mu);
+    if (rc == 0) pst_kctx_set_output(c, 0, pst_var_read(v));
+    return rc;
+}
+
 /* Accumulates this replica's gradient for its step; the replica completing the set averages
  * the gradients and applies them with the asynchronous kernel; the others wait until the step
  * is applied. A gradient for a step already applied is dropped and counted. */
@@ -203,52 +393,18 @@ static int sync_apply(pst_kernel_ctx *c, int kind) {
                               "before pst_dist_ops_init)", kinds[kind].inner);
     accum *a = accum_of(c->vars, v->name, c->status);
     if (!a) return c->status->code;
+    const pst_tensor *tag = c->inputs[c->n_inputs - 1];
+    if (tag->n >= 5) return sync_apply_elastic(c, kind, a, tag);
     int64_t step = pst_tensor_get_i64(c->inputs[c->n_inputs - 1], 0);
     int64_t need = pst_kctx_attr_i(c, "replicas_to_aggregate", 1);
     int64_t timeout = pst_kctx_attr_i(c, "timeout_ms", PST_PS_SYNC_TIMEOUT_MS_DEFAULT);
     const pst_tensor *grad = c->inputs[grad_idx];
     int rc = 0;
     pthread_mutex_lock(&a->mu);
-    if (step < a->step) {
-        a->stale++;
-        goto done;
-    }
-    if (step > a->step) {
-        /* Replicas of an earlier step never completed it; their partial sum is stale. */
-        a->stale += a->count;
-        a->step = step;
-        a->count = 0;
-        pst_tensor_unref(a->sum);
-        a->sum = NULL;
-    }
-    if (a->sum == NULL) {
-        a->sum = pst_tensor_clone(grad, c->status);
-        if (a->sum == NULL) {
-            rc = c->status->code;
-            goto done;
-        }
-    } else if (!pst_shape_equal(&a->sum->shape, &grad->shape)) {
-        rc = pst_kctx_error(c, PST_E_INVALID, "gradient shapes of variable '%s' differ between "
-                            "replicas", v->name);
-        goto done;
-    } else {
-        add_into(a->sum, grad);
-    }
+    if (open_step(a, step)) goto done;
+    if ((rc = add_gradient(c, a, grad)) < 0) goto done;
     if (++a->count >= need) {
-        scale(a->sum, 1.0 / (double)a->count);
-        pst_tensor *ins[16];
-        PST_ASSERT(c->n_inputs <= 16);
-        for (int i = 0; i < c->n_inputs; i++) ins[i] = c->inputs[i];
-        ins[grad_idx] = a->sum;
-        pst_kernel_ctx c2 = *c;
-        c2.inputs = ins;
-        c2.n_inputs = c->n_inputs - 1;
-        rc = inner(&c2);
-        a->step = step + 1;
-        a->count = 0;
-        pst_tensor_unref(a->sum);
-        a->sum = NULL;
-        pthread_cond_broadcast(&a->cv);
+        rc = apply_sum(c, kind, a, 0);
         pthread_mutex_unlock(&a->mu);
         return rc;
     }
@@ -319,6 +475,141 @@ static int sync_assign_once_kernel(pst_kernel_ctx *c) {
     pthread_mutex_unlock(&a->mu);
     if (rc < 0) return rc;
     pst_kctx_set_output(c, 0, pst_var_read(v));
+    return 0;
+}
+
+/* PstSyncRound(global_step, me): the round tag of worker me = [id, incarnation] for the
+ * round it takes part in, [k, id, inc, lr_base, n, id_0, inc_0, ...]: k the round (global
+ * step), then its n members. A round's members are fixed when its first replica asks: the
+ * members of the round before that are still there, and the workers that asked since (new
+ * workers enter at a round boundary). A worker that is not a member waits here for the
+ * boundary, or enters at once when no member of the current round is left. */
+static int sync_round_kernel(pst_kernel_ctx *c) {
+    pst_var *gv = c->input_vars[0];
+    const pst_tensor *mt = c->inputs[1];
+    if (!mt || mt->dtype != PST_INT64 || mt->n != 2)
+        return pst_kctx_error(c, PST_E_INVALID, "the member must be int64 [id, incarnation]");
+    mref me = {pst_tensor_i64((pst_tensor *)mt)[0], (uint64_t)pst_tensor_i64((pst_tensor *)mt)[1]};
+    int64_t lr_base = pst_kctx_attr_i(c, "lr_scale_base", 0);
+    int64_t timeout = pst_kctx_attr_i(c, "timeout_ms", PST_PS_SYNC_TIMEOUT_MS_DEFAULT);
+    table *t = table_of(c->vars, c->status);
+    if (!t) return c->status->code;
+    double deadline = pst_clock_now() + (double)timeout / 1000.0;
+    int rc = 0;
+    int64_t k = 0;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        pst_tensor *cur = pst_var_read(gv);
+        if (!cur) {
+            rc = pst_kctx_error(c, PST_E_PRECONDITION, "global step '%s' is not "
+                                "initialized", gv->name);
+            break;
+        }
+        k = pst_tensor_get_i64(cur, 0);
+        pst_tensor_unref(cur);
+        int boundary = !t->rounds_started || k > t->round;
+        int in = mref_find(t->members, t->n_members, me) >= 0 && !is_gone(t, me);
+        if (!in && !boundary) {
+            if (mref_find(t->pending, t->n_pending, me) < 0 &&
+                mref_add(t->pending, &t->n_pending, MAX_MEMBERS, me) < 0) {
+                rc = pst_kctx_error(c, PST_E_EXHAUSTED, "more than %d workers in a round",
+                                    MAX_MEMBERS);
+                break;
+            }
+            /* A member that was dropped and runs again is alive after all. */
+            pthread_mutex_lock(&t->gone_mu);
+            int g = mref_find(t->gone, t->n_gone, me);
+            if (g >= 0) mref_remove(t->gone, &t->n_gone, g);
+            pthread_mutex_unlock(&t->gone_mu);
+            int live = 0;
+            for (int i = 0; i < t->n_members; i++) live += !is_gone(t, t->members[i]);
+            boundary = live == 0; /* nobody left to finish the round: enter it now */
+        }
+        if (boundary) {
+            /* The round's members: those still there, and the workers waiting to enter. */
+            for (int i = t->n_members - 1; i >= 0; i--)
+                if (is_gone(t, t->members[i])) mref_remove(t->members, &t->n_members, i);
+            for (int i = 0; i < t->n_pending; i++)
+                mref_add(t->members, &t->n_members, MAX_MEMBERS, t->pending[i]);
+            t->n_pending = 0;
+            if (!in && mref_find(t->members, t->n_members, me) < 0)
+                mref_add(t->members, &t->n_members, MAX_MEMBERS, me);
+            t->round = k;
+            t->rounds_started = 1;
+            continue;
+        }
+        if (in) break;
+        if (pst_clock_now() > deadline) {
+            rc = pst_kctx_error(c, PST_E_DEADLINE, "worker %lld waited %lld ms to enter round "
+                                "%lld", (long long)me.id, (long long)timeout, (long long)k + 1);
+            break;
+        }
+        pthread_mutex_unlock(&t->mu);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&t->mu);
+    }
+    pst_tensor *out = NULL;
+    if (rc == 0) {
+        out = pst_tensor_new(PST_INT64, pst_shape_1d(5 + 2 * t->n_members), c->status);
+        if (!out) rc = c->status->code;
+    }
+    if (out) {
+        int64_t *o = pst_tensor_i64(out);
+        o[0] = k;
+        o[1] = me.id;
+        o[2] = (int64_t)me.inc;
+        o[3] = lr_base;
+        o[4] = t->n_members;
+        for (int i = 0; i < t->n_members; i++) {
+            o[5 + 2 * i] = t->members[i].id;
+            o[6 + 2 * i] = (int64_t)t->members[i].inc;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (rc == 0) pst_kctx_set_output(c, 0, out);
+    return rc;
+}
+
+/* Members the coordination service lists no more become gone; rounds waiting for them are
+ * woken to finish without them. */
+int pst_ps_sync_set_running(pst_var_store *vs, const char *members, pst_status *st) {
+    mref now[MAX_GONE];
+    int n = 0;
+    for (const char *p = members; p && *p && n < MAX_GONE;) {
+        char *end;
+        long long id = strtoll(p, &end, 10);
+        if (*end != ':') return pst_status_set(st, PST_E_INVALID, "members: '%s'", members);
+        unsigned long long inc = strtoull(end + 1, &end, 16);
+        if (*end != ':') return pst_status_set(st, PST_E_INVALID, "members: '%s'", members);
+        now[n++] = (mref){id, (uint64_t)inc};
+        p = strchr(end, ',');
+        p = p ? p + 1 : NULL;
+    }
+    table *t = table_of(vs, st);
+    if (!t) return st->code;
+    pthread_mutex_lock(&t->mu);
+    int changed = 0;
+    for (int i = 0; i < t->n_running; i++) {
+        if (mref_find(now, n, t->running[i]) >= 0) continue;
+        pthread_mutex_lock(&t->gone_mu);
+        if (t->n_gone == MAX_GONE) mref_remove(t->gone, &t->n_gone, 0);
+        mref_add(t->gone, &t->n_gone, MAX_GONE, t->running[i]);
+        pthread_mutex_unlock(&t->gone_mu);
+        changed = 1;
+    }
+    memcpy(t->running, now, (size_t)n * sizeof *now);
+    t->n_running = n;
+    if (changed) {
+        void *v;
+        for (size_t it = 0; pst_strmap_next(t->accums, &it, NULL, &v);) {
+            accum *a = v;
+            pthread_mutex_lock(&a->mu);
+            pthread_cond_broadcast(&a->cv);
+            pthread_mutex_unlock(&a->mu);
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
     return 0;
 }
 
@@ -406,7 +697,27 @@ static const pst_op_def sync_assign_once_op = {.name = "PstSyncAssignOnce",
                                                .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
                                                .ref_mask = 0x1};
 
+static int sync_round_shape(pst_node *n, pst_status *st) {
+    if (pst_node_in_dtype(n, 0) != PST_INT64 || pst_node_in_dtype(n, 1) != PST_INT64)
+        return pst_status_set(st, PST_E_INVALID, "global step and member must be int64");
+    pst_node_set_output(n, 0, PST_INT64, pst_shape_1d(-1));
+    return 0;
+}
+static const pst_attr_spec sync_round_attrs[] = {{"lr_scale_base", PST_ATTR_INT, 0},
+                                                 {"timeout_ms", PST_ATTR_INT, 0},
+                                                 {0}};
+static const pst_op_def sync_round_op = {.name = "PstSyncRound",
+                                         .min_inputs = 2,
+                                         .max_inputs = 2,
+                                         .n_outputs = 1,
+                                         .attrs = sync_round_attrs,
+                                         .shape = sync_round_shape,
+                                         .kernel = sync_round_kernel,
+                                         .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
+                                         .ref_mask = 0x1};
+
 void pst__ps_sync_register_ops(void) {
+    pst_op_register(&sync_round_op);
     for (int k = 0; k < SYNC_KIND_COUNT; k++) {
         const pst_op_def *d = pst_op_lookup(kinds[k].inner);
         inner_kernels[k] = d ? d->kernel : NULL;

@@ -49,6 +49,12 @@ void pst_ps_sync_replica_lost(pst_var_store *vs, const char *why);
 /* Fails every current and future wait for other replicas with why (the task is stopping). */
 void pst_ps_sync_abort(pst_var_store *vs, const pst_status *why);
 
+/* Elastic jobs: the worker members the coordination service lists as running,
+ * "index:incarnation-hex:joined_s,..." (its heartbeat replies). Members listed before and not
+ * now are gone: the rounds that wait for them finish without them, and PstSyncRound leaves
+ * them out of the next round. */
+int pst_ps_sync_set_running(pst_var_store *vs, const char *members, pst_status *st);
+
 /* Registers the PstSync* ops; called once by pst_dist_ops_init. */
 void pst__ps_sync_register_ops(void);
 

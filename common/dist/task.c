@@ -104,6 +104,8 @@ struct pst_task {
     uint64_t next_partial;   /* partial ids */
     int64_t pushes_refused;  /* pushes refused (overlap, budget, unknown variable, numerics) */
     int64_t partials_expired;
+    int64_t member_epoch;  /* the job's membership as the coordination service last said */
+    char members[1024];
     char **done_from;
     int n_done;
     int shutdown;         /* the job said this task is done */
@@ -981,7 +983,16 @@ static int fill_status(pst_task *t, Pstrain__TaskStatus *s, status_mem *mem) {
     s->partials_expired = t->partials_expired;
     s->graph_bytes = t->graph_bytes;
     s->workers_done = t->n_done;
+    s->membership_epoch = t->member_epoch;
+    s->members = t->members;
     return 0;
+}
+
+void pst_task_set_membership(pst_task *t, int64_t epoch, const char *members) {
+    pthread_mutex_lock(&t->mu);
+    t->member_epoch = epoch;
+    snprintf(t->members, sizeof t->members, "%s", members ? members : "");
+    pthread_mutex_unlock(&t->mu);
 }
 
 static void handle_status(pst_task *t, pst_server_call *call) {

@@ -124,6 +124,10 @@ pst_transport *pst_task_transport(pst_task *t);
 int pst_task_peer_address(pst_task *t, const char *device, char *out, size_t len,
                           pst_status *st);
 
+/* The job's membership (a launched task learns it from the coordination service), reported
+ * by the Status call: the epoch and the running workers "index:incarnation:joined_s,...". */
+void pst_task_set_membership(pst_task *t, int64_t epoch, const char *members);
+
 /* Blocks until a Shutdown call (or pst_task_request_shutdown) ends the task's service, or
  * timeout_ms passes (<= 0: forever). Returns 0 when every worker finished cleanly, or the
  * error a failed worker reported (in st). */

@@ -61,6 +61,8 @@ int pst_task_status_decode(const uint8_t *buf, size_t len, const char *from,
     out->partials_expired = s->partials_expired;
     out->graph_bytes = s->graph_bytes;
     out->workers_done = s->workers_done;
+    out->membership_epoch = s->membership_epoch;
+    snprintf(out->members, sizeof out->members, "%s", s->members ? s->members : "");
     pstrain__task_status__free_unpacked(s, NULL);
     if (oom) {
         pst_task_status_report_destroy(out);

@@ -45,6 +45,8 @@ typedef struct pst_task_status_report {
     int64_t bytes_received, bytes_sent, chunks_received;
     int64_t pending_bytes, pushes_refused, partials_expired, graph_bytes;
     int workers_done;
+    int64_t membership_epoch; /* launched jobs: the membership the task last heard of */
+    char members[1024];       /* "index:incarnation:joined_s,..." of the running workers */
 } pst_task_status_report;
 
 /* Decodes a packed TaskStatus from the task at `from` (named in errors). Returns 0, or

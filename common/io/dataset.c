@@ -197,6 +197,46 @@ static int64_t next_example(pst_dataset_iter *it) {
     return v;
 }
 
+/* The examples at global indices ids (into the original tensors) as one batch. */
+static int gather_global(const pst_dataset *ds, const int64_t *ids, int64_t n, pst_tensor **x,
+                         pst_tensor **y, pst_status *st) {
+    pst_shape fs = ds->features->shape, ls = ds->labels->shape;
+    fs.dims[0] = n;
+    ls.dims[0] = n;
+    *x = pst_tensor_new(ds->features->dtype, fs, st);
+    *y = pst_tensor_new(ds->labels->dtype, ls, st);
+    if (*x == NULL || *y == NULL) {
+        pst_tensor_unref(*x);
+        pst_tensor_unref(*y);
+        *x = *y = NULL;
+        return PST_E_EXHAUSTED;
+    }
+    size_t frow = ds->features->nbytes / (size_t)(ds->n > 0 ? ds->features->shape.dims[0] : 1);
+    size_t lrow = ds->labels->nbytes / (size_t)(ds->n > 0 ? ds->labels->shape.dims[0] : 1);
+    for (int64_t i = 0; i < n; i++) {
+        memcpy((char *)(*x)->data + (size_t)i * frow, (const char *)ds->features->data + (size_t)ids[i] * frow, frow);
+        memcpy((char *)(*y)->data + (size_t)i * lrow, (const char *)ds->labels->data + (size_t)ids[i] * lrow, lrow);
+    }
+    return 0;
+}
+
+int pst_dataset_gather(const pst_dataset *ds, const int64_t *positions, int64_t n,
+                       pst_tensor **features, pst_tensor **labels, pst_status *st) {
+    int64_t *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    if (!ids) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a batch");
+    for (int64_t i = 0; i < n; i++) {
+        if (positions[i] < 0 || positions[i] >= ds->n) {
+            free(ids);
+            return pst_status_set(st, PST_E_OUT_OF_RANGE, "example %lld of a dataset of %lld",
+                                  (long long)positions[i], (long long)ds->n);
+        }
+        ids[i] = ds->idx[positions[i]];
+    }
+    int rc = gather_global(ds, ids, n, features, labels, st);
+    free(ids);
+    return rc;
+}
+
 static int make_batch(pst_dataset_iter *it, batch *b, pst_status *st) {
     const pst_dataset *ds = it->ds;
     int64_t *ids = malloc((size_t)it->o.batch * sizeof *ids);
@@ -211,25 +251,9 @@ static int make_batch(pst_dataset_iter *it, batch *b, pst_status *st) {
         free(ids);
         return 0;
     }
-    pst_shape fs = ds->features->shape, ls = ds->labels->shape;
-    fs.dims[0] = n;
-    ls.dims[0] = n;
-    b->x = pst_tensor_new(ds->features->dtype, fs, st);
-    b->y = pst_tensor_new(ds->labels->dtype, ls, st);
-    if (b->x == NULL || b->y == NULL) {
-        pst_tensor_unref(b->x);
-        pst_tensor_unref(b->y);
-        free(ids);
-        return PST_E_EXHAUSTED;
-    }
-    size_t frow = ds->features->nbytes / (size_t)(ds->n > 0 ? ds->features->shape.dims[0] : 1);
-    size_t lrow = ds->labels->nbytes / (size_t)(ds->n > 0 ? ds->labels->shape.dims[0] : 1);
-    for (int64_t i = 0; i < n; i++) {
-        memcpy((char *)b->x->data + (size_t)i * frow, (const char *)ds->features->data + (size_t)ids[i] * frow, frow);
-        memcpy((char *)b->y->data + (size_t)i * lrow, (const char *)ds->labels->data + (size_t)ids[i] * lrow, lrow);
-    }
+    int rc = gather_global(ds, ids, n, &b->x, &b->y, st);
     free(ids);
-    return 1;
+    return rc < 0 ? rc : 1;
 }
 
 static void *prefetch_main(void *arg) {

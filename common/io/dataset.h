@@ -31,6 +31,10 @@ int64_t pst_dataset_size(const pst_dataset *ds);
 /* The global index (in the original tensors) of example i. */
 int64_t pst_dataset_index(const pst_dataset *ds, int64_t i);
 
+/* The examples at positions (of ds, 0..size-1) as one batch: new tensors the caller unrefs. */
+int pst_dataset_gather(const pst_dataset *ds, const int64_t *positions, int64_t n,
+                       pst_tensor **features, pst_tensor **labels, pst_status *st);
+
 /* Example i goes to shard i % count (before any shuffling). */
 pst_dataset *pst_dataset_shard(const pst_dataset *ds, int index, int count, pst_status *st);
 pst_dataset *pst_dataset_take(const pst_dataset *ds, int64_t n);

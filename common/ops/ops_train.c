@@ -370,6 +370,16 @@ pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_o
     return pst_nb_finish_out(b);
 }
 
+pst_output pst_sync_round(pst_graph *g, pst_output global_step, pst_output member,
+                          int lr_scale_base, const char *name) {
+    pst_node_builder *b = pst_nb_new(g, "PstSyncRound", name);
+    pst_nb_input(b, global_step);
+    pst_nb_input(b, member);
+    if (global_step.node) pst_nb_device(b, global_step.node->device);
+    pst_nb_attr_i(b, "lr_scale_base", lr_scale_base);
+    return pst_nb_finish_out(b);
+}
+
 pst_output pst_sync_step_advance(pst_graph *g, pst_output global_step, pst_output local_step,
                                  const char *name) {
     pst_node_builder *b = pst_nb_new(g, "PstSyncStepAdvance", name);

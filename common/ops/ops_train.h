@@ -52,6 +52,12 @@ pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_o
 /* ref := value once per synchronous step (the first replica to run it for local_step). */
 pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
                                 pst_output local_step, const char *name);
+/* Elastic synchronous jobs: the round tag of worker `member` (int64 [id, incarnation]) read
+ * on global_step's PS; it stands for local_step in the sync ops, whose kernels then average
+ * the gradients of the round's members (see dist/ps_sync.h). lr_scale_base > 0: the learning
+ * rate is scaled by (gradients averaged) / lr_scale_base (the linear scaling rule). */
+pst_output pst_sync_round(pst_graph *g, pst_output global_step, pst_output member,
+                          int lr_scale_base, const char *name);
 /* Sets global_step to local_step + 1 unless another replica already did. */
 pst_output pst_sync_step_advance(pst_graph *g, pst_output global_step, pst_output local_step,
                                  const char *name);

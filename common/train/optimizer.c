@@ -219,7 +219,17 @@ pst_node *pst_optimizer_apply_gradients(pst_graph *g, const pst_optimizer_opts *
         /* The step this replica computes its gradients for: global_step as read at the start
          * of the step (on its PS, before any update of the step). */
         pst_graph_push_device(g, global_step.node->device);
-        local_step = pst_identity(g, pst_variable_value(global_step), "sync_local_step");
+        if (o->sync_elastic) {
+            /* Elastic: the round's tag (its step and members) instead of the bare step. */
+            int64_t me[2] = {o->sync_member, (int64_t)o->sync_incarnation};
+            pst_tensor *mv = pst_tensor_from_i64(pst_shape_1d(2), me);
+            pst_output m = pst_const(g, mv, "sync_member");
+            pst_tensor_unref(mv);
+            local_step = pst_sync_round(g, global_step, m, o->sync_lr_scale_base,
+                                        "sync_local_step");
+        } else {
+            local_step = pst_identity(g, pst_variable_value(global_step), "sync_local_step");
+        }
         pst_graph_pop_device(g);
     }
     pst_output b1p = pst_out(NULL, 0), b2p = pst_out(NULL, 0);

@@ -47,6 +47,15 @@ typedef struct pst_optimizer_opts {
      * allreduce.h). Errors go into the graph. NULL: applied as computed. */
     void (*transform_grads)(void *ctx, pst_graph *g, int n, struct pst_grad_var *gv);
     void *transform_ctx;
+    /* Elastic synchronous jobs (workers come and go): sync_elastic makes each round average
+     * the gradients of that round's members, whoever they are (PstSyncRound; sync_replicas and
+     * sync_total then only say how many backup workers to allow); sync_member is this worker's
+     * id and sync_incarnation tells this process from an earlier one of the same id;
+     * sync_lr_scale_base > 0 scales the learning rate by members / base. */
+    int sync_elastic;
+    int64_t sync_member;
+    uint64_t sync_incarnation;
+    int sync_lr_scale_base;
 } pst_optimizer_opts;
 
 /* TensorFlow's defaults for kind with learning rate lr. */
