@@ -1116,12 +1116,13 @@ static pst_output resolve_ref(pst_graph *g, const pst_meta_import_opts *o, const
     return pst_out(n, idx);
 }
 
-/* Collections of VariableDefs ("variables", "trainable_variables", "local_variables", ...).
- * TF's other bytes_list collections (cond_context, while_context, savers, queue_runners) hold
- * other protos that happen to parse as VariableDefs; they are kept as empty collections. */
+/* Collections of VariableDefs ("variables", "trainable_variables", "local_variables", ...,
+ * and "global_step", which TF writes as a variable record). TF's other bytes_list collections
+ * (cond_context, while_context, savers, queue_runners) hold other protos that happen to parse
+ * as VariableDefs; they are kept as empty collections. */
 static int is_variables_key(const char *key) {
     size_t n = strlen(key);
-    return n >= 9 && strcmp(key + n - 9, "variables") == 0;
+    return (n >= 9 && strcmp(key + n - 9, "variables") == 0) || strcmp(key, "global_step") == 0;
 }
 
 int pst_meta_graph_import(pst_graph *g, const uint8_t *buf, size_t len,
