@@ -1143,8 +1143,17 @@ static int prepare_run(launcher *L, const char *job_path, const char *run_dir, i
     }
     if (access(L->token_path, R_OK) != 0 && pst_security_token_new(L->token_path, st) < 0)
         return st->code;
+    /* The launcher's own certificate: tls_dir/launcher when it exists (scripts/tls_certs.sh
+     * ... launcher=HOST), else tls_dir itself. */
+    char own_tls[PATH_MAX + 16] = "";
+    if (L->spec.tls_dir[0]) {
+        struct stat sb;
+        snprintf(own_tls, sizeof own_tls, "%s/launcher", L->spec.tls_dir);
+        if (stat(own_tls, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            snprintf(own_tls, sizeof own_tls, "%s", L->spec.tls_dir);
+    }
     L->sec = pst_security_new(&(pst_security_opts){.token_file = L->token_path,
-                                                   .tls_dir = L->spec.tls_dir,
+                                                   .tls_dir = own_tls[0] ? own_tls : L->spec.tls_dir,
                                                    .insecure = L->spec.insecure,
                                                    .require_token = 1},
                               st);
@@ -1189,7 +1198,6 @@ static void wait_evaluator(pid_t pid) {
 static int run_launcher(launcher *L, pst_status *st) {
     find_bin_dir(L);
     if (make_tasks(L, st) < 0) return 1;
-    /* A TLS directory for the launcher's own service: tls_dir/launcher, else tls_dir. */
     pst_coord_opts co = {.bind = L->spec.coord_bind, .security = L->sec, .n_jobs = 2,
                          .jobs = {"ps", "worker"}, .expected = {L->spec.n_ps, L->spec.n_workers},
                          .heartbeat_timeout_ms = 10 * L->spec.heartbeat_ms,
