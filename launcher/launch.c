@@ -25,6 +25,7 @@
 #include "flags.h"
 #include "format.h"
 #include "jobfile.h"
+#include "launch_mpirun.h"
 #include "security.h"
 
 extern char **environ;
@@ -40,7 +41,7 @@ typedef struct strv {
 
 typedef struct launch_spec {
     char name[64];
-    char backend[16];   /* "local" or "ssh" */
+    char backend[16];   /* "local", "ssh" or "mpirun" */
     int n_ps, n_workers;
     pst_cluster *fixed; /* addresses given in the job file (fixed ports) */
     strv ps_hosts, worker_hosts;
@@ -57,6 +58,9 @@ typedef struct launch_spec {
     int ssh_port;
     strv ssh_options;
     char checkpoint_dir[PATH_MAX]; /* from the job file ("" = RUN/checkpoints) */
+    /* mpirun ("mpirun": {"hostfile": ..., "args": [...]}) */
+    char mpi_hostfile[PATH_MAX];
+    strv mpi_args;
 } launch_spec;
 
 static void strv_free(strv *s) {
@@ -81,6 +85,7 @@ static void spec_free(launch_spec *s) {
     strv_free(&s->ps_flags);
     strv_free(&s->worker_flags);
     strv_free(&s->ssh_options);
+    strv_free(&s->mpi_args);
     memset(s, 0, sizeof *s);
 }
 
@@ -161,10 +166,22 @@ static int spec_load(const pst_jobfile *jf, launch_spec *s, pst_status *st) {
             goto done;
         }
     if ((rc = get_str(root, "backend", path, s->backend, sizeof s->backend, st)) < 0) goto done;
-    if (strcmp(s->backend, "local") != 0 && strcmp(s->backend, "ssh") != 0) {
-        rc = pst_status_set(st, PST_E_INVALID, "%s: \"backend\": '%s' is not local or ssh", path,
-                            s->backend);
+    if (strcmp(s->backend, "local") != 0 && strcmp(s->backend, "ssh") != 0 &&
+        strcmp(s->backend, "mpirun") != 0) {
+        rc = pst_status_set(st, PST_E_INVALID, "%s: \"backend\": '%s' is not local, ssh or "
+                            "mpirun", path, s->backend);
         goto done;
+    }
+    const cJSON *mpi = cJSON_GetObjectItemCaseSensitive(root, "mpirun");
+    if (mpi) {
+        if (!cJSON_IsObject(mpi)) {
+            rc = pst_status_set(st, PST_E_INVALID, "%s: \"mpirun\" must be an object like "
+                                "{\"hostfile\": \"hosts\", \"args\": [\"--mca\", ...]}", path);
+            goto done;
+        }
+        if ((rc = get_str(mpi, "hostfile", path, s->mpi_hostfile, sizeof s->mpi_hostfile, st)) < 0 ||
+            (rc = get_strv(mpi, "args", path, &s->mpi_args, st)) < 0)
+            goto done;
     }
     if ((rc = get_str(root, "run_dir", path, s->run_root, sizeof s->run_root, st)) < 0 ||
         (rc = get_str(root, "tls_dir", path, s->tls_dir, sizeof s->tls_dir, st)) < 0 ||
@@ -268,6 +285,7 @@ struct launcher {
     task *tasks;
     int n_tasks, cap_tasks;
     int job_restarts;
+    const char *backend_override; /* --backend */
     int quiet, tty;
     double started, last_line;
     int64_t total_steps;
@@ -1092,6 +1110,8 @@ static int prepare_run(launcher *L, const char *job_path, const char *run_dir, i
                        pst_status *st) {
     if (pst_jobfile_load(job_path, &L->jf, st) < 0) return st->code;
     if (spec_load(&L->jf, &L->spec, st) < 0) return st->code;
+    if (L->backend_override)
+        snprintf(L->spec.backend, sizeof L->spec.backend, "%s", L->backend_override);
     {
         /* The training settings as every worker will read them: refuse them now, not in a
          * restart loop. */
@@ -1195,8 +1215,27 @@ static void wait_evaluator(pid_t pid) {
     waitpid(pid, NULL, 0);
 }
 
+/* The mpirun backend: one mpirun for the whole job (launch_mpirun.h). */
+static int run_mpirun(launcher *L, pst_status *st) {
+    int allreduce = 0;
+    for (int i = 0; i + 1 < L->jf.argc; i++)
+        if (strcmp(L->jf.argv[i], "--mode") == 0) allreduce = strcmp(L->jf.argv[i + 1], "allreduce") == 0;
+    pst_mpirun_job j = {.run = L->run, .job_file = L->job_copy, .ckpt_dir = L->ckpt,
+                        .bin_dir = L->bin_dir, .n_ps = L->spec.n_ps,
+                        .n_workers = L->spec.n_workers, .allreduce = allreduce,
+                        .hostfile = L->spec.mpi_hostfile[0] ? L->spec.mpi_hostfile : NULL,
+                        .n_args = L->spec.mpi_args.n, .args = L->spec.mpi_args.v,
+                        .n_worker_flags = L->spec.worker_flags.n,
+                        .worker_flags = L->spec.worker_flags.v,
+                        .max_restarts = L->spec.max_restarts, .backoff_ms = L->spec.backoff_ms,
+                        .quiet = L->quiet, .stop = &got_signal};
+    int rc = pst_mpirun_run(&j, st);
+    return rc < 0 ? 2 : rc == 0 ? 0 : 1;
+}
+
 static int run_launcher(launcher *L, pst_status *st) {
     find_bin_dir(L);
+    if (strcmp(L->spec.backend, "mpirun") == 0) return run_mpirun(L, st);
     if (make_tasks(L, st) < 0) return 1;
     pst_coord_opts co = {.bind = L->spec.coord_bind, .security = L->sec, .n_jobs = 2,
                          .jobs = {"ps", "worker"}, .expected = {L->spec.n_ps, L->spec.n_workers},
@@ -1245,17 +1284,26 @@ static void install_signals(void) {
 }
 
 int pst_cmd_launch(int argc, char **argv) {
-    const char *job = NULL, *run_dir = NULL;
+    const char *job = NULL, *run_dir = NULL, *backend = NULL;
     launcher L = {0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--run-dir") == 0 && i + 1 < argc) {
             run_dir = argv[++i];
+        } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
+            backend = argv[++i];
+            if (strcmp(backend, "local") != 0 && strcmp(backend, "ssh") != 0 &&
+                strcmp(backend, "mpirun") != 0) {
+                fprintf(stderr, "pstrain launch: --backend: '%s' is not local, ssh or mpirun\n",
+                        backend);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--quiet") == 0) {
             L.quiet = 1;
         } else if (argv[i][0] != '-' && !job) {
             job = argv[i];
         } else {
-            fprintf(stderr, "usage: pstrain launch JOB.json [--run-dir DIR] [--quiet]\n");
+            fprintf(stderr, "usage: pstrain launch JOB.json [--run-dir DIR] [--backend "
+                    "local|ssh|mpirun] [--quiet]\n");
             return 2;
         }
     }
@@ -1265,6 +1313,7 @@ int pst_cmd_launch(int argc, char **argv) {
     }
     install_signals();
     pst_status st = {0};
+    L.backend_override = backend;
     int rc = prepare_run(&L, job, run_dir, 0, &st) < 0 ? 2 : run_launcher(&L, &st);
     if (rc == 2 || (rc == 1 && st.code)) fprintf(stderr, "pstrain launch: %s\n", st.msg);
     launcher_free(&L);

@@ -100,11 +100,20 @@ restores allreduce_ckpt_in_ps_mode "$dir/ar" "$ar_acc" -np 3 "$worker" --transpo
 restores ps_ckpt_in_allreduce_mode "$dir/sync" "$(accuracy "$dir/sync.log")" -np 2 "$worker" \
   --mode allreduce "${exact[@]}" --batch 100
 
+# kill_pstrain_rank PATTERN RANK: SIGKILL to the pstrain-worker of MPI rank RANK among the
+# processes whose command line matches PATTERN.
+kill_pstrain_rank() {
+  local p r
+  for p in $(pgrep -f -- "$1"); do
+    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [ "$r" = "$2" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = pstrain-worker ] && kill -9 "$p"
+  done
+}
 # A killed rank. kill_rank NAME RANK READY MPIRUN-ARGS...: starts the job (its worker flags get
 # --checkpoint-dir $dir/NAME, which marks its processes), waits for READY in its output, kills
 # RANK's process with SIGKILL and waits (at most 90 s) for mpirun to end; $kill_rc is its status.
 kill_rank() {
-  local name=$1 rank=$2 ready=$3 i p r
+  local name=$1 rank=$2 ready=$3 i
   shift 3
   kill_rc=
   mpi "$@" --checkpoint-dir "$dir/$name" >"$dir/$name.log" 2>&1 &
@@ -113,10 +122,7 @@ kill_rank() {
     grep -q "$ready" "$dir/$name.log" && break
     sleep 0.1
   done
-  for p in $(pgrep -f -- "--checkpoint-dir $dir/$name\$"); do
-    r=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
-    [ "$r" = "$rank" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = pstrain-worker ] && kill -9 "$p"
-  done
+  kill_pstrain_rank "--checkpoint-dir $dir/$name\$" "$rank"
   for ((i = 0; i < 900; i++)); do
     kill -0 "$job" 2>/dev/null || break
     sleep 0.1
@@ -136,12 +142,12 @@ kill_rank kill_allreduce 1 "allreduce over 2 ranks" -np 2 "$worker" --mode allre
 [ "$kill_rc" != hang ] && [ "$kill_rc" != 0 ] &&
   grep -q "rank 0 of 2: mpirun is ending the job: rank 1 (pid [0-9]* on .*) exited" "$dir/kill_allreduce.log" &&
   pass "allreduce, rank 1 killed: mpirun exits $kill_rc, rank 0 names rank 1" ||
-  fail "allreduce, rank 1 killed (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_allreduce.log" | tail -n 6)"
+  fail "allreduce, rank 1 killed (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_allreduce.log" | tail -n 8)"
 kill_rank kill_ps_mode 3 "async training" -np 4 "$worker" --transport mpi --ps 2 "${long[@]}"
 [ "$kill_rc" != hang ] && [ "$kill_rc" != 0 ] &&
   grep -q "mpirun is ending the job: rank 3 (pid [0-9]* on .*) exited" "$dir/kill_ps_mode.log" &&
   pass "PS mode, worker rank 3 killed: mpirun exits $kill_rc, the other ranks name rank 3" ||
-  fail "PS mode, rank 3 killed (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_ps_mode.log" | tail -n 6)"
+  fail "PS mode, rank 3 killed (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_ps_mode.log" | tail -n 8)"
 # With --enable-recovery mpirun lets the others run on: rank 0's collective times out
 # (--recv-timeout-ms) and it exits 1 naming rank 1. (mpirun itself then exits 0: OpenMPI 4.1
 # ignores the ranks' statuses under recovery; each rank reports its own.)
@@ -149,9 +155,44 @@ kill_rank kill_recovery 1 "allreduce over 2 ranks" --enable-recovery -np 2 sh -c
   "\"\$0\" \"\$@\"; echo \"rank \$OMPI_COMM_WORLD_RANK exit status \$?\"" \
   "$worker" --mode allreduce "${long[@]}" --recv-timeout-ms 4000
 [ "$kill_rc" != hang ] && grep -q "rank 0 exit status 1" "$dir/kill_recovery.log" &&
-  grep -q "rank 0: allreduce.*rank 1 (pid [0-9]* on .*) exited; the other ranks did not join within 4000 ms" "$dir/kill_recovery.log" &&
+  grep -q "rank 0: .*: rank 1 (pid [0-9]* on .*) exited; the other ranks did not join within 4000 ms" "$dir/kill_recovery.log" &&
   pass "allreduce under --enable-recovery: rank 0 exits 1 naming rank 1 after the timeout" ||
-  fail "allreduce under --enable-recovery (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_recovery.log" | tail -n 6)"
+  fail "allreduce under --enable-recovery (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_recovery.log" | tail -n 8)"
+
+# pstrain launch with the mpirun backend: an allreduce job from its job file, and a PS job with
+# --backend mpirun; a rank killed after the first checkpoint makes the launcher run mpirun
+# again, and the job resumes from the newest checkpoint.
+cat >"$dir/ar_job.json" <<EOF
+{"cluster": {"worker": 2}, "backend": "mpirun", "mode": "allreduce", "model": "mlp",
+ "steps": 800, "save_every_steps": 100, "threads": 1, "quiet": true,
+ "restarts": {"max": 1, "backoff_ms": 100}}
+EOF
+"$pstrain" launch "$dir/ar_job.json" --run-dir "$dir/run_ar" >"$dir/launch_ar.out" 2>&1 &
+launch=$!
+for ((i = 0; i < 1200; i++)); do
+  [ -e "$dir/run_ar/checkpoints/checkpoint" ] && break
+  sleep 0.1
+done
+kill_pstrain_rank "--job $dir/run_ar/job.json" 1
+if timeout 300 tail --pid=$launch -f /dev/null; wait $launch; then
+  grep -q "running it again from the newest checkpoint (restart 1 of 1)" "$dir/launch_ar.out" &&
+    grep -q "restored .*model.ckpt-[1-9]" "$dir/run_ar/logs/mpirun.log" &&
+    grep -q "the job finished, test_accuracy=" "$dir/launch_ar.out" &&
+    "$pstrain" ckpt ls "$dir/run_ar/checkpoints" | grep -q "step 800 " &&
+    pass "launch --backend mpirun (allreduce): rank 1 killed, mpirun run again, resumed, finished" ||
+    fail "launch, allreduce, restart: $(cat "$dir/launch_ar.out")"
+else
+  fail "launch, allreduce: $(cat "$dir/launch_ar.out")"
+fi
+printf '{"cluster": {"ps": 1, "worker": 2}, "model": "mlp", "steps": 200, "threads": 1, "quiet": true}\n' \
+  >"$dir/ps_job.json"
+if "$pstrain" launch "$dir/ps_job.json" --backend mpirun --run-dir "$dir/run_ps" \
+  >"$dir/launch_ps.out" 2>&1 && grep -q -- "-np 3 .*--transport mpi --ps 1" "$dir/launch_ps.out" &&
+  grep -q "the job finished, test_accuracy=" "$dir/launch_ps.out"; then
+  pass "launch --backend mpirun (1 PS + 2 workers over MPI)"
+else
+  fail "launch --backend mpirun, PS mode: $(cat "$dir/launch_ps.out")"
+fi
 
 if [ "$failures" -gt 0 ]; then
   echo "test_mpi: $failures failures"

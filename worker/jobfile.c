@@ -51,7 +51,8 @@ static const struct {
 /* Keys the launcher reads (pstrain launch; see README "Launching jobs"). */
 static const char *const launcher_keys[] = {
     "cluster", "name", "backend", "hosts", "run_dir", "restarts", "ssh", "tls_dir", "insecure",
-    "coordinator", "evaluator", "ps_flags", "worker_flags", "heartbeat_ms", "description", NULL};
+    "coordinator", "evaluator", "ps_flags", "worker_flags", "heartbeat_ms", "description",
+    "mpirun", NULL};
 
 static int is_launcher_key(const char *k) {
     for (int i = 0; launcher_keys[i]; i++)
