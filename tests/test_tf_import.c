@@ -276,6 +276,49 @@ START_TEST(test_tf_helper_ops_values) {
 }
 END_TEST
 
+/* tf.sets' DenseToDenseSetOperation and ReverseSequence (bidirectional RNNs). */
+START_TEST(test_set_op_and_reverse_sequence) {
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    int32_t av[] = {3, 1, 3, 2}, bv[] = {2, 5, 1, 1};
+    pst_tensor *at = pst_tensor_from_i32(pst_shape_2d(1, 4), av), *bt = pst_tensor_from_i32(pst_shape_2d(1, 4), bv);
+    pst_output sets[2] = {pst_const(g, at, NULL), pst_const(g, bt, NULL)};
+    pst_node_builder *b = pst_nb_new(g, "DenseToDenseSetOperation", "inter");
+    pst_nb_inputs(b, 2, sets);
+    pst_nb_attr_s(b, "set_operation", "intersection");
+    pst_node *inter = pst_nb_finish(b);
+    b = pst_nb_new(g, "DenseToDenseSetOperation", "amb");
+    pst_nb_inputs(b, 2, sets);
+    pst_nb_attr_s(b, "set_operation", "a-b");
+    pst_node *amb = pst_nb_finish(b);
+    float xv[] = {1, 2, 3, 4, 5, 6};
+    pst_output rs_in[2] = {pst_const_f32_tensor(g, pst_shape_2d(2, 3), xv, NULL),
+                           i32_vec(g, 2, (const int32_t[]){2, 3})};
+    b = pst_nb_new(g, "ReverseSequence", "rev");
+    pst_nb_inputs(b, 2, rs_in);
+    pst_nb_attr_i(b, "seq_dim", 1);
+    pst_nb_attr_i(b, "batch_dim", 0);
+    pst_node *rev = pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_output f[5] = {pst_out(inter, 1), pst_out(inter, 2), pst_out(amb, 1), pst_out(amb, 0),
+                       pst_out(rev, 0)};
+    pst_tensor *o[5];
+    ck_assert_msg(pst_session_run(s, NULL, 0, f, 5, NULL, 0, o, &st) == 0, "%s", st.msg);
+    int64_t d2[] = {2}, d1[] = {1}, d12[] = {1, 2}, d23[] = {2, 3};
+    PST_ASSERT_TENSOR(o[0], 1, d2, ((const double[]){1, 2}), 0);
+    PST_ASSERT_TENSOR(o[1], 1, d2, ((const double[]){1, 2}), 0);
+    PST_ASSERT_TENSOR(o[2], 1, d1, ((const double[]){3}), 0);
+    PST_ASSERT_TENSOR(o[3], 2, d12, ((const double[]){0, 0}), 0);
+    PST_ASSERT_TENSOR(o[4], 2, d23, ((const double[]){2, 1, 3, 6, 5, 4}), 0);
+    for (int i = 0; i < 5; i++) pst_tensor_unref(o[i]);
+    pst_tensor_unref(at);
+    pst_tensor_unref(bt);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 /* Finite differences for the differentiable ones (float64). */
 START_TEST(test_tf_helper_ops_gradients) {
     const char *ops[] = {"Reciprocal", "Atan", "FloorMod", "Div", "UnsortedSegmentSum"};
@@ -407,6 +450,7 @@ int main(void) {
     tcase_add_test(tc, test_meta_check_cli);
     tcase_add_test(tc, test_tf_helper_ops_values);
     tcase_add_test(tc, test_tf_helper_ops_gradients);
+    tcase_add_test(tc, test_set_op_and_reverse_sequence);
     tcase_add_test(tc, test_while_loop_frames);
     tcase_add_test(tc, test_cond_switch_merge);
     suite_add_tcase(s, tc);

@@ -1,7 +1,8 @@
 /* Array and index ops TensorFlow's own Python code puts into graphs (its gradient helpers,
  * tf.unique, tf.where, segment sums, metrics), registered so imported TF graphs run: ShapeN,
  * Rank, ConcatOffset, InvertPermutation, PreventGradient, Where, Unique, UnsortedSegmentSum,
- * ListDiff, All, Any, InTopKV2, ReverseSequence, IsVariableInitialized. */
+ * ListDiff, All, Any, InTopKV2, ReverseSequence, DenseToDenseSetOperation,
+ * IsVariableInitialized. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -384,6 +385,93 @@ static int reverse_sequence_grad(pst_graph *g, pst_node *n, const pst_output *dy
     return 0;
 }
 
+/* ---- DenseToDenseSetOperation(set1, set2) -> SparseTensor (indices, values, shape): per row
+ * (all dims but the last), the sorted distinct values of set1 op set2 for op "a-b", "b-a",
+ * "intersection" or "union" (tf.sets, as tf.losses' shape assertions use them). */
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int64_t sorted_unique(int64_t *v, int64_t n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (k == 0 || v[k - 1] != v[i]) v[k++] = v[i];
+    return k;
+}
+
+static int in_sorted(const int64_t *v, int64_t n, int64_t x) {
+    return bsearch(&x, v, (size_t)n, sizeof *v, cmp_i64) != NULL;
+}
+
+static int set_op_shape(pst_node *n, pst_status *st) {
+    pst_dtype dt = pst_node_in_dtype(n, 0);
+    if (!pst_dtype_is_int(dt))
+        return pst_status_set(st, PST_E_UNIMPLEMENTED, "sets of %s are not supported", pst_dtype_name(dt));
+    pst_node_set_output(n, 0, PST_INT64, pst_shape_2d(-1, -1));
+    pst_node_set_output(n, 1, dt, pst_shape_1d(-1));
+    pst_node_set_output(n, 2, PST_INT64, pst_shape_1d(-1));
+    return 0;
+}
+
+static int set_op_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *a = c->inputs[0], *b = c->inputs[1];
+    const char *op = pst_kctx_attr_s(c, "set_operation", "");
+    int mode = strcmp(op, "a-b") == 0 ? 0 : strcmp(op, "b-a") == 0 ? 1
+             : strcmp(op, "intersection") == 0 ? 2 : strcmp(op, "union") == 0 ? 3 : -1;
+    int r = a->shape.rank;
+    if (mode < 0) return pst_kctx_error(c, PST_E_INVALID, "unknown set_operation '%s'", op);
+    if (r < 2 || b->shape.rank != r)
+        return pst_kctx_error(c, PST_E_INVALID, "sets must have the same rank >= 2");
+    for (int d = 0; d < r - 1; d++)
+        if (a->shape.dims[d] != b->shape.dims[d])
+            return pst_kctx_error(c, PST_E_INVALID, "sets differ in dim %d", d);
+    int64_t la = a->shape.dims[r - 1], lb = b->shape.dims[r - 1], rows = la ? a->n / la : 0;
+    if (la == 0) rows = lb ? b->n / lb : 0;
+    int64_t *va = malloc(((size_t)la + 1) * sizeof *va), *vb = malloc(((size_t)lb + 1) * sizeof *vb);
+    int64_t *res = malloc(((size_t)(la + lb) * (size_t)(rows ? rows : 1) + 1) * sizeof *res);
+    int64_t *cnt = calloc((size_t)rows + 1, sizeof *cnt), total = 0, width = 0;
+    PST_ASSERT(va && vb && res && cnt);
+    for (int64_t row = 0; row < rows; row++) {
+        for (int64_t i = 0; i < la; i++) va[i] = pst_tensor_get_i64(a, row * la + i);
+        for (int64_t i = 0; i < lb; i++) vb[i] = pst_tensor_get_i64(b, row * lb + i);
+        int64_t na = sorted_unique(va, la), nb = sorted_unique(vb, lb), k = 0;
+        const int64_t *x = mode == 1 ? vb : va, *y = mode == 1 ? va : vb;
+        int64_t nx = mode == 1 ? nb : na, ny = mode == 1 ? na : nb;
+        int64_t *out = res + total;
+        for (int64_t i = 0; i < nx; i++) {
+            int in_y = in_sorted(y, ny, x[i]);
+            if ((mode <= 1 && !in_y) || (mode == 2 && in_y) || mode == 3) out[k++] = x[i];
+        }
+        if (mode == 3)
+            for (int64_t i = 0; i < ny; i++)
+                if (!in_sorted(x, nx, y[i])) out[k++] = y[i];
+        if (mode == 3) k = sorted_unique(out, k);
+        cnt[row] = k;
+        total += k;
+        if (k > width) width = k;
+    }
+    pst_tensor *idx = pst_kctx_alloc_output(c, 0, PST_INT64, pst_shape_2d(total, r));
+    pst_tensor *val = pst_kctx_alloc_output(c, 1, a->dtype, pst_shape_1d(total));
+    pst_tensor *shp = pst_kctx_alloc_output(c, 2, PST_INT64, pst_shape_1d(r));
+    int rc = idx && val && shp ? 0 : c->status->code;
+    for (int64_t row = 0, at = 0; rc == 0 && row < rows; row++)
+        for (int64_t j = 0; j < cnt[row]; j++, at++) {
+            int64_t rem = row;
+            for (int d = r - 2; d >= 0; d--) {
+                pst_tensor_i64(idx)[at * r + d] = rem % a->shape.dims[d];
+                rem /= a->shape.dims[d];
+            }
+            pst_tensor_i64(idx)[at * r + r - 1] = j;
+            pst_tensor_set_f64(val, at, (double)res[at]);
+        }
+    for (int d = 0; rc == 0 && d < r; d++)
+        pst_tensor_i64(shp)[d] = d < r - 1 ? a->shape.dims[d] : width;
+    free(va), free(vb), free(res), free(cnt);
+    return rc;
+}
+
 /* ---- IsVariableInitialized(ref) -------------------------------------------------------- */
 static int is_init_shape(pst_node *n, pst_status *st) {
     (void)st;
@@ -414,6 +502,10 @@ static const pst_attr_spec reverse_seq_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                                   {"seq_dim", PST_ATTR_INT, 1},
                                                   {"batch_dim", PST_ATTR_INT, 0},
                                                   {0}};
+static const pst_attr_spec set_op_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                              {"set_operation", PST_ATTR_STRING, 1},
+                                              {"validate_indices", PST_ATTR_BOOL, 0},
+                                              {0}};
 static const pst_attr_spec is_init_attrs[] = {{"dtype", PST_ATTR_TYPE, 0}, {0}};
 
 #define ND PST_OP_NOT_DIFFERENTIABLE
@@ -448,6 +540,8 @@ static const pst_op_def array_tf_ops[] = {
     {.name = "ReverseSequence", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
      .attrs = reverse_seq_attrs, .shape = pst_shape_same_as_input0,
      .kernel = reverse_sequence_kernel, .grad = reverse_sequence_grad},
+    {.name = "DenseToDenseSetOperation", .min_inputs = 2, .max_inputs = 2, .n_outputs = 3,
+     .attrs = set_op_attrs, .shape = set_op_shape, .kernel = set_op_kernel, .flags = ND},
     {.name = "IsVariableInitialized", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = is_init_attrs, .shape = is_init_shape, .kernel = is_init_kernel,
      .flags = ND | PST_OP_STATEFUL, .ref_mask = 0x1},
