@@ -107,6 +107,65 @@ START_TEST(test_worker_rejects_bad_flags) {
 }
 END_TEST
 
+/* Runs a command; its output (stdout and stderr) into out; returns the exit status. */
+static int run_capture(const char *cmd, char *out, size_t len) {
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+/* --data-format tfrecord trains on the TFRecord files of tf.train.Example that pstrain data
+ * convert writes (raw bytes gzip'd, floats uncompressed) exactly as on the IDX files they came
+ * from: the same examples in the same order give the same test accuracy to the last digit. */
+START_TEST(test_worker_reads_tfrecord_input) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    bin = bin ? bin : "build";
+    char dir[] = "/tmp/pst_tfrecord_inputXXXXXX", cmd[2048], out[8192];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain data convert --from idx --to tfrecord --out "
+             "%s/bytes --compression gzip", bin, dir);
+    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain data convert --from idx --to tfrecord --out "
+             "%s/floats --float", bin, dir);
+    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    const char *common = "--model softmax --steps 200 --batch 50 --threads 1 --seed 3";
+    snprintf(cmd, sizeof cmd, "%s", common);
+    double idx = run_worker(cmd);
+    snprintf(cmd, sizeof cmd, "%s --data-format tfrecord --data-dir %s/bytes", common, dir);
+    double rec_bytes = run_worker(cmd);
+    snprintf(cmd, sizeof cmd, "%s --data-format tfrecord --data-dir %s/floats", common, dir);
+    double rec_floats = run_worker(cmd);
+    ck_assert_msg(idx > 0.5 && idx == rec_bytes && idx == rec_floats,
+                  "idx %.4f, tfrecord bytes %.4f, floats %.4f", idx, rec_bytes, rec_floats);
+    /* A directory without the files: the error names the file and the command that makes it;
+     * a damaged record names the file and the record. */
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-format tfrecord --data-dir %s "
+             "--steps 1", bin, dir);
+    ck_assert_int_ne(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "train.tfrecord") && strstr(out, "pstrain data convert"), "%s", out);
+    char path[600];
+    snprintf(path, sizeof path, "%s/floats/test.tfrecord", dir);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 5000, SEEK_SET);
+    fputc(0x5a ^ 0xff, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-format tfrecord --data-dir "
+             "%s/floats --steps 1", bin, dir);
+    ck_assert_int_ne(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, path) && strstr(out, "record"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-format csv", bin);
+    ck_assert_int_ne(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "--data-format: 'csv'"), "%s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* Integer flags are range-checked, never cut to 32 bits: --task 4294967296 once made a second
  * chief and --batch 4294967297 trained at batch 1. */
 START_TEST(test_worker_rejects_out_of_range_integers) {
@@ -174,6 +233,7 @@ int main(void) {
     tcase_add_test(tc, test_worker_rejects_bad_flags);
     tcase_add_test(tc, test_worker_rejects_out_of_range_integers);
     tcase_add_test(tc, test_worker_checkpoints_and_resumes);
+    tcase_add_test(tc, test_worker_reads_tfrecord_input);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

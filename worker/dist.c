@@ -349,8 +349,10 @@ static int train(dist *d, pst_status *st) {
     pst_dataset_iter *it = NULL;
     int rc = 0;
     double load_start = pst_clock_now();
-    if ((rc = pst_fashion_mnist_load_raw(f->data_dir, "train", &tr_x, &tr_y, st)) < 0 ||
-        (rc = pst_fashion_mnist_load_raw(f->data_dir, "test", &te_x, &te_y, st)) < 0)
+    if ((rc = pst_fashion_mnist_load_format(f->data_dir, "train", f->data_format, &tr_x, &tr_y,
+                                            st)) < 0 ||
+        (rc = pst_fashion_mnist_load_format(f->data_dir, "test", f->data_format, &te_x, &te_y,
+                                            st)) < 0)
         goto out;
     if (d->member.agent) /* bench/run_elastic_bench.sh leaves the data loading out */
         printf("%s: data loaded in %.3f s\n", pst_task_device(d->t), pst_clock_now() - load_start);

@@ -1,5 +1,6 @@
 #include "flags.h"
 
+#include "fashion_mnist.h"
 #include "jobfile.h"
 
 #include <errno.h>
@@ -15,7 +16,8 @@ void pst_train_flags_usage(char *buf, size_t len) {
     snprintf(buf, len,
              "usage: pstrain-worker [--job FILE] [--model softmax|mlp|simple_cnn|cnn5|lenet5|vgg16]\n"
              "         [--steps N] [--batch B] [--optimizer adam|sgd|momentum|adagrad|rmsprop]\n"
-             "         [--lr X] [--seed S] [--data-dir DIR] [--keep-prob P] [--weight-decay W]\n"
+             "         [--lr X] [--seed S] [--data-dir DIR] [--data-format idx|tfrecord]\n"
+             "         [--keep-prob P] [--weight-decay W]\n"
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
              "         [--inter-op-threads T]\n"
              "         [--checkpoint-dir DIR] [--save-every-steps N] [--save-every-secs S]\n"
@@ -157,6 +159,12 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->optimizer = val;
         else if (strcmp(a, "--data-dir") == 0)
             f->data_dir = val;
+        else if (strcmp(a, "--data-format") == 0) {
+            if ((f->data_format = pst_data_format_parse(val)) < 0) {
+                snprintf(err, errlen, "--data-format: '%s' is not idx or tfrecord\n", val);
+                return -1;
+            }
+        }
         else if (strcmp(a, "--checkpoint-dir") == 0)
             f->checkpoint_dir = val;
         else if (strcmp(a, "--cluster") == 0)

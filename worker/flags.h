@@ -92,6 +92,10 @@ typedef struct pst_train_flags {
                                    0: one allreduce per gradient) */
     double cycle_ms;            /* --cycle-time-ms X: how often ready gradients are fused and
                                    reduced (5) */
+    /* input */
+    int data_format;            /* --data-format idx|tfrecord (pst_data_format; idx): the IDX
+                                   files of --data-dir, or its train/test .tfrecord[.gz|.zlib]
+                                   files of tf.train.Example (pstrain data convert writes them) */
 } pst_train_flags;
 
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a

@@ -21,6 +21,7 @@ static const struct {
     {"learning_rate", "--lr", 0},
     {"seed", "--seed", 0},
     {"data_dir", "--data-dir", 0},
+    {"data_format", "--data-format", 0},
     {"keep_prob", "--keep-prob", 0},
     {"weight_decay", "--weight-decay", 0},
     {"eval_every", "--eval-every", 0},

@@ -226,8 +226,8 @@ int main(int argc, char **argv) {
         m.transform_grads = pst_allreduce_transform;
         if (rank != 0) f.quiet = 1;
     }
-    if (pst_fashion_mnist_load_raw(f.data_dir, "train", &tr_x, &tr_y, &st) < 0 ||
-        pst_fashion_mnist_load_raw(f.data_dir, "test", &te_x, &te_y, &st) < 0)
+    if (pst_fashion_mnist_load_format(f.data_dir, "train", f.data_format, &tr_x, &tr_y, &st) < 0 ||
+        pst_fashion_mnist_load_format(f.data_dir, "test", f.data_format, &te_x, &te_y, &st) < 0)
         goto fail;
     all = pst_dataset_new(tr_x, tr_y, &st);
     test = pst_dataset_new(te_x, te_y, &st);

@@ -23,4 +23,17 @@ int pst_fashion_mnist_load(const char *dir, const char *which, pst_tensor **imag
 int pst_fashion_mnist_load_raw(const char *dir, const char *which, pst_tensor **images,
                                pst_tensor **labels, pst_status *st);
 
+/* Where the trainer reads its examples from (--data-format). */
+typedef enum pst_data_format { PST_DATA_IDX = 0, PST_DATA_TFRECORD } pst_data_format;
+/* "idx" or "tfrecord"; -1 for anything else. */
+int pst_data_format_parse(const char *s);
+
+/* pst_fashion_mnist_load_raw for either format. PST_DATA_TFRECORD reads
+ * dir/<which>.tfrecord, .tfrecord.gz or .tfrecord.zlib (the first that exists: what
+ * `pstrain data convert` writes; TensorFlow's TFRecordWriter writes the same) of
+ * tf.train.Example records holding "image" (784 raw bytes, or 784 floats in [0, 1]) and "label"
+ * (one int64). Errors name the file, the record and the feature. */
+int pst_fashion_mnist_load_format(const char *dir, const char *which, pst_data_format format,
+                                  pst_tensor **images, pst_tensor **labels, pst_status *st);
+
 #endif
