@@ -4,6 +4,7 @@
 
 #include "ckpt.h"
 #include "data.h"
+#include "export.h"
 #include "dist_ops.h"
 #include "inspect.h"
 #include "launch.h"
@@ -38,6 +39,9 @@ static int usage(void) {
                     "  train --meta FILE --feed PH=FILE.tfrecord:FEATURE ... [--checkpoint PREFIX]\n"
                     "        [--train-op NAME] [--steps N] [--batch B] [--save PREFIX]\n"
                     "                                      train a TensorFlow user's graph\n"
+                    "  export saved-model --checkpoint PREFIX|DIR --export-dir DIR [--version N]\n"
+                    "       [pstrain-worker flags]        a trained model as a SavedModel\n"
+                    "                                      (DIR/N/) for TensorFlow Serving\n"
                     "  meta export OUT.meta [--ps N] [pstrain-worker flags]\n"
                     "                                      the training graph as a .meta file\n"
                     "                                      TensorFlow imports (trains nothing)\n"
@@ -63,6 +67,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "data") == 0) return pst_cmd_data(argc - 1, argv + 1);
     if (strcmp(argv[1], "meta") == 0) return pst_cmd_meta(argc - 1, argv + 1);
     if (strcmp(argv[1], "train") == 0) return pst_cmd_train(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0) return pst_cmd_export(argc - 1, argv + 1);
     if (strcmp(argv[1], "inspect") == 0) return pst_cmd_inspect(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0) return pst_cmd_token(argc - 1, argv + 1);
     if (strcmp(argv[1], "eval") == 0) return pst_cmd_eval(argc - 1, argv + 1);

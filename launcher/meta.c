@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "file.h"
 #include "imported.h"
@@ -127,7 +128,17 @@ static int meta_check(int argc, char **argv) {
 }
 
 int pst_cmd_meta(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "show") == 0) return meta_show(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "show") == 0) {
+        /* A SavedModel directory (a version directory of an export) stands for its
+         * saved_model.pb. */
+        struct stat sb;
+        if (stat(argv[2], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            char pb[4200];
+            snprintf(pb, sizeof pb, "%s/saved_model.pb", argv[2]);
+            return meta_show(pb);
+        }
+        return meta_show(argv[2]);
+    }
     if (argc >= 3 && strcmp(argv[1], "check") == 0) return meta_check(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "export") == 0) return pst_cmd_meta_export(argc - 1, argv + 1);
     fprintf(stderr, "usage: pstrain meta show FILE   (a .meta file or a saved_model.pb)\n"

@@ -19,6 +19,16 @@ static int usage(void) {
     return 2;
 }
 
+int pst_launcher_trainer_flags(const char *cmd, int n, char **args, pst_train_flags *f) {
+    char err[1024] = "";
+    int prc = pst_train_flags_parse(n, args, f, err, sizeof err);
+    free(args);
+    if (prc == 0) return -1;
+    fprintf(stderr, "%s: %s%s", cmd, err, err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
+    pst_train_flags_destroy(f);
+    return prc == 1 ? 0 : 2;
+}
+
 int pst_cmd_meta_export(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') return usage();
     const char *out = argv[1];
@@ -42,15 +52,8 @@ int pst_cmd_meta_export(int argc, char **argv) {
         }
     }
     pst_train_flags f;
-    char err[1024] = "";
-    int prc = pst_train_flags_parse(n, args, &f, err, sizeof err);
-    free(args);
-    if (prc != 0) {
-        fprintf(stderr, "pstrain meta export: %s%s", err,
-                err[0] && err[strlen(err) - 1] == '\n' ? "" : "\n");
-        pst_train_flags_destroy(&f);
-        return prc == 1 ? 0 : 2;
-    }
+    int prc = pst_launcher_trainer_flags("pstrain meta export", n, args, &f);
+    if (prc >= 0) return prc;
     if (num_ps < 0) num_ps = f.job_ps;
     pst_status st = {0};
     model m = {0};

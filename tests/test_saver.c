@@ -951,12 +951,8 @@ static int run_worker(const char *flags, char *out, size_t len) {
     const char *bin = getenv("PST_BINARY_DIR");
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --model softmax --validation 0 --threads 1 "
-             "--quiet --checkpoint-dir %s %s 2>&1", bin ? bin : "build", dir, flags);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    return pclose(p);
+             "--quiet --checkpoint-dir %s %s", bin ? bin : "build", dir, flags);
+    return pst_test_run_command(cmd, out, len);
 }
 
 /* The trainer itself: with the state file removed, emptied or zeroed it restores the newest

@@ -10,7 +10,12 @@
 #     `pstrain meta export`, which must stay under 10 MB;
 #   - the checker itself on a damaged copy (it must find what it is for);
 #   - the exported saver subgraph run as TF's Saver.restore() runs it (filename fed,
-#     save/restore_all), by `pstrain meta check`, single process and partitioned.
+#     save/restore_all), by `pstrain meta check`, single process and partitioned;
+#   - `pstrain export saved-model` (from a single-process and a partitioned checkpoint): the
+#     version directory compared field by field with TensorFlow's SavedModel in
+#     tests/data/tf/serving_half_plus_two_cpu, its variables equal to the checkpoint's, read
+#     back by `pstrain meta show` and restored through its saver by `pstrain meta check`; TF's
+#     own SavedModels pass the same checker (a control).
 set -euo pipefail
 src=${PST_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 bin=${PST_BINARY_DIR:-$src/build}
@@ -73,3 +78,32 @@ for c in mlp/model.ckpt-2 dist_cnn5/model.ckpt-3; do
   grep -q '^restore: ok' <<<"$out" || { echo "FAIL: $c: no restore"; echo "$out"; exit 1; }
   echo "ok: $c restores through save/restore_all ($(grep '^restore' <<<"$out"))"
 done
+
+pstrain=$bin/launcher/pstrain
+"$pstrain" export saved-model --checkpoint "$tmp/mlp" --export-dir "$tmp/serving" --model mlp
+"$pstrain" export saved-model --checkpoint "$tmp/dist_mlp/model.ckpt-3" --export-dir "$tmp/serving" \
+  --model mlp --version 7
+[ -d "$tmp/serving/2" ] && [ -d "$tmp/serving/7" ] || { echo "FAIL: no version directories"; ls -la "$tmp/serving"; exit 1; }
+[ "$(ls -A "$tmp/serving" | sort | xargs)" = "2 7" ] || { echo "FAIL: leftovers in the export dir"; ls -la "$tmp/serving"; exit 1; }
+if out=$("$pstrain" export saved-model --checkpoint "$tmp/mlp" --export-dir "$tmp/serving" --model mlp 2>&1); then
+  echo "FAIL: exporting version 2 again succeeded"; exit 1
+fi
+grep -q "$tmp/serving/2 already exists" <<<"$out" || { echo "FAIL: $out"; exit 1; }
+out=$("$pstrain" meta show "$tmp/serving/2")
+for want in "meta graph: tags \[serve\]" "signature serving_default (tensorflow/serving/predict)" \
+    "input images: images:0 uint8 \[?,28,28,1\]" "output classes: classes:0 int64 \[?\]" \
+    "output probabilities: probabilities:0 float \[?,10\]"; do
+  grep -q "$want" <<<"$out" || { echo "FAIL: meta show lacks '$want'"; echo "$out"; exit 1; }
+done
+echo "ok: pstrain meta show reads the SavedModel back"
+for v in 2 7; do
+  out=$("$pstrain" meta check "$tmp/serving/$v/saved_model.pb" --checkpoint "$tmp/serving/$v/variables/variables" --steps 0 2>&1) || true
+  grep -q '^restore: ok (6 variables' <<<"$out" || { echo "FAIL: SavedModel $v does not restore"; echo "$out"; exit 1; }
+done
+echo "ok: both SavedModels restore through their saver"
+"$py" "$check" --saved-model "$tmp/serving/2" --saved-model "$tmp/serving/7" \
+  --saved-model "$src/tests/data/tf/serving_half_plus_two_cpu" \
+  --saved-model "$src/tests/data/tf/serving_saved_model_counter" \
+  --compare-saved-model "$tmp/serving/2" "$src/tests/data/tf/serving_half_plus_two_cpu" \
+  --compare-saved-model "$tmp/serving/7" "$src/tests/data/tf/serving_half_plus_two_cpu" \
+  --values-match "$tmp/serving/2/variables/variables" "$tmp/mlp/model.ckpt-2"

@@ -107,17 +107,6 @@ START_TEST(test_worker_rejects_bad_flags) {
 }
 END_TEST
 
-/* Runs a command; its output (stdout and stderr) into out; returns the exit status. */
-static int run_capture(const char *cmd, char *out, size_t len) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    return pclose(p);
-}
-
 /* --data-format tfrecord trains on the TFRecord files of tf.train.Example that pstrain data
  * convert writes (raw bytes gzip'd, floats uncompressed) exactly as on the IDX files they came
  * from: the same examples in the same order give the same test accuracy to the last digit. */
@@ -128,10 +117,10 @@ START_TEST(test_worker_reads_tfrecord_input) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(cmd, sizeof cmd, "%s/launcher/pstrain data convert --from idx --to tfrecord --out "
              "%s/bytes --compression gzip", bin, dir);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
     snprintf(cmd, sizeof cmd, "%s/launcher/pstrain data convert --from idx --to tfrecord --out "
              "%s/floats --float", bin, dir);
-    ck_assert_msg(run_capture(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
     const char *common = "--model softmax --steps 200 --batch 50 --threads 1 --seed 3";
     snprintf(cmd, sizeof cmd, "%s", common);
     double idx = run_worker(cmd);
@@ -145,7 +134,7 @@ START_TEST(test_worker_reads_tfrecord_input) {
      * a damaged record names the file and the record. */
     snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-format tfrecord --data-dir %s "
              "--steps 1", bin, dir);
-    ck_assert_int_ne(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_ne(pst_test_run_command(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "train.tfrecord") && strstr(out, "pstrain data convert"), "%s", out);
     char path[600];
     snprintf(path, sizeof path, "%s/floats/test.tfrecord", dir);
@@ -156,10 +145,10 @@ START_TEST(test_worker_reads_tfrecord_input) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-format tfrecord --data-dir "
              "%s/floats --steps 1", bin, dir);
-    ck_assert_int_ne(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_ne(pst_test_run_command(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, path) && strstr(out, "record"), "%s", out);
     snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-format csv", bin);
-    ck_assert_int_ne(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_ne(pst_test_run_command(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "--data-format: 'csv'"), "%s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert_int_eq(system(cmd), 0);

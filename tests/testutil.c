@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int pst_test_main(Suite *s) {
     pst_ops_init();
@@ -166,4 +167,16 @@ int pst_test_run_with_memory_limit(int (*fn)(void *ctx, pst_status *st), void *c
     }
     if (st) *st = got;
     return got.code;
+}
+
+int pst_test_run_command(const char *cmd, char *out, size_t len) {
+    char *full = malloc(strlen(cmd) + 8);
+    ck_assert_ptr_nonnull(full);
+    sprintf(full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    return pclose(p);
 }

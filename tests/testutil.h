@@ -37,6 +37,9 @@ void pst_test_assert_tensor(const pst_tensor *t, int rank, const int64_t *dims, 
 double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
                      pst_tensor *const *x_vals, double eps);
 
+/* Runs a shell command; its output (stdout and stderr) into out (NUL-terminated, cut at
+ * len - 1); returns the exit status as pclose gives it. */
+int pst_test_run_command(const char *cmd, char *out, size_t len);
 /* Runs fn(ctx, st) in a child process whose address space may grow by at most extra_bytes
  * (RLIMIT_AS over what it already has) and returns fn's code, its status copied into st. A
  * reader that allocates what a hostile header claims fails there with an out-of-memory error

@@ -7,6 +7,7 @@ format into an OpList). Shares no code with pstrain.
 
   tf_defs_check.py [--defs DIR] [--max-meta-bytes N] [--meta FILE]... [--ckpt PREFIX]...
                    [--saved-model DIR]... [--self-test META]
+                   [--compare-saved-model OURS THEIRS]... [--values-match PREFIX_A PREFIX_B]...
 
 What a node must satisfy (what TensorFlow's importer and ValidateNodeDef require):
   - its op is in the registry and not deprecated at the GraphDef's producer version;
@@ -467,8 +468,10 @@ def check_meta_graph(where, mg, ops, index=None):
             for k, ti in part.items():
                 if not tensor_exists(nodes, outputs, ti.name):
                     fail(where, "signature '%s': '%s' names '%s', not a tensor" % (key, k, ti.name))
-                elif outputs.get(split_input(ti.name)[0]) and \
-                        outputs[split_input(ti.name)[0]][split_input(ti.name)[1]][0] != ti.dtype:
+                elif outputs.get(split_input(ti.name)[0]) and ti.dtype not in (
+                        outputs[split_input(ti.name)[0]][split_input(ti.name)[1]][0],
+                        outputs[split_input(ti.name)[0]][split_input(ti.name)[1]][0] + 100 *
+                        outputs[split_input(ti.name)[0]][split_input(ti.name)[1]][1]):
                     fail(where, "signature '%s': '%s' dtype %d differs from the graph's" %
                          (key, k, ti.dtype))
     return len(mg.graph_def.node)
@@ -520,8 +523,10 @@ def read_block(where, data, off, size):
     (crc,) = struct.unpack("<I", data[off + size + 1:off + size + 5])
     if mask(crc32c(data[off:off + size + 1])) != crc:
         raise ValueError("block at %d: CRC mismatch" % off)
-    if ctype != 0:
-        raise ValueError("block at %d: compression %d (pstrain writes none)" % (off, ctype))
+    if ctype == 1:
+        contents = snappy_uncompress(contents)
+    elif ctype != 0:
+        raise ValueError("block at %d: compression %d" % (off, ctype))
     (nrest,) = struct.unpack("<I", contents[-4:])
     end = len(contents) - 4 - 4 * nrest
     out, p, last = [], 0, b""
@@ -535,6 +540,46 @@ def read_block(where, data, off, size):
         p += vlen
         last = key
     return out
+
+
+def snappy_uncompress(src):
+    """Snappy's block format (TF 1.14 wrote Snappy index blocks): a varint length, then
+    literals (tag 00) and copies with 1-, 2- or 4-byte offsets (tags 01, 10, 11)."""
+    n, p = varint(src, 0)
+    out = bytearray()
+    while p < len(src):
+        tag = src[p]
+        p += 1
+        kind = tag & 3
+        if kind == 0:
+            ln = tag >> 2
+            if ln >= 60:
+                k = ln - 59
+                ln = int.from_bytes(src[p:p + k], "little")
+                p += k
+            ln += 1
+            out += src[p:p + ln]
+            p += ln
+            continue
+        if kind == 1:
+            ln = ((tag >> 2) & 7) + 4
+            off = ((tag >> 5) << 8) | src[p]
+            p += 1
+        elif kind == 2:
+            ln = (tag >> 2) + 1
+            off = int.from_bytes(src[p:p + 2], "little")
+            p += 2
+        else:
+            ln = (tag >> 2) + 1
+            off = int.from_bytes(src[p:p + 4], "little")
+            p += 4
+        if off == 0 or off > len(out):
+            raise ValueError("snappy: bad copy offset")
+        for _ in range(ln):
+            out.append(out[-off])
+    if len(out) != n:
+        raise ValueError("snappy: %d bytes, header says %d" % (len(out), n))
+    return bytes(out)
 
 
 def read_table(where, path):
@@ -674,11 +719,15 @@ def check_checkpoint(where, prefix):
 
 def main(argv):
     defs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tf_defs")
-    metas, ckpts, saved, selftests = [], [], [], []
+    metas, ckpts, saved, selftests, pairs = [], [], [], [], []
     max_meta = None
     i = 1
     while i < len(argv):
         a = argv[i]
+        if a in ("--compare-saved-model", "--values-match") and i + 2 < len(argv):
+            pairs.append((a, argv[i + 1], argv[i + 2]))
+            i += 3
+            continue
         if a in ("--defs", "--meta", "--ckpt", "--max-meta-bytes", "--saved-model",
                  "--self-test") and i + 1 < len(argv):
             v = argv[i + 1]
@@ -714,6 +763,11 @@ def main(argv):
         check_saved_model(d, ops)
     for m in selftests:
         self_test(m, ops)
+    for kind, x, y in pairs:
+        if kind == "--compare-saved-model":
+            compare_saved_models(x, y)
+        else:
+            values_match(x, y)
     if failures:
         print("%d finding(s)" % len(failures))
         return 1
@@ -751,6 +805,84 @@ def self_test(meta_path, ops):
         if not any(w in f for f in found):
             fail("self-test", "the checker missed: %s" % w)
     print("ok self-test: %d findings on the damaged copy of %s" % (len(found), meta_path))
+
+
+def saved_model_shape(d):
+    """The facts TF Serving's loader relies on, for a field-by-field comparison."""
+    f = {}
+    files = sorted(os.path.relpath(os.path.join(r, x), d) for r, _, xs in os.walk(d) for x in xs)
+    f["files"] = [x for x in files if not x.startswith("assets")]
+    with open(os.path.join(d, "saved_model.pb"), "rb") as fh:
+        sm = saved_model_pb2.SavedModel.FromString(fh.read())
+    f["schema_version"] = sm.saved_model_schema_version
+    f["meta_graphs"] = len(sm.meta_graphs)
+    mg = sm.meta_graphs[0]
+    nodes = {n.name: n for n in mg.graph_def.node}
+    f["tags"] = list(mg.meta_info_def.tags)
+    sd = mg.saver_def
+    f["saver_version"] = sd.version
+    f["saver_fields_set"] = sorted(x.name for x, _ in sd.ListFields()
+                                   if x.name in ("filename_tensor_name", "save_tensor_name",
+                                                 "restore_op_name", "version"))
+    fn = nodes.get(split_input(sd.filename_tensor_name)[0])
+    f["filename_tensor"] = (fn.op, fn.attr["dtype"].type if "dtype" in fn.attr else None) if fn \
+        else None
+    ro = nodes.get(sd.restore_op_name)
+    f["restore_op"] = ro.op if ro else None
+    st = nodes.get(split_input(sd.save_tensor_name)[0])
+    f["save_tensor_dtype"] = st.attr["T"].type if st is not None and "T" in st.attr else None
+    sig = mg.signature_def.get("serving_default")
+    f["serving_default_method"] = sig.method_name if sig else None
+    infos = list(sig.inputs.values()) + list(sig.outputs.values()) if sig else []
+    f["tensor_infos_named_set_shaped"] = all(
+        ":" in t.name and t.dtype != 0 and t.HasField("tensor_shape") and
+        t.tensor_shape.dim and t.tensor_shape.dim[0].size == -1 for t in infos) and bool(infos)
+    f["tensor_infos_exist"] = all(split_input(t.name)[0] in nodes for t in infos)
+    f["variables_collection"] = mg.collection_def["variables"].WhichOneof("kind") \
+        if "variables" in mg.collection_def else None
+    entries = read_table(d, os.path.join(d, "variables", "variables.index"))
+    hdr = tensor_bundle_pb2.BundleHeaderProto.FromString(entries[0][1])
+    f["index_num_shards"] = hdr.num_shards
+    f["index_header_version"] = hdr.version.producer
+    keys = {k.decode() for k, _ in entries[1:]}
+    vnames = [split_input(variable_pb2.VariableDef.FromString(b).variable_name)[0]
+              for b in mg.collection_def["variables"].bytes_list.value]
+    f["every_variable_in_index"] = bool(vnames) and all(v in keys for v in vnames)
+    return f
+
+
+def compare_saved_models(ours, theirs):
+    a, b = saved_model_shape(ours), saved_model_shape(theirs)
+    for k in b:
+        if a[k] != b[k]:
+            fail(ours, "SavedModel field '%s' is %r, TensorFlow's (%s) has %r" % (k, a[k], theirs,
+                                                                                b[k]))
+        else:
+            print("ok %s: %s = %r as in TensorFlow's" % (ours, k, a[k]))
+    base = os.path.basename(os.path.normpath(ours))
+    if not base.isdigit():
+        fail(ours, "the version directory '%s' is not a number TF Serving loads" % base)
+
+
+def values_match(a, b):
+    """Every tensor of checkpoint a is in checkpoint b (unpartitioned) with the same bytes."""
+    def load(prefix):
+        entries = read_table(prefix, prefix + ".index")
+        hdr = tensor_bundle_pb2.BundleHeaderProto.FromString(entries[0][1])
+        out = {}
+        for k, v in entries[1:]:
+            e = tensor_bundle_pb2.BundleEntryProto.FromString(v)
+            if e.slices or k[:1] == b"\x00":
+                continue
+            with open("%s.data-%05d-of-%05d" % (prefix, e.shard_id, hdr.num_shards), "rb") as f:
+                f.seek(e.offset)
+                out[k] = f.read(e.size)
+        return out
+    ta, tb = load(a), load(b)
+    for k, v in ta.items():
+        if tb.get(k) != v:
+            fail(a, "tensor '%s' differs from %s's" % (k.decode(), b))
+    print("ok %s: %d tensors equal to %s's" % (a, len(ta), b))
 
 
 def check_meta_file(path, ops, max_meta, index):

@@ -67,6 +67,26 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     return 0;
 }
 
+int pst_worker_build_serving_model(const pst_train_flags *f, const pst_net_def *net,
+                                   serving_model *m, pst_status *st) {
+    pst_graph *g = m->g = pst_graph_new();
+    pst_graph_set_seed(g, f->seed);
+    m->images = pst_placeholder(g, "images", PST_UINT8, pst_shape_4d(-1, 28, 28, 1));
+    pst_output scaled = pst_mul(g, pst_cast(g, m->images, PST_FLOAT, NULL),
+                                pst_const_f32(g, 1.0f / 255.0f, NULL), "scaled_images");
+    pst_output is_training = pst_placeholder_with_default(
+        g, pst_const_scalar(g, PST_BOOL, 0, NULL), pst_shape_scalar(), "is_training");
+    pst_net_opts no = pst_net_defaults();
+    no.is_training = is_training;
+    no.keep_prob = f->keep_prob;
+    pst_output logits = net->build(g, adapt_input(g, scaled, 28, 28, 1, net), &no);
+    m->probabilities = pst_softmax(g, logits, "probabilities");
+    m->classes = pst_identity(g, pst_argmax(g, logits, 1, PST_INT64, NULL), "classes");
+    if (pst_graph_error(g))
+        return pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    return 0;
+}
+
 int pst_worker_build_model_on_ps(pst_train_flags *f, const pst_net_def *net, int num_ps, model *m,
                                  pst_replica_setter **rs, pst_status *st) {
     *rs = NULL;

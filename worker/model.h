@@ -39,6 +39,17 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
 int pst_worker_build_model_on_ps(pst_train_flags *f, const pst_net_def *net, int num_ps, model *m,
                                  pst_replica_setter **rs, pst_status *st);
 
+/* The serving graph of net (what a SavedModel holds): images (uint8 [-1, 28, 28, 1]) scaled
+ * in the graph, the network in inference mode (is_training a PlaceholderWithDefault false),
+ * probabilities = softmax of the logits and classes = their argmax (int64). Its variables have
+ * the training graph's names, so a training checkpoint restores into it. */
+typedef struct serving_model {
+    pst_graph *g;
+    pst_output images, probabilities, classes;
+} serving_model;
+int pst_worker_build_serving_model(const pst_train_flags *f, const pst_net_def *net,
+                                   serving_model *m, pst_status *st);
+
 /* Runs one evaluation batch: fetches m->correct for the feeds (images, labels, is_training). */
 typedef int (*pst_worker_eval_fn)(void *ctx, const pst_feed *feeds, int n, pst_tensor **out,
                                   pst_status *st);

@@ -790,6 +790,79 @@ static void add_saver_subgraph(arena *a, const pst_graph *g, const pst_saver_def
     sd->restore_op_name = all->name;
 }
 
+/* ---- Signatures and SavedModel (export) ------------------------------------------------ */
+
+static Tensorflow__SignatureDef__InputsEntry **signature_tensors(arena *a,
+                                                                 const pst_signature_tensor *ts,
+                                                                 int n) {
+    /* Inputs and outputs entries have the same layout (key, TensorInfo). */
+    Tensorflow__SignatureDef__InputsEntry **es = arena_alloc(a, (size_t)(n + 1) * sizeof *es);
+    for (int i = 0; i < n; i++) {
+        Tensorflow__SignatureDef__InputsEntry *e = NEW(a, Tensorflow__SignatureDef__InputsEntry,
+                                                       TENSORFLOW__SIGNATURE_DEF__INPUTS_ENTRY__INIT);
+        e->key = (char *)ts[i].key;
+        Tensorflow__TensorInfo *ti = NEW(a, Tensorflow__TensorInfo, TENSORFLOW__TENSOR_INFO__INIT);
+        char name[1100];
+        snprintf(name, sizeof name, "%s:%d", ts[i].tensor.node->name, ts[i].tensor.index);
+        ti->name = arena_strdup(a, name);
+        ti->dtype = (Tensorflow__DataType)pst_output_dtype(ts[i].tensor);
+        pst_shape sh = pst_output_shape(ts[i].tensor);
+        ti->tensor_shape = shape_to_proto(a, &sh);
+        e->value = ti;
+        es[i] = e;
+    }
+    return es;
+}
+
+static void add_signatures(arena *a, const pst_meta_export_opts *o, Tensorflow__MetaGraphDef *mg) {
+    int n = o ? o->n_signatures : 0;
+    if (n <= 0) return;
+    mg->signature_def = arena_alloc(a, (size_t)n * sizeof *mg->signature_def);
+    for (int i = 0; i < n; i++) {
+        const pst_signature_def *d = &o->signatures[i];
+        Tensorflow__SignatureDef *sd =
+            NEW(a, Tensorflow__SignatureDef, TENSORFLOW__SIGNATURE_DEF__INIT);
+        sd->method_name = (char *)d->method_name;
+        sd->n_inputs = (size_t)d->n_inputs;
+        sd->inputs = signature_tensors(a, d->inputs, d->n_inputs);
+        sd->n_outputs = (size_t)d->n_outputs;
+        sd->outputs = (Tensorflow__SignatureDef__OutputsEntry **)signature_tensors(a, d->outputs,
+                                                                                   d->n_outputs);
+        Tensorflow__MetaGraphDef__SignatureDefEntry *e =
+            NEW(a, Tensorflow__MetaGraphDef__SignatureDefEntry,
+                TENSORFLOW__META_GRAPH_DEF__SIGNATURE_DEF_ENTRY__INIT);
+        e->key = (char *)d->name;
+        e->value = sd;
+        mg->signature_def[mg->n_signature_def++] = e;
+    }
+}
+
+int pst_saved_model_export(const pst_graph *g, const pst_meta_export_opts *o, uint8_t **buf,
+                           size_t *len, pst_status *st) {
+    uint8_t *mg;
+    size_t mlen;
+    int rc = pst_meta_graph_export(g, o, &mg, &mlen, st);
+    if (rc < 0) return rc;
+    /* SavedModel{saved_model_schema_version: 1, meta_graphs: [the MetaGraphDef]} */
+    *buf = malloc(mlen + 16);
+    if (*buf == NULL) {
+        free(mg);
+        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory (%zu bytes)", mlen);
+    }
+    size_t n = 0;
+    (*buf)[n++] = 0x08; /* field 1, varint */
+    (*buf)[n++] = 0x01;
+    (*buf)[n++] = 0x12; /* field 2, length-delimited */
+    for (size_t v = mlen; ; v >>= 7) {
+        (*buf)[n++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80) break;
+    }
+    memcpy(*buf + n, mg, mlen);
+    *len = n + mlen;
+    free(mg);
+    return 0;
+}
+
 int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uint8_t **buf,
                           size_t *len, pst_status *st) {
     arena a = {0};
@@ -815,6 +888,7 @@ int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uin
         sd->version = TENSORFLOW__SAVER_DEF__CHECKPOINT_FORMAT_VERSION__V2;
         mg.saver_def = sd;
     }
+    add_signatures(&a, o, &mg);
     int nc = pst_graph_num_collections(g), nv = pst_graph_num_value_collections(g);
     mg.collection_def = arena_alloc(&a, (size_t)(nc + nv + 1) * sizeof *mg.collection_def);
     for (int i = 0; i < nv; i++) {
@@ -1193,6 +1267,30 @@ static const Tensorflow__NodeDef *find_node(const Tensorflow__GraphDef *gd, cons
     return NULL;
 }
 
+/* "signature NAME (METHOD)" and one line per input and output: key, tensor, dtype, shape. */
+static void describe_signatures(const Tensorflow__MetaGraphDef *mg, FILE *out) {
+    for (size_t i = 0; i < mg->n_signature_def; i++) {
+        const Tensorflow__SignatureDef *sd = mg->signature_def[i]->value;
+        if (sd == NULL) continue; /* an entry without its value describes nothing */
+        fprintf(out, "signature %s (%s)\n", mg->signature_def[i]->key,
+                sd->method_name ? sd->method_name : "");
+        for (int side = 0; side < 2; side++) {
+            size_t n = side ? sd->n_outputs : sd->n_inputs;
+            for (size_t k = 0; k < n; k++) {
+                const char *key = side ? sd->outputs[k]->key : sd->inputs[k]->key;
+                const Tensorflow__TensorInfo *ti = side ? sd->outputs[k]->value : sd->inputs[k]->value;
+                if (ti == NULL) continue;
+                char shape[128] = "?";
+                pst_shape s;
+                if (ti->tensor_shape && shape_from_proto(ti->tensor_shape, &s, NULL) == 0)
+                    pst_shape_str(&s, shape, sizeof shape);
+                fprintf(out, "  %s %s: %s %s %s\n", side ? "output" : "input", key,
+                        ti->name ? ti->name : "", pst_dtype_name((pst_dtype)ti->dtype), shape);
+            }
+        }
+    }
+}
+
 static void describe_one(const Tensorflow__MetaGraphDef *mg, FILE *out) {
     if (mg->meta_info_def) {
         fprintf(out, "meta graph: tags [");
@@ -1201,6 +1299,7 @@ static void describe_one(const Tensorflow__MetaGraphDef *mg, FILE *out) {
         fprintf(out, "], tensorflow %s\n", mg->meta_info_def->tensorflow_version);
     }
     fprintf(out, "nodes: %zu\n", mg->graph_def ? mg->graph_def->n_node : 0);
+    describe_signatures(mg, out);
     for (size_t i = 0; i < mg->n_collection_def; i++) {
         const char *key = mg->collection_def[i]->key;
         const Tensorflow__CollectionDef *cd = mg->collection_def[i]->value;

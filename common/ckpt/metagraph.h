@@ -41,11 +41,26 @@ typedef struct pst_saver_def {
                                    part's full name) */
 } pst_saver_def;
 
+/* A SignatureDef (what TensorFlow Serving calls): named input and output tensors and a method,
+ * e.g. "tensorflow/serving/predict". */
+typedef struct pst_signature_tensor {
+    const char *key;   /* "images" */
+    pst_output tensor; /* written as "name:index" with its dtype and (static) shape */
+} pst_signature_tensor;
+typedef struct pst_signature_def {
+    const char *name;        /* "serving_default" */
+    const char *method_name;
+    int n_inputs, n_outputs;
+    const pst_signature_tensor *inputs, *outputs;
+} pst_signature_def;
+
 typedef struct pst_meta_export_opts {
     const char *const *collection_list; /* NULL-terminated keys to export; NULL: all */
     int clear_devices;
     const char *const *tags;            /* NULL-terminated, e.g. {"serve", NULL} */
     const pst_saver_def *saver_def;     /* NULL: none */
+    int n_signatures;
+    const pst_signature_def *signatures;
 } pst_meta_export_opts;
 
 typedef struct pst_meta_import_opts {
@@ -61,6 +76,10 @@ int pst_meta_graph_export(const pst_graph *g, const pst_meta_export_opts *o, uin
 /* Export to a file, written to a temporary name, fsync'd and renamed. */
 int pst_meta_graph_write(const pst_graph *g, const pst_meta_export_opts *o, const char *path,
                          pst_status *st);
+
+/* A SavedModel (saved_model.pb: schema version 1, this one MetaGraphDef) into *buf. */
+int pst_saved_model_export(const pst_graph *g, const pst_meta_export_opts *o, uint8_t **buf,
+                           size_t *len, pst_status *st);
 
 /* Adds the nodes of a GraphDef / MetaGraphDef to g (normally empty). Errors name the node. */
 int pst_graph_def_import(pst_graph *g, const uint8_t *buf, size_t len,

@@ -830,6 +830,74 @@ int pst_saver_write_store(pst_saver *s, pst_var_store *vs, const char *prefix, p
     return rc;
 }
 
+/* Removes a directory tree this process made (regular files and directories only). */
+static void remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+            char p[4400];
+            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+            struct stat sb;
+            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) remove_tree(p);
+            else unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+int pst_saver_export_saved_model(pst_saver *s, pst_session *sess, const char *export_dir,
+                                 int64_t version, int n_sigs, const pst_signature_def *sigs,
+                                 char *out, size_t out_len, pst_status *st) {
+    char final[4096], tmp[4200], vars[4300], pb[4300];
+    if (version < 0)
+        return pst_status_set(st, PST_E_INVALID, "SavedModel version %lld: must be >= 0",
+                              (long long)version);
+    snprintf(final, sizeof final, "%s/%lld", export_dir, (long long)version);
+    struct stat sb;
+    if (stat(final, &sb) == 0)
+        return pst_status_set(st, PST_E_EXISTS, "%s already exists (a served version is "
+                              "never overwritten; export another version)", final);
+    int rc = pst_file_make_dirs(export_dir, st);
+    if (rc < 0) return rc;
+    /* Built under a name TF Serving ignores (not a number), renamed into place when complete. */
+    snprintf(tmp, sizeof tmp, "%s/.%lld.tmp%ld", export_dir, (long long)version, (long)getpid());
+    remove_tree(tmp);
+    snprintf(vars, sizeof vars, "%s/variables", tmp);
+    if ((rc = pst_file_make_dirs(vars, st)) < 0) return rc;
+    snprintf(vars, sizeof vars, "%s/variables/variables", tmp);
+    snprintf(pb, sizeof pb, "%s/saved_model.pb", tmp);
+    rc = pst_saver_write_store(s, pst_session_vars(sess), vars, st);
+    if (rc == 0) {
+        const char *tags[] = {"serve", NULL};
+        pst_saver_def sd = {.max_to_keep = s->max_to_keep,
+                            .keep_checkpoint_every_n_hours = (float)s->keep_hours,
+                            .n_vars = s->n,
+                            .vars = s->vars,
+                            .names = (const char *const *)s->names};
+        pst_meta_export_opts mo = {
+            .tags = tags, .saver_def = &sd, .n_signatures = n_sigs, .signatures = sigs};
+        uint8_t *buf;
+        size_t len;
+        if ((rc = pst_saved_model_export(s->g, &mo, &buf, &len, st)) == 0) {
+            rc = pst_file_write_atomic(pb, buf, len, st);
+            free(buf);
+        }
+    }
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = pst_status_set(st, PST_E_IO, "cannot rename %s to %s: %s", tmp, final,
+                            strerror(errno));
+    if (rc == 0) rc = pst_file_fsync_dir_of(final, st);
+    if (rc < 0) {
+        remove_tree(tmp);
+        return rc;
+    }
+    if (out) snprintf(out, out_len, "%s", final);
+    return 0;
+}
+
 int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st) {
     return pst_saver_restore_store(s, pst_session_vars(sess), prefix, st);
 }

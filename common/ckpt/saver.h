@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metagraph.h"
 #include "session.h"
 
 typedef struct pst_saver pst_saver;
@@ -53,6 +54,15 @@ int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t st
  * subgraph for the saver's variables under their checkpoint names, so TensorFlow's
  * import_meta_graph(path) returns a saver whose restore() reads this saver's checkpoints. */
 int pst_saver_write_meta(const pst_saver *s, const char *path, pst_status *st);
+/* Exports the session's values of the saver's variables as a SavedModel in the layout
+ * TensorFlow Serving loads: export_dir/<version>/saved_model.pb (one MetaGraphDef tagged
+ * "serve" with the graph, the saver subgraph and sigs) and variables/variables.index +
+ * variables.data-00000-of-00001. Built in a hidden temporary directory and renamed into place
+ * (a server watching export_dir never sees half a version); an existing version is an error.
+ * The directory written goes to out. */
+int pst_saver_export_saved_model(pst_saver *s, pst_session *sess, const char *export_dir,
+                                 int64_t version, int n_sigs, const pst_signature_def *sigs,
+                                 char *out, size_t out_len, pst_status *st);
 /* Restores every saver variable; missing keys and dtype/shape mismatches are reported together,
  * naming each. */
 int pst_saver_restore(pst_saver *s, pst_session *sess, const char *prefix, pst_status *st);
