@@ -113,7 +113,7 @@ int pst_worker_eval_loop(const pst_train_flags *f, const pst_eval_opts *o, FILE 
     char **done = NULL;
     pst_output *vars = NULL;
     int n_done = 0, rc = 0, n_vars = 0;
-    if (pst_fashion_mnist_load_raw(f->data_dir, "test", &te_x, &te_y, st) < 0 ||
+    if (pst_fashion_mnist_load_format(f->data_dir, "test", f->data_format, &te_x, &te_y, st) < 0 ||
         !(test = pst_dataset_new(te_x, te_y, st)) ||
         pst_worker_build_model(f, net, &m, NULL, NULL, st) < 0 ||
         !(s = pst_session_new(m.g, NULL, st)) ||
