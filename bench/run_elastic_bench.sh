@@ -34,6 +34,16 @@ wait_for() { # seconds command... : polls until the command succeeds
   return 1
 }
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+run_dir_of() { compgen -G "$1/runs/*/state.json" >/dev/null; } # the launcher wrote its state
+step_at_least() { [ "$(state "$1" global_step | cut -d. -f1)" -ge "$2" ]; }
+launcher=""
+cleanup() { # a failed run leaves no job behind
+  if [ -n "$launcher" ] && kill -0 "$launcher" 2>/dev/null; then
+    kill -INT "$launcher"; sleep 0.5; kill -INT "$launcher" 2>/dev/null || true
+    wait "$launcher" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
 
 joins="" ratios=""
 for ((r = 1; r <= runs; r++)); do
@@ -44,19 +54,21 @@ for ((r = 1; r <= runs; r++)); do
 JOB
   "$pstrain" launch "$dir/job.json" --quiet >"$dir/launch.log" 2>&1 &
   launcher=$!
-  wait_for 60 test -f "$dir/runs"/*/state.json
+  wait_for 60 run_dir_of "$dir" || { echo "elastic bench: no run started, see $dir" >&2; exit 1; }
   run="$(ls -d "$dir/runs"/*)"
-  wait_for 120 sh -c "[ \"\$(python3 -c 'import json; print(json.load(open(\"$run/state.json\"))[\"global_step\"])' 2>/dev/null || echo 0)\" -ge 50 ]"
+  wait_for 180 step_at_least "$run" 50 || { echo "elastic bench: no training in $run" >&2; exit 1; }
   before="$(rate "$run")"
   t_scale="$(date +%s.%N)"
   "$pstrain" scale "$run" --workers 2 >/dev/null
-  wait_for 120 grep -q "first gradient applied" "$run/logs/worker1.log"
+  wait_for 120 grep -q "first gradient applied" "$run/logs/worker1.log" ||
+    { echo "elastic bench: the new worker never trained, see $run" >&2; exit 1; }
   first="$(sed -nE 's/.*first gradient applied.*unix time ([0-9.]+).*/\1/p' "$run/logs/worker1.log")"
   load="$(sed -nE 's/.*data loaded in ([0-9.]+) s.*/\1/p' "$run/logs/worker1.log")"
   sleep 2 # the new worker's first steps, then the window
   after="$(rate "$run")"
   "$pstrain" stop "$run" >/dev/null 2>&1 || true
   wait "$launcher" || true
+  launcher=""
   join="$(awk -v a="$first" -v s="$t_scale" -v l="${load:-0}" 'BEGIN { printf "%.2f\n", a - s - l }')"
   ratio="$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.3f\n", a / b }')"
   echo "run $r: join ${join} s (data loading ${load:-?} s left out); examples/s ${before} -> ${after}: ${ratio}x"
