@@ -4,8 +4,9 @@
 #   - each zoo model trained 2 steps by pstrain-worker (each optimizer once), its checkpoint
 #     (.index, .data) and .meta (nodes, attrs, input counts and dtypes, SaverDef and the saver
 #     subgraph against the checkpoint's keys, VariableDefs);
-#   - a distributed job of 2 PS (3 PS) and 1 worker with partitioned weights: its sharded
-#     checkpoint, the slice keys TF's reader computes, the slice specs of the saver subgraph;
+#   - distributed jobs of 2 PS (3 PS, reading TFRecord input) and 1 worker with partitioned
+#     weights: their sharded checkpoints, the slice keys TF's reader computes, the slice specs
+#     of the saver subgraph;
 #   - VGG-16's .meta (single process and placed on 2 PS with partitioned weights) from
 #     `pstrain meta export`, which must stay under 10 MB;
 #   - the checker itself on a damaged copy (it must find what it is for);
@@ -57,7 +58,11 @@ dist() { # name ps model flags...
   ckpts+=(--ckpt "$tmp/$name/model.ckpt-3")
 }
 dist dist_cnn5 2 cnn5 --partition-min-bytes 1000
-dist dist_mlp 3 mlp --partition-min-bytes 100000 --optimizer momentum --placement greedy
+# This job's worker reads its examples from TFRecord files (zlib) pstrain data convert wrote.
+"$bin/launcher/pstrain" data convert --from idx --to tfrecord --out "$tmp/records" \
+  --compression zlib >/dev/null
+dist dist_mlp 3 mlp --partition-min-bytes 100000 --optimizer momentum --placement greedy \
+  --data-format tfrecord --data-dir "$tmp/records"
 # The distributed checkpoints must hold partitioned variables, or the slice checks check nothing.
 for d in dist_cnn5 dist_mlp; do
   n=$("$bin/launcher/pstrain" ckpt show "$tmp/$d/model.ckpt-3" | grep -c '(sliced)' || true)
