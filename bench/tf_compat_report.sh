@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pstrain=${2:-$here/build/launcher/pstrain}
 steps=${3:-1}
 [ -x "$pstrain" ] || { echo "no pstrain binary at $pstrain (build first)" >&2; exit 2; }
+pstrain=$(cd "$(dirname "$pstrain")" && pwd)/$(basename "$pstrain") # each check runs elsewhere
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 graphs=$(find "$dir" \( -name '*.meta' -o -name saved_model.pb \) | sort)

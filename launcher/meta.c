@@ -116,8 +116,12 @@ static int meta_check(int argc, char **argv) {
             printf("train_step: FAIL %s\n", st.msg);
             ok = 0;
         } else {
-            printf("train_step: ok (train op '%s', %d placeholders fed, loss '%s' %g -> %g)\n",
-                   train->name, nph, loss.node ? loss.node->name : "?", first, last);
+            if (loss.node)
+                printf("train_step: ok (train op '%s', %d placeholders fed, loss '%s' %g -> %g)\n",
+                       train->name, nph, loss.node->name, first, last);
+            else
+                printf("train_step: ok (train op '%s', %d placeholders fed, no loss found)\n",
+                       train->name, nph);
         }
         for (int i = 0; i < nph; i++) pst_tensor_unref(feeds[i].value);
         free(feeds);

@@ -280,7 +280,7 @@ pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *s
 }
 
 /* The loss tf.gradients started from: ".../gradients/Fill" (ones shaped like the loss) feeds
- * ".../gradients/LOSS_grad/...", whose name gives the loss node's. */
+ * ".../gradients/LOSS_grad/...", whose name gives the loss node's full name. */
 pst_output pst_imported_loss(pst_imported *m, pst_node *train_op) {
     char *need = ancestors(m->g, &train_op, 1);
     pst_output loss = {NULL, 0};
@@ -295,12 +295,12 @@ pst_output pst_imported_loss(pst_imported *m, pst_node *train_op) {
             seeded |= slash && strcmp(slash, "/Fill") == 0 && strstr(in, "gradients/") != NULL;
         }
         if (!seeded) continue;
+        /* tf.gradients names its ops "[SCOPE/]gradients/" + the op's full name + "_grad". */
         char name[1100];
-        size_t pre = (size_t)(gr - x->name), len = (size_t)(cut - gr) - 10;
-        if (pre + len >= sizeof name) continue;
-        memcpy(name, x->name, pre);
-        memcpy(name + pre, gr + 10, len);
-        name[pre + len] = '\0';
+        size_t len = (size_t)(cut - gr) - 10;
+        if (len >= sizeof name) continue;
+        memcpy(name, gr + 10, len);
+        name[len] = '\0';
         pst_node *l = pst_graph_find(m->g, name);
         if (l && l->n_outputs > 0 && pst_dtype_is_float(l->out_dtypes[0])) loss = pst_out(l, 0);
     }
