@@ -79,7 +79,7 @@ int pst_cmd_train(int argc, char **argv) {
     feed_arg *feeds = calloc(MAX_FEEDS, sizeof *feeds);
     int nf = 0, rc = 1;
     pst_imported *m = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every flag takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL) goto bad;
         if (strcmp(a, "--meta") == 0) meta = v;
@@ -100,7 +100,6 @@ int pst_cmd_train(int argc, char **argv) {
         } else {
             goto bad;
         }
-        i++;
     }
     if (meta == NULL || steps < 0 || batch < 1 || every < 1) goto bad;
     pst_status st = {0};
