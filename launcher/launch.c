@@ -885,6 +885,14 @@ static void drop_gone_joiners(launcher *L, const pst_coord_view *v) {
     }
 }
 
+/* Whether the chief (worker 0) exited cleanly: the job trained to its last step. */
+static int chief_finished(const launcher *L) {
+    for (int k = 0; k < L->n_tasks; k++)
+        if (strcmp(L->tasks[k].job, "worker") == 0 && L->tasks[k].index == 0)
+            return L->tasks[k].finished;
+    return 0;
+}
+
 /* Runs the job until it ends; returns the launcher's exit code. */
 static int supervise(launcher *L) {
     pst_status st = {0};
@@ -946,6 +954,16 @@ static int supervise(launcher *L) {
             if (!L->quiet)
                 fprintf(stderr, "%spstrain launch: %s (pid %ld) %s; see %s/logs/%s.log\n",
                         L->tty ? "\r\033[K" : "", t->name, (long)r, how, L->run, t->name);
+            if (!is_ps && t->index != 0 && chief_finished(L)) {
+                /* The chief trained to the last step: nothing is left for this worker, and
+                 * the PS exit once no worker runs, so a new incarnation would only wait for
+                 * them until its restart budget is spent. */
+                if (!L->quiet)
+                    fprintf(stderr, "pstrain launch: the chief finished; %s is not restarted\n",
+                            t->name);
+                t->finished = 1;
+                continue;
+            }
             if (is_ps) {
                 /* A PS holds state no one else has: restart the whole job from the newest
                  * checkpoint (at most one checkpoint interval of steps is redone). */

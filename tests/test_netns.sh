@@ -50,7 +50,12 @@ launch_pid=""
 run=""
 cleanup() {
   set +e
-  [ -n "$launch_pid" ] && kill "$launch_pid" 2>/dev/null && wait "$launch_pid" 2>/dev/null
+  if [ -n "$launch_pid" ] && kill "$launch_pid" 2>/dev/null; then
+    # The launcher's clean stop may wait for tasks; the namespaces' processes go below anyway.
+    for _ in $(seq 50); do kill -0 "$launch_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$launch_pid" 2>/dev/null
+    wait "$launch_pid" 2>/dev/null
+  fi
   for h in $hosts; do
     ns=pst$id-$h
     ip netns list 2>/dev/null | grep -q "^$ns\b" || continue
