@@ -5,11 +5,12 @@
 # Runs 2 PS + 2 workers through the ssh backend, then injects faults and checks what happened:
 #   base     the job completes; every task ran at its own namespace's address
 #   worker   worker1's link down for a few seconds, then up: the launcher sees worker1 silent
-#            (or failed and restarts it), worker1 trains again after the link is back, the job
-#            completes
-#   ps       ps1's link down for a few seconds: a worker names ps1 (its address or device) in
-#            its log within the job, and the job completes once the link is back (supervision
-#            restarts it from the newest checkpoint where needed)
+#            (or failed, and restarts it), worker1 trains again after the link is back; then
+#            pstrain stop ends the job cleanly with a checkpoint past that step
+#   ps       ps1's link down for a few seconds: a worker names ps1's address as unreachable in
+#            its log, and the job completes once the link is back (the launcher restarts the
+#            workers, which continue from the PS's values; a job restart from the newest
+#            checkpoint, when there is one, must restore it)
 #   tbf      each worker's link limited with tc's tbf qdisc at three rates (both directions):
 #            training completes; the examples/s at each rate are printed (recorded, not
 #            asserted; docs/SCALING.md checks its model against them)
