@@ -554,10 +554,7 @@ int pst_allreduce_broadcast_vars(pst_var_store *vs, int root, pst_status *st) {
         } else if (!rc) {
             t = pst_tensor_new(cur->dtype, cur->shape, st);
             rc = t ? bcast(e, t->data, nb, root, what, st) : st->code;
-            if (!rc) {
-                rc = pst_var_assign_take(vars[i], t, 1, st);
-                t = NULL;
-            }
+            if (!rc) rc = pst_var_assign_take(vars[i], t, 1, st); /* still ours to unref */
         }
         pst_tensor_unref(t);
         pst_tensor_unref(cur);
