@@ -234,7 +234,10 @@ static grpc_channel_args make_args(const pst_transport_opts *o, grpc_arg *a, int
     } else {
         ARG_INT(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
         ARG_INT(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-        ARG_INT(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+        /* gRPC core reads this as the minimum time one connection attempt (TCP, then the TLS
+         * handshake) is given: at 100 ms a loaded machine's TLS handshakes were cut off
+         * ("handshaker shutdown"); attempts still start 0.1 to 1 s apart. */
+        ARG_INT(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);
         ARG_INT(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     }
     ARG_INT(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
