@@ -217,7 +217,10 @@ START_TEST(test_stop_then_resume_with_more_ps) {
     char *w0 = pst_lu_slurp(path);
     /* The stop's checkpoint is the step the job stood at when it stopped (the chief saved it
      * last); the resumed chief restored it onto 3 PS and continued from there. */
-    const char *r = w0 ? strstr(w0, "resuming at global step ") : NULL;
+    /* the last such line: under load the chief may have been restarted (and resumed) before
+     * the stop, and its log keeps those lines too */
+    const char *r = NULL;
+    for (const char *q = w0; q && (q = strstr(q, "resuming at global step ")); q++) r = q;
     ck_assert_msg(w0 && strstr(w0, "onto 3 PS") && r, "worker0 did not resume:\n%s", w0 ? w0 : "");
     double resumed = atof(r + strlen("resuming at global step "));
     /* state.json's step is the workers' last report: another worker's step may have been in
