@@ -747,7 +747,7 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     if (!pa) t->pushes_refused++;
     pthread_mutex_unlock(&t->mu);
     if (!pa) goto done;
-    pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
+    if (dl > 0) pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
     pst_tensor_unref(dst);
     pthread_mutex_lock(&t->mu);
     t->chunks_received++;

@@ -103,7 +103,7 @@ static void pull_chunk(void *arg, const pst_iov *v, int n) {
             pst_status_set(&st, PST_E_ABORTED, "variable '%s' changed size while being read",
                            h->key);
         } else if (dst) {
-            pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
+            if (dl > 0) pst_chunk_take(&c, (uint8_t *)dst->data + h->offset, (size_t)dl);
         }
         pst_tensor_unref(dst);
     }
