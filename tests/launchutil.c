@@ -212,3 +212,12 @@ void pst_lu_assert_checkpoints_equal(const char *a, const char *b, double rel, i
     pst_bundle_reader_free(rb);
     if (n_compared) *n_compared = cmp;
 }
+
+int pst_lu_run(const char *cmd, char *out, size_t len) {
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, len - 1, f);
+    out[n] = 0;
+    int rc = pclose(f);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}

@@ -52,6 +52,8 @@ const char *pst_lu_str(const cJSON *o, const char *k); /* "" when missing */
 /* The entry of state.json's "tasks" named name ("ps0", "worker1"), or NULL. */
 const cJSON *pst_lu_task_of(const cJSON *state, const char *name);
 int pst_lu_alive(double pid);
+/* Runs a shell command; its standard output (up to len - 1 bytes) in out; its exit status. */
+int pst_lu_run(const char *cmd, char *out, size_t len);
 /* Asserts that checkpoints a and b hold the same tensors within rel (relative to magnitudes
  * above 1); *n_compared (may be NULL) gets how many were compared. */
 void pst_lu_assert_checkpoints_equal(const char *a, const char *b, double rel, int *n_compared);

@@ -15,16 +15,6 @@ static int count(const char *text, const char *needle) {
     return n;
 }
 
-/* Output of a shell command (up to len bytes); its exit status. */
-static int run(const char *cmd, char *out, size_t len) {
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, len - 1, f);
-    out[n] = 0;
-    int rc = pclose(f);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 START_TEST(test_evaluator_task_and_eval_command) {
     pst_lu_setup();
     char json[1024];
@@ -67,7 +57,7 @@ START_TEST(test_evaluator_task_and_eval_command) {
              " for b in $(ls $d | sort -n); do protoc --decode=tensorflow.Event -I%s/proto"
              " %s/proto/tf_event.proto < $d/$b; done",
              pst_lu_dir, run_dir, src, src, src);
-    ck_assert_msg(run(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(pst_lu_run(cmd, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(count(out, "tag: \"eval/accuracy\"") == 3 && count(out, "tag: \"eval/loss\"") == 3,
                   "%s", out);
     for (int s = 100; s <= 300; s += 100) {
@@ -78,7 +68,7 @@ START_TEST(test_evaluator_task_and_eval_command) {
     /* afterwards from the command line: the first two only */
     snprintf(cmd, sizeof cmd, "%s eval %s --max-evals 2 --events-dir %s/ev2 2>&1", pst_lu_pstrain,
              run_dir, pst_lu_dir);
-    ck_assert_msg(run(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(pst_lu_run(cmd, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(count(out, "eval ") == 2 && strstr(out, "model.ckpt-100:") &&
                       strstr(out, "model.ckpt-200:") && !strstr(out, "model.ckpt-300:"),
                   "%s", out);
@@ -90,17 +80,17 @@ START_TEST(test_evaluator_task_and_eval_command) {
              " %s/worker/pstrain-worker --checkpoint-dir %s/checkpoints --model softmax"
              " --steps 300 2>&1",
              getenv("PST_BINARY_DIR"), run_dir);
-    ck_assert_msg(run(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(pst_lu_run(cmd, out, sizeof out) == 0, "%s", out);
     ck_assert_msg(count(out, "eval ") == 3 && strstr(out, "model.ckpt-300:"), "%s", out);
     /* bad input: the argument at fault is named */
     snprintf(cmd, sizeof cmd, "%s eval %s/nope 2>&1", pst_lu_pstrain, pst_lu_dir);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(pst_lu_run(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "nope is not a run directory"), "%s", out);
     snprintf(cmd, sizeof cmd, "%s eval %s --max-evals zero 2>&1", pst_lu_pstrain, run_dir);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(pst_lu_run(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "--max-evals: 'zero'"), "%s", out);
     snprintf(cmd, sizeof cmd, "%s eval --model softmax 2>&1", pst_lu_pstrain);
-    ck_assert_int_eq(run(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(pst_lu_run(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "--checkpoint-dir"), "%s", out);
     pst_lu_teardown();
 }

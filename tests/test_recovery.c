@@ -23,14 +23,6 @@ static int save_in_flight(const char *dir) {
     return found;
 }
 
-static int run(const char *cmd, char *out, size_t len) {
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, len - 1, f);
-    out[n] = 0;
-    int rc = pclose(f);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 START_TEST(test_ps_killed_during_save) {
     pst_lu_setup();
@@ -89,7 +81,7 @@ START_TEST(test_ps_killed_during_save) {
              " for b in $(ls $d | sort -n); do protoc --decode=tensorflow.Event -I%s/proto"
              " %s/proto/tf_event.proto < $d/$b | tr '\\n' ' '; echo; done; done",
              pst_lu_dir, run_dir, src, src, src);
-    ck_assert_msg(run(cmd, ev, sizeof ev) == 0, "%s", ev);
+    ck_assert_msg(pst_lu_run(cmd, ev, sizeof ev) == 0, "%s", ev);
     char want[64];
     snprintf(want, sizeof want, "step: %ld session_log {   status: START }", resumed);
     ck_assert_msg(strstr(ev, want), "no '%s' among the events:\n%.4000s", want, ev);
