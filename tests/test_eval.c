@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "launchutil.h"
+#include "testutil.h"
 
 static int count(const char *text, const char *needle) {
     int n = 0;
@@ -102,9 +103,5 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_evaluator_task_and_eval_command);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return pst_test_main(s);
 }

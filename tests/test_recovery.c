@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "launchutil.h"
+#include "testutil.h"
 
 /* Whether dir holds a file of a save in flight (a distributed save's *_temp_shard* parts). */
 static int save_in_flight(const char *dir) {
@@ -96,9 +97,5 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_ps_killed_during_save);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return pst_test_main(s);
 }
