@@ -17,6 +17,7 @@ void pst__register_string_ops(void);
 void pst__register_array_tf_ops(void);
 void pst__register_control_ops(void);
 void pst__register_tensor_array_ops(void);
+void pst__register_resource_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -33,6 +34,7 @@ static void register_builtin(void) {
     pst__register_array_tf_ops();
     pst__register_control_ops();
     pst__register_tensor_array_ops();
+    pst__register_resource_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }

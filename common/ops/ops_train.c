@@ -193,8 +193,8 @@ out:
     return rc;
 }
 
-static int apply_shape(pst_node *n, pst_status *st) {
-    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_node_in_shape(n, 0));
+/* Checks an apply op's inputs: one dtype (indices excepted), slots shaped like the variable. */
+static int check_apply_inputs(pst_node *n, pst_status *st) {
     unsigned mask = pst_op_ref_mask(n->op);
     char a[128], b[128];
     pst_shape vs = pst_node_in_shape(n, 0);
@@ -214,6 +214,37 @@ static int apply_shape(pst_node *n, pst_status *st) {
         }
     }
     return 0;
+}
+
+static int apply_shape(pst_node *n, pst_status *st) {
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_node_in_shape(n, 0));
+    return check_apply_inputs(n, st);
+}
+
+/* ResourceApply*: the same update on resource variables (ops_resource.c: a handle is the
+ * variable), with no output. */
+static int resource_apply_kernel(pst_kernel_ctx *c) {
+    static const struct {
+        const char *name;
+        pst_kernel_fn k;
+    } inner[] = {{"ResourceApplyGradientDescent", gd_kernel},
+                 {"ResourceApplyMomentum", momentum_kernel},
+                 {"ResourceApplyAdam", adam_kernel},
+                 {"ResourceApplyAdagrad", adagrad_kernel},
+                 {"ResourceApplyRMSProp", rmsprop_kernel}};
+    for (size_t i = 0; i < sizeof inner / sizeof inner[0]; i++) {
+        if (strcmp(c->op->name, inner[i].name) != 0) continue;
+        pst_tensor *out[1] = {NULL};
+        pst_var *outv[1] = {NULL};
+        pst_kernel_ctx r = *c;
+        r.n_outputs = 1;
+        r.outputs = out;
+        r.output_vars = outv;
+        int rc = inner[i].k(&r);
+        pst_tensor_unref(out[0]);
+        return rc;
+    }
+    return pst_kctx_error(c, PST_E_INTERNAL, "no kernel for %s", c->op->name);
 }
 
 static const pst_attr_spec apply_attrs[] = {{"T", PST_ATTR_TYPE, 0},
@@ -240,6 +271,21 @@ APPLY_OP(momentum_op, "ApplyMomentum", 5, momentum_kernel, 0x3);
 APPLY_OP(adam_op, "ApplyAdam", 10, adam_kernel, 0x7);
 APPLY_OP(adagrad_op, "ApplyAdagrad", 4, adagrad_kernel, 0x3);
 APPLY_OP(rmsprop_op, "ApplyRMSProp", 8, rmsprop_kernel, 0x7);
+#define RESOURCE_APPLY_OP(var_, opname, nin, mask)                                                \
+    static const pst_op_def var_ = {.name = opname,                                               \
+                                    .min_inputs = nin,                                            \
+                                    .max_inputs = nin,                                            \
+                                    .n_outputs = 0,                                               \
+                                    .attrs = apply_attrs,                                         \
+                                    .shape = check_apply_inputs,                                  \
+                                    .kernel = resource_apply_kernel,                              \
+                                    .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,         \
+                                    .ref_mask = mask}
+RESOURCE_APPLY_OP(res_gd_op, "ResourceApplyGradientDescent", 3, 0x1);
+RESOURCE_APPLY_OP(res_momentum_op, "ResourceApplyMomentum", 5, 0x3);
+RESOURCE_APPLY_OP(res_adam_op, "ResourceApplyAdam", 10, 0x7);
+RESOURCE_APPLY_OP(res_adagrad_op, "ResourceApplyAdagrad", 4, 0x3);
+RESOURCE_APPLY_OP(res_rmsprop_op, "ResourceApplyRMSProp", 8, 0x7);
 static const pst_op_def scatter_sub_op = {.name = "ScatterSub",
                                           .min_inputs = 3,
                                           .max_inputs = 3,
@@ -279,6 +325,11 @@ void pst__register_train_ops(void) {
     pst_op_register(&adam_op);
     pst_op_register(&adagrad_op);
     pst_op_register(&rmsprop_op);
+    pst_op_register(&res_gd_op);
+    pst_op_register(&res_momentum_op);
+    pst_op_register(&res_adam_op);
+    pst_op_register(&res_adagrad_op);
+    pst_op_register(&res_rmsprop_op);
     pst_op_register(&scatter_sub_op);
     pst_op_register(&scatter_add_op);
 }

@@ -1,0 +1,256 @@
+/* Resource variables as TF 1.13+ graphs hold them (ops_resource.c, ResourceApply* in
+ * ops_train.c): a VarHandleOp initialized through its NAME/Assign, read, updated in place,
+ * gathered and scattered, trained by the resource apply ops, checked value by value. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradients.h"
+#include "op.h"
+#include "ops.h"
+#include "testutil.h"
+#include "varstore.h"
+
+static pst_node *node(pst_graph *g, const char *op, const char *name, int n, const pst_output *in) {
+    pst_node_builder *b = pst_nb_new(g, op, name);
+    pst_nb_inputs(b, n, in);
+    if (strcmp(op, "ReadVariableOp") == 0 || strncmp(op, "Assign", 6) == 0 ||
+        strcmp(op, "ResourceGather") == 0 || strncmp(op, "ResourceScatter", 15) == 0)
+        pst_nb_attr_type(b, "dtype", PST_FLOAT);
+    if (strncmp(op, "ResourceApply", 13) == 0) pst_nb_attr_type(b, "T", PST_FLOAT);
+    pst_node *x = pst_nb_finish(b);
+    ck_assert_msg(x != NULL, "%s: %s", op, pst_graph_status(g)->msg);
+    return x;
+}
+
+static pst_output handle(pst_graph *g, const char *name, pst_shape s) {
+    pst_node_builder *b = pst_nb_new(g, "VarHandleOp", name);
+    pst_nb_attr_type(b, "dtype", PST_FLOAT);
+    pst_nb_attr_shape(b, "shape", s);
+    pst_nb_attr_s(b, "shared_name", name);
+    pst_nb_attr_s(b, "container", "");
+    return pst_nb_finish_out(b);
+}
+
+static pst_output fvec(pst_graph *g, pst_shape s, const float *v) {
+    return pst_const_f32_tensor(g, s, v, NULL);
+}
+
+static void run_targets(pst_session *s, int n, pst_node **t) {
+    pst_status st = {0};
+    ck_assert_msg(pst_session_run(s, NULL, 0, NULL, 0, t, n, NULL, &st) == 0, "%s", st.msg);
+}
+
+static pst_tensor *fetch(pst_session *s, pst_output o) {
+    pst_status st = {0};
+    pst_tensor *t = NULL;
+    ck_assert_msg(pst_session_run(s, NULL, 0, &o, 1, NULL, 0, &t, &st) == 0, "%s", st.msg);
+    return t;
+}
+
+START_TEST(test_handle_read_assign_gather_scatter) {
+    pst_graph *g = pst_graph_new();
+    pst_output w = handle(g, "w", pst_shape_2d(3, 2));
+    float init[6] = {1, 2, 3, 4, 5, 6}, one[6] = {1, 1, 1, 1, 1, 1}, upd[4] = {10, 20, 30, 40};
+    pst_output ai[2] = {w, fvec(g, pst_shape_2d(3, 2), init)};
+    pst_node *assign = node(g, "AssignVariableOp", "w/Assign", 2, ai);
+    pst_node *isinit = node(g, "VarIsInitializedOp", NULL, 1, &w);
+    pst_node *read = node(g, "ReadVariableOp", NULL, 1, &w);
+    pst_output aa[2] = {w, fvec(g, pst_shape_2d(3, 2), one)};
+    pst_node *add = node(g, "AssignAddVariableOp", NULL, 2, aa);
+    pst_node *sub = node(g, "AssignSubVariableOp", NULL, 2, aa);
+    int32_t iv[3] = {2, 0, 2};
+    pst_tensor *it = pst_tensor_from_i32(pst_shape_1d(3), iv);
+    pst_output gi[2] = {w, pst_const(g, it, NULL)};
+    pst_node *gather = node(g, "ResourceGather", NULL, 2, gi);
+    int32_t sv[2] = {1, 1};
+    pst_tensor *st_ = pst_tensor_from_i32(pst_shape_1d(2), sv);
+    pst_output si[3] = {w, pst_const(g, st_, NULL), fvec(g, pst_shape_2d(2, 2), upd)};
+    pst_node *scat = node(g, "ResourceScatterAdd", NULL, 3, si);
+    pst_node *vshape = node(g, "VariableShape", NULL, 1, &w);
+    ck_assert_int_eq(pst_output_shape(pst_out(read, 0)).dims[0], 3);
+    ck_assert_int_eq(pst_output_shape(pst_out(gather, 0)).rank, 2);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_ptr_nonnull(s);
+
+    /* Before the initializer: not initialized, and a read names the variable. */
+    pst_tensor *b = fetch(s, pst_out(isinit, 0));
+    ck_assert_int_eq(pst_tensor_u8(b)[0], 0);
+    pst_tensor_unref(b);
+    pst_output r = pst_out(read, 0);
+    pst_tensor *t = NULL;
+    ck_assert_int_eq(pst_session_run(s, NULL, 0, &r, 1, NULL, 0, &t, &st), PST_E_PRECONDITION);
+    ck_assert_msg(strstr(st.msg, "w") != NULL, "%s", st.msg);
+
+    run_targets(s, 1, &assign);
+    b = fetch(s, pst_out(isinit, 0));
+    ck_assert_int_eq(pst_tensor_u8(b)[0], 1);
+    pst_tensor_unref(b);
+    int64_t d32[] = {3, 2}, d1[] = {2};
+    t = fetch(s, r);
+    PST_ASSERT_TENSOR(t, 2, d32, ((const double[]){1, 2, 3, 4, 5, 6}), 0);
+    run_targets(s, 1, &add);
+    /* The first read kept its snapshot: updates copy, never change a value someone holds. */
+    PST_ASSERT_TENSOR(t, 2, d32, ((const double[]){1, 2, 3, 4, 5, 6}), 0);
+    pst_tensor_unref(t);
+    t = fetch(s, r);
+    PST_ASSERT_TENSOR(t, 2, d32, ((const double[]){2, 3, 4, 5, 6, 7}), 0);
+    pst_tensor_unref(t);
+    run_targets(s, 1, &sub);
+    t = fetch(s, pst_out(gather, 0));
+    PST_ASSERT_TENSOR(t, 2, d32, ((const double[]){5, 6, 1, 2, 5, 6}), 0);
+    pst_tensor_unref(t);
+    run_targets(s, 1, &scat);
+    t = fetch(s, r);
+    PST_ASSERT_TENSOR(t, 2, d32, ((const double[]){1, 2, 43, 64, 5, 6}), 0);
+    pst_tensor_unref(t);
+    t = fetch(s, pst_out(vshape, 0));
+    PST_ASSERT_TENSOR(t, 1, d1, ((const double[]){3, 2}), 0);
+    pst_tensor_unref(t);
+    /* The store holds it under the handle's shared_name, like a VariableV2. */
+    ck_assert_ptr_nonnull(pst_var_store_find(pst_session_vars(s), "w"));
+
+    /* A gather index outside the variable is an error naming it. */
+    int32_t bad[3] = {0, 3, 1};
+    pst_tensor *bt = pst_tensor_from_i32(pst_shape_1d(3), bad);
+    pst_feed f = {gi[1], bt};
+    pst_output go = pst_out(gather, 0);
+    st = (pst_status){0};
+    ck_assert_int_eq(pst_session_run(s, &f, 1, &go, 1, NULL, 0, &t, &st), PST_E_INVALID);
+    ck_assert_msg(strstr(st.msg, "index 3") != NULL, "%s", st.msg);
+    ck_assert_ptr_nonnull(strstr(st.msg, "'w'"));
+    pst_tensor_unref(bt);
+    pst_tensor_unref(it);
+    pst_tensor_unref(st_);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* ResourceApply{GradientDescent,Momentum,Adam,Adagrad,RMSProp}: one step each against the
+ * formulas of TF's training_ops, computed here in double. */
+START_TEST(test_resource_apply_ops) {
+    pst_graph *g = pst_graph_new();
+    float w0[2] = {1.0f, -2.0f}, gr[2] = {0.5f, -0.25f};
+    const char *ops[] = {"ResourceApplyGradientDescent", "ResourceApplyMomentum",
+                         "ResourceApplyAdam", "ResourceApplyAdagrad", "ResourceApplyRMSProp"};
+    pst_node *init[15], *apply[5];
+    pst_output vars[5][3];
+    int ni = 0;
+    for (int k = 0; k < 5; k++) {
+        char nm[64];
+        for (int j = 0; j < 3; j++) {
+            snprintf(nm, sizeof nm, "v%d_%d", k, j);
+            vars[k][j] = handle(g, nm, pst_shape_1d(2));
+            float slot[2] = {0.1f, 0.2f};
+            pst_output ai[2] = {vars[k][j], fvec(g, pst_shape_1d(2), j == 0 ? w0 : slot)};
+            snprintf(nm, sizeof nm, "v%d_%d/Assign", k, j);
+            init[ni++] = node(g, "AssignVariableOp", nm, 2, ai);
+        }
+        pst_output lr = pst_const_scalar(g, PST_FLOAT, 0.1, NULL);
+        pst_output grad = fvec(g, pst_shape_1d(2), gr);
+        pst_output c = pst_const_scalar(g, PST_FLOAT, 0.9, NULL);
+        pst_output c2 = pst_const_scalar(g, PST_FLOAT, 0.999, NULL);
+        pst_output eps = pst_const_scalar(g, PST_FLOAT, 1e-3, NULL);
+        pst_output in[10];
+        int n = 0;
+        in[n++] = vars[k][0];
+        if (k == 0) in[n++] = lr, in[n++] = grad;
+        if (k == 1) in[n++] = vars[k][1], in[n++] = lr, in[n++] = grad, in[n++] = c;
+        if (k == 2) {
+            in[n++] = vars[k][1], in[n++] = vars[k][2];
+            in[n++] = pst_const_scalar(g, PST_FLOAT, 0.5, NULL);  /* beta1_power */
+            in[n++] = pst_const_scalar(g, PST_FLOAT, 0.75, NULL); /* beta2_power */
+            in[n++] = lr, in[n++] = c, in[n++] = c2, in[n++] = eps, in[n++] = grad;
+        }
+        if (k == 3) in[n++] = vars[k][1], in[n++] = lr, in[n++] = grad;
+        if (k == 4) {
+            in[n++] = vars[k][1], in[n++] = vars[k][2], in[n++] = lr, in[n++] = c, in[n++] = c;
+            in[n++] = eps, in[n++] = grad;
+        }
+        apply[k] = node(g, ops[k], NULL, n, in);
+        ck_assert_int_eq(apply[k]->n_outputs, 0);
+    }
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    run_targets(s, ni, init);
+    run_targets(s, 5, apply);
+    for (int k = 0; k < 5; k++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "v%d_0", k);
+        pst_tensor *w = pst_var_read(pst_var_store_find(pst_session_vars(s), nm));
+        for (int i = 0; i < 2; i++) {
+            double x = w0[i], gg = gr[i], s1 = i ? 0.2 : 0.1, want = 0;
+            if (k == 0) want = x - 0.1 * gg;
+            if (k == 1) want = x - 0.1 * (0.9 * s1 + gg);
+            if (k == 2) {
+                double m = s1 + (gg - s1) * 0.1, v = s1 + (gg * gg - s1) * 0.001;
+                double lr_t = 0.1 * sqrt(1 - 0.75) / (1 - 0.5);
+                want = x - lr_t * m / (sqrt(v) + 1e-3);
+            }
+            if (k == 3) want = x - 0.1 * gg / sqrt(s1 + gg * gg);
+            if (k == 4) {
+                double ms = 0.9 * s1 + 0.1 * gg * gg, mom = 0.9 * s1 + 0.1 * gg / sqrt(ms + 1e-3);
+                want = x - mom;
+            }
+            ck_assert_msg(fabs(pst_tensor_f32(w)[i] - want) < 1e-5, "%s element %d: %g want %g",
+                          ops[k], i, pst_tensor_f32(w)[i], want);
+        }
+        pst_tensor_unref(w);
+    }
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* ReadVariableOp's gradient is the identity (checked by finite differences on a fed value),
+ * and pst_gradients reaches a handle through it. */
+START_TEST(test_read_variable_gradient) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(2, 2));
+    pst_node_builder *b = pst_nb_new(g, "ReadVariableOp", NULL);
+    pst_nb_input(b, x);
+    pst_nb_attr_type(b, "dtype", PST_DOUBLE);
+    pst_output r = pst_nb_finish_out(b);
+    pst_output y = pst_mul(g, r, r, NULL);
+    pst_tensor *v = pst_test_rand(PST_DOUBLE, pst_shape_2d(2, 2), 3, -1, 1);
+    double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
+    ck_assert_msg(err < 1e-6, "gradient error %g", err);
+    pst_tensor_unref(v);
+
+    pst_output w = handle(g, "w", pst_shape_1d(2));
+    b = pst_nb_new(g, "ReadVariableOp", NULL);
+    pst_nb_input(b, w);
+    pst_nb_attr_type(b, "dtype", PST_FLOAT);
+    pst_output loss = pst_reduce_sum(g, pst_mul(g, pst_nb_finish_out(b),
+                                                pst_const_scalar(g, PST_FLOAT, 3, NULL), NULL),
+                                     0, NULL, 0, NULL);
+    pst_output dw;
+    pst_status st = {0};
+    ck_assert_msg(pst_gradients(g, 1, &loss, NULL, 1, &w, &dw, NULL, &st) == 0, "%s", st.msg);
+    float w0[2] = {1, 2};
+    pst_output ai[2] = {w, fvec(g, pst_shape_1d(2), w0)};
+    pst_node *assign = node(g, "AssignVariableOp", "w/Assign", 2, ai);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    run_targets(s, 1, &assign);
+    pst_tensor *t = fetch(s, dw);
+    int64_t d2[] = {2};
+    PST_ASSERT_TENSOR(t, 1, d2, ((const double[]){3, 3}), 0);
+    pst_tensor_unref(t);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+    pst_ops_init();
+    Suite *s = suite_create("ops_resource");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_handle_read_assign_gather_scatter);
+    tcase_add_test(tc, test_resource_apply_ops);
+    tcase_add_test(tc, test_read_variable_gradient);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
