@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memtune.h"
 #include "allreduce.h"
 #include "benchutil.h"
 #include "cluster.h"
@@ -209,6 +210,7 @@ static int bench_allreduce(int rank, double cycle_ms, pst_status *st) {
 }
 
 int main(int argc, char **argv) {
+    pst_memtune_process(); /* large buffers stay in the heap (base/memtune.h) */
     pst_ops_init();
     size_t mb = argc > 1 ? (size_t)atol(argv[1]) : 100;
     int n_vars = argc > 2 ? atoi(argv[2]) : 25;

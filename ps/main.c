@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memtune.h"
 #include "cluster.h"
 #include "cluster_slurm.h"
 #include "coord_agent.h"
@@ -121,6 +122,7 @@ static int run_mpi(const char *cluster_file, int n_ps, const pst_task_opts *tmpl
 }
 
 int main(int argc, char **argv) {
+    pst_memtune_process(); /* large buffers stay in the heap (base/memtune.h) */
     pst_ops_init();      /* the built-in op families, before any graph */
     pst_dist_ops_init(); /* and the distributed ones (synchronous replicas) */
     pst_status sst = {0}; /* --cluster-from slurm becomes TF_CONFIG (cluster_slurm.h) */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "memtune.h"
 #include "dataset.h"
 #include "flags.h"
 #include "model.h"
@@ -130,6 +131,7 @@ static int tf_config_is_evaluator(void) {
 }
 
 int main(int argc, char **argv) {
+    pst_memtune_process(); /* large buffers stay in the heap (base/memtune.h) */
     pst_ops_init(); /* the built-in op families, before any graph */
     pst_status sst = {0}; /* --cluster-from slurm becomes TF_CONFIG (cluster_slurm.h) */
     if (pst_cluster_slurm_main(&argc, argv, "worker", &sst) < 0) {
