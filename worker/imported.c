@@ -436,5 +436,13 @@ pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed,
         else if (dt != PST_STRING)
             pst_tensor_set_f64(t, i, s.rank == 0 ? batch : (double)(i % 2));
     }
+    /* tf.sparse_placeholder's parts: indices (int64 [?, R]) one value per batch entry at
+     * (b, 0, ...), values (a vector of batch elements, as above) and a dense shape (int64 [R])
+     * of [batch, 1, ...] that holds them. */
+    int64_t *p = dt == PST_INT64 ? pst_tensor_i64(t) : NULL;
+    if (p && s.rank == 2 && pst_output_shape(ph).dims[0] < 0)
+        for (int64_t i = 0; i < t->n; i++) p[i] = i % s.dims[1] == 0 ? i / s.dims[1] : 0;
+    if (p && s.rank == 1 && s.dims[0] >= 2 && s.dims[0] <= PST_MAX_RANK)
+        for (int64_t i = 0; i < t->n; i++) p[i] = i == 0 ? batch : 1;
     return t;
 }

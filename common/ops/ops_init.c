@@ -18,6 +18,7 @@ void pst__register_array_tf_ops(void);
 void pst__register_control_ops(void);
 void pst__register_tensor_array_ops(void);
 void pst__register_resource_ops(void);
+void pst__register_ctc_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -35,6 +36,7 @@ static void register_builtin(void) {
     pst__register_control_ops();
     pst__register_tensor_array_ops();
     pst__register_resource_ops();
+    pst__register_ctc_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }

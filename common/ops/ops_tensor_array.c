@@ -1,4 +1,4 @@
-/* TensorArrayV3 and StackV2 families: the per-step containers tf.nn.dynamic_rnn's forward
+/* TensorArrayV3 and StackV2 families (and TF 0.x's Stack, StackPush, StackPop, StackClose): the per-step containers tf.nn.dynamic_rnn's forward
  * and backward while loops read and write (TensorArray) and its gradients use to hand
  * activations from the forward loop to the backward one (Stack). A handle is a PST_RESOURCE
  * scalar pointing at the container; the node that creates containers owns them (its kernel
@@ -301,10 +301,12 @@ static int ta_close_kernel(pst_kernel_ctx *c) {
 }
 
 /* ---- StackV2, StackPushV2, StackPopV2 -------------------------------------------------- */
+/* StackV2(max_size), or TF 0.x's Stack() with no limit (its ref-typed string handle is a
+ * resource handle here, like StackV2's). */
 static int stack_kernel(pst_kernel_ctx *c) {
     tstack *s = calloc(1, sizeof *s);
     PST_ASSERT(s != NULL);
-    s->max = pst_tensor_get_i64(c->inputs[0], 0);
+    s->max = c->n_inputs > 0 ? pst_tensor_get_i64(c->inputs[0], 0) : -1;
     own(c, s, 1);
     pst_kctx_set_output(c, 0, handle_of(s));
     return 0;
@@ -409,6 +411,17 @@ static const pst_op_def tensor_array_ops[] = {
      .attrs = stack_attrs, .shape = read_shape, .kernel = stack_pop_kernel,
      .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS},
     {.name = "StackCloseV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 0,
+     .attrs = stack_attrs, .kernel = ta_close_kernel, .flags = PST_OP_STATEFUL},
+    {.name = "Stack", .min_inputs = 0, .max_inputs = 0, .n_outputs = 1, .attrs = stack_attrs,
+     .shape = handle_shape, .kernel = stack_kernel, .state_free = owner_free,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE},
+    {.name = "StackPush", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
+     .attrs = stack_attrs, .shape = push_shape, .kernel = stack_push_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS},
+    {.name = "StackPop", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+     .attrs = stack_attrs, .shape = read_shape, .kernel = stack_pop_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS},
+    {.name = "StackClose", .min_inputs = 1, .max_inputs = 1, .n_outputs = 0,
      .attrs = stack_attrs, .kernel = ta_close_kernel, .flags = PST_OP_STATEFUL},
 };
 
