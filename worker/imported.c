@@ -138,6 +138,14 @@ int pst_imported_init(pst_imported *m, pst_status *st) {
     if (pst_imported_initializers(m, &targets, &nt, st) < 0) return st->code;
     int rc = nt > 0 ? pst_session_run(m->s, NULL, 0, NULL, 0, targets, nt, NULL, st) : 0;
     free(targets);
+    /* Lookup tables are filled by the ops of TF's table_initializer collection
+     * (tf.tables_initializer). */
+    int nc;
+    const pst_output *c = pst_graph_collection(m->g, "table_initializer", &nc);
+    for (int i = 0; i < nc && rc == 0; i++) {
+        pst_node *n = c[i].node;
+        if (n) rc = pst_session_run(m->s, NULL, 0, NULL, 0, &n, 1, NULL, st);
+    }
     return rc;
 }
 

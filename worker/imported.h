@@ -45,7 +45,8 @@ int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_statu
 
 /* Every variable's initializer ("VAR/Assign", as TF names them): *out malloc'd. */
 int pst_imported_initializers(pst_imported *m, pst_node ***out, int *n, pst_status *st);
-/* Runs every global and local variable's initializer. */
+/* Runs every global and local variable's initializer, then the ops of the graph's
+ * table_initializer collection (lookup tables). */
 int pst_imported_init(pst_imported *m, pst_status *st);
 /* Restores a TF V2 checkpoint the way TF's Saver does: feeds prefix to the SaverDef's filename
  * tensor and runs its restore op (graphs without a SaverDef: by variable name). Variables the

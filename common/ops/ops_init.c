@@ -19,6 +19,8 @@ void pst__register_control_ops(void);
 void pst__register_tensor_array_ops(void);
 void pst__register_resource_ops(void);
 void pst__register_ctc_ops(void);
+void pst__register_lookup_ops(void);
+void pst__register_sparse_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -37,6 +39,8 @@ static void register_builtin(void) {
     pst__register_tensor_array_ops();
     pst__register_resource_ops();
     pst__register_ctc_ops();
+    pst__register_lookup_ops();
+    pst__register_sparse_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }
