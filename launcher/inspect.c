@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "flags.h"
 #include "jobfile.h"
+#include "imported_model.h"
 #include "model.h"
 #include "layers.h"
 #include "losses.h"
@@ -50,6 +51,7 @@ static int placement_dry_run(const char *path) {
         return 1;
     }
     model m = {0};
+    pst_imported_model *im = NULL; /* a job file with "meta": a TF user's graph */
     pst_replica_setter *rs = NULL;
     const pst_cluster *c = f.jobfile->cluster;
     int rc = 1, num_ps = f.job_ps;
@@ -64,9 +66,24 @@ static int placement_dry_run(const char *path) {
                        "\"cluster\": {\"ps\": 2, \"worker\": 2})", path);
         goto done;
     }
-    if (pst_worker_build_model_on_ps(&f, net, num_ps, &m, &rs, &st) < 0) goto done;
-    printf("dry run of %s: model %s (%s), optimizer %s, placement %s, mode %s\n", path, net->name,
-           net->description, f.optimizer, f.placement, f.sync);
+    if (f.meta && num_ps > 0) {
+        /* A TF user's graph: imported as the workers import it (imported_model.h). */
+        if (!(rs = pst_replica_setter_new(num_ps, "/job:worker/task:0",
+                                          strcmp(f.placement, "greedy") == 0 ? PST_PLACE_GREEDY
+                                                                              : PST_PLACE_ROUND_ROBIN,
+                                          &st)) ||
+            !(im = calloc(1, sizeof *im)) ||
+            pst_worker_build_imported_model(&f, &m, im, pst_replica_setter_fn, rs, &st) < 0) {
+            if (!st.code) pst_status_set(&st, PST_E_EXHAUSTED, "out of memory");
+            goto done;
+        }
+        printf("dry run of %s: TensorFlow graph %s, train op '%s', placement %s\n", path, f.meta,
+               m.train_op->name, f.placement);
+    } else {
+        if (pst_worker_build_model_on_ps(&f, net, num_ps, &m, &rs, &st) < 0) goto done;
+        printf("dry run of %s: model %s (%s), optimizer %s, placement %s, mode %s\n", path,
+               net->name, net->description, f.optimizer, f.placement, f.sync);
+    }
     printf("graph of /job:worker/task:0 (%s), %d nodes\n",
            c ? pst_cluster_address(c, "worker", 0) : "address chosen at launch",
            pst_graph_num_nodes(m.g));
@@ -79,7 +96,12 @@ static int placement_dry_run(const char *path) {
     rc = 0;
 done:
     if (rc && st.code) fprintf(stderr, "pstrain inspect placement: %s\n", st.msg);
-    pst_graph_free(m.g);
+    if (im) {
+        pst_imported_model_destroy(im, &m);
+        free(im);
+    } else {
+        pst_graph_free(m.g);
+    }
     pst_replica_setter_free(rs);
     pst_train_flags_destroy(&f);
     return rc;

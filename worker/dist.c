@@ -18,6 +18,7 @@
 #include "dist_run.h"
 #include "dist_save.h"
 #include "idx.h"
+#include "imported_model.h"
 #include "model.h"
 #include "op.h"
 #include "ops.h"
@@ -91,6 +92,7 @@ typedef struct dist {
     int index, n_workers, n_ps, chief;
     pst_task *t;
     model m;
+    pst_imported_model *imp; /* --meta: a TensorFlow user's graph (imported_model.h) */
     placer pl;
     pst_ps_vars pv;
     pst_dist_run *init, *train, *eval;
@@ -211,38 +213,60 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     int batch = d->f->batch;
     int64_t *ids = NULL, data_epoch = 0;
     int rank = 0, n = 1;
-    if (d->md) {
+    if (d->md || (d->imp && d->member.agent)) {
         /* Launched: this worker's share follows the membership the coordination service
          * reports (member_data.h); a fixed global batch divides among the members. */
         char members[1024];
         pst_coord_agent_members(d->member.agent, members, sizeof members);
         pst_member_data_rank(members, d->index, &rank, &n);
         data_epoch = pst_coord_agent_epoch(d->member.agent);
-        pst_member_data_set(d->md, data_epoch, rank, n);
+        if (d->md) pst_member_data_set(d->md, data_epoch, rank, n);
         if (d->f->global_batch > 0) batch = (d->f->global_batch + n - 1) / n;
         if (!(ids = malloc((size_t)batch * sizeof *ids)))
             return pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a batch");
-        int r = pst_member_data_next(d->md, batch, &x, &y, ids, st);
+        int r = d->imp ? 0 : pst_member_data_next(d->md, batch, &x, &y, ids, st);
         if (r < 0) {
             free(ids);
             return r;
         }
-    } else {
+    } else if (!d->imp) {
         int r = pst_dataset_next(t->it, &x, &y, st);
         if (r <= 0)
             return r < 0 ? r : pst_status_set(st, PST_E_OUT_OF_RANGE, "the training data ran out");
     }
-    pst_feed feeds[2] = {{d->m.images, x}, {d->m.labels, y}};
+    pst_feed feeds[PST_MAX_FEEDS] = {{d->m.images, x}, {d->m.labels, y}};
+    int n_feeds = 2;
+    if (d->imp) {
+        /* A user's graph: its feeds' records in file order; this worker's share (rank of n)
+         * of each global batch of n * batch records, stepping on with its own steps. */
+        int64_t *rows = malloc((size_t)batch * sizeof *rows);
+        int64_t base = (atomic_load(&d->local_steps) * n + rank) * batch;
+        if (!d->member.agent)
+            base = (atomic_load(&d->local_steps) * d->n_workers + d->index) * batch;
+        for (int i = 0; rows && i < batch; i++) rows[i] = base + i;
+        int r = rows ? pst_imported_model_feeds(d->imp, rows, batch, feeds, st)
+                     : pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a batch");
+        if (ids)
+            for (int i = 0; rows && i < batch; i++)
+                ids[i] = rows[i] % pst_imported_model_records(d->imp);
+        free(rows);
+        if (r < 0) {
+            free(ids);
+            return r;
+        }
+        n_feeds = d->imp->n_feeds;
+    }
     pst_tensor *out[3] = {0};
-    int rc = pst_dist_run_step(d->train, feeds, 2, out, st);
+    int rc = pst_dist_run_step(d->train, feeds, n_feeds, out, st);
     pst_tensor_unref(x);
     pst_tensor_unref(y);
     if (rc < 0) {
         free(ids);
         return rc;
     }
-    *loss = pst_tensor_f32(out[0])[0];
-    *global_step = pst_tensor_i64(out[1])[0] + 1; /* read before this step's increment */
+    *loss = (float)pst_tensor_get_f64(out[0], 0);
+    /* read before this step's increment (int64, or int32 in some TF users' graphs) */
+    *global_step = (int64_t)pst_tensor_get_f64(out[1], 0) + 1;
     if (d->example_log) {
         /* "round members epoch rank count ids...": the round (sync: its tag; async: the
          * global step read) and its members (async: 0), then the membership the examples
@@ -349,6 +373,7 @@ static int train(dist *d, pst_status *st) {
     pst_dataset_iter *it = NULL;
     int rc = 0;
     double load_start = pst_clock_now();
+    if (d->imp) goto data_ready; /* a user's graph: its --feed files, loaded with the graph */
     if ((rc = pst_fashion_mnist_load_format(f->data_dir, "train", f->data_format, &tr_x, &tr_y,
                                             st)) < 0 ||
         (rc = pst_fashion_mnist_load_format(f->data_dir, "test", f->data_format, &te_x, &te_y,
@@ -366,10 +391,20 @@ static int train(dist *d, pst_status *st) {
     if ((rc = pst_dataset_split_for_worker(all, f->validation, d->index, d->n_workers, &mine,
                                            &val, st)) < 0)
         goto out;
+data_ready:;
     int64_t first_step = 0;
     if (d->chief) {
         rc = chief_prepare(d, &first_step, st);
         if (rc < 0) goto out;
+        if (rc == 0 && d->imp && f->init_checkpoint) {
+            /* Initialized afresh: start from the user's TF checkpoint where it holds a
+             * variable (the chief reads it and pushes each value to its PS). */
+            int n = 0;
+            if ((rc = pst_imported_model_push_checkpoint(d->imp, d->m.g, d->t, f->init_checkpoint,
+                                                         &n, st)) < 0)
+                goto out;
+            printf("started from %s (%d variables)\n", f->init_checkpoint, n);
+        }
         rc = 0;
     } else if ((rc = wait_ready(d, st)) < 0) {
         goto out;
@@ -382,13 +417,15 @@ static int train(dist *d, pst_status *st) {
             rc = st->code;
             goto out;
         }
-        first_step = pst_tensor_i64(gs)[0];
+        first_step = (int64_t)pst_tensor_get_f64(gs, 0);
         pst_tensor_unref(gs);
         if (first_step > 0)
             printf("%s: %s at global step %lld\n", pst_task_device(d->t),
                    d->chief ? "resuming" : "starting", (long long)first_step);
     }
-    if (d->member.agent) {
+    if (d->imp) {
+        /* the feeds' records, shared out in dist_step */
+    } else if (d->member.agent) {
         /* Launched: the whole training set, shared out by membership at every step. */
         pst_dataset_free(mine);
         pst_dataset_free(val);
@@ -418,9 +455,16 @@ static int train(dist *d, pst_status *st) {
             goto out;
         }
     }
-    printf("%s: %s %s training, %lld examples in this worker's shard, batch %d, %s lr %g, "
-           "until global step %lld\n", pst_task_device(d->t), d->net_name, f->sync,
-           (long long)pst_dataset_size(mine), f->batch, f->optimizer, f->lr, (long long)f->steps);
+    if (d->imp)
+        printf("%s: training %s's '%s' (loss '%s'), %lld records in its feeds shared by the "
+               "workers, batch %d, until global step %lld\n", pst_task_device(d->t), f->meta,
+               d->m.train_op->name, d->m.loss.node->name,
+               (long long)pst_imported_model_records(d->imp), f->batch, (long long)f->steps);
+    else
+        printf("%s: %s %s training, %lld examples in this worker's shard, batch %d, %s lr %g, "
+               "until global step %lld\n", pst_task_device(d->t), d->net_name, f->sync,
+               (long long)pst_dataset_size(mine), f->batch, f->optimizer, f->lr,
+               (long long)f->steps);
     fflush(stdout);
     if (d->enter) {
         /* Elastic sync: enter the rounds in a step of its own (it waits for the next round
@@ -447,7 +491,8 @@ static int train(dist *d, pst_status *st) {
     }
     pst_train_ops ops = {.step = dist_step,
                          .should_stop = dist_should_stop,
-                         .evaluate = d->chief && pst_dataset_size(val) > 0 ? dist_validate : NULL,
+                         .evaluate = d->chief && val && pst_dataset_size(val) > 0 ? dist_validate
+                                                                                 : NULL,
                          .save = d->chief && d->saver ? dist_save : NULL};
     /* The chief saves at the end even without a step of its own: a checkpoint restored onto
      * another number of PS is rewritten in this cluster's layout. */
@@ -476,6 +521,15 @@ static int train(dist *d, pst_status *st) {
     if (stats.stopped) printf("%s: stopped at global step %lld as asked\n", pst_task_device(d->t),
                               (long long)stats.global_step);
     double acc = 0;
+    if (d->imp) {
+        /* no accuracy to measure in a user's graph: its last loss */
+        printf("final_loss=%.6g\n", atomic_load(&d->loss));
+        if (d->events) {
+            pst_status es = {0};
+            pst_events_add_session_log(d->events, PST_EVENTS_STOP, stats.global_step, NULL, &es);
+        }
+        goto out;
+    }
     if ((rc = run_eval(d, test, &acc, st)) < 0) goto out;
     printf("test_accuracy=%.4f\n", acc);
     if (d->events) {
@@ -724,7 +778,22 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
         mf.lr_scale_base = strcmp(f->lr_scaling, "linear") == 0 && f->global_batch == 0 ? n_sync : 0;
     }
     if (mf.partition_min_bytes > 0 && mf.partition_max_parts <= 0) mf.partition_max_parts = d.n_ps;
-    if (pst_worker_build_model(&mf, net, &d.m, place, &d.pl, &st) < 0) goto out;
+    if (f->meta) {
+        if (!(d.imp = calloc(1, sizeof *d.imp))) {
+            pst_status_set(&st, PST_E_EXHAUSTED, "out of memory");
+            goto out;
+        }
+        if (pst_worker_build_imported_model(&mf, &d.m, d.imp, place, &d.pl, &st) < 0 ||
+            pst_imported_model_load_feeds(&mf, &d.m, d.imp, &st) < 0)
+            goto out;
+        if (d.imp->added_step || d.imp->added_increment)
+            printf("%s: %s\n", f->meta, d.imp->added_step
+                                            ? "no global step in the graph: added one on a PS"
+                                            : "the train op does not move the global step: "
+                                              "added an increment");
+    } else if (pst_worker_build_model(&mf, net, &d.m, place, &d.pl, &st) < 0) {
+        goto out;
+    }
     if (pst_ps_vars_collect(d.m.g, d.n_ps, &d.pv, &st) < 0) goto out;
     pst_output efetch = d.m.correct;
     pst_output tfetch[3] = {d.m.loss, pst_variable_value(d.m.global_step), pst_out(NULL, 0)};
@@ -739,7 +808,8 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     }
     if (!(d.init = pst_dist_run_new(d.t, d.m.g, 0, NULL, 1, &d.m.init, &st))) goto out;
     if (!(d.train = pst_dist_run_new(d.t, d.m.g, d.elastic_sync ? 3 : 2, tfetch, 1, &d.m.train_op, &st))) goto out;
-    if (!(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st))) goto out;
+    if (efetch.node && !(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st)))
+        goto out;
     if (d.chief && f->checkpoint_dir) {
         pst_dist_save_opts so = {.dir = f->checkpoint_dir, .max_to_keep = f->max_to_keep};
         if (!(d.saver = pst_dist_save_new(d.t, d.m.g, &d.pv, &so, &st))) goto out;
@@ -755,7 +825,12 @@ out:
     pst_dist_run_free(d.enter);
     pst_dist_run_free(d.init);
     pst_ps_vars_destroy(&d.pv);
-    pst_graph_free(d.m.g);
+    if (d.imp) {
+        pst_imported_model_destroy(d.imp, &d.m);
+        free(d.imp);
+    } else {
+        pst_graph_free(d.m.g);
+    }
     pst_replica_setter_free(d.pl.rs);
     if (d.member.task) {
         pst_member_finish(&d.member, rc != 0, rc ? st.msg : d.left ? "left the job" : "done");

@@ -38,6 +38,9 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "one process: [--replay-batches FILE]  (step i trains on the examples of line i)\n"
              "joining a running job by hand: --join ADDR [--bind HOST:0] (the job's token;\n"
              "         the worker id and the job's settings come from the coordination service)\n"
+             "a TensorFlow user's graph (distributed): --meta FILE\n"
+             "         --feed PLACEHOLDER=FILE.tfrecord:FEATURE ... [--train-op NAME] [--loss NAME]\n"
+             "         [--init-checkpoint PREFIX]  (a TF checkpoint to start from)\n"
              "MPI (under mpirun; see README \"MPI\"): [--transport grpc|mpi] [--ps N]\n"
              "         --mode allreduce [--fusion-threshold-bytes N] [--cycle-time-ms X]\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
@@ -155,6 +158,20 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
         }
         else if (strcmp(a, "--model") == 0)
             f->model = val;
+        else if (strcmp(a, "--meta") == 0)
+            f->meta = val;
+        else if (strcmp(a, "--feed") == 0) {
+            if (f->n_feeds == PST_MAX_FEEDS) {
+                snprintf(err, errlen, "--feed: at most %d\n", PST_MAX_FEEDS);
+                return -1;
+            }
+            f->feeds[f->n_feeds++] = val;
+        } else if (strcmp(a, "--train-op") == 0)
+            f->train_op = val;
+        else if (strcmp(a, "--loss") == 0)
+            f->loss = val;
+        else if (strcmp(a, "--init-checkpoint") == 0)
+            f->init_checkpoint = val;
         else if (strcmp(a, "--optimizer") == 0)
             f->optimizer = val;
         else if (strcmp(a, "--data-dir") == 0)

@@ -12,6 +12,8 @@
 
 struct pst_jobfile;
 
+#define PST_MAX_FEEDS 32
+
 typedef struct pst_train_flags {
     const char *model;          /* --model (simple_cnn) */
     int64_t steps;              /* --steps (2000) */
@@ -92,6 +94,15 @@ typedef struct pst_train_flags {
                                    0: one allreduce per gradient) */
     double cycle_ms;            /* --cycle-time-ms X: how often ready gradients are fused and
                                    reduced (5) */
+    /* a TensorFlow user's graph instead of a model-zoo network (README "TensorFlow users'
+     * graphs"): its placeholders fed from TFRecord files of tf.train.Example */
+    const char *meta;           /* --meta FILE: the .meta (or saved_model.pb) to train */
+    const char *feeds[PST_MAX_FEEDS]; /* --feed PLACEHOLDER=FILE.tfrecord:FEATURE (repeated) */
+    int n_feeds;
+    const char *train_op;       /* --train-op NAME (default: found as pstrain train finds it) */
+    const char *loss;           /* --loss NAME (default: the loss tf.gradients started from) */
+    const char *init_checkpoint; /* --init-checkpoint PREFIX: a TF checkpoint the chief starts
+                                   from when --checkpoint-dir holds none */
     /* input */
     int data_format;            /* --data-format idx|tfrecord (pst_data_format; idx): the IDX
                                    files of --data-dir, or its train/test .tfrecord[.gz|.zlib]

@@ -9,12 +9,18 @@
 
 #include "file.h"
 
-/* Job-file key -> trainer flag. Booleans are switches (present when true). */
+/* Job-file key -> trainer flag. Booleans are switches (present when true); lists (kind 2)
+ * repeat the flag once per element. */
 static const struct {
     const char *key, *flag;
     int is_switch;
 } settings[] = {
     {"model", "--model", 0},
+    {"meta", "--meta", 0},
+    {"feeds", "--feed", 2},
+    {"train_op", "--train-op", 0},
+    {"loss", "--loss", 0},
+    {"init_checkpoint", "--init-checkpoint", 0},
     {"steps", "--steps", 0},
     {"batch", "--batch", 0},
     {"optimizer", "--optimizer", 0},
@@ -166,7 +172,29 @@ int pst_jobfile_parse(const char *text, const char *origin, pst_jobfile *jf, pst
                                 "checkpoint_dir, ...; see README \"Job files\")", origin, k);
             break;
         }
-        char val[256];
+        char val[4096];
+        if (settings[i].is_switch == 2) {
+            /* a list of strings: the flag once per element ("feeds": ["x=f:image", ...]) */
+            const cJSON *e;
+            if (!cJSON_IsArray(v)) {
+                rc = pst_status_set(st, PST_E_INVALID, "%s: \"%s\" must be a list of strings",
+                                    origin, k);
+                break;
+            }
+            cJSON_ArrayForEach(e, v) {
+                if (!cJSON_IsString(e)) {
+                    rc = pst_status_set(st, PST_E_INVALID, "%s: \"%s\" must be a list of "
+                                        "strings", origin, k);
+                    break;
+                }
+                if (push_arg(jf, settings[i].key, settings[i].flag) < 0 ||
+                    push_arg(jf, settings[i].key, e->valuestring) < 0) {
+                    rc = pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+                    break;
+                }
+            }
+            continue;
+        }
         if (settings[i].is_switch) {
             if (!cJSON_IsBool(v)) {
                 rc = pst_status_set(st, PST_E_INVALID, "%s: \"%s\" must be true or false",

@@ -201,6 +201,13 @@ int main(int argc, char **argv) {
         pst_train_flags_destroy(&flags);
         return n < 0 ? 1 : 0;
     }
+    if (f.meta && !pst_worker_is_distributed(&f)) {
+        fprintf(stderr, "pstrain-worker: --meta trains a TensorFlow user's graph in a cluster "
+                "(--cluster, TF_CONFIG or pstrain launch); in one process use pstrain train "
+                "--meta\n");
+        pst_train_flags_destroy(&flags);
+        return 2;
+    }
     if (pst_worker_is_distributed(&f)) return pst_worker_run_distributed(&f, net);
     /* Kernels split work across pstrain's pool; BLAS calls inside them run single-threaded. */
     openblas_set_num_threads(1);

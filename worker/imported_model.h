@@ -1,0 +1,50 @@
+/*
+ * imported_model — a TensorFlow user's graph as the distributed worker's model: `pstrain-worker
+ * --meta FILE --feed PH=FILE.tfrecord:FEATURE ...` (and `pstrain launch` with "meta" and
+ * "feeds" in the job file) trains it across PS and workers like a model-zoo network.
+ *
+ * The graph is imported under the worker's device function (the replica device setter: every
+ * variable on a PS, what TF colocates with it alongside), its train op and loss found as
+ * `pstrain train --meta` finds them, its global step taken from the graph (the "global_step"
+ * collection) or added on a PS when it has none, and an increment added when the train op
+ * does not move it. The model's images/labels/correct are unused: the feeds are
+ * f->feeds, loaded from their TFRecord files.
+ */
+#ifndef PST_WORKER_IMPORTED_MODEL_H
+#define PST_WORKER_IMPORTED_MODEL_H
+
+#include "flags.h"
+#include "model.h"
+#include "record_feed.h"
+
+struct pst_task;
+
+typedef struct pst_imported_model {
+    struct pst_imported *imp;      /* owns m->g */
+    pst_record_feed feeds[PST_MAX_FEEDS];
+    int n_feeds;
+    int added_step, added_increment; /* what the worker added to the user's graph */
+} pst_imported_model;
+
+/* Imports f->meta into m (m->g, train_op, loss, global_step, init) placed by device_fn.
+ * Errors name the file, the flag or the node. */
+int pst_worker_build_imported_model(const pst_train_flags *f, model *m, pst_imported_model *im,
+                                    pst_device_fn device_fn, void *device_ctx, pst_status *st);
+/* Loads every --feed's records and checks that they feed every placeholder the step needs
+ * (an error names the flag, the file or the placeholder). */
+int pst_imported_model_load_feeds(const pst_train_flags *f, model *m, pst_imported_model *im,
+                                  pst_status *st);
+/* Feeds of the worker's next batch: records rows[0..b) of every feed into out[0..n_feeds). */
+int pst_imported_model_feeds(pst_imported_model *im, const int64_t *rows, int b, pst_feed *out,
+                             pst_status *st);
+/* Records in the (shortest) feed file. */
+int64_t pst_imported_model_records(const pst_imported_model *im);
+/* Pushes every variable the TF checkpoint at prefix holds (by name; dtype and shape must
+ * match) to the PS that holds it: the chief's start from a user's checkpoint. *n gets the
+ * count. */
+int pst_imported_model_push_checkpoint(pst_imported_model *im, pst_graph *g, struct pst_task *t,
+                                       const char *prefix, int *n, pst_status *st);
+/* Frees the graph (m->g) and the feeds. */
+void pst_imported_model_destroy(pst_imported_model *im, model *m);
+
+#endif
