@@ -244,6 +244,81 @@ START_TEST(test_read_variable_gradient) {
 }
 END_TEST
 
+/* FTRL, Adadelta and the row-wise sparse updates (ops_train_more.c), on resource variables and
+ * on a VariableV2, one step each against TF's formulas worked out here. */
+START_TEST(test_ftrl_adadelta_sparse_apply) {
+    pst_graph *g = pst_graph_new();
+    float emb0[6] = {1, 2, 3, 4, 5, 6}, tenth[6] = {.1f, .1f, .1f, .1f, .1f, .1f}, zero[6] = {0};
+    float w0[2] = {1, -2}, gr[2] = {0.5f, -0.25f};
+    const char *vars[] = {"emb", "emb_acc", "w", "w_acc", "w_lin", "d", "d_acc", "d_upd"};
+    const float *vals[] = {emb0, tenth, w0, tenth, zero, w0, tenth, tenth};
+    pst_output h[8];
+    pst_node *init[8];
+    for (int i = 0; i < 8; i++) {
+        pst_shape s = i < 2 ? pst_shape_2d(3, 2) : pst_shape_1d(2);
+        h[i] = handle(g, vars[i], s);
+        pst_output ai[2] = {h[i], fvec(g, s, vals[i])};
+        init[i] = node(g, "AssignVariableOp", NULL, 2, ai);
+    }
+    pst_output lr = pst_const_scalar(g, PST_FLOAT, 0.1, NULL), grad = fvec(g, pst_shape_1d(2), gr);
+    pst_output row_grad = fvec(g, pst_shape_2d(1, 2), gr);
+    pst_output rows = pst_const_i32_vec(g, 1, (const int32_t[]){2}, NULL);
+    pst_output ada[5] = {h[0], h[1], lr, row_grad, rows};
+    pst_output ftrl[8] = {h[2], h[3], h[4], grad, lr, pst_const_scalar(g, PST_FLOAT, 0.01, NULL),
+                          pst_const_scalar(g, PST_FLOAT, 0.02, NULL),
+                          pst_const_scalar(g, PST_FLOAT, -0.5, NULL)};
+    pst_output dd[7] = {h[5], h[6], h[7], lr, pst_const_scalar(g, PST_FLOAT, 0.9, NULL),
+                        pst_const_scalar(g, PST_FLOAT, 1e-3, NULL), grad};
+    pst_node *apply[3] = {node(g, "ResourceSparseApplyAdagrad", NULL, 5, ada),
+                          node(g, "ResourceApplyFtrl", NULL, 8, ftrl),
+                          node(g, "ResourceApplyAdadelta", NULL, 7, dd)};
+    /* SparseApplyMomentum on a VariableV2, row 0 named twice: updated twice. */
+    pst_output rv = pst_variable_v2(g, "ref", PST_FLOAT, pst_shape_2d(2, 1));
+    pst_output racc = pst_variable_v2(g, "ref_acc", PST_FLOAT, pst_shape_2d(2, 1));
+    pst_node *rinit[2] = {pst_assign(g, rv, fvec(g, pst_shape_2d(2, 1), w0), NULL).node,
+                          pst_assign(g, racc, fvec(g, pst_shape_2d(2, 1), zero), NULL).node};
+    pst_output mom[6] = {rv, racc, lr, fvec(g, pst_shape_2d(2, 1), gr),
+                         pst_const_i32_vec(g, 2, (const int32_t[]){0, 0}, NULL),
+                         pst_const_scalar(g, PST_FLOAT, 0.9, NULL)};
+    pst_node *smom = node(g, "SparseApplyMomentum", NULL, 6, mom);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    run_targets(s, 8, init);
+    run_targets(s, 2, rinit);
+    run_targets(s, 3, apply);
+    pst_tensor *o = fetch(s, pst_out(smom, 0));
+    /* accum = 0.5, var = 1 - 0.05; then accum = 0.45 - 0.25 = 0.2, var -= 0.02 */
+    ck_assert(fabs(pst_tensor_f32(o)[0] - 0.93) < 1e-6 && pst_tensor_f32(o)[1] == -2);
+    pst_tensor_unref(o);
+    pst_var_store *vs = pst_session_vars(s);
+    pst_tensor *emb = pst_var_read(pst_var_store_find(vs, "emb"));
+    const double want_emb[6] = {1, 2, 3, 4, 5 - 0.05 / sqrt(0.1 + 0.25), 6 + 0.025 / sqrt(0.1 + 0.0625)};
+    for (int i = 0; i < 6; i++) ck_assert(fabs(pst_tensor_f32(emb)[i] - want_emb[i]) < 1e-5);
+    pst_tensor_unref(emb);
+    pst_tensor *w = pst_var_read(pst_var_store_find(vs, "w"));
+    pst_tensor *dv = pst_var_read(pst_var_store_find(vs, "d"));
+    for (int i = 0; i < 2; i++) {
+        double x = w0[i], gg = gr[i], n = 0.1 + gg * gg;
+        double lin = gg - (sqrt(n) - sqrt(0.1)) / 0.1 * x, quad = sqrt(n) / 0.1 + 0.04;
+        double want = fabs(lin) > 0.01 ? ((lin > 0 ? 0.01 : -0.01) - lin) / quad : 0;
+        ck_assert_msg(fabs(pst_tensor_f32(w)[i] - want) < 1e-5, "ftrl %d: %g vs %g", i,
+                      pst_tensor_f32(w)[i], want);
+        double acc = 0.9 * 0.1 + 0.1 * gg * gg, u = sqrt(0.1 + 1e-3) / sqrt(acc + 1e-3) * gg;
+        ck_assert_msg(fabs(pst_tensor_f32(dv)[i] - (x - 0.1 * u)) < 1e-5, "adadelta %d", i);
+    }
+    pst_tensor_unref(w);
+    pst_tensor_unref(dv);
+    /* A row outside the variable is an error naming it. */
+    pst_output bad[5] = {h[0], h[1], lr, row_grad, pst_const_i32_vec(g, 1, (const int32_t[]){3}, NULL)};
+    pst_node *b = node(g, "ResourceSparseApplyAdagrad", NULL, 5, bad);
+    st = (pst_status){0};
+    ck_assert_int_eq(pst_session_run(s, NULL, 0, NULL, 0, &b, 1, NULL, &st), PST_E_INVALID);
+    ck_assert_msg(strstr(st.msg, "'emb'") != NULL, "%s", st.msg);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_resource");
@@ -251,6 +326,7 @@ int main(void) {
     tcase_add_test(tc, test_handle_read_assign_gather_scatter);
     tcase_add_test(tc, test_resource_apply_ops);
     tcase_add_test(tc, test_read_variable_gradient);
+    tcase_add_test(tc, test_ftrl_adadelta_sparse_apply);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
