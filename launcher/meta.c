@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "file.h"
 #include "imported.h"
@@ -27,16 +28,53 @@ static int meta_show(const char *path) {
     return rc < 0 ? 1 : 0;
 }
 
+/* Starts the queue runners of a graph whose train op dequeues its own input, its readers
+ * pointed at `records` or, without it, at a temporary file of synthetic records (its path in
+ * synth, for the caller to remove). note receives ", input from ..." for the report. */
+static int start_own_input(pst_imported *m, const char *records, char *synth, char *note,
+                           size_t note_len, pst_status *st) {
+    if (pst_imported_num_queue_runners(m) == 0)
+        return pst_status_set(st, PST_E_PRECONDITION, "the train op dequeues from a queue, but "
+                              "the graph has no queue runners to fill it");
+    const char *path = records;
+    int nfeat = 0, nrec = 16;
+    if (path == NULL) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(synth, 64, "%.40s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+        int fd = mkstemp(synth);
+        if (fd < 0) {
+            synth[0] = '\0';
+            return pst_status_set(st, PST_E_IO, "cannot create a temporary records file");
+        }
+        close(fd);
+        if (pst_imported_synthetic_records(m, synth, nrec, &nfeat, st) < 0) return st->code;
+        path = synth;
+    }
+    pst_feed *files;
+    int nfiles;
+    if (pst_imported_reader_files(m, path, &files, &nfiles, st) < 0) return st->code;
+    int rc = pst_imported_start_queue_runners(m, files, nfiles, st);
+    for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
+    free(files);
+    if (records)
+        snprintf(note, note_len, ", input from its own reader on %s", records);
+    else
+        snprintf(note, note_len, ", input from its own reader: %d synthetic records of %d "
+                 "features", nrec, nfeat);
+    return rc;
+}
+
 /* One line per stage, "STAGE: ok ..." / "STAGE: FAIL reason" / "STAGE: skipped ...", so a
  * report script can tabulate many graphs. Exit status 0 only when every stage run passed. */
 static int meta_check(int argc, char **argv) {
-    const char *path = NULL, *ckpt = NULL, *train_name = NULL;
+    const char *path = NULL, *ckpt = NULL, *train_name = NULL, *records = NULL;
     int steps = 1, batch = 2;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) ckpt = argv[++i];
         else if (strcmp(argv[i], "--train-op") == 0 && i + 1 < argc) train_name = argv[++i];
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc) records = argv[++i];
         else if (argv[i][0] != '-' && path == NULL) path = argv[i];
         else {
             fprintf(stderr, "pstrain meta check: unknown argument '%s'\n", argv[i]);
@@ -45,7 +83,7 @@ static int meta_check(int argc, char **argv) {
     }
     if (path == NULL || steps < 0 || batch < 1) {
         fprintf(stderr, "usage: pstrain meta check FILE [--checkpoint PREFIX] [--train-op NAME] "
-                        "[--steps N] [--batch B]\n");
+                        "[--steps N] [--batch B] [--records FILE.tfrecord]\n");
         return 2;
     }
     pst_status st = {0};
@@ -101,6 +139,12 @@ static int meta_check(int argc, char **argv) {
             if ((feeds[i].value = pst_imported_synthetic_feed(ph[i], batch, (uint64_t)i + 1, &st)) == NULL)
                 rc = st.code;
         }
+        /* A graph that reads its own input: its queue runners fill the queues from records
+         * (the given file, else synthetic ones shaped like its ParseExample's features). */
+        char input_note[200] = "";
+        char synth[64] = "";
+        if (rc == 0 && pst_imported_uses_queues(m, &train, 1))
+            rc = start_own_input(m, records, synth, input_note, sizeof input_note, &st);
         double first = NAN, last = NAN;
         for (int s = 0; s < steps && rc == 0; s++) {
             pst_tensor *out[1] = {NULL};
@@ -112,16 +156,19 @@ static int meta_check(int argc, char **argv) {
             }
             pst_tensor_unref(out[0]);
         }
+        pst_status qst = {0};
+        if (pst_imported_stop_queue_runners(m, &qst) < 0 && rc < 0) st = qst; /* the cause */
+        if (synth[0]) unlink(synth);
         if (rc < 0) {
             printf("train_step: FAIL %s\n", st.msg);
             ok = 0;
         } else {
             if (loss.node)
-                printf("train_step: ok (train op '%s', %d placeholders fed, loss '%s' %g -> %g)\n",
-                       train->name, nph, loss.node->name, first, last);
+                printf("train_step: ok (train op '%s', %d placeholders fed%s, loss '%s' %g -> "
+                       "%g)\n", train->name, nph, input_note, loss.node->name, first, last);
             else
-                printf("train_step: ok (train op '%s', %d placeholders fed, no loss found)\n",
-                       train->name, nph);
+                printf("train_step: ok (train op '%s', %d placeholders fed%s, no loss found)\n",
+                       train->name, nph, input_note);
         }
         for (int i = 0; i < nph; i++) pst_tensor_unref(feeds[i].value);
         free(feeds);
@@ -147,7 +194,7 @@ int pst_cmd_meta(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "export") == 0) return pst_cmd_meta_export(argc - 1, argv + 1);
     fprintf(stderr, "usage: pstrain meta show FILE   (a .meta file or a saved_model.pb)\n"
                     "       pstrain meta check FILE [--checkpoint PREFIX] [--train-op NAME] "
-                    "[--steps N] [--batch B]\n"
+                    "[--steps N] [--batch B] [--records FILE.tfrecord]\n"
                     "       pstrain meta export OUT.meta [--ps N] [pstrain-worker flags]\n");
     return 2;
 }

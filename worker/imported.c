@@ -1,11 +1,14 @@
 /* imported: train a TensorFlow user's graph without its code (see imported.h). */
 #include "imported.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bundle.h"
+#include "io_ops.h"
 #include "ckpt_ops.h"
 #include "meta_info.h"
 #include "metagraph.h"
@@ -14,10 +17,29 @@
 #include "saver.h"
 #include "varstore.h"
 
+/* One thread of a queue runner: runs its enqueue op until the queue closes or stop. */
+typedef struct qr_thread {
+    struct pst_imported *m;
+    int runner;
+    pst_node *enqueue;
+    pthread_t tid;
+} qr_thread;
+
 struct pst_imported {
     pst_graph *g;
     pst_session *s;
     pst_tf_saver_names saver;
+    pst_tf_queue_runner *qr; /* the meta graph's queue runners */
+    int n_qr;
+    /* Started queue runners (pst_imported_start_queue_runners). */
+    qr_thread *threads;
+    int n_threads;
+    int *live;               /* per runner: threads still running its enqueue ops */
+    pst_feed *qr_feeds;      /* applied to every enqueue run (values referenced) */
+    int n_qr_feeds;
+    pthread_mutex_t qr_mu;   /* live, qr_err */
+    atomic_int qr_stop;
+    pst_status qr_err;       /* the first error of a runner thread */
 };
 
 /* TF's colocation: `_class: ["loc:@NAME"]` and ops that take a variable by reference run on
@@ -45,6 +67,7 @@ static int colocate(pst_graph *g, pst_status *st) {
 
 pst_imported *pst_imported_load_ex(const char *path, const pst_imported_opts *o, pst_status *st) {
     pst_ckpt_ops_init();
+    pst_io_ops_init();
     uint8_t *buf;
     size_t len;
     if (pst_meta_info_read(path, &buf, &len, st) < 0) return NULL;
@@ -53,7 +76,9 @@ pst_imported *pst_imported_load_ex(const char *path, const pst_imported_opts *o,
     m->g = pst_graph_new();
     if (o && o->device_fn) pst_graph_set_device_fn(m->g, o->device_fn, o->device_ctx);
     pst_meta_import_opts io = {.clear_devices = o ? o->clear_devices : 0};
+    pthread_mutex_init(&m->qr_mu, NULL);
     int rc = pst_meta_info_saver(buf, len, &m->saver, st);
+    if (rc == 0) rc = pst_meta_info_queue_runners(buf, len, &m->qr, &m->n_qr, st);
     if (rc == 0) rc = pst_meta_graph_import(m->g, buf, len, &io, st);
     free(buf);
     if (o && o->device_fn) pst_graph_set_device_fn(m->g, NULL, NULL);
@@ -74,6 +99,10 @@ pst_imported *pst_imported_load(const char *path, pst_status *st) {
 
 void pst_imported_free(pst_imported *m) {
     if (m == NULL) return;
+    pst_status ignored = {0};
+    pst_imported_stop_queue_runners(m, &ignored);
+    pst_meta_info_free_queue_runners(m->qr, m->n_qr);
+    pthread_mutex_destroy(&m->qr_mu);
     pst_session_free(m->s);
     pst_graph_free(m->g);
     free(m);
@@ -84,6 +113,7 @@ pst_session *pst_imported_session(pst_imported *m) { return m->s; }
 
 int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st) {
     pst_ckpt_ops_init();
+    pst_io_ops_init();
     uint8_t *buf;
     size_t len;
     *ops = NULL;
@@ -104,6 +134,115 @@ int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_statu
     *ops = all;
     *n = k;
     return 0;
+}
+
+/* ---- Queue runners (tf.train.start_queue_runners) -------------------------------------- */
+
+int pst_imported_num_queue_runners(const pst_imported *m) { return m->n_qr; }
+
+static void run_named(pst_imported *m, const char *name) {
+    pst_node *n = name && name[0] ? pst_graph_find(m->g, name) : NULL;
+    pst_status ignored = {0};
+    if (n) pst_session_run(m->s, NULL, 0, NULL, 0, &n, 1, NULL, &ignored);
+}
+
+/* Closes every runner's queue, cancelling pending enqueues, so every blocked thread (and a
+ * training step waiting on a dequeue) wakes up. */
+static void cancel_all(pst_imported *m) {
+    for (int i = 0; i < m->n_qr; i++) run_named(m, m->qr[i].cancel_op);
+}
+
+static void *qr_main(void *p) {
+    qr_thread *t = p;
+    pst_imported *m = t->m;
+    const pst_tf_queue_runner *r = &m->qr[t->runner];
+    while (!atomic_load(&m->qr_stop)) {
+        pst_status st = {0};
+        if (pst_session_run(m->s, m->qr_feeds, m->n_qr_feeds, NULL, 0, &t->enqueue, 1, NULL,
+                            &st) == 0)
+            continue;
+        int closed = 0;
+        for (int i = 0; i < r->n_closed_codes; i++) closed |= st.code == r->closed_codes[i];
+        if (closed || atomic_load(&m->qr_stop)) break;
+        /* A real error: remember it and stop everything, as TF's coordinator does. */
+        pthread_mutex_lock(&m->qr_mu);
+        if (m->qr_err.code == 0) {
+            m->qr_err = st;
+            pst_status_prefix(&m->qr_err, "queue runner of '%s': ", r->queue);
+        }
+        pthread_mutex_unlock(&m->qr_mu);
+        atomic_store(&m->qr_stop, 1);
+        cancel_all(m);
+        break;
+    }
+    pthread_mutex_lock(&m->qr_mu);
+    int last = --m->live[t->runner] == 0;
+    pthread_mutex_unlock(&m->qr_mu);
+    if (last && !atomic_load(&m->qr_stop)) run_named(m, r->close_op);
+    return NULL;
+}
+
+int pst_imported_start_queue_runners(pst_imported *m, const pst_feed *feeds, int n_feeds,
+                                     pst_status *st) {
+    if (m->threads || m->s == NULL)
+        return pst_status_set(st, PST_E_PRECONDITION, m->s ? "queue runners already started"
+                                                           : "no session to run queue runners");
+    int total = 0;
+    for (int i = 0; i < m->n_qr; i++) {
+        total += m->qr[i].n_enqueue_ops;
+        for (int j = 0; j < m->qr[i].n_enqueue_ops; j++)
+            if (pst_graph_find(m->g, m->qr[i].enqueue_ops[j]) == NULL)
+                return pst_status_set(st, PST_E_NOT_FOUND, "queue runner of '%s' names enqueue "
+                                      "op '%s', which is not in the graph", m->qr[i].queue,
+                                      m->qr[i].enqueue_ops[j]);
+    }
+    if (total == 0) return 0;
+    m->threads = calloc((size_t)total, sizeof *m->threads);
+    m->live = calloc((size_t)m->n_qr, sizeof *m->live);
+    m->qr_feeds = calloc((size_t)n_feeds + 1, sizeof *m->qr_feeds);
+    PST_ASSERT(m->threads && m->live && m->qr_feeds);
+    for (int i = 0; i < n_feeds; i++) {
+        m->qr_feeds[i].output = feeds[i].output;
+        m->qr_feeds[i].value = pst_tensor_ref(feeds[i].value);
+    }
+    m->n_qr_feeds = n_feeds;
+    atomic_store(&m->qr_stop, 0);
+    memset(&m->qr_err, 0, sizeof m->qr_err);
+    for (int i = 0; i < m->n_qr; i++) m->live[i] = m->qr[i].n_enqueue_ops;
+    int rc = 0;
+    for (int i = 0; i < m->n_qr && rc == 0; i++)
+        for (int j = 0; j < m->qr[i].n_enqueue_ops && rc == 0; j++) {
+            qr_thread *t = &m->threads[m->n_threads];
+            *t = (qr_thread){m, i, pst_graph_find(m->g, m->qr[i].enqueue_ops[j]), 0};
+            if (pthread_create(&t->tid, NULL, qr_main, t) != 0)
+                rc = pst_status_set(st, PST_E_EXHAUSTED, "cannot start a queue runner thread");
+            else
+                m->n_threads++;
+        }
+    if (rc < 0) pst_imported_stop_queue_runners(m, &(pst_status){0});
+    return rc;
+}
+
+int pst_imported_queue_runner_error(pst_imported *m, pst_status *st) {
+    pthread_mutex_lock(&m->qr_mu);
+    int rc = m->qr_err.code;
+    if (rc) *st = m->qr_err;
+    pthread_mutex_unlock(&m->qr_mu);
+    return rc;
+}
+
+int pst_imported_stop_queue_runners(pst_imported *m, pst_status *st) {
+    if (m->threads == NULL) return 0;
+    atomic_store(&m->qr_stop, 1);
+    cancel_all(m);
+    for (int i = 0; i < m->n_threads; i++) pthread_join(m->threads[i].tid, NULL);
+    for (int i = 0; i < m->n_qr_feeds; i++) pst_tensor_unref(m->qr_feeds[i].value);
+    free(m->threads), free(m->live), free(m->qr_feeds);
+    m->threads = NULL;
+    m->live = NULL;
+    m->qr_feeds = NULL;
+    m->n_threads = m->n_qr_feeds = 0;
+    return pst_imported_queue_runner_error(m, st);
 }
 
 /* ---- Variables ------------------------------------------------------------------------- */
@@ -420,6 +559,39 @@ int pst_imported_batch_hint(const pst_output *ph, int n, int dflt) {
     return dflt;
 }
 
+static int name_says_length(const char *name) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    for (const char *p = base; *p; p++) /* "len", "Len", "LEN": length(s), seq_len, ... */
+        if ((p[0] | 32) == 'l' && (p[1] | 32) == 'e' && (p[2] | 32) == 'n') return 1;
+    return 0;
+}
+
+/* An integer placeholder holding sequence lengths: its name says so ("seq_len",
+ * "target_lengths", ...), or a consumer (directly or through casts and identities) does:
+ * dynamic_rnn's ".../sequence_length" identity, ReverseSequence's seq_lengths. */
+static int is_length_placeholder(pst_output ph) {
+    if (!pst_dtype_is_int(pst_output_dtype(ph))) return 0;
+    if (name_says_length(ph.node->name)) return 1;
+    pst_graph *g = ph.node->graph;
+    pst_node *cur = ph.node;
+    for (int depth = 0; depth < 3 && cur; depth++) {
+        pst_node *next = NULL;
+        for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+            pst_node *x = pst_graph_node(g, id);
+            for (int i = 0; i < x->n_inputs; i++) {
+                if (x->inputs[i].node != cur) continue;
+                if (strstr(x->name, "sequence_length") ||
+                    (strncmp(x->op->name, "ReverseSequence", 15) == 0 && i == 1))
+                    return 1;
+                if (is_pass_op(x)) next = x;
+            }
+        }
+        cur = next;
+    }
+    return 0;
+}
+
 pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st) {
     pst_shape s = pst_output_shape(ph);
     if (s.rank < 0 && infer_unknown_rank(ph, &s) < 0) {
@@ -432,6 +604,9 @@ pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed,
     pst_dtype dt = pst_output_dtype(ph);
     pst_tensor *t = pst_tensor_new_zeros(dt, s, st);
     if (t == NULL) return NULL;
+    /* Sequence lengths: every sequence as long as the synthetic unknown dims (2), so lengths
+     * from different placeholders agree with each other and with the data's time dims. */
+    int lengths = s.rank >= 1 && is_length_placeholder(ph);
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
     for (int64_t i = 0; i < t->n; i++) {
         x ^= x << 13;
@@ -441,6 +616,8 @@ pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed,
             pst_tensor_set_f64(t, i, 0.25 + 0.5 * (double)(x >> 11) / 9007199254740992.0);
         else if (dt == PST_BOOL)
             pst_tensor_u8(t)[i] = 1;
+        else if (lengths)
+            pst_tensor_set_f64(t, i, 2);
         else if (dt != PST_STRING)
             pst_tensor_set_f64(t, i, s.rank == 0 ? batch : (double)(i % 2));
     }

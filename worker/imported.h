@@ -43,6 +43,39 @@ pst_session *pst_imported_session(pst_imported *m);
  * pst_imported_load even when the import fails: use pst_imported_missing_ops_of below. */
 int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st);
 
+/* The graph's tf.train.QueueRunners (its meta graph's `queue_runners` collection). */
+int pst_imported_num_queue_runners(const pst_imported *m);
+/* Starts them as tf.train.start_queue_runners does: one thread per enqueue op, each running
+ * it until its queue is closed (an error the runner lists, OutOfRange by default; the last
+ * thread of a runner then runs its close op). feeds (borrowed; values referenced until the
+ * stop) go with every enqueue run, e.g. file names in place of the graph's own. A thread that
+ * hits any other error records it and closes every runner's queue (cancel ops), so a step
+ * waiting on a dequeue fails with OutOfRange instead of hanging. 0 when there are none. */
+int pst_imported_start_queue_runners(pst_imported *m, const pst_feed *feeds, int n_feeds,
+                                     pst_status *st);
+/* Runs every runner's cancel op and joins the threads; returns the first error a runner
+ * thread hit (in st), else 0. Called by pst_imported_free too. */
+int pst_imported_stop_queue_runners(pst_imported *m, pst_status *st);
+/* The first error a runner thread hit so far, else 0. */
+int pst_imported_queue_runner_error(pst_imported *m, pst_status *st);
+
+/* 1 when the targets depend on a queue dequeue (the graph reads its own input: start its
+ * queue runners before running them). */
+int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_targets);
+/* Feeds that point the graph's TF 1 readers at `path`: for each filename queue a ReaderRead
+ * takes from, the string Const its enqueue op is filled from (string_input_producer's list,
+ * followed through Identity and RandomShuffle) with every name replaced by path. *feeds
+ * (malloc'd; the caller unrefs each value and frees the array) and *n. */
+int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feeds, int *n,
+                              pst_status *st);
+/* Writes n_records synthetic tf.train.Examples to a TFRecord file at path holding every
+ * feature the ParseExample / ParseSingleExample ops downstream of the graph's readers ask for
+ * (looking through reshapes and queues): floats in [0.25, 0.75), int64 class ids 0 and 1,
+ * bytes as long as a DecodeRaw and the Reshape after it need; a first dim of -1 gets 2 rows,
+ * sparse features 2 values. *n_features (optional): how many features were found. */
+int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_records,
+                                   int *n_features, pst_status *st);
+
 /* Every variable's initializer ("VAR/Assign", as TF names them): *out malloc'd. */
 int pst_imported_initializers(pst_imported *m, pst_node ***out, int *n, pst_status *st);
 /* Runs every global and local variable's initializer, then the ops of the graph's
@@ -70,9 +103,12 @@ int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_t
  * >= 2 (a graph built for a fixed batch), else dflt. */
 int pst_imported_batch_hint(const pst_output *ph, int n, int dflt);
 /* A value for a placeholder when no data is given: an unknown first dim becomes `batch`, other
- * unknown dims 2, floats uniform in [0.25, 0.75), integers alternating 0 and 1 (class ids,
- * token ids and lengths valid whatever the padding id; scalars: batch), bools true, strings
- * empty. A placeholder of unknown rank gets the shape its consumers imply, else an error
+ * unknown dims 2, floats uniform in [0.25, 0.75), integers alternating 0 and 1 (class ids and
+ * token ids valid whatever the padding id; scalars: batch, so all integer scalars agree),
+ * sequence lengths (an integer placeholder whose name holds "len", or that feeds a
+ * ".../sequence_length" node or ReverseSequence's lengths) all 2, the synthetic time dim, so
+ * lengths of different placeholders agree with each other and with the data, bools true,
+ * strings empty. A placeholder of unknown rank gets the shape its consumers imply, else an error
  * naming it. */
 pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st);
 

@@ -93,3 +93,66 @@ void pst_meta_info_free_list(char **list, int n) {
     for (int i = 0; i < n; i++) free(list[i]);
     free(list);
 }
+
+void pst_meta_info_free_queue_runners(pst_tf_queue_runner *qr, int n) {
+    for (int i = 0; qr && i < n; i++) {
+        free(qr[i].queue), free(qr[i].close_op), free(qr[i].cancel_op);
+        pst_meta_info_free_list(qr[i].enqueue_ops, qr[i].n_enqueue_ops);
+    }
+    free(qr);
+}
+
+static char *dup_or_empty(const char *s) {
+    char *d = strdup(s ? s : "");
+    PST_ASSERT(d != NULL);
+    return d;
+}
+
+int pst_meta_info_queue_runners(const uint8_t *buf, size_t len, pst_tf_queue_runner **out,
+                                int *n, pst_status *st) {
+    *out = NULL;
+    *n = 0;
+    Tensorflow__MetaGraphDef *mg = tensorflow__meta_graph_def__unpack(NULL, len, buf);
+    if (mg == NULL) return pst_status_set(st, PST_E_DATA_LOSS, "cannot parse MetaGraphDef");
+    const Tensorflow__CollectionDef__BytesList *bl = NULL;
+    for (size_t i = 0; i < mg->n_collection_def; i++) {
+        const Tensorflow__MetaGraphDef__CollectionDefEntry *e = mg->collection_def[i];
+        if (e->key && strcmp(e->key, "queue_runners") == 0 && e->value &&
+            e->value->kind_case == TENSORFLOW__COLLECTION_DEF__KIND_BYTES_LIST)
+            bl = e->value->bytes_list;
+    }
+    int rc = 0, k = 0;
+    pst_tf_queue_runner *qr = calloc((bl ? bl->n_value : 0) + 1, sizeof *qr);
+    PST_ASSERT(qr != NULL);
+    for (size_t i = 0; bl && i < bl->n_value && rc == 0; i++) {
+        Tensorflow__QueueRunnerDef *d =
+            tensorflow__queue_runner_def__unpack(NULL, bl->value[i].len, bl->value[i].data);
+        if (d == NULL) {
+            rc = pst_status_set(st, PST_E_DATA_LOSS, "queue_runners entry %zu is not a "
+                                "QueueRunnerDef", i);
+            break;
+        }
+        pst_tf_queue_runner *r = &qr[k++];
+        r->queue = dup_or_empty(d->queue_name);
+        r->close_op = dup_or_empty(d->close_op_name);
+        r->cancel_op = dup_or_empty(d->cancel_op_name);
+        r->enqueue_ops = calloc(d->n_enqueue_op_name + 1, sizeof *r->enqueue_ops);
+        PST_ASSERT(r->enqueue_ops != NULL);
+        for (size_t j = 0; j < d->n_enqueue_op_name; j++)
+            r->enqueue_ops[r->n_enqueue_ops++] = dup_or_empty(d->enqueue_op_name[j]);
+        /* TF's default when the list is empty: OutOfRange. */
+        if (d->n_queue_closed_exception_types == 0) r->closed_codes[r->n_closed_codes++] = 11;
+        for (size_t j = 0; j < d->n_queue_closed_exception_types && r->n_closed_codes < 8; j++)
+            r->closed_codes[r->n_closed_codes++] = d->queue_closed_exception_types[j];
+        for (int j = 0; j < r->n_closed_codes; j++) r->closed_codes[j] = -r->closed_codes[j];
+        tensorflow__queue_runner_def__free_unpacked(d, NULL);
+    }
+    tensorflow__meta_graph_def__free_unpacked(mg, NULL);
+    if (rc < 0) {
+        pst_meta_info_free_queue_runners(qr, k);
+        return rc;
+    }
+    *out = qr;
+    *n = k;
+    return 0;
+}

@@ -37,4 +37,22 @@ int pst_meta_info_saver(const uint8_t *buf, size_t len, pst_tf_saver_names *out,
 int pst_meta_info_op_types(const uint8_t *buf, size_t len, char ***ops, int *n, pst_status *st);
 void pst_meta_info_free_list(char **list, int n);
 
+/* One tf.train.QueueRunner of the meta graph (its `queue_runners` collection): the queue, the
+ * enqueue ops its threads run (one thread each), the ops closing the queue when they are done
+ * (close) or when stopping (cancel, which also cancels pending enqueues), and the error codes
+ * (PST_E_* values, negative) that mean "the queue was closed: this thread is done". */
+typedef struct pst_tf_queue_runner {
+    char *queue;
+    char **enqueue_ops;
+    int n_enqueue_ops;
+    char *close_op, *cancel_op;
+    int closed_codes[8];
+    int n_closed_codes;
+} pst_tf_queue_runner;
+/* The queue runners in *out (malloc'd array; free with pst_meta_info_free_queue_runners) and
+ * their count in *n (0 when the graph has none). */
+int pst_meta_info_queue_runners(const uint8_t *buf, size_t len, pst_tf_queue_runner **out,
+                                int *n, pst_status *st);
+void pst_meta_info_free_queue_runners(pst_tf_queue_runner *qr, int n);
+
 #endif

@@ -1,0 +1,571 @@
+/* TF 1 input pipelines inside graphs: queues with TensorFlow's semantics (FIFO order,
+ * capacity, close, OutOfRange, a RandomShuffleQueue's min_after_dequeue), ParseExample and
+ * DecodeRaw values, and a real TF graph (19_gkchai) trained from its own TFRecord reader
+ * pipeline started by its queue runners. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "example.h"
+#include "imported.h"
+#include "io_ops.h"
+#include "op.h"
+#include "testutil.h"
+#include "tfrecord.h"
+
+static char *testdata(const char *rel) {
+    static char buf[4096];
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/tests/data/%s", src ? src : ".", rel);
+    return buf;
+}
+
+/* ---- A queue graph: queue, enqueue of a fed int32 scalar, dequeues, close, size --------- */
+typedef struct qgraph {
+    pst_graph *g;
+    pst_session *s;
+    pst_output x, xs, n;           /* an element; a batch of elements; a count */
+    pst_node *enq, *enq_many, *close, *cancel;
+    pst_output deq, deq_many, deq_up_to, size;
+} qgraph;
+
+static void qgraph_init(qgraph *q, const char *op, int64_t capacity, int64_t min_after) {
+    pst_ops_init();
+    q->g = pst_graph_new();
+    pst_graph *g = q->g;
+    pst_dtype t = PST_INT32;
+    pst_shape sc = pst_shape_scalar();
+    pst_node_builder *b = pst_nb_new(g, op, "q");
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    pst_nb_attr_list_shape(b, "shapes", 1, &sc);
+    pst_nb_attr_i(b, "capacity", capacity);
+    pst_nb_attr_i(b, "min_after_dequeue", min_after);
+    pst_nb_attr_i(b, "seed", 7);
+    pst_output h = pst_out(pst_nb_finish(b), 0);
+    q->x = pst_placeholder(g, "x", PST_INT32, sc);
+    q->xs = pst_placeholder(g, "xs", PST_INT32, pst_shape_1d(-1));
+    q->n = pst_placeholder(g, "n", PST_INT32, sc);
+    b = pst_nb_new(g, "QueueEnqueueV2", "enq");
+    pst_nb_input(b, h);
+    pst_nb_input(b, q->x);
+    q->enq = pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueEnqueueManyV2", "enq_many");
+    pst_nb_input(b, h);
+    pst_nb_input(b, q->xs);
+    q->enq_many = pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueDequeueV2", "deq");
+    pst_nb_input(b, h);
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    q->deq = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "QueueDequeueManyV2", "deq_many");
+    pst_nb_input(b, h);
+    pst_nb_input(b, q->n);
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    q->deq_many = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "QueueDequeueUpToV2", "deq_up_to");
+    pst_nb_input(b, h);
+    pst_nb_input(b, q->n);
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    q->deq_up_to = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "QueueCloseV2", "close");
+    pst_nb_input(b, h);
+    q->close = pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueCloseV2", "cancel");
+    pst_nb_input(b, h);
+    pst_nb_attr_b(b, "cancel_pending_enqueues", 1);
+    q->cancel = pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueSizeV2", "size");
+    pst_nb_input(b, h);
+    q->size = pst_out(pst_nb_finish(b), 0);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    q->s = pst_session_new(g, NULL, &st);
+    ck_assert_msg(q->s != NULL, "%s", st.msg);
+}
+
+static void qgraph_destroy(qgraph *q) {
+    pst_session_free(q->s);
+    pst_graph_free(q->g);
+}
+
+static int enqueue(qgraph *q, int v, pst_status *st) {
+    pst_tensor *t = pst_tensor_scalar_i32(v);
+    pst_feed f = {q->x, t};
+    int rc = pst_session_run(q->s, &f, 1, NULL, 0, &q->enq, 1, NULL, st);
+    pst_tensor_unref(t);
+    return rc;
+}
+
+/* Runs a dequeue (n elements for the batch ones); NULL with st set on error. */
+static pst_tensor *dequeue(qgraph *q, pst_output which, int n, pst_status *st) {
+    pst_tensor *k = pst_tensor_scalar_i32(n), *out[1] = {NULL};
+    pst_feed f = {q->n, k};
+    int batch = which.node != q->deq.node;
+    pst_session_run(q->s, &f, batch, &which, 1, NULL, 0, out, st);
+    pst_tensor_unref(k);
+    return out[0];
+}
+
+static int64_t qsize(qgraph *q) {
+    pst_status st = {0};
+    pst_tensor *t = pst_session_run1(q->s, q->size, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    int64_t n = pst_tensor_get_i64(t, 0);
+    pst_tensor_unref(t);
+    return n;
+}
+
+static void run_target(qgraph *q, pst_node *n) {
+    pst_status st = {0};
+    ck_assert_msg(pst_session_run_target(q->s, n, &st) == 0, "%s", st.msg);
+}
+
+/* Waits (bounded) until the queue holds n elements. */
+static void wait_size(qgraph *q, int64_t n) {
+    for (int i = 0; i < 2000 && qsize(q) != n; i++) usleep(5000);
+    ck_assert_int_eq(qsize(q), n);
+}
+
+typedef struct bg {
+    qgraph *q;
+    int value;
+    pst_output which;
+    atomic_int done;
+    int rc;
+    pst_status st;
+    pst_tensor *out;
+} bg;
+
+static void *bg_enqueue(void *p) {
+    bg *b = p;
+    b->rc = enqueue(b->q, b->value, &b->st);
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+static void *bg_dequeue(void *p) {
+    bg *b = p;
+    b->out = dequeue(b->q, b->which, b->value, &b->st);
+    b->rc = b->out ? 0 : b->st.code;
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+/* Starts fn(b) in a thread and checks that it is still waiting a moment later (a queue op
+ * that should block; on a slow machine this can only pass more easily). */
+static void start_blocked(pthread_t *t, void *(*fn)(void *), bg *b) {
+    pthread_create(t, NULL, fn, b);
+    usleep(50000);
+    ck_assert_int_eq(atomic_load(&b->done), 0);
+}
+
+START_TEST(test_fifo_order_and_capacity) {
+    qgraph q;
+    qgraph_init(&q, "FIFOQueueV2", 2, 0);
+    pst_status st = {0};
+    ck_assert_int_eq(enqueue(&q, 10, &st), 0);
+    ck_assert_int_eq(enqueue(&q, 11, &st), 0);
+    ck_assert_int_eq(qsize(&q), 2);
+    /* A third enqueue waits for room: it completes only after a dequeue. */
+    bg b = {.q = &q, .value = 12};
+    pthread_t t;
+    start_blocked(&t, bg_enqueue, &b);
+    ck_assert_int_eq(qsize(&q), 2);
+    pst_tensor *v = dequeue(&q, q.deq, 1, &st);
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_tensor_get_i64(v, 0), 10);
+    pst_tensor_unref(v);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.rc, 0);
+    ck_assert_int_eq(qsize(&q), 2);
+    v = dequeue(&q, q.deq_many, 2, &st);
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    PST_ASSERT_TENSOR(v, 1, ((int64_t[]){2}), ((double[]){11, 12}), 0);
+    pst_tensor_unref(v);
+    qgraph_destroy(&q);
+}
+END_TEST
+
+START_TEST(test_fifo_close_semantics) {
+    qgraph q;
+    qgraph_init(&q, "FIFOQueueV2", -1, 0);
+    pst_status st = {0};
+    pst_tensor *xs = pst_tensor_from_i32(pst_shape_1d(3), (int32_t[]){1, 2, 3});
+    pst_feed f = {q.xs, xs};
+    ck_assert_int_eq(pst_session_run(q.s, &f, 1, NULL, 0, &q.enq_many, 1, NULL, &st), 0);
+    pst_tensor_unref(xs);
+    ck_assert_int_eq(qsize(&q), 3);
+    /* A dequeue waiting for more than there is fails with OutOfRange once the queue closes. */
+    bg b = {.q = &q, .value = 5, .which = q.deq_many};
+    pthread_t t;
+    start_blocked(&t, bg_dequeue, &b);
+    run_target(&q, q.close);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.rc, PST_E_OUT_OF_RANGE);
+    ck_assert_ptr_nonnull(strstr(b.st.msg, "is closed and has insufficient elements"));
+    /* Closed: enqueues are refused (Cancelled), what is left can still be dequeued. */
+    ck_assert_int_eq(enqueue(&q, 4, &st), PST_E_CANCELLED);
+    ck_assert_ptr_nonnull(strstr(st.msg, "is closed"));
+    st = (pst_status){0};
+    pst_tensor *v = dequeue(&q, q.deq, 1, &st);
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_tensor_get_i64(v, 0), 1);
+    pst_tensor_unref(v);
+    ck_assert_ptr_null(dequeue(&q, q.deq_many, 3, &st)); /* 2 left */
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    v = dequeue(&q, q.deq_up_to, 3, &st); /* UpTo returns the rest */
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    PST_ASSERT_TENSOR(v, 1, ((int64_t[]){2}), ((double[]){2, 3}), 0);
+    pst_tensor_unref(v);
+    st = (pst_status){0};
+    ck_assert_ptr_null(dequeue(&q, q.deq_up_to, 3, &st));
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    qgraph_destroy(&q);
+}
+END_TEST
+
+START_TEST(test_cancel_pending_enqueues) {
+    qgraph q;
+    qgraph_init(&q, "FIFOQueueV2", 1, 0);
+    pst_status st = {0};
+    ck_assert_int_eq(enqueue(&q, 1, &st), 0);
+    bg b = {.q = &q, .value = 2};
+    pthread_t t;
+    start_blocked(&t, bg_enqueue, &b);
+    run_target(&q, q.cancel);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.rc, PST_E_CANCELLED);
+    ck_assert_int_eq(qsize(&q), 1);
+    qgraph_destroy(&q);
+}
+END_TEST
+
+START_TEST(test_shuffle_min_after_dequeue) {
+    qgraph q;
+    qgraph_init(&q, "RandomShuffleQueueV2", 100, 2);
+    pst_status st = {0};
+    int seen[10] = {0};
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(enqueue(&q, i, &st), 0);
+    pst_tensor *v = dequeue(&q, q.deq, 1, &st); /* 3 >= 1 + 2 */
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    seen[pst_tensor_get_i64(v, 0)]++;
+    pst_tensor_unref(v);
+    /* Two left = min_after_dequeue: the next dequeue waits for one more element. */
+    bg b = {.q = &q, .value = 1, .which = q.deq};
+    pthread_t t;
+    start_blocked(&t, bg_dequeue, &b);
+    ck_assert_int_eq(enqueue(&q, 3, &st), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.rc, 0);
+    seen[pst_tensor_get_i64(b.out, 0)]++;
+    pst_tensor_unref(b.out);
+    wait_size(&q, 2);
+    /* Closed: min_after_dequeue no longer holds the last elements back. */
+    run_target(&q, q.close);
+    v = dequeue(&q, q.deq_many, 2, &st);
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    for (int i = 0; i < 2; i++) seen[pst_tensor_get_i64(v, i)]++;
+    pst_tensor_unref(v);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(seen[i], 1); /* every element exactly once */
+    ck_assert_ptr_null(dequeue(&q, q.deq, 1, &st));
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    qgraph_destroy(&q);
+}
+END_TEST
+
+START_TEST(test_shuffle_mixes) {
+    qgraph q;
+    qgraph_init(&q, "RandomShuffleQueueV2", -1, 0);
+    pst_status st = {0};
+    int32_t vals[64];
+    for (int i = 0; i < 64; i++) vals[i] = i;
+    pst_tensor *xs = pst_tensor_from_i32(pst_shape_1d(64), vals);
+    pst_feed f = {q.xs, xs};
+    ck_assert_int_eq(pst_session_run(q.s, &f, 1, NULL, 0, &q.enq_many, 1, NULL, &st), 0);
+    pst_tensor_unref(xs);
+    pst_tensor *v = dequeue(&q, q.deq_many, 64, &st);
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    int in_order = 0, sum = 0;
+    for (int i = 0; i < 64; i++) {
+        in_order += pst_tensor_get_i64(v, i) == i;
+        sum += (int)pst_tensor_get_i64(v, i);
+    }
+    ck_assert_int_eq(sum, 63 * 64 / 2);
+    ck_assert_int_lt(in_order, 32); /* a permutation, not the order they went in */
+    pst_tensor_unref(v);
+    qgraph_destroy(&q);
+}
+END_TEST
+
+/* ---- ParseExample, DecodeRaw -------------------------------------------------------- */
+
+static pst_tensor *encode_example(pst_example *ex) {
+    pst_pbwire_buf b;
+    pst_pbwire_buf_init(&b);
+    pst_status st = {0};
+    ck_assert_int_eq(pst_example_encode(ex, &b, &st), 0);
+    pst_tensor *t = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), &st);
+    pst_tstring_set(pst_tensor_str(t), b.data, b.len);
+    pst_pbwire_buf_destroy(&b);
+    return t;
+}
+
+START_TEST(test_parse_example_values) {
+    pst_io_ops_init();
+    pst_status st = {0};
+    /* Two examples: the second lacks "w" (its default is used) and has two "tags". */
+    pst_example *e0 = pst_example_new(), *e1 = pst_example_new();
+    pst_example_add_floats(e0, "w", (float[]){1.5f, -2}, 2, &st);
+    pst_example_add_int64s(e0, "label", (int64_t[]){3}, 1, &st);
+    pst_example_add_int64s(e0, "tags", (int64_t[]){7}, 1, &st);
+    pst_example_add_int64s(e1, "label", (int64_t[]){1}, 1, &st);
+    pst_example_add_int64s(e1, "tags", (int64_t[]){8, 9}, 2, &st);
+    pst_tensor *s0 = encode_example(e0), *s1 = encode_example(e1);
+    pst_tensor *ser = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(2), &st);
+    pst_tensor_copy_elems(ser, 0, s0, 0, 1, &st);
+    pst_tensor_copy_elems(ser, 1, s1, 0, 1, &st);
+
+    pst_graph *g = pst_graph_new();
+    pst_output in = pst_placeholder(g, "ser", PST_STRING, pst_shape_1d(-1));
+    pst_node_builder *b = pst_nb_new(g, "ParseExample", "parse");
+    pst_nb_input(b, in);
+    pst_nb_input(b, pst_const(g, pst_tensor_from_strs(0, NULL), "names"));
+    pst_nb_input(b, pst_const(g, pst_tensor_scalar_str("tags"), "sk0"));
+    pst_nb_input(b, pst_const(g, pst_tensor_scalar_str("w"), "dk0"));
+    pst_nb_input(b, pst_const(g, pst_tensor_scalar_str("label"), "dk1"));
+    pst_nb_input(b, pst_const(g, pst_tensor_from_f32(pst_shape_1d(2), (float[]){9, 8}), "d0"));
+    pst_nb_input(b, pst_const(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "d1"));
+    pst_nb_attr_i(b, "Nsparse", 1);
+    pst_nb_attr_i(b, "Ndense", 2);
+    pst_nb_attr_list_type(b, "sparse_types", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_type(b, "Tdense", 2, (pst_dtype[]){PST_FLOAT, PST_INT64});
+    pst_nb_attr_list_shape(b, "dense_shapes", 2, (pst_shape[]){pst_shape_1d(2), pst_shape_scalar()});
+    pst_node *p = pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    ck_assert_int_eq(p->n_outputs, 5);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_output fetch[5];
+    for (int i = 0; i < 5; i++) fetch[i] = pst_out(p, i);
+    pst_tensor *out[5];
+    pst_feed f = {in, ser};
+    ck_assert_msg(pst_session_run(s, &f, 1, fetch, 5, NULL, 0, out, &st) == 0, "%s", st.msg);
+    PST_ASSERT_TENSOR(out[0], 2, ((int64_t[]){3, 2}), ((double[]){0, 0, 1, 0, 1, 1}), 0);
+    PST_ASSERT_TENSOR(out[1], 1, ((int64_t[]){3}), ((double[]){7, 8, 9}), 0);
+    PST_ASSERT_TENSOR(out[2], 1, ((int64_t[]){2}), ((double[]){2, 2}), 0);
+    PST_ASSERT_TENSOR(out[3], 2, ((int64_t[]){2, 2}), ((double[]){1.5, -2, 9, 8}), 0);
+    PST_ASSERT_TENSOR(out[4], 1, ((int64_t[]){2}), ((double[]){3, 1}), 0);
+    for (int i = 0; i < 5; i++) pst_tensor_unref(out[i]);
+
+    /* A required feature (empty default) missing, and a type mismatch, name the feature. */
+    pst_example_clear(e0);
+    pst_example_add_floats(e0, "label", (float[]){1}, 1, &st);
+    pst_tensor_unref(s0);
+    s0 = encode_example(e0);
+    pst_tensor_copy_elems(ser, 1, s0, 0, 1, &st);
+    ck_assert_int_lt(pst_session_run(s, &f, 1, fetch, 5, NULL, 0, out, &st), 0);
+    ck_assert_msg(strstr(st.msg, "feature 'label'") && strstr(st.msg, "don't match"), "%s",
+                  st.msg);
+    pst_example_clear(e0);
+    pst_tensor_unref(s0);
+    s0 = encode_example(e0);
+    pst_tensor_copy_elems(ser, 1, s0, 0, 1, &st);
+    st = (pst_status){0};
+    ck_assert_int_lt(pst_session_run(s, &f, 1, fetch, 5, NULL, 0, out, &st), 0);
+    ck_assert_msg(strstr(st.msg, "'label' (int64) is required"), "%s", st.msg);
+
+    pst_session_free(s);
+    pst_graph_free(g);
+    pst_tensor_unref(ser);
+    pst_tensor_unref(s0);
+    pst_tensor_unref(s1);
+    pst_example_free(e0);
+    pst_example_free(e1);
+}
+END_TEST
+
+START_TEST(test_decode_raw) {
+    pst_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_tensor *raw = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(2), NULL);
+    pst_tstring_set(&pst_tensor_str(raw)[0], "\x01\x00\x02\x00", 4);
+    pst_tstring_set(&pst_tensor_str(raw)[1], "\xff\xff\x00\x01", 4);
+    pst_node_builder *b = pst_nb_new(g, "DecodeRaw", "d");
+    pst_nb_input(b, pst_const(g, raw, "raw"));
+    pst_nb_attr_type(b, "out_type", PST_INT32);
+    pst_nb_attr_b(b, "little_endian", 1);
+    pst_output d = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "DecodeRaw", "u8");
+    pst_nb_input(b, pst_graph_output_by_name(g, "raw"));
+    pst_nb_attr_type(b, "out_type", PST_UINT8);
+    pst_output u = pst_out(pst_nb_finish(b), 0);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *v = pst_session_run1(s, d, &st);
+    ck_assert_msg(v != NULL, "%s", st.msg);
+    PST_ASSERT_TENSOR(v, 2, ((int64_t[]){2, 1}), ((double[]){0x00020001, 0x0100ffff}), 0);
+    pst_tensor_unref(v);
+    v = pst_session_run1(s, u, &st);
+    PST_ASSERT_TENSOR(v, 2, ((int64_t[]){2, 4}), ((double[]){1, 0, 2, 0, 255, 255, 0, 1}), 0);
+    pst_tensor_unref(v);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
+
+/* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
+static void write_gestures(const char *path, int n) {
+    pst_status st = {0};
+    pst_tfrecord_writer *w = pst_tfrecord_writer_open(path, NULL, &st);
+    ck_assert_msg(w != NULL, "%s", st.msg);
+    pst_example *ex = pst_example_new();
+    pst_pbwire_buf b;
+    pst_pbwire_buf_init(&b);
+    for (int r = 0; r < n; r++) {
+        int64_t c = r % 4;
+        float series[120], axis[40];
+        for (int i = 0; i < 120; i++) series[i] = (i % 4 == c) ? 1.0f : 0.0f;
+        for (int i = 0; i < 40; i++) axis[i] = 0.5f;
+        pst_example_clear(ex);
+        pst_example_add_int64s(ex, "label", &c, 1, &st);
+        pst_example_add_floats(ex, "series", series, 120, &st);
+        pst_example_add_floats(ex, "series/x", axis, 40, &st);
+        pst_example_add_floats(ex, "series/y", axis, 40, &st);
+        pst_example_add_floats(ex, "series/z", axis, 40, &st);
+        pst_pbwire_buf_reset(&b);
+        ck_assert_int_eq(pst_example_encode(ex, &b, &st), 0);
+        ck_assert_int_eq(pst_tfrecord_writer_write(w, b.data, b.len, &st), 0);
+    }
+    ck_assert_msg(pst_tfrecord_writer_close(w, &st) == 0, "%s", st.msg);
+    pst_pbwire_buf_destroy(&b);
+    pst_example_free(ex);
+}
+
+static pst_imported *load_gkchai(pst_node **train, pst_output *loss) {
+    pst_status st = {0};
+    char meta[4096], prefix[4096];
+    snprintf(meta, sizeof meta, "%s", testdata("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0.meta"));
+    snprintf(prefix, sizeof prefix, "%s", testdata("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0"));
+    pst_imported *m = pst_imported_load(meta, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_imported_num_queue_runners(m), 6);
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    int checked = 0;
+    ck_assert_msg(pst_imported_restore(m, prefix, &checked, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(checked, 7);
+    *train = pst_imported_train_op(m, NULL, &st);
+    ck_assert_ptr_nonnull(*train);
+    ck_assert_int_eq(pst_imported_uses_queues(m, train, 1), 1);
+    *loss = pst_imported_loss(m, *train);
+    ck_assert_ptr_nonnull(loss->node);
+    return m;
+}
+
+static int start_on(pst_imported *m, const char *path) {
+    pst_status st = {0};
+    pst_feed *files;
+    int nfiles;
+    ck_assert_int_eq(pst_imported_reader_files(m, path, &files, &nfiles, &st), 0);
+    ck_assert_int_eq(nfiles, 2); /* the train and the test pipelines' file lists */
+    int rc = pst_imported_start_queue_runners(m, files, nfiles, &st);
+    for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
+    free(files);
+    return rc;
+}
+
+START_TEST(test_gkchai_trains_from_its_reader) {
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_gestures(path, 64);
+    pst_node *train;
+    pst_output loss;
+    pst_imported *m = load_gkchai(&train, &loss);
+    ck_assert_int_eq(start_on(m, path), 0);
+    pst_status st = {0};
+    double first = 0, last = 0;
+    const int steps = 60;
+    for (int s = 0; s < steps; s++) {
+        pst_tensor *out[1] = {NULL};
+        ck_assert_msg(pst_session_run(pst_imported_session(m), NULL, 0, &loss, 1, &train, 1, out,
+                                      &st) == 0, "%s", st.msg);
+        double l = pst_tensor_get_f64(out[0], 0);
+        if (s < 5) first += l / 5;
+        if (s >= steps - 5) last += l / 5;
+        pst_tensor_unref(out[0]);
+    }
+    ck_assert_msg(last < first * 0.8, "loss %g -> %g did not fall", first, last);
+    ck_assert_int_eq(pst_imported_stop_queue_runners(m, &st), 0);
+    pst_imported_free(m);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_missing_file_fails_without_hanging) {
+    pst_node *train;
+    pst_output loss;
+    pst_imported *m = load_gkchai(&train, &loss);
+    ck_assert_int_eq(start_on(m, "/nonexistent/pst_gestures.tfrecords"), 0);
+    pst_status st = {0};
+    ck_assert_int_lt(pst_session_run(pst_imported_session(m), NULL, 0, NULL, 0, &train, 1, NULL,
+                                     &st), 0);
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE); /* the runners closed the queues */
+    st = (pst_status){0};
+    ck_assert_int_lt(pst_imported_stop_queue_runners(m, &st), 0);
+    ck_assert_msg(strstr(st.msg, "/nonexistent/pst_gestures.tfrecords"), "%s", st.msg);
+    pst_imported_free(m);
+}
+END_TEST
+
+START_TEST(test_synthetic_records_match_parse) {
+    pst_node *train;
+    pst_output loss;
+    pst_imported *m = load_gkchai(&train, &loss);
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    pst_status st = {0};
+    int nfeat = 0;
+    ck_assert_msg(pst_imported_synthetic_records(m, path, 8, &nfeat, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(nfeat, 5);
+    int64_t count = 0;
+    ck_assert_int_eq(pst_tfrecord_count(path, NULL, &count, &st), 0);
+    ck_assert_int_eq(count, 8);
+    pst_example_spec spec[2] = {{"series", PST_FLOAT, pst_shape_1d(120)},
+                                {"label", PST_INT64, pst_shape_scalar()}};
+    pst_tensor *t[2];
+    ck_assert_msg(pst_example_load_tfrecord(path, NULL, spec, 2, t, &st) == 0, "%s", st.msg);
+    pst_tensor_unref(t[0]);
+    pst_tensor_unref(t[1]);
+    ck_assert_int_eq(start_on(m, path), 0);
+    ck_assert_msg(pst_session_run(pst_imported_session(m), NULL, 0, NULL, 0, &train, 1, NULL,
+                                  &st) == 0, "%s", st.msg);
+    pst_imported_free(m); /* stops the runners */
+    unlink(path);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("tf_input");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_fifo_order_and_capacity);
+    tcase_add_test(tc, test_fifo_close_semantics);
+    tcase_add_test(tc, test_cancel_pending_enqueues);
+    tcase_add_test(tc, test_shuffle_min_after_dequeue);
+    tcase_add_test(tc, test_shuffle_mixes);
+    tcase_add_test(tc, test_parse_example_values);
+    tcase_add_test(tc, test_decode_raw);
+    tcase_add_test(tc, test_gkchai_trains_from_its_reader);
+    tcase_add_test(tc, test_missing_file_fails_without_hanging);
+    tcase_add_test(tc, test_synthetic_records_match_parse);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}

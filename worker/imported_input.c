@@ -1,0 +1,265 @@
+/* imported_input: an imported graph's own input pipeline (TF 1 readers and queues) pointed at
+ * other files, or at synthetic records shaped like what its ParseExample wants (see
+ * imported.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "example.h"
+#include "imported.h"
+#include "op.h"
+#include "tfrecord.h"
+
+static int op_is(const pst_node *n, const char *const *ops) {
+    for (int i = 0; ops[i]; i++)
+        if (strcmp(n->op->name, ops[i]) == 0) return 1;
+    return 0;
+}
+
+static const char *const dequeue_ops[] = {"QueueDequeueV2", "QueueDequeueManyV2",
+                                          "QueueDequeueUpToV2", "QueueDequeue",
+                                          "QueueDequeueMany", "QueueDequeueUpTo", NULL};
+static const char *const enqueue_ops[] = {"QueueEnqueueV2", "QueueEnqueueManyV2", "QueueEnqueue",
+                                          "QueueEnqueueMany", NULL};
+static const char *const reader_read_ops[] = {"ReaderReadV2", "ReaderRead", "ReaderReadUpToV2",
+                                              NULL};
+
+int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_targets) {
+    pst_graph *g = pst_imported_graph(m);
+    int nn = pst_graph_num_nodes(g), found = 0;
+    char *need = calloc((size_t)nn + 1, 1);
+    PST_ASSERT(need != NULL);
+    for (int i = 0; i < n_targets; i++) need[targets[i]->id] = 1;
+    for (int id = nn - 1; id >= 0; id--) {
+        if (!need[id]) continue;
+        pst_node *x = pst_graph_node(g, id);
+        found |= op_is(x, dequeue_ops);
+        for (int i = 0; i < x->n_inputs; i++) need[x->inputs[i].node->id] = 1;
+        for (int i = 0; i < x->n_control; i++) need[x->control_inputs[i]->id] = 1;
+    }
+    free(need);
+    return found;
+}
+
+/* The string Const a filename queue is filled from: input 1 of an enqueue into the queue,
+ * followed up through Identity and RandomShuffle (string_input_producer's shuffle). */
+static pst_node *filename_const(pst_graph *g, const pst_node *queue) {
+    for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+        pst_node *e = pst_graph_node(g, id);
+        if (!op_is(e, enqueue_ops) || e->n_inputs < 2 || e->inputs[0].node != queue) continue;
+        pst_node *x = e->inputs[1].node;
+        for (int depth = 0; depth < 8 && x; depth++) {
+            if (strcmp(x->op->name, "Const") == 0)
+                return pst_output_dtype(pst_out(x, 0)) == PST_STRING ? x : NULL;
+            if ((strcmp(x->op->name, "Identity") != 0 && strcmp(x->op->name, "RandomShuffle") != 0) ||
+                x->n_inputs < 1)
+                break;
+            x = x->inputs[0].node;
+        }
+    }
+    return NULL;
+}
+
+int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feeds, int *n,
+                              pst_status *st) {
+    pst_graph *g = pst_imported_graph(m);
+    int nn = pst_graph_num_nodes(g), k = 0;
+    *feeds = calloc((size_t)nn + 1, sizeof **feeds);
+    PST_ASSERT(*feeds != NULL);
+    for (int id = 0; id < nn; id++) {
+        pst_node *r = pst_graph_node(g, id);
+        if (!op_is(r, reader_read_ops) || r->n_inputs < 2) continue;
+        pst_node *c = filename_const(g, r->inputs[1].node);
+        if (c == NULL) continue;
+        int dup = 0;
+        for (int i = 0; i < k; i++) dup |= (*feeds)[i].output.node == c;
+        if (dup) continue;
+        pst_shape s = pst_output_shape(pst_out(c, 0));
+        int64_t ne = 1;
+        if (pst_shape_num_elements(&s, &ne, st) < 0) return st->code;
+        const char **names = calloc((size_t)ne + 1, sizeof *names);
+        PST_ASSERT(names != NULL);
+        for (int64_t i = 0; i < ne; i++) names[i] = path;
+        pst_tensor *t = pst_tensor_from_strs((int)ne, names);
+        free(names);
+        pst_tensor *v = t ? pst_tensor_reshape_view(t, s, st) : NULL;
+        pst_tensor_unref(t);
+        if (v == NULL) return st->code ? st->code : PST_E_EXHAUSTED;
+        (*feeds)[k++] = (pst_feed){pst_out(c, 0), v};
+    }
+    *n = k;
+    return 0;
+}
+
+/* ---- Synthetic records ----------------------------------------------------------------- */
+
+typedef struct feat {
+    char key[256];
+    pst_dtype dt;
+    pst_shape shape;   /* per example; a first dim of -1: variable length */
+    int sparse;
+    int64_t raw_bytes; /* string features decoded by DecodeRaw: the bytes one needs */
+} feat;
+
+typedef struct walk {
+    pst_graph *g;
+    feat *f;
+    int nf, cap;
+} walk;
+
+static void add_feat(walk *w, const char *key, pst_dtype dt, pst_shape s, int sparse,
+                     int64_t raw) {
+    for (int i = 0; i < w->nf; i++)
+        if (strcmp(w->f[i].key, key) == 0) return;
+    if (w->nf == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 8;
+        w->f = realloc(w->f, (size_t)w->cap * sizeof *w->f);
+        PST_ASSERT(w->f != NULL);
+    }
+    feat *f = &w->f[w->nf++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->key, sizeof f->key, "%s", key);
+    f->dt = dt;
+    f->shape = s;
+    f->sparse = sparse;
+    f->raw_bytes = raw;
+}
+
+/* Calls visit on every consumer (node, input index) of output o, looking through pass ops
+ * and through queues (an enqueue's component i reaches the dequeues' output i). */
+typedef int (*visit_fn)(walk *w, pst_node *n, int input, void *ctx);
+
+static void downstream(walk *w, pst_output o, int depth, visit_fn visit, void *ctx) {
+    static const char *const pass[] = {"Identity", "ExpandDims", "Squeeze", "Reshape", NULL};
+    if (depth > 12) return;
+    for (int id = 0; id < pst_graph_num_nodes(w->g); id++) {
+        pst_node *x = pst_graph_node(w->g, id);
+        for (int i = 0; i < x->n_inputs; i++) {
+            if (x->inputs[i].node != o.node || x->inputs[i].index != o.index) continue;
+            if (visit(w, x, i, ctx)) continue;
+            if (op_is(x, pass) && i == 0) {
+                downstream(w, pst_out(x, 0), depth + 1, visit, ctx);
+            } else if (op_is(x, enqueue_ops) && i >= 1) {
+                for (int d = 0; d < pst_graph_num_nodes(w->g); d++) {
+                    pst_node *y = pst_graph_node(w->g, d);
+                    if (op_is(y, dequeue_ops) && y->inputs[0].node == x->inputs[0].node &&
+                        i - 1 < y->n_outputs)
+                        downstream(w, pst_out(y, i - 1), depth + 1, visit, ctx);
+                }
+            }
+        }
+    }
+}
+
+/* DecodeRaw downstream of a string feature: the bytes one example needs (from the Reshape
+ * with a constant shape that follows it, else 16 elements). */
+static int find_raw(walk *w, pst_node *n, int input, void *ctx) {
+    int64_t *bytes = ctx;
+    (void)input;
+    if (strcmp(n->op->name, "DecodeRaw") != 0) return 0;
+    size_t sz = pst_dtype_size(pst_node_attr_type(n, "out_type", PST_UINT8));
+    int64_t elems = 16;
+    for (int id = 0; id < pst_graph_num_nodes(w->g); id++) {
+        pst_node *r = pst_graph_node(w->g, id);
+        if (strcmp(r->op->name, "Reshape") != 0 || r->inputs[0].node != n) continue;
+        const pst_tensor *s = pst_node_in_const(r, 1);
+        if (s == NULL) continue;
+        int64_t p = 1;
+        for (int64_t i = 0; i < s->n; i++) p *= pst_tensor_get_i64(s, i) > 0 ? pst_tensor_get_i64(s, i) : 1;
+        elems = p;
+    }
+    *bytes = elems * (int64_t)(sz ? sz : 1);
+    return 1;
+}
+
+static const char *const_str(const pst_node *n, int i) {
+    const pst_tensor *t = pst_node_in_const(n, i);
+    return t && t->dtype == PST_STRING && t->n == 1 && pst_tensor_str(t)->p ? pst_tensor_str(t)->p
+                                                                            : NULL;
+}
+
+static int find_parse(walk *w, pst_node *n, int input, void *ctx) {
+    (void)ctx;
+    int single = strcmp(n->op->name, "ParseSingleExample") == 0;
+    if (input != 0 || (!single && strcmp(n->op->name, "ParseExample") != 0)) return 0;
+    int ns = (int)pst_node_attr_i(n, single ? "num_sparse" : "Nsparse", 0);
+    const pst_attr *shapes = pst_node_attr(n, "dense_shapes"), *td = pst_node_attr(n, "Tdense");
+    const pst_attr *sty = pst_node_attr(n, "sparse_types");
+    int nd = shapes ? shapes->n : 0;
+    if (td == NULL || td->n != nd) return 1;
+    const pst_attr *sk = pst_node_attr(n, "sparse_keys"), *dk = pst_node_attr(n, "dense_keys");
+    for (int i = 0; i < ns && sty && i < sty->n; i++) {
+        const char *key = single ? (sk && i < sk->n ? sk->list.s[i] : NULL) : const_str(n, 2 + i);
+        if (key) add_feat(w, key, sty->list.type[i], pst_shape_1d(2), 1, 0);
+    }
+    for (int i = 0; i < nd; i++) {
+        const char *key =
+            single ? (dk && i < dk->n ? dk->list.s[i] : NULL) : const_str(n, 2 + ns + i);
+        if (key == NULL) continue;
+        int64_t raw = 0;
+        if (td->list.type[i] == PST_STRING) downstream(w, pst_out(n, 3 * ns + i), 0, find_raw, &raw);
+        add_feat(w, key, td->list.type[i], shapes->list.shape[i], 0, raw);
+    }
+    return 1;
+}
+
+int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_records,
+                                   int *n_features, pst_status *st) {
+    walk w = {.g = pst_imported_graph(m)};
+    for (int id = 0; id < pst_graph_num_nodes(w.g); id++) {
+        pst_node *r = pst_graph_node(w.g, id);
+        if (op_is(r, reader_read_ops) && r->n_outputs >= 2)
+            downstream(&w, pst_out(r, 1), 0, find_parse, NULL);
+    }
+    if (n_features) *n_features = w.nf;
+    pst_tfrecord_writer *wr = pst_tfrecord_writer_open(path, NULL, st);
+    pst_example *ex = pst_example_new();
+    pst_pbwire_buf b;
+    pst_pbwire_buf_init(&b);
+    int rc = wr && ex ? 0 : (st->code ? st->code : PST_E_EXHAUSTED);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int r = 0; r < n_records && rc == 0; r++) {
+        pst_example_clear(ex);
+        for (int i = 0; i < w.nf && rc == 0; i++) {
+            feat *f = &w.f[i];
+            int64_t n = 1;
+            for (int d = 0; d < f->shape.rank; d++) n *= f->shape.dims[d] < 0 ? 2 : f->shape.dims[d];
+            if (n > (1 << 24)) n = 1 << 24;
+            if (f->dt == PST_FLOAT) {
+                float *v = malloc((size_t)n * sizeof *v + 1);
+                PST_ASSERT(v != NULL);
+                for (int64_t j = 0; j < n; j++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    v[j] = (float)(0.25 + 0.5 * (double)(x >> 11) / 9007199254740992.0);
+                }
+                rc = pst_example_add_floats(ex, f->key, v, (size_t)n, st);
+                free(v);
+            } else if (f->dt == PST_INT64) { /* class ids 0 and 1, valid whatever the depth */
+                int64_t *v = malloc((size_t)n * sizeof *v + 1);
+                PST_ASSERT(v != NULL);
+                for (int64_t j = 0; j < n; j++) v[j] = (r + j) % 2;
+                rc = pst_example_add_int64s(ex, f->key, v, (size_t)n, st);
+                free(v);
+            } else { /* bytes: what a DecodeRaw wants, else short text */
+                int64_t len = f->raw_bytes > 0 ? f->raw_bytes : 4;
+                uint8_t *p = malloc((size_t)len + 1);
+                PST_ASSERT(p != NULL);
+                for (int64_t j = 0; j < len; j++) p[j] = (uint8_t)('a' + (r + j) % 26);
+                pst_example_bytes *bv = calloc((size_t)n + 1, sizeof *bv);
+                PST_ASSERT(bv != NULL);
+                for (int64_t j = 0; j < n; j++) bv[j] = (pst_example_bytes){p, (size_t)len};
+                rc = pst_example_add_bytes(ex, f->key, bv, (size_t)n, st);
+                free(bv), free(p);
+            }
+        }
+        pst_pbwire_buf_reset(&b);
+        if (rc == 0) rc = pst_example_encode(ex, &b, st);
+        if (rc == 0) rc = pst_tfrecord_writer_write(wr, b.data, b.len, st);
+    }
+    if (wr && rc == 0) rc = pst_tfrecord_writer_close(wr, st);
+    else pst_tfrecord_writer_abort(wr);
+    pst_pbwire_buf_destroy(&b);
+    pst_example_free(ex);
+    free(w.f);
+    return rc;
+}
