@@ -171,8 +171,16 @@ START_TEST(test_join_by_hand) {
     snprintf(txt, sizeof txt, "%s/members.txt", pst_lu_dir);
     snprintf(cmd, sizeof cmd, "(%s status %s; env -u PST_JOB_TOKEN %s inspect placement --cluster "
              "%s) > %s 2>&1", pst_lu_pstrain, run, pst_lu_pstrain, run, txt);
-    ck_assert_int_eq(system(cmd), 0);
-    char *shown = pst_lu_slurp(txt);
+    /* The PS learn the new membership from the coordination service a moment after the
+     * launcher records it: ask again until they show it (a hang guard of 60 tries). */
+    char *shown = NULL;
+    for (int tries = 0; tries < 60; tries++) {
+        ck_assert_int_eq(system(cmd), 0);
+        free(shown);
+        shown = pst_lu_slurp(txt);
+        if (shown && strstr(shown, "  worker 1  incarnation")) break;
+        sleep(1);
+    }
     ck_assert_msg(strstr(shown, "membership epoch") && strstr(shown, "joined (+") &&
                   strstr(shown, "2 workers") && strstr(shown, "  worker 1  incarnation"),
                   "%s", shown);

@@ -63,8 +63,14 @@ dist dist_cnn5 2 cnn5 --partition-min-bytes 1000
   --compression zlib >/dev/null
 dist dist_mlp 3 mlp --partition-min-bytes 100000 --optimizer momentum --placement greedy \
   --data-format tfrecord --data-dir "$tmp/records"
+# A synchronous job: its .meta is the asynchronous twin of its graph (no PstSync* op, which
+# TensorFlow lacks), with partitioned weights too.
+dist dist_sync 2 mlp --mode sync --optimizer adam --partition-min-bytes 100000
+if grep -q PstSync "$tmp/dist_sync/model.ckpt-3.meta"; then
+  echo "FAIL: the sync job's .meta holds PstSync ops"; exit 1
+fi
 # The distributed checkpoints must hold partitioned variables, or the slice checks check nothing.
-for d in dist_cnn5 dist_mlp; do
+for d in dist_cnn5 dist_mlp dist_sync; do
   n=$("$bin/launcher/pstrain" ckpt show "$tmp/$d/model.ckpt-3" | grep -c '(sliced)' || true)
   [ "$n" -gt 0 ] || { echo "FAIL: $d wrote no partitioned variable"; exit 1; }
   echo "ok: $d holds $n partitioned variables"
@@ -77,7 +83,7 @@ done
 "$py" "$check" "${ckpts[@]}" --meta "$tmp/vgg16.meta" --meta "$tmp/vgg16_ps.meta" \
   --max-meta-bytes 10000000 --self-test "$tmp/mlp/model.ckpt-2.meta"
 
-for c in mlp/model.ckpt-2 dist_cnn5/model.ckpt-3; do
+for c in mlp/model.ckpt-2 dist_cnn5/model.ckpt-3 dist_sync/model.ckpt-3; do
   out=$("$bin/launcher/pstrain" meta check "$tmp/$c.meta" --checkpoint "$tmp/$c" --steps 0 2>&1) ||
     { echo "FAIL: restoring $c through its .meta's saver subgraph"; echo "$out"; exit 1; }
   grep -q '^restore: ok' <<<"$out" || { echo "FAIL: $c: no restore"; echo "$out"; exit 1; }

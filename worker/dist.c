@@ -94,6 +94,8 @@ typedef struct dist {
     model m;
     pst_imported_model *imp; /* --meta: a TensorFlow user's graph (imported_model.h) */
     placer pl;
+    model twin;               /* sync: the same model built asynchronously, written as .meta */
+    placer twin_pl;
     pst_ps_vars pv;
     pst_dist_run *init, *train, *eval;
     pst_dist_run *enter;      /* elastic sync: the round tag alone (entering the rounds) */
@@ -810,8 +812,27 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     if (!(d.train = pst_dist_run_new(d.t, d.m.g, d.elastic_sync ? 3 : 2, tfetch, 1, &d.m.train_op, &st))) goto out;
     if (efetch.node && !(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st)))
         goto out;
+    if (d.chief && f->checkpoint_dir && mf.replicas_to_aggregate > 0 && !d.imp) {
+        /* A synchronous job's checkpoints carry the model as an asynchronous graph: the sync
+         * graph's PstSync* ops exist only in pstrain, so TensorFlow could not load its .meta.
+         * Same flags, placement and variable names; only the updates are plain Apply ops. */
+        pst_train_flags af = mf;
+        af.replicas_to_aggregate = 0;
+        af.sync_total = 0;
+        af.sync_elastic = 0;
+        af.lr_scale_base = 0;
+        d.twin_pl = d.pl;
+        d.twin_pl.rs = pst_replica_setter_new(d.n_ps, wdev,
+                                              strcmp(f->placement, "greedy") == 0
+                                                  ? PST_PLACE_GREEDY
+                                                  : PST_PLACE_ROUND_ROBIN,
+                                              &st);
+        if (!d.twin_pl.rs || pst_worker_build_model(&af, net, &d.twin, place, &d.twin_pl, &st) < 0)
+            goto out;
+    }
     if (d.chief && f->checkpoint_dir) {
-        pst_dist_save_opts so = {.dir = f->checkpoint_dir, .max_to_keep = f->max_to_keep};
+        pst_dist_save_opts so = {.dir = f->checkpoint_dir, .max_to_keep = f->max_to_keep,
+                                 .meta_graph = d.twin.g};
         if (!(d.saver = pst_dist_save_new(d.t, d.m.g, &d.pv, &so, &st))) goto out;
     }
     rc = train(&d, &st) < 0 ? 1 : 0;
@@ -832,6 +853,8 @@ out:
         pst_graph_free(d.m.g);
     }
     pst_replica_setter_free(d.pl.rs);
+    pst_graph_free(d.twin.g);
+    pst_replica_setter_free(d.twin_pl.rs);
     if (d.member.task) {
         pst_member_finish(&d.member, rc != 0, rc ? st.msg : d.left ? "left the job" : "done");
     } else {

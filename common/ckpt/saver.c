@@ -23,6 +23,7 @@
 
 struct pst_saver {
     pst_graph *g;
+    pst_graph *meta_g; /* written as the .meta when set (pst_saver_opts.meta_graph) */
     int n;
     pst_output *vars;
     char **names;
@@ -42,6 +43,7 @@ pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st) 
     pst_saver *s = calloc(1, sizeof *s);
     PST_ASSERT(s != NULL);
     s->g = g;
+    s->meta_g = o ? o->meta_graph : NULL;
     const pst_output *vars = o ? o->vars : NULL;
     int n = o ? o->n_vars : 0;
     if (vars == NULL) vars = pst_graph_collection(g, PST_GLOBAL_VARIABLES, &n);
@@ -738,7 +740,23 @@ int pst_saver_write_meta(const pst_saver *s, const char *path, pst_status *st) {
                         .vars = s->vars,
                         .names = (const char *const *)s->names};
     pst_meta_export_opts mo = {.saver_def = &sd};
-    return pst_meta_graph_write(s->g, &mo, path, st);
+    if (!s->meta_g) return pst_meta_graph_write(s->g, &mo, path, st);
+    /* Another graph: the same variables, found there by name. */
+    pst_output *vars = calloc((size_t)s->n + 1, sizeof *vars);
+    if (!vars) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory writing %s", path);
+    for (int i = 0; i < s->n; i++) {
+        pst_node *v = pst_graph_find(s->meta_g, s->vars[i].node->name);
+        if (!v || !(v->op->flags & PST_OP_VARIABLE)) {
+            free(vars);
+            return pst_status_set(st, PST_E_INVALID, "%s: the graph written as the .meta has no "
+                                  "variable '%s'", path, s->vars[i].node->name);
+        }
+        vars[i] = pst_out(v, s->vars[i].index);
+    }
+    sd.vars = vars;
+    int rc = pst_meta_graph_write(s->meta_g, &mo, path, st);
+    free(vars);
+    return rc;
 }
 
 int pst_saver_save(pst_saver *s, pst_session *sess, const char *path, int64_t step, char *out,

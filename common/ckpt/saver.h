@@ -40,6 +40,10 @@ typedef struct pst_saver_opts {
      * PS writes its shard and the chief merges them); the session may then be NULL. */
     int (*write_fn)(void *ctx, const char *prefix, pst_status *st);
     void *write_ctx;
+    /* The graph written as PREFIX.meta when it is not g (borrowed, must outlive the saver):
+     * e.g. a synchronous job's graph as its asynchronous twin, which TensorFlow can load. Its
+     * variables must carry the saved variables' names. */
+    pst_graph *meta_graph;
 } pst_saver_opts;
 
 pst_saver *pst_saver_new(pst_graph *g, const pst_saver_opts *o, pst_status *st);

@@ -91,7 +91,7 @@ pst_dist_save *pst_dist_save_new(pst_task *t, pst_graph *g, const pst_ps_vars *p
     s->pv = pv;
     snprintf(s->path, sizeof s->path, "%s/%s", o->dir, o->basename ? o->basename : "model.ckpt");
     pst_saver_opts so = {.max_to_keep = o->max_to_keep, .write_meta = 1, .write_fn = write_data,
-                         .write_ctx = s};
+                         .write_ctx = s, .meta_graph = o->meta_graph};
     if (!(s->saver = pst_saver_new(g, &so, st))) {
         free(s);
         return NULL;

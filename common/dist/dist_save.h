@@ -25,6 +25,7 @@ typedef struct pst_dist_save_opts {
     const char *dir;      /* the checkpoint directory (must exist) */
     const char *basename; /* checkpoints are DIR/BASENAME-STEP (default "model.ckpt") */
     int max_to_keep;      /* as pst_saver_opts: default 5 when 0, negative keeps all */
+    pst_graph *meta_graph; /* written as the .meta instead of g (pst_saver_opts.meta_graph) */
 } pst_dist_save_opts;
 
 typedef struct pst_dist_save pst_dist_save;
