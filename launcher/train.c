@@ -19,11 +19,13 @@ static void usage(void) {
             "[--loss NAME]\n"
             "                     --feed PLACEHOLDER=FILE.tfrecord:FEATURE ... [--steps N] "
             "[--batch B]\n"
-            "                     [--print-every N] [--save PREFIX]\n");
+            "                     [--print-every N] [--save PREFIX] [--records FILE.tfrecord]\n");
 }
 
 int pst_cmd_train(int argc, char **argv) {
     const char *meta = NULL, *ckpt = NULL, *train_name = NULL, *loss_name = NULL, *save = NULL;
+    const char *records = NULL;
+    int queues = 0;
     long steps = 100, batch = 32, every = 10;
     pst_record_feed *feeds = calloc(MAX_FEEDS, sizeof *feeds);
     int64_t *rows = NULL;
@@ -37,6 +39,7 @@ int pst_cmd_train(int argc, char **argv) {
         else if (strcmp(a, "--train-op") == 0) train_name = v;
         else if (strcmp(a, "--loss") == 0) loss_name = v;
         else if (strcmp(a, "--save") == 0) save = v;
+        else if (strcmp(a, "--records") == 0) records = v;
         else if (strcmp(a, "--steps") == 0) steps = strtol(v, NULL, 10);
         else if (strcmp(a, "--batch") == 0) batch = strtol(v, NULL, 10);
         else if (strcmp(a, "--print-every") == 0) every = strtol(v, NULL, 10);
@@ -84,6 +87,19 @@ int pst_cmd_train(int argc, char **argv) {
         }
     }
     free(need);
+    /* A graph that reads its own input (TF 1 readers and queues): its queue runners fill the
+     * queues, its readers pointed at --records when given, else at the files it names. */
+    if ((queues = pst_imported_uses_queues(m, &train, 1))) {
+        pst_feed *files = NULL;
+        int nfiles = 0;
+        if (records && pst_imported_reader_files(m, records, &files, &nfiles, &st) < 0) goto fail;
+        int qrc = pst_imported_start_queue_runners(m, files, nfiles, &st);
+        for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
+        free(files);
+        if (qrc < 0) goto fail;
+        printf("started %d queue runners%s%s\n", pst_imported_num_queue_runners(m),
+               records ? ", reading " : "", records ? records : "");
+    }
     printf("training '%s' on %s, loss '%s', %d feeds, %ld steps of %ld\n", train->name, meta,
            loss.node ? loss.node->name : "?", nf, steps, batch);
     pst_feed pf[MAX_FEEDS];
@@ -99,12 +115,20 @@ int pst_cmd_train(int argc, char **argv) {
         }
         pst_tensor *out[1] = {NULL};
         if (pst_session_run(pst_imported_session(m), pf, nf, loss.node ? &loss : NULL,
-                            loss.node ? 1 : 0, &train, 1, out, &st) < 0)
+                            loss.node ? 1 : 0, &train, 1, out, &st) < 0) {
+            pst_status qst = {0};
+            if (queues && pst_imported_stop_queue_runners(m, &qst) < 0) st = qst; /* the cause */
+            else if (queues && st.code == PST_E_OUT_OF_RANGE) { /* the input's epochs are done */
+                printf("input exhausted after %ld steps\n", s);
+                break;
+            }
             goto fail;
+        }
         if (out[0] && ((s + 1) % every == 0 || s + 1 == steps))
             printf("step %ld loss %.6g\n", s + 1, pst_tensor_get_f64(out[0], 0));
         pst_tensor_unref(out[0]);
     }
+    if (queues && pst_imported_stop_queue_runners(m, &st) < 0) goto fail;
     if (save) {
         if (pst_imported_save(m, save, &st) < 0) goto fail;
         printf("saved %s\n", save);

@@ -552,6 +552,44 @@ START_TEST(test_synthetic_records_match_parse) {
 }
 END_TEST
 
+/* The command line: pstrain train --meta on a graph reading its own input, pointed at a file;
+ * and pstrain meta check on synthetic records. */
+static char *run_cmd(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    static char out[65536];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    *status = pclose(p);
+    return out;
+}
+
+START_TEST(test_pstrain_train_records) {
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_gestures(path, 64);
+    const char *bin = getenv("PST_BINARY_DIR");
+    char meta[4096], cmd[9000];
+    snprintf(meta, sizeof meta, "%s", testdata("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0.meta"));
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain train --meta %s --records %s --steps 30 "
+             "--print-every 10 2>&1", bin ? bin : "build", meta, path);
+    int status;
+    char *out = run_cmd(cmd, &status);
+    ck_assert_msg(status == 0, "%s", out);
+    ck_assert_msg(strstr(out, "started 6 queue runners, reading ") && strstr(out, "step 30 loss"),
+                  "%s", out);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta check %s --steps 2 2>&1", bin ? bin : "build",
+             meta);
+    out = run_cmd(cmd, &status);
+    ck_assert_msg(status == 0, "%s", out);
+    ck_assert_msg(strstr(out, "train_step: ok") && strstr(out, "synthetic records of 5 features"),
+                  "%s", out);
+    unlink(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tf_input");
     TCase *tc = tcase_create("core");
@@ -566,6 +604,7 @@ int main(void) {
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);
+    tcase_add_test(tc, test_pstrain_train_records);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
