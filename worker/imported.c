@@ -431,11 +431,15 @@ pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *s
 pst_output pst_imported_loss(pst_imported *m, pst_node *train_op) {
     char *need = ancestors(m->g, &train_op, 1);
     pst_output loss = {NULL, 0};
-    for (int id = 0; id < pst_graph_num_nodes(m->g) && !loss.node; id++) {
+    /* First among the train op's ancestors; else anywhere (the seed can reach the apply ops
+     * only through a while loop's stacks, which the ancestor walk does not follow). */
+    int nn = pst_graph_num_nodes(m->g);
+    for (int k = 0; k < 2 * nn && !loss.node; k++) {
+        int id = k % nn, pass = k / nn;
         pst_node *x = pst_graph_node(m->g, id);
         const char *gr = strstr(x->name, "gradients/");
         const char *cut = gr ? strstr(gr, "_grad/") : NULL;
-        if (!need[id] || cut == NULL) continue;
+        if ((pass == 0 && !need[id]) || cut == NULL) continue;
         int seeded = 0;
         for (int i = 0; i < x->n_inputs; i++) {
             const char *in = x->inputs[i].node->name, *slash = strrchr(in, '/');
