@@ -437,6 +437,33 @@ START_TEST(test_cond_switch_merge) {
 }
 END_TEST
 
+/* Synthetic feeds (pstrain meta check): sequence lengths (an integer vector named like
+ * "seq_len") as long as the unknown dims of the sequences, and tf.sparse_placeholder's parts
+ * (int64 [?, R] indices, values, int64 [R] dense shape) one consistent SparseTensor. */
+START_TEST(test_synthetic_feeds_lengths_and_sparse) {
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    pst_output seq = pst_placeholder(g, "inputs", PST_INT32, pst_shape_2d(-1, -1));
+    pst_output len = pst_placeholder(g, "seq_lengths", PST_INT32, pst_shape_1d(-1));
+    pst_output idx = pst_placeholder(g, "Placeholder/indices", PST_INT64, pst_shape_2d(-1, 2));
+    pst_output shp = pst_placeholder(g, "Placeholder/shape", PST_INT64, pst_shape_1d(2));
+    pst_tensor *t[4];
+    pst_output ph[4] = {seq, len, idx, shp};
+    for (int i = 0; i < 4; i++) {
+        t[i] = pst_imported_synthetic_feed(ph[i], 3, (uint64_t)i + 1, &st);
+        ck_assert_msg(t[i] != NULL, "%s", st.msg);
+    }
+    ck_assert_int_eq(t[0]->shape.dims[0], 3);
+    int64_t d3[] = {3}, d32[] = {3, 2}, d2[] = {2};
+    PST_ASSERT_TENSOR(t[1], 1, d3, ((const double[]){t[0]->shape.dims[1], t[0]->shape.dims[1],
+                                                   t[0]->shape.dims[1]}), 0);
+    PST_ASSERT_TENSOR(t[2], 2, d32, ((const double[]){0, 0, 1, 0, 2, 0}), 0);
+    PST_ASSERT_TENSOR(t[3], 1, d2, ((const double[]){3, 1}), 0);
+    for (int i = 0; i < 4; i++) pst_tensor_unref(t[i]);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("tf_import");
@@ -453,6 +480,7 @@ int main(void) {
     tcase_add_test(tc, test_set_op_and_reverse_sequence);
     tcase_add_test(tc, test_while_loop_frames);
     tcase_add_test(tc, test_cond_switch_merge);
+    tcase_add_test(tc, test_synthetic_feeds_lengths_and_sparse);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
