@@ -20,18 +20,26 @@
 #include "testutil.h"
 #include "varstore.h"
 
+/* path imported for 2 PS and worker 0 under the replica device setter (*rs: the caller frees). */
+static pst_imported *load_for_two_ps(const char *path, pst_replica_setter **rs) {
+    pst_status st = {0};
+    *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
+    pst_imported_opts o = {.device_fn = pst_replica_setter_fn, .device_ctx = *rs,
+                           .clear_devices = 1, .no_session = 1};
+    pst_imported *m = pst_imported_load_ex(path, &o, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    return m;
+}
+
 START_TEST(test_imported_graph_on_two_ps) {
     pst_test_job j;
     pst_status st = {0};
     pst_test_job_start(&j, 2, 1, "grpc", NULL);
-    pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
     char path[4096];
     const char *src = getenv("PST_SOURCE_DIR");
     snprintf(path, sizeof path, "%s/tests/data/tf_graphs/07_DaviesX_mnist/model.ckpt.meta", src ? src : ".");
-    pst_imported_opts o = {.device_fn = pst_replica_setter_fn, .device_ctx = rs,
-                           .clear_devices = 1, .no_session = 1};
-    pst_imported *m = pst_imported_load_ex(path, &o, &st);
-    ck_assert_msg(m != NULL, "%s", st.msg);
+    pst_replica_setter *rs;
+    pst_imported *m = load_for_two_ps(path, &rs);
     pst_graph *g = pst_imported_graph(m);
     ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "h1/w")->device, "/job:ps/task:0"));
     ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "h1/b")->device, "/job:ps/task:1"));
@@ -143,11 +151,8 @@ START_TEST(test_resource_variables_on_two_ps) {
     }
     pst_test_job j;
     pst_test_job_start(&j, 2, 1, "grpc", NULL);
-    pst_replica_setter *rs = pst_replica_setter_new(2, "/job:worker/task:0", PST_PLACE_ROUND_ROBIN, &st);
-    pst_imported_opts o = {.device_fn = pst_replica_setter_fn, .device_ctx = rs,
-                           .clear_devices = 1, .no_session = 1};
-    pst_imported *m = pst_imported_load_ex(path, &o, &st);
-    ck_assert_msg(m != NULL, "%s", st.msg);
+    pst_replica_setter *rs;
+    pst_imported *m = load_for_two_ps(path, &rs);
     pst_graph *g = pst_imported_graph(m);
     ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "w")->device, "/job:ps/task:0"));
     ck_assert_ptr_nonnull(strstr(pst_graph_find(g, "b")->device, "/job:ps/task:1"));
