@@ -18,7 +18,12 @@ enum bin_code {
     B_RELU_GRAD, B_RELU6_GRAD, B_LRELU_GRAD, B_ELU_GRAD, B_SIGMOID_GRAD, B_TANH_GRAD,
     B_SQRT_GRAD, B_RSQRT_GRAD,
     B_FLOORDIV, B_FLOORMOD, B_TDIV, B_RECIP_GRAD,
+    B_SQDIFF, B_DIVNONAN, B_TRUNCDIV, B_ATAN2, B_SOFTPLUS_GRAD, B_SOFTSIGN_GRAD, B_SELU_GRAD,
 };
+
+/* tf.nn.selu's constants. */
+#define SELU_SCALE 1.0507009873554804934193349852946
+#define SELU_ALPHA 1.6732632423543772848170429916717
 
 typedef struct math_op {
     pst_op_def def;
@@ -56,6 +61,13 @@ static double bin_scalar(int code, double x, double y, double alpha) {
     case B_FLOORMOD: return y == 0 ? 0 : x - floor(x / y) * y;
     case B_TDIV: return y == 0 ? 0 : trunc(x / y); /* Div of integers; floats take B_DIV */
     case B_RECIP_GRAD: return -y * x * x;
+    case B_SQDIFF: return (x - y) * (x - y);
+    case B_DIVNONAN: return y == 0 ? 0 : x / y;
+    case B_TRUNCDIV: return y == 0 ? 0 : trunc(x / y);
+    case B_ATAN2: return atan2(x, y);
+    case B_SOFTPLUS_GRAD: return x / (1 + exp(-y));
+    case B_SOFTSIGN_GRAD: return x / ((1 + fabs(y)) * (1 + fabs(y)));
+    case B_SELU_GRAD: return y < 0 ? x * (y + SELU_SCALE * SELU_ALPHA) : x * SELU_SCALE;
     default: return 0;
     }
 }
@@ -120,6 +132,13 @@ static void bin_run_f32(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t 
     case B_FLOORMOD: F_LOOP(x - floorf(x / y) * y); break;
     case B_TDIV: F_LOOP(x / y); break;
     case B_RECIP_GRAD: F_LOOP(-y * x * x); break;
+    case B_SQDIFF: F_LOOP((x - y) * (x - y)); break;
+    case B_DIVNONAN: F_LOOP(y == 0 ? 0.0f : x / y); break;
+    case B_TRUNCDIV: F_LOOP(truncf(x / y)); break;
+    case B_ATAN2: F_LOOP(atan2f(x, y)); break;
+    case B_SOFTPLUS_GRAD: F_LOOP(x / (1 + expf(-y))); break;
+    case B_SOFTSIGN_GRAD: F_LOOP(x / ((1 + fabsf(y)) * (1 + fabsf(y)))); break;
+    case B_SELU_GRAD: F_LOOP(y < 0 ? x * (y + (float)(SELU_SCALE * SELU_ALPHA)) : x * (float)SELU_SCALE); break;
     default: break;
     }
 }
@@ -189,7 +208,11 @@ static int binary_shape(pst_node *n, pst_status *st) {
 enum un_code {
     U_NEG, U_SQUARE, U_SQRT, U_RSQRT, U_EXP, U_LOG, U_ABS, U_FLOOR, U_COS, U_SIN, U_SIGN,
     U_RELU, U_RELU6, U_ELU, U_SIGMOID, U_TANH, U_LRELU, U_NOT, U_RECIP, U_ATAN,
+    U_LOG1P, U_EXPM1, U_SOFTPLUS, U_SOFTSIGN, U_SELU, U_ERF, U_ROUND, U_CEIL,
 };
+
+/* log(1 + e^x) without overflow. */
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 static double un_scalar(int code, double x, double alpha) {
     switch (code) {
@@ -213,6 +236,14 @@ static double un_scalar(int code, double x, double alpha) {
     case U_NOT: return x == 0;
     case U_RECIP: return 1 / x;
     case U_ATAN: return atan(x);
+    case U_LOG1P: return log1p(x);
+    case U_EXPM1: return expm1(x);
+    case U_SOFTPLUS: return softplus(x);
+    case U_SOFTSIGN: return x / (1 + fabs(x));
+    case U_SELU: return x > 0 ? SELU_SCALE * x : SELU_SCALE * SELU_ALPHA * expm1(x);
+    case U_ERF: return erf(x);
+    case U_ROUND: return nearbyint(x); /* half to even, as TF's Round */
+    case U_CEIL: return ceil(x);
     default: return 0;
     }
 }
@@ -256,6 +287,14 @@ static void unary_f32_range(void *vctx, int64_t b, int64_t e) {
         case U_LRELU: U_LOOP(x > 0 ? x : x * alpha); break;
         case U_RECIP: U_LOOP(1.0f / x); break;
         case U_ATAN: U_LOOP(atanf(x)); break;
+        case U_LOG1P: U_LOOP(log1pf(x)); break;
+        case U_EXPM1: U_LOOP(expm1f(x)); break;
+        case U_SOFTPLUS: U_LOOP((float)softplus(x)); break;
+        case U_SOFTSIGN: U_LOOP(x / (1 + fabsf(x))); break;
+        case U_SELU: U_LOOP(x > 0 ? (float)SELU_SCALE * x : (float)(SELU_SCALE * SELU_ALPHA) * expm1f(x)); break;
+        case U_ERF: U_LOOP(erff(x)); break;
+        case U_ROUND: U_LOOP(nearbyintf(x)); break;
+        case U_CEIL: U_LOOP(ceilf(x)); break;
         default: break;
     }
 }
@@ -283,7 +322,8 @@ static int unary_shape(pst_node *n, pst_status *st) {
     if (code == U_NOT ? dt != PST_BOOL : (dt == PST_BOOL))
         return pst_status_set(st, PST_E_INVALID, "op %s does not take %s input", n->op->name,
                               pst_dtype_name(dt));
-    if (code >= U_SQRT && code <= U_SIN && code != U_ABS && !pst_dtype_is_float(dt))
+    if (((code >= U_SQRT && code <= U_SIN && code != U_ABS) || code >= U_LOG1P) &&
+        !pst_dtype_is_float(dt))
         return pst_status_set(st, PST_E_INVALID, "op %s needs a float input, got %s",
                               n->op->name, pst_dtype_name(dt));
     return pst_shape_same_as_input0(n, st);
@@ -410,6 +450,24 @@ static int binary_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
         dx[1] = reduce_like(g, pst_mul(g, pst_neg(g, d, NULL),
                                        build_binary(g, "FloorDiv", a, b, NULL), NULL), b);
         break;
+    case B_SQDIFF: { /* 2 (a - b) dy */
+        pst_output t = pst_mul(g, pst_const_scalar(g, pst_output_dtype(a), 2, NULL),
+                               pst_mul(g, d, pst_sub(g, a, b, NULL), NULL), NULL);
+        dx[0] = reduce_like(g, t, a);
+        dx[1] = reduce_like(g, pst_neg(g, t, NULL), b);
+        break;
+    }
+    case B_DIVNONAN: /* dy / b and dy (-a / b) / b, each 0 where b is 0 */
+        dx[0] = reduce_like(g, build_binary(g, "DivNoNan", d, b, NULL), a);
+        dx[1] = reduce_like(g, pst_mul(g, d, build_binary(g, "DivNoNan", build_binary(g, "DivNoNan",
+                                                       pst_neg(g, a, NULL), b, NULL), b, NULL), NULL), b);
+        break;
+    case B_ATAN2: { /* atan2(a, b): dy b / (a^2 + b^2), -dy a / (a^2 + b^2) */
+        pst_output den = pst_add(g, pst_square(g, a, NULL), pst_square(g, b, NULL), NULL);
+        dx[0] = reduce_like(g, pst_real_div(g, pst_mul(g, d, b, NULL), den, NULL), a);
+        dx[1] = reduce_like(g, pst_neg(g, pst_real_div(g, pst_mul(g, d, a, NULL), den, NULL), NULL), b);
+        break;
+    }
     case B_POW: {
         pst_dtype dt = pst_output_dtype(a);
         pst_output one = pst_const_scalar(g, dt, 1, NULL);
@@ -462,6 +520,15 @@ static int unary_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outpu
         dx[0] = grad_op(g, "LeakyReluGrad", d, x, pst_node_attr_f(n, "alpha", 0.2f));
         break;
     case U_RECIP: dx[0] = grad_op(g, strcmp(n->op->name, "Inv") == 0 ? "InvGrad" : "ReciprocalGrad", y, d, 0); break;
+    case U_LOG1P: dx[0] = pst_real_div(g, d, pst_add(g, pst_const_scalar(g, dt, 1, NULL), x, NULL), NULL); break;
+    case U_EXPM1: dx[0] = pst_mul(g, d, pst_exp(g, x, NULL), NULL); break;
+    case U_SOFTPLUS: dx[0] = grad_op(g, "SoftplusGrad", d, x, 0); break;
+    case U_SOFTSIGN: dx[0] = grad_op(g, "SoftsignGrad", d, x, 0); break;
+    case U_SELU: dx[0] = grad_op(g, "SeluGrad", d, y, 0); break;
+    case U_ERF: /* dy 2 / sqrt(pi) exp(-x^2) */
+        dx[0] = pst_mul(g, d, pst_mul(g, pst_const_scalar(g, dt, 1.1283791670955126, NULL),
+                                      pst_exp(g, pst_neg(g, pst_square(g, x, NULL), NULL), NULL), NULL), NULL);
+        break;
     case U_ATAN: /* dy / (1 + x^2) */
         dx[0] = pst_real_div(g, d, pst_add(g, pst_const_scalar(g, dt, 1, NULL), pst_square(g, x, NULL), NULL), NULL);
         break;
@@ -669,6 +736,22 @@ static const math_op math_ops[] = {
     BIN("Div", B_TDIV, binary_grad, 0),
     BIN("ReciprocalGrad", B_RECIP_GRAD, NULL, 0),
     BIN("InvGrad", B_RECIP_GRAD, NULL, 0),
+    BIN("SquaredDifference", B_SQDIFF, binary_grad, 0),
+    BIN("DivNoNan", B_DIVNONAN, binary_grad, 0),
+    BIN("TruncateDiv", B_TRUNCDIV, NULL, PST_OP_NOT_DIFFERENTIABLE),
+    BIN("Atan2", B_ATAN2, binary_grad, 0),
+    BIN("SoftplusGrad", B_SOFTPLUS_GRAD, NULL, 0),
+    BIN("SoftsignGrad", B_SOFTSIGN_GRAD, NULL, 0),
+    BIN("SeluGrad", B_SELU_GRAD, NULL, 0),
+    UN("Log1p", U_LOG1P, unary_grad, 0),
+    UN("Expm1", U_EXPM1, unary_grad, 0),
+    UN("Softplus", U_SOFTPLUS, unary_grad, 0),
+    UN("Softsign", U_SOFTSIGN, unary_grad, 0),
+    UN("Selu", U_SELU, unary_grad, 0),
+    UN("Erf", U_ERF, unary_grad, 0),
+    UN("Round", U_ROUND, NULL, PST_OP_NOT_DIFFERENTIABLE),
+    UN("Rint", U_ROUND, NULL, PST_OP_NOT_DIFFERENTIABLE),
+    UN("Ceil", U_CEIL, NULL, PST_OP_NOT_DIFFERENTIABLE),
     UN("Reciprocal", U_RECIP, unary_grad, 0),
     UN("Inv", U_RECIP, unary_grad, 0),
     UN("Atan", U_ATAN, unary_grad, 0),

@@ -1042,6 +1042,21 @@ static const pst_attr_spec pool_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                            {0}};
 static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {0}};
 static const pst_attr_spec xent_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tlabels", PST_ATTR_TYPE, 0}, {0}};
+/* FusedBatchNormV3 (TF 1.15's tf.layers/keras batch norm): V1 plus a sixth, empty output
+ * (reserve_space_3); FusedBatchNormGradV3 takes it as a sixth input and ignores it. */
+static int bn_v3_shape(pst_node *n, pst_status *st) {
+    int rc = bn_shape(n, st);
+    if (rc == 0) pst_node_set_output(n, 5, PST_FLOAT, pst_shape_1d(0));
+    return rc;
+}
+
+static int bn_v3_kernel(pst_kernel_ctx *c) {
+    int rc = bn_kernel(c);
+    if (rc == 0 && pst_kctx_alloc_output(c, 5, PST_FLOAT, pst_shape_1d(0)) == NULL)
+        rc = c->status->code;
+    return rc;
+}
+
 static const pst_attr_spec bn_attrs[] = {{"T", PST_ATTR_TYPE, 0},       {"U", PST_ATTR_TYPE, 0},
                                          {"epsilon", PST_ATTR_FLOAT, 0}, {"is_training", PST_ATTR_BOOL, 0},
                                          {"data_format", PST_ATTR_STRING, 0},
@@ -1071,6 +1086,10 @@ static const pst_op_def nn_ops[] = {
        xent_grad, 0),
     NN("FusedBatchNorm", 5, 5, 5, bn_attrs, bn_shape, bn_kernel, bn_grad, 0),
     NN("FusedBatchNormGrad", 5, 5, 5, bn_attrs, bn_grad_shape, bn_grad_kernel, NULL, 0),
+    NN("FusedBatchNormV2", 5, 5, 5, bn_attrs, bn_shape, bn_kernel, bn_grad, 0),
+    NN("FusedBatchNormGradV2", 5, 5, 5, bn_attrs, bn_grad_shape, bn_grad_kernel, NULL, 0),
+    NN("FusedBatchNormV3", 5, 5, 6, bn_attrs, bn_v3_shape, bn_v3_kernel, bn_grad, 0),
+    NN("FusedBatchNormGradV3", 6, 6, 5, bn_attrs, bn_grad_shape, bn_grad_kernel, NULL, 0),
     NN("InTopK", 2, 2, 1, topk_attrs, in_top_k_shape, in_top_k_kernel, NULL, PST_OP_NOT_DIFFERENTIABLE),
 };
 

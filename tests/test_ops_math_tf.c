@@ -1,0 +1,181 @@
+/* Elementwise ops TF 1.x losses and layers write that pstrain's own models do not use
+ * (ops_math.c: SquaredDifference, DivNoNan, TruncateDiv, Atan2, Log1p, Expm1, Softplus,
+ * Softsign, Selu, Erf, Round, Rint, Ceil, and the *Grad ops of the activations) and
+ * FusedBatchNormV2/V3 with their gradient ops (ops_nn.c): values against libm, gradients by
+ * finite differences. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "op.h"
+#include "ops.h"
+#include "testutil.h"
+
+static pst_output apply(pst_graph *g, const char *op, int n, const pst_output *in) {
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    pst_nb_inputs(b, n, in);
+    pst_nb_attr_type(b, "T", pst_output_dtype(in[0]));
+    pst_output o = pst_nb_finish_out(b);
+    ck_assert_msg(o.node != NULL, "%s: %s", op, pst_graph_status(g)->msg);
+    return o;
+}
+
+static const double xs[6] = {-2.5, -0.5, 0.0, 0.5, 1.5, 3.0};
+static const double ys[6] = {1.5, -2.0, 0.0, 4.0, -0.5, 2.0};
+
+static double ref_unary(const char *op, double x) {
+    const double s = 1.0507009873554804934193349852946, a = 1.6732632423543772848170429916717;
+    if (!strcmp(op, "Log1p")) return log1p(x);
+    if (!strcmp(op, "Expm1")) return expm1(x);
+    if (!strcmp(op, "Softplus")) return log(1 + exp(x));
+    if (!strcmp(op, "Softsign")) return x / (1 + fabs(x));
+    if (!strcmp(op, "Selu")) return x > 0 ? s * x : s * a * (exp(x) - 1);
+    if (!strcmp(op, "Erf")) return erf(x);
+    if (!strcmp(op, "Round") || !strcmp(op, "Rint")) return nearbyint(x);
+    return ceil(x);
+}
+
+START_TEST(test_unary_values_and_gradients) {
+    const char *ops[] = {"Log1p", "Expm1", "Softplus", "Softsign", "Selu", "Erf", "Round", "Rint", "Ceil"};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        for (int dt = 0; dt < 2; dt++) {
+            pst_graph *g = pst_graph_new();
+            pst_dtype t = dt ? PST_DOUBLE : PST_FLOAT;
+            pst_output x = pst_placeholder(g, "x", t, pst_shape_1d(6));
+            pst_output y = apply(g, ops[k], 1, &x);
+            pst_tensor *v = pst_tensor_new(t, pst_shape_1d(6), NULL);
+            for (int i = 0; i < 6; i++) pst_tensor_set_f64(v, i, strcmp(ops[k], "Log1p") ? xs[i] : fabs(xs[i]));
+            pst_status st = {0};
+            pst_session *s = pst_session_new(g, NULL, &st);
+            pst_feed f = {x, v};
+            pst_tensor *o = pst_test_run(s, y, 1, &f);
+            for (int i = 0; i < 6; i++) {
+                double want = ref_unary(ops[k], pst_tensor_get_f64(v, i));
+                ck_assert_msg(fabs(pst_tensor_get_f64(o, i) - want) < (dt ? 1e-12 : 1e-5) * (1 + fabs(want)),
+                              "%s(%g) = %g, want %g", ops[k], pst_tensor_get_f64(v, i), pst_tensor_get_f64(o, i), want);
+            }
+            pst_tensor_unref(o);
+            pst_session_free(s);
+            if (dt && k < 6) { /* the differentiable ones, away from Selu's kink at 0 */
+                pst_tensor_set_f64(v, 2, 0.25);
+                double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
+                ck_assert_msg(err < 1e-6, "%s: gradient error %g", ops[k], err);
+            }
+            pst_tensor_unref(v);
+            pst_graph_free(g);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_binary_values_and_gradients) {
+    const char *ops[] = {"SquaredDifference", "DivNoNan", "Atan2", "TruncateDiv"};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        pst_graph *g = pst_graph_new();
+        pst_output a = pst_placeholder(g, "a", PST_DOUBLE, pst_shape_2d(2, 3));
+        pst_output b = pst_placeholder(g, "b", PST_DOUBLE, pst_shape_2d(2, 3));
+        pst_output in[2] = {a, b};
+        pst_output y = apply(g, ops[k], 2, in);
+        pst_tensor *va = pst_tensor_new(PST_DOUBLE, pst_shape_2d(2, 3), NULL);
+        pst_tensor *vb = pst_tensor_new(PST_DOUBLE, pst_shape_2d(2, 3), NULL);
+        memcpy(va->data, xs, sizeof xs);
+        memcpy(vb->data, ys, sizeof ys);
+        pst_status st = {0};
+        pst_session *s = pst_session_new(g, NULL, &st);
+        pst_feed f[2] = {{a, va}, {b, vb}};
+        pst_tensor *o = pst_test_run(s, y, 2, f);
+        for (int i = 0; i < 6; i++) {
+            double x = xs[i], z = ys[i], want = k == 0 ? (x - z) * (x - z) : k == 1 ? (z == 0 ? 0 : x / z)
+                                              : k == 2 ? atan2(x, z) : (z == 0 ? 0 : trunc(x / z));
+            ck_assert_msg(fabs(pst_tensor_f64(o)[i] - want) < 1e-12, "%s element %d: %g want %g",
+                          ops[k], i, pst_tensor_f64(o)[i], want);
+        }
+        pst_tensor_unref(o);
+        pst_session_free(s);
+        if (k < 3) {
+            pst_tensor_f64(vb)[2] = 0.75; /* away from DivNoNan's and Atan2's singular point */
+            pst_tensor *v[2] = {va, vb};
+            double err = pst_gradcheck(g, y, 2, in, v, 1e-6);
+            ck_assert_msg(err < 1e-6, "%s: gradient error %g", ops[k], err);
+        }
+        pst_tensor_unref(va);
+        pst_tensor_unref(vb);
+        pst_graph_free(g);
+    }
+    /* SquaredDifference broadcasts, and its gradient sums back to the smaller operand. */
+    pst_graph *g = pst_graph_new();
+    pst_output a = pst_placeholder(g, "a", PST_DOUBLE, pst_shape_2d(2, 3));
+    pst_output b = pst_placeholder(g, "b", PST_DOUBLE, pst_shape_1d(3));
+    pst_output in[2] = {a, b};
+    pst_output y = apply(g, "SquaredDifference", 2, in);
+    pst_tensor *v[2] = {pst_test_rand(PST_DOUBLE, pst_shape_2d(2, 3), 1, -1, 1),
+                        pst_test_rand(PST_DOUBLE, pst_shape_1d(3), 2, -1, 1)};
+    double err = pst_gradcheck(g, y, 2, in, v, 1e-6);
+    ck_assert_msg(err < 1e-6, "broadcast gradient error %g", err);
+    pst_tensor_unref(v[0]);
+    pst_tensor_unref(v[1]);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* FusedBatchNormV3 gives V1's values plus an empty sixth output; FusedBatchNormGradV3 with that
+ * sixth input gives FusedBatchNormGrad's. */
+START_TEST(test_fused_batch_norm_v3) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_4d(2, 2, 2, 3));
+    float one[3] = {1, 2, 0.5f}, zero[3] = {0.1f, 0, -0.2f};
+    pst_output empty = pst_const_f32_tensor(g, pst_shape_1d(0), NULL, NULL);
+    pst_output in[5] = {x, pst_const_f32_tensor(g, pst_shape_1d(3), one, NULL),
+                        pst_const_f32_tensor(g, pst_shape_1d(3), zero, NULL), empty, empty};
+    pst_node *bn[2];
+    const char *names[2] = {"FusedBatchNorm", "FusedBatchNormV3"};
+    for (int k = 0; k < 2; k++) {
+        pst_node_builder *b = pst_nb_new(g, names[k], NULL);
+        pst_nb_inputs(b, 5, in);
+        pst_nb_attr_f(b, "epsilon", 1e-3f);
+        pst_nb_attr_b(b, "is_training", 1);
+        bn[k] = pst_nb_finish(b);
+        ck_assert_msg(bn[k] != NULL, "%s", pst_graph_status(g)->msg);
+    }
+    ck_assert_int_eq(bn[1]->n_outputs, 6);
+    pst_output dy = pst_placeholder(g, "dy", PST_FLOAT, pst_shape_4d(2, 2, 2, 3));
+    pst_node *gr[2];
+    for (int k = 0; k < 2; k++) {
+        pst_node_builder *b = pst_nb_new(g, k ? "FusedBatchNormGradV3" : "FusedBatchNormGrad", NULL);
+        pst_output gi[6] = {dy, x, in[1], pst_out(bn[k], 3), pst_out(bn[k], 4), pst_out(bn[1], 5)};
+        pst_nb_inputs(b, k ? 6 : 5, gi);
+        pst_nb_attr_f(b, "epsilon", 1e-3f);
+        gr[k] = pst_nb_finish(b);
+        ck_assert_msg(gr[k] != NULL, "%s", pst_graph_status(g)->msg);
+    }
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *xv = pst_test_rand(PST_FLOAT, pst_shape_4d(2, 2, 2, 3), 4, -1, 1);
+    pst_tensor *dv = pst_test_rand(PST_FLOAT, pst_shape_4d(2, 2, 2, 3), 5, -1, 1);
+    pst_feed f[2] = {{x, xv}, {dy, dv}};
+    pst_output fetch[7] = {pst_out(bn[0], 0), pst_out(bn[1], 0), pst_out(bn[1], 5), pst_out(gr[0], 0),
+                           pst_out(gr[1], 0), pst_out(gr[0], 1), pst_out(gr[1], 1)};
+    pst_tensor *o[7];
+    ck_assert_msg(pst_session_run(s, f, 2, fetch, 7, NULL, 0, o, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(memcmp(o[0]->data, o[1]->data, o[0]->nbytes), 0);
+    ck_assert_int_eq(o[2]->n, 0);
+    ck_assert_int_eq(memcmp(o[3]->data, o[4]->data, o[3]->nbytes), 0);
+    ck_assert_int_eq(memcmp(o[5]->data, o[6]->data, o[5]->nbytes), 0);
+    for (int i = 0; i < 7; i++) pst_tensor_unref(o[i]);
+    pst_tensor_unref(xv);
+    pst_tensor_unref(dv);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+    pst_ops_init();
+    Suite *s = suite_create("ops_math_tf");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_unary_values_and_gradients);
+    tcase_add_test(tc, test_binary_values_and_gradients);
+    tcase_add_test(tc, test_fused_batch_norm_v3);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
