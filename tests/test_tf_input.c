@@ -302,6 +302,13 @@ END_TEST
 
 /* ---- ParseExample, DecodeRaw -------------------------------------------------------- */
 
+/* A Const taking the caller's reference to t (pst_const borrows). */
+static pst_output cst(pst_graph *g, pst_tensor *t, const char *name) {
+    pst_output o = pst_const(g, t, name);
+    pst_tensor_unref(t);
+    return o;
+}
+
 static pst_tensor *encode_example(pst_example *ex) {
     pst_pbwire_buf b;
     pst_pbwire_buf_init(&b);
@@ -332,12 +339,12 @@ START_TEST(test_parse_example_values) {
     pst_output in = pst_placeholder(g, "ser", PST_STRING, pst_shape_1d(-1));
     pst_node_builder *b = pst_nb_new(g, "ParseExample", "parse");
     pst_nb_input(b, in);
-    pst_nb_input(b, pst_const(g, pst_tensor_from_strs(0, NULL), "names"));
-    pst_nb_input(b, pst_const(g, pst_tensor_scalar_str("tags"), "sk0"));
-    pst_nb_input(b, pst_const(g, pst_tensor_scalar_str("w"), "dk0"));
-    pst_nb_input(b, pst_const(g, pst_tensor_scalar_str("label"), "dk1"));
-    pst_nb_input(b, pst_const(g, pst_tensor_from_f32(pst_shape_1d(2), (float[]){9, 8}), "d0"));
-    pst_nb_input(b, pst_const(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "d1"));
+    pst_nb_input(b, cst(g, pst_tensor_from_strs(0, NULL), "names"));
+    pst_nb_input(b, cst(g, pst_tensor_scalar_str("tags"), "sk0"));
+    pst_nb_input(b, cst(g, pst_tensor_scalar_str("w"), "dk0"));
+    pst_nb_input(b, cst(g, pst_tensor_scalar_str("label"), "dk1"));
+    pst_nb_input(b, cst(g, pst_tensor_from_f32(pst_shape_1d(2), (float[]){9, 8}), "d0"));
+    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "d1"));
     pst_nb_attr_i(b, "Nsparse", 1);
     pst_nb_attr_i(b, "Ndense", 2);
     pst_nb_attr_list_type(b, "sparse_types", 1, (pst_dtype[]){PST_INT64});
@@ -393,7 +400,7 @@ START_TEST(test_decode_raw) {
     pst_tstring_set(&pst_tensor_str(raw)[0], "\x01\x00\x02\x00", 4);
     pst_tstring_set(&pst_tensor_str(raw)[1], "\xff\xff\x00\x01", 4);
     pst_node_builder *b = pst_nb_new(g, "DecodeRaw", "d");
-    pst_nb_input(b, pst_const(g, raw, "raw"));
+    pst_nb_input(b, cst(g, raw, "raw"));
     pst_nb_attr_type(b, "out_type", PST_INT32);
     pst_nb_attr_b(b, "little_endian", 1);
     pst_output d = pst_out(pst_nb_finish(b), 0);
