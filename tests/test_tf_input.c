@@ -423,6 +423,33 @@ START_TEST(test_decode_raw) {
 }
 END_TEST
 
+START_TEST(test_count_up_to) {
+    pst_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_output v = pst_variable_v2(g, "epochs", PST_INT64, pst_shape_scalar());
+    pst_node *init = pst_assign(g, v, cst(g, pst_tensor_scalar_i64(0), "zero"), "init").node;
+    pst_node_builder *b = pst_nb_new(g, "CountUpTo", "count");
+    pst_nb_input(b, v);
+    pst_nb_attr_i(b, "limit", 2);
+    pst_output c = pst_out(pst_nb_finish(b), 0);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(s, init, &st), 0);
+    for (int i = 0; i < 2; i++) {
+        pst_tensor *t = pst_session_run1(s, c, &st);
+        ck_assert_msg(t != NULL, "%s", st.msg);
+        ck_assert_int_eq(pst_tensor_get_i64(t, 0), i);
+        pst_tensor_unref(t);
+    }
+    ck_assert_ptr_null(pst_session_run1(s, c, &st));
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    ck_assert_ptr_nonnull(strstr(st.msg, "Reached limit of 2"));
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -608,6 +635,7 @@ int main(void) {
     tcase_add_test(tc, test_shuffle_mixes);
     tcase_add_test(tc, test_parse_example_values);
     tcase_add_test(tc, test_decode_raw);
+    tcase_add_test(tc, test_count_up_to);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);

@@ -527,6 +527,39 @@ static int decode_raw_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+/* ---- CountUpTo(ref, limit): the old value, then +1; OutOfRange once it reached limit ------ */
+/* string_input_producer(num_epochs=N) and friends count epochs with it. */
+static int count_up_to_kernel(pst_kernel_ctx *c) {
+    pst_var *v = c->input_vars[0];
+    int64_t limit = pst_kctx_attr_i(c, "limit", 0);
+    pst_tensor *t = pst_var_begin_update(v, c->status);
+    if (t == NULL) return c->status->code;
+    if (t->n != 1 || (t->dtype != PST_INT32 && t->dtype != PST_INT64)) {
+        pst_var_end_update(v);
+        return pst_kctx_error(c, PST_E_INVALID, "variable '%s' is not an int32 or int64 scalar",
+                              v->name);
+    }
+    int64_t old = pst_tensor_get_i64(t, 0);
+    if (old >= limit) {
+        pst_var_end_update(v);
+        return pst_kctx_error(c, PST_E_OUT_OF_RANGE, "Reached limit of %lld", (long long)limit);
+    }
+    pst_tensor_set_f64(t, 0, (double)(old + 1));
+    pst_dtype dt = t->dtype;
+    pst_var_end_update(v);
+    pst_kctx_set_output(c, 0, dt == PST_INT32 ? pst_tensor_scalar_i32((int32_t)old)
+                                              : pst_tensor_scalar_i64(old));
+    return 0;
+}
+
+static int count_up_to_shape(pst_node *n, pst_status *st) {
+    pst_dtype dt = pst_node_in_dtype(n, 0);
+    if (dt != PST_INT32 && dt != PST_INT64)
+        return pst_status_set(st, PST_E_INVALID, "input 0 must be an int32 or int64 variable");
+    pst_node_set_output(n, 0, dt, pst_shape_scalar());
+    return 0;
+}
+
 /* ---- Shapes ---------------------------------------------------------------------------- */
 int pst_ops_resource_shape(pst_node *n, pst_status *st) {
     (void)st;
@@ -595,6 +628,8 @@ static const pst_attr_spec dequeue_attrs[] = {
 static const pst_attr_spec close_attrs[] = {{"cancel_pending_enqueues", PST_ATTR_BOOL, 0}, {0}};
 static const pst_attr_spec shuffle_attrs[] = {
     {"T", PST_ATTR_TYPE, 0}, {"seed", PST_ATTR_INT, 0}, {"seed2", PST_ATTR_INT, 0}, {0}};
+static const pst_attr_spec count_attrs[] = {{"limit", PST_ATTR_INT, 1}, {"T", PST_ATTR_TYPE, 0},
+                                            {0}};
 static const pst_attr_spec decode_raw_attrs[] = {
     {"out_type", PST_ATTR_TYPE, 1}, {"little_endian", PST_ATTR_BOOL, 0}, {0}};
 
@@ -628,6 +663,9 @@ static const pst_op_def queue_ops[] = {
     {.name = "RandomShuffle", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = shuffle_attrs, .shape = pst_shape_same_as_input0, .kernel = random_shuffle_kernel,
      .flags = QF, .state_free = rng_free},
+    {.name = "CountUpTo", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1, .attrs = count_attrs,
+     .shape = count_up_to_shape, .kernel = count_up_to_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_REF_INPUT0 | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "DecodeRaw", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = decode_raw_attrs, .shape = decode_raw_shape, .kernel = decode_raw_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},

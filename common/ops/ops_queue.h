@@ -2,7 +2,8 @@
  * ops_queue — TensorFlow 1.x's input queues (FIFOQueueV2, RandomShuffleQueueV2,
  * PaddingFIFOQueueV2 and their TF 0.x ref-handle names) and the ops that use them
  * (QueueEnqueue[Many]V2, QueueDequeue[Many|UpTo]V2, QueueCloseV2, QueueSizeV2,
- * QueueIsClosedV2), plus RandomShuffle and DecodeRaw, which input pipelines use.
+ * QueueIsClosedV2), plus RandomShuffle, DecodeRaw and CountUpTo (an epoch counter's limit:
+ * OutOfRange once reached), which input pipelines use.
  *
  * A queue is a resource of the session's variable store, named by its node (or its
  * `shared_name`), so it lives as long as the variables and every run of the session (queue
