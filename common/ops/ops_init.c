@@ -22,6 +22,7 @@ void pst__register_ctc_ops(void);
 void pst__register_lookup_ops(void);
 void pst__register_sparse_ops(void);
 void pst__register_train_more_ops(void);
+void pst__register_array_more_ops(void);
 void pst__register_queue_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -44,6 +45,7 @@ static void register_builtin(void) {
     pst__register_lookup_ops();
     pst__register_sparse_ops();
     pst__register_train_more_ops();
+    pst__register_array_more_ops();
     pst__register_queue_ops();
 }
 

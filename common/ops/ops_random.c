@@ -129,6 +129,50 @@ static int random_shape(pst_node *n, pst_status *st) {
 
 static void rng_free(void *p) { free(p); }
 
+/* Multinomial(logits [B, C], num_samples) -> [B, num_samples] class ids drawn from
+ * softmax(logits) per row (tf.multinomial: RL policies, sampled text). */
+static int multinomial_shape(pst_node *n, pst_status *st) {
+    pst_shape l = pst_node_in_shape(n, 0);
+    if (l.rank >= 0 && l.rank != 2)
+        return pst_status_set(st, PST_E_INVALID, "logits must be 2-D [batch, classes]");
+    const pst_tensor *k = pst_node_in_const(n, 1);
+    pst_dtype dt = pst_node_attr_type(n, "output_dtype", PST_INT64);
+    pst_node_set_output(n, 0, dt == PST_INT32 ? PST_INT32 : PST_INT64,
+                        pst_shape_2d(l.rank == 2 ? l.dims[0] : -1, k ? pst_tensor_get_i64(k, 0) : -1));
+    return 0;
+}
+
+static int multinomial_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *l = c->inputs[0];
+    int64_t k = pst_tensor_get_i64(c->inputs[1], 0);
+    if (l->shape.rank != 2 || l->shape.dims[1] < 1 || k < 0)
+        return pst_kctx_error(c, PST_E_INVALID, "logits must be [batch, classes >= 1] and "
+                              "num_samples >= 0");
+    int64_t B = l->shape.dims[0], C = l->shape.dims[1];
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, c->out_dtypes[0], pst_shape_2d(B, k));
+    if (o == NULL) return c->status->code;
+    rng *r = state_of(c);
+    double *cdf = malloc((size_t)C * sizeof *cdf);
+    PST_ASSERT(cdf != NULL);
+    for (int64_t b = 0; b < B; b++) {
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < C; j++) mx = fmax(mx, pst_tensor_get_f64(l, b * C + j));
+        for (int64_t j = 0; j < C; j++) {
+            double v = pst_tensor_get_f64(l, b * C + j);
+            sum += isfinite(mx) ? exp(v - mx) : (v == mx);
+            cdf[j] = sum;
+        }
+        for (int64_t s = 0; s < k; s++) {
+            double u = next_unit(r) * sum;
+            int64_t j = 0;
+            while (j < C - 1 && cdf[j] <= u) j++;
+            pst_tensor_set_f64(o, b * k + s, (double)j);
+        }
+    }
+    free(cdf);
+    return 0;
+}
+
 static const pst_attr_spec rnd_attrs[] = {{"dtype", PST_ATTR_TYPE, 0}, {"T", PST_ATTR_TYPE, 0},
                                           {"Tout", PST_ATTR_TYPE, 0},  {"seed", PST_ATTR_INT, 0},
                                           {"seed2", PST_ATTR_INT, 0},  {0}};
@@ -136,8 +180,17 @@ static const pst_attr_spec rnd_attrs[] = {{"dtype", PST_ATTR_TYPE, 0}, {"T", PST
     {.name = nm, .min_inputs = nin, .max_inputs = nin, .n_outputs = 1, .attrs = rnd_attrs,        \
      .shape = random_shape, .kernel = random_kernel,                                              \
      .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE, .state_free = rng_free}
-static const pst_op_def random_ops[] = {RND("RandomUniform", 1), RND("RandomStandardNormal", 1),
-                                        RND("TruncatedNormal", 1), RND("RandomUniformInt", 3)};
+static const pst_attr_spec multinomial_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                                  {"output_dtype", PST_ATTR_TYPE, 0},
+                                                  {"seed", PST_ATTR_INT, 0},
+                                                  {"seed2", PST_ATTR_INT, 0},
+                                                  {0}};
+static const pst_op_def random_ops[] = {
+    RND("RandomUniform", 1), RND("RandomStandardNormal", 1), RND("TruncatedNormal", 1),
+    RND("RandomUniformInt", 3),
+    {.name = "Multinomial", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
+     .attrs = multinomial_attrs, .shape = multinomial_shape, .kernel = multinomial_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE, .state_free = rng_free}};
 
 void pst__register_random_ops(void) {
     for (size_t i = 0; i < sizeof random_ops / sizeof random_ops[0]; i++)

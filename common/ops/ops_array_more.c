@@ -1,0 +1,605 @@
+/* More array and image ops TF 1.x graphs of the kinds pstrain imports use: Cumsum (RL returns),
+ * ReverseV2 (tf.reverse), SplitV (tf.split with sizes), GatherNd and ScatterNd (seq2seq,
+ * attention), SelectV2 (tf.where with broadcasting), BroadcastTo, IsNan/IsInf/IsFinite, TopKV2,
+ * ResizeNearestNeighbor and ResizeBilinear with their gradient ops (GAN and autoencoder
+ * upsampling). Gradients where TF has them, written with the ops TF's own gradients use. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "op.h"
+#include "ops.h"
+
+/* Row-major unravel of flat in s into idx. */
+static void unravel(const pst_shape *s, int64_t flat, int64_t *idx) {
+    for (int d = s->rank - 1; d >= 0; d--) {
+        int64_t n = s->dims[d] ? s->dims[d] : 1;
+        idx[d] = flat % n;
+        flat /= n;
+    }
+}
+
+/* The flat index in `in` (broadcast to `out`, dims right-aligned, 1s repeated) of out's flat. */
+static int64_t bcast_src(const pst_shape *out, const pst_shape *in, int64_t flat) {
+    int64_t idx[PST_MAX_RANK], at = 0;
+    unravel(out, flat, idx);
+    for (int d = 0; d < in->rank; d++) {
+        int od = out->rank - in->rank + d;
+        at = at * in->dims[d] + (in->dims[d] == 1 ? 0 : idx[od]);
+    }
+    return at;
+}
+
+static int axis_of(int64_t a, int rank, int64_t *out) {
+    if (a < 0) a += rank;
+    if (a < 0 || a >= (rank ? rank : 1)) return -1;
+    *out = a;
+    return 0;
+}
+
+/* ---- Cumsum(x, axis) ------------------------------------------------------------------- */
+static int cumsum_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0];
+    int64_t ax;
+    if (axis_of(pst_tensor_get_i64(c->inputs[1], 0), x->shape.rank, &ax) < 0)
+        return pst_kctx_error(c, PST_E_INVALID, "axis is outside rank %d", x->shape.rank);
+    int excl = pst_kctx_attr_b(c, "exclusive", 0), rev = pst_kctx_attr_b(c, "reverse", 0);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, x->shape);
+    if (o == NULL) return c->status->code;
+    int64_t len = x->shape.rank ? x->shape.dims[ax] : 1, inner = 1;
+    for (int d = (int)ax + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
+    int64_t outer = (len * inner) != 0 ? x->n / (len * inner) : 0;
+    for (int64_t o0 = 0; o0 < outer; o0++)
+        for (int64_t i = 0; i < inner; i++) {
+            double sum = 0;
+            for (int64_t k = 0; k < len; k++) {
+                int64_t j = rev ? len - 1 - k : k, at = (o0 * len + j) * inner + i;
+                double v = pst_tensor_get_f64(x, at);
+                if (!excl) sum += v;
+                pst_tensor_set_f64(o, at, sum);
+                if (excl) sum += v;
+            }
+        }
+    return 0;
+}
+
+/* A builder of op(dy, n's input 1) with T = dy's dtype: the gradient of ops that are their own
+ * adjoint given the same second input (ReverseV2; Cumsum with reverse flipped). */
+static pst_node_builder *op_on_dy(pst_graph *g, const char *op, pst_node *n, pst_output dy) {
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    pst_nb_input(b, dy);
+    pst_nb_input(b, n->inputs[1]);
+    pst_nb_attr_type(b, "T", pst_output_dtype(dy));
+    return b;
+}
+
+static int cumsum_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_node_builder *b = op_on_dy(g, "Cumsum", n, dy[0]);
+    pst_nb_attr_b(b, "exclusive", pst_node_attr_b(n, "exclusive", 0));
+    pst_nb_attr_b(b, "reverse", !pst_node_attr_b(n, "reverse", 0));
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
+/* ---- ReverseV2(x, axes) ---------------------------------------------------------------- */
+static int reverse_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0], *axes = c->inputs[1];
+    int flip[PST_MAX_RANK] = {0};
+    for (int64_t k = 0; k < axes->n; k++) {
+        int64_t a;
+        if (axis_of(pst_tensor_get_i64(axes, k), x->shape.rank, &a) < 0)
+            return pst_kctx_error(c, PST_E_INVALID, "axis %lld is outside rank %d",
+                                  (long long)pst_tensor_get_i64(axes, k), x->shape.rank);
+        flip[a] = 1;
+    }
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, x->shape);
+    if (o == NULL) return c->status->code;
+    int64_t idx[PST_MAX_RANK];
+    for (int64_t i = 0; i < x->n; i++) {
+        unravel(&x->shape, i, idx);
+        int64_t at = 0;
+        for (int d = 0; d < x->shape.rank; d++)
+            at = at * x->shape.dims[d] + (flip[d] ? x->shape.dims[d] - 1 - idx[d] : idx[d]);
+        if (pst_tensor_copy_elems(o, i, x, at, 1, c->status) < 0) return c->status->code;
+    }
+    return 0;
+}
+
+static int reverse_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    dx[0] = pst_nb_finish_out(op_on_dy(g, "ReverseV2", n, dy[0]));
+    return 0;
+}
+
+/* ---- SplitV(value, size_splits, axis): num_split pieces; one size may be -1 ------------ */
+static int splitv_sizes(const pst_tensor *sizes, int64_t total, int64_t *out, pst_status *st) {
+    int64_t sum = 0, free_at = -1;
+    for (int64_t i = 0; i < sizes->n; i++) {
+        out[i] = pst_tensor_get_i64(sizes, i);
+        if (out[i] == -1 && free_at < 0) free_at = i;
+        else if (out[i] < 0) return pst_status_set(st, PST_E_INVALID, "size_splits[%lld] is %lld", (long long)i, (long long)out[i]);
+        else sum += out[i];
+    }
+    if (free_at >= 0) out[free_at] = total - sum, sum = total;
+    if (sum != total || (free_at >= 0 && out[free_at] < 0))
+        return pst_status_set(st, PST_E_INVALID, "size_splits add up to %lld, the dim is %lld",
+                              (long long)sum, (long long)total);
+    return 0;
+}
+
+static int splitv_shape(pst_node *n, pst_status *st) {
+    int k = (int)pst_node_attr_i(n, "num_split", 1);
+    if (k < 1) return pst_status_set(st, PST_E_INVALID, "num_split must be >= 1");
+    pst_node_set_num_outputs(n, k);
+    pst_shape x = pst_node_in_shape(n, 0);
+    const pst_tensor *sz = pst_node_in_const(n, 1), *axt = pst_node_in_const(n, 2);
+    int64_t ax = -1, sizes[256];
+    if (axt && x.rank >= 0 && axis_of(pst_tensor_get_i64(axt, 0), x.rank, &ax) < 0)
+        return pst_status_set(st, PST_E_INVALID, "axis is outside rank %d", x.rank);
+    int known = sz && ax >= 0 && sz->n == k && k <= 256 && x.dims[ax] >= 0 &&
+                splitv_sizes(sz, x.dims[ax], sizes, st) == 0;
+    if (st->code) return st->code;
+    for (int i = 0; i < k; i++) {
+        pst_shape s = x;
+        if (ax >= 0) s.dims[ax] = known ? sizes[i] : -1;
+        else if (x.rank >= 0) s = pst_shape_unknown();
+        pst_node_set_output(n, i, pst_node_in_dtype(n, 0), s);
+    }
+    return 0;
+}
+
+static int splitv_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0], *sz = c->inputs[1];
+    int64_t ax;
+    if (axis_of(pst_tensor_get_i64(c->inputs[2], 0), x->shape.rank, &ax) < 0 || x->shape.rank == 0)
+        return pst_kctx_error(c, PST_E_INVALID, "axis is outside rank %d", x->shape.rank);
+    if (sz->n != c->n_outputs)
+        return pst_kctx_error(c, PST_E_INVALID, "%lld sizes for %d outputs", (long long)sz->n, c->n_outputs);
+    int64_t *sizes = malloc((size_t)(sz->n + 1) * sizeof *sizes);
+    PST_ASSERT(sizes != NULL);
+    int rc = splitv_sizes(sz, x->shape.dims[ax], sizes, c->status);
+    int64_t len = x->shape.dims[ax], inner = 1, off = 0;
+    for (int d = (int)ax + 1; d < x->shape.rank; d++) inner *= x->shape.dims[d];
+    int64_t outer = (len * inner) != 0 ? x->n / (len * inner) : 0;
+    for (int i = 0; i < c->n_outputs && rc == 0; i++) {
+        pst_shape s = x->shape;
+        s.dims[ax] = sizes[i];
+        pst_tensor *o = pst_kctx_alloc_output(c, i, x->dtype, s);
+        if (o == NULL) rc = c->status->code;
+        for (int64_t o0 = 0; o0 < outer && rc == 0; o0++)
+            rc = pst_tensor_copy_elems(o, o0 * sizes[i] * inner, x, (o0 * len + off) * inner,
+                                       sizes[i] * inner, c->status);
+        off += sizes[i];
+    }
+    free(sizes);
+    return rc;
+}
+
+static int splitv_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    const pst_tensor *axt = pst_node_in_const(n, 2);
+    if (axt == NULL) return 0; /* a computed axis: no gradient (the path errors if needed) */
+    pst_output *parts = calloc((size_t)n->n_outputs, sizeof *parts);
+    PST_ASSERT(parts != NULL);
+    for (int i = 0; i < n->n_outputs; i++)
+        parts[i] = dy[i].node ? dy[i] : pst_zeros_like(g, pst_out(n, i), NULL);
+    dx[0] = pst_concat(g, n->n_outputs, parts, (int)pst_tensor_get_i64(axt, 0), NULL);
+    free(parts);
+    return 0;
+}
+
+/* ---- GatherNd(params, indices), ScatterNd(indices, updates, shape) --------------------- */
+static int gather_nd_shape(pst_node *n, pst_status *st) {
+    pst_shape p = pst_node_in_shape(n, 0), i = pst_node_in_shape(n, 1), s = pst_shape_unknown();
+    if (p.rank >= 0 && i.rank >= 1 && i.dims[i.rank - 1] >= 0) {
+        int64_t K = i.dims[i.rank - 1];
+        if (K > p.rank) return pst_status_set(st, PST_E_INVALID, "indices index %lld dims of rank %d", (long long)K, p.rank);
+        s.rank = i.rank - 1 + p.rank - (int)K;
+        if (s.rank > PST_MAX_RANK) return pst_status_set(st, PST_E_INVALID, "result rank too large");
+        for (int d = 0; d < i.rank - 1; d++) s.dims[d] = i.dims[d];
+        for (int d = (int)K; d < p.rank; d++) s.dims[i.rank - 1 + d - (int)K] = p.dims[d];
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+/* Checks indices [..., K] against dims[0..K) of `of`; *slice = elements per index. */
+static int nd_slices(pst_kernel_ctx *c, const pst_tensor *idx, const pst_shape *of, int64_t *K,
+                     int64_t *slice) {
+    if (idx->shape.rank < 1) return pst_kctx_error(c, PST_E_INVALID, "indices must have rank >= 1");
+    *K = idx->shape.dims[idx->shape.rank - 1];
+    if (*K > of->rank) return pst_kctx_error(c, PST_E_INVALID, "indices index %lld dims of rank %d", (long long)*K, of->rank);
+    *slice = 1;
+    for (int d = (int)*K; d < of->rank; d++) *slice *= of->dims[d];
+    for (int64_t i = 0; i < idx->n; i++) {
+        int64_t v = pst_tensor_get_i64(idx, i), d = *K ? i % *K : 0;
+        if (v < 0 || v >= of->dims[d])
+            return pst_kctx_error(c, PST_E_INVALID, "index %lld is not in [0, %lld) in dim %lld",
+                                  (long long)v, (long long)of->dims[d], (long long)d);
+    }
+    return 0;
+}
+
+static int64_t nd_offset(const pst_tensor *idx, int64_t row, int64_t K, const pst_shape *of, int64_t slice) {
+    int64_t at = 0;
+    for (int64_t d = 0; d < K; d++) at = at * of->dims[d] + pst_tensor_get_i64(idx, row * K + d);
+    return at * slice;
+}
+
+static int gather_nd_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *p = c->inputs[0], *idx = c->inputs[1];
+    int64_t K, slice;
+    if (nd_slices(c, idx, &p->shape, &K, &slice) < 0) return c->status->code;
+    pst_shape s = {.rank = idx->shape.rank - 1 + p->shape.rank - (int)K};
+    if (s.rank > PST_MAX_RANK) return pst_kctx_error(c, PST_E_INVALID, "result rank too large");
+    for (int d = 0; d < idx->shape.rank - 1; d++) s.dims[d] = idx->shape.dims[d];
+    for (int d = (int)K; d < p->shape.rank; d++) s.dims[idx->shape.rank - 1 + d - (int)K] = p->shape.dims[d];
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, p->dtype, s);
+    if (o == NULL) return c->status->code;
+    int64_t rows = K ? idx->n / K : 0;
+    for (int64_t r = 0; r < rows; r++)
+        if (pst_tensor_copy_elems(o, r * slice, p, nd_offset(idx, r, K, &p->shape, slice), slice, c->status) < 0)
+            return c->status->code;
+    return 0;
+}
+
+static pst_output nd_op(pst_graph *g, const char *op, pst_output a, pst_output b, pst_output c3) {
+    pst_node_builder *nb = pst_nb_new(g, op, NULL);
+    pst_nb_input(nb, a);
+    pst_nb_input(nb, b);
+    if (c3.node) pst_nb_input(nb, c3);
+    return pst_nb_finish_out(nb);
+}
+
+static int gather_nd_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    dx[0] = nd_op(g, "ScatterNd", n->inputs[1], dy[0],
+                  pst_shape_of(g, n->inputs[0], pst_output_dtype(n->inputs[1]), NULL));
+    return 0;
+}
+
+static int scatter_nd_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    const pst_tensor *sh = pst_node_in_const(n, 2);
+    pst_shape s = pst_shape_unknown();
+    if (sh && sh->n <= PST_MAX_RANK) {
+        s.rank = (int)sh->n;
+        for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 1), s);
+    return 0;
+}
+
+static int scatter_nd_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *idx = c->inputs[0], *u = c->inputs[1], *sh = c->inputs[2];
+    if (sh->n > PST_MAX_RANK) return pst_kctx_error(c, PST_E_INVALID, "shape has too many dims");
+    pst_shape s = {.rank = (int)sh->n};
+    for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
+    int64_t K, slice;
+    if (nd_slices(c, idx, &s, &K, &slice) < 0) return c->status->code;
+    int64_t rows = K ? idx->n / K : 0;
+    if (u->n != rows * slice)
+        return pst_kctx_error(c, PST_E_INVALID, "updates hold %lld elements, %lld indices of %lld "
+                              "need %lld", (long long)u->n, (long long)rows, (long long)slice,
+                              (long long)(rows * slice));
+    pst_tensor *o = pst_tensor_new_zeros(u->dtype, s, c->status);
+    if (o == NULL) return c->status->code;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t at = nd_offset(idx, r, K, &s, slice);
+        for (int64_t j = 0; j < slice; j++)
+            pst_tensor_set_f64(o, at + j, pst_tensor_get_f64(o, at + j) + pst_tensor_get_f64(u, r * slice + j));
+    }
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+static int scatter_nd_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    dx[1] = nd_op(g, "GatherNd", dy[0], n->inputs[0], (pst_output){NULL, 0});
+    return 0;
+}
+
+/* ---- SelectV2(cond, t, e) and BroadcastTo(x, shape): NumPy broadcasting ---------------- */
+static int select_v2_shape(pst_node *n, pst_status *st) {
+    if (pst_node_in_dtype(n, 0) != PST_BOOL) return pst_status_set(st, PST_E_INVALID, "condition must be bool");
+    if (pst_shape_check_same_dtype(n, 1, 2, st) < 0) return st->code;
+    pst_shape a = pst_node_in_shape(n, 0), b = pst_node_in_shape(n, 1), e = pst_node_in_shape(n, 2), ab, out;
+    if (pst_shape_broadcast(&a, &b, &ab, st) < 0 || pst_shape_broadcast(&ab, &e, &out, st) < 0) return st->code;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 1), out);
+    return 0;
+}
+
+static int bcast_shapes(pst_kernel_ctx *c, int n, const pst_shape *in, pst_shape *out) {
+    *out = in[0];
+    for (int i = 1; i < n; i++) {
+        pst_shape r;
+        if (pst_shape_broadcast(out, &in[i], &r, c->status) < 0) return c->status->code;
+        *out = r;
+    }
+    return 0;
+}
+
+static int select_v2_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *cond = c->inputs[0], *t = c->inputs[1], *e = c->inputs[2];
+    pst_shape in[3] = {cond->shape, t->shape, e->shape}, os;
+    if (bcast_shapes(c, 3, in, &os) < 0) return c->status->code;
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, t->dtype, os);
+    if (o == NULL) return c->status->code;
+    for (int64_t i = 0; i < o->n; i++) {
+        int take = pst_tensor_u8(cond)[bcast_src(&os, &cond->shape, i)];
+        const pst_tensor *src = take ? t : e;
+        if (pst_tensor_copy_elems(o, i, src, bcast_src(&os, &src->shape, i), 1, c->status) < 0)
+            return c->status->code;
+    }
+    return 0;
+}
+
+static int select_v2_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_output z = pst_zeros_like(g, dy[0], NULL);
+    for (int k = 1; k <= 2; k++) {
+        pst_node_builder *b = pst_nb_new(g, "SelectV2", NULL);
+        pst_nb_input(b, n->inputs[0]);
+        pst_nb_input(b, k == 1 ? dy[0] : z);
+        pst_nb_input(b, k == 1 ? z : dy[0]);
+        pst_nb_attr_type(b, "T", pst_output_dtype(dy[0]));
+        dx[k] = pst_reduce_to_shape_of(g, pst_nb_finish_out(b), n->inputs[k], NULL);
+    }
+    return 0;
+}
+
+static int broadcast_to_shape(pst_node *n, pst_status *st) {
+    const pst_tensor *sh = pst_node_in_const(n, 1);
+    pst_shape s = pst_shape_unknown(), x = pst_node_in_shape(n, 0);
+    if (sh && sh->n <= PST_MAX_RANK) {
+        s.rank = (int)sh->n;
+        for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
+        pst_shape r;
+        if (pst_shape_broadcast(&x, &s, &r, st) < 0) return st->code;
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int broadcast_to_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0], *sh = c->inputs[1];
+    if (sh->n > PST_MAX_RANK) return pst_kctx_error(c, PST_E_INVALID, "shape has too many dims");
+    pst_shape in[2] = {x->shape, {.rank = (int)sh->n}}, os;
+    for (int d = 0; d < in[1].rank; d++) in[1].dims[d] = pst_tensor_get_i64(sh, d);
+    if (bcast_shapes(c, 2, in, &os) < 0) return c->status->code;
+    if (!pst_shape_equal(&os, &in[1]))
+        return pst_kctx_error(c, PST_E_INVALID, "input does not broadcast to the shape");
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, os);
+    if (o == NULL) return c->status->code;
+    for (int64_t i = 0; i < o->n; i++)
+        if (pst_tensor_copy_elems(o, i, x, bcast_src(&os, &x->shape, i), 1, c->status) < 0)
+            return c->status->code;
+    return 0;
+}
+
+static int broadcast_to_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    dx[0] = pst_reduce_to_shape_of(g, dy[0], n->inputs[0], NULL);
+    return 0;
+}
+
+/* ---- IsNan, IsInf, IsFinite ------------------------------------------------------------ */
+static int is_shape(pst_node *n, pst_status *st) {
+    if (!pst_dtype_is_float(pst_node_in_dtype(n, 0)))
+        return pst_status_set(st, PST_E_INVALID, "%s takes floats", n->op->name);
+    pst_node_set_output(n, 0, PST_BOOL, pst_node_in_shape(n, 0));
+    return 0;
+}
+
+static int is_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0];
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, PST_BOOL, x->shape);
+    if (o == NULL) return c->status->code;
+    char k = c->op->name[2]; /* IsNan, IsInf, IsFinite */
+    for (int64_t i = 0; i < x->n; i++) {
+        double v = pst_tensor_get_f64(x, i);
+        pst_tensor_u8(o)[i] = k == 'N' ? isnan(v) : k == 'I' ? isinf(v) : isfinite(v);
+    }
+    return 0;
+}
+
+/* ---- TopKV2(x, k): the k largest along the last dim (ties: lower index first) ---------- */
+typedef struct kv {
+    double v;
+    int64_t i;
+} kv;
+
+static int cmp_kv(const void *a, const void *b) {
+    const kv *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+static int topk_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_shape s = pst_node_in_shape(n, 0);
+    const pst_tensor *k = pst_node_in_const(n, 1);
+    if (s.rank >= 1) s.dims[s.rank - 1] = k ? pst_tensor_get_i64(k, 0) : -1;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    pst_node_set_output(n, 1, PST_INT32, s);
+    return 0;
+}
+
+static int topk_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0];
+    int64_t k = pst_tensor_get_i64(c->inputs[1], 0);
+    if (x->shape.rank < 1 || k < 0 || k > x->shape.dims[x->shape.rank - 1])
+        return pst_kctx_error(c, PST_E_INVALID, "k = %lld for a last dim of %lld", (long long)k,
+                              (long long)(x->shape.rank ? x->shape.dims[x->shape.rank - 1] : 0));
+    int64_t len = x->shape.dims[x->shape.rank - 1], rows = len ? x->n / len : 0;
+    pst_shape s = x->shape;
+    s.dims[s.rank - 1] = k;
+    pst_tensor *v = pst_kctx_alloc_output(c, 0, x->dtype, s), *ix = v ? pst_kctx_alloc_output(c, 1, PST_INT32, s) : NULL;
+    if (ix == NULL) return c->status->code;
+    kv *buf = malloc((size_t)(len + 1) * sizeof *buf);
+    PST_ASSERT(buf != NULL);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t j = 0; j < len; j++) buf[j] = (kv){pst_tensor_get_f64(x, r * len + j), j};
+        qsort(buf, (size_t)len, sizeof *buf, cmp_kv);
+        for (int64_t j = 0; j < k; j++) {
+            pst_tensor_set_f64(v, r * k + j, buf[j].v);
+            pst_tensor_i32(ix)[r * k + j] = (int32_t)buf[j].i;
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* ---- ResizeNearestNeighbor / ResizeBilinear (NHWC) and their gradients -----------------
+ * TF 1.x's coordinate rules: scale = in/out, or (in-1)/(out-1) with align_corners; nearest
+ * takes floor(x scale) (round with align_corners; floor((x + 0.5) scale) with
+ * half_pixel_centers), clamped; bilinear interpolates at x scale (or (x + 0.5) scale - 0.5)
+ * between floor and ceil, clamped. */
+static double rs_scale(int64_t in, int64_t out, int align) {
+    return align && out > 1 ? (double)(in - 1) / (double)(out - 1) : (double)in / (double)out;
+}
+
+static int64_t nearest(int64_t x, double scale, int64_t in, int align, int half) {
+    double f = half ? (x + 0.5) * scale : x * scale;
+    int64_t i = align && !half ? (int64_t)roundf((float)f) : (int64_t)floorf((float)f);
+    if (i > in - 1) i = in - 1;
+    return i < 0 ? 0 : i;
+}
+
+static void bilinear(int64_t x, double scale, int64_t in, int half, int64_t *lo, int64_t *hi, double *w) {
+    double f = half ? (x + 0.5) * scale - 0.5 : x * scale, fl = floor(f);
+    *lo = fl < 0 ? 0 : (int64_t)fl;
+    *hi = (int64_t)ceil(f) < in - 1 ? (int64_t)ceil(f) : in - 1;
+    if (*hi < 0) *hi = 0;
+    *w = f - fl;
+}
+
+/* Forward (grad = 0): out[N, OH, OW, C] from img[N, H, W, C]; backward (grad = 1): img gets the
+ * sum of out's contributions (img zeroed by the caller). */
+static void resize(int bilin, int grad, const pst_tensor *img, pst_tensor *out, int align, int half) {
+    int64_t N = img->shape.dims[0], H = img->shape.dims[1], W = img->shape.dims[2], C = img->shape.dims[3];
+    int64_t OH = out->shape.dims[1], OW = out->shape.dims[2];
+    double sy = rs_scale(H, OH, align), sx = rs_scale(W, OW, align);
+    pst_tensor *dst = grad ? (pst_tensor *)img : out;
+    const pst_tensor *src = grad ? out : img;
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t y = 0; y < OH; y++)
+            for (int64_t x = 0; x < OW; x++)
+                for (int64_t ch = 0; ch < C; ch++) {
+                    int64_t o = ((b * OH + y) * OW + x) * C + ch;
+#define AT(yy, xx) (((b * H + (yy)) * W + (xx)) * C + ch)
+                    if (!bilin) {
+                        int64_t i = AT(nearest(y, sy, H, align, half), nearest(x, sx, W, align, half));
+                        if (grad) pst_tensor_set_f64(dst, i, pst_tensor_get_f64(dst, i) + pst_tensor_get_f64(src, o));
+                        else pst_tensor_set_f64(dst, o, pst_tensor_get_f64(src, i));
+                        continue;
+                    }
+                    int64_t y0, y1, x0, x1;
+                    double wy, wx;
+                    bilinear(y, sy, H, half, &y0, &y1, &wy);
+                    bilinear(x, sx, W, half, &x0, &x1, &wx);
+                    int64_t at[4] = {AT(y0, x0), AT(y0, x1), AT(y1, x0), AT(y1, x1)};
+                    double w[4] = {(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx};
+#undef AT
+                    if (grad) {
+                        double g = pst_tensor_get_f64(src, o);
+                        for (int k = 0; k < 4; k++)
+                            pst_tensor_set_f64(dst, at[k], pst_tensor_get_f64(dst, at[k]) + g * w[k]);
+                    } else {
+                        double v = 0;
+                        for (int k = 0; k < 4; k++) v += w[k] * pst_tensor_get_f64(src, at[k]);
+                        pst_tensor_set_f64(dst, o, v);
+                    }
+                }
+}
+
+static int resize_shape(pst_node *n, pst_status *st) {
+    pst_shape x = pst_node_in_shape(n, 0);
+    if (x.rank >= 0 && x.rank != 4) return pst_status_set(st, PST_E_INVALID, "images must be 4-D NHWC");
+    const pst_tensor *sz = pst_node_in_const(n, 1);
+    pst_shape s = pst_shape_4d(x.rank == 4 ? x.dims[0] : -1, sz ? pst_tensor_get_i64(sz, 0) : -1,
+                               sz ? pst_tensor_get_i64(sz, 1) : -1, x.rank == 4 ? x.dims[3] : -1);
+    int bilin = strstr(n->op->name, "Bilinear") != NULL, is_grad = strstr(n->op->name, "Grad") != NULL;
+    if (is_grad && bilin) s = pst_node_in_shape(n, 1);
+    pst_node_set_output(n, 0, bilin && !is_grad ? PST_FLOAT : (is_grad && bilin ? pst_node_in_dtype(n, 1) : pst_node_in_dtype(n, 0)), s);
+    return 0;
+}
+
+static int resize_kernel(pst_kernel_ctx *c) {
+    int bilin = strstr(c->op->name, "Bilinear") != NULL, is_grad = strstr(c->op->name, "Grad") != NULL;
+    int align = pst_kctx_attr_b(c, "align_corners", 0), half = pst_kctx_attr_b(c, "half_pixel_centers", 0);
+    const pst_tensor *x = c->inputs[0], *arg = c->inputs[1];
+    if (x->shape.rank != 4) return pst_kctx_error(c, PST_E_INVALID, "images must be 4-D NHWC");
+    pst_shape s;
+    if (is_grad && bilin) {
+        s = arg->shape; /* the original image */
+    } else {
+        if (arg->n != 2 || pst_tensor_get_i64(arg, 0) <= 0 || pst_tensor_get_i64(arg, 1) <= 0)
+            return pst_kctx_error(c, PST_E_INVALID, "size must hold 2 positive dims");
+        s = pst_shape_4d(x->shape.dims[0], pst_tensor_get_i64(arg, 0), pst_tensor_get_i64(arg, 1), x->shape.dims[3]);
+    }
+    if (s.rank != 4 || s.dims[0] != x->shape.dims[0] || s.dims[3] != x->shape.dims[3])
+        return pst_kctx_error(c, PST_E_INVALID, "batch and channels must agree");
+    if (!is_grad) {
+        pst_tensor *o = pst_kctx_alloc_output(c, 0, c->out_dtypes[0], s);
+        if (o == NULL) return c->status->code;
+        if (x->shape.dims[1] > 0 && x->shape.dims[2] > 0) resize(bilin, 0, x, o, align, half);
+        return 0;
+    }
+    pst_tensor *o = pst_tensor_new_zeros(c->out_dtypes[0], s, c->status);
+    if (o == NULL) return c->status->code;
+    if (s.dims[1] > 0 && s.dims[2] > 0) resize(bilin, 1, o, (pst_tensor *)x, align, half);
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+static int resize_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    int bilin = strstr(n->op->name, "Bilinear") != NULL;
+    pst_node_builder *b = pst_nb_new(g, bilin ? "ResizeBilinearGrad" : "ResizeNearestNeighborGrad", NULL);
+    pst_nb_input(b, dy[0]);
+    if (bilin) {
+        pst_nb_input(b, n->inputs[0]);
+    } else {
+        int64_t begin = 1, size = 2;
+        pst_nb_input(b, pst_slice(g, pst_shape_of(g, n->inputs[0], PST_INT32, NULL), 1, &begin, &size, NULL));
+    }
+    pst_nb_attr_type(b, "T", pst_output_dtype(bilin ? n->inputs[0] : dy[0]));
+    pst_nb_attr_b(b, "align_corners", pst_node_attr_b(n, "align_corners", 0));
+    pst_nb_attr_b(b, "half_pixel_centers", pst_node_attr_b(n, "half_pixel_centers", 0));
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
+static int same_shape(pst_node *n, pst_status *st) { return pst_shape_same_as_input0(n, st); }
+
+static const pst_attr_spec cum_attrs[] = {
+    {"T", PST_ATTR_TYPE, 0}, {"Tidx", PST_ATTR_TYPE, 0}, {"exclusive", PST_ATTR_BOOL, 0},
+    {"reverse", PST_ATTR_BOOL, 0}, {0}};
+static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tidx", PST_ATTR_TYPE, 0},
+                                        {"Tindices", PST_ATTR_TYPE, 0}, {"Tparams", PST_ATTR_TYPE, 0},
+                                        {"Tlen", PST_ATTR_TYPE, 0}, {"num_split", PST_ATTR_INT, 0},
+                                        {"sorted", PST_ATTR_BOOL, 0}, {0}};
+static const pst_attr_spec resize_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                             {"align_corners", PST_ATTR_BOOL, 0},
+                                             {"half_pixel_centers", PST_ATTR_BOOL, 0},
+                                             {0}};
+
+#define ND PST_OP_NOT_DIFFERENTIABLE
+#define OP2(nm, mn, no, at, sh, k, gr, fl) \
+    {.name = nm, .min_inputs = mn, .max_inputs = mn, .n_outputs = no, .attrs = at, .shape = sh, \
+     .kernel = k, .grad = gr, .flags = fl}
+static const pst_op_def more_ops[] = {
+    OP2("Cumsum", 2, 1, cum_attrs, same_shape, cumsum_kernel, cumsum_grad, 0),
+    OP2("ReverseV2", 2, 1, t_attrs, same_shape, reverse_kernel, reverse_grad, PST_OP_STRINGS),
+    OP2("SplitV", 3, -1, t_attrs, splitv_shape, splitv_kernel, splitv_grad, PST_OP_STRINGS),
+    OP2("GatherNd", 2, 1, t_attrs, gather_nd_shape, gather_nd_kernel, gather_nd_grad, PST_OP_STRINGS),
+    OP2("ScatterNd", 3, 1, t_attrs, scatter_nd_shape, scatter_nd_kernel, scatter_nd_grad, 0),
+    OP2("SelectV2", 3, 1, t_attrs, select_v2_shape, select_v2_kernel, select_v2_grad, PST_OP_STRINGS),
+    OP2("BroadcastTo", 2, 1, t_attrs, broadcast_to_shape, broadcast_to_kernel, broadcast_to_grad, 0),
+    OP2("IsNan", 1, 1, t_attrs, is_shape, is_kernel, NULL, ND),
+    OP2("IsInf", 1, 1, t_attrs, is_shape, is_kernel, NULL, ND),
+    OP2("IsFinite", 1, 1, t_attrs, is_shape, is_kernel, NULL, ND),
+    OP2("TopKV2", 2, 2, t_attrs, topk_shape, topk_kernel, NULL, ND),
+    OP2("ResizeNearestNeighbor", 2, 1, resize_attrs, resize_shape, resize_kernel, resize_grad, 0),
+    OP2("ResizeNearestNeighborGrad", 2, 1, resize_attrs, resize_shape, resize_kernel, NULL, 0),
+    OP2("ResizeBilinear", 2, 1, resize_attrs, resize_shape, resize_kernel, resize_grad, 0),
+    OP2("ResizeBilinearGrad", 2, 1, resize_attrs, resize_shape, resize_kernel, NULL, 0),
+};
+
+void pst__register_array_more_ops(void) {
+    for (size_t i = 0; i < sizeof more_ops / sizeof more_ops[0]; i++) pst_op_register(&more_ops[i]);
+}

@@ -1,0 +1,255 @@
+/* Array, image and sampling ops of TF 1.x graphs (ops_array_more.c, Multinomial in
+ * ops_random.c): values worked out by hand, gradients by finite differences. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "op.h"
+#include "ops.h"
+#include "testutil.h"
+
+static pst_node *mk(pst_graph *g, const char *op, int n, const pst_output *in) {
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    pst_nb_inputs(b, n, in);
+    pst_node *x = pst_nb_finish(b);
+    ck_assert_msg(x != NULL, "%s: %s", op, pst_graph_status(g)->msg);
+    return x;
+}
+
+static pst_tensor *dvals(pst_shape s, const double *v) {
+    pst_tensor *t = pst_tensor_new(PST_DOUBLE, s, NULL);
+    memcpy(t->data, v, (size_t)t->n * sizeof *v);
+    return t;
+}
+
+/* Runs y with x fed v, checks y's values, then d y / d x by finite differences. */
+static void check(pst_graph *g, pst_output x, pst_tensor *v, pst_output y, int rank,
+                  const int64_t *dims, const double *want, int grad) {
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_feed f = {x, v};
+    pst_tensor *o = pst_test_run(s, y, 1, &f);
+    PST_ASSERT_TENSOR(o, rank, dims, want, 1e-9);
+    pst_tensor_unref(o);
+    pst_session_free(s);
+    if (grad) {
+        double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
+        ck_assert_msg(err < 1e-6, "%s: gradient error %g", y.node->op->name, err);
+    }
+}
+
+START_TEST(test_cumsum_reverse_splitv) {
+    const double v6[6] = {1, 2, 3, 4, 5, 6};
+    int64_t d23[] = {2, 3};
+    for (int mode = 0; mode < 3; mode++) {
+        pst_graph *g = pst_graph_new();
+        pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(2, 3));
+        pst_output in[2] = {x, pst_const_i32(g, 1, NULL)};
+        pst_node_builder *b = pst_nb_new(g, "Cumsum", NULL);
+        pst_nb_inputs(b, 2, in);
+        pst_nb_attr_b(b, "exclusive", mode == 1);
+        pst_nb_attr_b(b, "reverse", mode == 2);
+        pst_output y = pst_nb_finish_out(b);
+        const double want[3][6] = {{1, 3, 6, 4, 9, 15}, {0, 1, 3, 0, 4, 9}, {6, 5, 3, 15, 11, 6}};
+        pst_tensor *v = dvals(pst_shape_2d(2, 3), v6);
+        check(g, x, v, y, 2, d23, want[mode], 1);
+        pst_tensor_unref(v);
+        pst_graph_free(g);
+    }
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(2, 3));
+    pst_output in[2] = {x, pst_const_i32_vec(g, 1, (const int32_t[]){-1}, NULL)};
+    pst_output y = pst_out(mk(g, "ReverseV2", 2, in), 0);
+    pst_tensor *v = dvals(pst_shape_2d(2, 3), v6);
+    check(g, x, v, y, 2, d23, (const double[]){3, 2, 1, 6, 5, 4}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+
+    g = pst_graph_new();
+    x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(2, 3));
+    pst_output sin[3] = {x, pst_const_i32_vec(g, 2, (const int32_t[]){1, -1}, NULL), pst_const_i32(g, 1, NULL)};
+    pst_node_builder *b = pst_nb_new(g, "SplitV", NULL);
+    pst_nb_inputs(b, 3, sin);
+    pst_nb_attr_i(b, "num_split", 2);
+    pst_node *sp = pst_nb_finish(b);
+    ck_assert_int_eq(pst_output_shape(pst_out(sp, 1)).dims[1], 2);
+    v = dvals(pst_shape_2d(2, 3), v6);
+    int64_t d22[] = {2, 2};
+    check(g, x, v, pst_out(sp, 1), 2, d22, (const double[]){2, 3, 5, 6}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_gather_scatter_nd) {
+    const double p6[6] = {1, 2, 3, 4, 5, 6};
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(3, 2));
+    pst_output in[2] = {x, pst_const_i32_vec(g, 2, (const int32_t[]){2, 0}, NULL)};
+    pst_node_builder *b = pst_nb_new(g, "Reshape", NULL);
+    pst_nb_input(b, in[1]);
+    pst_nb_input(b, pst_const_i32_vec(g, 2, (const int32_t[]){2, 1}, NULL));
+    in[1] = pst_nb_finish_out(b); /* [[2], [0]]: rows */
+    pst_output rows = pst_out(mk(g, "GatherNd", 2, in), 0);
+    pst_tensor *v = dvals(pst_shape_2d(3, 2), p6);
+    int64_t d22[] = {2, 2}, d1[] = {1};
+    check(g, x, v, rows, 2, d22, (const double[]){5, 6, 1, 2}, 1);
+    pst_output in2[2] = {x, pst_const_i32_vec(g, 2, (const int32_t[]){1, 1}, NULL)};
+    b = pst_nb_new(g, "Reshape", NULL);
+    pst_nb_input(b, in2[1]);
+    pst_nb_input(b, pst_const_i32_vec(g, 2, (const int32_t[]){1, 2}, NULL));
+    in2[1] = pst_nb_finish_out(b); /* [[1, 1]]: one element */
+    check(g, x, v, pst_out(mk(g, "GatherNd", 2, in2), 0), 1, d1, (const double[]){4}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+
+    /* ScatterNd sums duplicate indices. */
+    g = pst_graph_new();
+    pst_output u = pst_placeholder(g, "u", PST_DOUBLE, pst_shape_2d(2, 2));
+    b = pst_nb_new(g, "Reshape", NULL);
+    pst_nb_input(b, pst_const_i32_vec(g, 2, (const int32_t[]){1, 1}, NULL));
+    pst_nb_input(b, pst_const_i32_vec(g, 2, (const int32_t[]){2, 1}, NULL));
+    pst_output sin[3] = {pst_nb_finish_out(b), u, pst_const_i32_vec(g, 2, (const int32_t[]){3, 2}, NULL)};
+    pst_output y = pst_out(mk(g, "ScatterNd", 3, sin), 0);
+    v = dvals(pst_shape_2d(2, 2), (const double[]){1, 2, 3, 4});
+    int64_t d32[] = {3, 2};
+    check(g, u, v, y, 2, d32, (const double[]){0, 0, 4, 6, 0, 0}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
+START_TEST(test_select_v2_broadcast_to_is_topk) {
+    pst_graph *g = pst_graph_new();
+    pst_output t = pst_placeholder(g, "t", PST_DOUBLE, pst_shape_2d(2, 3));
+    pst_tensor *ct = pst_tensor_new(PST_BOOL, pst_shape_2d(2, 1), NULL);
+    pst_tensor_u8(ct)[0] = 1, pst_tensor_u8(ct)[1] = 0;
+    pst_output in[3] = {pst_const(g, ct, NULL), t, pst_const_scalar(g, PST_DOUBLE, -1, NULL)};
+    pst_tensor_unref(ct);
+    pst_output y = pst_out(mk(g, "SelectV2", 3, in), 0);
+    pst_tensor *v = dvals(pst_shape_2d(2, 3), (const double[]){1, 2, 3, 4, 5, 6});
+    int64_t d23[] = {2, 3}, d3[] = {3};
+    check(g, t, v, y, 2, d23, (const double[]){1, 2, 3, -1, -1, -1}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+
+    g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_1d(3));
+    pst_output bin[2] = {x, pst_const_i32_vec(g, 2, (const int32_t[]){2, 3}, NULL)};
+    y = pst_out(mk(g, "BroadcastTo", 2, bin), 0);
+    v = dvals(pst_shape_1d(3), (const double[]){7, 8, 9});
+    check(g, x, v, y, 2, d23, (const double[]){7, 8, 9, 7, 8, 9}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+
+    g = pst_graph_new();
+    x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_1d(3));
+    v = dvals(pst_shape_1d(3), (const double[]){NAN, INFINITY, 1});
+    const char *is[] = {"IsNan", "IsInf", "IsFinite"};
+    const double want[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+    for (int k = 0; k < 3; k++) check(g, x, v, pst_out(mk(g, is[k], 1, &x), 0), 1, d3, want[k], 0);
+    pst_tensor_unref(v);
+    pst_output kin[2] = {x, pst_const_i32(g, 2, NULL)};
+    pst_node *tk = mk(g, "TopKV2", 2, kin);
+    v = dvals(pst_shape_1d(3), (const double[]){5, 9, 5});
+    int64_t d2[] = {2};
+    check(g, x, v, pst_out(tk, 0), 1, d2, (const double[]){9, 5}, 0);
+    check(g, x, v, pst_out(tk, 1), 1, d2, (const double[]){1, 0}, 0);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* 2x2 -> 4x4 (TF's default coordinates: source = 0.5 x, clamped). */
+START_TEST(test_resize_and_gradients) {
+    const char *ops[] = {"ResizeNearestNeighbor", "ResizeBilinear"};
+    const double want[2][16] = {{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4},
+                                {1, 1.5, 2, 2, 2, 2.5, 3, 3, 3, 3.5, 4, 4, 3, 3.5, 4, 4}};
+    for (int k = 0; k < 2; k++) {
+        pst_graph *g = pst_graph_new();
+        pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_4d(1, 2, 2, 1));
+        pst_output in[2] = {x, pst_const_i32_vec(g, 2, (const int32_t[]){4, 4}, NULL)};
+        pst_node_builder *b = pst_nb_new(g, ops[k], NULL);
+        pst_nb_inputs(b, 2, in);
+        pst_nb_attr_type(b, "T", PST_DOUBLE);
+        pst_output y = pst_nb_finish_out(b);
+        ck_assert_msg(y.node != NULL, "%s", pst_graph_status(g)->msg);
+        if (k == 1) y = pst_cast(g, y, PST_DOUBLE, NULL); /* ResizeBilinear gives float32 */
+        pst_tensor *v = dvals(pst_shape_4d(1, 2, 2, 1), (const double[]){1, 2, 3, 4});
+        int64_t d[] = {1, 4, 4, 1};
+        check(g, x, v, y, 4, d, want[k], k == 0);
+        pst_tensor_unref(v);
+        pst_graph_free(g);
+    }
+    /* The bilinear gradient in float: each input pixel gets its interpolation weights' sum. */
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_4d(1, 2, 2, 1));
+    pst_output in[2] = {x, pst_const_i32_vec(g, 2, (const int32_t[]){4, 4}, NULL)};
+    pst_output y = pst_out(mk(g, "ResizeBilinear", 2, in), 0);
+    pst_output loss = pst_reduce_sum(g, y, 0, NULL, 0, NULL), dx;
+    pst_status st = {0};
+    ck_assert(pst_gradients(g, 1, &loss, NULL, 1, &x, &dx, NULL, &st) == 0);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *v = pst_tensor_from_f32(pst_shape_4d(1, 2, 2, 1), (const float[]){1, 2, 3, 4});
+    pst_feed f = {x, v};
+    pst_tensor *o = pst_test_run(s, dx, 1, &f);
+    /* per axis the 4 outputs weigh source 0 by 1 + 0.5 and source 1 by 0.5 + 1 + 1 */
+    int64_t d[] = {1, 2, 2, 1};
+    PST_ASSERT_TENSOR(o, 4, d, ((const double[]){1.5 * 1.5, 1.5 * 2.5, 2.5 * 1.5, 2.5 * 2.5}), 1e-6);
+    pst_tensor_unref(o);
+    pst_tensor_unref(v);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* Multinomial: a row whose logits leave one class possible always draws it. */
+START_TEST(test_multinomial) {
+    pst_graph *g = pst_graph_new();
+    float lv[6] = {0, -1e30f, -1e30f, -1e30f, -1e30f, 5};
+    pst_output in[2] = {pst_const_f32_tensor(g, pst_shape_2d(2, 3), lv, NULL), pst_const_i32(g, 50, NULL)};
+    pst_node_builder *b = pst_nb_new(g, "Multinomial", NULL);
+    pst_nb_inputs(b, 2, in);
+    pst_nb_attr_i(b, "seed", 7);
+    pst_output y = pst_nb_finish_out(b);
+    ck_assert_int_eq(pst_output_dtype(y), PST_INT64);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *o = pst_test_run(s, y, 0, NULL);
+    ck_assert_int_eq(o->shape.dims[0], 2);
+    ck_assert_int_eq(o->shape.dims[1], 50);
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(pst_tensor_i64(o)[i], 0);
+        ck_assert_int_eq(pst_tensor_i64(o)[50 + i], 2);
+    }
+    pst_tensor_unref(o);
+    pst_session_free(s);
+    pst_graph_free(g);
+    /* Two equal logits: both classes come up, about half each. */
+    g = pst_graph_new();
+    float ev[2] = {1, 1};
+    pst_output in2[2] = {pst_const_f32_tensor(g, pst_shape_2d(1, 2), ev, NULL), pst_const_i32(g, 2000, NULL)};
+    y = pst_out(mk(g, "Multinomial", 2, in2), 0);
+    s = pst_session_new(g, NULL, &st);
+    o = pst_test_run(s, y, 0, NULL);
+    int ones = 0;
+    for (int i = 0; i < 2000; i++) ones += pst_tensor_i64(o)[i] == 1;
+    ck_assert_msg(ones > 850 && ones < 1150, "%d of 2000 draws were class 1", ones);
+    pst_tensor_unref(o);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+    pst_ops_init();
+    Suite *s = suite_create("ops_array_tf");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_cumsum_reverse_splitv);
+    tcase_add_test(tc, test_gather_scatter_nd);
+    tcase_add_test(tc, test_select_v2_broadcast_to_is_topk);
+    tcase_add_test(tc, test_resize_and_gradients);
+    tcase_add_test(tc, test_multinomial);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
