@@ -450,6 +450,129 @@ START_TEST(test_count_up_to) {
 }
 END_TEST
 
+/* ---- Readers on a hand-built filename queue --------------------------------------------- */
+
+typedef struct rgraph {
+    pst_graph *g;
+    pst_session *s;
+    pst_node *fill;      /* enqueues the file name and closes the queue */
+    pst_output key, value;
+} rgraph;
+
+/* A filename queue holding path (then closed) read by a reader of op reader_op; n_up_to > 0:
+ * ReaderReadUpToV2 of that many records, else ReaderReadV2. */
+static void rgraph_init(rgraph *r, const char *path, const char *reader_op, int n_up_to,
+                        void (*attrs)(pst_node_builder *)) {
+    pst_io_ops_init();
+    r->g = pst_graph_new();
+    pst_graph *g = r->g;
+    pst_dtype t = PST_STRING;
+    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", "files");
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    pst_output q = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "QueueEnqueueManyV2", "enq");
+    pst_nb_input(b, q);
+    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){path}), "names"));
+    pst_node *enq = pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueCloseV2", "close");
+    pst_nb_input(b, q);
+    pst_nb_control(b, enq);
+    r->fill = pst_nb_finish(b);
+    b = pst_nb_new(g, reader_op, "reader");
+    if (attrs) attrs(b);
+    pst_output rd = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, n_up_to ? "ReaderReadUpToV2" : "ReaderReadV2", "read");
+    pst_nb_input(b, rd);
+    pst_nb_input(b, q);
+    if (n_up_to) pst_nb_input(b, cst(g, pst_tensor_scalar_i64(n_up_to), "n"));
+    pst_node *rn = pst_nb_finish(b);
+    r->key = pst_out(rn, 0);
+    r->value = pst_out(rn, 1);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    r->s = pst_session_new(g, NULL, &st);
+    ck_assert_msg(r->s != NULL, "%s", st.msg);
+    ck_assert_msg(pst_session_run_target(r->s, r->fill, &st) == 0, "%s", st.msg);
+}
+
+static void rgraph_destroy(rgraph *r) {
+    pst_session_free(r->s);
+    pst_graph_free(r->g);
+}
+
+static void fixed_attrs(pst_node_builder *b) {
+    pst_nb_attr_i(b, "header_bytes", 2);
+    pst_nb_attr_i(b, "record_bytes", 4);
+    pst_nb_attr_i(b, "footer_bytes", 1);
+}
+
+START_TEST(test_fixed_length_reader) {
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "HHabcdefghijklF", 15), 15); /* header, 3 records, footer */
+    close(fd);
+    rgraph r;
+    rgraph_init(&r, path, "FixedLengthRecordReaderV2", 0, fixed_attrs);
+    const char *want[3] = {"abcd", "efgh", "ijkl"};
+    pst_status st = {0};
+    for (int i = 0; i < 3; i++) {
+        pst_tensor *out[2] = {NULL, NULL};
+        pst_output f[2] = {r.key, r.value};
+        ck_assert_msg(pst_session_run(r.s, NULL, 0, f, 2, NULL, 0, out, &st) == 0, "%s", st.msg);
+        char key[512];
+        snprintf(key, sizeof key, "%s:%d", path, i);
+        ck_assert_str_eq(pst_tensor_str(out[0])->p, key);
+        ck_assert_str_eq(pst_tensor_str(out[1])->p, want[i]);
+        pst_tensor_unref(out[0]);
+        pst_tensor_unref(out[1]);
+    }
+    ck_assert_ptr_null(pst_session_run1(r.s, r.value, &st)); /* no more files */
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    rgraph_destroy(&r);
+    unlink(path);
+}
+END_TEST
+
+static void text_attrs(pst_node_builder *b) { pst_nb_attr_i(b, "skip_header_lines", 1); }
+
+START_TEST(test_text_reader_decode_csv) {
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *text = "id,score,name\n7,2.5,\"a,b\"\n8,,c\n";
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    rgraph r;
+    rgraph_init(&r, path, "TextLineReaderV2", 5, text_attrs);
+    pst_node_builder *b = pst_nb_new(r.g, "DecodeCSV", "csv");
+    pst_nb_input(b, r.value);
+    pst_nb_input(b, cst(r.g, pst_tensor_from_i32(pst_shape_1d(0), NULL), "d0"));
+    pst_nb_input(b, cst(r.g, pst_tensor_from_f32(pst_shape_1d(1), (float[]){-1}), "d1"));
+    pst_nb_input(b, cst(r.g, pst_tensor_from_strs(1, (const char *const[]){"?"}), "d2"));
+    pst_node *csv = pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(r.g), "%s", pst_graph_status(r.g)->msg);
+    pst_output f[4] = {r.key, pst_out(csv, 0), pst_out(csv, 1), pst_out(csv, 2)};
+    pst_tensor *out[4];
+    pst_status st = {0};
+    /* ReadUpTo 5 returns the 2 lines after the header (the input ends). */
+    ck_assert_msg(pst_session_run(r.s, NULL, 0, f, 4, NULL, 0, out, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(out[0]->n, 2);
+    char key[512];
+    snprintf(key, sizeof key, "%s:2", path);
+    ck_assert_str_eq(pst_tensor_str(out[0])[0].p, key);
+    PST_ASSERT_TENSOR(out[1], 1, ((int64_t[]){2}), ((double[]){7, 8}), 0);
+    PST_ASSERT_TENSOR(out[2], 1, ((int64_t[]){2}), ((double[]){2.5, -1}), 0);
+    ck_assert_str_eq(pst_tensor_str(out[3])[0].p, "a,b");
+    ck_assert_str_eq(pst_tensor_str(out[3])[1].p, "c");
+    for (int i = 0; i < 4; i++) pst_tensor_unref(out[i]);
+    ck_assert_int_lt(pst_session_run(r.s, NULL, 0, f, 4, NULL, 0, out, &st), 0);
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    rgraph_destroy(&r);
+    unlink(path);
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -636,6 +759,8 @@ int main(void) {
     tcase_add_test(tc, test_parse_example_values);
     tcase_add_test(tc, test_decode_raw);
     tcase_add_test(tc, test_count_up_to);
+    tcase_add_test(tc, test_fixed_length_reader);
+    tcase_add_test(tc, test_text_reader_decode_csv);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);

@@ -68,11 +68,15 @@ int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_ta
  * (malloc'd; the caller unrefs each value and frees the array) and *n. */
 int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feeds, int *n,
                               pst_status *st);
-/* Writes n_records synthetic tf.train.Examples to a TFRecord file at path holding every
- * feature the ParseExample / ParseSingleExample ops downstream of the graph's readers ask for
- * (looking through reshapes and queues): floats in [0.25, 0.75), int64 class ids 0 and 1,
- * bytes as long as a DecodeRaw and the Reshape after it need; a first dim of -1 gets 2 rows,
- * sparse features 2 values. *n_features (optional): how many features were found. */
+/* Writes n_records synthetic records at path in the format of the graph's reader. TFRecord
+ * readers: tf.train.Examples holding every feature the ParseExample / ParseSingleExample ops
+ * downstream of the readers ask for (looking through reshapes and queues): floats in
+ * [0.25, 0.75), int64 class ids 0 and 1, bytes as long as a DecodeRaw and the Reshape after it
+ * need; a first dim of -1 gets 2 rows, sparse features 2 values. FixedLengthRecordReader:
+ * header, records of record_bytes bytes 0 and 1 (valid labels and pixels), footer.
+ * TextLineReader: the header lines it skips, then lines of as many comma-separated fields as
+ * its DecodeCSV has columns (0/1, 0.5, or a letter by column type). *n_features (optional):
+ * how many features (columns) were found. */
 int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_records,
                                    int *n_features, pst_status *st);
 

@@ -203,13 +203,72 @@ static int find_parse(walk *w, pst_node *n, int input, void *ctx) {
     return 1;
 }
 
+/* DecodeCSV downstream of a text reader: its column count (fields per line) and types. */
+typedef struct csv_spec {
+    int ncol;
+    pst_dtype types[64];
+} csv_spec;
+
+static int find_csv(walk *w, pst_node *n, int input, void *ctx) {
+    csv_spec *cs = ctx;
+    (void)w;
+    if (input != 0 || strcmp(n->op->name, "DecodeCSV") != 0 || cs->ncol) return 0;
+    const pst_attr *sel = pst_node_attr(n, "select_cols");
+    int ncol = n->n_inputs - 1;
+    if (sel && sel->kind == PST_ATTR_LIST_INT && sel->n > 0) ncol = (int)sel->list.i[sel->n - 1] + 1;
+    cs->ncol = ncol < 64 ? ncol : 64;
+    for (int j = 0; j < cs->ncol; j++)
+        cs->types[j] = j < n->n_inputs - 1 && !(sel && sel->n) ? pst_node_in_dtype(n, 1 + j)
+                                                             : PST_INT32;
+    return 1;
+}
+
+/* Raw files for FixedLengthRecordReader (bytes 0 and 1: valid labels and pixels) and lines of
+ * 0/1 fields for TextLineReader + DecodeCSV. */
+static int write_plain(walk *w, pst_node *reader_op, pst_output value, const char *path,
+                       int n_records, int *n_features, pst_status *st) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) return pst_status_set(st, PST_E_IO, "cannot write %s", path);
+    if (strncmp(reader_op->op->name, "FixedLength", 11) == 0) {
+        int64_t header = pst_node_attr_i(reader_op, "header_bytes", 0);
+        int64_t record = pst_node_attr_i(reader_op, "record_bytes", 1);
+        int64_t footer = pst_node_attr_i(reader_op, "footer_bytes", 0);
+        for (int64_t i = 0; i < header; i++) fputc(0, f);
+        for (int r = 0; r < n_records; r++)
+            for (int64_t j = 0; j < record; j++) fputc((int)((r + j) % 2), f);
+        for (int64_t i = 0; i < footer; i++) fputc(0, f);
+        if (n_features) *n_features = 1;
+    } else {
+        csv_spec cs = {0};
+        downstream(w, value, 0, find_csv, &cs);
+        int64_t skip = pst_node_attr_i(reader_op, "skip_header_lines", 0);
+        for (int64_t i = 0; i < skip; i++) fprintf(f, "header\n");
+        for (int r = 0; r < n_records; r++) {
+            for (int j = 0; j < (cs.ncol ? cs.ncol : 1); j++) {
+                if (j) fputc(',', f);
+                if (cs.types[j] == PST_STRING) fputc('a' + (r + j) % 26, f);
+                else if (cs.types[j] == PST_FLOAT || cs.types[j] == PST_DOUBLE) fprintf(f, "0.5");
+                else fprintf(f, "%d", (r + j) % 2);
+            }
+            fputc('\n', f);
+        }
+        if (n_features) *n_features = cs.ncol;
+    }
+    if (fclose(f) != 0) return pst_status_set(st, PST_E_IO, "cannot write %s", path);
+    return 0;
+}
+
 int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_records,
                                    int *n_features, pst_status *st) {
     walk w = {.g = pst_imported_graph(m)};
     for (int id = 0; id < pst_graph_num_nodes(w.g); id++) {
         pst_node *r = pst_graph_node(w.g, id);
-        if (op_is(r, reader_read_ops) && r->n_outputs >= 2)
-            downstream(&w, pst_out(r, 1), 0, find_parse, NULL);
+        if (!op_is(r, reader_read_ops) || r->n_outputs < 2) continue;
+        const char *kind = r->inputs[0].node->op->name;
+        if (strncmp(kind, "FixedLength", 11) == 0 || strncmp(kind, "TextLine", 8) == 0)
+            return write_plain(&w, r->inputs[0].node, pst_out(r, 1), path, n_records,
+                               n_features, st);
+        downstream(&w, pst_out(r, 1), 0, find_parse, NULL);
     }
     if (n_features) *n_features = w.nf;
     pst_tfrecord_writer *wr = pst_tfrecord_writer_open(path, NULL, st);

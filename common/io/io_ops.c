@@ -1,8 +1,10 @@
 /* io_ops: TFRecord readers, Example parsing and image summaries as graph ops (see io_ops.h). */
 #include "io_ops.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,56 +19,190 @@
 #include "tfrecord.h"
 #include "varstore.h"
 
-/* ---- TFRecordReaderV2 and ReaderReadV2 ------------------------------------------------- */
+/* ---- Readers: TFRecordReaderV2, FixedLengthRecordReaderV2, TextLineReaderV2 --------------- */
+
+enum { R_TFRECORD, R_FIXED, R_TEXT };
 
 typedef struct reader {
     char *name;
+    int kind;
     pst_tfrecord_compression compression;
+    int64_t header, record, footer, hop; /* FixedLengthRecordReader's sizes */
+    int64_t skip_lines;                  /* TextLineReader's skip_header_lines */
     pthread_mutex_t mu;       /* one read at a time, as TF's ReaderBase */
-    pst_tfrecord_reader *cur; /* the file being read, NULL between files */
+    pst_tfrecord_reader *cur; /* the TFRecord file being read, NULL between files */
+    FILE *f;                  /* the fixed-length or text file being read */
+    char *path;               /* the current file's name */
+    int64_t index;            /* records (lines) of the current file read so far */
+    int64_t end;              /* fixed-length: the offset where records stop */
+    char *line;
+    size_t line_cap;
     int64_t produced;
 } reader;
+
+static void reader_close_file(reader *r) {
+    pst_tfrecord_reader_free(r->cur);
+    r->cur = NULL;
+    if (r->f) fclose(r->f);
+    r->f = NULL;
+    free(r->path);
+    r->path = NULL;
+}
 
 static void reader_free(void *p) {
     reader *r = p;
     if (r == NULL) return;
-    pst_tfrecord_reader_free(r->cur);
+    reader_close_file(r);
     pthread_mutex_destroy(&r->mu);
-    free(r->name), free(r);
+    free(r->line), free(r->name), free(r);
 }
 
-typedef struct make_ctx {
-    const char *name;
-    pst_tfrecord_compression compression;
-} make_ctx;
-
 static void *reader_make(void *p, pst_status *st) {
-    make_ctx *m = p;
+    const reader *tmpl = p;
     reader *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->name = strdup(m->name)) == NULL) {
+    if (r == NULL || (*r = *tmpl, r->name = strdup(tmpl->name)) == NULL) {
         free(r);
         pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
         return NULL;
     }
-    r->compression = m->compression;
     pthread_mutex_init(&r->mu, NULL);
     return r;
 }
 
-static int tfrecord_reader_kernel(pst_kernel_ctx *c) {
+static int reader_kernel(pst_kernel_ctx *c) {
     const char *shared = pst_kctx_attr_s(c, "shared_name", "");
-    make_ctx m = {shared[0] ? shared : c->node_name, PST_TFRECORD_NONE};
-    if (pst_tfrecord_compression_parse(pst_kctx_attr_s(c, "compression_type", ""),
-                                       &m.compression, c->status) < 0)
+    reader t = {.name = (char *)(shared[0] ? shared : c->node_name)};
+    const char *op = c->op->name;
+    t.kind = strncmp(op, "FixedLength", 11) == 0 ? R_FIXED
+             : strncmp(op, "TextLine", 8) == 0   ? R_TEXT
+                                                 : R_TFRECORD;
+    const char *comp = pst_kctx_attr_s(c, t.kind == R_FIXED ? "encoding" : "compression_type", "");
+    if (pst_tfrecord_compression_parse(comp, &t.compression, c->status) < 0)
         return c->status->code;
+    if (t.kind != R_TFRECORD && t.compression != PST_TFRECORD_NONE)
+        return pst_kctx_error(c, PST_E_UNIMPLEMENTED, "compressed %s files are not supported",
+                              t.kind == R_FIXED ? "fixed-length record" : "text");
+    t.header = pst_kctx_attr_i(c, "header_bytes", 0);
+    t.record = pst_kctx_attr_i(c, "record_bytes", 0);
+    t.footer = pst_kctx_attr_i(c, "footer_bytes", 0);
+    t.hop = pst_kctx_attr_i(c, "hop_bytes", 0);
+    t.skip_lines = pst_kctx_attr_i(c, "skip_header_lines", 0);
+    if (t.kind == R_FIXED && (t.record <= 0 || t.header < 0 || t.footer < 0 || t.hop < 0))
+        return pst_kctx_error(c, PST_E_INVALID, "record_bytes must be > 0 and the other sizes "
+                              ">= 0");
     char key[1200];
-    snprintf(key, sizeof key, "reader:%s", m.name);
-    reader *r = pst_var_store_resource(c->vars, key, reader_make, &m, reader_free, c->status);
+    snprintf(key, sizeof key, "reader:%s", t.name);
+    reader *r = pst_var_store_resource(c->vars, key, reader_make, &t, reader_free, c->status);
     if (r == NULL) return c->status->code;
     pst_tensor *h = pst_ops_resource_handle(r);
     if (h == NULL) return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
     pst_kctx_set_output(c, 0, h);
     return 0;
+}
+
+/* Opens the next file named by the queue (blocking). */
+static int reader_open_next(reader *r, pst_queue *q, pst_status *st) {
+    pst_tensor *fname = NULL;
+    if (pst_queue_dequeue_one(q, &fname, st) < 0) return st->code;
+    if (fname->dtype != PST_STRING || fname->n != 1) {
+        pst_tensor_unref(fname);
+        return pst_status_set(st, PST_E_INVALID, "queue '%s' holds no file names (a scalar "
+                              "string per element)", pst_queue_name(q));
+    }
+    const pst_tstring *s = pst_tensor_str(fname);
+    r->path = strndup(s->p ? s->p : "", s->len);
+    pst_tensor_unref(fname);
+    if (r->path == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    r->index = 0;
+    if (r->kind == R_TFRECORD) {
+        pst_tfrecord_reader_opts o = {.compression = r->compression};
+        r->cur = pst_tfrecord_reader_open(r->path, &o, st);
+        if (r->cur == NULL) {
+            reader_close_file(r);
+            return st->code;
+        }
+        return 0;
+    }
+    if ((r->f = fopen(r->path, "rb")) == NULL) {
+        pst_status_set(st, PST_E_NOT_FOUND, "cannot open %s: %s", r->path, strerror(errno));
+        reader_close_file(r);
+        return st->code;
+    }
+    if (r->kind == R_FIXED) {
+        if (fseeko(r->f, 0, SEEK_END) < 0) goto io;
+        int64_t size = (int64_t)ftello(r->f);
+        r->end = size - r->footer;
+        if (fseeko(r->f, (off_t)r->header, SEEK_SET) < 0) goto io;
+    } else {
+        for (int64_t i = 0; i < r->skip_lines; i++)
+            if (getline(&r->line, &r->line_cap, r->f) < 0) break;
+        r->index = r->skip_lines;
+    }
+    return 0;
+io:
+    pst_status_set(st, PST_E_IO, "%s: %s", r->path, strerror(errno));
+    reader_close_file(r);
+    return st->code;
+}
+
+/* The next record of the current file: 1 with key and value set, 0 at its end, < 0 error. */
+static int reader_next(reader *r, pst_tensor **key, pst_tensor **value, pst_status *st) {
+    const uint8_t *rec = NULL;
+    size_t len = 0;
+    char k[4200];
+    if (r->kind == R_TFRECORD) {
+        int got = pst_tfrecord_reader_next(r->cur, &rec, &len, st);
+        if (got <= 0) return got;
+        snprintf(k, sizeof k, "%s:%llu", r->path,
+                 (unsigned long long)pst_tfrecord_reader_offset(r->cur));
+    } else if (r->kind == R_FIXED) {
+        int64_t at = r->header + r->index * (r->hop > 0 ? r->hop : r->record);
+        if (at + r->record > r->end) return 0;
+        if (r->line_cap < (size_t)r->record) {
+            char *b = realloc(r->line, (size_t)r->record);
+            if (b == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+            r->line = b;
+            r->line_cap = (size_t)r->record;
+        }
+        if (fseeko(r->f, (off_t)at, SEEK_SET) < 0 ||
+            fread(r->line, 1, (size_t)r->record, r->f) != (size_t)r->record)
+            return pst_status_set(st, PST_E_DATA_LOSS, "%s: record %lld is cut short", r->path,
+                                  (long long)r->index);
+        rec = (const uint8_t *)r->line;
+        len = (size_t)r->record;
+        snprintf(k, sizeof k, "%s:%lld", r->path, (long long)r->index);
+    } else {
+        ssize_t n = getline(&r->line, &r->line_cap, r->f);
+        if (n < 0) return 0;
+        while (n > 0 && (r->line[n - 1] == '\n' || r->line[n - 1] == '\r')) n--;
+        rec = (const uint8_t *)r->line;
+        len = (size_t)n;
+        snprintf(k, sizeof k, "%s:%lld", r->path, (long long)r->index + 1);
+    }
+    r->index++;
+    *key = pst_tensor_scalar_str(k);
+    *value = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), st);
+    if (*key == NULL || *value == NULL || pst_tstring_set(pst_tensor_str(*value), rec, len) < 0) {
+        pst_tensor_unref(*key);
+        pst_tensor_unref(*value);
+        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    }
+    return 1;
+}
+
+/* One record: the next file from the queue whenever the current one ends. */
+static int reader_read(reader *r, pst_queue *q, pst_tensor **key, pst_tensor **value,
+                       pst_status *st) {
+    for (;;) {
+        if (r->cur == NULL && r->f == NULL && reader_open_next(r, q, st) < 0) return st->code;
+        int got = reader_next(r, key, value, st);
+        if (got == 1) {
+            r->produced++;
+            return 0;
+        }
+        reader_close_file(r);
+        if (got < 0) return got;
+    }
 }
 
 static int reader_read_kernel(pst_kernel_ctx *c) {
@@ -76,65 +212,58 @@ static int reader_read_kernel(pst_kernel_ctx *c) {
     reader *r = *(reader **)h->data;
     pst_queue *q = pst_queue_from_handle(c->inputs[1], c->status);
     if (q == NULL) return pst_kctx_error(c, PST_E_INVALID, "input 1 is not a queue handle");
+    int up_to = c->n_inputs > 2;
+    int64_t n = up_to ? pst_tensor_get_i64(c->inputs[2], 0) : 1;
+    if (n < 1) return pst_kctx_error(c, PST_E_INVALID, "num_records must be positive");
     pthread_mutex_lock(&r->mu);
     int rc = 0;
-    for (;;) {
-        if (r->cur == NULL) {
-            pst_tensor *fname = NULL;
-            if ((rc = pst_queue_dequeue_one(q, &fname, c->status)) < 0) break;
-            if (fname->dtype != PST_STRING || fname->n != 1) {
-                pst_tensor_unref(fname);
-                rc = pst_kctx_error(c, PST_E_INVALID, "queue '%s' holds no file names (a "
-                                    "scalar string per element)", pst_queue_name(q));
-                break;
-            }
-            const pst_tstring *s = pst_tensor_str(fname);
-            char *path = strndup(s->p ? s->p : "", s->len);
-            pst_tensor_unref(fname);
-            if (path == NULL) {
-                rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
-                break;
-            }
-            pst_tfrecord_reader_opts o = {.compression = r->compression};
-            r->cur = pst_tfrecord_reader_open(path, &o, c->status);
-            free(path);
-            if (r->cur == NULL) {
-                rc = c->status->code;
-                break;
-            }
+    if (!up_to) {
+        pst_tensor *k, *v;
+        if ((rc = reader_read(r, q, &k, &v, c->status)) == 0) {
+            pst_kctx_set_output(c, 0, k);
+            pst_kctx_set_output(c, 1, v);
         }
-        const uint8_t *rec;
-        size_t len;
-        int got = pst_tfrecord_reader_next(r->cur, &rec, &len, c->status);
-        if (got < 0) {
-            rc = got;
-            pst_tfrecord_reader_free(r->cur);
-            r->cur = NULL;
+        pthread_mutex_unlock(&r->mu);
+        return rc;
+    }
+    /* ReadUpTo: up to n records, fewer at the end of the input (OutOfRange only for none). */
+    pst_tensor *ks = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(n), c->status);
+    pst_tensor *vs = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(n), c->status);
+    int64_t got = 0;
+    for (; ks && vs && got < n; got++) {
+        pst_tensor *k, *v;
+        pst_status rst = {0};
+        if ((rc = reader_read(r, q, &k, &v, &rst)) < 0) {
+            if (got == 0 || rc != PST_E_OUT_OF_RANGE) *c->status = rst;
+            else rc = 0;
             break;
         }
-        if (got == 0) { /* the file is done: the next one */
-            pst_tfrecord_reader_free(r->cur);
-            r->cur = NULL;
-            continue;
-        }
-        char key[4200];
-        snprintf(key, sizeof key, "%s:%llu", pst_tfrecord_reader_path(r->cur),
-                 (unsigned long long)pst_tfrecord_reader_offset(r->cur));
-        pst_tensor *k = pst_tensor_scalar_str(key);
-        pst_tensor *v = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), c->status);
-        if (k == NULL || v == NULL || pst_tstring_set(pst_tensor_str(v), rec, len) < 0) {
-            pst_tensor_unref(k);
-            pst_tensor_unref(v);
-            rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
-            break;
-        }
-        pst_kctx_set_output(c, 0, k);
-        pst_kctx_set_output(c, 1, v);
-        r->produced++;
-        break;
+        pst_tensor_copy_elems(ks, got, k, 0, 1, c->status);
+        pst_tensor_copy_elems(vs, got, v, 0, 1, c->status);
+        pst_tensor_unref(k);
+        pst_tensor_unref(v);
     }
     pthread_mutex_unlock(&r->mu);
-    return rc;
+    if (ks == NULL || vs == NULL) rc = c->status->code;
+    if (rc == 0 && got < n) { /* shrink to what was read */
+        pst_tensor *k2 = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(got), c->status);
+        pst_tensor *v2 = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(got), c->status);
+        if (k2 && v2 && pst_tensor_copy_elems(k2, 0, ks, 0, got, c->status) == 0 &&
+            pst_tensor_copy_elems(v2, 0, vs, 0, got, c->status) == 0) {
+            pst_tensor_unref(ks), pst_tensor_unref(vs);
+            ks = k2, vs = v2;
+        } else {
+            pst_tensor_unref(k2), pst_tensor_unref(v2);
+            rc = c->status->code ? c->status->code : PST_E_EXHAUSTED;
+        }
+    }
+    if (rc < 0) {
+        pst_tensor_unref(ks), pst_tensor_unref(vs);
+        return rc;
+    }
+    pst_kctx_set_output(c, 0, ks);
+    pst_kctx_set_output(c, 1, vs);
+    return 0;
 }
 
 /* ---- ParseExample / ParseSingleExample ------------------------------------------------- */
@@ -422,6 +551,148 @@ static int parse_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+/* ---- DecodeCSV(records, record_defaults...) -> one tensor per column --------------------- */
+
+/* Splits one record into fields (quotes: "a,b" is one field, "" inside quotes is a quote).
+ * Fields are written NUL-terminated into buf; starts[i] indexes them. Returns the count or -1
+ * for a malformed quoted field. */
+static int csv_split(const char *rec, size_t len, char delim, int quotes, char *buf,
+                     size_t *starts, int max) {
+    int n = 0;
+    size_t i = 0, o = 0;
+    for (;;) {
+        if (n == max) return max + 1; /* too many */
+        starts[n++] = o;
+        if (quotes && i < len && rec[i] == '"') {
+            for (i++;; i++) {
+                if (i >= len) return -1;
+                if (rec[i] == '"') {
+                    if (i + 1 < len && rec[i + 1] == '"') buf[o++] = '"', i++;
+                    else break;
+                } else {
+                    buf[o++] = rec[i];
+                }
+            }
+            i++;
+            if (i < len && rec[i] != delim) return -1;
+        } else {
+            while (i < len && rec[i] != delim) buf[o++] = rec[i++];
+        }
+        buf[o++] = '\0';
+        if (i >= len) return n;
+        i++; /* the delimiter */
+    }
+}
+
+static int decode_csv_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *recs = c->inputs[0];
+    int ncol = c->n_inputs - 1;
+    const char *delim_s = pst_kctx_attr_s(c, "field_delim", ",");
+    char delim = delim_s[0] ? delim_s[0] : ',';
+    int quotes = pst_kctx_attr_b(c, "use_quote_delim", 1);
+    const char *na = pst_kctx_attr_s(c, "na_value", "");
+    const pst_attr *sel = pst_kctx_attr(c, "select_cols");
+    int nsel = sel && sel->kind == PST_ATTR_LIST_INT ? sel->n : 0;
+    if (nsel && nsel != ncol)
+        return pst_kctx_error(c, PST_E_INVALID, "select_cols has %d columns, record_defaults %d",
+                              nsel, ncol);
+    for (int j = 0; j < ncol; j++) {
+        if (c->inputs[1 + j]->n > 1)
+            return pst_kctx_error(c, PST_E_INVALID, "record_defaults[%d] has more than one "
+                                  "element", j);
+        if (pst_kctx_alloc_output(c, j, c->out_dtypes[j], recs->shape) == NULL)
+            return c->status->code;
+        if (c->out_dtypes[j] == PST_STRING) memset(c->outputs[j]->data, 0, c->outputs[j]->nbytes);
+    }
+    int maxf = (nsel ? (int)sel->list.i[nsel - 1] + 1 : ncol) + 64;
+    size_t *starts = malloc((size_t)maxf * sizeof *starts + 1);
+    char *buf = NULL;
+    int rc = starts ? 0 : pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+    for (int64_t r = 0; r < recs->n && rc == 0; r++) {
+        const pst_tstring *s = &pst_tensor_str(recs)[r];
+        char *nb = realloc(buf, 2 * s->len + 2);
+        if (nb == NULL) {
+            rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+            break;
+        }
+        buf = nb;
+        int nf = csv_split(s->p ? s->p : "", s->len, delim, quotes, buf, starts, maxf);
+        if (nf < 0) {
+            rc = pst_kctx_error(c, PST_E_INVALID, "record %lld: a quoted field is not closed "
+                                "properly", (long long)r);
+            break;
+        }
+        if (!nsel && nf != ncol) {
+            rc = pst_kctx_error(c, PST_E_INVALID, "expect %d fields but have %d in record %lld",
+                                ncol, nf > maxf ? maxf : nf, (long long)r);
+            break;
+        }
+        for (int j = 0; j < ncol && rc == 0; j++) {
+            int col = nsel ? (int)sel->list.i[j] : j;
+            if (col >= nf) {
+                rc = pst_kctx_error(c, PST_E_INVALID, "record %lld has %d fields; column %d is "
+                                    "selected", (long long)r, nf, col);
+                break;
+            }
+            const char *f = buf + starts[col];
+            pst_tensor *o = c->outputs[j];
+            const pst_tensor *d = c->inputs[1 + j];
+            if (f[0] == '\0' || (na[0] && strcmp(f, na) == 0)) {
+                if (d->n == 0) {
+                    rc = pst_kctx_error(c, PST_E_INVALID, "field %d is required but missing in "
+                                        "record %lld", j, (long long)r);
+                    break;
+                }
+                rc = pst_tensor_copy_elems(o, r, d, 0, 1, c->status);
+                continue;
+            }
+            char *end = NULL;
+            errno = 0;
+            switch (o->dtype) {
+            case PST_STRING:
+                if (pst_tstring_set(&pst_tensor_str(o)[r], f, strlen(f)) < 0)
+                    rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+                continue;
+            case PST_FLOAT:
+            case PST_DOUBLE: {
+                double v = strtod(f, &end);
+                if (*end == '\0') pst_tensor_set_f64(o, r, v);
+                break;
+            }
+            default: {
+                long long v = strtoll(f, &end, 10);
+                if (*end == '\0' && errno == 0 &&
+                    (o->dtype != PST_INT32 || (v >= INT32_MIN && v <= INT32_MAX)))
+                    pst_tensor_set_f64(o, r, (double)v);
+                else
+                    end = NULL;
+            }
+            }
+            if (end == NULL || *end != '\0')
+                rc = pst_kctx_error(c, PST_E_INVALID, "field %d in record %lld is not a valid "
+                                    "%s: '%s'", j, (long long)r, pst_dtype_name(o->dtype), f);
+        }
+    }
+    free(starts);
+    free(buf);
+    return rc;
+}
+
+static int decode_csv_shape(pst_node *n, pst_status *st) {
+    if (pst_node_in_dtype(n, 0) != PST_STRING)
+        return pst_status_set(st, PST_E_INVALID, "input 0 (records) is not a string tensor");
+    pst_node_set_num_outputs(n, n->n_inputs - 1);
+    for (int j = 1; j < n->n_inputs; j++) {
+        pst_dtype dt = pst_node_in_dtype(n, j);
+        if (dt != PST_FLOAT && dt != PST_DOUBLE && dt != PST_INT32 && dt != PST_INT64 &&
+            dt != PST_STRING)
+            return pst_status_set(st, PST_E_INVALID, "record_defaults[%d] has type %s", j - 1,
+                                  pst_dtype_name(dt));
+        pst_node_set_output(n, j - 1, dt, pst_node_in_shape(n, 0));
+    }
+    return 0;
+}
+
 /* ---- ImageSummary(tag, images [batch, h, w, 1|3|4]) ----------------------------------- */
 
 static void put_be32(uint8_t *p, uint32_t v) {
@@ -546,8 +817,9 @@ static int image_summary_kernel(pst_kernel_ctx *c) {
 static int read_shape(pst_node *n, pst_status *st) {
     if (pst_node_in_dtype(n, 0) != PST_RESOURCE || pst_node_in_dtype(n, 1) != PST_RESOURCE)
         return pst_status_set(st, PST_E_INVALID, "inputs must be a reader and a queue handle");
-    pst_node_set_output(n, 0, PST_STRING, pst_shape_scalar());
-    pst_node_set_output(n, 1, PST_STRING, pst_shape_scalar());
+    pst_shape s = n->n_inputs > 2 ? pst_shape_1d(-1) : pst_shape_scalar();
+    pst_node_set_output(n, 0, PST_STRING, s);
+    pst_node_set_output(n, 1, PST_STRING, s);
     return 0;
 }
 
@@ -557,36 +829,49 @@ static int string_scalar_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
-static const pst_attr_spec reader_attrs[] = {{"container", PST_ATTR_STRING, 0},
-                                             {"shared_name", PST_ATTR_STRING, 0},
-                                             {"compression_type", PST_ATTR_STRING, 0},
-                                             {0}};
+static const pst_attr_spec reader_attrs[] = {
+    {"container", PST_ATTR_STRING, 0},  {"shared_name", PST_ATTR_STRING, 0},
+    {"compression_type", PST_ATTR_STRING, 0}, {"encoding", PST_ATTR_STRING, 0},
+    {"header_bytes", PST_ATTR_INT, 0},  {"record_bytes", PST_ATTR_INT, 0},
+    {"footer_bytes", PST_ATTR_INT, 0},  {"hop_bytes", PST_ATTR_INT, 0},
+    {"skip_header_lines", PST_ATTR_INT, 0}, {0}};
 static const pst_attr_spec parse_attrs[] = {
     {"Nsparse", PST_ATTR_INT, 0},          {"Ndense", PST_ATTR_INT, 0},
     {"num_sparse", PST_ATTR_INT, 0},       {"sparse_keys", PST_ATTR_LIST_STRING, 0},
     {"dense_keys", PST_ATTR_LIST_STRING, 0}, {"sparse_types", PST_ATTR_LIST_TYPE, 0},
     {"Tdense", PST_ATTR_LIST_TYPE, 0},     {"dense_shapes", PST_ATTR_LIST_SHAPE, 0},
     {0}};
+static const pst_attr_spec csv_attrs[] = {
+    {"OUT_TYPE", PST_ATTR_LIST_TYPE, 0}, {"field_delim", PST_ATTR_STRING, 0},
+    {"use_quote_delim", PST_ATTR_BOOL, 0}, {"na_value", PST_ATTR_STRING, 0},
+    {"select_cols", PST_ATTR_LIST_INT, 0}, {0}};
 static const pst_attr_spec image_attrs[] = {{"max_images", PST_ATTR_INT, 0},
                                             {"T", PST_ATTR_TYPE, 0},
                                             {"bad_color", PST_ATTR_TENSOR, 0},
                                             {0}};
 
 #define IOF (PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS)
+#define READER(nm) {.name = nm, .n_outputs = 1, .attrs = reader_attrs, \
+                    .shape = pst_ops_resource_shape, .kernel = reader_kernel, .flags = IOF}
 static const pst_op_def io_ops[] = {
-    {.name = "TFRecordReaderV2", .n_outputs = 1, .attrs = reader_attrs, .shape = pst_ops_resource_shape,
-     .kernel = tfrecord_reader_kernel, .flags = IOF},
-    {.name = "TFRecordReader", .n_outputs = 1, .attrs = reader_attrs, .shape = pst_ops_resource_shape,
-     .kernel = tfrecord_reader_kernel, .flags = IOF},
+    READER("TFRecordReaderV2"), READER("TFRecordReader"), READER("FixedLengthRecordReaderV2"),
+    READER("FixedLengthRecordReader"), READER("TextLineReaderV2"), READER("TextLineReader"),
     {.name = "ReaderReadV2", .min_inputs = 2, .max_inputs = 2, .n_outputs = 2,
      .shape = read_shape, .kernel = reader_read_kernel, .flags = IOF},
     {.name = "ReaderRead", .min_inputs = 2, .max_inputs = 2, .n_outputs = 2,
+     .shape = read_shape, .kernel = reader_read_kernel, .flags = IOF},
+    {.name = "ReaderReadUpToV2", .min_inputs = 3, .max_inputs = 3, .n_outputs = 2,
+     .shape = read_shape, .kernel = reader_read_kernel, .flags = IOF},
+    {.name = "ReaderReadUpTo", .min_inputs = 3, .max_inputs = 3, .n_outputs = 2,
      .shape = read_shape, .kernel = reader_read_kernel, .flags = IOF},
     {.name = "ParseExample", .min_inputs = 2, .max_inputs = -1, .n_outputs = -1,
      .attrs = parse_attrs, .shape = parse_shape, .kernel = parse_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "ParseSingleExample", .min_inputs = 1, .max_inputs = -1, .n_outputs = -1,
      .attrs = parse_attrs, .shape = parse_shape, .kernel = parse_kernel,
+     .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
+    {.name = "DecodeCSV", .min_inputs = 2, .max_inputs = -1, .n_outputs = -1,
+     .attrs = csv_attrs, .shape = decode_csv_shape, .kernel = decode_csv_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "ImageSummary", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
      .attrs = image_attrs, .shape = string_scalar_shape, .kernel = image_summary_kernel,
