@@ -1246,7 +1246,8 @@ static int run_mpirun(launcher *L, pst_status *st) {
                         .n_worker_flags = L->spec.worker_flags.n,
                         .worker_flags = L->spec.worker_flags.v,
                         .max_restarts = L->spec.max_restarts, .backoff_ms = L->spec.backoff_ms,
-                        .quiet = L->quiet, .stop = &got_signal};
+                        .quiet = L->quiet, .stop = &got_signal, .name = L->spec.name,
+                        .total_steps = L->total_steps};
     int rc = pst_mpirun_run(&j, st);
     return rc < 0 ? 2 : rc == 0 ? 0 : 1;
 }

@@ -7,6 +7,12 @@
  * then runs it again (up to "restarts" {"max"} times) and the job resumes from its newest
  * checkpoint.
  *
+ * While it runs, RUN/state.json says what `pstrain status` shows for the local backend's jobs:
+ * "running" (then "stopping", "done", "failed" or "stopped"), the launcher's and mpirun's pids,
+ * one entry per rank (task, address "mpi:R", its pid on this host while it runs), the global
+ * step and rate from the ranks' progress lines, and the newest checkpoint; `pstrain stop RUN`
+ * stops the mpirun (SIGTERM, which mpirun forwards to every rank).
+ *
  *     {"cluster": {"ps": 1, "worker": 2}, "backend": "mpirun", "model": "mlp",
  *      "mpirun": {"hostfile": "deploy/mpirun/hosts", "args": ["--mca", "btl_tcp_if_include", "eth0"]}}
  */
@@ -34,10 +40,12 @@ typedef struct pst_mpirun_job {
     int64_t backoff_ms;
     int quiet;
     volatile sig_atomic_t *stop; /* set by a signal: stop mpirun, no restart */
+    const char *name;       /* the job's name (state.json) */
+    int64_t total_steps;    /* the job's --steps (state.json) */
 } pst_mpirun_job;
 
-/* Runs the job to its end; returns the exit status of the last mpirun (0: the job finished),
- * or -1 with st set when mpirun cannot be started. */
+/* Runs the job to its end; returns the exit status of the last mpirun (0: the job finished, or
+ * stopped as *stop asked), or -1 with st set when mpirun cannot be started. */
 int pst_mpirun_run(const pst_mpirun_job *j, pst_status *st);
 
 #endif

@@ -5,7 +5,8 @@
 #   - sync equivalence over MPI: 2 workers at batch B equal one process at batch 2B (SGD, 1e-5);
 #   - allreduce mode: 2 ranks at batch B equal one process at batch 2B after 20 SGD steps
 #     (1e-5), 2 ranks train the MLP to the bar, and their checkpoint restores in PS mode;
-#   - a killed rank makes the others exit non-zero with an error naming it, never a hang.
+#   - a killed rank makes the others exit non-zero with an error naming it, never a hang;
+#   - pstrain launch --backend mpirun: restarts, and pstrain status/stop know its runs.
 # Exits 77 (skipped) without mpirun or when the build has no MPI.
 set -uo pipefail
 src=${PST_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -198,6 +199,51 @@ if "$pstrain" launch "$dir/ps_job.json" --backend mpirun --run-dir "$dir/run_ps"
 else
   fail "launch --backend mpirun, PS mode: $(cat "$dir/launch_ps.out")"
 fi
+
+# pstrain status and stop know mpirun runs: state.json says "running" with one entry per rank
+# (address mpi:R, the pid of the rank's pstrain-worker), the global step moves on, and pstrain
+# stop ends mpirun and every rank ("stopped").
+cat >"$dir/st_job.json" <<EOF
+{"cluster": {"worker": 2}, "backend": "mpirun", "mode": "allreduce", "model": "mlp",
+ "steps": 1000000, "save_every_steps": 50, "threads": 1}
+EOF
+"$pstrain" launch "$dir/st_job.json" --run-dir "$dir/run_st" >"$dir/launch_st.out" 2>&1 &
+launch=$!
+st_ok=
+for ((i = 0; i < 600; i++)); do
+  sleep 0.2
+  "$pstrain" status "$dir/run_st" --json >"$dir/st.json" 2>/dev/null || continue
+  python3 - "$dir/st.json" <<'PY' && st_ok=1 && break
+import json, sys
+s = json.load(open(sys.argv[1]))
+t = {e["task"]: e for e in s["tasks"]}
+ok = s["status"] == "running" and s["backend"] == "mpirun" and s["global_step"] > 0
+ok = ok and sorted(t) == ["worker0", "worker1"] and t["worker1"]["address"] == "mpi:1"
+for e in t.values():
+    try:
+        ok = ok and open("/proc/%d/comm" % e["pid"]).read().strip() == "pstrain-worker"
+    except OSError:
+        ok = False
+sys.exit(0 if ok else 1)
+PY
+done
+"$pstrain" status "$dir/run_st" >"$dir/st.txt" 2>&1
+if [ -n "$st_ok" ] && grep -q "^run .*: running" "$dir/st.txt" &&
+  grep -q "^worker1 *mpi:1 *running" "$dir/st.txt"; then
+  pass "pstrain status of an mpirun run: running, 2 ranks with their pids, the global step"
+else
+  fail "pstrain status of an mpirun run: $(cat "$dir/st.txt" "$dir/launch_st.out" 2>&1 | tail -n 12)"
+fi
+if "$pstrain" stop "$dir/run_st" >"$dir/stop_st.out" 2>&1 &&
+  timeout 60 tail --pid=$launch -f /dev/null &&
+  "$pstrain" status "$dir/run_st" | grep -q "^run .*: stopped" &&
+  ! pgrep -f -- "--job $dir/run_st/job.json" >/dev/null; then
+  pass "pstrain stop of an mpirun run: mpirun and its ranks ended, state stopped"
+else
+  fail "pstrain stop of an mpirun run: $(cat "$dir/stop_st.out"; "$pstrain" status "$dir/run_st" 2>&1 | head -n 3)"
+  pkill -9 -f -- "--job $dir/run_st/job.json"
+fi
+wait $launch 2>/dev/null
 
 if [ "$failures" -gt 0 ]; then
   echo "test_mpi: $failures failures"

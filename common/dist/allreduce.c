@@ -42,13 +42,19 @@ typedef struct engine {
     pst_allreduce_stats stats;
 } engine;
 
+/* Gradients this large are never fused (cycle()). */
+#define ALONE_BYTES (INT64_C(1) << 20)
+
 static pthread_mutex_t eng_mu = PTHREAD_MUTEX_INITIALIZER;
 static engine *eng;
 
-/* Waits for a nonblocking collective: tests it (MPI progresses only inside its calls), yielding
- * the core between tests for 2 ms, then every 50 us (leaving the cores to ranks still
- * computing), until timeout_ms. */
-static int wait_req(engine *e, MPI_Request *r, const char *what, pst_status *st) {
+/* Waits for a nonblocking collective until timeout_ms, testing it (MPI progresses only inside
+ * its calls). A data collective (spin) is tested without pause, yielding the core between
+ * tests: every rank has entered it, and each pause would stall its rounds and fragments (the
+ * fused allreduce ran at 0.09 of one raw MPI_Allreduce with 50 us sleeps). Otherwise (the
+ * negotiation, barriers: other ranks may still be computing) it yields for 2 ms, then tests
+ * every 50 us, leaving the cores to the ranks still computing. */
+static int wait_req(engine *e, MPI_Request *r, int spin, const char *what, pst_status *st) {
     double start = pst_clock_now(), until = start + (double)e->o.timeout_ms / 1000.0;
     for (;;) {
         int done = 0;
@@ -74,7 +80,7 @@ static int wait_req(engine *e, MPI_Request *r, const char *what, pst_status *st)
                                   "(a rank died, hangs, or is far behind; --recv-timeout-ms)",
                                   e->rank, what, (long long)e->o.timeout_ms);
         }
-        if (now - start > 0.002) {
+        if (!spin && now - start > 0.002) {
             struct timespec ts = {0, 50000};
             nanosleep(&ts, NULL);
         } else {
@@ -93,20 +99,24 @@ static MPI_Datatype mpi_type(pst_dtype dt) {
     }
 }
 
-/* Divides the sums by the number of ranks. */
-static void average(engine *e, pst_dtype dt, void *p, int64_t n) {
+/* dst[i] = src[i] / the number of ranks (dst may be src). */
+static void average_into(engine *e, pst_dtype dt, void *dst, const void *src, int64_t n) {
     if (dt == PST_FLOAT) {
-        float inv = 1.0f / (float)e->size, *x = p;
-        for (int64_t i = 0; i < n; i++) x[i] *= inv;
+        float inv = 1.0f / (float)e->size, *y = dst;
+        const float *x = src;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * inv;
     } else if (dt == PST_DOUBLE) {
-        double inv = 1.0 / (double)e->size, *x = p;
-        for (int64_t i = 0; i < n; i++) x[i] *= inv;
+        double inv = 1.0 / (double)e->size, *y = dst;
+        const double *x = src;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * inv;
     } else if (dt == PST_INT32) {
-        int32_t *x = p;
-        for (int64_t i = 0; i < n; i++) x[i] /= e->size;
+        int32_t *y = dst;
+        const int32_t *x = src;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] / e->size;
     } else {
-        int64_t *x = p;
-        for (int64_t i = 0; i < n; i++) x[i] /= e->size;
+        int64_t *y = dst;
+        const int64_t *x = src;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] / e->size;
     }
 }
 
@@ -123,9 +133,21 @@ static int reduce_group(engine *e, const int *ids, int k, pst_status *st) {
     pst_tensor *outs[k];
     memset(outs, 0, sizeof outs);
     int rc = 0;
+    /* The previous round's average is the output again once nobody else holds it (the
+     * step applied it): no fresh pages for a large gradient every step. */
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < k; i++) {
+        slot *s = &e->slots[ids[i]];
+        if (s->out && atomic_load(&s->out->refs) == 1 && s->out->dtype == s->in->dtype &&
+            s->out->nbytes == s->in->nbytes && pst_shape_equal(&s->out->shape, &s->in->shape)) {
+            outs[i] = s->out;
+            s->out = NULL;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < k && !rc; i++) {
         pst_tensor *in = e->slots[ids[i]].in;
-        if (!(outs[i] = pst_tensor_new(in->dtype, in->shape, st))) rc = st->code;
+        if (!outs[i] && !(outs[i] = pst_tensor_new(in->dtype, in->shape, st))) rc = st->code;
     }
     char what[160];
     snprintf(what, sizeof what, "allreduce of %d gradient(s), %lld bytes", k,
@@ -137,8 +159,8 @@ static int reduce_group(engine *e, const int *ids, int k, pst_status *st) {
             MPI_SUCCESS)
             rc = pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: MPI_Iallreduce failed", e->rank);
         else
-            rc = wait_req(e, &r, what, st);
-        if (!rc) average(e, dt, outs[0]->data, elems);
+            rc = wait_req(e, &r, 1, what, st);
+        if (!rc) average_into(e, dt, outs[0]->data, outs[0]->data, elems);
     } else if (!rc) {
         size_t bytes = (size_t)elems * pst_dtype_size(dt);
         if (bytes > e->fusion_cap) {
@@ -160,11 +182,10 @@ static int reduce_group(engine *e, const int *ids, int k, pst_status *st) {
                        MPI_SUCCESS)
             rc = pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: MPI_Iallreduce failed", e->rank);
         else if (!rc)
-            rc = wait_req(e, &r, what, st);
-        if (!rc) average(e, dt, e->fusion, elems);
+            rc = wait_req(e, &r, 1, what, st);
         off = 0;
-        for (int i = 0; i < k && !rc; i++) {
-            memcpy(outs[i]->data, e->fusion + off, (size_t)outs[i]->nbytes);
+        for (int i = 0; i < k && !rc; i++) { /* averaged on the way out: one pass */
+            average_into(e, dt, outs[i]->data, e->fusion + off, outs[i]->n);
             off += (size_t)outs[i]->nbytes;
         }
     }
@@ -204,13 +225,24 @@ static int cycle(engine *e, int n, pst_status *st) {
     MPI_Request r;
     if (MPI_Iallreduce(mine, all, words, MPI_UINT64_T, MPI_BAND, e->comm, &r) != MPI_SUCCESS)
         return pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: MPI_Iallreduce failed", e->rank);
-    if (wait_req(e, &r, "negotiating which gradients are ready", st) < 0) return st->code;
+    if (wait_req(e, &r, 0, "negotiating which gradients are ready", st) < 0) return st->code;
+    /* A gradient of ALONE_BYTES or more is reduced by itself, straight from its tensor:
+     * copying it into and out of a fusion buffer costs about as much as reducing it (two
+     * passes over its bytes), and fusing saves a collective's latency only for small ones.
+     * The small ones go into fusion buffers in slot order (the same on every rank). */
+    for (int i = 0; i < n; i++) {
+        int ready = (all[i / 64] >> (i % 64)) & 1;
+        pst_tensor *t = ready ? e->slots[i].in : NULL; /* only this thread clears in */
+        if (t && (int64_t)t->nbytes >= ALONE_BYTES && reduce_group(e, &i, 1, st) < 0)
+            return st->code;
+    }
     int ids[n], k = 0;
     int64_t group_bytes = 0;
     pst_dtype group_dt = PST_FLOAT;
     for (int i = 0; i <= n; i++) {
         int ready = i < n && (all[i / 64] >> (i % 64)) & 1;
-        pst_tensor *t = ready ? e->slots[i].in : NULL; /* only this thread clears in */
+        pst_tensor *t = ready ? e->slots[i].in : NULL;
+        if (t && (int64_t)t->nbytes >= ALONE_BYTES) continue; /* reduced above */
         int fits = t && k > 0 && t->dtype == group_dt && e->o.fusion_bytes > 0 &&
                    group_bytes + (int64_t)t->nbytes <= e->o.fusion_bytes;
         if (k > 0 && (i == n || (t && !fits))) {
@@ -249,17 +281,23 @@ static void *engine_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&e->mu);
         while (!e->quit && !e->err.code && !any_pending(e)) pthread_cond_wait(&e->cv, &e->mu);
+        /* Let more gradients become ready for up to the cycle time: they are then reduced in
+         * fewer buffers. The wait ends as soon as every gradient of the round is here (nothing
+         * more to batch). */
+        if (e->o.cycle_ms > 0 && round_incomplete(e)) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            int64_t ns = until.tv_nsec + (int64_t)(e->o.cycle_ms * 1e6);
+            until.tv_sec += (time_t)(ns / 1000000000);
+            until.tv_nsec = (long)(ns % 1000000000);
+            while (!e->quit && !e->err.code && round_incomplete(e) &&
+                   pthread_cond_timedwait(&e->cv, &e->mu, &until) == 0) {
+            }
+        }
         int stop = e->quit || e->err.code;
-        int n = e->n_slots, more = round_incomplete(e);
+        int n = e->n_slots;
         pthread_mutex_unlock(&e->mu);
         if (stop) break;
-        /* Let more gradients become ready: the cycle time batches them into fewer buffers
-         * (no wait once every gradient of the round is here: nothing more to batch). */
-        if (e->o.cycle_ms > 0 && more) {
-            struct timespec ts = {(time_t)(e->o.cycle_ms / 1000),
-                                  (long)(((int64_t)(e->o.cycle_ms * 1e6)) % 1000000000)};
-            nanosleep(&ts, NULL);
-        }
         pst_status st = {0};
         if (cycle(e, n, &st) < 0) {
             pthread_mutex_lock(&e->mu);
@@ -510,7 +548,8 @@ static int bcast(engine *e, void *p, int64_t bytes, int root, const char *what, 
         MPI_Request r;
         if (MPI_Ibcast((uint8_t *)p + off, n, MPI_BYTE, root, e->bcomm, &r) != MPI_SUCCESS)
             return pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: MPI_Ibcast failed", e->rank);
-        if (wait_req(e, &r, what, st) < 0) return st->code;
+        /* small ones (counts, sizes) may wait for the root to restore: no spinning */
+        if (wait_req(e, &r, bytes > 65536, what, st) < 0) return st->code;
         off += n;
     }
     return 0;
@@ -569,7 +608,7 @@ int pst_allreduce_barrier(pst_status *st) {
     MPI_Request r;
     if (MPI_Ibarrier(e->bcomm, &r) != MPI_SUCCESS)
         return pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: MPI_Ibarrier failed", e->rank);
-    return wait_req(e, &r, "barrier", st);
+    return wait_req(e, &r, 0, "barrier", st);
 }
 
 #else /* no MPI */

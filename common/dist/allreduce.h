@@ -12,9 +12,14 @@
  * gradient, "ready here", with one bitwise-AND allreduce (so every rank learns which gradients
  * are ready everywhere, and all take the same decision without a coordinator); the gradients
  * ready everywhere are packed, in the fixed order of their slots and by dtype, into fusion
- * buffers of at most fusion_bytes, each reduced with one MPI_Allreduce and unpacked (a buffer
- * of one gradient is reduced straight from it, no copy). A collective that does not complete
- * within timeout_ms fails every waiting step with an error instead of hanging.
+ * buffers of at most fusion_bytes, each reduced with one MPI_Allreduce and unpacked (averaged
+ * on the way out). A gradient of 1 MiB or more, or alone in its buffer, is reduced straight
+ * from its tensor into its output, no copy (the previous step's output tensor is reused once
+ * the step released it). A cycle waits up to cycle_ms for the rest of a step's gradients and
+ * ends early when all are there. Collectives of data are tested without pause until done
+ * (sleeping between tests stalls their rounds); the negotiation sleeps between tests while
+ * other ranks may still compute. A collective that does not complete within timeout_ms fails
+ * every waiting step with an error instead of hanging.
  *
  *     int rank, size;
  *     pst_allreduce_start(&(pst_allreduce_opts){0}, &rank, &size, &st);  // MPI, engine, ops
