@@ -5,6 +5,7 @@
 #   - sync equivalence over MPI: 2 workers at batch B equal one process at batch 2B (SGD, 1e-5);
 #   - allreduce mode: 2 ranks at batch B equal one process at batch 2B after 20 SGD steps
 #     (1e-5), 2 ranks train the MLP to the bar, and their checkpoint restores in PS mode;
+#   - hybrid mode: the embedding on the PS, dense gradients allreduced; loss, placement, checkpoint;
 #   - a killed rank makes the others exit non-zero with an error naming it, never a hang;
 #   - pstrain launch --backend mpirun: restarts, and pstrain status/stop know its runs.
 # Exits 77 (skipped) without mpirun or when the build has no MPI.
@@ -32,11 +33,11 @@ mpi() { timeout "${T:-240}" mpirun --bind-to none -x OPENBLAS_NUM_THREADS=1 "$@"
 accuracy() { sed -n 's/.*test_accuracy=//p' "$1" | head -n 1; }
 at_least() { python3 -c "import sys; sys.exit(0 if float('${1:-0}') >= $2 else 1)" 2>/dev/null; }
 equal_ckpts() { "$pstrain" ckpt diff "$1" "$2" --tolerance "$3"; }
-mlp_bar=0.86 ps_steps=4000 ar_steps=2000
+mlp_bar=0.86 ps_steps=4000 ar_steps=2000 hy_bar=0.70 hy_steps=600
 # Under AddressSanitizer (build-asan) the training runs are ~5x slower: shorter runs, the
 # deployment recipe's bar (0.80), longer guards. Values, restores and failures are checked alike.
 if ldd "$worker" 2>/dev/null | grep -q libasan; then
-  mlp_bar=0.80 ps_steps=1000 ar_steps=600 T=600
+  mlp_bar=0.80 ps_steps=1000 ar_steps=600 T=600 hy_bar=0.60 hy_steps=300
 fi
 exact=(--model mlp --steps 20 --optimizer sgd --lr 0.1 --keep-prob 1 --no-shuffle --threads 1 --quiet)
 
@@ -164,6 +165,44 @@ kill_rank kill_recovery 1 "allreduce over 2 ranks" --enable-recovery -np 2 sh -c
   grep -q "rank 0: .*: rank 1 (pid [0-9]* on .*) exited; the other ranks did not join within 4000 ms" "$dir/kill_recovery.log" &&
   pass "allreduce under --enable-recovery: rank 0 exits 1 naming rank 1 after the timeout" ||
   fail "allreduce under --enable-recovery (mpirun status $kill_rc): $(grep -v '^-\|^$' "$dir/kill_recovery.log" | tail -n 8)"
+
+# Hybrid mode: ranks 0, 1 the PS, 2, 3 the workers; bag_of_ids' partitioned embedding [392, 16]
+# stays on the PS (a step gathers its batch's rows there and applies their sparse gradient),
+# the dense layers are replicas on the workers with allreduced gradients. The loss falls, both
+# workers end with the same model, the status reports show each embedding part on its PS and
+# the dense variables on the workers, and the TF-format checkpoint (the embedding sliced over
+# the 2 shards) restores in a single process with the same accuracy.
+if mpi -np 4 "$worker" --transport mpi --ps 2 --mode hybrid --model bag_of_ids --optimizer sgd \
+  --lr 0.1 --steps $hy_steps --threads 1 --status --checkpoint-dir "$dir/hybrid" \
+  >"$dir/hybrid.log" 2>&1; then
+  tr '\r' '\n' <"$dir/hybrid.log" >"$dir/hybrid.txt"
+  accs=$(sed -n 's/.*test_accuracy=//p' "$dir/hybrid.txt" | sort -u)
+  first=$(sed -n 's/.*task:0: global step [0-9]*, local step 1, loss \([0-9.]*\).*/\1/p' "$dir/hybrid.txt" | head -n 1)
+  last=$(sed -n 's/.*task:0: trained .* final loss \([0-9.]*\).*/\1/p' "$dir/hybrid.txt")
+  # "PS-or-worker variable" pairs from the status reports
+  where=$(awk '/^\/job:/ {who = ($1 ~ /ps/) ? "ps" substr($1, length($1)) : "worker"}
+               /^  var / {print who, $2}' "$dir/hybrid.txt" | sort -u)
+  [ "$(wc -l <<<"$accs")" = 1 ] && at_least "$accs" $hy_bar && [ -n "$first" ] && [ -n "$last" ] &&
+    python3 -c "import sys; sys.exit(0 if $last < 0.6 * $first else 1)" &&
+    pass "hybrid: 2 PS + 2 workers, bag_of_ids loss $first -> $last, test_accuracy=$accs on both" ||
+    fail "hybrid: accuracies '$accs' (bar $hy_bar), loss '$first' -> '$last'"
+  grep -q "^ps0 bag_of_ids/embedding/part_0$" <<<"$where" &&
+    grep -q "^ps1 bag_of_ids/embedding/part_1$" <<<"$where" &&
+    grep -q "^worker bag_of_ids/fc1/weights$" <<<"$where" &&
+    ! grep -q "^worker bag_of_ids/embedding" <<<"$where" &&
+    grep -q "var bag_of_ids/embedding/part_0 .* updates $((hy_steps + 1)) *slice of bag_of_ids/embedding" "$dir/hybrid.txt" &&
+    pass "hybrid: the embedding's parts live on ps0 and ps1 (every step updated them), the dense layers on the workers" ||
+    fail "hybrid: where the variables live: $(tr '\n' ' ' <<<"$where")"
+  prefix=$dir/hybrid/model.ckpt-$hy_steps
+  "$worker" --model bag_of_ids --optimizer sgd --steps $hy_steps --threads 1 --quiet \
+    --checkpoint-dir "$dir/hybrid" >"$dir/hybrid_restore.log" 2>&1
+  "$pstrain" ckpt show "$prefix" | grep -q "bag_of_ids/embedding  *float  *\[392,16\] .*(sliced)" &&
+    [ "$(accuracy "$dir/hybrid_restore.log")" = "$accs" ] &&
+    pass "hybrid: its checkpoint (embedding sliced) restores in a single process, test_accuracy=$accs" ||
+    fail "hybrid checkpoint: $("$pstrain" ckpt show "$prefix" 2>&1 | head -n 3) $(tail -n 2 "$dir/hybrid_restore.log")"
+else
+  fail "hybrid: $(tail -n 5 "$dir/hybrid.log")"
+fi
 
 # pstrain launch with the mpirun backend: an allreduce job from its job file, and a PS job with
 # --backend mpirun; a rank killed after the first checkpoint makes the launcher run mpirun

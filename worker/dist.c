@@ -11,12 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "allreduce.h"
 #include "cluster.h"
 #include "dataset.h"
 #include "device.h"
 #include "dist_ops.h"
 #include "dist_run.h"
 #include "dist_save.h"
+#include "hybrid.h"
 #include "idx.h"
 #include "imported_model.h"
 #include "model.h"
@@ -93,6 +95,8 @@ typedef struct dist {
     pst_task *t;
     model m;
     pst_imported_model *imp; /* --meta: a TensorFlow user's graph (imported_model.h) */
+    int hybrid;              /* --mode hybrid: m trains, layout initializes and saves (hybrid.h) */
+    model layout;
     placer pl;
     model twin;               /* sync: the same model built asynchronously, written as .meta */
     placer twin_pl;
@@ -134,7 +138,9 @@ static void report_progress(void *ctx, pst_coord_progress *p, const char **state
 
 static int save_ckpt(dist *d, int64_t step, pst_status *st) {
     char prefix[4096];
-    int rc = pst_dist_save_write(d->saver, step, prefix, sizeof prefix, st);
+    /* hybrid: the PS get the chief's dense replicas first */
+    int rc = d->hybrid ? pst_worker_hybrid_push(d->t, &d->m, d->layout.g, st) : 0;
+    if (rc == 0) rc = pst_dist_save_write(d->saver, step, prefix, sizeof prefix, st);
     if (rc == 0 && !d->f->quiet) printf("saved %s (every PS wrote its shard)\n", prefix);
     fflush(stdout);
     if (rc == 0) {
@@ -269,6 +275,10 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     *loss = (float)pst_tensor_get_f64(out[0], 0);
     /* read before this step's increment (int64, or int32 in some TF users' graphs) */
     *global_step = (int64_t)pst_tensor_get_f64(out[1], 0) + 1;
+    /* hybrid: the workers step together (their allreduce), each moving the PS's global step:
+     * every worker counts the rounds alike, so all stop after the same one */
+    if (d->hybrid)
+        *global_step = t->first_step + (atomic_load(&d->local_steps) + 1) * d->n_workers;
     if (d->example_log) {
         /* "round members epoch rank count ids...": the round (sync: its tag; async: the
          * global step read) and its members (async: 0), then the membership the examples
@@ -410,6 +420,13 @@ data_ready:;
         rc = 0;
     } else if ((rc = wait_ready(d, st)) < 0) {
         goto out;
+    }
+    if (d->hybrid) {
+        /* This worker's dense replicas start from what the PS hold (initialized or restored). */
+        if ((rc = pst_worker_hybrid_pull(d->t, &d->m, d->layout.g, st)) < 0) goto out;
+        printf("%s: hybrid: partitioned variables and the global step on the PS, the dense "
+               "ones replicated, their gradients averaged over %d workers\n",
+               pst_task_device(d->t), d->n_workers);
     }
     {
         /* Where the job stands: the global step as its PS holds it (a restored job resumes). */
@@ -633,7 +650,14 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     if (f->inter_op_threads > 0) pst_session_set_default_inter_op_threads(f->inter_op_threads);
     d.index = f->task;
     pthread_mutex_init(&d.ckpt_mu, NULL);
-    int mpi = strcmp(f->transport, "mpi") == 0;
+    int mpi = strcmp(f->transport, "mpi") == 0, engine = 0;
+    d.hybrid = strcmp(f->sync, "hybrid") == 0;
+    if (d.hybrid && (!mpi || f->meta)) {
+        pst_status_set(&st, PST_E_INVALID, "--mode hybrid needs --transport mpi (the workers "
+                       "average their dense gradients with MPI_Allreduce)%s",
+                       f->meta ? " and a model of pstrain's (not --meta)" : "");
+        goto out;
+    }
     if (mpi) {
         /* Every task is an MPI rank (mpi_job.h); MPI messages carry no token. */
         char job[64];
@@ -656,6 +680,20 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
             goto out;
         }
         d.index = index;
+        if (d.hybrid) {
+            /* The dense gradients' allreduce among the worker ranks (after the PS ranks). */
+            if (f->cluster || n_ps <= 0) {
+                pst_status_set(&st, PST_E_INVALID, "--mode hybrid needs --ps N (ranks 0..N-1 the "
+                               "PS, the others the workers), not --cluster");
+                goto out;
+            }
+            pst_allreduce_opts ao = {.fusion_bytes = f->fusion_bytes > 0 ? f->fusion_bytes : -1,
+                                     .cycle_ms = f->cycle_ms > 0 ? f->cycle_ms : -1,
+                                     .timeout_ms = f->recv_timeout_ms, .quiet = f->quiet,
+                                     .first_rank = n_ps};
+            if (pst_allreduce_start(&ao, NULL, NULL, &st) < 0) goto out;
+            engine = 1;
+        }
     } else if (pst_coord_agent_die_with_launcher(&st) < 0) {
         goto out;
     } else {
@@ -796,7 +834,16 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     } else if (pst_worker_build_model(&mf, net, &d.m, place, &d.pl, &st) < 0) {
         goto out;
     }
-    if (pst_ps_vars_collect(d.m.g, d.n_ps, &d.pv, &st) < 0) goto out;
+    if (d.hybrid) {
+        /* d.m as built is the layout; the training graph replaces it */
+        d.layout = d.m;
+        memset(&d.m, 0, sizeof d.m);
+        d.m.transform_grads = pst_allreduce_transform;
+        d.m.transform_ctx = &d; /* non-NULL: PS-held variables' gradients go to their PS */
+        if (pst_worker_hybrid_build(&mf, net, d.layout.g, wdev, &d.m, &st) < 0) goto out;
+    }
+    model *lay = d.hybrid ? &d.layout : &d.m; /* what is initialized and saved */
+    if (pst_ps_vars_collect(lay->g, d.n_ps, &d.pv, &st) < 0) goto out;
     pst_output efetch = d.m.correct;
     pst_output tfetch[3] = {d.m.loss, pst_variable_value(d.m.global_step), pst_out(NULL, 0)};
     if (d.elastic_sync) {
@@ -808,7 +855,7 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
         tfetch[2] = pst_out(tag, 0);
         if (!(d.enter = pst_dist_run_new(d.t, d.m.g, 1, &tfetch[2], 0, NULL, &st))) goto out;
     }
-    if (!(d.init = pst_dist_run_new(d.t, d.m.g, 0, NULL, 1, &d.m.init, &st))) goto out;
+    if (!(d.init = pst_dist_run_new(d.t, lay->g, 0, NULL, 1, &lay->init, &st))) goto out;
     if (!(d.train = pst_dist_run_new(d.t, d.m.g, d.elastic_sync ? 3 : 2, tfetch, 1, &d.m.train_op, &st))) goto out;
     if (efetch.node && !(d.eval = pst_dist_run_new(d.t, d.m.g, 1, &efetch, 0, NULL, &st)))
         goto out;
@@ -833,7 +880,7 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     if (d.chief && f->checkpoint_dir) {
         pst_dist_save_opts so = {.dir = f->checkpoint_dir, .max_to_keep = f->max_to_keep,
                                  .meta_graph = d.twin.g};
-        if (!(d.saver = pst_dist_save_new(d.t, d.m.g, &d.pv, &so, &st))) goto out;
+        if (!(d.saver = pst_dist_save_new(d.t, lay->g, &d.pv, &so, &st))) goto out;
     }
     rc = train(&d, &st) < 0 ? 1 : 0;
     if (rc == 0 && f->ps_status) print_status(&d);
@@ -852,6 +899,8 @@ out:
     } else {
         pst_graph_free(d.m.g);
     }
+    pst_graph_free(d.layout.g);
+    if (engine) pst_allreduce_stop();
     pst_replica_setter_free(d.pl.rs);
     pst_graph_free(d.twin.g);
     pst_replica_setter_free(d.twin_pl.rs);

@@ -43,6 +43,7 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--init-checkpoint PREFIX]  (a TF checkpoint to start from)\n"
              "MPI (under mpirun; see README \"MPI\"): [--transport grpc|mpi] [--ps N]\n"
              "         --mode allreduce [--fusion-threshold-bytes N] [--cycle-time-ms X]\n"
+             "         --mode hybrid --ps N  (embeddings on the PS, dense gradients allreduced)\n"
              "Trains on Fashion-MNIST and prints test_accuracy=0.XXXX at the end.\n");
 }
 
@@ -190,8 +191,9 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->port_file = val;
         else if (strcmp(a, "--mode") == 0) {
             if (strcmp(val, "async") != 0 && strcmp(val, "sync") != 0 &&
-                strcmp(val, "allreduce") != 0) {
-                snprintf(err, errlen, "--mode: '%s' is not async, sync or allreduce\n", val);
+                strcmp(val, "allreduce") != 0 && strcmp(val, "hybrid") != 0) {
+                snprintf(err, errlen, "--mode: '%s' is not async, sync, allreduce or hybrid\n",
+                         val);
                 return -1;
             }
             f->sync = val;

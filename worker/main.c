@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
     const pst_net_def *net = pst_net_lookup(f.model);
     if (net == NULL) {
         fprintf(stderr, "pstrain-worker: --model: unknown model '%s' (softmax, mlp, simple_cnn, "
-                        "cnn5, lenet5, vgg16)\n", f.model);
+                        "cnn5, lenet5, vgg16, bag_of_ids)\n", f.model);
         return 2;
     }
     if (tf_config_is_evaluator()) {

@@ -417,12 +417,17 @@ static void register_ops(void) {
     pst_op_register(&wait_op);
 }
 
+/* Hybrid mode: the variable lives on a PS (its gradient goes there). */
+static int on_ps(const pst_grad_var *gv) {
+    return strncmp(gv->var.node->device, "/job:ps", 7) == 0;
+}
+
 void pst_allreduce_transform(void *ctx, pst_graph *g, int n, pst_grad_var *gv) {
-    (void)ctx;
+    int hybrid = ctx != NULL;
     pthread_once(&ops_once, register_ops);
     int slots = 0;
     for (int i = 0; i < n; i++) {
-        if (!gv[i].grad.node) continue;
+        if (!gv[i].grad.node || (hybrid && on_ps(&gv[i]))) continue;
         if (gv[i].sparse_ids.node) {
             pst_graph_set_error(g, PST_E_UNIMPLEMENTED, "allreduce mode: the gradient of '%s' is "
                                 "sparse (an embedding); keep embeddings on a PS",
@@ -440,7 +445,7 @@ void pst_allreduce_transform(void *ctx, pst_graph *g, int n, pst_grad_var *gv) {
      * blocks on any average. */
     for (int pass = 0, k = 0; pass < 2; pass++, k = 0) {
         for (int i = 0; i < n; i++) {
-            if (!gv[i].grad.node) continue;
+            if (!gv[i].grad.node || (hybrid && on_ps(&gv[i]))) continue;
             char name[512];
             snprintf(name, sizeof name, "allreduce/%s_%s", pass ? "wait" : "start",
                      gv[i].var.node->name);
@@ -475,10 +480,39 @@ int pst_allreduce_start(const pst_allreduce_opts *o, int *rank, int *size, pst_s
     if (e->o.cycle_ms == 0) e->o.cycle_ms = 5;
     if (e->o.cycle_ms < 0) e->o.cycle_ms = 0;
     if (e->o.timeout_ms <= 0) e->o.timeout_ms = 60000;
+    MPI_Comm base = MPI_COMM_WORLD, group_comm = MPI_COMM_NULL;
+    if (e->o.first_rank > 0) {
+        /* Only ranks first_rank .. n-1 take part (MPI_Comm_create_group is collective over
+         * them alone: the PS ranks do not call it). */
+        if (e->o.first_rank >= n || r < e->o.first_rank) {
+            free(e);
+            return pst_status_set(st, PST_E_INVALID, "rank %d of %d: not among the allreduce "
+                                  "ranks %d..%d", r, n, o->first_rank, n - 1);
+        }
+        MPI_Group world, part;
+        int range[1][3] = {{e->o.first_rank, n - 1, 1}};
+        int ok = MPI_Comm_group(MPI_COMM_WORLD, &world) == MPI_SUCCESS &&
+                 MPI_Group_range_incl(world, 1, range, &part) == MPI_SUCCESS;
+        ok = ok && MPI_Comm_create_group(MPI_COMM_WORLD, part, 77, &group_comm) == MPI_SUCCESS;
+        if (ok) {
+            MPI_Group_free(&part);
+            MPI_Group_free(&world);
+        }
+        if (!ok || group_comm == MPI_COMM_NULL) {
+            free(e);
+            return pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: cannot make the "
+                                  "communicator of ranks %d..%d", r, o->first_rank, n - 1);
+        }
+        base = group_comm;
+        MPI_Comm_rank(base, &r);
+        MPI_Comm_size(base, &n);
+    }
     e->rank = r;
     e->size = n;
-    if (MPI_Comm_dup(MPI_COMM_WORLD, &e->comm) != MPI_SUCCESS ||
-        MPI_Comm_dup(MPI_COMM_WORLD, &e->bcomm) != MPI_SUCCESS) {
+    int dup_ok = MPI_Comm_dup(base, &e->comm) == MPI_SUCCESS &&
+                 MPI_Comm_dup(base, &e->bcomm) == MPI_SUCCESS;
+    if (group_comm != MPI_COMM_NULL) MPI_Comm_free(&group_comm);
+    if (!dup_ok) {
         free(e);
         return pst_status_set(st, PST_E_UNAVAILABLE, "rank %d: MPI_Comm_dup failed", r);
     }

@@ -46,6 +46,9 @@ typedef struct pst_allreduce_opts {
                              Horovod's; < 0: 0 = no wait between cycles) */
     int64_t timeout_ms;   /* a collective waiting longer fails (default 60000) */
     int quiet;
+    int first_rank;       /* the engine's ranks are MPI ranks first_rank .. size-1 (hybrid
+                             mode: the workers after the PS ranks); only they start it, and
+                             *rank, *size are within them. Default 0: every rank. */
 } pst_allreduce_opts;
 
 /* Initializes MPI (transport_mpi.h), registers the ops and starts the process's engine. *rank
@@ -55,7 +58,9 @@ int pst_allreduce_start(const pst_allreduce_opts *o, int *rank, int *size, pst_s
 void pst_allreduce_stop(void);
 
 /* The optimizer hook (pst_optimizer_opts.transform_grads): every dense gradient is replaced by
- * its average over the ranks. A sparse (embedding) gradient is an error recorded in the graph. */
+ * its average over the ranks. A sparse (embedding) gradient is an error recorded in the graph.
+ * With ctx non-NULL (hybrid mode) the gradients of variables placed on a PS ("/job:ps...",
+ * sparse or not) are left as they are: they go to their PS. */
 void pst_allreduce_transform(void *ctx, pst_graph *g, int n, pst_grad_var *gv);
 
 /* What the ops call, usable directly (benchmarks): hands gradient `slot` (0 .. n_slots-1, the

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "embedding.h"
 #include "layers.h"
 #include "ops.h"
+#include "partitioned_var.h"
 #include "regularizer.h"
 
 pst_net_opts pst_net_defaults(void) {
@@ -168,6 +170,51 @@ pst_output pst_net_vgg16(pst_graph *g, pst_output images, const pst_net_opts *o)
     return y;
 }
 
+/* A bag-of-ids classifier, the shape of a recommendation model: each image becomes 49 ids (its
+ * 7x7 average-pooled cells, each cell's position times 8 plus its brightness in 8 levels, 392
+ * ids in all), looked up in a partitioned embedding table `embedding` [392, 16] (as many parts
+ * as the graph's partitioner gives, else 2), the 49 rows concatenated, then a dense layer of
+ * 128 and the logits. With a PS the table's parts live there and a step moves only the rows
+ * the batch uses (embedding.h). */
+pst_output pst_net_bag_of_ids(pst_graph *g, pst_output images, const pst_net_opts *o) {
+    enum { CELLS = 49, LEVELS = 8, DIM = 16 };
+    push_common(o);
+    pst_graph_push_name_scope(g, "bag_of_ids", 0);
+    pst_output cells = pst_avg_pool(g, images, 4, 4, 4, 4, "VALID", "cells"); /* [-1,7,7,1] */
+    pst_output level = pst_floor(g, pst_minimum(g, pst_mul(g, cells, pst_const_f32(g, LEVELS, NULL),
+                                                           NULL),
+                                                pst_const_f32(g, LEVELS - 1, NULL), NULL),
+                                 "level");
+    float base[CELLS];
+    for (int i = 0; i < CELLS; i++) base[i] = (float)(i * LEVELS);
+    pst_output pos = pst_const_f32_tensor(g, pst_shape_4d(1, 7, 7, 1), base, "cell_base");
+    int64_t flat[1] = {-1};
+    pst_output ids = pst_cast(g, pst_reshape(g, pst_add(g, level, pos, NULL), 1, flat, NULL),
+                              PST_INT64, "ids");
+    pst_shape shape = pst_shape_2d(CELLS * LEVELS, DIM);
+    int np = 0;
+    const int64_t *part = pst_graph_int64_collection(g, PST_PARTITIONER_KEY, &np);
+    int n_parts = np == 2 ? pst_partitioned_var_count(shape, PST_FLOAT, 0, part[0], (int)part[1])
+                          : 2;
+    pst_initializer init = pst_init_truncated_normal(0, 0.1, o->seed);
+    pst_partitioned_var *table = pst_partitioned_var_new(g, "embedding", PST_FLOAT, shape,
+                                                         n_parts < 2 ? 2 : n_parts, &init, 1);
+    if (!table) {
+        pst_graph_pop_name_scope(g);
+        pst_arg_scope_pop();
+        return pst_out(NULL, 0);
+    }
+    pst_output rows = pst_embedding_lookup(g, table, ids, "lookup"); /* [-1*49, 16] */
+    pst_partitioned_var_free(table);
+    int64_t per_example[2] = {-1, CELLS * DIM};
+    pst_output x = pst_reshape(g, rows, 2, per_example, "bag");
+    x = pst_layer_fully_connected(g, x, 128, NULL, "fc1");
+    pst_output y = pst_layer_fully_connected(g, x, o->num_classes, &linear, "logits");
+    pst_graph_pop_name_scope(g);
+    pst_arg_scope_pop();
+    return y;
+}
+
 static const pst_net_def nets[] = {
     {"softmax", pst_net_softmax, 28, 28, 1, "softmax regression"},
     {"mlp", pst_net_mlp, 28, 28, 1, "MLP 784-256-256-10"},
@@ -175,6 +222,8 @@ static const pst_net_def nets[] = {
     {"cnn5", pst_net_cnn5, 28, 28, 1, "five-block CNN with global average pooling"},
     {"lenet5", pst_net_lenet5, 28, 28, 1, "LeNet-5"},
     {"vgg16", pst_net_vgg16, 224, 224, 3, "VGG-16 (slim layout)"},
+    {"bag_of_ids", pst_net_bag_of_ids, 28, 28, 1,
+     "bag of 49 cell ids, partitioned embedding [392, 16], fc128"},
 };
 
 const pst_net_def *pst_net_lookup(const char *name) {

@@ -27,7 +27,8 @@ pst_net_opts pst_net_defaults(void);
 typedef pst_output (*pst_net_fn)(pst_graph *g, pst_output images, const pst_net_opts *o);
 
 typedef struct pst_net_def {
-    const char *name;        /* "softmax", "mlp", "simple_cnn", "cnn5", "lenet5", "vgg16" */
+    const char *name;        /* "softmax", "mlp", "simple_cnn", "cnn5", "lenet5", "vgg16",
+                                "bag_of_ids" */
     pst_net_fn build;
     int height, width, channels; /* the input the net expects */
     const char *description;
@@ -44,5 +45,6 @@ pst_output pst_net_simple_cnn(pst_graph *g, pst_output images, const pst_net_opt
 pst_output pst_net_cnn5(pst_graph *g, pst_output images, const pst_net_opts *o);
 pst_output pst_net_lenet5(pst_graph *g, pst_output images, const pst_net_opts *o);
 pst_output pst_net_vgg16(pst_graph *g, pst_output images, const pst_net_opts *o);
+pst_output pst_net_bag_of_ids(pst_graph *g, pst_output images, const pst_net_opts *o);
 
 #endif
