@@ -709,6 +709,59 @@ START_TEST(test_synthetic_records_match_parse) {
 }
 END_TEST
 
+/* 39_quantumedic's own pipeline (the user ran it and fed its batches to placeholders): with
+ * synthetic records its shuffle_batch gives [100,32,32,3] images (DecodeRaw of 3072 bytes,
+ * reshaped) and one-hot labels, through a RandomShuffleQueue holding back 100. */
+START_TEST(test_quantumedic_shuffle_batch) {
+    pst_status st = {0};
+    char meta[4096];
+    snprintf(meta, sizeof meta, "%s", testdata("tf_graphs/39_quantumedic_cifar-10/model.ckpt.meta"));
+    pst_imported *m = pst_imported_load(meta, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    pst_graph *g = pst_imported_graph(m);
+    pst_node *batch = pst_graph_find(g, "train/shuffle_batch");
+    ck_assert_ptr_nonnull(batch);
+    ck_assert_int_eq(pst_imported_uses_queues(m, &batch, 1), 1);
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    int nfeat = 0;
+    ck_assert_msg(pst_imported_synthetic_records(m, path, 16, &nfeat, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(nfeat, 2);
+    pst_feed *files;
+    int nfiles;
+    ck_assert_int_eq(pst_imported_reader_files(m, path, &files, &nfiles, &st), 0);
+    ck_assert_int_eq(nfiles, 1); /* both readers take input_producer_1's file names */
+    ck_assert_msg(pst_imported_start_queue_runners(m, files, nfiles, &st) == 0, "%s", st.msg);
+    for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
+    free(files);
+    pst_output f[2] = {pst_out(batch, 0), pst_out(batch, 1)};
+    pst_tensor *out[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(pst_session_run(pst_imported_session(m), NULL, 0, f, 2, NULL, 0, out, &st)
+                      == 0, "%s", st.msg);
+        ck_assert_int_eq(out[0]->dtype, PST_FLOAT);
+        ck_assert_int_eq(out[0]->shape.rank, 4);
+        ck_assert_int_eq(out[0]->shape.dims[0], 100);
+        ck_assert_int_eq(out[0]->shape.dims[3], 3);
+        ck_assert_int_eq(out[1]->shape.dims[0], 100);
+        ck_assert_int_eq(out[1]->shape.dims[1], 10);
+        for (int r = 0; r < 100; r++) { /* one-hot rows of class 0 or 1 */
+            int64_t sum = 0;
+            for (int j = 0; j < 10; j++) sum += pst_tensor_get_i64(out[1], r * 10 + j);
+            ck_assert_int_eq(sum, 1);
+        }
+        pst_tensor_unref(out[0]);
+        pst_tensor_unref(out[1]);
+    }
+    ck_assert_int_eq(pst_imported_stop_queue_runners(m, &st), 0);
+    pst_imported_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* The command line: pstrain train --meta on a graph reading its own input, pointed at a file;
  * and pstrain meta check on synthetic records. */
 static char *run_cmd(const char *cmd, int *status) {
@@ -765,6 +818,7 @@ int main(void) {
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);
     tcase_add_test(tc, test_pstrain_train_records);
+    tcase_add_test(tc, test_quantumedic_shuffle_batch);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
