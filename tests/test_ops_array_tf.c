@@ -241,6 +241,55 @@ START_TEST(test_multinomial) {
 }
 END_TEST
 
+/* PadV2 (constant), MirrorPad REFLECT/SYMMETRIC and their gradient (MirrorPadGrad), TF 0.x's
+ * TileGrad, SparseToDense, Snapshot and IdentityN. */
+START_TEST(test_pads_tile_grad_sparse_to_dense) {
+    const double v3[3] = {1, 2, 3};
+    int64_t d7[] = {7};
+    const double want[3][7] = {{9, 9, 1, 2, 3, 9, 9}, {3, 2, 1, 2, 3, 2, 1}, {2, 1, 1, 2, 3, 3, 2}};
+    for (int k = 0; k < 3; k++) {
+        pst_graph *g = pst_graph_new();
+        pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_1d(3));
+        pst_tensor *pt = pst_tensor_from_i32(pst_shape_2d(1, 2), (const int32_t[]){2, 2});
+        pst_output pads = pst_const(g, pt, NULL);
+        pst_tensor_unref(pt);
+        pst_output in[3] = {x, pads, pst_const_scalar(g, PST_DOUBLE, 9, NULL)};
+        pst_node_builder *b = pst_nb_new(g, k ? "MirrorPad" : "PadV2", NULL);
+        pst_nb_inputs(b, k ? 2 : 3, in);
+        if (k) pst_nb_attr_s(b, "mode", k == 1 ? "REFLECT" : "SYMMETRIC");
+        pst_output y = pst_nb_finish_out(b);
+        ck_assert_msg(y.node != NULL, "%s", pst_graph_status(g)->msg);
+        pst_tensor *v = dvals(pst_shape_1d(3), v3);
+        check(g, x, v, y, 1, d7, want[k], 1);
+        pst_tensor_unref(v);
+        pst_graph_free(g);
+    }
+    pst_graph *g = pst_graph_new();
+    pst_output dy = pst_placeholder(g, "dy", PST_DOUBLE, pst_shape_2d(2, 4));
+    pst_output tin[2] = {dy, pst_const_i32_vec(g, 2, (const int32_t[]){1, 2}, NULL)};
+    pst_tensor *v = dvals(pst_shape_2d(2, 4), (const double[]){1, 2, 3, 4, 5, 6, 7, 8});
+    int64_t d22[] = {2, 2};
+    check(g, dy, v, pst_out(mk(g, "TileGrad", 2, tin), 0), 2, d22, (const double[]){4, 6, 12, 14}, 0);
+    pst_tensor_unref(v);
+    /* SparseToDense: [[0, 1], [2, 0]] of a [3, 2] shape, the rest -1. */
+    pst_output idx = pst_reshape(g, pst_const_i32_vec(g, 4, (const int32_t[]){0, 1, 2, 0}, NULL), 2,
+                                 (const int64_t[]){2, 2}, NULL);
+    pst_output sin[4] = {idx, pst_const_i32_vec(g, 2, (const int32_t[]){3, 2}, NULL),
+                         pst_const_i32_vec(g, 2, (const int32_t[]){5, 6}, NULL), pst_const_i32(g, -1, NULL)};
+    pst_output sd = pst_out(mk(g, "SparseToDense", 4, sin), 0);
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_1d(3));
+    pst_node *idn = mk(g, "IdentityN", 2, (pst_output[]){x, sd});
+    pst_output snap = pst_out(mk(g, "Snapshot", 1, &x), 0);
+    v = dvals(pst_shape_1d(3), v3);
+    int64_t d32[] = {3, 2}, d3[] = {3};
+    check(g, x, v, pst_out(idn, 1), 2, d32, (const double[]){-1, 5, -1, -1, 6, -1}, 0);
+    check(g, x, v, pst_out(idn, 0), 1, d3, v3, 1);
+    check(g, x, v, snap, 1, d3, v3, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_array_tf");
@@ -250,6 +299,7 @@ int main(void) {
     tcase_add_test(tc, test_select_v2_broadcast_to_is_topk);
     tcase_add_test(tc, test_resize_and_gradients);
     tcase_add_test(tc, test_multinomial);
+    tcase_add_test(tc, test_pads_tile_grad_sparse_to_dense);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

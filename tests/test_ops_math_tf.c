@@ -32,11 +32,18 @@ static double ref_unary(const char *op, double x) {
     if (!strcmp(op, "Selu")) return x > 0 ? s * x : s * a * (exp(x) - 1);
     if (!strcmp(op, "Erf")) return erf(x);
     if (!strcmp(op, "Round") || !strcmp(op, "Rint")) return nearbyint(x);
+    if (!strcmp(op, "Sinh")) return sinh(x);
+    if (!strcmp(op, "Cosh")) return cosh(x);
+    if (!strcmp(op, "Tan")) return tan(x);
+    if (!strcmp(op, "Asin")) return asin(x);
+    if (!strcmp(op, "Acos")) return acos(x);
     return ceil(x);
 }
 
 START_TEST(test_unary_values_and_gradients) {
-    const char *ops[] = {"Log1p", "Expm1", "Softplus", "Softsign", "Selu", "Erf", "Round", "Rint", "Ceil"};
+    const char *ops[] = {"Log1p", "Expm1", "Softplus", "Softsign", "Selu", "Erf", "Sinh", "Cosh",
+                         "Tan", "Asin", "Acos", "Round", "Rint", "Ceil"};
+    const int n_diff = 11; /* the first 11 have gradients */
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         for (int dt = 0; dt < 2; dt++) {
             pst_graph *g = pst_graph_new();
@@ -44,7 +51,9 @@ START_TEST(test_unary_values_and_gradients) {
             pst_output x = pst_placeholder(g, "x", t, pst_shape_1d(6));
             pst_output y = apply(g, ops[k], 1, &x);
             pst_tensor *v = pst_tensor_new(t, pst_shape_1d(6), NULL);
-            for (int i = 0; i < 6; i++) pst_tensor_set_f64(v, i, strcmp(ops[k], "Log1p") ? xs[i] : fabs(xs[i]));
+            int unit = !strcmp(ops[k], "Asin") || !strcmp(ops[k], "Acos"); /* domain [-1, 1] */
+            for (int i = 0; i < 6; i++)
+                pst_tensor_set_f64(v, i, unit ? xs[i] / 3.5 : strcmp(ops[k], "Log1p") ? xs[i] : fabs(xs[i]));
             pst_status st = {0};
             pst_session *s = pst_session_new(g, NULL, &st);
             pst_feed f = {x, v};
@@ -56,7 +65,7 @@ START_TEST(test_unary_values_and_gradients) {
             }
             pst_tensor_unref(o);
             pst_session_free(s);
-            if (dt && k < 6) { /* the differentiable ones, away from Selu's kink at 0 */
+            if (dt && (int)k < n_diff) { /* the differentiable ones, away from Selu's kink at 0 */
                 pst_tensor_set_f64(v, 2, 0.25);
                 double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
                 ck_assert_msg(err < 1e-6, "%s: gradient error %g", ops[k], err);
@@ -69,7 +78,7 @@ START_TEST(test_unary_values_and_gradients) {
 END_TEST
 
 START_TEST(test_binary_values_and_gradients) {
-    const char *ops[] = {"SquaredDifference", "DivNoNan", "Atan2", "TruncateDiv"};
+    const char *ops[] = {"SquaredDifference", "DivNoNan", "Atan2", "TruncateDiv", "Mod"};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         pst_graph *g = pst_graph_new();
         pst_output a = pst_placeholder(g, "a", PST_DOUBLE, pst_shape_2d(2, 3));
@@ -86,7 +95,8 @@ START_TEST(test_binary_values_and_gradients) {
         pst_tensor *o = pst_test_run(s, y, 2, f);
         for (int i = 0; i < 6; i++) {
             double x = xs[i], z = ys[i], want = k == 0 ? (x - z) * (x - z) : k == 1 ? (z == 0 ? 0 : x / z)
-                                              : k == 2 ? atan2(x, z) : (z == 0 ? 0 : trunc(x / z));
+                                              : k == 2 ? atan2(x, z) : k == 3 ? (z == 0 ? 0 : trunc(x / z))
+                                              : (z == 0 ? 0 : fmod(x, z));
             ck_assert_msg(fabs(pst_tensor_f64(o)[i] - want) < 1e-12, "%s element %d: %g want %g",
                           ops[k], i, pst_tensor_f64(o)[i], want);
         }
@@ -169,6 +179,55 @@ START_TEST(test_fused_batch_norm_v3) {
 }
 END_TEST
 
+/* LRN against its formula, its gradient (LRNGrad) by finite differences; BiasAddV1 = BiasAdd. */
+START_TEST(test_lrn_and_bias_add_v1) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_4d(1, 1, 2, 4));
+    pst_node_builder *b = pst_nb_new(g, "LRN", NULL);
+    pst_nb_input(b, x);
+    pst_nb_attr_i(b, "depth_radius", 1);
+    pst_nb_attr_f(b, "bias", 2);
+    pst_nb_attr_f(b, "alpha", 0.5f);
+    pst_nb_attr_f(b, "beta", 0.75f);
+    pst_output y = pst_nb_finish_out(b);
+    ck_assert_msg(y.node != NULL, "%s", pst_graph_status(g)->msg);
+    pst_tensor *v = pst_test_rand(PST_DOUBLE, pst_shape_4d(1, 1, 2, 4), 9, -1, 1);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_feed f = {x, v};
+    pst_tensor *o = pst_test_run(s, y, 1, &f);
+    for (int p = 0; p < 2; p++)
+        for (int c = 0; c < 4; c++) {
+            double sq = 0;
+            for (int k = c - 1; k <= c + 1; k++)
+                if (k >= 0 && k < 4) sq += pow(pst_tensor_f64(v)[p * 4 + k], 2);
+            double want = pst_tensor_f64(v)[p * 4 + c] * pow(2 + 0.5 * sq, -0.75);
+            ck_assert(fabs(pst_tensor_f64(o)[p * 4 + c] - want) < 1e-12);
+        }
+    pst_tensor_unref(o);
+    pst_session_free(s);
+    double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
+    ck_assert_msg(err < 1e-6, "LRN gradient error %g", err);
+    pst_tensor_unref(v);
+    pst_output bin[2] = {x, pst_const_scalar(g, PST_DOUBLE, 0, NULL)};
+    bin[1] = pst_reshape(g, pst_const_f32_tensor(g, pst_shape_1d(4), (const float[]){1, 2, 3, 4}, NULL), 1, (const int64_t[]){4}, NULL);
+    bin[1] = pst_cast(g, bin[1], PST_DOUBLE, NULL);
+    pst_output ba = apply(g, "BiasAddV1", 2, bin), bb = apply(g, "BiasAdd", 2, bin);
+    v = pst_test_rand(PST_DOUBLE, pst_shape_4d(1, 1, 2, 4), 10, -1, 1);
+    s = pst_session_new(g, NULL, &st);
+    pst_feed f2 = {x, v};
+    pst_output fetch[2] = {ba, bb};
+    pst_tensor *r[2];
+    ck_assert_msg(pst_session_run(s, &f2, 1, fetch, 2, NULL, 0, r, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(memcmp(r[0]->data, r[1]->data, r[0]->nbytes), 0);
+    pst_tensor_unref(r[0]);
+    pst_tensor_unref(r[1]);
+    pst_tensor_unref(v);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_math_tf");
@@ -176,6 +235,7 @@ int main(void) {
     tcase_add_test(tc, test_unary_values_and_gradients);
     tcase_add_test(tc, test_binary_values_and_gradients);
     tcase_add_test(tc, test_fused_batch_norm_v3);
+    tcase_add_test(tc, test_lrn_and_bias_add_v1);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

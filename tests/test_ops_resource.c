@@ -319,6 +319,46 @@ START_TEST(test_ftrl_adadelta_sparse_apply) {
 }
 END_TEST
 
+/* Centered RMSProp (ApplyCenteredRMSProp on a VariableV2, its resource and sparse forms
+ * share the table) and ScatterUpdate. */
+START_TEST(test_centered_rmsprop_and_scatter_update) {
+    pst_graph *g = pst_graph_new();
+    float w0[2] = {1, -2}, gr[2] = {0.5f, -0.25f}, tenth[2] = {.1f, .1f};
+    const char *nm[4] = {"v", "mg", "ms", "mom"};
+    pst_output r[4];
+    pst_node *init[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = pst_variable_v2(g, nm[i], PST_FLOAT, pst_shape_1d(2));
+        init[i] = pst_assign(g, r[i], fvec(g, pst_shape_1d(2), i == 0 ? w0 : tenth), NULL).node;
+    }
+    pst_output in[9] = {r[0], r[1], r[2], r[3], pst_const_scalar(g, PST_FLOAT, 0.1, NULL),
+                        pst_const_scalar(g, PST_FLOAT, 0.9, NULL), pst_const_scalar(g, PST_FLOAT, 0.5, NULL),
+                        pst_const_scalar(g, PST_FLOAT, 1e-2, NULL), fvec(g, pst_shape_1d(2), gr)};
+    pst_node *ap = node(g, "ApplyCenteredRMSProp", NULL, 9, in);
+    pst_output su[3] = {r[1], pst_const_i32_vec(g, 1, (const int32_t[]){1}, NULL),
+                        fvec(g, pst_shape_1d(1), (const float[]){7})};
+    pst_node_builder *b = pst_nb_new(g, "ScatterUpdate", NULL);
+    pst_nb_inputs(b, 3, su);
+    pst_node *upd = pst_nb_finish(b);
+    ck_assert_msg(upd != NULL, "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    run_targets(s, 4, init);
+    pst_tensor *o = fetch(s, pst_out(ap, 0));
+    for (int i = 0; i < 2; i++) {
+        double gg = gr[i], mg = 0.9 * 0.1 + 0.1 * gg, ms = 0.9 * 0.1 + 0.1 * gg * gg;
+        double mom = 0.5 * 0.1 + 0.1 * gg / sqrt(ms - mg * mg + 1e-2);
+        ck_assert_msg(fabs(pst_tensor_f32(o)[i] - (w0[i] - mom)) < 1e-5, "element %d", i);
+    }
+    pst_tensor_unref(o);
+    o = fetch(s, pst_out(upd, 0));
+    ck_assert(pst_tensor_f32(o)[1] == 7 && fabs(pst_tensor_f32(o)[0] - (0.09 + 0.05)) < 1e-6);
+    pst_tensor_unref(o);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_resource");
@@ -327,6 +367,7 @@ int main(void) {
     tcase_add_test(tc, test_resource_apply_ops);
     tcase_add_test(tc, test_read_variable_gradient);
     tcase_add_test(tc, test_ftrl_adadelta_sparse_apply);
+    tcase_add_test(tc, test_centered_rmsprop_and_scatter_update);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

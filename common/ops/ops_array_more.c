@@ -1,4 +1,5 @@
-/* More array and image ops TF 1.x graphs of the kinds pstrain imports use: Cumsum (RL returns),
+/* More array and image ops TF 1.x graphs of the kinds pstrain imports use (also Snapshot,
+ * IdentityN, TF 0.x's TileGrad, PadV2, MirrorPad(Grad), SparseToDense): Cumsum (RL returns),
  * ReverseV2 (tf.reverse), SplitV (tf.split with sizes), GatherNd and ScatterNd (seq2seq,
  * attention), SelectV2 (tf.where with broadcasting), BroadcastTo, IsNan/IsInf/IsFinite, TopKV2,
  * ResizeNearestNeighbor and ResizeBilinear with their gradient ops (GAN and autoencoder
@@ -255,15 +256,20 @@ static int gather_nd_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_o
     return 0;
 }
 
-static int scatter_nd_shape(pst_node *n, pst_status *st) {
-    (void)st;
-    const pst_tensor *sh = pst_node_in_const(n, 2);
+/* The shape input i holds when it is a Const, else unknown. */
+static pst_shape const_shape_input(const pst_node *n, int i) {
+    const pst_tensor *sh = pst_node_in_const(n, i);
     pst_shape s = pst_shape_unknown();
     if (sh && sh->n <= PST_MAX_RANK) {
         s.rank = (int)sh->n;
         for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
     }
-    pst_node_set_output(n, 0, pst_node_in_dtype(n, 1), s);
+    return s;
+}
+
+static int scatter_nd_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 1), const_shape_input(n, 2));
     return 0;
 }
 
@@ -344,14 +350,8 @@ static int select_v2_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_o
 }
 
 static int broadcast_to_shape(pst_node *n, pst_status *st) {
-    const pst_tensor *sh = pst_node_in_const(n, 1);
-    pst_shape s = pst_shape_unknown(), x = pst_node_in_shape(n, 0);
-    if (sh && sh->n <= PST_MAX_RANK) {
-        s.rank = (int)sh->n;
-        for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
-        pst_shape r;
-        if (pst_shape_broadcast(&x, &s, &r, st) < 0) return st->code;
-    }
+    pst_shape s = const_shape_input(n, 1), x = pst_node_in_shape(n, 0), r;
+    if (s.rank >= 0 && pst_shape_broadcast(&x, &s, &r, st) < 0) return st->code;
     pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
     return 0;
 }
@@ -564,6 +564,189 @@ static int resize_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
     return 0;
 }
 
+
+/* ---- Snapshot, IdentityN --------------------------------------------------------------- */
+static int identity_n_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_num_outputs(n, n->n_inputs);
+    for (int i = 0; i < n->n_inputs; i++)
+        pst_node_set_output(n, i, pst_node_in_dtype(n, i), pst_node_in_shape(n, i));
+    return 0;
+}
+
+static int identity_n_kernel(pst_kernel_ctx *c) {
+    for (int i = 0; i < c->n_inputs; i++) pst_kctx_set_output(c, i, pst_tensor_ref(c->inputs[i]));
+    return 0;
+}
+
+static int identity_n_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    (void)g;
+    for (int i = 0; i < n->n_inputs; i++) dx[i] = dy[i];
+    return 0;
+}
+
+/* ---- TileGrad(dy, multiples) (TF 0.x graphs): the tiles of dy summed -------------------- */
+static int tile_grad_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_shape s = pst_node_in_shape(n, 0);
+    const pst_tensor *m = pst_node_in_const(n, 1);
+    for (int d = 0; d < s.rank; d++)
+        s.dims[d] = m && m->n == s.rank && s.dims[d] >= 0 && pst_tensor_get_i64(m, d) > 0
+                        ? s.dims[d] / pst_tensor_get_i64(m, d) : -1;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int tile_grad_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *dy = c->inputs[0], *m = c->inputs[1];
+    if (m->n != dy->shape.rank) return pst_kctx_error(c, PST_E_INVALID, "multiples has %lld entries for rank %d", (long long)m->n, dy->shape.rank);
+    pst_shape xs = dy->shape;
+    for (int d = 0; d < xs.rank; d++) {
+        int64_t k = pst_tensor_get_i64(m, d);
+        if (k <= 0 || xs.dims[d] % k) return pst_kctx_error(c, PST_E_INVALID, "dim %d of %lld is not a multiple of %lld", d, (long long)xs.dims[d], (long long)k);
+        xs.dims[d] /= k;
+    }
+    pst_tensor *o = pst_tensor_new_zeros(dy->dtype, xs, c->status);
+    if (o == NULL) return c->status->code;
+    int64_t idx[PST_MAX_RANK];
+    for (int64_t i = 0; i < dy->n; i++) {
+        unravel(&dy->shape, i, idx);
+        int64_t at = 0;
+        for (int d = 0; d < xs.rank; d++) at = at * xs.dims[d] + idx[d] % xs.dims[d];
+        pst_tensor_set_f64(o, at, pst_tensor_get_f64(o, at) + pst_tensor_get_f64(dy, i));
+    }
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+/* ---- PadV2(x, paddings, constant), MirrorPad(x, paddings), MirrorPadGrad(dy, paddings) --
+ * MirrorPad mode REFLECT mirrors around the edge element, SYMMETRIC repeats it. */
+enum { PAD_CONST, PAD_REFLECT, PAD_SYMMETRIC };
+
+static int pad_mode(const char *op, const char *mode) {
+    if (strcmp(op, "PadV2") == 0) return PAD_CONST;
+    return strcmp(mode, "SYMMETRIC") == 0 ? PAD_SYMMETRIC : PAD_REFLECT;
+}
+
+/* Source coordinate of padded coordinate o (before elements of padding, n inside); -1: the
+ * constant. */
+static int64_t pad_src(int mode, int64_t o, int64_t before, int64_t n) {
+    int64_t i = o - before;
+    if (i >= 0 && i < n) return i;
+    if (mode == PAD_CONST) return -1;
+    if (i < 0) return mode == PAD_REFLECT ? -i : -i - 1;
+    return mode == PAD_REFLECT ? 2 * n - 2 - i : 2 * n - 1 - i;
+}
+
+static int pad_like_shape(pst_node *n, pst_status *st) {
+    pst_shape s = pst_node_in_shape(n, 0);
+    const pst_tensor *p = pst_node_in_const(n, 1);
+    int sign = strstr(n->op->name, "Grad") ? -1 : 1;
+    if (p && s.rank >= 0 && p->n != 2 * s.rank)
+        return pst_status_set(st, PST_E_INVALID, "paddings must be [%d, 2]", s.rank);
+    for (int d = 0; d < s.rank; d++)
+        s.dims[d] = p && s.dims[d] >= 0 ? s.dims[d] + sign * (pst_tensor_get_i64(p, 2 * d) + pst_tensor_get_i64(p, 2 * d + 1)) : -1;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int pad_like_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0], *p = c->inputs[1];
+    int mode = pad_mode(c->op->name, pst_kctx_attr_s(c, "mode", "REFLECT"));
+    int grad = strstr(c->op->name, "Grad") != NULL, r = x->shape.rank;
+    if (p->n != 2 * r) return pst_kctx_error(c, PST_E_INVALID, "paddings must be [%d, 2]", r);
+    pst_shape small = x->shape, big = x->shape;
+    for (int d = 0; d < r; d++) {
+        int64_t a = pst_tensor_get_i64(p, 2 * d), b = pst_tensor_get_i64(p, 2 * d + 1);
+        if (grad) small.dims[d] -= a + b;
+        else big.dims[d] += a + b;
+        int64_t n = small.dims[d], lim = mode == PAD_REFLECT ? n - 1 : n;
+        if (a < 0 || b < 0 || n < 0 || (mode != PAD_CONST && (a > lim || b > lim)))
+            return pst_kctx_error(c, PST_E_INVALID, "paddings (%lld, %lld) do not fit dim %d of %lld",
+                                  (long long)a, (long long)b, d, (long long)n);
+    }
+    pst_tensor *o = grad ? pst_tensor_new_zeros(x->dtype, small, c->status)
+                         : pst_kctx_alloc_output(c, 0, x->dtype, big);
+    if (o == NULL) return c->status->code;
+    const pst_tensor *cv = mode == PAD_CONST ? c->inputs[2] : NULL;
+    int64_t idx[PST_MAX_RANK];
+    for (int64_t i = 0; i < (grad ? x->n : o->n); i++) {
+        unravel(&big, i, idx);
+        int64_t at = 0;
+        for (int d = 0; d < r && at >= 0; d++) {
+            int64_t sd = pad_src(mode, idx[d], pst_tensor_get_i64(p, 2 * d), small.dims[d]);
+            at = sd < 0 ? -1 : at * small.dims[d] + sd;
+        }
+        int rc = 0;
+        if (grad && at >= 0) pst_tensor_set_f64(o, at, pst_tensor_get_f64(o, at) + pst_tensor_get_f64(x, i));
+        else if (!grad) rc = pst_tensor_copy_elems(o, i, at < 0 ? cv : x, at < 0 ? 0 : at, 1, c->status);
+        if (rc < 0) return rc;
+    }
+    if (grad) pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+/* MirrorPad: MirrorPadGrad (the mirrored-in elements add back); PadV2: the inside, a Slice at
+ * the leading paddings (constant paddings only, as for Pad). */
+static int pad_like_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_node_builder *b;
+    if (strcmp(n->op->name, "PadV2") == 0) {
+        const pst_tensor *p = pst_node_in_const(n, 1);
+        if (p == NULL || p->n > 2 * PST_MAX_RANK)
+            return pst_graph_set_error(g, PST_E_UNIMPLEMENTED, "gradient of '%s' needs constant "
+                                       "paddings", n->name);
+        int32_t begin[PST_MAX_RANK];
+        for (int64_t d = 0; d < p->n / 2; d++) begin[d] = (int32_t)pst_tensor_get_i64(p, 2 * d);
+        b = pst_nb_new(g, "Slice", NULL);
+        pst_nb_input(b, dy[0]);
+        pst_nb_input(b, pst_const_i32_vec(g, (int)(p->n / 2), begin, NULL));
+        pst_nb_input(b, pst_shape_of(g, n->inputs[0], PST_INT32, NULL));
+        pst_nb_attr_type(b, "Index", PST_INT32);
+    } else {
+        b = pst_nb_new(g, "MirrorPadGrad", NULL);
+        pst_nb_input(b, dy[0]);
+        pst_nb_input(b, n->inputs[1]);
+        pst_nb_attr_s(b, "mode", pst_node_attr_s(n, "mode", "REFLECT"));
+    }
+    pst_nb_attr_type(b, "T", pst_output_dtype(dy[0]));
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
+/* ---- SparseToDense(indices, output_shape, values, default_value) ----------------------- */
+static int s2d_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 2), const_shape_input(n, 1));
+    return 0;
+}
+
+static int s2d_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *idx = c->inputs[0], *sh = c->inputs[1], *v = c->inputs[2], *dv = c->inputs[3];
+    if (sh->n > PST_MAX_RANK || dv->n != 1) return pst_kctx_error(c, PST_E_INVALID, "bad output_shape or default_value");
+    pst_shape s = {.rank = (int)sh->n};
+    for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
+    int64_t R = idx->shape.rank == 2 ? idx->shape.dims[1] : 1, N = idx->shape.rank == 0 ? 1 : idx->shape.dims[0];
+    if (R != s.rank || (v->n != N && v->n != 1))
+        return pst_kctx_error(c, PST_E_INVALID, "%lld indices of rank %lld and %lld values for a "
+                              "rank-%d shape", (long long)N, (long long)R, (long long)v->n, s.rank);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, v->dtype, s);
+    if (o == NULL) return c->status->code;
+    for (int64_t i = 0; i < o->n; i++)
+        if (pst_tensor_copy_elems(o, i, dv, 0, 1, c->status) < 0) return c->status->code;
+    for (int64_t k = 0; k < N; k++) {
+        int64_t at = 0;
+        for (int64_t d = 0; d < R; d++) {
+            int64_t x = pst_tensor_get_i64(idx, k * R + d);
+            if (x < 0 || x >= s.dims[d])
+                return pst_kctx_error(c, PST_E_INVALID, "index %lld of entry %lld is outside dim %lld",
+                                      (long long)x, (long long)k, (long long)d);
+            at = at * s.dims[d] + x;
+        }
+        if (pst_tensor_copy_elems(o, at, v, v->n == 1 ? 0 : k, 1, c->status) < 0) return c->status->code;
+    }
+    return 0;
+}
+
 static int same_shape(pst_node *n, pst_status *st) { return pst_shape_same_as_input0(n, st); }
 
 static const pst_attr_spec cum_attrs[] = {
@@ -571,8 +754,18 @@ static const pst_attr_spec cum_attrs[] = {
     {"reverse", PST_ATTR_BOOL, 0}, {0}};
 static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tidx", PST_ATTR_TYPE, 0},
                                         {"Tindices", PST_ATTR_TYPE, 0}, {"Tparams", PST_ATTR_TYPE, 0},
+                                        {"Tmultiples", PST_ATTR_TYPE, 0},
                                         {"Tlen", PST_ATTR_TYPE, 0}, {"num_split", PST_ATTR_INT, 0},
                                         {"sorted", PST_ATTR_BOOL, 0}, {0}};
+static const pst_attr_spec identity_n_attrs[] = {{"T", PST_ATTR_LIST_TYPE, 0}, {0}};
+static const pst_attr_spec pad_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                          {"Tpaddings", PST_ATTR_TYPE, 0},
+                                          {"mode", PST_ATTR_STRING, 0},
+                                          {0}};
+static const pst_attr_spec s2d_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                          {"Tindices", PST_ATTR_TYPE, 0},
+                                          {"validate_indices", PST_ATTR_BOOL, 0},
+                                          {0}};
 static const pst_attr_spec resize_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                              {"align_corners", PST_ATTR_BOOL, 0},
                                              {"half_pixel_centers", PST_ATTR_BOOL, 0},
@@ -598,6 +791,15 @@ static const pst_op_def more_ops[] = {
     OP2("ResizeNearestNeighborGrad", 2, 1, resize_attrs, resize_shape, resize_kernel, NULL, 0),
     OP2("ResizeBilinear", 2, 1, resize_attrs, resize_shape, resize_kernel, resize_grad, 0),
     OP2("ResizeBilinearGrad", 2, 1, resize_attrs, resize_shape, resize_kernel, NULL, 0),
+    OP2("Snapshot", 1, 1, t_attrs, same_shape, identity_n_kernel, identity_n_grad, PST_OP_STRINGS),
+    {.name = "IdentityN", .min_inputs = 1, .max_inputs = -1, .n_outputs = -1, .attrs = identity_n_attrs,
+     .shape = identity_n_shape, .kernel = identity_n_kernel, .grad = identity_n_grad,
+     .flags = PST_OP_STRINGS},
+    OP2("TileGrad", 2, 1, t_attrs, tile_grad_shape, tile_grad_kernel, NULL, 0),
+    OP2("PadV2", 3, 1, pad_attrs, pad_like_shape, pad_like_kernel, pad_like_grad, PST_OP_STRINGS),
+    OP2("MirrorPad", 2, 1, pad_attrs, pad_like_shape, pad_like_kernel, pad_like_grad, PST_OP_STRINGS),
+    OP2("MirrorPadGrad", 2, 1, pad_attrs, pad_like_shape, pad_like_kernel, NULL, 0),
+    OP2("SparseToDense", 4, 1, s2d_attrs, s2d_shape, s2d_kernel, NULL, ND | PST_OP_STRINGS),
 };
 
 void pst__register_array_more_ops(void) {

@@ -18,7 +18,7 @@ enum bin_code {
     B_RELU_GRAD, B_RELU6_GRAD, B_LRELU_GRAD, B_ELU_GRAD, B_SIGMOID_GRAD, B_TANH_GRAD,
     B_SQRT_GRAD, B_RSQRT_GRAD,
     B_FLOORDIV, B_FLOORMOD, B_TDIV, B_RECIP_GRAD,
-    B_SQDIFF, B_DIVNONAN, B_TRUNCDIV, B_ATAN2, B_SOFTPLUS_GRAD, B_SOFTSIGN_GRAD, B_SELU_GRAD,
+    B_SQDIFF, B_DIVNONAN, B_TRUNCDIV, B_ATAN2, B_SOFTPLUS_GRAD, B_SOFTSIGN_GRAD, B_SELU_GRAD, B_MOD,
 };
 
 /* tf.nn.selu's constants. */
@@ -68,6 +68,7 @@ static double bin_scalar(int code, double x, double y, double alpha) {
     case B_SOFTPLUS_GRAD: return x / (1 + exp(-y));
     case B_SOFTSIGN_GRAD: return x / ((1 + fabs(y)) * (1 + fabs(y)));
     case B_SELU_GRAD: return y < 0 ? x * (y + SELU_SCALE * SELU_ALPHA) : x * SELU_SCALE;
+    case B_MOD: return y == 0 ? 0 : fmod(x, y); /* truncated: the sign of x, as TF's Mod */
     default: return 0;
     }
 }
@@ -138,6 +139,7 @@ static void bin_run_f32(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t 
     case B_ATAN2: F_LOOP(atan2f(x, y)); break;
     case B_SOFTPLUS_GRAD: F_LOOP(x / (1 + expf(-y))); break;
     case B_SOFTSIGN_GRAD: F_LOOP(x / ((1 + fabsf(y)) * (1 + fabsf(y)))); break;
+    case B_MOD: F_LOOP(y == 0 ? 0.0f : fmodf(x, y)); break;
     case B_SELU_GRAD: F_LOOP(y < 0 ? x * (y + (float)(SELU_SCALE * SELU_ALPHA)) : x * (float)SELU_SCALE); break;
     default: break;
     }
@@ -209,6 +211,7 @@ enum un_code {
     U_NEG, U_SQUARE, U_SQRT, U_RSQRT, U_EXP, U_LOG, U_ABS, U_FLOOR, U_COS, U_SIN, U_SIGN,
     U_RELU, U_RELU6, U_ELU, U_SIGMOID, U_TANH, U_LRELU, U_NOT, U_RECIP, U_ATAN,
     U_LOG1P, U_EXPM1, U_SOFTPLUS, U_SOFTSIGN, U_SELU, U_ERF, U_ROUND, U_CEIL,
+    U_SINH, U_COSH, U_TAN, U_ASIN, U_ACOS,
 };
 
 /* log(1 + e^x) without overflow. */
@@ -244,6 +247,11 @@ static double un_scalar(int code, double x, double alpha) {
     case U_ERF: return erf(x);
     case U_ROUND: return nearbyint(x); /* half to even, as TF's Round */
     case U_CEIL: return ceil(x);
+    case U_SINH: return sinh(x);
+    case U_COSH: return cosh(x);
+    case U_TAN: return tan(x);
+    case U_ASIN: return asin(x);
+    case U_ACOS: return acos(x);
     default: return 0;
     }
 }
@@ -295,6 +303,11 @@ static void unary_f32_range(void *vctx, int64_t b, int64_t e) {
         case U_ERF: U_LOOP(erff(x)); break;
         case U_ROUND: U_LOOP(nearbyintf(x)); break;
         case U_CEIL: U_LOOP(ceilf(x)); break;
+        case U_SINH: U_LOOP(sinhf(x)); break;
+        case U_COSH: U_LOOP(coshf(x)); break;
+        case U_TAN: U_LOOP(tanf(x)); break;
+        case U_ASIN: U_LOOP(asinf(x)); break;
+        case U_ACOS: U_LOOP(acosf(x)); break;
         default: break;
     }
 }
@@ -529,6 +542,18 @@ static int unary_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outpu
         dx[0] = pst_mul(g, d, pst_mul(g, pst_const_scalar(g, dt, 1.1283791670955126, NULL),
                                       pst_exp(g, pst_neg(g, pst_square(g, x, NULL), NULL), NULL), NULL), NULL);
         break;
+    case U_SINH: dx[0] = pst_mul(g, d, build_unary(g, "Cosh", x, NULL), NULL); break;
+    case U_COSH: dx[0] = pst_mul(g, d, build_unary(g, "Sinh", x, NULL), NULL); break;
+    case U_TAN: /* dy (1 + tan^2) */
+        dx[0] = pst_mul(g, d, pst_add(g, pst_const_scalar(g, dt, 1, NULL), pst_square(g, y, NULL), NULL), NULL);
+        break;
+    case U_ASIN:
+    case U_ACOS: { /* +-dy / sqrt(1 - x^2) */
+        pst_output r = pst_real_div(g, d, pst_sqrt(g, pst_sub(g, pst_const_scalar(g, dt, 1, NULL),
+                                                             pst_square(g, x, NULL), NULL), NULL), NULL);
+        dx[0] = code == U_ASIN ? r : pst_neg(g, r, NULL);
+        break;
+    }
     case U_ATAN: /* dy / (1 + x^2) */
         dx[0] = pst_real_div(g, d, pst_add(g, pst_const_scalar(g, dt, 1, NULL), pst_square(g, x, NULL), NULL), NULL);
         break;
@@ -752,6 +777,12 @@ static const math_op math_ops[] = {
     UN("Round", U_ROUND, NULL, PST_OP_NOT_DIFFERENTIABLE),
     UN("Rint", U_ROUND, NULL, PST_OP_NOT_DIFFERENTIABLE),
     UN("Ceil", U_CEIL, NULL, PST_OP_NOT_DIFFERENTIABLE),
+    UN("Sinh", U_SINH, unary_grad, 0),
+    UN("Cosh", U_COSH, unary_grad, 0),
+    UN("Tan", U_TAN, unary_grad, 0),
+    UN("Asin", U_ASIN, unary_grad, 0),
+    UN("Acos", U_ACOS, unary_grad, 0),
+    BIN("Mod", B_MOD, NULL, PST_OP_NOT_DIFFERENTIABLE),
     UN("Reciprocal", U_RECIP, unary_grad, 0),
     UN("Inv", U_RECIP, unary_grad, 0),
     UN("Atan", U_ATAN, unary_grad, 0),

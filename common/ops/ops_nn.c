@@ -1057,10 +1057,82 @@ static int bn_v3_kernel(pst_kernel_ctx *c) {
     return rc;
 }
 
+/* ---- LRN (local response normalization over the last dim; AlexNet, TF's cifar10) -------
+ * out_c = x_c / (bias + alpha sum_{|c'-c| <= r} x_c'^2)^beta; LRNGrad(dy, x, y) is its exact
+ * derivative: dx_c = sum_j dy_j ([j = c] n_j^-beta - 2 alpha beta x_j x_c n_j^(-beta-1)). */
+static void lrn_norms(const pst_tensor *x, int64_t pos, int64_t C, int64_t r, double bias,
+                      double alpha, double *norm) {
+    for (int64_t c = 0; c < C; c++) {
+        double sq = 0;
+        for (int64_t k = c - r < 0 ? 0 : c - r; k <= c + r && k < C; k++) {
+            double v = pst_tensor_get_f64(x, pos * C + k);
+            sq += v * v;
+        }
+        norm[c] = bias + alpha * sq;
+    }
+}
+
+static int lrn_kernel(pst_kernel_ctx *c) {
+    int grad = c->n_inputs == 3;
+    const pst_tensor *x = c->inputs[grad ? 1 : 0], *dy = grad ? c->inputs[0] : NULL;
+    if (x->shape.rank != 4) return pst_kctx_error(c, PST_E_INVALID, "LRN takes 4-D NHWC input");
+    if (dy && !pst_shape_equal(&dy->shape, &x->shape))
+        return pst_kctx_error(c, PST_E_INVALID, "input_grads and input_image differ in shape");
+    int64_t C = x->shape.dims[3], r = pst_kctx_attr_i(c, "depth_radius", 5);
+    double bias = pst_kctx_attr_f(c, "bias", 1), alpha = pst_kctx_attr_f(c, "alpha", 1),
+           beta = pst_kctx_attr_f(c, "beta", 0.5f);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, x->shape);
+    if (o == NULL) return c->status->code;
+    double *norm = malloc((size_t)(C + 1) * sizeof *norm);
+    PST_ASSERT(norm != NULL);
+    for (int64_t pos = 0; C > 0 && pos < x->n / C; pos++) {
+        lrn_norms(x, pos, C, r, bias, alpha, norm);
+        for (int64_t ch = 0; ch < C; ch++) {
+            double xc = pst_tensor_get_f64(x, pos * C + ch), v = 0;
+            if (!grad) {
+                v = xc * pow(norm[ch], -beta);
+            } else {
+                for (int64_t j = ch - r < 0 ? 0 : ch - r; j <= ch + r && j < C; j++) {
+                    double xj = pst_tensor_get_f64(x, pos * C + j), g = pst_tensor_get_f64(dy, pos * C + j);
+                    v += g * ((j == ch ? pow(norm[j], -beta) : 0) -
+                              2 * alpha * beta * xj * xc * pow(norm[j], -beta - 1));
+                }
+            }
+            pst_tensor_set_f64(o, pos * C + ch, v);
+        }
+    }
+    free(norm);
+    return 0;
+}
+
+static int lrn_shape(pst_node *n, pst_status *st) {
+    pst_shape s = pst_node_in_shape(n, n->n_inputs == 3 ? 1 : 0);
+    if (s.rank >= 0 && s.rank != 4) return pst_status_set(st, PST_E_INVALID, "LRN takes 4-D NHWC input");
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int lrn_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_node_builder *b = pst_nb_new(g, "LRNGrad", NULL);
+    pst_nb_input(b, dy[0]);
+    pst_nb_input(b, n->inputs[0]);
+    pst_nb_input(b, pst_out(n, 0));
+    for (int i = 0; i < n->n_attrs; i++)
+        if (n->attrs[i].name[0] != '_') pst_nb_attr(b, &n->attrs[i]);
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
 static const pst_attr_spec bn_attrs[] = {{"T", PST_ATTR_TYPE, 0},       {"U", PST_ATTR_TYPE, 0},
                                          {"epsilon", PST_ATTR_FLOAT, 0}, {"is_training", PST_ATTR_BOOL, 0},
                                          {"data_format", PST_ATTR_STRING, 0},
                                          {"exponential_avg_factor", PST_ATTR_FLOAT, 0}, {0}};
+static const pst_attr_spec lrn_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                          {"depth_radius", PST_ATTR_INT, 0},
+                                          {"bias", PST_ATTR_FLOAT, 0},
+                                          {"alpha", PST_ATTR_FLOAT, 0},
+                                          {"beta", PST_ATTR_FLOAT, 0},
+                                          {0}};
 static const pst_attr_spec topk_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"k", PST_ATTR_INT, 1}, {0}};
 
 #define NN(nm, mn, mx, no, at, sh, k, gr, fl)                                                     \
@@ -1071,6 +1143,9 @@ static const pst_op_def nn_ops[] = {
     NN("BatchMatMul", 2, 2, 1, bmm_attrs, bmm_shape, bmm_kernel, bmm_grad, 0),
     NN("BatchMatMulV2", 2, 2, 1, bmm_attrs, bmm_shape, bmm_kernel, bmm_grad, 0),
     NN("BiasAdd", 2, 2, 1, bias_attrs, bias_add_shape, bias_add_kernel, bias_add_grad, 0),
+    NN("BiasAddV1", 2, 2, 1, bias_attrs, bias_add_shape, bias_add_kernel, bias_add_grad, 0),
+    NN("LRN", 1, 1, 1, lrn_attrs, lrn_shape, lrn_kernel, lrn_grad, 0),
+    NN("LRNGrad", 3, 3, 1, lrn_attrs, lrn_shape, lrn_kernel, NULL, 0),
     NN("BiasAddGrad", 1, 1, 1, bias_attrs, bias_grad_shape, bias_grad_kernel, NULL, 0),
     NN("Conv2D", 2, 2, 1, conv_attrs, conv_shape, conv_kernel, conv_grad, 0),
     NN("Conv2DBackpropInput", 3, 3, 1, conv_attrs, conv_bi_shape, conv_bi_kernel, NULL, 0),

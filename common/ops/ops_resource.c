@@ -1,7 +1,8 @@
 /* Resource variables (tf.Variable(use_resource=True), the default of TF 1.13+ Estimators and
  * of get_variable under tf.compat.v1 with resource scopes): VarHandleOp, ReadVariableOp,
  * AssignVariableOp, AssignAddVariableOp, AssignSubVariableOp, VarIsInitializedOp,
- * VariableShape, ResourceGather, ResourceScatterAdd/Sub/Update, DestroyResourceOp.
+ * VariableShape, ResourceGather, ResourceScatterAdd/Sub/Update, DestroyResourceOp (and the
+ * ref-typed ScatterUpdate on a VariableV2).
  *
  * pstrain keeps a resource variable exactly like a VariableV2: VarHandleOp is a variable op
  * (PST_OP_VARIABLE) whose output is the variable itself, typed and shaped like its value (TF
@@ -222,12 +223,32 @@ static int scatter_update_kernel(pst_kernel_ctx *c) { return scatter(c, 0); }
 static int scatter_add_kernel(pst_kernel_ctx *c) { return scatter(c, 1); }
 static int scatter_sub_kernel(pst_kernel_ctx *c) { return scatter(c, -1); }
 
+/* ScatterUpdate(ref, indices, updates): the same on a VariableV2, returning its ref. */
+static int ref_scatter_update_kernel(pst_kernel_ctx *c) {
+    int rc = scatter(c, 0);
+    if (rc == 0) {
+        pst_kctx_set_output(c, 0, pst_var_read(c->input_vars[0]));
+        c->output_vars[0] = c->input_vars[0];
+    }
+    return rc;
+}
+
+static int ref_scatter_shape(pst_node *n, pst_status *st) {
+    if (value_matches(n, 2, st) < 0) return st->code;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_node_in_shape(n, 0));
+    return 0;
+}
+
 static int no_outputs(pst_node *n, pst_status *st) {
     (void)n, (void)st;
     return 0;
 }
 static int scatter_shape(pst_node *n, pst_status *st) { return value_matches(n, 2, st); }
 
+static const pst_attr_spec ref_scatter_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                                  {"Tindices", PST_ATTR_TYPE, 0},
+                                                  {"use_locking", PST_ATTR_BOOL, 0},
+                                                  {0}};
 static const pst_attr_spec handle_attrs[] = {{"dtype", PST_ATTR_TYPE, 1},
                                              {"shape", PST_ATTR_SHAPE, 1},
                                              {"container", PST_ATTR_STRING, 0},
@@ -281,6 +302,9 @@ static const pst_op_def resource_ops[] = {
     {.name = "ResourceScatterUpdate", .min_inputs = 3, .max_inputs = 3, .n_outputs = 0,
      .attrs = gather_attrs, .shape = scatter_shape, .kernel = scatter_update_kernel,
      .flags = SF | ND, .ref_mask = 0x1},
+    {.name = "ScatterUpdate", .min_inputs = 3, .max_inputs = 3, .n_outputs = 1,
+     .attrs = ref_scatter_attrs, .shape = ref_scatter_shape, .kernel = ref_scatter_update_kernel,
+     .flags = SF | ND | PST_OP_REF_OUTPUT, .ref_mask = 0x1},
 };
 
 void pst__register_resource_ops(void) {

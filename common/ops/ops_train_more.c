@@ -1,4 +1,4 @@
-/* More optimizer apply ops, as TF 1.x graphs hold them: FTRL (ApplyFtrl, ApplyFtrlV2, the
+/* More optimizer apply ops, as TF 1.x graphs hold them: centered RMSProp (DQN's), FTRL (ApplyFtrl, ApplyFtrlV2, the
  * default of Estimators' linear models), Adadelta (ApplyAdadelta), the row-wise sparse
  * updates of embeddings trained through tf.gather (SparseApply{Momentum,Adagrad,RMSProp,Ftrl,
  * FtrlV2,Adadelta}), and every one of them again on resource variables (ResourceApply...,
@@ -7,6 +7,8 @@
  *   Adagrad   accum += g^2; var -= lr g / sqrt(accum)
  *   Momentum  accum = m accum + g; var -= lr accum (nesterov: lr g + lr m accum)
  *   RMSProp   ms = rho ms + (1-rho) g^2; mom = m mom + lr g / sqrt(ms + eps); var -= mom
+ *   Centered RMSProp  mg = rho mg + (1-rho) g; ms as RMSProp;
+ *             mom = m mom + lr g / sqrt(ms - mg^2 + eps); var -= mom
  *   Adadelta  accum = rho accum + (1-rho) g^2; u = sqrt(upd + eps) / sqrt(accum + eps) g;
  *             upd = rho upd + (1-rho) u^2; var -= lr u
  *   Ftrl      (g' = g + 2 l2_shrinkage var for V2) n = accum + g^2;
@@ -23,9 +25,9 @@
 #include "ops.h"
 #include "varstore.h"
 
-enum { OPT_MOMENTUM, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_FTRL, OPT_FTRL_V2 };
+enum { OPT_MOMENTUM, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_FTRL, OPT_FTRL_V2, OPT_CRMSPROP };
 
-/* One element: x[0] the variable, x[1], x[2] its slots; h the scalar hyperparameters in the
+/* One element: x[0] the variable, x[1..3] its slots; h the scalar hyperparameters in the
  * op's input order; flag: use_nesterov (Momentum) or update_slots (Adagrad). */
 static void update(int opt, double *x, double g, const double *h, int flag) {
     switch (opt) {
@@ -41,6 +43,12 @@ static void update(int opt, double *x, double g, const double *h, int flag) {
         x[1] = h[1] * x[1] + (1 - h[1]) * g * g;
         x[2] = h[2] * x[2] + h[0] * g / sqrt(x[1] + h[3]);
         x[0] -= x[2];
+        break;
+    case OPT_CRMSPROP: /* lr, rho, momentum, epsilon; x: var, mg, ms, mom */
+        x[1] = h[1] * x[1] + (1 - h[1]) * g;
+        x[2] = h[1] * x[2] + (1 - h[1]) * g * g;
+        x[3] = h[2] * x[3] + h[0] * g / sqrt(x[2] - x[1] * x[1] + h[3]);
+        x[0] -= x[3];
         break;
     case OPT_ADADELTA: { /* lr, rho, epsilon */
         x[1] = h[1] * x[1] + (1 - h[1]) * g * g;
@@ -79,6 +87,8 @@ static const apply_def defs[] = {
     {"SparseApplyAdadelta", OPT_ADADELTA, 8, 3, 6, 7, {3, 4, 5}, 3},
     {"SparseApplyFtrl", OPT_FTRL, 9, 3, 3, 4, {5, 6, 7, 8}, 4},
     {"SparseApplyFtrlV2", OPT_FTRL_V2, 10, 3, 3, 4, {5, 6, 7, 8, 9}, 5},
+    {"ApplyCenteredRMSProp", OPT_CRMSPROP, 9, 4, 8, -1, {4, 5, 6, 7}, 4},
+    {"SparseApplyCenteredRMSProp", OPT_CRMSPROP, 10, 4, 8, 9, {4, 5, 6, 7}, 4},
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
@@ -100,7 +110,7 @@ static int apply_kernel(pst_kernel_ctx *c) {
             return pst_kctx_error(c, PST_E_INVALID, "input %d must be a scalar", d->hyper[k]);
         h[k] = pst_tensor_get_f64(t, 0);
     }
-    pst_tensor *t[3];
+    pst_tensor *t[4];
     for (int i = 0; i < d->n_refs; i++) {
         t[i] = pst_var_begin_update(c->input_vars[i], c->status);
         if (t[i] == NULL) {
@@ -136,7 +146,7 @@ static int apply_kernel(pst_kernel_ctx *c) {
     for (int64_t k = 0; k < nrows && rc == 0; k++) {
         int64_t base = idx ? pst_tensor_get_i64(idx, k) * row : 0;
         for (int64_t j = 0; j < row; j++) {
-            double x[3] = {0, 0, 0};
+            double x[4] = {0, 0, 0, 0};
             for (int i = 0; i < d->n_refs; i++) x[i] = pst_tensor_get_f64(t[i], base + j);
             update(d->opt, x, pst_tensor_get_f64(g, k * row + j), h, flag);
             for (int i = 0; i < d->n_refs; i++) pst_tensor_set_f64(t[i], base + j, x[i]);
