@@ -573,6 +573,93 @@ START_TEST(test_text_reader_decode_csv) {
 }
 END_TEST
 
+START_TEST(test_whole_file_reader) {
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "line1\nline2", 11), 11);
+    close(fd);
+    rgraph r;
+    rgraph_init(&r, path, "WholeFileReaderV2", 0, NULL);
+    pst_status st = {0};
+    pst_tensor *out[2];
+    pst_output f[2] = {r.key, r.value};
+    ck_assert_msg(pst_session_run(r.s, NULL, 0, f, 2, NULL, 0, out, &st) == 0, "%s", st.msg);
+    ck_assert_str_eq(pst_tensor_str(out[0])->p, path);
+    ck_assert_str_eq(pst_tensor_str(out[1])->p, "line1\nline2");
+    pst_tensor_unref(out[0]);
+    pst_tensor_unref(out[1]);
+    ck_assert_ptr_null(pst_session_run1(r.s, r.value, &st));
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    rgraph_destroy(&r);
+    unlink(path);
+}
+END_TEST
+
+/* Runs a one-output node of op over the given inputs (constants taken); NULL with st set. */
+static pst_tensor *run_op(const char *op, int n, pst_tensor **in, void (*attrs)(pst_node_builder *),
+                          pst_status *st) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *b = pst_nb_new(g, op, "op");
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "in%d", i);
+        pst_nb_input(b, cst(g, in[i], name));
+    }
+    if (attrs) attrs(b);
+    pst_output o = pst_out(pst_nb_finish(b), 0);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_session *s = pst_session_new(g, NULL, st);
+    pst_tensor *t = pst_session_run1(s, o, st);
+    pst_session_free(s);
+    pst_graph_free(g);
+    return t;
+}
+
+static void out_int32(pst_node_builder *b) { pst_nb_attr_type(b, "out_type", PST_INT32); }
+
+START_TEST(test_sparse_to_dense_string_to_number_contrast) {
+    pst_status st = {0};
+    /* tf.sparse_tensor_to_dense of a VarLenFeature: [2, 3] with -1 where nothing was. */
+    pst_tensor *in[4] = {pst_tensor_from_i64(pst_shape_2d(3, 2), (int64_t[]){0, 0, 0, 1, 1, 2}),
+                         pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){2, 3}),
+                         pst_tensor_from_f32(pst_shape_1d(3), (float[]){5, 6, 7}),
+                         pst_tensor_scalar_f32(-1)};
+    pst_tensor *t = run_op("SparseToDense", 4, in, NULL, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    PST_ASSERT_TENSOR(t, 2, ((int64_t[]){2, 3}), ((double[]){5, 6, -1, -1, -1, 7}), 0);
+    pst_tensor_unref(t);
+    pst_tensor *bad[4] = {pst_tensor_from_i64(pst_shape_2d(2, 2), (int64_t[]){1, 0, 0, 1}),
+                          pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){2, 3}),
+                          pst_tensor_from_f32(pst_shape_1d(2), (float[]){5, 6}),
+                          pst_tensor_scalar_f32(0)};
+    ck_assert_ptr_null(run_op("SparseToDense", 4, bad, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "indices[1] is out of order"), "%s", st.msg);
+
+    st = (pst_status){0};
+    pst_tensor *s = pst_tensor_from_strs(2, (const char *const[]){"42", "-7"});
+    t = run_op("StringToNumber", 1, &s, out_int32, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    ck_assert_int_eq(t->dtype, PST_INT32);
+    PST_ASSERT_TENSOR(t, 1, ((int64_t[]){2}), ((double[]){42, -7}), 0);
+    pst_tensor_unref(t);
+    s = pst_tensor_from_strs(1, (const char *const[]){"4x"});
+    ck_assert_ptr_null(run_op("StringToNumber", 1, &s, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "'4x'"), "%s", st.msg);
+
+    st = (pst_status){0};
+    /* One 2x1 image of 2 channels: channel means 2 and 10; factor 2 doubles the spread. */
+    pst_tensor *ac[2] = {pst_tensor_from_f32(pst_shape_make(3, (int64_t[]){2, 1, 2}),
+                                             (float[]){1, 8, 3, 12}),
+                         pst_tensor_scalar_f32(2)};
+    t = run_op("AdjustContrastv2", 2, ac, NULL, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    PST_ASSERT_TENSOR(t, 3, ((int64_t[]){2, 1, 2}), ((double[]){0, 6, 4, 14}), 1e-6);
+    pst_tensor_unref(t);
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -814,6 +901,8 @@ int main(void) {
     tcase_add_test(tc, test_count_up_to);
     tcase_add_test(tc, test_fixed_length_reader);
     tcase_add_test(tc, test_text_reader_decode_csv);
+    tcase_add_test(tc, test_whole_file_reader);
+    tcase_add_test(tc, test_sparse_to_dense_string_to_number_contrast);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);

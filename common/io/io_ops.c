@@ -21,7 +21,7 @@
 
 /* ---- Readers: TFRecordReaderV2, FixedLengthRecordReaderV2, TextLineReaderV2 --------------- */
 
-enum { R_TFRECORD, R_FIXED, R_TEXT };
+enum { R_TFRECORD, R_FIXED, R_TEXT, R_WHOLE };
 
 typedef struct reader {
     char *name;
@@ -75,6 +75,7 @@ static int reader_kernel(pst_kernel_ctx *c) {
     const char *op = c->op->name;
     t.kind = strncmp(op, "FixedLength", 11) == 0 ? R_FIXED
              : strncmp(op, "TextLine", 8) == 0   ? R_TEXT
+             : strncmp(op, "WholeFile", 9) == 0  ? R_WHOLE
                                                  : R_TFRECORD;
     const char *comp = pst_kctx_attr_s(c, t.kind == R_FIXED ? "encoding" : "compression_type", "");
     if (pst_tfrecord_compression_parse(comp, &t.compression, c->status) < 0)
@@ -171,6 +172,24 @@ static int reader_next(reader *r, pst_tensor **key, pst_tensor **value, pst_stat
         rec = (const uint8_t *)r->line;
         len = (size_t)r->record;
         snprintf(k, sizeof k, "%s:%lld", r->path, (long long)r->index);
+    } else if (r->kind == R_WHOLE) { /* one record: the whole file, keyed by its name */
+        if (r->index > 0) return 0;
+        size_t n = 0;
+        for (;;) {
+            if (r->line_cap < n + 65536) {
+                char *b = realloc(r->line, n + 65536);
+                if (b == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+                r->line = b;
+                r->line_cap = n + 65536;
+            }
+            size_t got = fread(r->line + n, 1, r->line_cap - n, r->f);
+            n += got;
+            if (got == 0) break;
+        }
+        if (ferror(r->f)) return pst_status_set(st, PST_E_IO, "cannot read %s", r->path);
+        rec = (const uint8_t *)r->line;
+        len = n;
+        snprintf(k, sizeof k, "%s", r->path);
     } else {
         ssize_t n = getline(&r->line, &r->line_cap, r->f);
         if (n < 0) return 0;
@@ -856,6 +875,7 @@ static const pst_attr_spec image_attrs[] = {{"max_images", PST_ATTR_INT, 0},
 static const pst_op_def io_ops[] = {
     READER("TFRecordReaderV2"), READER("TFRecordReader"), READER("FixedLengthRecordReaderV2"),
     READER("FixedLengthRecordReader"), READER("TextLineReaderV2"), READER("TextLineReader"),
+    READER("WholeFileReaderV2"), READER("WholeFileReader"),
     {.name = "ReaderReadV2", .min_inputs = 2, .max_inputs = 2, .n_outputs = 2,
      .shape = read_shape, .kernel = reader_read_kernel, .flags = IOF},
     {.name = "ReaderRead", .min_inputs = 2, .max_inputs = 2, .n_outputs = 2,

@@ -24,6 +24,7 @@ void pst__register_sparse_ops(void);
 void pst__register_train_more_ops(void);
 void pst__register_array_more_ops(void);
 void pst__register_queue_ops(void);
+void pst__register_input_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -47,6 +48,7 @@ static void register_builtin(void) {
     pst__register_train_more_ops();
     pst__register_array_more_ops();
     pst__register_queue_ops();
+    pst__register_input_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }
