@@ -630,13 +630,6 @@ START_TEST(test_sparse_to_dense_string_to_number_contrast) {
     ck_assert_msg(t != NULL, "%s", st.msg);
     PST_ASSERT_TENSOR(t, 2, ((int64_t[]){2, 3}), ((double[]){5, 6, -1, -1, -1, 7}), 0);
     pst_tensor_unref(t);
-    pst_tensor *bad[4] = {pst_tensor_from_i64(pst_shape_2d(2, 2), (int64_t[]){1, 0, 0, 1}),
-                          pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){2, 3}),
-                          pst_tensor_from_f32(pst_shape_1d(2), (float[]){5, 6}),
-                          pst_tensor_scalar_f32(0)};
-    ck_assert_ptr_null(run_op("SparseToDense", 4, bad, NULL, &st));
-    ck_assert_msg(strstr(st.msg, "indices[1] is out of order"), "%s", st.msg);
-
     st = (pst_status){0};
     pst_tensor *s = pst_tensor_from_strs(2, (const char *const[]){"42", "-7"});
     t = run_op("StringToNumber", 1, &s, out_int32, &st);

@@ -1,7 +1,7 @@
-/* Ops TF 1 input pipelines apply to what their readers produce: SparseToDense
- * (tf.sparse_tensor_to_dense of a VarLenFeature, old one-hot labels), StringToNumber
- * (labels read as text) and AdjustContrastv2 (tf.image.random_contrast of the CIFAR-10
- * tutorial's distorted inputs). */
+/* Ops TF 1 input pipelines apply to what their readers produce: StringToNumber (labels read
+ * as text) and AdjustContrastv2 (tf.image.random_contrast of the CIFAR-10 tutorial's
+ * distorted inputs). (SparseToDense, for tf.sparse_tensor_to_dense of a VarLenFeature, is in
+ * ops_array_more.c.) */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -10,76 +10,6 @@
 
 #include "op.h"
 #include "ops.h"
-
-/* ---- SparseToDense(indices, output_shape, values, default_value) ---------------------- */
-static int sparse_to_dense_shape(pst_node *n, pst_status *st) {
-    pst_dtype dt = pst_node_in_dtype(n, 2);
-    if (pst_node_in_dtype(n, 3) != dt)
-        return pst_status_set(st, PST_E_INVALID, "values are %s but default_value is %s",
-                              pst_dtype_name(dt), pst_dtype_name(pst_node_in_dtype(n, 3)));
-    const pst_tensor *s = pst_node_in_const(n, 1);
-    pst_shape out = pst_shape_unknown();
-    if (s && s->n <= PST_MAX_RANK) {
-        out.rank = (int)s->n;
-        for (int64_t i = 0; i < s->n; i++) out.dims[i] = pst_tensor_get_i64(s, i);
-    } else {
-        pst_shape ss = pst_node_in_shape(n, 1);
-        if (ss.rank == 1 && ss.dims[0] >= 0 && ss.dims[0] <= PST_MAX_RANK) {
-            out.rank = (int)ss.dims[0];
-            for (int d = 0; d < out.rank; d++) out.dims[d] = -1;
-        }
-    }
-    pst_node_set_output(n, 0, dt, out);
-    return 0;
-}
-
-static int sparse_to_dense_kernel(pst_kernel_ctx *c) {
-    const pst_tensor *ind = c->inputs[0], *shp = c->inputs[1], *val = c->inputs[2];
-    const pst_tensor *dflt = c->inputs[3];
-    if (shp->shape.rank > 1 || shp->n > PST_MAX_RANK || ind->shape.rank > 2 ||
-        val->shape.rank > 1 || dflt->n != 1)
-        return pst_kctx_error(c, PST_E_INVALID, "output_shape must be a vector, indices of rank "
-                              "<= 2, values of rank <= 1 and default_value a scalar");
-    int r = (int)shp->n;
-    int64_t n = ind->shape.rank == 0 ? 1 : ind->shape.dims[0];
-    int64_t per = ind->shape.rank == 2 ? ind->shape.dims[1] : 1;
-    if (per != r && !(r == 1 && ind->shape.rank < 2))
-        return pst_kctx_error(c, PST_E_INVALID, "indices have %lld dims per entry; the output "
-                              "has rank %d", (long long)per, r);
-    if (val->shape.rank == 1 && val->n != n)
-        return pst_kctx_error(c, PST_E_INVALID, "%lld indices but %lld values", (long long)n,
-                              (long long)val->n);
-    pst_shape os = {.rank = r};
-    for (int d = 0; d < r; d++) {
-        os.dims[d] = pst_tensor_get_i64(shp, d);
-        if (os.dims[d] < 0)
-            return pst_kctx_error(c, PST_E_INVALID, "output_shape has a negative dim");
-    }
-    pst_tensor *o = pst_kctx_alloc_output(c, 0, val->dtype, os);
-    if (o == NULL) return c->status->code;
-    if (o->dtype == PST_STRING) memset(o->data, 0, o->nbytes);
-    for (int64_t i = 0; i < o->n; i++)
-        if (pst_tensor_copy_elems(o, i, dflt, 0, 1, c->status) < 0) return c->status->code;
-    int validate = pst_kctx_attr_b(c, "validate_indices", 1);
-    int64_t prev = -1;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t flat = 0;
-        for (int d = 0; d < r; d++) {
-            int64_t x = pst_tensor_get_i64(ind, i * per + d);
-            if (x < 0 || x >= os.dims[d])
-                return pst_kctx_error(c, PST_E_INVALID, "indices[%lld] is out of bounds of the "
-                                      "output shape", (long long)i);
-            flat = flat * os.dims[d] + x;
-        }
-        if (validate && flat <= prev)
-            return pst_kctx_error(c, PST_E_INVALID, "indices[%lld] is %s", (long long)i,
-                                  flat == prev ? "repeated" : "out of order");
-        prev = flat;
-        if (pst_tensor_copy_elems(o, flat, val, val->shape.rank ? i : 0, 1, c->status) < 0)
-            return c->status->code;
-    }
-    return 0;
-}
 
 /* ---- StringToNumber(strings) -> out_type ------------------------------------------------ */
 static int string_to_number_shape(pst_node *n, pst_status *st) {
@@ -154,17 +84,10 @@ static int adjust_contrast_shape(pst_node *n, pst_status *st) {
     return pst_shape_same_as_input0(n, st);
 }
 
-static const pst_attr_spec s2d_attrs[] = {{"validate_indices", PST_ATTR_BOOL, 0},
-                                          {"T", PST_ATTR_TYPE, 0},
-                                          {"Tindices", PST_ATTR_TYPE, 0},
-                                          {0}};
 static const pst_attr_spec s2n_attrs[] = {{"out_type", PST_ATTR_TYPE, 0}, {0}};
 static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {0}};
 
 static const pst_op_def input_ops[] = {
-    {.name = "SparseToDense", .min_inputs = 4, .max_inputs = 4, .n_outputs = 1,
-     .attrs = s2d_attrs, .shape = sparse_to_dense_shape, .kernel = sparse_to_dense_kernel,
-     .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "StringToNumber", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = s2n_attrs, .shape = string_to_number_shape, .kernel = string_to_number_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
