@@ -290,6 +290,74 @@ START_TEST(test_pads_tile_grad_sparse_to_dense) {
 }
 END_TEST
 
+/* StringFormat + PrintV2 (tf.print), EnsureShape, Empty, AccumulateNV2, BroadcastArgs,
+ * MatrixBandPart. */
+START_TEST(test_format_ensure_accumulate_band) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(3, 3));
+    pst_node_builder *b = pst_nb_new(g, "StringFormat", NULL);
+    pst_nb_input(b, pst_const_i32_vec(g, 2, (const int32_t[]){4, 5}, NULL));
+    pst_nb_attr_s(b, "template", "loss {} at {}");
+    pst_nb_attr_s(b, "placeholder", "{}");
+    pst_nb_input(b, pst_const_scalar(g, PST_DOUBLE, 2.5, NULL));
+    pst_node *fmt = pst_nb_finish(b);
+    ck_assert_msg(fmt != NULL, "%s", pst_graph_status(g)->msg);
+    b = pst_nb_new(g, "PrintV2", NULL);
+    pst_nb_input(b, pst_out(fmt, 0));
+    pst_node *pr = pst_nb_finish(b);
+    pst_output lohi[3] = {x, pst_const_i32(g, 0, NULL), pst_const_i32(g, 1, NULL)};
+    pst_output band = pst_out(mk(g, "MatrixBandPart", 3, lohi), 0);
+    pst_output acc_in[3] = {x, x, band};
+    pst_output acc = pst_out(mk(g, "AccumulateNV2", 3, acc_in), 0);
+    pst_output ba_in[2] = {pst_const_i32_vec(g, 2, (const int32_t[]){2, 1}, NULL),
+                           pst_const_i32_vec(g, 3, (const int32_t[]){4, 1, 3}, NULL)};
+    pst_output bargs = pst_out(mk(g, "BroadcastArgs", 2, ba_in), 0);
+    b = pst_nb_new(g, "EnsureShape", NULL);
+    pst_nb_input(b, x);
+    pst_nb_attr_shape(b, "shape", pst_shape_2d(-1, 3));
+    pst_output ens = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "Empty", NULL);
+    pst_nb_input(b, pst_const_i32_vec(g, 2, (const int32_t[]){2, 2}, NULL));
+    pst_nb_attr_type(b, "dtype", PST_FLOAT);
+    pst_output empty = pst_nb_finish_out(b);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *v = pst_test_rand(PST_DOUBLE, pst_shape_2d(3, 3), 31, -1, 1);
+    pst_feed f = {x, v};
+    pst_output fetch[5] = {pst_out(fmt, 0), band, bargs, ens, empty};
+    pst_tensor *o[5];
+    ck_assert_msg(pst_session_run(s, &f, 1, fetch, 5, &pr, 1, o, &st) == 0, "%s", st.msg);
+    ck_assert_str_eq(pst_tensor_str(o[0])[0].p, "loss [4 5] at [2.5]");
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            ck_assert(pst_tensor_f64(o[1])[i * 3 + j] == (j - i >= 0 && j - i <= 1 ? pst_tensor_f64(v)[i * 3 + j] : 0));
+    int64_t d3[] = {3}, d22[] = {2, 2};
+    PST_ASSERT_TENSOR(o[2], 1, d3, ((const double[]){4, 2, 3}), 0);
+    ck_assert_int_eq(memcmp(o[3]->data, v->data, v->nbytes), 0);
+    PST_ASSERT_TENSOR(o[4], 2, d22, ((const double[]){0, 0, 0, 0}), 0);
+    for (int i = 0; i < 5; i++) pst_tensor_unref(o[i]);
+    pst_session_free(s);
+    double err = pst_gradcheck(g, acc, 1, &x, &v, 1e-6);
+    ck_assert_msg(err < 1e-6, "AccumulateNV2/MatrixBandPart gradient error %g", err);
+    pst_tensor_unref(v);
+    /* A value of another shape is an error naming both shapes. */
+    pst_output y = pst_placeholder(g, "y", PST_DOUBLE, pst_shape_unknown());
+    b = pst_nb_new(g, "EnsureShape", NULL);
+    pst_nb_input(b, y);
+    pst_nb_attr_shape(b, "shape", pst_shape_2d(-1, 3));
+    pst_output e2 = pst_nb_finish_out(b);
+    s = pst_session_new(g, NULL, &st);
+    v = pst_test_rand(PST_DOUBLE, pst_shape_2d(3, 2), 32, -1, 1);
+    pst_feed f2 = {y, v};
+    pst_tensor *t;
+    ck_assert_int_eq(pst_session_run(s, &f2, 1, &e2, 1, NULL, 0, &t, &st), PST_E_INVALID);
+    ck_assert_msg(strstr(st.msg, "[3,2]") && strstr(st.msg, "[?,3]"), "%s", st.msg);
+    pst_tensor_unref(v);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_array_tf");
@@ -300,6 +368,7 @@ int main(void) {
     tcase_add_test(tc, test_resize_and_gradients);
     tcase_add_test(tc, test_multinomial);
     tcase_add_test(tc, test_pads_tile_grad_sparse_to_dense);
+    tcase_add_test(tc, test_format_ensure_accumulate_band);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -228,6 +228,55 @@ START_TEST(test_lrn_and_bias_add_v1) {
 }
 END_TEST
 
+/* DepthwiseConv2dNative (SAME, stride 2, channel multiplier 2) against the formula, and its
+ * two backprop ops by finite differences (the op is linear: float differences are exact up
+ * to rounding). */
+START_TEST(test_depthwise_conv) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_4d(1, 4, 4, 2));
+    pst_output f = pst_placeholder(g, "f", PST_FLOAT, pst_shape_4d(3, 3, 2, 2));
+    pst_node_builder *b = pst_nb_new(g, "DepthwiseConv2dNative", NULL);
+    pst_nb_input(b, x);
+    pst_nb_input(b, f);
+    pst_nb_attr_list_i(b, "strides", 4, (const int64_t[]){1, 2, 2, 1});
+    pst_nb_attr_s(b, "padding", "SAME");
+    pst_output y = pst_nb_finish_out(b);
+    ck_assert_msg(y.node != NULL, "%s", pst_graph_status(g)->msg);
+    ck_assert_int_eq(pst_output_shape(y).dims[3], 4);
+    pst_tensor *xv = pst_test_rand(PST_FLOAT, pst_shape_4d(1, 4, 4, 2), 21, -1, 1);
+    pst_tensor *fv = pst_test_rand(PST_FLOAT, pst_shape_4d(3, 3, 2, 2), 22, -1, 1);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_feed fd[2] = {{x, xv}, {f, fv}};
+    pst_tensor *o = pst_test_run(s, y, 2, fd);
+    ck_assert_int_eq(o->shape.dims[1], 2);
+    /* SAME with stride 2 on 4 with a 3-wide window: output 2, padding 0 before, 1 after. */
+    for (int oy = 0; oy < 2; oy++)
+        for (int ox = 0; ox < 2; ox++)
+            for (int c = 0; c < 2; c++)
+                for (int m = 0; m < 2; m++) {
+                    double want = 0;
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            int iy = oy * 2 + i, ix = ox * 2 + j;
+                            if (iy < 4 && ix < 4)
+                                want += pst_tensor_f32(xv)[(iy * 4 + ix) * 2 + c] *
+                                        pst_tensor_f32(fv)[((i * 3 + j) * 2 + c) * 2 + m];
+                        }
+                    ck_assert(fabs(pst_tensor_f32(o)[((oy * 2 + ox) * 2 + c) * 2 + m] - want) < 1e-5);
+                }
+    pst_tensor_unref(o);
+    pst_session_free(s);
+    pst_output xs2[2] = {x, f};
+    pst_tensor *vs[2] = {xv, fv};
+    double err = pst_gradcheck(g, y, 2, xs2, vs, 1e-2);
+    ck_assert_msg(err < 2e-3, "depthwise gradient error %g", err);
+    pst_tensor_unref(xv);
+    pst_tensor_unref(fv);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_math_tf");
@@ -236,6 +285,7 @@ int main(void) {
     tcase_add_test(tc, test_binary_values_and_gradients);
     tcase_add_test(tc, test_fused_batch_norm_v3);
     tcase_add_test(tc, test_lrn_and_bias_add_v1);
+    tcase_add_test(tc, test_depthwise_conv);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -64,8 +64,9 @@ static int cumsum_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
-/* A builder of op(dy, n's input 1) with T = dy's dtype: the gradient of ops that are their own
- * adjoint given the same second input (ReverseV2; Cumsum with reverse flipped). */
+/* A builder of op(dy, n's input 1, ...) with T = dy's dtype: the gradient of ops that are their
+ * own adjoint given the same other inputs (ReverseV2, MatrixBandPart; Cumsum with reverse
+ * flipped). */
 static pst_node_builder *op_on_dy(pst_graph *g, const char *op, pst_node *n, pst_output dy) {
     pst_node_builder *b = pst_nb_new(g, op, NULL);
     pst_nb_input(b, dy);
@@ -747,6 +748,112 @@ static int s2d_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+
+/* ---- EnsureShape, Empty, AccumulateNV2, BroadcastArgs, MatrixBandPart ------------------ */
+static int ensure_shape_shape(pst_node *n, pst_status *st) {
+    const pst_attr *a = pst_node_attr(n, "shape");
+    pst_shape in = pst_node_in_shape(n, 0), want = a && a->kind == PST_ATTR_SHAPE ? a->v.shape : in;
+    if (!pst_shape_compatible(&in, &want)) {
+        char x[128], y[128];
+        return pst_status_set(st, PST_E_INVALID, "shape %s is not %s", pst_shape_str(&in, x, sizeof x),
+                              pst_shape_str(&want, y, sizeof y));
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), want.rank >= 0 ? want : in);
+    return 0;
+}
+
+static int ensure_shape_kernel(pst_kernel_ctx *c) {
+    const pst_attr *a = pst_kctx_attr(c, "shape");
+    if (a && a->kind == PST_ATTR_SHAPE && !pst_shape_compatible(&c->inputs[0]->shape, &a->v.shape)) {
+        char x[128], y[128];
+        return pst_kctx_error(c, PST_E_INVALID, "shape of tensor %s is not compatible with expected "
+                              "shape %s", pst_shape_str(&c->inputs[0]->shape, x, sizeof x),
+                              pst_shape_str(&a->v.shape, y, sizeof y));
+    }
+    return identity_n_kernel(c);
+}
+
+static int empty_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, pst_node_attr_type(n, "dtype", PST_FLOAT), const_shape_input(n, 0));
+    return 0;
+}
+
+static int empty_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *sh = c->inputs[0];
+    if (sh->n > PST_MAX_RANK) return pst_kctx_error(c, PST_E_INVALID, "shape has too many dims");
+    pst_shape s = {.rank = (int)sh->n};
+    for (int d = 0; d < s.rank; d++) s.dims[d] = pst_tensor_get_i64(sh, d);
+    pst_tensor *o = pst_tensor_new_zeros(c->out_dtypes[0], s, c->status);
+    if (o == NULL) return c->status->code;
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+static int accumulate_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *a = c->inputs[0];
+    for (int i = 1; i < c->n_inputs; i++)
+        if (!pst_shape_equal(&c->inputs[i]->shape, &a->shape) || c->inputs[i]->dtype != a->dtype)
+            return pst_kctx_error(c, PST_E_INVALID, "input %d differs from input 0 in shape or dtype", i);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, a->dtype, a->shape);
+    if (o == NULL) return c->status->code;
+    for (int64_t k = 0; k < a->n; k++) {
+        double sum = 0;
+        for (int i = 0; i < c->n_inputs; i++) sum += pst_tensor_get_f64(c->inputs[i], k);
+        pst_tensor_set_f64(o, k, sum);
+    }
+    return 0;
+}
+
+static int accumulate_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    (void)g;
+    for (int i = 0; i < n->n_inputs; i++) dx[i] = dy[0];
+    return 0;
+}
+
+static int bargs_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_shape_1d(-1));
+    return 0;
+}
+
+static int bargs_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *a = c->inputs[0], *b = c->inputs[1];
+    if (a->n > PST_MAX_RANK || b->n > PST_MAX_RANK) return pst_kctx_error(c, PST_E_INVALID, "too many dims");
+    pst_shape sa = {.rank = (int)a->n}, sb = {.rank = (int)b->n}, r;
+    for (int d = 0; d < sa.rank; d++) sa.dims[d] = pst_tensor_get_i64(a, d);
+    for (int d = 0; d < sb.rank; d++) sb.dims[d] = pst_tensor_get_i64(b, d);
+    if (pst_shape_broadcast(&sa, &sb, &r, c->status) < 0) return c->status->code;
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, a->dtype, pst_shape_1d(r.rank));
+    if (o == NULL) return c->status->code;
+    for (int d = 0; d < r.rank; d++) pst_tensor_set_f64(o, d, (double)r.dims[d]);
+    return 0;
+}
+
+/* MatrixBandPart(x, num_lower, num_upper): keeps x[..., i, j] where (num_lower < 0 or
+ * i - j <= num_lower) and (num_upper < 0 or j - i <= num_upper); the rest 0. */
+static int band_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *x = c->inputs[0];
+    if (x->shape.rank < 2) return pst_kctx_error(c, PST_E_INVALID, "input must have rank >= 2");
+    int64_t lo = pst_tensor_get_i64(c->inputs[1], 0), up = pst_tensor_get_i64(c->inputs[2], 0);
+    int64_t R = x->shape.dims[x->shape.rank - 2], C = x->shape.dims[x->shape.rank - 1];
+    pst_tensor *o = pst_tensor_new_zeros(x->dtype, x->shape, c->status);
+    if (o == NULL) return c->status->code;
+    for (int64_t k = 0; k < x->n; k++) {
+        int64_t j = k % C, i = (k / C) % (R ? R : 1);
+        if ((lo < 0 || i - j <= lo) && (up < 0 || j - i <= up)) pst_tensor_set_f64(o, k, pst_tensor_get_f64(x, k));
+    }
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+static int band_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_node_builder *b = op_on_dy(g, "MatrixBandPart", n, dy[0]);
+    pst_nb_input(b, n->inputs[2]);
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
 static int same_shape(pst_node *n, pst_status *st) { return pst_shape_same_as_input0(n, st); }
 
 static const pst_attr_spec cum_attrs[] = {
@@ -757,6 +864,11 @@ static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tidx", PST_AT
                                         {"Tmultiples", PST_ATTR_TYPE, 0},
                                         {"Tlen", PST_ATTR_TYPE, 0}, {"num_split", PST_ATTR_INT, 0},
                                         {"sorted", PST_ATTR_BOOL, 0}, {0}};
+static const pst_attr_spec ensure_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"shape", PST_ATTR_SHAPE, 0}, {0}};
+static const pst_attr_spec empty_attrs[] = {{"dtype", PST_ATTR_TYPE, 1}, {"init", PST_ATTR_BOOL, 0}, {0}};
+static const pst_attr_spec accum_attrs[] = {
+    {"T", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0}, {"shape", PST_ATTR_SHAPE, 0}, {0}};
+static const pst_attr_spec band_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tindex", PST_ATTR_TYPE, 0}, {0}};
 static const pst_attr_spec identity_n_attrs[] = {{"T", PST_ATTR_LIST_TYPE, 0}, {0}};
 static const pst_attr_spec pad_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                           {"Tpaddings", PST_ATTR_TYPE, 0},
@@ -800,6 +912,12 @@ static const pst_op_def more_ops[] = {
     OP2("MirrorPad", 2, 1, pad_attrs, pad_like_shape, pad_like_kernel, pad_like_grad, PST_OP_STRINGS),
     OP2("MirrorPadGrad", 2, 1, pad_attrs, pad_like_shape, pad_like_kernel, NULL, 0),
     OP2("SparseToDense", 4, 1, s2d_attrs, s2d_shape, s2d_kernel, NULL, ND | PST_OP_STRINGS),
+    OP2("EnsureShape", 1, 1, ensure_attrs, ensure_shape_shape, ensure_shape_kernel, identity_n_grad, PST_OP_STRINGS),
+    OP2("Empty", 1, 1, empty_attrs, empty_shape, empty_kernel, NULL, ND),
+    {.name = "AccumulateNV2", .min_inputs = 1, .max_inputs = -1, .n_outputs = 1, .attrs = accum_attrs,
+     .shape = same_shape, .kernel = accumulate_kernel, .grad = accumulate_grad},
+    OP2("BroadcastArgs", 2, 1, t_attrs, bargs_shape, bargs_kernel, NULL, ND),
+    OP2("MatrixBandPart", 3, 1, band_attrs, same_shape, band_kernel, band_grad, 0),
 };
 
 void pst__register_array_more_ops(void) {

@@ -1026,6 +1026,83 @@ static const pst_attr_spec mm_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"transpose_a"
 static const pst_attr_spec bmm_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"adj_x", PST_ATTR_BOOL, 0},
                                           {"adj_y", PST_ATTR_BOOL, 0}, {0}};
 static const pst_attr_spec bias_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"data_format", PST_ATTR_STRING, 0}, {0}};
+/* ---- DepthwiseConv2dNative (separable convolutions, MobileNet) -------------------------
+ * filter [kh, kw, C, M]: output channel c*M + m convolves input channel c with filter (c, m)
+ * alone. BackpropInput(input_sizes, filter, dy), BackpropFilter(input, filter_sizes, dy). */
+static int depthwise_shape(pst_node *n, pst_status *st) {
+    if (conv_shape(n, st) < 0) return st->code;
+    pst_shape f = pst_node_in_shape(n, 1), o = n->out_shapes[0];
+    o.dims[3] = f.rank == 4 && f.dims[2] >= 0 && f.dims[3] >= 0 ? f.dims[2] * f.dims[3] : -1;
+    pst_node_set_output(n, 0, PST_FLOAT, o);
+    return 0;
+}
+
+/* mode 0: out = conv(x, f); 1: x += conv^T(dy, f); 2: f += corr(x, dy). */
+static void depthwise(int mode, const pst_conv_geom *g, int64_t M, float *x, float *f, float *y) {
+    for (int64_t b = 0; b < g->n; b++)
+        for (int64_t oy = 0; oy < g->oh; oy++)
+            for (int64_t ox = 0; ox < g->ow; ox++)
+                for (int64_t c = 0; c < g->c; c++)
+                    for (int64_t m = 0; m < M; m++) {
+                        float *out = &y[((b * g->oh + oy) * g->ow + ox) * g->c * M + c * M + m];
+                        double acc = 0;
+                        for (int64_t i = 0; i < g->kh; i++) {
+                            int64_t iy = oy * g->sh - g->pad_top + i;
+                            if (iy < 0 || iy >= g->h) continue;
+                            for (int64_t j = 0; j < g->kw; j++) {
+                                int64_t ix = ox * g->sw - g->pad_left + j;
+                                if (ix < 0 || ix >= g->w) continue;
+                                float *xv = &x[((b * g->h + iy) * g->w + ix) * g->c + c];
+                                float *fv = &f[(i * g->kw + j) * g->c * M + c * M + m];
+                                if (mode == 0) acc += (double)*xv * *fv;
+                                else if (mode == 1) *xv += *out * *fv;
+                                else *fv += *out * *xv;
+                            }
+                        }
+                        if (mode == 0) *out = (float)acc;
+                    }
+}
+
+static int depthwise_kernel(pst_kernel_ctx *c) {
+    int mode = strstr(c->op->name, "Input") ? 1 : strstr(c->op->name, "Filter") ? 2 : 0;
+    const pst_attr *dil = pst_kctx_attr(c, "dilations");
+    for (int i = 0; dil && dil->kind == PST_ATTR_LIST_INT && i < dil->n; i++)
+        if (dil->list.i[i] != 1) return pst_kctx_error(c, PST_E_UNIMPLEMENTED, "dilations other than 1");
+    pst_shape xs, fs;
+    if (mode == 1 ? shape_from_tensor(c->inputs[0], &xs) : (xs = c->inputs[0]->shape, 0))
+        return pst_kctx_error(c, PST_E_INVALID, "input_sizes must have 4 entries");
+    if (mode == 2 ? shape_from_tensor(c->inputs[1], &fs) : (fs = c->inputs[1]->shape, 0))
+        return pst_kctx_error(c, PST_E_INVALID, "filter_sizes must have 4 entries");
+    pst_conv_geom g;
+    if (conv_geom(c, &xs, &fs, &g) < 0) return c->status->code;
+    int64_t M = fs.dims[3];
+    pst_shape ys = pst_shape_4d(g.n, g.oh, g.ow, g.c * M);
+    if (mode && !pst_shape_equal(&c->inputs[2]->shape, &ys))
+        return pst_kctx_error(c, PST_E_INVALID, "out_backprop shape does not match the convolution");
+    pst_tensor *o = pst_tensor_new_zeros(PST_FLOAT, mode == 0 ? ys : mode == 1 ? xs : fs, c->status);
+    if (o == NULL) return c->status->code;
+    float *x = mode == 1 ? pst_tensor_f32(o) : pst_tensor_f32(c->inputs[0]);
+    float *f = mode == 2 ? pst_tensor_f32(o) : pst_tensor_f32(c->inputs[1]);
+    float *y = mode == 0 ? pst_tensor_f32(o) : pst_tensor_f32(c->inputs[2]);
+    depthwise(mode, &g, M, x, f, y);
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+static int depthwise_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_output x = n->inputs[0], f = n->inputs[1];
+    for (int k = 0; k < 2; k++) {
+        pst_node_builder *b = pst_nb_new(g, k ? "DepthwiseConv2dNativeBackpropFilter"
+                                              : "DepthwiseConv2dNativeBackpropInput", NULL);
+        pst_nb_input(b, k ? x : pst_shape_of(g, x, PST_INT32, NULL));
+        pst_nb_input(b, k ? pst_shape_of(g, f, PST_INT32, NULL) : f);
+        pst_nb_input(b, dy[0]);
+        copy_conv_attrs(b, n);
+        dx[k] = pst_nb_finish_out(b);
+    }
+    return 0;
+}
+
 static const pst_attr_spec conv_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                            {"strides", PST_ATTR_LIST_INT, 1},
                                            {"padding", PST_ATTR_STRING, 1},
@@ -1150,6 +1227,9 @@ static const pst_op_def nn_ops[] = {
     NN("Conv2D", 2, 2, 1, conv_attrs, conv_shape, conv_kernel, conv_grad, 0),
     NN("Conv2DBackpropInput", 3, 3, 1, conv_attrs, conv_bi_shape, conv_bi_kernel, NULL, 0),
     NN("Conv2DBackpropFilter", 3, 3, 1, conv_attrs, conv_bf_shape, conv_bf_kernel, NULL, 0),
+    NN("DepthwiseConv2dNative", 2, 2, 1, conv_attrs, depthwise_shape, depthwise_kernel, depthwise_grad, 0),
+    NN("DepthwiseConv2dNativeBackpropInput", 3, 3, 1, conv_attrs, conv_bi_shape, depthwise_kernel, NULL, 0),
+    NN("DepthwiseConv2dNativeBackpropFilter", 3, 3, 1, conv_attrs, conv_bf_shape, depthwise_kernel, NULL, 0),
     NN("MaxPool", 1, 1, 1, pool_attrs, pool_shape, pool_kernel, pool_grad, 0),
     NN("AvgPool", 1, 1, 1, pool_attrs, pool_shape, pool_kernel, pool_grad, 0),
     NN("MaxPoolGrad", 3, 3, 1, pool_attrs, pool_grad_shape, pool_grad_kernel, NULL, 0),

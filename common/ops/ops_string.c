@@ -337,6 +337,51 @@ static const pst_attr_spec numerics_attrs[] = {
 static const pst_attr_spec summary_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0}, {0}};
 
 #define STR_OPS (PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE)
+
+/* StringFormat(inputs...) (tf.strings.format, and tf.print's first half): the template with
+ * each placeholder replaced by the next input's values; PrintV2(string) writes it. */
+static int string_format_kernel(pst_kernel_ctx *c) {
+    const char *tmpl = pst_kctx_attr_s(c, "template", "%s"), *ph = pst_kctx_attr_s(c, "placeholder", "%s");
+    int64_t max = pst_kctx_attr_i(c, "summarize", 3);
+    size_t phl = strlen(ph);
+    char out[4096] = "";
+    int next = 0;
+    for (const char *p = tmpl; *p && strlen(out) < sizeof out - 1;) {
+        if (phl && strncmp(p, ph, phl) == 0 && next < c->n_inputs) {
+            append_values(out, sizeof out, c->inputs[next++], max < 0 ? INT64_MAX : max);
+            p += phl;
+        } else {
+            size_t l = strlen(out);
+            out[l] = *p++;
+            out[l + 1] = '\0';
+        }
+    }
+    pst_kctx_set_output(c, 0, pst_tensor_scalar_str(out));
+    return 0;
+}
+
+static int string_format_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, PST_STRING, pst_shape_scalar());
+    return 0;
+}
+
+static int print_v2_kernel(pst_kernel_ctx *c) {
+    const char *to = pst_kctx_attr_s(c, "output_stream", "stderr");
+    FILE *f = strcmp(to, "stdout") == 0 || strcmp(to, "log(info)") == 0 ? stdout : stderr;
+    fprintf(f, "%s%s", str_at(c->inputs[0], 0), pst_kctx_attr_s(c, "end", "\n"));
+    fflush(f);
+    return 0;
+}
+
+static const pst_attr_spec format_attrs[] = {{"T", PST_ATTR_LIST_TYPE, 0},
+                                             {"template", PST_ATTR_STRING, 0},
+                                             {"placeholder", PST_ATTR_STRING, 0},
+                                             {"summarize", PST_ATTR_INT, 0},
+                                             {0}};
+static const pst_attr_spec print_v2_attrs[] = {
+    {"output_stream", PST_ATTR_STRING, 0}, {"end", PST_ATTR_STRING, 0}, {0}};
+
 static const pst_op_def string_ops[] = {
     {.name = "StringJoin", .min_inputs = 1, .max_inputs = -1, .n_outputs = 1,
      .attrs = join_attrs, .shape = string_join_shape, .kernel = string_join_kernel,
@@ -352,6 +397,11 @@ static const pst_op_def string_ops[] = {
     {.name = "Print", .min_inputs = 1, .max_inputs = -1, .n_outputs = 1, .attrs = print_attrs,
      .shape = pst_shape_same_as_input0, .kernel = print_kernel, .grad = pass_through_grad,
      .flags = PST_OP_STRINGS | PST_OP_STATEFUL},
+    {.name = "StringFormat", .min_inputs = 0, .max_inputs = -1, .n_outputs = 1,
+     .attrs = format_attrs, .shape = string_format_shape, .kernel = string_format_kernel,
+     .flags = STR_OPS},
+    {.name = "PrintV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 0, .attrs = print_v2_attrs,
+     .kernel = print_v2_kernel, .flags = STR_OPS | PST_OP_STATEFUL},
     {.name = "CheckNumerics", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = numerics_attrs, .shape = pst_shape_same_as_input0, .kernel = check_numerics_kernel,
      .grad = pass_through_grad},
