@@ -653,6 +653,29 @@ START_TEST(test_sparse_to_dense_string_to_number_contrast) {
 }
 END_TEST
 
+START_TEST(test_matching_files) {
+    char dir[] = "/tmp/pst_tfinput_dir_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char a[256], b[256], pat[256];
+    snprintf(a, sizeof a, "%s/part-1.tfrecord", dir);
+    snprintf(b, sizeof b, "%s/part-0.tfrecord", dir);
+    snprintf(pat, sizeof pat, "%s/part-*.tfrecord", dir);
+    fclose(fopen(a, "w"));
+    fclose(fopen(b, "w"));
+    pst_status st = {0};
+    pst_tensor *p = pst_tensor_scalar_str(pat);
+    pst_tensor *t = run_op("MatchingFiles", 1, &p, NULL, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    ck_assert_int_eq(t->n, 2);
+    ck_assert_str_eq(pst_tensor_str(t)[0].p, b); /* sorted */
+    ck_assert_str_eq(pst_tensor_str(t)[1].p, a);
+    pst_tensor_unref(t);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -896,6 +919,7 @@ int main(void) {
     tcase_add_test(tc, test_text_reader_decode_csv);
     tcase_add_test(tc, test_whole_file_reader);
     tcase_add_test(tc, test_sparse_to_dense_string_to_number_contrast);
+    tcase_add_test(tc, test_matching_files);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);

@@ -63,9 +63,10 @@ int pst_imported_queue_runner_error(pst_imported *m, pst_status *st);
  * queue runners before running them). */
 int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_targets);
 /* Feeds that point the graph's TF 1 readers at `path`: for each filename queue a ReaderRead
- * takes from, the string Const its enqueue op is filled from (string_input_producer's list,
- * followed through Identity and RandomShuffle) with every name replaced by path. *feeds
- * (malloc'd; the caller unrefs each value and frees the array) and *n. */
+ * takes from, the names its enqueue ops put in (string_input_producer's list, whether from a
+ * Const, match_filenames_once's variable or a placeholder) replaced by path, as many times as
+ * the list is long (once when unknown). *feeds (malloc'd; the caller unrefs each value and
+ * frees the array) and *n. */
 int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feeds, int *n,
                               pst_status *st);
 /* Writes n_records synthetic records at path in the format of the graph's reader. TFRecord

@@ -41,23 +41,18 @@ int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_ta
     return found;
 }
 
-/* The string Const a filename queue is filled from: input 1 of an enqueue into the queue,
- * followed up through Identity and RandomShuffle (string_input_producer's shuffle). */
-static pst_node *filename_const(pst_graph *g, const pst_node *queue) {
-    for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+/* What fills a filename queue: input 1 of each enqueue into it (string_input_producer's list
+ * after its Assert, a Const, match_filenames_once's variable, a placeholder...). Feeding it
+ * replaces the file names whatever their source. */
+static int filename_inputs(pst_graph *g, const pst_node *queue, pst_output *out, int max) {
+    int k = 0;
+    for (int id = 0; id < pst_graph_num_nodes(g) && k < max; id++) {
         pst_node *e = pst_graph_node(g, id);
-        if (!op_is(e, enqueue_ops) || e->n_inputs < 2 || e->inputs[0].node != queue) continue;
-        pst_node *x = e->inputs[1].node;
-        for (int depth = 0; depth < 8 && x; depth++) {
-            if (strcmp(x->op->name, "Const") == 0)
-                return pst_output_dtype(pst_out(x, 0)) == PST_STRING ? x : NULL;
-            if ((strcmp(x->op->name, "Identity") != 0 && strcmp(x->op->name, "RandomShuffle") != 0) ||
-                x->n_inputs < 1)
-                break;
-            x = x->inputs[0].node;
-        }
+        if (op_is(e, enqueue_ops) && e->n_inputs == 2 && e->inputs[0].node == queue &&
+            pst_output_dtype(e->inputs[1]) == PST_STRING)
+            out[k++] = e->inputs[1];
     }
-    return NULL;
+    return k;
 }
 
 int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feeds, int *n,
@@ -69,23 +64,25 @@ int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feed
     for (int id = 0; id < nn; id++) {
         pst_node *r = pst_graph_node(g, id);
         if (!op_is(r, reader_read_ops) || r->n_inputs < 2) continue;
-        pst_node *c = filename_const(g, r->inputs[1].node);
-        if (c == NULL) continue;
-        int dup = 0;
-        for (int i = 0; i < k; i++) dup |= (*feeds)[i].output.node == c;
-        if (dup) continue;
-        pst_shape s = pst_output_shape(pst_out(c, 0));
-        int64_t ne = 1;
-        if (pst_shape_num_elements(&s, &ne, st) < 0) return st->code;
-        const char **names = calloc((size_t)ne + 1, sizeof *names);
-        PST_ASSERT(names != NULL);
-        for (int64_t i = 0; i < ne; i++) names[i] = path;
-        pst_tensor *t = pst_tensor_from_strs((int)ne, names);
-        free(names);
-        pst_tensor *v = t ? pst_tensor_reshape_view(t, s, st) : NULL;
-        pst_tensor_unref(t);
-        if (v == NULL) return st->code ? st->code : PST_E_EXHAUSTED;
-        (*feeds)[k++] = (pst_feed){pst_out(c, 0), v};
+        pst_output src[8];
+        int ns = filename_inputs(g, r->inputs[1].node, src, 8);
+        for (int j = 0; j < ns; j++) {
+            int dup = 0;
+            for (int i = 0; i < k; i++)
+                dup |= (*feeds)[i].output.node == src[j].node &&
+                       (*feeds)[i].output.index == src[j].index;
+            if (dup) continue;
+            pst_shape s = pst_output_shape(src[j]);
+            if (s.rank != 1) s = pst_shape_1d(1); /* enqueue_many: a vector of names */
+            if (s.dims[0] < 0) s.dims[0] = 1;
+            const char **names = calloc((size_t)s.dims[0] + 1, sizeof *names);
+            PST_ASSERT(names != NULL);
+            for (int64_t i = 0; i < s.dims[0]; i++) names[i] = path;
+            pst_tensor *v = pst_tensor_from_strs((int)s.dims[0], names);
+            free(names);
+            if (v == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+            (*feeds)[k++] = (pst_feed){src[j], v};
+        }
     }
     *n = k;
     return 0;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <float.h>
+#include <glob.h>
 #include <math.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -282,6 +283,36 @@ static int reader_read_kernel(pst_kernel_ctx *c) {
     }
     pst_kctx_set_output(c, 0, ks);
     pst_kctx_set_output(c, 1, vs);
+    return 0;
+}
+
+/* ---- MatchingFiles(pattern) -> the sorted file names matching (tf.train.match_filenames_once)
+ */
+static int matching_files_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *p = c->inputs[0];
+    if (p->dtype != PST_STRING || p->shape.rank > 1)
+        return pst_kctx_error(c, PST_E_INVALID, "pattern must be a string scalar or vector");
+    glob_t g = {0};
+    int rc = 0;
+    for (int64_t i = 0; i < p->n && rc == 0; i++) {
+        const char *pat = pst_tensor_str(p)[i].p ? pst_tensor_str(p)[i].p : "";
+        int r = glob(pat, i ? GLOB_APPEND : 0, NULL, &g);
+        if (r != 0 && r != GLOB_NOMATCH)
+            rc = pst_kctx_error(c, PST_E_IO, "cannot list files matching '%s'", pat);
+    }
+    if (rc == 0) {
+        pst_tensor *o = pst_tensor_from_strs((int)g.gl_pathc, (const char *const *)g.gl_pathv);
+        if (o == NULL) rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+        else pst_kctx_set_output(c, 0, o);
+    }
+    if (p->n) globfree(&g);
+    return rc;
+}
+
+static int matching_files_shape(pst_node *n, pst_status *st) {
+    if (pst_node_in_dtype(n, 0) != PST_STRING)
+        return pst_status_set(st, PST_E_INVALID, "input 0 (pattern) is not a string tensor");
+    pst_node_set_output(n, 0, PST_STRING, pst_shape_1d(-1));
     return 0;
 }
 
@@ -890,6 +921,8 @@ static const pst_op_def io_ops[] = {
     {.name = "ParseSingleExample", .min_inputs = 1, .max_inputs = -1, .n_outputs = -1,
      .attrs = parse_attrs, .shape = parse_shape, .kernel = parse_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
+    {.name = "MatchingFiles", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+     .shape = matching_files_shape, .kernel = matching_files_kernel, .flags = IOF},
     {.name = "DecodeCSV", .min_inputs = 2, .max_inputs = -1, .n_outputs = -1,
      .attrs = csv_attrs, .shape = decode_csv_shape, .kernel = decode_csv_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
