@@ -358,6 +358,49 @@ START_TEST(test_format_ensure_accumulate_band) {
 }
 END_TEST
 
+/* SpaceToBatchND / BatchToSpaceND (each the other's inverse and gradient), ClipByValue,
+ * LinSpace, TF 0.x's TopK. */
+START_TEST(test_space_to_batch_clip_linspace) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_4d(1, 2, 4, 1));
+    pst_tensor *pt = pst_tensor_from_i32(pst_shape_2d(2, 2), (const int32_t[]){1, 1, 0, 0});
+    pst_output blk = pst_const_i32_vec(g, 2, (const int32_t[]){2, 2}, NULL), pads = pst_const(g, pt, NULL);
+    pst_tensor_unref(pt);
+    pst_output in[3] = {x, blk, pads};
+    pst_output sb = pst_out(mk(g, "SpaceToBatchND", 3, in), 0);
+    ck_assert_int_eq(pst_output_shape(sb).dims[0], 4);
+    pst_output back_in[3] = {sb, blk, pads};
+    pst_output back = pst_out(mk(g, "BatchToSpaceND", 3, back_in), 0);
+    pst_tensor *v = dvals(pst_shape_4d(1, 2, 4, 1), (const double[]){1, 2, 3, 4, 5, 6, 7, 8});
+    /* padded rows: 0 | 1 2 3 4 | 5 6 7 8 | 0; block offset (o1, o2) takes rows o1, o1+2 and
+     * columns o2, o2+2 */
+    int64_t ds[] = {4, 2, 2, 1}, dx[] = {1, 2, 4, 1};
+    check(g, x, v, sb, 4, ds, (const double[]){0, 0, 5, 7, 0, 0, 6, 8, 1, 3, 0, 0, 2, 4, 0, 0}, 1);
+    check(g, x, v, back, 4, dx, (const double[]){1, 2, 3, 4, 5, 6, 7, 8}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+
+    g = pst_graph_new();
+    x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_1d(4));
+    pst_output cin[3] = {x, pst_const_scalar(g, PST_DOUBLE, -0.5, NULL), pst_const_scalar(g, PST_DOUBLE, 0.5, NULL)};
+    pst_output cl = pst_out(mk(g, "ClipByValue", 3, cin), 0);
+    v = dvals(pst_shape_1d(4), (const double[]){-2, -0.25, 0.3, 0.9});
+    int64_t d4[] = {4}, d5[] = {5}, d2[] = {2};
+    check(g, x, v, cl, 1, d4, (const double[]){-0.5, -0.25, 0.3, 0.5}, 1);
+    pst_output lin[3] = {pst_const_scalar(g, PST_DOUBLE, 1, NULL), pst_const_scalar(g, PST_DOUBLE, 3, NULL),
+                         pst_const_i32(g, 5, NULL)};
+    check(g, x, v, pst_out(mk(g, "LinSpace", 3, lin), 0), 1, d5, (const double[]){1, 1.5, 2, 2.5, 3}, 0);
+    pst_node_builder *b = pst_nb_new(g, "TopK", NULL);
+    pst_nb_input(b, x);
+    pst_nb_attr_i(b, "k", 2);
+    pst_node *tk = pst_nb_finish(b);
+    check(g, x, v, pst_out(tk, 0), 1, d2, (const double[]){0.9, 0.3}, 0);
+    check(g, x, v, pst_out(tk, 1), 1, d2, (const double[]){3, 2}, 0);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_array_tf");
@@ -369,6 +412,7 @@ int main(void) {
     tcase_add_test(tc, test_multinomial);
     tcase_add_test(tc, test_pads_tile_grad_sparse_to_dense);
     tcase_add_test(tc, test_format_ensure_accumulate_band);
+    tcase_add_test(tc, test_space_to_batch_clip_linspace);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "op.h"
 #include "ops.h"
@@ -854,6 +855,176 @@ static int band_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output
     return 0;
 }
 
+
+/* ---- SpaceToBatchND(x, block, paddings) and BatchToSpaceND(x, block, crops) -------------
+ * (dilated convolutions: tf.nn.convolution with dilation_rate). Batch entry o*B + b of the
+ * batched tensor (o the row-major position in the block) at spatial (y1..yM) is the padded
+ * space tensor's entry b at (y1*k1 + o1, ...). Each op's gradient is the other one. */
+static int s2b_geometry(pst_kernel_ctx *c, const pst_tensor *blk, const pst_tensor *pads,
+                        const pst_shape *space, int64_t *k, int64_t *before, pst_shape *batched) {
+    int64_t M = blk->n;
+    if (M < 1 || space->rank < M + 1 || pads->n != 2 * M)
+        return pst_kctx_error(c, PST_E_INVALID, "block_shape of %lld dims and paddings/crops of "
+                              "%lld values for rank %d", (long long)M, (long long)pads->n, space->rank);
+    *batched = *space;
+    int64_t prod = 1;
+    for (int64_t i = 0; i < M; i++) {
+        k[i] = pst_tensor_get_i64(blk, i);
+        before[i] = pst_tensor_get_i64(pads, 2 * i);
+        int64_t padded = space->dims[i + 1] + before[i] + pst_tensor_get_i64(pads, 2 * i + 1);
+        if (k[i] < 1 || padded % k[i] || before[i] < 0)
+            return pst_kctx_error(c, PST_E_INVALID, "spatial dim %lld (%lld padded) is not a "
+                                  "multiple of block %lld", (long long)i, (long long)padded, (long long)k[i]);
+        batched->dims[i + 1] = padded / k[i];
+        prod *= k[i];
+    }
+    batched->dims[0] = space->dims[0] * prod;
+    return 0;
+}
+
+static int s2b_kernel(pst_kernel_ctx *c) {
+    int to_batch = strncmp(c->op->name, "SpaceToBatch", 12) == 0;
+    const pst_tensor *x = c->inputs[0], *blk = c->inputs[1], *pads = c->inputs[2];
+    int64_t k[PST_MAX_RANK], before[PST_MAX_RANK], M = blk->n;
+    pst_shape space = x->shape, batched;
+    if (M < 1 || M >= PST_MAX_RANK) return pst_kctx_error(c, PST_E_INVALID, "bad block_shape");
+    if (!to_batch) { /* the space shape from the batched input and the crops */
+        int64_t prod = 1;
+        for (int64_t i = 0; i < M; i++) {
+            prod *= pst_tensor_get_i64(blk, i);
+            space.dims[i + 1] = x->shape.dims[i + 1] * pst_tensor_get_i64(blk, i) -
+                                pst_tensor_get_i64(pads, 2 * i) - pst_tensor_get_i64(pads, 2 * i + 1);
+        }
+        if (prod < 1 || x->shape.dims[0] % prod) return pst_kctx_error(c, PST_E_INVALID, "batch is not a multiple of the block");
+        space.dims[0] = x->shape.dims[0] / prod;
+    }
+    if (s2b_geometry(c, blk, pads, &space, k, before, &batched) < 0) return c->status->code;
+    pst_tensor *o = pst_tensor_new_zeros(x->dtype, to_batch ? batched : space, c->status);
+    if (o == NULL) return c->status->code;
+    int64_t idx[PST_MAX_RANK], B = space.dims[0];
+    for (int64_t i = 0; i < (to_batch ? o->n : x->n); i++) {
+        unravel(&batched, i, idx);
+        int64_t off = B ? idx[0] / B : 0, at = idx[0] % (B ? B : 1);
+        int inside = 1;
+        for (int64_t d = M - 1, rest = off; d >= 0; d--) { /* the block position, row-major */
+            idx[d + 1] = idx[d + 1] * k[d] + rest % k[d] - before[d];
+            rest /= k[d];
+            inside &= idx[d + 1] >= 0 && idx[d + 1] < space.dims[d + 1];
+        }
+        if (!inside) continue;
+        for (int d = 1; d < space.rank; d++) at = at * space.dims[d] + idx[d];
+        int rc = to_batch ? pst_tensor_copy_elems(o, i, x, at, 1, c->status)
+                          : pst_tensor_copy_elems(o, at, x, i, 1, c->status);
+        if (rc < 0) {
+            pst_tensor_unref(o);
+            return rc;
+        }
+    }
+    pst_kctx_set_output(c, 0, o);
+    return 0;
+}
+
+static int s2b_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_shape s = pst_node_in_shape(n, 0);
+    const pst_tensor *blk = pst_node_in_const(n, 1), *pads = pst_node_in_const(n, 2);
+    int to_batch = strncmp(n->op->name, "SpaceToBatch", 12) == 0;
+    if (s.rank >= 0 && blk && pads && blk->n < s.rank && pads->n == 2 * blk->n) {
+        int64_t prod = 1;
+        for (int64_t i = 0; i < blk->n; i++) {
+            int64_t kk = pst_tensor_get_i64(blk, i), pb = pst_tensor_get_i64(pads, 2 * i) + pst_tensor_get_i64(pads, 2 * i + 1);
+            prod *= kk;
+            if (s.dims[i + 1] >= 0 && kk > 0) s.dims[i + 1] = to_batch ? (s.dims[i + 1] + pb) / kk : s.dims[i + 1] * kk - pb;
+        }
+        if (s.dims[0] >= 0 && prod > 0) s.dims[0] = to_batch ? s.dims[0] * prod : s.dims[0] / prod;
+    } else if (s.rank >= 0) {
+        for (int d = 0; d < s.rank; d++) s.dims[d] = -1;
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int s2b_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    int to_batch = strncmp(n->op->name, "SpaceToBatch", 12) == 0;
+    pst_node_builder *b = op_on_dy(g, to_batch ? "BatchToSpaceND" : "SpaceToBatchND", n, dy[0]);
+    pst_nb_input(b, n->inputs[2]);
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
+/* ---- ClipByValue(t, lo, hi): the gradient goes to t where it lies within [lo, hi] ------- */
+static int clip_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *t = c->inputs[0], *lo = c->inputs[1], *hi = c->inputs[2];
+    if ((lo->n != 1 && lo->n != t->n) || (hi->n != 1 && hi->n != t->n))
+        return pst_kctx_error(c, PST_E_INVALID, "clip bounds must be scalars or shaped like t");
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, t->dtype, t->shape);
+    if (o == NULL) return c->status->code;
+    for (int64_t i = 0; i < t->n; i++) {
+        double v = pst_tensor_get_f64(t, i), a = pst_tensor_get_f64(lo, lo->n == 1 ? 0 : i),
+               b = pst_tensor_get_f64(hi, hi->n == 1 ? 0 : i);
+        pst_tensor_set_f64(o, i, v < a ? a : v > b ? b : v);
+    }
+    return 0;
+}
+
+static int clip_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    pst_output t = n->inputs[0], inside = pst_logical_and(g, pst_greater_equal(g, t, n->inputs[1], NULL),
+                                                          pst_less_equal(g, t, n->inputs[2], NULL), NULL);
+    dx[0] = pst_select(g, inside, dy[0], pst_zeros_like(g, dy[0], NULL), NULL);
+    return 0;
+}
+
+/* ---- LinSpace(start, stop, num), TopK (TF 0.x: k an attr), Timestamp, DebugGradientIdentity */
+static int linspace_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    const pst_tensor *k = pst_node_in_const(n, 2);
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_shape_1d(k ? pst_tensor_get_i64(k, 0) : -1));
+    return 0;
+}
+
+static int linspace_kernel(pst_kernel_ctx *c) {
+    double a = pst_tensor_get_f64(c->inputs[0], 0), b = pst_tensor_get_f64(c->inputs[1], 0);
+    int64_t k = pst_tensor_get_i64(c->inputs[2], 0);
+    if (k < 1) return pst_kctx_error(c, PST_E_INVALID, "num must be positive, got %lld", (long long)k);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, c->inputs[0]->dtype, pst_shape_1d(k));
+    if (o == NULL) return c->status->code;
+    for (int64_t i = 0; i < k; i++) pst_tensor_set_f64(o, i, k == 1 ? a : a + (b - a) * (double)i / (double)(k - 1));
+    return 0;
+}
+
+static int topk_v1_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_shape s = pst_node_in_shape(n, 0);
+    if (s.rank >= 1) s.dims[s.rank - 1] = pst_node_attr_i(n, "k", -1);
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    pst_node_set_output(n, 1, PST_INT32, s);
+    return 0;
+}
+
+static int topk_v1_kernel(pst_kernel_ctx *c) {
+    pst_tensor *k = pst_tensor_scalar_i64(pst_kctx_attr_i(c, "k", 1));
+    pst_tensor *const ins[2] = {c->inputs[0], k};
+    pst_kernel_ctx v2 = *c;
+    v2.n_inputs = 2;
+    v2.inputs = ins;
+    int rc = topk_kernel(&v2);
+    pst_tensor_unref(k);
+    return rc;
+}
+
+static int timestamp_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_node_set_output(n, 0, PST_DOUBLE, pst_shape_scalar());
+    return 0;
+}
+
+static int timestamp_kernel(pst_kernel_ctx *c) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pst_kctx_set_output(c, 0, pst_tensor_scalar_f64((double)ts.tv_sec + ts.tv_nsec * 1e-9));
+    return 0;
+}
+
 static int same_shape(pst_node *n, pst_status *st) { return pst_shape_same_as_input0(n, st); }
 
 static const pst_attr_spec cum_attrs[] = {
@@ -869,6 +1040,12 @@ static const pst_attr_spec empty_attrs[] = {{"dtype", PST_ATTR_TYPE, 1}, {"init"
 static const pst_attr_spec accum_attrs[] = {
     {"T", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0}, {"shape", PST_ATTR_SHAPE, 0}, {0}};
 static const pst_attr_spec band_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tindex", PST_ATTR_TYPE, 0}, {0}};
+static const pst_attr_spec s2b_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                          {"Tblock_shape", PST_ATTR_TYPE, 0},
+                                          {"Tpaddings", PST_ATTR_TYPE, 0},
+                                          {"Tcrops", PST_ATTR_TYPE, 0},
+                                          {0}};
+static const pst_attr_spec topk_v1_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"k", PST_ATTR_INT, 1}, {"sorted", PST_ATTR_BOOL, 0}, {0}};
 static const pst_attr_spec identity_n_attrs[] = {{"T", PST_ATTR_LIST_TYPE, 0}, {0}};
 static const pst_attr_spec pad_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                           {"Tpaddings", PST_ATTR_TYPE, 0},
@@ -918,6 +1095,13 @@ static const pst_op_def more_ops[] = {
      .shape = same_shape, .kernel = accumulate_kernel, .grad = accumulate_grad},
     OP2("BroadcastArgs", 2, 1, t_attrs, bargs_shape, bargs_kernel, NULL, ND),
     OP2("MatrixBandPart", 3, 1, band_attrs, same_shape, band_kernel, band_grad, 0),
+    OP2("SpaceToBatchND", 3, 1, s2b_attrs, s2b_shape, s2b_kernel, s2b_grad, 0),
+    OP2("BatchToSpaceND", 3, 1, s2b_attrs, s2b_shape, s2b_kernel, s2b_grad, 0),
+    OP2("ClipByValue", 3, 1, t_attrs, same_shape, clip_kernel, clip_grad, 0),
+    OP2("LinSpace", 3, 1, t_attrs, linspace_shape, linspace_kernel, NULL, ND),
+    OP2("TopK", 1, 2, topk_v1_attrs, topk_v1_shape, topk_v1_kernel, NULL, ND),
+    OP2("Timestamp", 0, 1, NULL, timestamp_shape, timestamp_kernel, NULL, ND | PST_OP_STATEFUL),
+    OP2("DebugGradientIdentity", 1, 1, t_attrs, same_shape, identity_n_kernel, identity_n_grad, 0),
 };
 
 void pst__register_array_more_ops(void) {
