@@ -11,6 +11,7 @@
 #include "imported.h"
 #include "meta_export.h"
 #include "metagraph.h"
+#include "op.h"
 
 static int meta_show(const char *path) {
     uint8_t *buf;
@@ -31,11 +32,12 @@ static int meta_show(const char *path) {
 /* Starts the queue runners of a graph whose train op dequeues its own input, its readers
  * pointed at `records` or, without it, at a temporary file of synthetic records (its path in
  * synth, for the caller to remove). note receives ", input from ..." for the report. */
-static int start_own_input(pst_imported *m, const char *records, char *synth, char *note,
-                           size_t note_len, pst_status *st) {
+static int start_own_input(pst_imported *m, pst_node *train, int batch, const char *records,
+                           char *synth, char *note, size_t note_len, pst_status *st) {
+    int adopted = pst_imported_adopt_enqueue_ops(m, &train, 1);
     if (pst_imported_num_queue_runners(m) == 0)
         return pst_status_set(st, PST_E_PRECONDITION, "the train op dequeues from a queue, but "
-                              "the graph has no queue runners to fill it");
+                              "the graph has no queue runners or enqueue ops to fill it");
     const char *path = records;
     int nfeat = 0, nrec = 16;
     if (path == NULL) {
@@ -53,10 +55,34 @@ static int start_own_input(pst_imported *m, const char *records, char *synth, ch
     pst_feed *files;
     int nfiles;
     if (pst_imported_reader_files(m, path, &files, &nfiles, st) < 0) return st->code;
-    int rc = pst_imported_start_queue_runners(m, files, nfiles, st);
+    /* Placeholders the enqueue ops take (a user's feeding thread): synthetic values too. */
+    pst_graph *g = pst_imported_graph(m);
+    int nn = pst_graph_num_nodes(g), ne = 0, nph = 0, rc = 0;
+    pst_node **enq = calloc((size_t)nn + 1, sizeof *enq);
+    for (int id = 0; enq && id < nn; id++)
+        if (strncmp(pst_graph_node(g, id)->op->name, "QueueEnqueue", 12) == 0)
+            enq[ne++] = pst_graph_node(g, id);
+    pst_output *ph = NULL;
+    if (enq) pst_imported_placeholders(m, enq, ne, &ph, &nph);
+    pst_feed *all = realloc(files, ((size_t)nfiles + (size_t)nph + 1) * sizeof *all);
+    if (enq == NULL || all == NULL) {
+        rc = pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    } else {
+        files = all;
+        for (int i = 0; i < nph && rc == 0; i++) {
+            pst_tensor *v = pst_imported_synthetic_feed(ph[i], batch, (uint64_t)i + 101, st);
+            if (v == NULL) rc = st->code;
+            else files[nfiles++] = (pst_feed){ph[i], v};
+        }
+    }
+    free(enq);
+    free(ph);
+    if (rc == 0) rc = pst_imported_start_queue_runners(m, files, nfiles, st);
     for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
     free(files);
-    if (records)
+    if (adopted && nfeat == 0)
+        snprintf(note, note_len, ", input through its queue: %d enqueue placeholders fed", nph);
+    else if (records)
         snprintf(note, note_len, ", input from its own reader on %s", records);
     else
         snprintf(note, note_len, ", input from its own reader: %d synthetic records of %d "
@@ -144,7 +170,8 @@ static int meta_check(int argc, char **argv) {
         char input_note[200] = "";
         char synth[64] = "";
         if (rc == 0 && pst_imported_uses_queues(m, &train, 1))
-            rc = start_own_input(m, records, synth, input_note, sizeof input_note, &st);
+            rc = start_own_input(m, train, batch, records, synth, input_note, sizeof input_note,
+                                 &st);
         double first = NAN, last = NAN;
         for (int s = 0; s < steps && rc == 0; s++) {
             pst_tensor *out[1] = {NULL};

@@ -12,6 +12,7 @@
 #include "example.h"
 #include "imported.h"
 #include "io_ops.h"
+#include "metagraph.h"
 #include "op.h"
 #include "testutil.h"
 #include "tfrecord.h"
@@ -865,6 +866,68 @@ START_TEST(test_quantumedic_shuffle_batch) {
 }
 END_TEST
 
+/* A queue that no QueueRunner fills but the user's own thread did (sess.run(enqueue,
+ * feed_dict)): the enqueue op is adopted as a runner, its placeholder fed synthetic values. */
+START_TEST(test_adopted_enqueue_ops) {
+    pst_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_dtype t = PST_FLOAT;
+    pst_shape s3 = pst_shape_1d(3);
+    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", "q");
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    pst_nb_attr_list_shape(b, "shapes", 1, &s3);
+    pst_nb_attr_i(b, "capacity", 8);
+    pst_output q = pst_out(pst_nb_finish(b), 0);
+    pst_output xs = pst_placeholder(g, "xs", PST_FLOAT, pst_shape_2d(-1, 3));
+    b = pst_nb_new(g, "QueueEnqueueManyV2", "enqueue");
+    pst_nb_input(b, q);
+    pst_nb_input(b, xs);
+    pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueDequeueManyV2", "batch");
+    pst_nb_input(b, q);
+    pst_nb_input(b, cst(g, pst_tensor_scalar_i32(4), "n"));
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    pst_output batch = pst_out(pst_nb_finish(b), 0);
+    pst_output total = pst_variable_v2(g, "total", PST_FLOAT, pst_shape_scalar());
+    pst_assign(g, total, cst(g, pst_tensor_scalar_f32(0), "zero"), "total/Assign");
+    pst_assign_add(g, total, pst_reduce_sum(g, batch, 0, NULL, 0, NULL), "step");
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    pst_status st = {0};
+    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
+                  st.msg);
+    pst_graph_free(g);
+
+    pst_imported *m = pst_imported_load(path, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    pst_node *train = pst_imported_train_op(m, "step", &st);
+    ck_assert_ptr_nonnull(train);
+    ck_assert_int_eq(pst_imported_num_queue_runners(m), 0);
+    ck_assert_int_eq(pst_imported_adopt_enqueue_ops(m, &train, 1), 1);
+    pst_output ph = pst_graph_output_by_name(pst_imported_graph(m), "xs");
+    pst_feed f = {ph, pst_imported_synthetic_feed(ph, 2, 1, &st)};
+    ck_assert_ptr_nonnull(f.value);
+    ck_assert_msg(pst_imported_start_queue_runners(m, &f, 1, &st) == 0, "%s", st.msg);
+    pst_tensor_unref(f.value);
+    pst_output out = pst_graph_output_by_name(pst_imported_graph(m), "step");
+    double last = 0;
+    for (int i = 0; i < 3; i++) {
+        pst_tensor *v = pst_session_run1(pst_imported_session(m), out, &st);
+        ck_assert_msg(v != NULL, "%s", st.msg);
+        ck_assert(pst_tensor_get_f64(v, 0) > last); /* 12 values in [0.25, 0.75) each step */
+        last = pst_tensor_get_f64(v, 0);
+        pst_tensor_unref(v);
+    }
+    ck_assert_int_eq(pst_imported_stop_queue_runners(m, &st), 0); /* closes the full queue */
+    pst_imported_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* The command line: pstrain train --meta on a graph reading its own input, pointed at a file;
  * and pstrain meta check on synthetic records. */
 static char *run_cmd(const char *cmd, int *status) {
@@ -925,6 +988,7 @@ int main(void) {
     tcase_add_test(tc, test_synthetic_records_match_parse);
     tcase_add_test(tc, test_pstrain_train_records);
     tcase_add_test(tc, test_quantumedic_shuffle_batch);
+    tcase_add_test(tc, test_adopted_enqueue_ops);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -14,6 +14,7 @@
 #include "metagraph.h"
 #include "op.h"
 #include "ops.h"
+#include "ops_queue.h"
 #include "saver.h"
 #include "varstore.h"
 
@@ -136,6 +137,8 @@ int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_statu
     return 0;
 }
 
+static char *ancestors(pst_graph *g, pst_node *const *targets, int n);
+
 /* ---- Queue runners (tf.train.start_queue_runners) -------------------------------------- */
 
 int pst_imported_num_queue_runners(const pst_imported *m) { return m->n_qr; }
@@ -149,7 +152,19 @@ static void run_named(pst_imported *m, const char *name) {
 /* Closes every runner's queue, cancelling pending enqueues, so every blocked thread (and a
  * training step waiting on a dequeue) wakes up. */
 static void cancel_all(pst_imported *m) {
-    for (int i = 0; i < m->n_qr; i++) run_named(m, m->qr[i].cancel_op);
+    for (int i = 0; i < m->n_qr; i++) {
+        if (m->qr[i].cancel_op[0]) {
+            run_named(m, m->qr[i].cancel_op);
+            continue;
+        }
+        /* An adopted runner (no cancel op): close its queue directly. */
+        pst_node *qn = pst_graph_find(m->g, m->qr[i].queue);
+        const char *shared = qn ? pst_node_attr_s(qn, "shared_name", "") : "";
+        char key[1200];
+        snprintf(key, sizeof key, "queue:%s", shared[0] ? shared : m->qr[i].queue);
+        pst_queue *q = pst_var_store_find_resource(pst_session_vars(m->s), key);
+        if (q) pst_queue_close(q, 1);
+    }
 }
 
 static void *qr_main(void *p) {
@@ -221,6 +236,51 @@ int pst_imported_start_queue_runners(pst_imported *m, const pst_feed *feeds, int
         }
     if (rc < 0) pst_imported_stop_queue_runners(m, &(pst_status){0});
     return rc;
+}
+
+static int is_dequeue(const pst_node *n) { return strncmp(n->op->name, "QueueDequeue", 12) == 0; }
+static int is_enqueue(const pst_node *n) { return strncmp(n->op->name, "QueueEnqueue", 12) == 0; }
+
+int pst_imported_adopt_enqueue_ops(pst_imported *m, pst_node *const *targets, int n_targets) {
+    char *need = ancestors(m->g, targets, n_targets);
+    int nn = pst_graph_num_nodes(m->g), added = 0;
+    for (int id = 0; id < nn; id++) {
+        pst_node *d = pst_graph_node(m->g, id);
+        if (!need[id] || !is_dequeue(d) || d->n_inputs < 1) continue;
+        pst_node *q = d->inputs[0].node;
+        int has = 0;
+        for (int i = 0; i < m->n_qr; i++) has |= strcmp(m->qr[i].queue, q->name) == 0;
+        if (has) continue;
+        char **ops = calloc((size_t)nn + 1, sizeof *ops);
+        PST_ASSERT(ops != NULL);
+        int k = 0;
+        for (int j = 0; j < nn; j++) {
+            pst_node *e = pst_graph_node(m->g, j);
+            if (is_enqueue(e) && e->n_inputs > 0 && e->inputs[0].node == q)
+                ops[k++] = strdup(e->name);
+        }
+        if (k == 0) {
+            free(ops);
+            continue;
+        }
+        pst_tf_queue_runner *qr = realloc(m->qr, (size_t)(m->n_qr + 1) * sizeof *qr);
+        PST_ASSERT(qr != NULL);
+        m->qr = qr;
+        pst_tf_queue_runner *r = &m->qr[m->n_qr++];
+        memset(r, 0, sizeof *r);
+        r->queue = strdup(q->name);
+        r->close_op = strdup("");
+        r->cancel_op = strdup("");
+        r->enqueue_ops = ops;
+        r->n_enqueue_ops = k;
+        r->closed_codes[0] = PST_E_OUT_OF_RANGE;
+        r->closed_codes[1] = PST_E_CANCELLED;
+        r->n_closed_codes = 2;
+        PST_ASSERT(r->queue && r->close_op && r->cancel_op);
+        added++;
+    }
+    free(need);
+    return added;
 }
 
 int pst_imported_queue_runner_error(pst_imported *m, pst_status *st) {
