@@ -47,6 +47,7 @@
 int pst_worker_is_distributed(const pst_train_flags *f) {
     const char *tf = getenv("TF_CONFIG");
     if (strcmp(f->sync, "allreduce") == 0) return 0; /* one replica per rank: main.c */
+    if (strcmp(f->sync, "hybrid") == 0) return 1;    /* PS and workers (it needs MPI) */
     return f->cluster != NULL || f->coordinator != NULL || (tf && tf[0]) ||
            strcmp(f->transport, "mpi") == 0;
 }
