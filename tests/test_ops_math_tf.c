@@ -277,6 +277,71 @@ START_TEST(test_depthwise_conv) {
 }
 END_TEST
 
+/* LSTMBlockCell (with peepholes and the cell clip) against the formulas, and its gradient
+ * (LSTMBlockCellGrad, MatMul, SplitV, BiasAddGrad) by finite differences, clip off. */
+START_TEST(test_lstm_block_cell) {
+    for (int peep = 0; peep < 2; peep++) {
+        pst_graph *g = pst_graph_new();
+        const int64_t B = 2, I = 3, H = 2;
+        pst_shape shp[8] = {pst_shape_2d(B, I), pst_shape_2d(B, H), pst_shape_2d(B, H), pst_shape_2d(I + H, 4 * H),
+                            pst_shape_1d(H), pst_shape_1d(H), pst_shape_1d(H), pst_shape_1d(4 * H)};
+        pst_output in[8];
+        pst_tensor *v[8];
+        for (int k = 0; k < 8; k++) {
+            char nm[8];
+            snprintf(nm, sizeof nm, "in%d", k);
+            in[k] = pst_placeholder(g, nm, PST_DOUBLE, shp[k]);
+            v[k] = pst_test_rand(PST_DOUBLE, shp[k], 40 + (uint64_t)k, -1, 1);
+        }
+        pst_node_builder *b = pst_nb_new(g, "LSTMBlockCell", NULL);
+        pst_nb_inputs(b, 8, in);
+        pst_nb_attr_f(b, "forget_bias", 0.5f);
+        pst_nb_attr_f(b, "cell_clip", peep ? 0.3f : -1.0f);
+        pst_nb_attr_b(b, "use_peephole", peep);
+        pst_node *cell = pst_nb_finish(b);
+        ck_assert_msg(cell != NULL, "%s", pst_graph_status(g)->msg);
+        pst_status st = {0};
+        pst_session *s = pst_session_new(g, NULL, &st);
+        pst_feed f[8];
+        for (int k = 0; k < 8; k++) f[k] = (pst_feed){in[k], v[k]};
+        pst_output fo[2] = {pst_out(cell, 1), pst_out(cell, 6)};
+        pst_tensor *o[2];
+        ck_assert_msg(pst_session_run(s, f, 8, fo, 2, NULL, 0, o, &st) == 0, "%s", st.msg);
+        const double *X = pst_tensor_f64(v[0]), *C = pst_tensor_f64(v[1]), *Hp = pst_tensor_f64(v[2]),
+                     *W = pst_tensor_f64(v[3]), *P[3] = {pst_tensor_f64(v[4]), pst_tensor_f64(v[5]), pst_tensor_f64(v[6])},
+                     *Bv = pst_tensor_f64(v[7]);
+        for (int r = 0; r < B; r++)
+            for (int j = 0; j < H; j++) {
+                double gt[4];
+                for (int q = 0; q < 4; q++) {
+                    gt[q] = Bv[q * H + j];
+                    for (int k = 0; k < I; k++) gt[q] += X[r * I + k] * W[k * 4 * H + q * H + j];
+                    for (int k = 0; k < H; k++) gt[q] += Hp[r * H + k] * W[(I + k) * 4 * H + q * H + j];
+                }
+                double cp = C[r * H + j];
+                double i = 1 / (1 + exp(-(gt[0] + (peep ? cp * P[0][j] : 0)))), ci = tanh(gt[1]);
+                double fg = 1 / (1 + exp(-(gt[2] + 0.5 + (peep ? cp * P[1][j] : 0))));
+                double cs = ci * i + cp * fg;
+                if (peep) cs = fmin(0.3, fmax(-0.3, cs));
+                double og = 1 / (1 + exp(-(gt[3] + (peep ? cs * P[2][j] : 0))));
+                ck_assert(fabs(pst_tensor_f64(o[0])[r * H + j] - cs) < 1e-6);
+                ck_assert(fabs(pst_tensor_f64(o[1])[r * H + j] - tanh(cs) * og) < 1e-6);
+            }
+        pst_tensor_unref(o[0]);
+        pst_tensor_unref(o[1]);
+        pst_session_free(s);
+        if (!peep) { /* the clip is not differentiated, as in TF: check without it */
+            double err = pst_gradcheck(g, pst_out(cell, 6), 8, in, v, 1e-6);
+            ck_assert_msg(err < 1e-6, "LSTMBlockCell h gradient error %g", err);
+            err = pst_gradcheck(g, pst_out(cell, 1), 8, in, v, 1e-6);
+            ck_assert_msg(err < 1e-6, "LSTMBlockCell cs gradient error %g", err);
+        }
+        for (int k = 0; k < 8; k++) pst_tensor_unref(v[k]);
+        pst_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_math_tf");
@@ -286,6 +351,7 @@ int main(void) {
     tcase_add_test(tc, test_fused_batch_norm_v3);
     tcase_add_test(tc, test_lrn_and_bias_add_v1);
     tcase_add_test(tc, test_depthwise_conv);
+    tcase_add_test(tc, test_lstm_block_cell);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

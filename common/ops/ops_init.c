@@ -23,6 +23,7 @@ void pst__register_lookup_ops(void);
 void pst__register_sparse_ops(void);
 void pst__register_train_more_ops(void);
 void pst__register_array_more_ops(void);
+void pst__register_lstm_block_ops(void);
 void pst__register_queue_ops(void);
 void pst__register_input_ops(void);
 
@@ -47,6 +48,7 @@ static void register_builtin(void) {
     pst__register_sparse_ops();
     pst__register_train_more_ops();
     pst__register_array_more_ops();
+    pst__register_lstm_block_ops();
     pst__register_queue_ops();
     pst__register_input_ops();
 }
