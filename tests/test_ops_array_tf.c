@@ -401,6 +401,34 @@ START_TEST(test_space_to_batch_clip_linspace) {
 }
 END_TEST
 
+/* DynamicPartition (and its gradient, a DynamicStitch of the rows' positions) and
+ * ParallelDynamicStitch putting the parts back. */
+START_TEST(test_dynamic_partition_and_stitch) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(4, 2));
+    pst_output parts = pst_const_i32_vec(g, 4, (const int32_t[]){1, 0, 1, 1}, NULL);
+    pst_node_builder *b = pst_nb_new(g, "DynamicPartition", NULL);
+    pst_nb_input(b, x);
+    pst_nb_input(b, parts);
+    pst_nb_attr_i(b, "num_partitions", 2);
+    pst_node *dp = pst_nb_finish(b);
+    ck_assert_msg(dp != NULL, "%s", pst_graph_status(g)->msg);
+    pst_output st_in[4] = {pst_const_i32_vec(g, 1, (const int32_t[]){1}, NULL),
+                           pst_const_i32_vec(g, 3, (const int32_t[]){0, 2, 3}, NULL), pst_out(dp, 0), pst_out(dp, 1)};
+    b = pst_nb_new(g, "ParallelDynamicStitch", NULL);
+    pst_nb_inputs(b, 4, st_in);
+    pst_nb_attr_i(b, "N", 2);
+    pst_output back = pst_nb_finish_out(b);
+    pst_tensor *v = dvals(pst_shape_2d(4, 2), (const double[]){1, 2, 3, 4, 5, 6, 7, 8});
+    int64_t d12[] = {1, 2}, d32[] = {3, 2}, d42[] = {4, 2};
+    check(g, x, v, pst_out(dp, 0), 2, d12, (const double[]){3, 4}, 1);
+    check(g, x, v, pst_out(dp, 1), 2, d32, (const double[]){1, 2, 5, 6, 7, 8}, 1);
+    check(g, x, v, back, 2, d42, (const double[]){1, 2, 3, 4, 5, 6, 7, 8}, 1);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_array_tf");
@@ -413,6 +441,7 @@ int main(void) {
     tcase_add_test(tc, test_pads_tile_grad_sparse_to_dense);
     tcase_add_test(tc, test_format_ensure_accumulate_band);
     tcase_add_test(tc, test_space_to_batch_clip_linspace);
+    tcase_add_test(tc, test_dynamic_partition_and_stitch);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

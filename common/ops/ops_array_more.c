@@ -1025,6 +1025,86 @@ static int timestamp_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+
+/* ---- DynamicPartition(data, partitions): output k holds the rows of data whose partition
+ * is k, in order (embedding lookups on partitioned variables, masked losses). The gradient
+ * stitches the output gradients back by the rows' positions, as TF's does. */
+static int dpart_shape(pst_node *n, pst_status *st) {
+    int k = (int)pst_node_attr_i(n, "num_partitions", 1);
+    if (k < 1) return pst_status_set(st, PST_E_INVALID, "num_partitions must be >= 1");
+    pst_node_set_num_outputs(n, k);
+    pst_shape d = pst_node_in_shape(n, 0), p = pst_node_in_shape(n, 1), s = pst_shape_unknown();
+    if (d.rank >= 0 && p.rank >= 0 && d.rank >= p.rank) {
+        s.rank = d.rank - p.rank + 1;
+        s.dims[0] = -1;
+        for (int i = p.rank; i < d.rank; i++) s.dims[i - p.rank + 1] = d.dims[i];
+    }
+    for (int i = 0; i < k; i++) pst_node_set_output(n, i, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int dpart_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *d = c->inputs[0], *p = c->inputs[1];
+    int r = p->shape.rank, K = c->n_outputs;
+    for (int i = 0; i < r; i++)
+        if (i >= d->shape.rank || d->shape.dims[i] != p->shape.dims[i])
+            return pst_kctx_error(c, PST_E_INVALID, "partitions' shape is not a prefix of data's");
+    int64_t row = p->n ? d->n / p->n : 0, *count = calloc((size_t)K, sizeof *count);
+    PST_ASSERT(count != NULL);
+    int rc = 0;
+    for (int64_t i = 0; i < p->n && rc == 0; i++) {
+        int64_t k = pst_tensor_get_i64(p, i);
+        if (k < 0 || k >= K)
+            rc = pst_kctx_error(c, PST_E_INVALID, "partitions[%lld] = %lld is not in [0, %d)", (long long)i, (long long)k, K);
+        else
+            count[k]++;
+    }
+    for (int k = 0; k < K && rc == 0; k++) {
+        pst_shape s = {.rank = d->shape.rank - r + 1};
+        s.dims[0] = count[k];
+        for (int i = r; i < d->shape.rank; i++) s.dims[i - r + 1] = d->shape.dims[i];
+        pst_tensor *o = pst_kctx_alloc_output(c, k, d->dtype, s);
+        if (o == NULL) rc = c->status->code;
+        count[k] = 0; /* now the fill position */
+    }
+    for (int64_t i = 0; i < p->n && rc == 0; i++) {
+        int64_t k = pst_tensor_get_i64(p, i);
+        rc = pst_tensor_copy_elems(c->outputs[k], count[k]++ * row, d, i * row, row, c->status);
+    }
+    free(count);
+    return rc;
+}
+
+static int dpart_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    int K = n->n_outputs;
+    pst_output *parts = calloc((size_t)(2 * K), sizeof *parts);
+    PST_ASSERT(parts != NULL);
+    /* the position of each row: range(size(partitions)) shaped like partitions */
+    pst_node_builder *b = pst_nb_new(g, "Range", NULL);
+    pst_nb_input(b, pst_const_i32(g, 0, NULL));
+    pst_nb_input(b, pst_size_of(g, n->inputs[1], PST_INT32, NULL));
+    pst_nb_input(b, pst_const_i32(g, 1, NULL));
+    pst_output pos = pst_reshape_t(g, pst_nb_finish_out(b), pst_shape_of(g, n->inputs[1], PST_INT32, NULL), NULL);
+    b = pst_nb_new(g, "DynamicPartition", NULL);
+    pst_nb_input(b, pos);
+    pst_nb_input(b, n->inputs[1]);
+    pst_nb_attr_i(b, "num_partitions", K);
+    pst_nb_attr_type(b, "T", PST_INT32);
+    pst_node *pp = pst_nb_finish(b);
+    for (int k = 0; pp && k < K; k++) {
+        parts[k] = pst_out(pp, k);
+        parts[K + k] = dy[k].node ? dy[k] : pst_zeros_like(g, pst_out(n, k), NULL);
+    }
+    b = pst_nb_new(g, "DynamicStitch", NULL);
+    pst_nb_inputs(b, 2 * K, parts);
+    pst_nb_attr_i(b, "N", K);
+    pst_nb_attr_type(b, "T", pst_node_in_dtype(n, 0));
+    pst_output flat = pst_nb_finish_out(b);
+    dx[0] = pst_reshape_t(g, flat, pst_shape_of(g, n->inputs[0], PST_INT32, NULL), NULL);
+    free(parts);
+    return pp ? 0 : pst_graph_status(g)->code;
+}
+
 static int same_shape(pst_node *n, pst_status *st) { return pst_shape_same_as_input0(n, st); }
 
 static const pst_attr_spec cum_attrs[] = {
@@ -1046,6 +1126,7 @@ static const pst_attr_spec s2b_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                           {"Tcrops", PST_ATTR_TYPE, 0},
                                           {0}};
 static const pst_attr_spec topk_v1_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"k", PST_ATTR_INT, 1}, {"sorted", PST_ATTR_BOOL, 0}, {0}};
+static const pst_attr_spec dpart_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"num_partitions", PST_ATTR_INT, 1}, {0}};
 static const pst_attr_spec identity_n_attrs[] = {{"T", PST_ATTR_LIST_TYPE, 0}, {0}};
 static const pst_attr_spec pad_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                           {"Tpaddings", PST_ATTR_TYPE, 0},
@@ -1102,6 +1183,7 @@ static const pst_op_def more_ops[] = {
     OP2("TopK", 1, 2, topk_v1_attrs, topk_v1_shape, topk_v1_kernel, NULL, ND),
     OP2("Timestamp", 0, 1, NULL, timestamp_shape, timestamp_kernel, NULL, ND | PST_OP_STATEFUL),
     OP2("DebugGradientIdentity", 1, 1, t_attrs, same_shape, identity_n_kernel, identity_n_grad, 0),
+    OP2("DynamicPartition", 2, -1, dpart_attrs, dpart_shape, dpart_kernel, dpart_grad, PST_OP_STRINGS),
 };
 
 void pst__register_array_more_ops(void) {

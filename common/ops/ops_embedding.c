@@ -131,6 +131,10 @@ static const pst_op_def embedding_ops[] = {
      .flags = PST_OP_NOT_DIFFERENTIABLE},
     {.name = "DynamicStitch", .min_inputs = 2, .max_inputs = -1, .n_outputs = 1,
      .attrs = stitch_attrs, .shape = stitch_shape, .kernel = stitch_kernel, .grad = stitch_grad},
+    /* TF's parallel form: the same result when indices do not repeat (TF leaves which
+     * duplicate wins unspecified there; here the last, as DynamicStitch). */
+    {.name = "ParallelDynamicStitch", .min_inputs = 2, .max_inputs = -1, .n_outputs = 1,
+     .attrs = stitch_attrs, .shape = stitch_shape, .kernel = stitch_kernel, .grad = stitch_grad},
 };
 
 void pst__register_embedding_ops(void) {
