@@ -677,6 +677,87 @@ START_TEST(test_matching_files) {
 }
 END_TEST
 
+/* One step's Feature: an int64_list of n values (packed). */
+static void put_int64_feature(pst_pbwire_buf *b, const int64_t *v, int n) {
+    size_t feat = pst_pbwire_begin(b, 1);  /* FeatureList.feature */
+    size_t list = pst_pbwire_begin(b, 3);  /* Feature.int64_list */
+    size_t packed = pst_pbwire_begin(b, 1); /* Int64List.value */
+    for (int i = 0; i < n; i++) pst_pbwire_put_rawvarint(b, (uint64_t)v[i]);
+    pst_pbwire_end(b, packed);
+    pst_pbwire_end(b, list);
+    pst_pbwire_end(b, feat);
+}
+
+START_TEST(test_parse_single_sequence_example) {
+    pst_io_ops_init();
+    pst_status st = {0};
+    /* context {length: 3}; feature_lists {tokens: [5], [6], [7]; tags: [1, 2], [], [3]} */
+    pst_example *ctx = pst_example_new();
+    pst_example_add_int64s(ctx, "length", (int64_t[]){3}, 1, &st);
+    pst_pbwire_buf b;
+    pst_pbwire_buf_init(&b);
+    ck_assert_int_eq(pst_example_encode(ctx, &b, &st), 0); /* field 1: the context Features */
+    size_t lists = pst_pbwire_begin(&b, 2);
+    size_t e = pst_pbwire_begin(&b, 1);
+    pst_pbwire_put_string(&b, 1, "tokens");
+    size_t fl = pst_pbwire_begin(&b, 2);
+    for (int64_t t = 5; t <= 7; t++) put_int64_feature(&b, &t, 1);
+    pst_pbwire_end(&b, fl);
+    pst_pbwire_end(&b, e);
+    e = pst_pbwire_begin(&b, 1);
+    pst_pbwire_put_string(&b, 1, "tags");
+    fl = pst_pbwire_begin(&b, 2);
+    put_int64_feature(&b, (int64_t[]){1, 2}, 2);
+    put_int64_feature(&b, NULL, 0);
+    put_int64_feature(&b, (int64_t[]){3}, 1);
+    pst_pbwire_end(&b, fl);
+    pst_pbwire_end(&b, e);
+    pst_pbwire_end(&b, lists);
+    pst_tensor *ser = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), &st);
+    pst_tstring_set(pst_tensor_str(ser), b.data, b.len);
+    pst_pbwire_buf_destroy(&b);
+    pst_example_free(ctx);
+
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *nb = pst_nb_new(g, "ParseSingleSequenceExample", "seq");
+    pst_nb_input(nb, cst(g, ser, "ser"));
+    pst_nb_input(nb, cst(g, pst_tensor_from_strs(1, (const char *const[]){"absent"}), "assumed"));
+    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("length"), "ck"));
+    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("tags"), "fsk"));
+    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("tokens"), "fdk0"));
+    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("absent"), "fdk1"));
+    pst_nb_input(nb, cst(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "cdef"));
+    pst_nb_input(nb, cst(g, pst_tensor_scalar_str(""), "debug"));
+    pst_nb_attr_i(nb, "Ncontext_dense", 1);
+    pst_nb_attr_i(nb, "Nfeature_list_sparse", 1);
+    pst_nb_attr_i(nb, "Nfeature_list_dense", 2);
+    pst_nb_attr_list_type(nb, "Tcontext_dense", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_type(nb, "feature_list_sparse_types", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_type(nb, "feature_list_dense_types", 2, (pst_dtype[]){PST_INT64, PST_FLOAT});
+    pst_nb_attr_list_shape(nb, "context_dense_shapes", 1, (pst_shape[]){pst_shape_scalar()});
+    pst_nb_attr_list_shape(nb, "feature_list_dense_shapes", 2,
+                           (pst_shape[]){pst_shape_scalar(), pst_shape_1d(2)});
+    pst_node *n = pst_nb_finish(nb);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    ck_assert_int_eq(n->n_outputs, 6);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_output f[6];
+    for (int i = 0; i < 6; i++) f[i] = pst_out(n, i);
+    pst_tensor *out[6];
+    ck_assert_msg(pst_session_run(s, NULL, 0, f, 6, NULL, 0, out, &st) == 0, "%s", st.msg);
+    PST_ASSERT_TENSOR(out[0], 0, NULL, ((double[]){3}), 0);                      /* length */
+    PST_ASSERT_TENSOR(out[1], 2, ((int64_t[]){3, 2}), ((double[]){0, 0, 0, 1, 2, 0}), 0);
+    PST_ASSERT_TENSOR(out[2], 1, ((int64_t[]){3}), ((double[]){1, 2, 3}), 0);   /* tags */
+    PST_ASSERT_TENSOR(out[3], 1, ((int64_t[]){2}), ((double[]){3, 2}), 0);
+    PST_ASSERT_TENSOR(out[4], 1, ((int64_t[]){3}), ((double[]){5, 6, 7}), 0);   /* tokens */
+    ck_assert_int_eq(out[5]->shape.rank, 2);                                     /* absent: */
+    ck_assert_int_eq(out[5]->shape.dims[0], 0);                                  /* empty */
+    for (int i = 0; i < 6; i++) pst_tensor_unref(out[i]);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -983,6 +1064,7 @@ int main(void) {
     tcase_add_test(tc, test_whole_file_reader);
     tcase_add_test(tc, test_sparse_to_dense_string_to_number_contrast);
     tcase_add_test(tc, test_matching_files);
+    tcase_add_test(tc, test_parse_single_sequence_example);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);

@@ -562,6 +562,282 @@ static int parse_kernel(pst_kernel_ctx *c) {
     return rc;
 }
 
+/* ---- ParseSingleSequenceExample ------------------------------------------------------- */
+/* A SequenceExample is {context = 1: Features, feature_lists = 2: FeatureLists}; FeatureLists
+ * maps names to FeatureList {feature = 1: repeated Feature}. The context is an Example's
+ * Features (same field number), so it parses as one; each step's Feature is parsed as the one
+ * feature "f" of a wrapped Example. */
+
+/* Wraps bytes as field `field` (length-delimited) of a new message, appended to b. */
+static void wrap(pst_pbwire_buf *b, uint32_t field, const uint8_t *p, size_t n) {
+    pst_pbwire_put_bytes(b, field, p, n);
+}
+
+/* The steps of a FeatureList: each Feature as an Example holding feature "f". */
+typedef struct flist {
+    const uint8_t *data; /* FeatureList bytes */
+    size_t len;
+} flist;
+
+/* Parses step Feature bytes into ex (feature "f"). */
+static int parse_feature(pst_example *ex, const uint8_t *f, size_t n, pst_status *st) {
+    pst_pbwire_buf entry, feats, exb;
+    pst_pbwire_buf_init(&entry), pst_pbwire_buf_init(&feats), pst_pbwire_buf_init(&exb);
+    pst_pbwire_put_string(&entry, 1, "f");
+    wrap(&entry, 2, f, n);
+    wrap(&feats, 1, entry.data, entry.len);
+    wrap(&exb, 1, feats.data, feats.len);
+    int rc = exb.failed ? pst_status_set(st, PST_E_EXHAUSTED, "out of memory")
+                        : pst_example_parse(ex, exb.data, exb.len, st);
+    pst_pbwire_buf_destroy(&entry), pst_pbwire_buf_destroy(&feats), pst_pbwire_buf_destroy(&exb);
+    return rc;
+}
+
+/* Finds feature list `key` in FeatureLists bytes; 1 found, 0 not, -1 malformed. */
+static int find_flist(const uint8_t *p, size_t n, const char *key, flist *out) {
+    const uint8_t *q = p, *end = p + n;
+    pst_pbwire_field f;
+    int r, found = 0;
+    while ((r = pst_pbwire_next(&q, end, &f)) == 1) {
+        if (f.number != 1 || f.wire_type != PST_PBWIRE_LEN) continue;
+        const uint8_t *e = f.data, *ee = f.data + f.len;
+        pst_pbwire_field g;
+        const uint8_t *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        int r2;
+        while ((r2 = pst_pbwire_next(&e, ee, &g)) == 1) {
+            if (g.number == 1 && g.wire_type == PST_PBWIRE_LEN) k = g.data, kl = g.len;
+            if (g.number == 2 && g.wire_type == PST_PBWIRE_LEN) v = g.data, vl = g.len;
+        }
+        if (r2 < 0) return -1;
+        if (k && kl == strlen(key) && memcmp(k, key, kl) == 0) { /* the last one wins */
+            out->data = v ? v : (const uint8_t *)"";
+            out->len = vl;
+            found = 1;
+        }
+    }
+    return r < 0 ? -1 : found;
+}
+
+/* Each step's Feature bytes into steps (up to max; NULL: count only); the count or -1 when
+ * malformed. */
+static int64_t flist_steps(const flist *fl, flist *steps, int64_t max) {
+    const uint8_t *q = fl->data, *end = fl->data + fl->len;
+    pst_pbwire_field f;
+    int64_t k = 0;
+    int r;
+    while ((r = pst_pbwire_next(&q, end, &f)) == 1)
+        if (f.number == 1 && f.wire_type == PST_PBWIRE_LEN) {
+            if (steps && k < max) steps[k] = (flist){f.data, f.len};
+            k++;
+        }
+    return r < 0 ? -1 : k;
+}
+
+static int seq_kernel(pst_kernel_ctx *c) {
+    int ncs = (int)pst_kctx_attr_i(c, "Ncontext_sparse", 0);
+    int ncd = (int)pst_kctx_attr_i(c, "Ncontext_dense", 0);
+    int nfs = (int)pst_kctx_attr_i(c, "Nfeature_list_sparse", 0);
+    int nfd = (int)pst_kctx_attr_i(c, "Nfeature_list_dense", 0);
+    if (c->n_inputs != 3 + ncs + 2 * ncd + nfs + nfd)
+        return pst_kctx_error(c, PST_E_INVALID, "%d inputs do not match the feature counts",
+                              c->n_inputs);
+    const pst_tensor *ser = c->inputs[0], *assumed = c->inputs[1];
+    if (ser->dtype != PST_STRING || ser->n != 1)
+        return pst_kctx_error(c, PST_E_INVALID, "serialized must be a string scalar");
+    const pst_tstring *sv = pst_tensor_str(ser);
+    const uint8_t *buf = (const uint8_t *)(sv->p ? sv->p : ""), *q = buf, *end = buf + sv->len;
+    const uint8_t *ctx = NULL, *fls = NULL;
+    size_t ctx_len = 0, fls_len = 0;
+    pst_pbwire_field f;
+    int r;
+    while ((r = pst_pbwire_next(&q, end, &f)) == 1) {
+        if (f.number == 1 && f.wire_type == PST_PBWIRE_LEN) ctx = f.data, ctx_len = f.len;
+        if (f.number == 2 && f.wire_type == PST_PBWIRE_LEN) fls = f.data, fls_len = f.len;
+    }
+    if (r < 0) return pst_kctx_error(c, PST_E_DATA_LOSS, "serialized is not a SequenceExample");
+    /* The context: as a single Example of those features. */
+    pst_pbwire_buf eb;
+    pst_pbwire_buf_init(&eb);
+    if (ctx) wrap(&eb, 1, ctx, ctx_len);
+    pst_tensor *cser = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), c->status);
+    if (cser == NULL || eb.failed || pst_tstring_set(pst_tensor_str(cser), eb.data, eb.len) < 0) {
+        pst_tensor_unref(cser);
+        pst_pbwire_buf_destroy(&eb);
+        return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+    }
+    pst_pbwire_buf_destroy(&eb);
+    parse_spec p = {.single = 1, .ns = ncs, .nd = ncd};
+    p.sparse_keys = key_list(c, 2, ncs);
+    p.dense_keys = key_list(c, 2 + ncs, ncd);
+    p.sparse_types = types_attr(c, "context_sparse_types", ncs);
+    p.dense_types = types_attr(c, "Tcontext_dense", ncd);
+    const pst_attr *cds = pst_kctx_attr(c, "context_dense_shapes");
+    p.dense_shapes = ncd && cds && cds->n == ncd ? cds->list.shape : NULL;
+    p.defaults = c->inputs + 2 + ncs + ncd + nfs + nfd;
+    int rc = 0;
+    if (!p.sparse_keys || !p.dense_keys || !p.sparse_types || !p.dense_types ||
+        (ncd && !p.dense_shapes))
+        rc = pst_kctx_error(c, PST_E_INVALID, "context keys, types or shapes do not match");
+    else
+        rc = parse_examples(c, cser, &p);
+    free(p.sparse_keys), free(p.dense_keys);
+    pst_tensor_unref(cser);
+    if (rc < 0) return rc;
+    /* Feature lists. */
+    int base = 3 * ncs + ncd;
+    const char **fkeys = key_list(c, 2 + ncs + ncd, nfs + nfd);
+    const pst_dtype *fst = types_attr(c, "feature_list_sparse_types", nfs);
+    const pst_dtype *fdt = types_attr(c, "feature_list_dense_types", nfd);
+    const pst_attr *fds = pst_kctx_attr(c, "feature_list_dense_shapes");
+    pst_example *ex = pst_example_new();
+    if (!fkeys || !fst || !fdt || !ex || (nfd && !(fds && fds->n == nfd))) {
+        free(fkeys);
+        pst_example_free(ex);
+        return pst_kctx_error(c, PST_E_INVALID, "feature list keys, types or shapes do not match");
+    }
+    for (int i = 0; i < nfs + nfd && rc == 0; i++) {
+        int sparse = i < nfs;
+        const char *key = fkeys[i];
+        pst_dtype dt = sparse ? fst[i] : fdt[i - nfs];
+        flist fl = {0};
+        int found = fls ? find_flist(fls, fls_len, key, &fl) : 0;
+        if (found < 0) {
+            rc = pst_kctx_error(c, PST_E_DATA_LOSS, "feature list '%s' is malformed", key);
+            break;
+        }
+        int64_t steps = found ? flist_steps(&fl, NULL, 0) : 0;
+        flist *sp = calloc((size_t)steps + 1, sizeof *sp);
+        if (sp == NULL || steps < 0) {
+            free(sp);
+            rc = pst_kctx_error(c, PST_E_DATA_LOSS, "feature list '%s' is malformed", key);
+            break;
+        }
+        if (found) flist_steps(&fl, sp, steps);
+        if (!sparse) { /* [steps] + shape */
+            pst_shape ds = fds->list.shape[i - nfs];
+            int64_t per = 1;
+            for (int d = 0; d < ds.rank; d++) per *= ds.dims[d] < 0 ? 0 : ds.dims[d];
+            int missing_ok = 0;
+            for (int64_t a = 0; a < assumed->n && assumed->dtype == PST_STRING; a++)
+                missing_ok |= pst_tensor_str(assumed)[a].p &&
+                              strcmp(pst_tensor_str(assumed)[a].p, key) == 0;
+            if (!found && !missing_ok) {
+                rc = pst_kctx_error(c, PST_E_INVALID, "feature list '%s' is required but could "
+                                    "not be found", key);
+            } else if (ds.rank + 1 > PST_MAX_RANK) {
+                rc = pst_kctx_error(c, PST_E_INVALID, "feature list '%s': rank too large", key);
+            } else {
+                pst_shape os = {.rank = ds.rank + 1};
+                os.dims[0] = steps;
+                memcpy(os.dims + 1, ds.dims, (size_t)ds.rank * sizeof *os.dims);
+                pst_tensor *o = pst_kctx_alloc_output(c, base + nfs * 2 + i, dt, os);
+                if (o == NULL) rc = c->status->code;
+                else if (dt == PST_STRING) memset(o->data, 0, o->nbytes);
+                for (int64_t t = 0; t < steps && rc == 0; t++) {
+                    const pst_example_feature *ft;
+                    if ((rc = parse_feature(ex, sp[t].data, sp[t].len, c->status)) < 0 ||
+                        (rc = feature_of(ex, "f", dt, t, &ft, c->status)) < 0)
+                        break;
+                    if (ft == NULL || (int64_t)ft->count != per) {
+                        rc = pst_kctx_error(c, PST_E_INVALID, "feature list '%s', step %lld: "
+                                            "%lld values, the shape needs %lld", key, (long long)t,
+                                            (long long)(ft ? (int64_t)ft->count : 0),
+                                            (long long)per);
+                        break;
+                    }
+                    rc = put_values(o, t * per, ft, 0, (size_t)per, c->status);
+                }
+            }
+        } else { /* indices [N, 2] (step, j), values [N], shape [steps, longest] */
+            int64_t total = 0, longest = 0;
+            for (int64_t t = 0; t < steps && rc == 0; t++) {
+                const pst_example_feature *ft;
+                if ((rc = parse_feature(ex, sp[t].data, sp[t].len, c->status)) < 0 ||
+                    (rc = feature_of(ex, "f", dt, t, &ft, c->status)) < 0)
+                    break;
+                int64_t k = ft ? (int64_t)ft->count : 0;
+                total += k;
+                if (k > longest) longest = k;
+            }
+            pst_tensor *ind = rc ? NULL : pst_kctx_alloc_output(c, base + i, PST_INT64,
+                                                                 pst_shape_2d(total, 2));
+            pst_tensor *val = rc ? NULL : pst_kctx_alloc_output(c, base + nfs + i, dt,
+                                                                 pst_shape_1d(total));
+            pst_tensor *shp = rc ? NULL : pst_kctx_alloc_output(c, base + 2 * nfs + i, PST_INT64,
+                                                                 pst_shape_1d(2));
+            if (rc == 0 && (!ind || !val || !shp)) rc = c->status->code;
+            if (rc == 0 && dt == PST_STRING) memset(val->data, 0, val->nbytes);
+            int64_t at = 0;
+            for (int64_t t = 0; t < steps && rc == 0; t++) {
+                const pst_example_feature *ft;
+                parse_feature(ex, sp[t].data, sp[t].len, c->status);
+                feature_of(ex, "f", dt, t, &ft, c->status);
+                size_t k = ft ? ft->count : 0;
+                for (size_t j = 0; j < k; j++) {
+                    pst_tensor_i64(ind)[2 * (at + (int64_t)j)] = t;
+                    pst_tensor_i64(ind)[2 * (at + (int64_t)j) + 1] = (int64_t)j;
+                }
+                if (k) rc = put_values(val, at, ft, 0, k, c->status);
+                at += (int64_t)k;
+            }
+            if (rc == 0) pst_tensor_i64(shp)[0] = steps, pst_tensor_i64(shp)[1] = longest;
+        }
+        free(sp);
+    }
+    free(fkeys);
+    pst_example_free(ex);
+    return rc;
+}
+
+static int seq_shape(pst_node *n, pst_status *st) {
+    int ncs = (int)pst_node_attr_i(n, "Ncontext_sparse", 0);
+    int ncd = (int)pst_node_attr_i(n, "Ncontext_dense", 0);
+    int nfs = (int)pst_node_attr_i(n, "Nfeature_list_sparse", 0);
+    int nfd = (int)pst_node_attr_i(n, "Nfeature_list_dense", 0);
+    const char *names[4] = {"context_sparse_types", "Tcontext_dense", "feature_list_sparse_types",
+                            "feature_list_dense_types"};
+    int counts[4] = {ncs, ncd, nfs, nfd};
+    const pst_attr *t[4];
+    for (int k = 0; k < 4; k++) {
+        t[k] = pst_node_attr(n, names[k]);
+        if (counts[k] < 0 || (counts[k] && (t[k] == NULL || t[k]->kind != PST_ATTR_LIST_TYPE ||
+                                            t[k]->n != counts[k])))
+            return pst_status_set(st, PST_E_INVALID, "%s does not list %d types", names[k],
+                                  counts[k]);
+    }
+    const pst_attr *cds = pst_node_attr(n, "context_dense_shapes");
+    const pst_attr *fds = pst_node_attr(n, "feature_list_dense_shapes");
+    if ((ncd && (!cds || cds->n != ncd)) || (nfd && (!fds || fds->n != nfd)))
+        return pst_status_set(st, PST_E_INVALID, "dense shapes do not match the dense counts");
+    pst_node_set_num_outputs(n, 3 * ncs + ncd + 3 * nfs + nfd);
+    int o = 0;
+    for (int i = 0; i < ncs; i++) {
+        pst_node_set_output(n, o + i, PST_INT64, pst_shape_2d(-1, 1));
+        pst_node_set_output(n, o + ncs + i, t[0]->list.type[i], pst_shape_1d(-1));
+        pst_node_set_output(n, o + 2 * ncs + i, PST_INT64, pst_shape_1d(1));
+    }
+    o += 3 * ncs;
+    for (int i = 0; i < ncd; i++) pst_node_set_output(n, o + i, t[1]->list.type[i], cds->list.shape[i]);
+    o += ncd;
+    for (int i = 0; i < nfs; i++) {
+        pst_node_set_output(n, o + i, PST_INT64, pst_shape_2d(-1, 2));
+        pst_node_set_output(n, o + nfs + i, t[2]->list.type[i], pst_shape_1d(-1));
+        pst_node_set_output(n, o + 2 * nfs + i, PST_INT64, pst_shape_1d(2));
+    }
+    o += 3 * nfs;
+    for (int i = 0; i < nfd; i++) {
+        pst_shape s = fds->list.shape[i];
+        if (s.rank >= 0 && s.rank < PST_MAX_RANK) {
+            memmove(s.dims + 1, s.dims, (size_t)s.rank * sizeof *s.dims);
+            s.dims[0] = -1;
+            s.rank++;
+        }
+        pst_node_set_output(n, o + i, t[3]->list.type[i], s);
+    }
+    return 0;
+}
+
 static int parse_shape(pst_node *n, pst_status *st) {
     int single = strcmp(n->op->name, "ParseSingleExample") == 0;
     int ns = (int)pst_node_attr_i(n, single ? "num_sparse" : "Nsparse", 0);
@@ -895,6 +1171,14 @@ static const pst_attr_spec csv_attrs[] = {
     {"OUT_TYPE", PST_ATTR_LIST_TYPE, 0}, {"field_delim", PST_ATTR_STRING, 0},
     {"use_quote_delim", PST_ATTR_BOOL, 0}, {"na_value", PST_ATTR_STRING, 0},
     {"select_cols", PST_ATTR_LIST_INT, 0}, {0}};
+static const pst_attr_spec seq_attrs[] = {
+    {"Ncontext_sparse", PST_ATTR_INT, 0},     {"Ncontext_dense", PST_ATTR_INT, 0},
+    {"Nfeature_list_sparse", PST_ATTR_INT, 0}, {"Nfeature_list_dense", PST_ATTR_INT, 0},
+    {"context_sparse_types", PST_ATTR_LIST_TYPE, 0}, {"Tcontext_dense", PST_ATTR_LIST_TYPE, 0},
+    {"feature_list_sparse_types", PST_ATTR_LIST_TYPE, 0},
+    {"feature_list_dense_types", PST_ATTR_LIST_TYPE, 0},
+    {"context_dense_shapes", PST_ATTR_LIST_SHAPE, 0},
+    {"feature_list_dense_shapes", PST_ATTR_LIST_SHAPE, 0}, {0}};
 static const pst_attr_spec image_attrs[] = {{"max_images", PST_ATTR_INT, 0},
                                             {"T", PST_ATTR_TYPE, 0},
                                             {"bad_color", PST_ATTR_TENSOR, 0},
@@ -923,6 +1207,9 @@ static const pst_op_def io_ops[] = {
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "MatchingFiles", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .shape = matching_files_shape, .kernel = matching_files_kernel, .flags = IOF},
+    {.name = "ParseSingleSequenceExample", .min_inputs = 3, .max_inputs = -1, .n_outputs = -1,
+     .attrs = seq_attrs, .shape = seq_shape, .kernel = seq_kernel,
+     .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "DecodeCSV", .min_inputs = 2, .max_inputs = -1, .n_outputs = -1,
      .attrs = csv_attrs, .shape = decode_csv_shape, .kernel = decode_csv_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},

@@ -16,6 +16,10 @@
  *                                         with defaults; a first dim of -1 is
  *                                         FixedLenSequenceFeature, padded with the default)
  *                                         and sparse (indices, values, dense shape) triples
+ *     ParseSingleSequenceExample          tf.train.SequenceExample: context features as
+ *                                         ParseSingleExample's, feature lists as [steps, ...]
+ *                                         dense tensors (missing: an error, or empty when
+ *                                         listed as assumed empty) and (step, j) sparse ones
  *     DecodeCSV                           text lines -> one tensor per column (defaults,
  *                                         quotes, na_value, select_cols)
  *     ImageSummary                        a Summary with PNG images (uint8 as is, floats
