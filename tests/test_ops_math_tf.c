@@ -288,7 +288,7 @@ START_TEST(test_lstm_block_cell) {
         pst_output in[8];
         pst_tensor *v[8];
         for (int k = 0; k < 8; k++) {
-            char nm[8];
+            char nm[32];
             snprintf(nm, sizeof nm, "in%d", k);
             in[k] = pst_placeholder(g, nm, PST_DOUBLE, shp[k]);
             v[k] = pst_test_rand(PST_DOUBLE, shp[k], 40 + (uint64_t)k, -1, 1);
