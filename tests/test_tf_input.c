@@ -24,6 +24,13 @@ static char *testdata(const char *rel) {
     return buf;
 }
 
+/* Creates an empty file from a mkstemp pattern. */
+static void tmp_file(char *pattern) {
+    int fd = mkstemp(pattern);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
 /* ---- A queue graph: queue, enqueue of a fed int32 scalar, dequeues, close, size --------- */
 typedef struct qgraph {
     pst_graph *g;
@@ -808,23 +815,25 @@ static pst_imported *load_gkchai(pst_node **train, pst_output *loss) {
     return m;
 }
 
-static int start_on(pst_imported *m, const char *path) {
+/* Starts m's queue runners, its readers pointed at path (n_lists file lists replaced). */
+static int start_on_n(pst_imported *m, const char *path, int n_lists) {
     pst_status st = {0};
     pst_feed *files;
     int nfiles;
     ck_assert_int_eq(pst_imported_reader_files(m, path, &files, &nfiles, &st), 0);
-    ck_assert_int_eq(nfiles, 2); /* the train and the test pipelines' file lists */
+    ck_assert_int_eq(nfiles, n_lists);
     int rc = pst_imported_start_queue_runners(m, files, nfiles, &st);
     for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
     free(files);
     return rc;
 }
 
+/* 19_gkchai: the train and the test pipelines' file lists. */
+static int start_on(pst_imported *m, const char *path) { return start_on_n(m, path, 2); }
+
 START_TEST(test_gkchai_trains_from_its_reader) {
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    tmp_file(path);
     write_gestures(path, 64);
     pst_node *train;
     pst_output loss;
@@ -870,9 +879,7 @@ START_TEST(test_synthetic_records_match_parse) {
     pst_output loss;
     pst_imported *m = load_gkchai(&train, &loss);
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    tmp_file(path);
     pst_status st = {0};
     int nfeat = 0;
     ck_assert_msg(pst_imported_synthetic_records(m, path, 8, &nfeat, &st) == 0, "%s", st.msg);
@@ -909,19 +916,11 @@ START_TEST(test_quantumedic_shuffle_batch) {
     ck_assert_ptr_nonnull(batch);
     ck_assert_int_eq(pst_imported_uses_queues(m, &batch, 1), 1);
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    tmp_file(path);
     int nfeat = 0;
     ck_assert_msg(pst_imported_synthetic_records(m, path, 16, &nfeat, &st) == 0, "%s", st.msg);
     ck_assert_int_eq(nfeat, 2);
-    pst_feed *files;
-    int nfiles;
-    ck_assert_int_eq(pst_imported_reader_files(m, path, &files, &nfiles, &st), 0);
-    ck_assert_int_eq(nfiles, 1); /* both readers take input_producer_1's file names */
-    ck_assert_msg(pst_imported_start_queue_runners(m, files, nfiles, &st) == 0, "%s", st.msg);
-    for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
-    free(files);
+    ck_assert_int_eq(start_on_n(m, path, 1), 0); /* both readers take input_producer_1's */
     pst_output f[2] = {pst_out(batch, 0), pst_out(batch, 1)};
     pst_tensor *out[2];
     for (int k = 0; k < 2; k++) {
@@ -974,9 +973,7 @@ START_TEST(test_adopted_enqueue_ops) {
     pst_assign_add(g, total, pst_reduce_sum(g, batch, 0, NULL, 0, NULL), "step");
     ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    tmp_file(path);
     pst_status st = {0};
     ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
                   st.msg);
@@ -1023,9 +1020,7 @@ static char *run_cmd(const char *cmd, int *status) {
 
 START_TEST(test_pstrain_train_records) {
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    tmp_file(path);
     write_gestures(path, 64);
     const char *bin = getenv("PST_BINARY_DIR");
     char meta[4096], cmd[9000];
