@@ -1006,6 +1006,78 @@ START_TEST(test_adopted_enqueue_ops) {
 }
 END_TEST
 
+/* A graph reading SequenceExamples: pstrain's synthetic records hold its context feature and
+ * its feature list (2 steps), and its own parse reads them back. */
+START_TEST(test_synthetic_sequence_examples) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_dtype ts = PST_STRING;
+    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", "files");
+    pst_nb_attr_list_type(b, "component_types", 1, &ts);
+    pst_output q = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "QueueEnqueueManyV2", "fill");
+    pst_nb_input(b, q);
+    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){"data.tfrecord"}), "names"));
+    pst_nb_finish(b);
+    b = pst_nb_new(g, "TFRecordReaderV2", "reader");
+    pst_output rd = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "ReaderReadV2", "read");
+    pst_nb_input(b, rd);
+    pst_nb_input(b, q);
+    pst_output value = pst_out(pst_nb_finish(b), 1);
+    b = pst_nb_new(g, "ParseSingleSequenceExample", "seq");
+    pst_nb_input(b, value);
+    pst_nb_input(b, cst(g, pst_tensor_from_strs(0, NULL), "assumed"));
+    pst_nb_input(b, cst(g, pst_tensor_scalar_str("len"), "ck"));
+    pst_nb_input(b, cst(g, pst_tensor_scalar_str("x"), "fk"));
+    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "cdef"));
+    pst_nb_input(b, cst(g, pst_tensor_scalar_str(""), "debug"));
+    pst_nb_attr_i(b, "Ncontext_dense", 1);
+    pst_nb_attr_i(b, "Nfeature_list_dense", 1);
+    pst_nb_attr_list_type(b, "Tcontext_dense", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_type(b, "feature_list_dense_types", 1, (pst_dtype[]){PST_FLOAT});
+    pst_nb_attr_list_shape(b, "context_dense_shapes", 1, (pst_shape[]){pst_shape_scalar()});
+    pst_nb_attr_list_shape(b, "feature_list_dense_shapes", 1, (pst_shape[]){pst_shape_1d(3)});
+    pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    char meta[] = "/tmp/pst_tfinput_XXXXXX", path[] = "/tmp/pst_tfinput_XXXXXX";
+    tmp_file(meta);
+    tmp_file(path);
+    pst_status st = {0};
+    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, meta, &st) == 0, "%s",
+                  st.msg);
+    pst_graph_free(g);
+    pst_imported *m = pst_imported_load(meta, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    int nfeat = 0;
+    ck_assert_msg(pst_imported_synthetic_records(m, path, 4, &nfeat, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(nfeat, 2);
+    pst_feed *files;
+    int nfiles;
+    ck_assert_int_eq(pst_imported_reader_files(m, path, &files, &nfiles, &st), 0);
+    ck_assert_int_eq(nfiles, 1);
+    pst_graph *h = pst_imported_graph(m);
+    pst_node *fill = pst_graph_find(h, "fill");
+    ck_assert_msg(pst_session_run(pst_imported_session(m), files, 1, NULL, 0, &fill, 1, NULL, &st)
+                  == 0, "%s", st.msg);
+    pst_tensor_unref(files[0].value);
+    free(files);
+    pst_node *seq = pst_graph_find(h, "seq");
+    pst_output f[2] = {pst_out(seq, 0), pst_out(seq, 1)};
+    pst_tensor *out[2];
+    ck_assert_msg(pst_session_run(pst_imported_session(m), NULL, 0, f, 2, NULL, 0, out, &st) == 0,
+                  "%s", st.msg);
+    ck_assert_int_eq(out[0]->shape.rank, 0);
+    PST_ASSERT_TENSOR(out[1], 2, ((int64_t[]){2, 3}), ((double[]){0.5, 0.5, 0.5, 0.5, 0.5, 0.5}),
+                      0);
+    pst_tensor_unref(out[0]);
+    pst_tensor_unref(out[1]);
+    pst_imported_free(m);
+    unlink(meta);
+    unlink(path);
+}
+END_TEST
+
 /* The command line: pstrain train --meta on a graph reading its own input, pointed at a file;
  * and pstrain meta check on synthetic records. */
 static char *run_cmd(const char *cmd, int *status) {
@@ -1066,6 +1138,7 @@ int main(void) {
     tcase_add_test(tc, test_pstrain_train_records);
     tcase_add_test(tc, test_quantumedic_shuffle_batch);
     tcase_add_test(tc, test_adopted_enqueue_ops);
+    tcase_add_test(tc, test_synthetic_sequence_examples);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

@@ -78,7 +78,9 @@ int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feed
  * readers: tf.train.Examples holding every feature the ParseExample / ParseSingleExample ops
  * downstream of the readers ask for (looking through reshapes and queues): floats in
  * [0.25, 0.75), int64 class ids 0 and 1, bytes as long as a DecodeRaw and the Reshape after it
- * need; a first dim of -1 gets 2 rows, sparse features 2 values. FixedLengthRecordReader:
+ * need; a first dim of -1 gets 2 rows, sparse features 2 values; for a
+ * ParseSingleSequenceExample, SequenceExamples with those context features and feature lists
+ * of 2 steps. FixedLengthRecordReader:
  * header, records of record_bytes bytes 0 and 1 (valid labels and pixels), footer.
  * TextLineReader: the header lines it skips, then lines of as many comma-separated fields as
  * its DecodeCSV has columns (0/1, 0.5, or a letter by column type). *n_features (optional):

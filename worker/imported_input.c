@@ -95,6 +95,7 @@ typedef struct feat {
     pst_dtype dt;
     pst_shape shape;   /* per example; a first dim of -1: variable length */
     int sparse;
+    int list;          /* a SequenceExample feature list (shape: one step's) */
     int64_t raw_bytes; /* string features decoded by DecodeRaw: the bytes one needs */
 } feat;
 
@@ -104,10 +105,10 @@ typedef struct walk {
     int nf, cap;
 } walk;
 
-static void add_feat(walk *w, const char *key, pst_dtype dt, pst_shape s, int sparse,
-                     int64_t raw) {
+static feat *add_feat(walk *w, const char *key, pst_dtype dt, pst_shape s, int sparse,
+                      int64_t raw) {
     for (int i = 0; i < w->nf; i++)
-        if (strcmp(w->f[i].key, key) == 0) return;
+        if (strcmp(w->f[i].key, key) == 0) return &w->f[i];
     if (w->nf == w->cap) {
         w->cap = w->cap ? 2 * w->cap : 8;
         w->f = realloc(w->f, (size_t)w->cap * sizeof *w->f);
@@ -120,6 +121,7 @@ static void add_feat(walk *w, const char *key, pst_dtype dt, pst_shape s, int sp
     f->shape = s;
     f->sparse = sparse;
     f->raw_bytes = raw;
+    return f;
 }
 
 /* Calls visit on every consumer (node, input index) of output o, looking through pass ops
@@ -175,8 +177,37 @@ static const char *const_str(const pst_node *n, int i) {
                                                                             : NULL;
 }
 
+/* ParseSingleSequenceExample: context features as an Example's, feature lists marked. */
+static int find_parse_seq(walk *w, pst_node *n) {
+    int ncs = (int)pst_node_attr_i(n, "Ncontext_sparse", 0);
+    int ncd = (int)pst_node_attr_i(n, "Ncontext_dense", 0);
+    int nfs = (int)pst_node_attr_i(n, "Nfeature_list_sparse", 0);
+    int nfd = (int)pst_node_attr_i(n, "Nfeature_list_dense", 0);
+    const pst_attr *t[4] = {pst_node_attr(n, "context_sparse_types"),
+                            pst_node_attr(n, "Tcontext_dense"),
+                            pst_node_attr(n, "feature_list_sparse_types"),
+                            pst_node_attr(n, "feature_list_dense_types")};
+    const pst_attr *cds = pst_node_attr(n, "context_dense_shapes");
+    const pst_attr *fds = pst_node_attr(n, "feature_list_dense_shapes");
+    int counts[4] = {ncs, ncd, nfs, nfd}, at = 2;
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < counts[k]; i++) {
+            const char *key = const_str(n, at + i);
+            if (key == NULL || t[k] == NULL || i >= t[k]->n) continue;
+            const pst_attr *sh = k == 1 ? cds : k == 3 ? fds : NULL;
+            pst_shape s = sh && i < sh->n ? sh->list.shape[i] : pst_shape_1d(2);
+            feat *f = add_feat(w, key, t[k]->list.type[i], s, k == 0 || k == 2, 0);
+            f->list = k >= 2;
+        }
+        at += counts[k];
+    }
+    return 1;
+}
+
 static int find_parse(walk *w, pst_node *n, int input, void *ctx) {
     (void)ctx;
+    if (input == 0 && strcmp(n->op->name, "ParseSingleSequenceExample") == 0)
+        return find_parse_seq(w, n);
     int single = strcmp(n->op->name, "ParseSingleExample") == 0;
     if (input != 0 || (!single && strcmp(n->op->name, "ParseExample") != 0)) return 0;
     int ns = (int)pst_node_attr_i(n, single ? "num_sparse" : "Nsparse", 0);
@@ -255,6 +286,48 @@ static int write_plain(walk *w, pst_node *reader_op, pst_output value, const cha
     return 0;
 }
 
+/* A SequenceExample's feature_lists (field 2) for the list features: 2 steps each, a step
+ * being one Feature of the step shape's values (0.5, class ids 0/1, or short bytes). */
+static void put_feature_lists(pst_pbwire_buf *b, const feat *fs, int nf, int r) {
+    int any = 0;
+    for (int i = 0; i < nf; i++) any |= fs[i].list;
+    if (!any) return;
+    size_t lists = pst_pbwire_begin(b, 2);
+    for (int i = 0; i < nf; i++) {
+        const feat *f = &fs[i];
+        if (!f->list) continue;
+        int64_t n = 1;
+        for (int d = 0; d < f->shape.rank; d++) n *= f->shape.dims[d] < 0 ? 2 : f->shape.dims[d];
+        if (n > 4096) n = 4096;
+        size_t entry = pst_pbwire_begin(b, 1);
+        pst_pbwire_put_string(b, 1, f->key);
+        size_t list = pst_pbwire_begin(b, 2);
+        for (int step = 0; step < 2; step++) {
+            size_t feature = pst_pbwire_begin(b, 1);
+            if (f->dt == PST_STRING) {
+                size_t bl = pst_pbwire_begin(b, 1);
+                for (int64_t j = 0; j < n; j++) pst_pbwire_put_bytes(b, 1, "ab", 2);
+                pst_pbwire_end(b, bl);
+            } else {
+                size_t vl = pst_pbwire_begin(b, f->dt == PST_FLOAT ? 2 : 3);
+                size_t packed = pst_pbwire_begin(b, 1);
+                for (int64_t j = 0; j < n; j++) {
+                    if (f->dt == PST_FLOAT)
+                        pst_pbwire_put_raw(b, (const uint8_t[]){0, 0, 0, 0x3f}, 4); /* 0.5 */
+                    else
+                        pst_pbwire_put_rawvarint(b, (uint64_t)((r + step + j) % 2));
+                }
+                pst_pbwire_end(b, packed);
+                pst_pbwire_end(b, vl);
+            }
+            pst_pbwire_end(b, feature);
+        }
+        pst_pbwire_end(b, list);
+        pst_pbwire_end(b, entry);
+    }
+    pst_pbwire_end(b, lists);
+}
+
 int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_records,
                                    int *n_features, pst_status *st) {
     walk w = {.g = pst_imported_graph(m)};
@@ -278,6 +351,7 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
         pst_example_clear(ex);
         for (int i = 0; i < w.nf && rc == 0; i++) {
             feat *f = &w.f[i];
+            if (f->list) continue;
             int64_t n = 1;
             for (int d = 0; d < f->shape.rank; d++) n *= f->shape.dims[d] < 0 ? 2 : f->shape.dims[d];
             if (n > (1 << 24)) n = 1 << 24;
@@ -309,7 +383,8 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
             }
         }
         pst_pbwire_buf_reset(&b);
-        if (rc == 0) rc = pst_example_encode(ex, &b, st);
+        if (rc == 0) rc = pst_example_encode(ex, &b, st); /* an Example, or the context */
+        if (rc == 0) put_feature_lists(&b, w.f, w.nf, r);
         if (rc == 0) rc = pst_tfrecord_writer_write(wr, b.data, b.len, st);
     }
     if (wr && rc == 0) rc = pst_tfrecord_writer_close(wr, st);
