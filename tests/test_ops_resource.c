@@ -359,6 +359,61 @@ START_TEST(test_centered_rmsprop_and_scatter_update) {
 }
 END_TEST
 
+/* AdaMax, AddSign, PowerSign and the proximal optimizers, one step each on VariableV2s
+ * (var 1 and -2, slots 0.1, gradient 0.5 and -0.25) against TF's formulas. */
+START_TEST(test_adamax_sign_proximal) {
+    const char *ops[] = {"ApplyAdaMax", "ApplyAddSign", "ApplyPowerSign",
+                         "ApplyProximalGradientDescent", "ApplyProximalAdagrad"};
+    float w0[2] = {1, -2}, gr[2] = {0.5f, -0.25f}, tenth[2] = {.1f, .1f};
+    for (int k = 0; k < 5; k++) {
+        pst_graph *g = pst_graph_new();
+        int n_refs = k == 0 ? 3 : k == 3 ? 1 : 2;
+        pst_output r[3];
+        pst_node *init[3];
+        for (int i = 0; i < n_refs; i++) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "v%d", i);
+            r[i] = pst_variable_v2(g, nm, PST_FLOAT, pst_shape_1d(2));
+            init[i] = pst_assign(g, r[i], fvec(g, pst_shape_1d(2), i == 0 ? w0 : tenth), NULL).node;
+        }
+        pst_output c[5];
+        const double hv[5][5] = {{0.5, 0.1, 0.9, 0.99, 1e-3}, {0.1, 1, 0.5, 0.9}, {0.1, 0.7, 0.5, 0.9},
+                                 {0.1, 0.05, 0.2}, {0.1, 0.05, 0.2}};
+        const int nh[5] = {5, 4, 4, 3, 3};
+        for (int i = 0; i < nh[k]; i++) c[i] = pst_const_scalar(g, PST_FLOAT, hv[k][i], NULL);
+        pst_output in[10];
+        int n = 0;
+        for (int i = 0; i < n_refs; i++) in[n++] = r[i];
+        for (int i = 0; i < nh[k]; i++) in[n++] = c[i];
+        in[n++] = fvec(g, pst_shape_1d(2), gr);
+        pst_node *ap = node(g, ops[k], NULL, n, in);
+        pst_status st = {0};
+        pst_session *s = pst_session_new(g, NULL, &st);
+        run_targets(s, n_refs, init);
+        pst_tensor *o = fetch(s, pst_out(ap, 0));
+        for (int i = 0; i < 2; i++) {
+            double x = w0[i], gg = gr[i], want, sg = gg > 0 ? 1 : -1;
+            const double *h = hv[k];
+            if (k == 0) {
+                double m = h[2] * 0.1 + (1 - h[2]) * gg, v = fmax(h[3] * 0.1, fabs(gg));
+                want = x - h[1] / (1 - h[0]) * m / (v + h[4]);
+            } else if (k <= 2) {
+                double m = h[3] * 0.1 + (1 - h[3]) * gg, sm = m > 0 ? 1 : -1;
+                want = x - h[0] * gg * (k == 1 ? h[1] + h[2] * sg * sm : exp(h[1] * h[2] * sg * sm));
+            } else {
+                double lr = k == 3 ? h[0] : h[0] / sqrt(0.1 + gg * gg), p = x - lr * gg;
+                want = (p > 0 ? 1 : -1) * fmax(fabs(p) - lr * h[1], 0) / (1 + lr * h[2]);
+            }
+            ck_assert_msg(fabs(pst_tensor_f32(o)[i] - want) < 1e-5, "%s element %d: %g want %g", ops[k], i,
+                          pst_tensor_f32(o)[i], want);
+        }
+        pst_tensor_unref(o);
+        pst_session_free(s);
+        pst_graph_free(g);
+    }
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_resource");
@@ -368,6 +423,7 @@ int main(void) {
     tcase_add_test(tc, test_read_variable_gradient);
     tcase_add_test(tc, test_ftrl_adadelta_sparse_apply);
     tcase_add_test(tc, test_centered_rmsprop_and_scatter_update);
+    tcase_add_test(tc, test_adamax_sign_proximal);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

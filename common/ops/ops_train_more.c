@@ -1,4 +1,5 @@
-/* More optimizer apply ops, as TF 1.x graphs hold them: centered RMSProp (DQN's), FTRL (ApplyFtrl, ApplyFtrlV2, the
+/* More optimizer apply ops, as TF 1.x graphs hold them: AdaMax, AddSign, PowerSign, proximal
+ * gradient descent and Adagrad, centered RMSProp (DQN's), FTRL (ApplyFtrl, ApplyFtrlV2, the
  * default of Estimators' linear models), Adadelta (ApplyAdadelta), the row-wise sparse
  * updates of embeddings trained through tf.gather (SparseApply{Momentum,Adagrad,RMSProp,Ftrl,
  * FtrlV2,Adadelta}), and every one of them again on resource variables (ResourceApply...,
@@ -9,6 +10,11 @@
  *   RMSProp   ms = rho ms + (1-rho) g^2; mom = m mom + lr g / sqrt(ms + eps); var -= mom
  *   Centered RMSProp  mg = rho mg + (1-rho) g; ms as RMSProp;
  *             mom = m mom + lr g / sqrt(ms - mg^2 + eps); var -= mom
+ *   AdaMax    m = b1 m + (1-b1) g; v = max(b2 v, |g|); var -= lr / (1 - b1^t) m / (v + eps)
+ *   AddSign / PowerSign  m = beta m + (1-beta) g; var -= lr g (alpha + d sign(g) sign(m)) /
+ *             lr g exp(logbase d sign(g) sign(m))
+ *   Proximal GD / Adagrad  var = prox(var - lr g) with lr / sqrt(accum) for Adagrad, where
+ *             prox(v) = sign(v) max(|v| - lr l1, 0) / (1 + lr l2)
  *   Adadelta  accum = rho accum + (1-rho) g^2; u = sqrt(upd + eps) / sqrt(accum + eps) g;
  *             upd = rho upd + (1-rho) u^2; var -= lr u
  *   Ftrl      (g' = g + 2 l2_shrinkage var for V2) n = accum + g^2;
@@ -25,7 +31,15 @@
 #include "ops.h"
 #include "varstore.h"
 
-enum { OPT_MOMENTUM, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_FTRL, OPT_FTRL_V2, OPT_CRMSPROP };
+enum { OPT_MOMENTUM, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_FTRL, OPT_FTRL_V2, OPT_CRMSPROP,
+       OPT_ADAMAX, OPT_ADDSIGN, OPT_POWERSIGN, OPT_PROX_GD, OPT_PROX_ADAGRAD };
+
+static double sgn(double v) { return (v > 0) - (v < 0); }
+
+/* The proximal step: soft-threshold by l1, shrink by l2 (lr the step's rate). */
+static double prox(double v, double lr, double l1, double l2) {
+    return sgn(v) * fmax(fabs(v) - lr * l1, 0) / (1 + lr * l2);
+}
 
 /* One element: x[0] the variable, x[1..3] its slots; h the scalar hyperparameters in the
  * op's input order; flag: use_nesterov (Momentum) or update_slots (Adagrad). */
@@ -50,6 +64,26 @@ static void update(int opt, double *x, double g, const double *h, int flag) {
         x[3] = h[2] * x[3] + h[0] * g / sqrt(x[2] - x[1] * x[1] + h[3]);
         x[0] -= x[3];
         break;
+    case OPT_ADAMAX: /* beta1_power, lr, beta1, beta2, epsilon; x: var, m, v */
+        x[1] = h[2] * x[1] + (1 - h[2]) * g;
+        x[2] = fmax(h[3] * x[2], fabs(g));
+        x[0] -= h[1] / (1 - h[0]) * x[1] / (x[2] + h[4]);
+        break;
+    case OPT_ADDSIGN:   /* lr, alpha, sign_decay, beta */
+    case OPT_POWERSIGN: /* lr, logbase, sign_decay, beta */
+        x[1] = h[3] * x[1] + (1 - h[3]) * g;
+        x[0] -= h[0] * g * (opt == OPT_ADDSIGN ? h[1] + h[2] * sgn(g) * sgn(x[1])
+                                               : exp(h[1] * h[2] * sgn(g) * sgn(x[1])));
+        break;
+    case OPT_PROX_GD: /* alpha, l1, l2 */
+        x[0] = prox(x[0] - h[0] * g, h[0], h[1], h[2]);
+        break;
+    case OPT_PROX_ADAGRAD: { /* lr, l1, l2 */
+        x[1] += g * g;
+        double lr = h[0] / sqrt(x[1]);
+        x[0] = prox(x[0] - lr * g, lr, h[1], h[2]);
+        break;
+    }
     case OPT_ADADELTA: { /* lr, rho, epsilon */
         x[1] = h[1] * x[1] + (1 - h[1]) * g * g;
         double u = sqrt(x[2] + h[2]) / sqrt(x[1] + h[2]) * g;
@@ -89,6 +123,13 @@ static const apply_def defs[] = {
     {"SparseApplyFtrlV2", OPT_FTRL_V2, 10, 3, 3, 4, {5, 6, 7, 8, 9}, 5},
     {"ApplyCenteredRMSProp", OPT_CRMSPROP, 9, 4, 8, -1, {4, 5, 6, 7}, 4},
     {"SparseApplyCenteredRMSProp", OPT_CRMSPROP, 10, 4, 8, 9, {4, 5, 6, 7}, 4},
+    {"ApplyAdaMax", OPT_ADAMAX, 9, 3, 8, -1, {3, 4, 5, 6, 7}, 5},
+    {"ApplyAddSign", OPT_ADDSIGN, 7, 2, 6, -1, {2, 3, 4, 5}, 4},
+    {"ApplyPowerSign", OPT_POWERSIGN, 7, 2, 6, -1, {2, 3, 4, 5}, 4},
+    {"ApplyProximalGradientDescent", OPT_PROX_GD, 5, 1, 4, -1, {1, 2, 3}, 3},
+    {"ApplyProximalAdagrad", OPT_PROX_ADAGRAD, 6, 2, 5, -1, {2, 3, 4}, 3},
+    {"SparseApplyProximalGradientDescent", OPT_PROX_GD, 6, 1, 4, 5, {1, 2, 3}, 3},
+    {"SparseApplyProximalAdagrad", OPT_PROX_ADAGRAD, 7, 2, 5, 6, {2, 3, 4}, 3},
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
