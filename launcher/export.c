@@ -79,7 +79,7 @@ static int export_saved_model(int argc, char **argv) {
     struct stat sb;
     if (net == NULL) {
         pst_status_set(&st, PST_E_INVALID, "--model: unknown model '%s' (softmax, mlp, "
-                       "simple_cnn, cnn5, lenet5, vgg16)", f.model);
+                       "simple_cnn, cnn5, lenet5, vgg16, bag_of_ids)", f.model);
         goto done;
     }
     snprintf(prefix, sizeof prefix, "%s", ckpt);

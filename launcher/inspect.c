@@ -58,7 +58,7 @@ static int placement_dry_run(const char *path) {
     const pst_net_def *net = pst_net_lookup(f.model);
     if (net == NULL) {
         pst_status_set(&st, PST_E_INVALID, "%s: unknown model '%s' (softmax, mlp, simple_cnn, "
-                       "cnn5, lenet5, vgg16)", path, f.model);
+                       "cnn5, lenet5, vgg16, bag_of_ids)", path, f.model);
         goto done;
     }
     if (f.job_workers < 1) {

@@ -63,7 +63,7 @@ int pst_cmd_meta_export(int argc, char **argv) {
     const pst_net_def *net = pst_net_lookup(f.model);
     if (net == NULL) {
         pst_status_set(&st, PST_E_INVALID, "--model: unknown model '%s' (softmax, mlp, "
-                       "simple_cnn, cnn5, lenet5, vgg16)", f.model);
+                       "simple_cnn, cnn5, lenet5, vgg16, bag_of_ids)", f.model);
         goto done;
     }
     if (pst_worker_build_model_on_ps(&f, net, num_ps, &m, &rs, &st) < 0) goto done;
