@@ -11,7 +11,7 @@ shift || true
 # python3-protobuf and libprotobuf-dev (google/protobuf/any.proto) let tests/tf_defs_check.py
 # decode pstrain's graphs and checkpoints with TensorFlow's own .proto files.
 PKGS="build-essential cmake pkg-config libopenblas-dev zlib1g-dev check libsubunit-dev
-      libcjson-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
+      libcjson-dev libsnappy-dev libjpeg-dev libpng-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
       dataset-fashion-mnist clang libclang-rt-14-dev protobuf-compiler python3
       python3-protobuf libprotobuf-dev openssh-server libopenmpi-dev openmpi-bin"
 # A single-node Slurm for tests/test_slurm.sh (about 3 MB). Debian starts a package's services

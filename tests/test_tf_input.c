@@ -11,6 +11,7 @@
 
 #include "example.h"
 #include "imported.h"
+#include "image_ops.h"
 #include "io_ops.h"
 #include "metagraph.h"
 #include "op.h"
@@ -765,6 +766,54 @@ START_TEST(test_parse_single_sequence_example) {
 }
 END_TEST
 
+static void ch3(pst_node_builder *b) { pst_nb_attr_i(b, "channels", 3); }
+
+/* An image file read whole and decoded (PNG exactly, JPEG within its loss). */
+static pst_tensor *decode_file(const char *op, const char *path, pst_status *st) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    pst_tensor *c = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), st);
+    pst_tstring_set(pst_tensor_str(c), buf, n);
+    return run_op(op, 1, &c, ch3, st);
+}
+
+START_TEST(test_decode_png_jpeg) {
+    pst_io_ops_init();
+    char path[] = "/tmp/pst_tfinput_XXXXXX";
+    tmp_file(path);
+    uint8_t px[4 * 3 * 3];
+    for (int i = 0; i < 36; i++) px[i] = (uint8_t)(i * 7);
+    pst_status st = {0};
+    ck_assert_msg(pst_image_write(path, 0, px, 4, 3, 3, &st) == 0, "%s", st.msg);
+    pst_tensor *t = decode_file("DecodePng", path, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    ck_assert_int_eq(t->shape.dims[0], 4);
+    ck_assert_int_eq(t->shape.dims[1], 3);
+    ck_assert_int_eq(t->shape.dims[2], 3);
+    ck_assert_int_eq(memcmp(t->data, px, 36), 0);
+    pst_tensor_unref(t);
+    uint8_t gray[16 * 16];
+    memset(gray, 100, sizeof gray);
+    ck_assert_msg(pst_image_write(path, 1, gray, 16, 16, 1, &st) == 0, "%s", st.msg);
+    t = decode_file("DecodeJpeg", path, &st); /* channels 3 from a grayscale JPEG */
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    ck_assert_int_eq(t->n, 16 * 16 * 3);
+    for (int64_t i = 0; i < t->n; i++) ck_assert_int_le(abs((int)pst_tensor_u8(t)[i] - 100), 2);
+    pst_tensor_unref(t);
+    pst_tensor *bad = pst_tensor_scalar_str("not an image");
+    ck_assert_ptr_null(run_op("DecodeJpeg", 1, &bad, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "invalid JPEG data"), "%s", st.msg);
+    st = (pst_status){0};
+    bad = pst_tensor_scalar_str("not an image");
+    ck_assert_ptr_null(run_op("DecodePng", 1, &bad, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "invalid PNG data"), "%s", st.msg);
+    unlink(path);
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -1132,6 +1181,7 @@ int main(void) {
     tcase_add_test(tc, test_sparse_to_dense_string_to_number_contrast);
     tcase_add_test(tc, test_matching_files);
     tcase_add_test(tc, test_parse_single_sequence_example);
+    tcase_add_test(tc, test_decode_png_jpeg);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);

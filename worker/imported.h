@@ -83,7 +83,8 @@ int pst_imported_reader_files(pst_imported *m, const char *path, pst_feed **feed
  * of 2 steps. FixedLengthRecordReader:
  * header, records of record_bytes bytes 0 and 1 (valid labels and pixels), footer.
  * TextLineReader: the header lines it skips, then lines of as many comma-separated fields as
- * its DecodeCSV has columns (0/1, 0.5, or a letter by column type). *n_features (optional):
+ * its DecodeCSV has columns (0/1, 0.5, or a letter by column type). WholeFileReader: one
+ * 32x32 JPEG or PNG image when a DecodeJpeg / DecodePng reads it (each read gives it again). *n_features (optional):
  * how many features (columns) were found. */
 int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_records,
                                    int *n_features, pst_status *st);

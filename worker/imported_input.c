@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "example.h"
+#include "image_ops.h"
 #include "imported.h"
 #include "op.h"
 #include "tfrecord.h"
@@ -251,12 +252,41 @@ static int find_csv(walk *w, pst_node *n, int input, void *ctx) {
     return 1;
 }
 
+/* DecodeJpeg / DecodePng downstream of a whole-file reader: which, and its channels. */
+static int find_image(walk *w, pst_node *n, int input, void *ctx) {
+    int *kind = ctx; /* [0]: 1 jpeg, 2 png; [1]: channels */
+    (void)w;
+    if (input != 0 || kind[0]) return 0;
+    if (strcmp(n->op->name, "DecodeJpeg") == 0) kind[0] = 1;
+    else if (strcmp(n->op->name, "DecodePng") == 0) kind[0] = 2;
+    else return 0;
+    kind[1] = (int)pst_node_attr_i(n, "channels", 0);
+    return 1;
+}
+
 /* Raw files for FixedLengthRecordReader (bytes 0 and 1: valid labels and pixels) and lines of
  * 0/1 fields for TextLineReader + DecodeCSV. */
 static int write_plain(walk *w, pst_node *reader_op, pst_output value, const char *path,
                        int n_records, int *n_features, pst_status *st) {
     FILE *f = fopen(path, "wb");
     if (f == NULL) return pst_status_set(st, PST_E_IO, "cannot write %s", path);
+    if (strncmp(reader_op->op->name, "WholeFile", 9) == 0) { /* one image, else text */
+        int kind[2] = {0, 0};
+        downstream(w, value, 0, find_image, kind);
+        fclose(f);
+        if (n_features) *n_features = kind[0] ? 1 : 0;
+        if (kind[0] == 0) {
+            FILE *t = fopen(path, "wb");
+            if (t == NULL || fputs("0 1\n", t) < 0 || fclose(t) != 0)
+                return pst_status_set(st, PST_E_IO, "cannot write %s", path);
+            return 0;
+        }
+        int ch = kind[1] == 1 ? 1 : kind[1] == 4 && kind[0] == 2 ? 4 : 3;
+        uint8_t px[32 * 32 * 4];
+        for (int i = 0; i < 32 * 32 * ch; i++) px[i] = (uint8_t)((i * 37) % 256);
+        (void)n_records;
+        return pst_image_write(path, kind[0] == 1, px, 32, 32, ch, st);
+    }
     if (strncmp(reader_op->op->name, "FixedLength", 11) == 0) {
         int64_t header = pst_node_attr_i(reader_op, "header_bytes", 0);
         int64_t record = pst_node_attr_i(reader_op, "record_bytes", 1);
@@ -335,7 +365,8 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
         pst_node *r = pst_graph_node(w.g, id);
         if (!op_is(r, reader_read_ops) || r->n_outputs < 2) continue;
         const char *kind = r->inputs[0].node->op->name;
-        if (strncmp(kind, "FixedLength", 11) == 0 || strncmp(kind, "TextLine", 8) == 0)
+        if (strncmp(kind, "FixedLength", 11) == 0 || strncmp(kind, "TextLine", 8) == 0 ||
+            strncmp(kind, "WholeFile", 9) == 0)
             return write_plain(&w, r->inputs[0].node, pst_out(r, 1), path, n_records,
                                n_features, st);
         downstream(&w, pst_out(r, 1), 0, find_parse, NULL);

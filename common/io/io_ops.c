@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "example.h"
+#include "image_ops.h"
 #include "op.h"
 #include "ops.h"
 #include "ops_queue.h"
@@ -1223,6 +1224,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void register_io_ops(void) {
     pst_ops_init();
     for (size_t i = 0; i < sizeof io_ops / sizeof io_ops[0]; i++) pst_op_register(&io_ops[i]);
+    pst__register_image_ops();
 }
 
 void pst_io_ops_init(void) { pthread_once(&once, register_io_ops); }
