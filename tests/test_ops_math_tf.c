@@ -342,6 +342,68 @@ START_TEST(test_lstm_block_cell) {
 }
 END_TEST
 
+/* BlockLSTM over 3 steps with seq_len_max 2: steps 0 and 1 equal two chained LSTMBlockCells,
+ * step 2 is zero; BlockLSTMGrad by finite differences (peepholes on, clip off). */
+START_TEST(test_block_lstm) {
+    pst_graph *g = pst_graph_new();
+    const int64_t T = 3, B = 2, I = 2, H = 2;
+    pst_shape shp[8] = {pst_shape_make(3, (const int64_t[]){T, B, I}), pst_shape_2d(B, H), pst_shape_2d(B, H),
+                        pst_shape_2d(I + H, 4 * H), pst_shape_1d(H), pst_shape_1d(H), pst_shape_1d(H), pst_shape_1d(4 * H)};
+    pst_output in[9];
+    pst_tensor *v[8];
+    pst_tensor *two = pst_tensor_scalar_i64(2); /* seq_len_max */
+    in[0] = pst_const(g, two, NULL);
+    pst_tensor_unref(two);
+    for (int k = 0; k < 8; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "in%d", k);
+        in[k + 1] = pst_placeholder(g, nm, PST_DOUBLE, shp[k]);
+        v[k] = pst_test_rand(PST_DOUBLE, shp[k], 60 + (uint64_t)k, -1, 1);
+    }
+    pst_node_builder *b = pst_nb_new(g, "BlockLSTM", NULL);
+    pst_nb_inputs(b, 9, in);
+    pst_nb_attr_f(b, "cell_clip", -1);
+    pst_nb_attr_b(b, "use_peephole", 1);
+    pst_node *blk = pst_nb_finish(b);
+    ck_assert_msg(blk != NULL, "%s", pst_graph_status(g)->msg);
+    /* the same two steps with LSTMBlockCell on slices of x */
+    pst_output h = in[3], cs = in[2];
+    pst_node *cells[2];
+    for (int t = 0; t < 2; t++) {
+        int64_t begin[3] = {t, 0, 0}, size[3] = {1, B, I};
+        pst_output xt = pst_reshape(g, pst_slice(g, in[1], 3, begin, size, NULL), 2, (const int64_t[]){B, I}, NULL);
+        pst_output ci[8] = {xt, cs, h, in[4], in[5], in[6], in[7], in[8]};
+        b = pst_nb_new(g, "LSTMBlockCell", NULL);
+        pst_nb_inputs(b, 8, ci);
+        pst_nb_attr_f(b, "cell_clip", -1);
+        pst_nb_attr_b(b, "use_peephole", 1);
+        cells[t] = pst_nb_finish(b);
+        cs = pst_out(cells[t], 1);
+        h = pst_out(cells[t], 6);
+    }
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_feed f[8];
+    for (int k = 0; k < 8; k++) f[k] = (pst_feed){in[k + 1], v[k]};
+    pst_output fo[3] = {pst_out(blk, 6), pst_out(cells[0], 6), pst_out(cells[1], 6)};
+    pst_tensor *o[3];
+    ck_assert_msg(pst_session_run(s, f, 8, fo, 3, NULL, 0, o, &st) == 0, "%s", st.msg);
+    for (int64_t k = 0; k < B * H; k++) {
+        ck_assert(fabs(pst_tensor_f64(o[0])[k] - pst_tensor_f64(o[1])[k]) < 1e-12);
+        ck_assert(fabs(pst_tensor_f64(o[0])[B * H + k] - pst_tensor_f64(o[2])[k]) < 1e-12);
+        ck_assert(pst_tensor_f64(o[0])[2 * B * H + k] == 0);
+    }
+    for (int k = 0; k < 3; k++) pst_tensor_unref(o[k]);
+    pst_session_free(s);
+    double err = pst_gradcheck(g, pst_out(blk, 6), 8, in + 1, v, 1e-6);
+    ck_assert_msg(err < 1e-6, "BlockLSTM h gradient error %g", err);
+    err = pst_gradcheck(g, pst_out(blk, 1), 8, in + 1, v, 1e-6);
+    ck_assert_msg(err < 1e-6, "BlockLSTM cs gradient error %g", err);
+    for (int k = 0; k < 8; k++) pst_tensor_unref(v[k]);
+    pst_graph_free(g);
+}
+END_TEST
+
 int main(void) {
     pst_ops_init();
     Suite *s = suite_create("ops_math_tf");
@@ -352,6 +414,7 @@ int main(void) {
     tcase_add_test(tc, test_lrn_and_bias_add_v1);
     tcase_add_test(tc, test_depthwise_conv);
     tcase_add_test(tc, test_lstm_block_cell);
+    tcase_add_test(tc, test_block_lstm);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }
