@@ -766,6 +766,45 @@ START_TEST(test_parse_single_sequence_example) {
 }
 END_TEST
 
+/* tf.train.batch of SparseTensors: each row stored under a handle, the handles batched
+ * (here reversed), the rows taken back as one SparseTensor. */
+START_TEST(test_sparse_tensors_map) {
+    pst_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *b = pst_nb_new(g, "AddManySparseToTensorsMap", "add");
+    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_2d(3, 2), (int64_t[]){0, 1, 1, 0, 1, 2}),
+                        "ind"));
+    pst_nb_input(b, cst(g, pst_tensor_from_f32(pst_shape_1d(3), (float[]){5, 6, 7}), "val"));
+    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){2, 3}), "shp"));
+    pst_output handles = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "ReverseV2", "rev");
+    pst_nb_input(b, handles);
+    pst_nb_input(b, cst(g, pst_tensor_from_i32(pst_shape_1d(1), (int32_t[]){0}), "axis"));
+    pst_output rev = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "TakeManySparseFromTensorsMap", "take");
+    pst_nb_input(b, rev);
+    pst_nb_attr_type(b, "dtype", PST_FLOAT);
+    pst_node *take = pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_output f[4] = {pst_out(take, 0), pst_out(take, 1), pst_out(take, 2), rev};
+    pst_tensor *out[4];
+    ck_assert_msg(pst_session_run(s, NULL, 0, f, 4, NULL, 0, out, &st) == 0, "%s", st.msg);
+    PST_ASSERT_TENSOR(out[0], 2, ((int64_t[]){3, 2}), ((double[]){0, 0, 0, 2, 1, 1}), 0);
+    PST_ASSERT_TENSOR(out[1], 1, ((int64_t[]){3}), ((double[]){6, 7, 5}), 0);
+    PST_ASSERT_TENSOR(out[2], 1, ((int64_t[]){2}), ((double[]){2, 3}), 0);
+    /* Taken handles are gone: taking them again is an error naming the handle. */
+    pst_feed fd = {rev, out[3]};
+    pst_tensor *again[1];
+    ck_assert_int_lt(pst_session_run(s, &fd, 1, f, 1, NULL, 0, again, &st), 0);
+    ck_assert_msg(strstr(st.msg, "unable to find SparseTensor 0"), "%s", st.msg);
+    for (int i = 0; i < 4; i++) pst_tensor_unref(out[i]);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 static void ch3(pst_node_builder *b) { pst_nb_attr_i(b, "channels", 3); }
 
 /* An image file read whole and decoded (PNG exactly, JPEG within its loss). */
@@ -1182,6 +1221,7 @@ int main(void) {
     tcase_add_test(tc, test_matching_files);
     tcase_add_test(tc, test_parse_single_sequence_example);
     tcase_add_test(tc, test_decode_png_jpeg);
+    tcase_add_test(tc, test_sparse_tensors_map);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);
     tcase_add_test(tc, test_synthetic_records_match_parse);
