@@ -32,6 +32,47 @@ static void tmp_file(char *pattern) {
     close(fd);
 }
 
+/* A Const taking the caller's reference to t (pst_const borrows). */
+static pst_output cst(pst_graph *g, pst_tensor *t, const char *name) {
+    pst_output o = pst_const(g, t, name);
+    pst_tensor_unref(t);
+    return o;
+}
+
+/* A one-component queue node (shape NULL: none declared; capacity <= 0: unbounded). */
+static pst_output queue_node(pst_graph *g, const char *name, pst_dtype t, const pst_shape *shape,
+                             int64_t capacity) {
+    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", name);
+    pst_nb_attr_list_type(b, "component_types", 1, &t);
+    if (shape) pst_nb_attr_list_shape(b, "shapes", 1, shape);
+    if (capacity > 0) pst_nb_attr_i(b, "capacity", capacity);
+    return pst_out(pst_nb_finish(b), 0);
+}
+
+/* A filename queue and an enqueue of one name (file) into it; *enq receives the enqueue. */
+static pst_output filename_queue(pst_graph *g, const char *file, const char *enq_name,
+                                 pst_node **enq) {
+    pst_output q = queue_node(g, "files", PST_STRING, NULL, 0);
+    pst_node_builder *b = pst_nb_new(g, "QueueEnqueueManyV2", enq_name);
+    pst_nb_input(b, q);
+    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){file}), "names"));
+    *enq = pst_nb_finish(b);
+    return q;
+}
+
+/* Writes g as a meta graph at a new temporary path (in path), frees g, imports it. */
+static pst_imported *reimport(pst_graph *g, char *path) {
+    pst_status st = {0};
+    tmp_file(path);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
+                  st.msg);
+    pst_graph_free(g);
+    pst_imported *m = pst_imported_load(path, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    return m;
+}
+
 /* ---- A queue graph: queue, enqueue of a fed int32 scalar, dequeues, close, size --------- */
 typedef struct qgraph {
     pst_graph *g;
@@ -311,12 +352,6 @@ END_TEST
 
 /* ---- ParseExample, DecodeRaw -------------------------------------------------------- */
 
-/* A Const taking the caller's reference to t (pst_const borrows). */
-static pst_output cst(pst_graph *g, pst_tensor *t, const char *name) {
-    pst_output o = pst_const(g, t, name);
-    pst_tensor_unref(t);
-    return o;
-}
 
 static pst_tensor *encode_example(pst_example *ex) {
     pst_pbwire_buf b;
@@ -475,15 +510,9 @@ static void rgraph_init(rgraph *r, const char *path, const char *reader_op, int 
     pst_io_ops_init();
     r->g = pst_graph_new();
     pst_graph *g = r->g;
-    pst_dtype t = PST_STRING;
-    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", "files");
-    pst_nb_attr_list_type(b, "component_types", 1, &t);
-    pst_output q = pst_out(pst_nb_finish(b), 0);
-    b = pst_nb_new(g, "QueueEnqueueManyV2", "enq");
-    pst_nb_input(b, q);
-    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){path}), "names"));
-    pst_node *enq = pst_nb_finish(b);
-    b = pst_nb_new(g, "QueueCloseV2", "close");
+    pst_node *enq;
+    pst_output q = filename_queue(g, path, "enq", &enq);
+    pst_node_builder *b = pst_nb_new(g, "QueueCloseV2", "close");
     pst_nb_input(b, q);
     pst_nb_control(b, enq);
     r->fill = pst_nb_finish(b);
@@ -1041,13 +1070,9 @@ START_TEST(test_adopted_enqueue_ops) {
     pst_graph *g = pst_graph_new();
     pst_dtype t = PST_FLOAT;
     pst_shape s3 = pst_shape_1d(3);
-    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", "q");
-    pst_nb_attr_list_type(b, "component_types", 1, &t);
-    pst_nb_attr_list_shape(b, "shapes", 1, &s3);
-    pst_nb_attr_i(b, "capacity", 8);
-    pst_output q = pst_out(pst_nb_finish(b), 0);
+    pst_output q = queue_node(g, "q", PST_FLOAT, &s3, 8);
     pst_output xs = pst_placeholder(g, "xs", PST_FLOAT, pst_shape_2d(-1, 3));
-    b = pst_nb_new(g, "QueueEnqueueManyV2", "enqueue");
+    pst_node_builder *b = pst_nb_new(g, "QueueEnqueueManyV2", "enqueue");
     pst_nb_input(b, q);
     pst_nb_input(b, xs);
     pst_nb_finish(b);
@@ -1059,16 +1084,9 @@ START_TEST(test_adopted_enqueue_ops) {
     pst_output total = pst_variable_v2(g, "total", PST_FLOAT, pst_shape_scalar());
     pst_assign(g, total, cst(g, pst_tensor_scalar_f32(0), "zero"), "total/Assign");
     pst_assign_add(g, total, pst_reduce_sum(g, batch, 0, NULL, 0, NULL), "step");
-    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(path);
+    pst_imported *m = reimport(g, path);
     pst_status st = {0};
-    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
-                  st.msg);
-    pst_graph_free(g);
-
-    pst_imported *m = pst_imported_load(path, &st);
-    ck_assert_msg(m != NULL, "%s", st.msg);
     ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
     pst_node *train = pst_imported_train_op(m, "step", &st);
     ck_assert_ptr_nonnull(train);
@@ -1099,15 +1117,9 @@ END_TEST
 START_TEST(test_synthetic_sequence_examples) {
     pst_io_ops_init();
     pst_graph *g = pst_graph_new();
-    pst_dtype ts = PST_STRING;
-    pst_node_builder *b = pst_nb_new(g, "FIFOQueueV2", "files");
-    pst_nb_attr_list_type(b, "component_types", 1, &ts);
-    pst_output q = pst_out(pst_nb_finish(b), 0);
-    b = pst_nb_new(g, "QueueEnqueueManyV2", "fill");
-    pst_nb_input(b, q);
-    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){"data.tfrecord"}), "names"));
-    pst_nb_finish(b);
-    b = pst_nb_new(g, "TFRecordReaderV2", "reader");
+    pst_node *fill0;
+    pst_output q = filename_queue(g, "data.tfrecord", "fill", &fill0);
+    pst_node_builder *b = pst_nb_new(g, "TFRecordReaderV2", "reader");
     pst_output rd = pst_out(pst_nb_finish(b), 0);
     b = pst_nb_new(g, "ReaderReadV2", "read");
     pst_nb_input(b, rd);
@@ -1127,16 +1139,10 @@ START_TEST(test_synthetic_sequence_examples) {
     pst_nb_attr_list_shape(b, "context_dense_shapes", 1, (pst_shape[]){pst_shape_scalar()});
     pst_nb_attr_list_shape(b, "feature_list_dense_shapes", 1, (pst_shape[]){pst_shape_1d(3)});
     pst_nb_finish(b);
-    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
     char meta[] = "/tmp/pst_tfinput_XXXXXX", path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(meta);
+    pst_imported *m = reimport(g, meta);
     tmp_file(path);
     pst_status st = {0};
-    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, meta, &st) == 0, "%s",
-                  st.msg);
-    pst_graph_free(g);
-    pst_imported *m = pst_imported_load(meta, &st);
-    ck_assert_msg(m != NULL, "%s", st.msg);
     int nfeat = 0;
     ck_assert_msg(pst_imported_synthetic_records(m, path, 4, &nfeat, &st) == 0, "%s", st.msg);
     ck_assert_int_eq(nfeat, 2);
