@@ -32,14 +32,15 @@ static int meta_show(const char *path) {
 /* Starts the queue runners of a graph whose train op dequeues its own input, its readers
  * pointed at `records` or, without it, at a temporary file of synthetic records (its path in
  * synth, for the caller to remove). note receives ", input from ..." for the report. */
-static int start_own_input(pst_imported *m, pst_node *train, int batch, const char *records,
-                           char *synth, char *note, size_t note_len, pst_status *st) {
+static int start_own_input(pst_imported *m, pst_node *train, int batch, int steps,
+                           const char *records, char *synth, char *note, size_t note_len,
+                           pst_status *st) {
     int adopted = pst_imported_adopt_enqueue_ops(m, &train, 1);
     if (pst_imported_num_queue_runners(m) == 0)
         return pst_status_set(st, PST_E_PRECONDITION, "the train op dequeues from a queue, but "
                               "the graph has no queue runners or enqueue ops to fill it");
     const char *path = records;
-    int nfeat = 0, nrec = 16;
+    int nfeat = 0, nrec = pst_imported_records_needed(m, train, steps);
     if (path == NULL) {
         const char *tmp = getenv("TMPDIR");
         snprintf(synth, 64, "%.40s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
@@ -170,8 +171,8 @@ static int meta_check(int argc, char **argv) {
         char input_note[200] = "";
         char synth[64] = "";
         if (rc == 0 && pst_imported_uses_queues(m, &train, 1))
-            rc = start_own_input(m, train, batch, records, synth, input_note, sizeof input_note,
-                                 &st);
+            rc = start_own_input(m, train, batch, steps, records, synth, input_note,
+                                 sizeof input_note, &st);
         double first = NAN, last = NAN;
         for (int s = 0; s < steps && rc == 0; s++) {
             pst_tensor *out[1] = {NULL};

@@ -67,6 +67,10 @@ int pst_imported_queue_runner_error(pst_imported *m, pst_status *st);
 /* 1 when the targets depend on a queue dequeue (the graph reads its own input: start its
  * queue runners before running them). */
 int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_targets);
+/* How many synthetic records let `steps` training steps run even when the input has a single
+ * epoch (string_input_producer(num_epochs=1)): steps times the largest batch a dequeue takes,
+ * plus what RandomShuffleQueues hold back, plus a batch; between 16 and 4096. */
+int pst_imported_records_needed(pst_imported *m, pst_node *train, int steps);
 /* Feeds that point the graph's TF 1 readers at `path`: for each filename queue a ReaderRead
  * takes from, the names its enqueue ops put in (string_input_producer's list, whether from a
  * Const, match_filenames_once's variable or a placeholder) replaced by path, as many times as

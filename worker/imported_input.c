@@ -25,6 +25,23 @@ static const char *const enqueue_ops[] = {"QueueEnqueueV2", "QueueEnqueueManyV2"
 static const char *const reader_read_ops[] = {"ReaderReadV2", "ReaderRead", "ReaderReadUpToV2",
                                               NULL};
 
+int pst_imported_records_needed(pst_imported *m, pst_node *train, int steps) {
+    pst_graph *g = pst_imported_graph(m);
+    int64_t most = 1, held = 0;
+    for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+        pst_node *x = pst_graph_node(g, id);
+        if (op_is(x, dequeue_ops) && x->n_inputs > 1) {
+            const pst_tensor *k = pst_node_in_const(x, 1);
+            if (k && k->n == 1 && pst_tensor_get_i64(k, 0) > most) most = pst_tensor_get_i64(k, 0);
+        }
+        if (strncmp(x->op->name, "RandomShuffleQueue", 18) == 0)
+            held += pst_node_attr_i(x, "min_after_dequeue", 0);
+    }
+    (void)train;
+    int64_t n = (int64_t)(steps > 0 ? steps : 1) * most + held + most;
+    return (int)(n < 16 ? 16 : n > 4096 ? 4096 : n);
+}
+
 int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_targets) {
     pst_graph *g = pst_imported_graph(m);
     int nn = pst_graph_num_nodes(g), found = 0;
