@@ -1172,6 +1172,80 @@ START_TEST(test_synthetic_sequence_examples) {
 }
 END_TEST
 
+/* string_input_producer(num_epochs=1) without QueueRunnerDefs: the file names go in once
+ * (CountUpTo ends the second enqueue), the adopted runners close their queues when their input
+ * ends, and the training steps get 8, 8, 4 of the 20 records, then OutOfRange. */
+START_TEST(test_one_epoch_then_out_of_range) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_output epochs = pst_variable_v2(g, "epochs", PST_INT64, pst_shape_scalar());
+    pst_assign(g, epochs, cst(g, pst_tensor_scalar_i64(0), "e0"), "epochs/Assign");
+    pst_node_builder *b = pst_nb_new(g, "CountUpTo", "count");
+    pst_nb_input(b, epochs);
+    pst_nb_attr_i(b, "limit", 1);
+    pst_node *count = pst_nb_finish(b);
+    b = pst_nb_new(g, "Identity", "names");
+    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){"x.tfrecord"}), "n0"));
+    pst_nb_control(b, count);
+    pst_output names = pst_out(pst_nb_finish(b), 0);
+    pst_output files = queue_node(g, "files", PST_STRING, NULL, 0);
+    b = pst_nb_new(g, "QueueEnqueueManyV2", "files_fill");
+    pst_nb_input(b, files);
+    pst_nb_input(b, names);
+    pst_nb_finish(b);
+    pst_output rd = pst_out(pst_nb_finish(pst_nb_new(g, "TFRecordReaderV2", "reader")), 0);
+    b = pst_nb_new(g, "ReaderReadV2", "read");
+    pst_nb_input(b, rd);
+    pst_nb_input(b, files);
+    pst_output value = pst_out(pst_nb_finish(b), 1);
+    b = pst_nb_new(g, "ParseSingleExample", "parse");
+    pst_nb_input(b, value);
+    pst_nb_input(b, cst(g, pst_tensor_from_f32(pst_shape_1d(0), NULL), "def"));
+    pst_nb_attr_i(b, "num_sparse", 0);
+    pst_nb_attr_list_s(b, "dense_keys", 1, (const char *const[]){"x"});
+    pst_nb_attr_list_type(b, "Tdense", 1, (pst_dtype[]){PST_FLOAT});
+    pst_nb_attr_list_shape(b, "dense_shapes", 1, (pst_shape[]){pst_shape_1d(2)});
+    pst_output x = pst_out(pst_nb_finish(b), 0);
+    pst_shape s2 = pst_shape_1d(2);
+    pst_output q = queue_node(g, "examples", PST_FLOAT, &s2, 100);
+    b = pst_nb_new(g, "QueueEnqueueV2", "examples_fill");
+    pst_nb_input(b, q);
+    pst_nb_input(b, x);
+    pst_nb_finish(b);
+    b = pst_nb_new(g, "QueueDequeueUpToV2", "batch");
+    pst_nb_input(b, q);
+    pst_nb_input(b, cst(g, pst_tensor_scalar_i32(8), "eight"));
+    pst_nb_attr_list_type(b, "component_types", 1, (pst_dtype[]){PST_FLOAT});
+    pst_output batch = pst_out(pst_nb_finish(b), 0);
+    b = pst_nb_new(g, "Shape", "step");
+    pst_nb_input(b, batch);
+    pst_nb_finish(b);
+    char meta[] = "/tmp/pst_tfinput_XXXXXX", path[] = "/tmp/pst_tfinput_XXXXXX";
+    pst_imported *m = reimport(g, meta);
+    tmp_file(path);
+    pst_status st = {0};
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    pst_node *train = pst_graph_find(pst_imported_graph(m), "step");
+    ck_assert_int_eq(pst_imported_adopt_enqueue_ops(m, &train, 1), 2);
+    ck_assert_msg(pst_imported_synthetic_records(m, path, 20, NULL, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(start_on_n(m, path, 1), 0);
+    const int64_t want[3] = {8, 8, 4};
+    for (int i = 0; i < 3; i++) {
+        pst_tensor *t = pst_session_run1(pst_imported_session(m), pst_out(train, 0), &st);
+        ck_assert_msg(t != NULL, "step %d: %s", i, st.msg);
+        ck_assert_int_eq(pst_tensor_get_i64(t, 0), want[i]);
+        pst_tensor_unref(t);
+    }
+    ck_assert_ptr_null(pst_session_run1(pst_imported_session(m), pst_out(train, 0), &st));
+    ck_assert_int_eq(st.code, PST_E_OUT_OF_RANGE);
+    st = (pst_status){0};
+    ck_assert_int_eq(pst_imported_stop_queue_runners(m, &st), 0);
+    pst_imported_free(m);
+    unlink(meta);
+    unlink(path);
+}
+END_TEST
+
 /* The command line: pstrain train --meta on a graph reading its own input, pointed at a file;
  * and pstrain meta check on synthetic records. */
 static char *run_cmd(const char *cmd, int *status) {
@@ -1235,6 +1309,7 @@ int main(void) {
     tcase_add_test(tc, test_quantumedic_shuffle_batch);
     tcase_add_test(tc, test_adopted_enqueue_ops);
     tcase_add_test(tc, test_synthetic_sequence_examples);
+    tcase_add_test(tc, test_one_epoch_then_out_of_range);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

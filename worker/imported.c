@@ -151,19 +151,20 @@ static void run_named(pst_imported *m, const char *name) {
 
 /* Closes every runner's queue, cancelling pending enqueues, so every blocked thread (and a
  * training step waiting on a dequeue) wakes up. */
+/* Closes runner i's queue directly (adopted runners have no close or cancel op). */
+static void close_directly(pst_imported *m, int i, int cancel) {
+    pst_node *qn = pst_graph_find(m->g, m->qr[i].queue);
+    const char *shared = qn ? pst_node_attr_s(qn, "shared_name", "") : "";
+    char key[1200];
+    snprintf(key, sizeof key, "queue:%s", shared[0] ? shared : m->qr[i].queue);
+    pst_queue *q = pst_var_store_find_resource(pst_session_vars(m->s), key);
+    if (q) pst_queue_close(q, cancel);
+}
+
 static void cancel_all(pst_imported *m) {
     for (int i = 0; i < m->n_qr; i++) {
-        if (m->qr[i].cancel_op[0]) {
-            run_named(m, m->qr[i].cancel_op);
-            continue;
-        }
-        /* An adopted runner (no cancel op): close its queue directly. */
-        pst_node *qn = pst_graph_find(m->g, m->qr[i].queue);
-        const char *shared = qn ? pst_node_attr_s(qn, "shared_name", "") : "";
-        char key[1200];
-        snprintf(key, sizeof key, "queue:%s", shared[0] ? shared : m->qr[i].queue);
-        pst_queue *q = pst_var_store_find_resource(pst_session_vars(m->s), key);
-        if (q) pst_queue_close(q, 1);
+        if (m->qr[i].cancel_op[0]) run_named(m, m->qr[i].cancel_op);
+        else close_directly(m, i, 1);
     }
 }
 
@@ -193,7 +194,10 @@ static void *qr_main(void *p) {
     pthread_mutex_lock(&m->qr_mu);
     int last = --m->live[t->runner] == 0;
     pthread_mutex_unlock(&m->qr_mu);
-    if (last && !atomic_load(&m->qr_stop)) run_named(m, r->close_op);
+    if (last && !atomic_load(&m->qr_stop)) {
+        if (r->close_op[0]) run_named(m, r->close_op);
+        else close_directly(m, t->runner, 0);
+    }
     return NULL;
 }
 
@@ -241,45 +245,74 @@ int pst_imported_start_queue_runners(pst_imported *m, const pst_feed *feeds, int
 static int is_dequeue(const pst_node *n) { return strncmp(n->op->name, "QueueDequeue", 12) == 0; }
 static int is_enqueue(const pst_node *n) { return strncmp(n->op->name, "QueueEnqueue", 12) == 0; }
 
-int pst_imported_adopt_enqueue_ops(pst_imported *m, pst_node *const *targets, int n_targets) {
-    char *need = ancestors(m->g, targets, n_targets);
-    int nn = pst_graph_num_nodes(m->g), added = 0;
+/* The queues the targets, and the enqueue ops of every runner so far, dequeue from or read file
+ * names from: fills want[queue id] = 1. */
+static void queues_needed(pst_imported *m, pst_node *const *targets, int n_targets, char *want) {
+    int nn = pst_graph_num_nodes(m->g), nt = n_targets;
+    pst_node **all = calloc((size_t)nn + (size_t)n_targets + 1, sizeof *all);
+    PST_ASSERT(all != NULL);
+    memcpy(all, targets, (size_t)n_targets * sizeof *all);
+    for (int i = 0; i < m->n_qr; i++)
+        for (int j = 0; j < m->qr[i].n_enqueue_ops && nt < nn + n_targets; j++) {
+            pst_node *e = pst_graph_find(m->g, m->qr[i].enqueue_ops[j]);
+            if (e) all[nt++] = e;
+        }
+    char *need = ancestors(m->g, all, nt);
     for (int id = 0; id < nn; id++) {
         pst_node *d = pst_graph_node(m->g, id);
-        if (!need[id] || !is_dequeue(d) || d->n_inputs < 1) continue;
-        pst_node *q = d->inputs[0].node;
-        int has = 0;
-        for (int i = 0; i < m->n_qr; i++) has |= strcmp(m->qr[i].queue, q->name) == 0;
-        if (has) continue;
-        char **ops = calloc((size_t)nn + 1, sizeof *ops);
-        PST_ASSERT(ops != NULL);
-        int k = 0;
-        for (int j = 0; j < nn; j++) {
-            pst_node *e = pst_graph_node(m->g, j);
-            if (is_enqueue(e) && e->n_inputs > 0 && e->inputs[0].node == q)
-                ops[k++] = strdup(e->name);
-        }
-        if (k == 0) {
-            free(ops);
-            continue;
-        }
-        pst_tf_queue_runner *qr = realloc(m->qr, (size_t)(m->n_qr + 1) * sizeof *qr);
-        PST_ASSERT(qr != NULL);
-        m->qr = qr;
-        pst_tf_queue_runner *r = &m->qr[m->n_qr++];
-        memset(r, 0, sizeof *r);
-        r->queue = strdup(q->name);
-        r->close_op = strdup("");
-        r->cancel_op = strdup("");
-        r->enqueue_ops = ops;
-        r->n_enqueue_ops = k;
-        r->closed_codes[0] = PST_E_OUT_OF_RANGE;
-        r->closed_codes[1] = PST_E_CANCELLED;
-        r->n_closed_codes = 2;
-        PST_ASSERT(r->queue && r->close_op && r->cancel_op);
-        added++;
+        int reader = strncmp(d->op->name, "ReaderRead", 10) == 0; /* takes file names */
+        if (need[id] && (is_dequeue(d) || reader) && d->n_inputs >= (reader ? 2 : 1))
+            want[d->inputs[reader ? 1 : 0].node->id] = 1;
     }
     free(need);
+    free(all);
+}
+
+int pst_imported_adopt_enqueue_ops(pst_imported *m, pst_node *const *targets, int n_targets) {
+    int nn = pst_graph_num_nodes(m->g), added = 0, more = 1;
+    char *want = calloc((size_t)nn + 1, 1);
+    PST_ASSERT(want != NULL);
+    while (more) { /* a runner adopted can read from another queue in turn */
+        more = 0;
+        memset(want, 0, (size_t)nn);
+        queues_needed(m, targets, n_targets, want);
+        for (int id = 0; id < nn; id++) {
+            pst_node *q = pst_graph_node(m->g, id);
+            if (!want[id]) continue;
+            int has = 0;
+            for (int i = 0; i < m->n_qr; i++) has |= strcmp(m->qr[i].queue, q->name) == 0;
+            if (has) continue;
+            char **ops = calloc((size_t)nn + 1, sizeof *ops);
+            PST_ASSERT(ops != NULL);
+            int k = 0;
+            for (int j = 0; j < nn; j++) {
+                pst_node *e = pst_graph_node(m->g, j);
+                if (is_enqueue(e) && e->n_inputs > 0 && e->inputs[0].node == q)
+                    ops[k++] = strdup(e->name);
+            }
+            if (k == 0) {
+                free(ops);
+                continue;
+            }
+            pst_tf_queue_runner *qr = realloc(m->qr, (size_t)(m->n_qr + 1) * sizeof *qr);
+            PST_ASSERT(qr != NULL);
+            m->qr = qr;
+            pst_tf_queue_runner *r = &m->qr[m->n_qr++];
+            memset(r, 0, sizeof *r);
+            r->queue = strdup(q->name);
+            r->close_op = strdup("");
+            r->cancel_op = strdup("");
+            r->enqueue_ops = ops;
+            r->n_enqueue_ops = k;
+            r->closed_codes[0] = PST_E_OUT_OF_RANGE;
+            r->closed_codes[1] = PST_E_CANCELLED;
+            r->n_closed_codes = 2;
+            PST_ASSERT(r->queue && r->close_op && r->cancel_op);
+            added++;
+            more = 1;
+        }
+    }
+    free(want);
     return added;
 }
 

@@ -53,10 +53,12 @@ int pst_imported_num_queue_runners(const pst_imported *m);
  * waiting on a dequeue fails with OutOfRange instead of hanging. 0 when there are none. */
 int pst_imported_start_queue_runners(pst_imported *m, const pst_feed *feeds, int n_feeds,
                                      pst_status *st);
-/* For each queue the targets dequeue from that no queue runner fills but enqueue ops of the
- * graph do (a user's own feeding thread: `sess.run(enqueue, feed_dict=...)`), adds a runner
- * running those enqueue ops (their placeholders fed through the start's feeds); stopping
- * closes such a queue directly. Call before starting. Returns how many were added. */
+/* For each queue the targets dequeue from (or read file names from) that no queue runner
+ * fills but enqueue ops of the graph do (a user's own feeding thread: `sess.run(enqueue,
+ * feed_dict=...)`), adds a runner running those enqueue ops (their placeholders fed through
+ * the start's feeds); when its threads end (the input's epochs are done) the queue is closed,
+ * and stopping closes it with its pending enqueues cancelled. Call before starting. Returns
+ * how many were added. */
 int pst_imported_adopt_enqueue_ops(pst_imported *m, pst_node *const *targets, int n_targets);
 /* Runs every runner's cancel op and joins the threads; returns the first error a runner
  * thread hit (in st), else 0. Called by pst_imported_free too. */

@@ -59,16 +59,30 @@ int pst_imported_uses_queues(pst_imported *m, pst_node *const *targets, int n_ta
     return found;
 }
 
-/* What fills a filename queue: input 1 of each enqueue into it (string_input_producer's list
- * after its Assert, a Const, match_filenames_once's variable, a placeholder...). Feeding it
- * replaces the file names whatever their source. */
+/* What fills a filename queue: for each enqueue into it, the string Const its names come from
+ * through Identity and RandomShuffle (string_input_producer's list), else its names input
+ * itself (match_filenames_once's variable, a placeholder...). Feeding it replaces the file
+ * names whatever their source. */
 static int filename_inputs(pst_graph *g, const pst_node *queue, pst_output *out, int max) {
     int k = 0;
     for (int id = 0; id < pst_graph_num_nodes(g) && k < max; id++) {
         pst_node *e = pst_graph_node(g, id);
-        if (op_is(e, enqueue_ops) && e->n_inputs == 2 && e->inputs[0].node == queue &&
-            pst_output_dtype(e->inputs[1]) == PST_STRING)
-            out[k++] = e->inputs[1];
+        if (!op_is(e, enqueue_ops) || e->n_inputs != 2 || e->inputs[0].node != queue ||
+            pst_output_dtype(e->inputs[1]) != PST_STRING)
+            continue;
+        /* The Const behind Identity / RandomShuffle when there is one, so what those run
+         * (limit_epochs' CountUpTo, the shuffle) still runs; else the names input itself. */
+        pst_output o = e->inputs[1];
+        for (pst_output x = o; x.node; x = x.node->inputs[0]) {
+            if (strcmp(x.node->op->name, "Const") == 0) {
+                o = x;
+                break;
+            }
+            if ((strcmp(x.node->op->name, "Identity") != 0 &&
+                 strcmp(x.node->op->name, "RandomShuffle") != 0) || x.node->n_inputs < 1)
+                break;
+        }
+        out[k++] = o;
     }
     return k;
 }
