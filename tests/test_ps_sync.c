@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "dist_ops.h"
+#include "op.h"
+#include "ops.h"
 #include "ps_sync.h"
 #include "testutil.h"
 #include "varstore.h"
@@ -224,10 +226,23 @@ START_TEST(test_accumulators_are_a_store_resource) {
 }
 END_TEST
 
+/* Every op family registers distinct names: a second op of the same name would silently lose
+ * its registration (the first one's kernel would run in its place). */
+START_TEST(test_no_op_registered_twice) {
+    pst_ops_init();
+    pst_dist_ops_init();
+    char first[128];
+    int n = pst_op_registry_duplicates(first, sizeof first);
+    ck_assert_msg(n == 0, "%d op registrations refused as duplicates, the first '%s'", n, first);
+    ck_assert_int_gt(pst_op_registry_size(), 300);
+}
+END_TEST
+
 int main(void) {
     pst_dist_ops_init();
     Suite *s = suite_create("ps_sync");
     TCase *tc = tcase_create("sync");
+    tcase_add_test(tc, test_no_op_registered_twice);
     tcase_add_test(tc, test_sync_replicas_average_once);
     tcase_add_test(tc, test_sync_timeout_names_variable);
     tcase_add_test(tc, test_sync_replica_lost_fails_waiting_step);

@@ -14,6 +14,8 @@
 static pst_strmap *registry;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 static pthread_rwlock_t registry_mu = PTHREAD_RWLOCK_INITIALIZER;
+static int n_duplicates;           /* registrations refused as duplicates (under registry_mu) */
+static char first_duplicate[128];
 
 static void registry_create(void) {
     registry = pst_strmap_new();
@@ -26,8 +28,18 @@ int pst_op_register(const pst_op_def *def) {
     int rc = pst_strmap_has(registry, def->name)                       ? PST_E_EXISTS
              : pst_strmap_put(registry, def->name, (void *)def) < 0 ? PST_E_EXHAUSTED
                                                                     : 0;
+    if (rc == PST_E_EXISTS && n_duplicates++ == 0)
+        snprintf(first_duplicate, sizeof first_duplicate, "%s", def->name);
     pthread_rwlock_unlock(&registry_mu);
     return rc;
+}
+
+int pst_op_registry_duplicates(char *first, size_t len) {
+    pthread_rwlock_rdlock(&registry_mu);
+    int n = n_duplicates;
+    if (first && len) snprintf(first, len, "%s", first_duplicate);
+    pthread_rwlock_unlock(&registry_mu);
+    return n;
 }
 
 const pst_op_def *pst_op_lookup(const char *name) {

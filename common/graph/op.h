@@ -87,6 +87,9 @@ int pst_op_register(const pst_op_def *def);
 const pst_op_def *pst_op_lookup(const char *name);
 /* How many ops are registered (0 until a program calls pst_ops_init() or registers its own). */
 int pst_op_registry_size(void);
+/* How many registrations were refused as duplicates so far (two families defining the same
+ * op name: the second silently loses), and the first such name into first (may be NULL). */
+int pst_op_registry_duplicates(char *first, size_t len);
 
 /* Shape-function helpers. */
 void pst_node_set_num_outputs(pst_node *n, int k);
