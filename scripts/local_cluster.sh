@@ -37,13 +37,16 @@ if [[ -z "${PST_JOB_TOKEN_FILE:-}" && -z "${PST_JOB_TOKEN:-}" ]]; then
   export PST_JOB_TOKEN_FILE="$job_dir/token"
 fi
 
-# Free ports: random ports in 20000-59999 that nothing listens on (read from /proc/net/tcp*,
-# so no extra tool is needed), distinct from each other.
+# Free ports: random ports below the kernel's ephemeral range (ip_local_port_range, 32768 and up
+# on Debian) that nothing listens on (read from /proc/net/tcp*, so no extra tool is needed),
+# distinct from each other. Ports in the ephemeral range could be handed to another process's
+# connection or port-0 bind between this choice and the task's listen (seen under CI load).
 used=$(awk 'NR > 1 && $4 == "0A" {split($2, a, ":"); print a[2]}' /proc/net/tcp /proc/net/tcp6 \
          2>/dev/null | while read -r h; do echo $((16#$h)); done | sort -u)
 ports=""
 while [[ $(wc -w <<<"$ports") -lt $((n_ps + n_workers)) ]]; do
-  p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  p=$((20000 + (RANDOM * 32768 + RANDOM) % ((${low:-32768} > 21000 ? ${low:-32768} : 32768) - 20000)))
   grep -qx "$p" <<<"$used" && continue
   [[ " $ports " == *" $p "* ]] && continue
   ports="$ports $p"

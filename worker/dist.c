@@ -409,14 +409,20 @@ data_ready:;
     if (d->chief) {
         rc = chief_prepare(d, &first_step, st);
         if (rc < 0) goto out;
-        if (rc == 0 && d->imp && f->init_checkpoint) {
+        if (rc == 0 && d->imp) {
             /* Initialized afresh: start from the user's TF checkpoint where it holds a
-             * variable (the chief reads it and pushes each value to its PS). */
+             * variable (the chief reads it and pushes each value to its PS); the global step
+             * comes last, which lets the other workers start. */
             int n = 0;
-            if ((rc = pst_imported_model_push_checkpoint(d->imp, d->m.g, d->t, f->init_checkpoint,
-                                                         &n, st)) < 0)
+            int64_t step = 0;
+            if (f->init_checkpoint &&
+                (rc = pst_imported_model_push_checkpoint(d->imp, d->m.g, d->t, f->init_checkpoint,
+                                                         &n, &step, st)) < 0)
                 goto out;
-            printf("started from %s (%d variables)\n", f->init_checkpoint, n);
+            if ((rc = pst_imported_model_set_step(d->imp, d->t, d->m.g, step, st)) < 0) goto out;
+            if (f->init_checkpoint)
+                printf("started from %s (%d variables and global step %lld)\n",
+                       f->init_checkpoint, n, (long long)step);
         }
         rc = 0;
     } else if ((rc = wait_ready(d, st)) < 0) {

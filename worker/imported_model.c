@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bundle.h"
+#include "dist_run.h"
 #include "imported.h"
 #include "op.h"
 #include "ops_state.h"
@@ -82,6 +83,7 @@ int pst_worker_build_imported_model(const pst_train_flags *f, model *m, pst_impo
     }
     im->added_step = ngs == 0;
     m->global_step = pst_train_global_step(g);
+    im->global_step = m->global_step.node;
     pst_dtype gd = pst_output_dtype(m->global_step);
     if (gd != PST_INT64 && gd != PST_INT32)
         return pst_status_set(st, PST_E_INVALID, "--meta %s: its global step '%s' is not an "
@@ -90,18 +92,29 @@ int pst_worker_build_imported_model(const pst_train_flags *f, model *m, pst_impo
     if (!increments(g, train, m->global_step.node)) {
         im->added_increment = 1;
         pst_graph_push_control_deps(g, 1, &train);
+        pst_graph_push_device(g, m->global_step.node->device);
         pst_output inc = pst_assign_add(g, m->global_step, pst_const_scalar(g, gd, 1,
                                         "pstrain/global_step_one"), "pstrain/global_step_increment");
+        pst_graph_pop_device(g);
         pst_graph_pop_control_deps(g);
         step_op = inc.node;
     }
     m->train_op = step_op;
-    /* Every variable's initializer in one op (and the added global step's). */
+    /* Every variable's initializer in one op but the global step's: the chief sets the step
+     * last (pst_imported_model_set_step), after any values from a TF checkpoint, so the other
+     * workers (who wait until every variable is initialized) never train on a model that is
+     * still being filled. */
     pst_node **init = NULL;
-    int n_init = 0;
+    int n_init = 0, k = 0;
     if (pst_imported_initializers(im->imp, &init, &n_init, st) < 0) return st->code;
-    m->init = pst_group(g, n_init, init, "pstrain/init_all");
+    for (int i = 0; i < n_init; i++)
+        if (init[i]->inputs[0].node != m->global_step.node) init[k++] = init[i];
+    m->init = pst_group(g, k, init, "pstrain/init_all");
     free(init);
+    im->step_value = pst_placeholder(g, "pstrain/global_step_value", gd, pst_shape_scalar());
+    pst_graph_push_device(g, m->global_step.node->device); /* with its variable, as TF places it */
+    im->set_step = pst_assign(g, m->global_step, im->step_value, "pstrain/global_step_set").node;
+    pst_graph_pop_device(g);
     if (pst_graph_error(g)) {
         *st = *pst_graph_status(g);
         return st->code;
@@ -158,8 +171,8 @@ int pst_imported_model_feeds(pst_imported_model *im, const int64_t *rows, int b,
 }
 
 int pst_imported_model_push_checkpoint(pst_imported_model *im, pst_graph *g, pst_task *t,
-                                       const char *prefix, int *n, pst_status *st) {
-    (void)im;
+                                       const char *prefix, int *n, int64_t *step,
+                                       pst_status *st) {
     *n = 0;
     pst_bundle_reader *r = pst_bundle_reader_open(prefix, st);
     if (!r) {
@@ -170,6 +183,18 @@ int pst_imported_model_push_checkpoint(pst_imported_model *im, pst_graph *g, pst
     for (int i = 0; i < pst_graph_num_nodes(g) && rc == 0; i++) {
         pst_node *v = pst_graph_node(g, i);
         if (!(v->op->flags & PST_OP_VARIABLE) || !pst_bundle_reader_find(r, v->name)) continue;
+        if (im && v == im->global_step) {
+            /* set last, by pst_imported_model_set_step */
+            pst_tensor *x = pst_bundle_reader_read(r, v->name, st);
+            if (!x) {
+                pst_status_prefix(st, "--init-checkpoint: ");
+                rc = st->code;
+                break;
+            }
+            if (x->n == 1) *step = (int64_t)pst_tensor_get_f64(x, 0);
+            pst_tensor_unref(x);
+            continue;
+        }
         pst_tensor *x = pst_bundle_reader_read(r, v->name, st);
         if (!x) {
             pst_status_prefix(st, "--init-checkpoint: ");
@@ -186,6 +211,22 @@ int pst_imported_model_push_checkpoint(pst_imported_model *im, pst_graph *g, pst
         pst_tensor_unref(x);
     }
     pst_bundle_reader_free(r);
+    return rc;
+}
+
+int pst_imported_model_set_step(pst_imported_model *im, pst_task *t, pst_graph *g,
+                                int64_t step, pst_status *st) {
+    pst_dist_run *r = pst_dist_run_new(t, g, 0, NULL, 1, &im->set_step, st);
+    if (!r) return st->code;
+    pst_tensor *v = pst_tensor_new(pst_output_dtype(im->step_value), pst_shape_scalar(), st);
+    int rc = v ? 0 : st->code;
+    if (v) {
+        pst_tensor_set_f64(v, 0, (double)step);
+        pst_feed f = {im->step_value, v};
+        rc = pst_dist_run_step(r, &f, 1, NULL, st);
+    }
+    pst_tensor_unref(v);
+    pst_dist_run_free(r);
     return rc;
 }
 

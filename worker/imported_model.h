@@ -24,6 +24,9 @@ typedef struct pst_imported_model {
     pst_record_feed feeds[PST_MAX_FEEDS];
     int n_feeds;
     int added_step, added_increment; /* what the worker added to the user's graph */
+    pst_node *global_step;           /* its variable (not in the init op) */
+    pst_output step_value;           /* set_step = Assign(global_step, step_value) */
+    pst_node *set_step;
 } pst_imported_model;
 
 /* Imports f->meta into m (m->g, train_op, loss, global_step, init) placed by device_fn.
@@ -41,9 +44,14 @@ int pst_imported_model_feeds(pst_imported_model *im, const int64_t *rows, int b,
 int64_t pst_imported_model_records(const pst_imported_model *im);
 /* Pushes every variable the TF checkpoint at prefix holds (by name; dtype and shape must
  * match) to the PS that holds it: the chief's start from a user's checkpoint. *n gets the
- * count. */
+ * count; the global step is not pushed: *step gets its value when the checkpoint holds it. */
 int pst_imported_model_push_checkpoint(pst_imported_model *im, pst_graph *g, struct pst_task *t,
-                                       const char *prefix, int *n, pst_status *st);
+                                       const char *prefix, int *n, int64_t *step,
+                                       pst_status *st);
+/* The chief's last act of initializing: global step := step (m->init leaves it out, so the
+ * other workers wait until the model is complete). */
+int pst_imported_model_set_step(pst_imported_model *im, struct pst_task *t, pst_graph *g,
+                                int64_t step, pst_status *st);
 /* Frees the graph (m->g) and the feeds. */
 void pst_imported_model_destroy(pst_imported_model *im, model *m);
 
