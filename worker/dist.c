@@ -249,15 +249,16 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
         /* A user's graph: its feeds' records in file order; this worker's share (rank of n)
          * of each global batch of n * batch records, stepping on with its own steps. */
         int64_t *rows = malloc((size_t)batch * sizeof *rows);
+        if (!d->member.agent) {
+            rank = d->index;
+            n = d->n_workers;
+        }
         int64_t base = (atomic_load(&d->local_steps) * n + rank) * batch;
-        if (!d->member.agent)
-            base = (atomic_load(&d->local_steps) * d->n_workers + d->index) * batch;
         for (int i = 0; rows && i < batch; i++) rows[i] = base + i;
         int r = rows ? pst_imported_model_feeds(d->imp, rows, batch, feeds, st)
                      : pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a batch");
-        if (ids)
-            for (int i = 0; rows && i < batch; i++)
-                ids[i] = rows[i] % pst_imported_model_records(d->imp);
+        int64_t records = pst_imported_model_records(d->imp);
+        for (int i = 0; ids && rows && i < batch; i++) ids[i] = rows[i] % records;
         free(rows);
         if (r < 0) {
             free(ids);

@@ -137,7 +137,6 @@ int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_statu
     return 0;
 }
 
-static char *ancestors(pst_graph *g, pst_node *const *targets, int n);
 
 /* ---- Queue runners (tf.train.start_queue_runners) -------------------------------------- */
 
@@ -257,7 +256,7 @@ static void queues_needed(pst_imported *m, pst_node *const *targets, int n_targe
             pst_node *e = pst_graph_find(m->g, m->qr[i].enqueue_ops[j]);
             if (e) all[nt++] = e;
         }
-    char *need = ancestors(m->g, all, nt);
+    char *need = pst_imported_ancestors(m->g, all, nt);
     for (int id = 0; id < nn; id++) {
         pst_node *d = pst_graph_node(m->g, id);
         int reader = strncmp(d->op->name, "ReaderRead", 10) == 0; /* takes file names */
@@ -459,7 +458,7 @@ int pst_imported_save(pst_imported *m, const char *prefix, pst_status *st) {
 /* ---- Train op, loss, placeholders ------------------------------------------------------ */
 
 /* need[i] = 1 for every node the targets depend on (inputs and control inputs). */
-static char *ancestors(pst_graph *g, pst_node *const *targets, int n) {
+char *pst_imported_ancestors(pst_graph *g, pst_node *const *targets, int n) {
     int nn = pst_graph_num_nodes(g);
     char *need = calloc((size_t)nn + 1, 1);
     PST_ASSERT(need != NULL);
@@ -503,7 +502,7 @@ pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *s
     for (int id = 0; id < nn; id++) {
         pst_node *x = pst_graph_node(m->g, id);
         if (consumed[id]) continue;
-        char *need = ancestors(m->g, &x, 1);
+        char *need = pst_imported_ancestors(m->g, &x, 1);
         int k = 0;
         for (int j = 0; j < nn; j++) k += need[j] && is_apply_op(pst_graph_node(m->g, j));
         free(need);
@@ -522,7 +521,7 @@ pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *s
 /* The loss tf.gradients started from: ".../gradients/Fill" (ones shaped like the loss) feeds
  * ".../gradients/LOSS_grad/...", whose name gives the loss node's full name. */
 pst_output pst_imported_loss(pst_imported *m, pst_node *train_op) {
-    char *need = ancestors(m->g, &train_op, 1);
+    char *need = pst_imported_ancestors(m->g, &train_op, 1);
     pst_output loss = {NULL, 0};
     /* First among the train op's ancestors; else anywhere (the seed can reach the apply ops
      * only through a while loop's stacks, which the ancestor walk does not follow). */
@@ -554,7 +553,7 @@ pst_output pst_imported_loss(pst_imported *m, pst_node *train_op) {
 
 int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_targets,
                               pst_output **out, int *n) {
-    char *need = ancestors(m->g, targets, n_targets);
+    char *need = pst_imported_ancestors(m->g, targets, n_targets);
     int nn = pst_graph_num_nodes(m->g), k = 0;
     *out = calloc((size_t)nn + 1, sizeof **out);
     PST_ASSERT(*out != NULL);

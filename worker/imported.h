@@ -115,6 +115,9 @@ pst_node *pst_imported_train_op(pst_imported *m, const char *name, pst_status *s
 /* The loss tf.gradients differentiated for the train op (the input of its
  * ".../gradients/Shape"), or a null output. */
 pst_output pst_imported_loss(pst_imported *m, pst_node *train_op);
+/* Which nodes the targets depend on (through data and control inputs): need[node id] is 1 for
+ * each (malloc'd, node count + 1 bytes; the caller frees). */
+char *pst_imported_ancestors(pst_graph *g, pst_node *const *targets, int n);
 /* The placeholders (op Placeholder) the targets need, in graph order: *out malloc'd. */
 int pst_imported_placeholders(pst_imported *m, pst_node *const *targets, int n_targets,
                               pst_output **out, int *n);

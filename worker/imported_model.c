@@ -18,33 +18,15 @@
 /* Whether the train op already moves the global step (TF's minimize(global_step=...) adds an
  * AssignAdd on it under the train op). */
 static int increments(pst_graph *g, pst_node *train, pst_node *gs) {
-    int nn = pst_graph_num_nodes(g), found = 0;
-    char *seen = calloc((size_t)nn + 1, 1);
-    pst_node **stack = malloc(((size_t)nn + 1) * sizeof *stack);
-    if (!seen || !stack) {
-        free(seen);
-        free(stack);
-        return 0;
+    char *need = pst_imported_ancestors(g, &train, 1);
+    int found = 0;
+    for (int i = 0; i < pst_graph_num_nodes(g) && !found; i++) {
+        pst_node *n = pst_graph_node(g, i);
+        found = need[i] && n->n_inputs > 0 && n->inputs[0].node == gs &&
+                (strcmp(n->op->name, "AssignAdd") == 0 ||
+                 strcmp(n->op->name, "AssignAddVariableOp") == 0);
     }
-    int top = 0;
-    stack[top++] = train;
-    seen[train->id] = 1;
-    while (top > 0 && !found) {
-        pst_node *n = stack[--top];
-        if ((strcmp(n->op->name, "AssignAdd") == 0 ||
-             strcmp(n->op->name, "AssignAddVariableOp") == 0) &&
-            n->n_inputs > 0 && n->inputs[0].node == gs)
-            found = 1;
-        for (int i = 0; i < n->n_inputs + n->n_control; i++) {
-            pst_node *p = i < n->n_inputs ? n->inputs[i].node : n->control_inputs[i - n->n_inputs];
-            if (p && !seen[p->id]) {
-                seen[p->id] = 1;
-                stack[top++] = p;
-            }
-        }
-    }
-    free(seen);
-    free(stack);
+    free(need);
     return found;
 }
 

@@ -473,13 +473,14 @@ static int set_op_kernel(pst_kernel_ctx *c) {
 }
 
 /* ---- IsVariableInitialized(ref) -------------------------------------------------------- */
-static int is_init_shape(pst_node *n, pst_status *st) {
+/* Shared with VarIsInitializedOp (ops_resource.c): a variable's "initialized" flag. */
+int pst__is_initialized_shape(pst_node *n, pst_status *st) {
     (void)st;
     pst_node_set_output(n, 0, PST_BOOL, pst_shape_scalar());
     return 0;
 }
 
-static int is_init_kernel(pst_kernel_ctx *c) {
+int pst__is_initialized_kernel(pst_kernel_ctx *c) {
     pst_kctx_set_output(c, 0, pst_tensor_scalar_bool(pst_var_is_initialized(c->input_vars[0])));
     return 0;
 }
@@ -543,7 +544,8 @@ static const pst_op_def array_tf_ops[] = {
     {.name = "DenseToDenseSetOperation", .min_inputs = 2, .max_inputs = 2, .n_outputs = 3,
      .attrs = set_op_attrs, .shape = set_op_shape, .kernel = set_op_kernel, .flags = ND},
     {.name = "IsVariableInitialized", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
-     .attrs = is_init_attrs, .shape = is_init_shape, .kernel = is_init_kernel,
+     .attrs = is_init_attrs, .shape = pst__is_initialized_shape,
+     .kernel = pst__is_initialized_kernel,
      .flags = ND | PST_OP_STATEFUL, .ref_mask = 0x1},
 };
 

@@ -112,15 +112,9 @@ static int assign_sub_var_kernel(pst_kernel_ctx *c) {
 }
 
 /* ---- VarIsInitializedOp, VariableShape, DestroyResourceOp ------------------------------ */
-static int is_init_shape(pst_node *n, pst_status *st) {
-    (void)st;
-    pst_node_set_output(n, 0, PST_BOOL, pst_shape_scalar());
-    return 0;
-}
-static int is_init_kernel(pst_kernel_ctx *c) {
-    pst_kctx_set_output(c, 0, pst_tensor_scalar_bool(pst_var_is_initialized(c->input_vars[0])));
-    return 0;
-}
+/* VarIsInitializedOp runs IsVariableInitialized's shape and kernel (ops_array_tf.c). */
+int pst__is_initialized_shape(pst_node *n, pst_status *st);
+int pst__is_initialized_kernel(pst_kernel_ctx *c);
 
 static int var_shape_shape(pst_node *n, pst_status *st) {
     (void)st;
@@ -282,7 +276,8 @@ static const pst_op_def resource_ops[] = {
      .attrs = dtype_attrs, .shape = assign_var_shape, .kernel = assign_sub_var_kernel,
      .flags = SF | ND, .ref_mask = 0x1},
     {.name = "VarIsInitializedOp", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
-     .shape = is_init_shape, .kernel = is_init_kernel, .flags = SF | ND | PST_OP_STRINGS,
+     .shape = pst__is_initialized_shape, .kernel = pst__is_initialized_kernel,
+     .flags = SF | ND | PST_OP_STRINGS,
      .ref_mask = 0x1},
     {.name = "VariableShape", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = shape_attrs, .shape = var_shape_shape, .kernel = var_shape_kernel,
