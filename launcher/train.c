@@ -74,19 +74,7 @@ int pst_cmd_train(int argc, char **argv) {
     }
     for (int i = 0; i < nf; i++)
         if (pst_record_feed_load(g, &feeds[i], &st) < 0) goto fail;
-    pst_output *need;
-    int n_need;
-    pst_imported_placeholders(m, &train, 1, &need, &n_need);
-    for (int k = 0; k < n_need; k++) {
-        int fed = 0;
-        for (int i = 0; i < nf; i++) fed |= feeds[i].ph.node == need[k].node;
-        if (!fed) {
-            pst_status_set(&st, PST_E_INVALID, "placeholder '%s' needs a --feed", need[k].node->name);
-            free(need);
-            goto fail;
-        }
-    }
-    free(need);
+    if (pst_record_feeds_cover(m, &train, 1, feeds, nf, &st) < 0) goto fail;
     /* A graph that reads its own input (TF 1 readers and queues): its queue runners fill the
      * queues, its readers pointed at --records when given, else at the files it names. */
     if ((queues = pst_imported_uses_queues(m, &train, 1))) {

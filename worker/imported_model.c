@@ -116,21 +116,11 @@ int pst_imported_model_load_feeds(const pst_train_flags *f, model *m, pst_import
         im->n_feeds = i + 1;
         if (pst_record_feed_load(g, &im->feeds[i], st) < 0) return st->code;
     }
-    pst_output *need = NULL;
-    int n_need = 0;
     pst_node *targets[2] = {m->train_op, m->loss.node};
-    pst_imported_placeholders(im->imp, targets, 2, &need, &n_need);
-    for (int k = 0; k < n_need; k++) {
-        int fed = 0;
-        for (int i = 0; i < im->n_feeds; i++) fed |= im->feeds[i].ph.node == need[k].node;
-        if (!fed) {
-            pst_status_set(st, PST_E_INVALID, "--meta %s: placeholder '%s' needs a --feed",
-                           f->meta, need[k].node->name);
-            free(need);
-            return st->code;
-        }
+    if (pst_record_feeds_cover(im->imp, targets, 2, im->feeds, im->n_feeds, st) < 0) {
+        pst_status_prefix(st, "--meta %s: ", f->meta);
+        return st->code;
     }
-    free(need);
     return 0;
 }
 

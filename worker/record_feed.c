@@ -2,9 +2,11 @@
 #include "record_feed.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "example.h"
+#include "imported.h"
 #include "op.h"
 
 int pst_record_feed_parse(const char *s, pst_record_feed *f, pst_status *st) {
@@ -65,4 +67,20 @@ void pst_record_feed_destroy(pst_record_feed *f) {
     pst_tensor_unref(f->all);
     pst_tensor_unref(f->batch);
     f->all = f->batch = NULL;
+}
+
+int pst_record_feeds_cover(pst_imported *m, pst_node *const *targets, int n_targets,
+                           const pst_record_feed *feeds, int n_feeds, pst_status *st) {
+    pst_output *need = NULL;
+    int n_need = 0, rc = 0;
+    pst_imported_placeholders(m, targets, n_targets, &need, &n_need);
+    for (int k = 0; k < n_need && rc == 0; k++) {
+        int fed = 0;
+        for (int i = 0; i < n_feeds; i++) fed |= feeds[i].ph.node == need[k].node;
+        if (!fed)
+            rc = pst_status_set(st, PST_E_INVALID, "placeholder '%s' needs a --feed",
+                                need[k].node->name);
+    }
+    free(need);
+    return rc;
 }

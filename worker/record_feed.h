@@ -36,5 +36,10 @@ int64_t pst_record_feed_count(const pst_record_feed *f);
 /* f->batch = a new tensor of the records rows[0..b) (each taken modulo the count). */
 int pst_record_feed_batch(pst_record_feed *f, const int64_t *rows, int b, pst_status *st);
 void pst_record_feed_destroy(pst_record_feed *f);
+/* Every placeholder the targets need is one of the loaded feeds; else an error naming the
+ * first one left unfed ("placeholder 'x' needs a --feed"). */
+struct pst_imported;
+int pst_record_feeds_cover(struct pst_imported *m, pst_node *const *targets, int n_targets,
+                           const pst_record_feed *feeds, int n_feeds, pst_status *st);
 
 #endif
