@@ -153,6 +153,17 @@ START_TEST(test_bad_feeds_are_named) {
     w = workers_logs(run);
     ck_assert_msg(strstr(w, "placeholder 'output/output' needs a --feed") != NULL, "%s", w);
     free(w);
+    /* A TF checkpoint that is not there is named; nothing trains. */
+    pst_lu_teardown();
+    pst_lu_setup();
+    convert_data();
+    char extra[1200];
+    snprintf(extra, sizeof extra, ", \"init_checkpoint\": \"%s/nowhere/model.ckpt\"", pst_lu_dir);
+    ck_assert_int_ne(launch(job("noinit", good_feeds(), 100, extra), run, sizeof run), 0);
+    w = workers_logs(run);
+    ck_assert_msg(strstr(w, "--init-checkpoint") && strstr(w, "nowhere/model.ckpt"), "%s", w);
+    ck_assert_ptr_null(strstr(w, "final_loss="));
+    free(w);
     /* The dry run places the graph as the workers do, without reading the feeds. */
     char cmd[2048], out[8192];
     snprintf(cmd, sizeof cmd, "%s inspect placement --job %s --dry-run 2>&1", pst_lu_pstrain,
