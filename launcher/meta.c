@@ -29,6 +29,53 @@ static int meta_show(const char *path) {
     return rc < 0 ? 1 : 0;
 }
 
+/* A temporary file (its path in synth, 64 bytes) of n synthetic records in the format the
+ * graph's readers or datasets read. */
+static int synthetic_file(pst_imported *m, char *synth, int n, int *nfeat, pst_status *st) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(synth, 64, "%.40s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(synth);
+    if (fd < 0) {
+        synth[0] = '\0';
+        return pst_status_set(st, PST_E_IO, "cannot create a temporary records file");
+    }
+    close(fd);
+    return pst_imported_synthetic_records(m, synth, n, nfeat, st);
+}
+
+/* A graph whose train op reads a tf.data iterator: its iterators initialized (MakeIterator),
+ * their TFRecordDatasets reading `records` or a temporary file of synthetic records (path in
+ * synth); a feedable iterator's string-handle placeholder gets the chosen iterator's handle
+ * in feeds. note receives ", input from ..." for the report. */
+static int start_datasets(pst_imported *m, pst_node *train, int steps, const char *records,
+                          char *synth, pst_feed *feeds, int n_feeds, char *note,
+                          size_t note_len, pst_status *st) {
+    const char *path = records;
+    int nfeat = 0, nrec = pst_imported_records_needed(m, train, steps);
+    if (path == NULL) {
+        if (synthetic_file(m, synth, nrec, &nfeat, st) < 0) return st->code;
+        path = synth;
+    }
+    pst_imported_dataset_input in;
+    int rc = pst_imported_dataset_inputs(m, &train, 1, path, &in, st);
+    if (rc == 0) rc = pst_imported_run_dataset_inits(m, &in, st);
+    for (int h = 0; h < in.n_handles && rc == 0; h++)
+        for (int i = 0; i < n_feeds; i++)
+            if (feeds[i].output.node == in.handles[h].output.node &&
+                feeds[i].output.index == in.handles[h].output.index) {
+                pst_tensor_unref(feeds[i].value);
+                feeds[i].value = pst_tensor_ref(in.handles[h].value);
+            }
+    if (rc == 0 && records)
+        snprintf(note, note_len, ", input from its tf.data pipeline on %s (%d iterators)",
+                 records, in.n_inits);
+    else if (rc == 0)
+        snprintf(note, note_len, ", input from its tf.data pipeline: %d synthetic records of %d "
+                 "features (%d iterators)", nrec, nfeat, in.n_inits);
+    pst_imported_dataset_input_free(&in);
+    return rc;
+}
+
 /* Starts the queue runners of a graph whose train op dequeues its own input, its readers
  * pointed at `records` or, without it, at a temporary file of synthetic records (its path in
  * synth, for the caller to remove). note receives ", input from ..." for the report. */
@@ -42,15 +89,7 @@ static int start_own_input(pst_imported *m, pst_node *train, int batch, int step
     const char *path = records;
     int nfeat = 0, nrec = pst_imported_records_needed(m, train, steps);
     if (path == NULL) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(synth, 64, "%.40s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-        int fd = mkstemp(synth);
-        if (fd < 0) {
-            synth[0] = '\0';
-            return pst_status_set(st, PST_E_IO, "cannot create a temporary records file");
-        }
-        close(fd);
-        if (pst_imported_synthetic_records(m, synth, nrec, &nfeat, st) < 0) return st->code;
+        if (synthetic_file(m, synth, nrec, &nfeat, st) < 0) return st->code;
         path = synth;
     }
     pst_feed *files;
@@ -173,6 +212,9 @@ static int meta_check(int argc, char **argv) {
         if (rc == 0 && pst_imported_uses_queues(m, &train, 1))
             rc = start_own_input(m, train, batch, steps, records, synth, input_note,
                                  sizeof input_note, &st);
+        else if (rc == 0 && pst_imported_uses_datasets(m, &train, 1))
+            rc = start_datasets(m, train, steps, records, synth, feeds, nph, input_note,
+                                sizeof input_note, &st);
         double first = NAN, last = NAN;
         for (int s = 0; s < steps && rc == 0; s++) {
             pst_tensor *out[1] = {NULL};

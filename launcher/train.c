@@ -25,7 +25,8 @@ static void usage(void) {
 int pst_cmd_train(int argc, char **argv) {
     const char *meta = NULL, *ckpt = NULL, *train_name = NULL, *loss_name = NULL, *save = NULL;
     const char *records = NULL;
-    int queues = 0;
+    int queues = 0, datasets = 0;
+    pst_imported_dataset_input din = {0};
     long steps = 100, batch = 32, every = 10;
     pst_record_feed *feeds = calloc(MAX_FEEDS, sizeof *feeds);
     int64_t *rows = NULL;
@@ -74,7 +75,21 @@ int pst_cmd_train(int argc, char **argv) {
     }
     for (int i = 0; i < nf; i++)
         if (pst_record_feed_load(g, &feeds[i], &st) < 0) goto fail;
-    if (pst_record_feeds_cover(m, &train, 1, feeds, nf, &st) < 0) goto fail;
+    /* A graph reading a tf.data iterator: its iterators initialized, its TFRecordDatasets
+     * reading --records when given, else the files the graph names. */
+    if ((datasets = pst_imported_uses_datasets(m, &train, 1))) {
+        if (pst_imported_dataset_inputs(m, &train, 1, records, &din, &st) < 0 ||
+            pst_imported_run_dataset_inits(m, &din, &st) < 0)
+            goto fail;
+        printf("initialized %d tf.data iterators%s%s\n", din.n_inits, records ? ", reading " : "",
+               records ? records : "");
+    }
+    if (nf + din.n_handles > MAX_FEEDS) {
+        pst_status_set(&st, PST_E_INVALID, "too many feeds (at most %d)", MAX_FEEDS);
+        goto fail;
+    }
+    /* (A feedable iterator's string-handle placeholder is fed the handle instead.) */
+    if (din.n_handles == 0 && pst_record_feeds_cover(m, &train, 1, feeds, nf, &st) < 0) goto fail;
     /* A graph that reads its own input (TF 1 readers and queues): its queue runners fill the
      * queues, its readers pointed at --records when given, else at the files it names. */
     if ((queues = pst_imported_uses_queues(m, &train, 1))) {
@@ -101,10 +116,15 @@ int pst_cmd_train(int argc, char **argv) {
             if (pst_record_feed_batch(&feeds[i], rows, (int)batch, &st) < 0) goto fail;
             pf[i] = (pst_feed){feeds[i].ph, feeds[i].batch};
         }
+        for (int i = 0; i < din.n_handles; i++) pf[nf + i] = din.handles[i];
         pst_tensor *out[1] = {NULL};
-        if (pst_session_run(pst_imported_session(m), pf, nf, loss.node ? &loss : NULL,
-                            loss.node ? 1 : 0, &train, 1, out, &st) < 0) {
+        if (pst_session_run(pst_imported_session(m), pf, nf + din.n_handles,
+                            loss.node ? &loss : NULL, loss.node ? 1 : 0, &train, 1, out, &st) < 0) {
             pst_status qst = {0};
+            if (datasets && st.code == PST_E_OUT_OF_RANGE) { /* the dataset's end */
+                printf("input exhausted after %ld steps\n", s);
+                break;
+            }
             if (queues && pst_imported_stop_queue_runners(m, &qst) < 0) st = qst; /* the cause */
             else if (queues && st.code == PST_E_OUT_OF_RANGE) { /* the input's epochs are done */
                 printf("input exhausted after %ld steps\n", s);
@@ -131,6 +151,7 @@ bad:
     rc = 2;
 out:
     for (int i = 0; i < nf; i++) pst_record_feed_destroy(&feeds[i]);
+    pst_imported_dataset_input_free(&din);
     free(feeds);
     free(rows);
     pst_imported_free(m);

@@ -18,27 +18,6 @@
 #include "testutil.h"
 #include "tfrecord.h"
 
-static char *testdata(const char *rel) {
-    static char buf[4096];
-    const char *src = getenv("PST_SOURCE_DIR");
-    snprintf(buf, sizeof buf, "%s/tests/data/%s", src ? src : ".", rel);
-    return buf;
-}
-
-/* Creates an empty file from a mkstemp pattern. */
-static void tmp_file(char *pattern) {
-    int fd = mkstemp(pattern);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-}
-
-/* A Const taking the caller's reference to t (pst_const borrows). */
-static pst_output cst(pst_graph *g, pst_tensor *t, const char *name) {
-    pst_output o = pst_const(g, t, name);
-    pst_tensor_unref(t);
-    return o;
-}
-
 /* A one-component queue node (shape NULL: none declared; capacity <= 0: unbounded). */
 static pst_output queue_node(pst_graph *g, const char *name, pst_dtype t, const pst_shape *shape,
                              int64_t capacity) {
@@ -55,7 +34,7 @@ static pst_output filename_queue(pst_graph *g, const char *file, const char *enq
     pst_output q = queue_node(g, "files", PST_STRING, NULL, 0);
     pst_node_builder *b = pst_nb_new(g, "QueueEnqueueManyV2", enq_name);
     pst_nb_input(b, q);
-    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){file}), "names"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, (const char *const[]){file}), "names"));
     *enq = pst_nb_finish(b);
     return q;
 }
@@ -63,7 +42,7 @@ static pst_output filename_queue(pst_graph *g, const char *file, const char *enq
 /* Writes g as a meta graph at a new temporary path (in path), frees g, imports it. */
 static pst_imported *reimport(pst_graph *g, char *path) {
     pst_status st = {0};
-    tmp_file(path);
+    pst_test_tmp_file(path);
     ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
     ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
                   st.msg);
@@ -383,12 +362,12 @@ START_TEST(test_parse_example_values) {
     pst_output in = pst_placeholder(g, "ser", PST_STRING, pst_shape_1d(-1));
     pst_node_builder *b = pst_nb_new(g, "ParseExample", "parse");
     pst_nb_input(b, in);
-    pst_nb_input(b, cst(g, pst_tensor_from_strs(0, NULL), "names"));
-    pst_nb_input(b, cst(g, pst_tensor_scalar_str("tags"), "sk0"));
-    pst_nb_input(b, cst(g, pst_tensor_scalar_str("w"), "dk0"));
-    pst_nb_input(b, cst(g, pst_tensor_scalar_str("label"), "dk1"));
-    pst_nb_input(b, cst(g, pst_tensor_from_f32(pst_shape_1d(2), (float[]){9, 8}), "d0"));
-    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "d1"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(0, NULL), "names"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("tags"), "sk0"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("w"), "dk0"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("label"), "dk1"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_1d(2), (float[]){9, 8}), "d0"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "d1"));
     pst_nb_attr_i(b, "Nsparse", 1);
     pst_nb_attr_i(b, "Ndense", 2);
     pst_nb_attr_list_type(b, "sparse_types", 1, (pst_dtype[]){PST_INT64});
@@ -444,7 +423,7 @@ START_TEST(test_decode_raw) {
     pst_tstring_set(&pst_tensor_str(raw)[0], "\x01\x00\x02\x00", 4);
     pst_tstring_set(&pst_tensor_str(raw)[1], "\xff\xff\x00\x01", 4);
     pst_node_builder *b = pst_nb_new(g, "DecodeRaw", "d");
-    pst_nb_input(b, cst(g, raw, "raw"));
+    pst_nb_input(b, pst_test_const(g, raw, "raw"));
     pst_nb_attr_type(b, "out_type", PST_INT32);
     pst_nb_attr_b(b, "little_endian", 1);
     pst_output d = pst_out(pst_nb_finish(b), 0);
@@ -471,7 +450,7 @@ START_TEST(test_count_up_to) {
     pst_ops_init();
     pst_graph *g = pst_graph_new();
     pst_output v = pst_variable_v2(g, "epochs", PST_INT64, pst_shape_scalar());
-    pst_node *init = pst_assign(g, v, cst(g, pst_tensor_scalar_i64(0), "zero"), "init").node;
+    pst_node *init = pst_assign(g, v, pst_test_const(g, pst_tensor_scalar_i64(0), "zero"), "init").node;
     pst_node_builder *b = pst_nb_new(g, "CountUpTo", "count");
     pst_nb_input(b, v);
     pst_nb_attr_i(b, "limit", 2);
@@ -522,7 +501,7 @@ static void rgraph_init(rgraph *r, const char *path, const char *reader_op, int 
     b = pst_nb_new(g, n_up_to ? "ReaderReadUpToV2" : "ReaderReadV2", "read");
     pst_nb_input(b, rd);
     pst_nb_input(b, q);
-    if (n_up_to) pst_nb_input(b, cst(g, pst_tensor_scalar_i64(n_up_to), "n"));
+    if (n_up_to) pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(n_up_to), "n"));
     pst_node *rn = pst_nb_finish(b);
     r->key = pst_out(rn, 0);
     r->value = pst_out(rn, 1);
@@ -585,9 +564,9 @@ START_TEST(test_text_reader_decode_csv) {
     rgraph_init(&r, path, "TextLineReaderV2", 5, text_attrs);
     pst_node_builder *b = pst_nb_new(r.g, "DecodeCSV", "csv");
     pst_nb_input(b, r.value);
-    pst_nb_input(b, cst(r.g, pst_tensor_from_i32(pst_shape_1d(0), NULL), "d0"));
-    pst_nb_input(b, cst(r.g, pst_tensor_from_f32(pst_shape_1d(1), (float[]){-1}), "d1"));
-    pst_nb_input(b, cst(r.g, pst_tensor_from_strs(1, (const char *const[]){"?"}), "d2"));
+    pst_nb_input(b, pst_test_const(r.g, pst_tensor_from_i32(pst_shape_1d(0), NULL), "d0"));
+    pst_nb_input(b, pst_test_const(r.g, pst_tensor_from_f32(pst_shape_1d(1), (float[]){-1}), "d1"));
+    pst_nb_input(b, pst_test_const(r.g, pst_tensor_from_strs(1, (const char *const[]){"?"}), "d2"));
     pst_node *csv = pst_nb_finish(b);
     ck_assert_msg(!pst_graph_error(r.g), "%s", pst_graph_status(r.g)->msg);
     pst_output f[4] = {r.key, pst_out(csv, 0), pst_out(csv, 1), pst_out(csv, 2)};
@@ -643,7 +622,7 @@ static pst_tensor *run_op(const char *op, int n, pst_tensor **in, void (*attrs)(
     for (int i = 0; i < n; i++) {
         char name[16];
         snprintf(name, sizeof name, "in%d", i);
-        pst_nb_input(b, cst(g, in[i], name));
+        pst_nb_input(b, pst_test_const(g, in[i], name));
     }
     if (attrs) attrs(b);
     pst_output o = pst_out(pst_nb_finish(b), 0);
@@ -757,14 +736,14 @@ START_TEST(test_parse_single_sequence_example) {
 
     pst_graph *g = pst_graph_new();
     pst_node_builder *nb = pst_nb_new(g, "ParseSingleSequenceExample", "seq");
-    pst_nb_input(nb, cst(g, ser, "ser"));
-    pst_nb_input(nb, cst(g, pst_tensor_from_strs(1, (const char *const[]){"absent"}), "assumed"));
-    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("length"), "ck"));
-    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("tags"), "fsk"));
-    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("tokens"), "fdk0"));
-    pst_nb_input(nb, cst(g, pst_tensor_scalar_str("absent"), "fdk1"));
-    pst_nb_input(nb, cst(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "cdef"));
-    pst_nb_input(nb, cst(g, pst_tensor_scalar_str(""), "debug"));
+    pst_nb_input(nb, pst_test_const(g, ser, "ser"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_from_strs(1, (const char *const[]){"absent"}), "assumed"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_str("length"), "ck"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_str("tags"), "fsk"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_str("tokens"), "fdk0"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_str("absent"), "fdk1"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "cdef"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_str(""), "debug"));
     pst_nb_attr_i(nb, "Ncontext_dense", 1);
     pst_nb_attr_i(nb, "Nfeature_list_sparse", 1);
     pst_nb_attr_i(nb, "Nfeature_list_dense", 2);
@@ -801,14 +780,14 @@ START_TEST(test_sparse_tensors_map) {
     pst_ops_init();
     pst_graph *g = pst_graph_new();
     pst_node_builder *b = pst_nb_new(g, "AddManySparseToTensorsMap", "add");
-    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_2d(3, 2), (int64_t[]){0, 1, 1, 0, 1, 2}),
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_i64(pst_shape_2d(3, 2), (int64_t[]){0, 1, 1, 0, 1, 2}),
                         "ind"));
-    pst_nb_input(b, cst(g, pst_tensor_from_f32(pst_shape_1d(3), (float[]){5, 6, 7}), "val"));
-    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){2, 3}), "shp"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_1d(3), (float[]){5, 6, 7}), "val"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){2, 3}), "shp"));
     pst_output handles = pst_out(pst_nb_finish(b), 0);
     b = pst_nb_new(g, "ReverseV2", "rev");
     pst_nb_input(b, handles);
-    pst_nb_input(b, cst(g, pst_tensor_from_i32(pst_shape_1d(1), (int32_t[]){0}), "axis"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_i32(pst_shape_1d(1), (int32_t[]){0}), "axis"));
     pst_output rev = pst_out(pst_nb_finish(b), 0);
     b = pst_nb_new(g, "TakeManySparseFromTensorsMap", "take");
     pst_nb_input(b, rev);
@@ -851,7 +830,7 @@ static pst_tensor *decode_file(const char *op, const char *path, pst_status *st)
 START_TEST(test_decode_png_jpeg) {
     pst_io_ops_init();
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(path);
+    pst_test_tmp_file(path);
     uint8_t px[4 * 3 * 3];
     for (int i = 0; i < 36; i++) px[i] = (uint8_t)(i * 7);
     pst_status st = {0};
@@ -915,8 +894,8 @@ static void write_gestures(const char *path, int n) {
 static pst_imported *load_gkchai(pst_node **train, pst_output *loss) {
     pst_status st = {0};
     char meta[4096], prefix[4096];
-    snprintf(meta, sizeof meta, "%s", testdata("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0.meta"));
-    snprintf(prefix, sizeof prefix, "%s", testdata("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0"));
+    snprintf(meta, sizeof meta, "%s", pst_test_data("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0.meta"));
+    snprintf(prefix, sizeof prefix, "%s", pst_test_data("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0"));
     pst_imported *m = pst_imported_load(meta, &st);
     ck_assert_msg(m != NULL, "%s", st.msg);
     ck_assert_int_eq(pst_imported_num_queue_runners(m), 6);
@@ -950,7 +929,7 @@ static int start_on(pst_imported *m, const char *path) { return start_on_n(m, pa
 
 START_TEST(test_gkchai_trains_from_its_reader) {
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(path);
+    pst_test_tmp_file(path);
     write_gestures(path, 64);
     pst_node *train;
     pst_output loss;
@@ -996,7 +975,7 @@ START_TEST(test_synthetic_records_match_parse) {
     pst_output loss;
     pst_imported *m = load_gkchai(&train, &loss);
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(path);
+    pst_test_tmp_file(path);
     pst_status st = {0};
     int nfeat = 0;
     ck_assert_msg(pst_imported_synthetic_records(m, path, 8, &nfeat, &st) == 0, "%s", st.msg);
@@ -1024,7 +1003,7 @@ END_TEST
 START_TEST(test_quantumedic_shuffle_batch) {
     pst_status st = {0};
     char meta[4096];
-    snprintf(meta, sizeof meta, "%s", testdata("tf_graphs/39_quantumedic_cifar-10/model.ckpt.meta"));
+    snprintf(meta, sizeof meta, "%s", pst_test_data("tf_graphs/39_quantumedic_cifar-10/model.ckpt.meta"));
     pst_imported *m = pst_imported_load(meta, &st);
     ck_assert_msg(m != NULL, "%s", st.msg);
     ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
@@ -1033,7 +1012,7 @@ START_TEST(test_quantumedic_shuffle_batch) {
     ck_assert_ptr_nonnull(batch);
     ck_assert_int_eq(pst_imported_uses_queues(m, &batch, 1), 1);
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(path);
+    pst_test_tmp_file(path);
     int nfeat = 0;
     ck_assert_msg(pst_imported_synthetic_records(m, path, 16, &nfeat, &st) == 0, "%s", st.msg);
     ck_assert_int_eq(nfeat, 2);
@@ -1078,11 +1057,11 @@ START_TEST(test_adopted_enqueue_ops) {
     pst_nb_finish(b);
     b = pst_nb_new(g, "QueueDequeueManyV2", "batch");
     pst_nb_input(b, q);
-    pst_nb_input(b, cst(g, pst_tensor_scalar_i32(4), "n"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i32(4), "n"));
     pst_nb_attr_list_type(b, "component_types", 1, &t);
     pst_output batch = pst_out(pst_nb_finish(b), 0);
     pst_output total = pst_variable_v2(g, "total", PST_FLOAT, pst_shape_scalar());
-    pst_assign(g, total, cst(g, pst_tensor_scalar_f32(0), "zero"), "total/Assign");
+    pst_assign(g, total, pst_test_const(g, pst_tensor_scalar_f32(0), "zero"), "total/Assign");
     pst_assign_add(g, total, pst_reduce_sum(g, batch, 0, NULL, 0, NULL), "step");
     char path[] = "/tmp/pst_tfinput_XXXXXX";
     pst_imported *m = reimport(g, path);
@@ -1127,11 +1106,11 @@ START_TEST(test_synthetic_sequence_examples) {
     pst_output value = pst_out(pst_nb_finish(b), 1);
     b = pst_nb_new(g, "ParseSingleSequenceExample", "seq");
     pst_nb_input(b, value);
-    pst_nb_input(b, cst(g, pst_tensor_from_strs(0, NULL), "assumed"));
-    pst_nb_input(b, cst(g, pst_tensor_scalar_str("len"), "ck"));
-    pst_nb_input(b, cst(g, pst_tensor_scalar_str("x"), "fk"));
-    pst_nb_input(b, cst(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "cdef"));
-    pst_nb_input(b, cst(g, pst_tensor_scalar_str(""), "debug"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(0, NULL), "assumed"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("len"), "ck"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("x"), "fk"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), "cdef"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str(""), "debug"));
     pst_nb_attr_i(b, "Ncontext_dense", 1);
     pst_nb_attr_i(b, "Nfeature_list_dense", 1);
     pst_nb_attr_list_type(b, "Tcontext_dense", 1, (pst_dtype[]){PST_INT64});
@@ -1141,7 +1120,7 @@ START_TEST(test_synthetic_sequence_examples) {
     pst_nb_finish(b);
     char meta[] = "/tmp/pst_tfinput_XXXXXX", path[] = "/tmp/pst_tfinput_XXXXXX";
     pst_imported *m = reimport(g, meta);
-    tmp_file(path);
+    pst_test_tmp_file(path);
     pst_status st = {0};
     int nfeat = 0;
     ck_assert_msg(pst_imported_synthetic_records(m, path, 4, &nfeat, &st) == 0, "%s", st.msg);
@@ -1179,13 +1158,13 @@ START_TEST(test_one_epoch_then_out_of_range) {
     pst_io_ops_init();
     pst_graph *g = pst_graph_new();
     pst_output epochs = pst_variable_v2(g, "epochs", PST_INT64, pst_shape_scalar());
-    pst_assign(g, epochs, cst(g, pst_tensor_scalar_i64(0), "e0"), "epochs/Assign");
+    pst_assign(g, epochs, pst_test_const(g, pst_tensor_scalar_i64(0), "e0"), "epochs/Assign");
     pst_node_builder *b = pst_nb_new(g, "CountUpTo", "count");
     pst_nb_input(b, epochs);
     pst_nb_attr_i(b, "limit", 1);
     pst_node *count = pst_nb_finish(b);
     b = pst_nb_new(g, "Identity", "names");
-    pst_nb_input(b, cst(g, pst_tensor_from_strs(1, (const char *const[]){"x.tfrecord"}), "n0"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, (const char *const[]){"x.tfrecord"}), "n0"));
     pst_nb_control(b, count);
     pst_output names = pst_out(pst_nb_finish(b), 0);
     pst_output files = queue_node(g, "files", PST_STRING, NULL, 0);
@@ -1200,7 +1179,7 @@ START_TEST(test_one_epoch_then_out_of_range) {
     pst_output value = pst_out(pst_nb_finish(b), 1);
     b = pst_nb_new(g, "ParseSingleExample", "parse");
     pst_nb_input(b, value);
-    pst_nb_input(b, cst(g, pst_tensor_from_f32(pst_shape_1d(0), NULL), "def"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_1d(0), NULL), "def"));
     pst_nb_attr_i(b, "num_sparse", 0);
     pst_nb_attr_list_s(b, "dense_keys", 1, (const char *const[]){"x"});
     pst_nb_attr_list_type(b, "Tdense", 1, (pst_dtype[]){PST_FLOAT});
@@ -1214,7 +1193,7 @@ START_TEST(test_one_epoch_then_out_of_range) {
     pst_nb_finish(b);
     b = pst_nb_new(g, "QueueDequeueUpToV2", "batch");
     pst_nb_input(b, q);
-    pst_nb_input(b, cst(g, pst_tensor_scalar_i32(8), "eight"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i32(8), "eight"));
     pst_nb_attr_list_type(b, "component_types", 1, (pst_dtype[]){PST_FLOAT});
     pst_output batch = pst_out(pst_nb_finish(b), 0);
     b = pst_nb_new(g, "Shape", "step");
@@ -1222,7 +1201,7 @@ START_TEST(test_one_epoch_then_out_of_range) {
     pst_nb_finish(b);
     char meta[] = "/tmp/pst_tfinput_XXXXXX", path[] = "/tmp/pst_tfinput_XXXXXX";
     pst_imported *m = reimport(g, meta);
-    tmp_file(path);
+    pst_test_tmp_file(path);
     pst_status st = {0};
     ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
     pst_node *train = pst_graph_find(pst_imported_graph(m), "step");
@@ -1260,11 +1239,11 @@ static char *run_cmd(const char *cmd, int *status) {
 
 START_TEST(test_pstrain_train_records) {
     char path[] = "/tmp/pst_tfinput_XXXXXX";
-    tmp_file(path);
+    pst_test_tmp_file(path);
     write_gestures(path, 64);
     const char *bin = getenv("PST_BINARY_DIR");
     char meta[4096], cmd[9000];
-    snprintf(meta, sizeof meta, "%s", testdata("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0.meta"));
+    snprintf(meta, sizeof meta, "%s", pst_test_data("tf_graphs/19_gkchai_GestureRecognition/model.ckpt-0.meta"));
     snprintf(cmd, sizeof cmd, "%s/launcher/pstrain train --meta %s --records %s --steps 30 "
              "--print-every 10 2>&1", bin ? bin : "build", meta, path);
     int status;

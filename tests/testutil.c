@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "ops_state.h"
+
 #include <math.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -179,4 +181,23 @@ int pst_test_run_command(const char *cmd, char *out, size_t len) {
     size_t n = fread(out, 1, len - 1, p);
     out[n] = '\0';
     return pclose(p);
+}
+
+char *pst_test_data(const char *rel) {
+    static char buf[4096];
+    const char *src = getenv("PST_SOURCE_DIR");
+    snprintf(buf, sizeof buf, "%s/tests/data/%s", src ? src : ".", rel);
+    return buf;
+}
+
+void pst_test_tmp_file(char *pattern) {
+    int fd = mkstemp(pattern);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+pst_output pst_test_const(pst_graph *g, pst_tensor *t, const char *name) {
+    pst_output o = pst_const(g, t, name);
+    pst_tensor_unref(t);
+    return o;
 }

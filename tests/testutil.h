@@ -37,6 +37,14 @@ void pst_test_assert_tensor(const pst_tensor *t, int rank, const int64_t *dims, 
 double pst_gradcheck(pst_graph *g, pst_output y, int n_x, const pst_output *xs,
                      pst_tensor *const *x_vals, double eps);
 
+/* The path of a fixture under tests/data ($PST_SOURCE_DIR/tests/data/REL; a static buffer
+ * overwritten by the next call). */
+char *pst_test_data(const char *rel);
+/* Creates an empty file from a mkstemp pattern (asserts it could). */
+void pst_test_tmp_file(char *pattern);
+/* A Const of t taking the caller's reference (pst_const borrows). */
+pst_output pst_test_const(pst_graph *g, pst_tensor *t, const char *name);
+
 /* Runs a shell command; its output (stdout and stderr) into out (NUL-terminated, cut at
  * len - 1); returns the exit status as pclose gives it. */
 int pst_test_run_command(const char *cmd, char *out, size_t len);

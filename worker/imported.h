@@ -134,4 +134,31 @@ int pst_imported_batch_hint(const pst_output *ph, int n, int dflt);
  * naming it. */
 pst_tensor *pst_imported_synthetic_feed(pst_output ph, int batch, uint64_t seed, pst_status *st);
 
+/* ---- tf.data input --------------------------------------------------------------------- */
+/* 1 when the targets read an iterator (IteratorGetNext): the graph's tf.data pipeline feeds
+ * them, and its iterators must be initialized first (pst_imported_dataset_inputs). */
+int pst_imported_uses_datasets(pst_imported *m, pst_node *const *targets, int n_targets);
+typedef struct pst_imported_dataset_input {
+    pst_node **inits;   /* the MakeIterator ops to run, with feeds */
+    int n_inits;
+    pst_feed *feeds;    /* each TFRecordDataset's filenames (and compression) input -> path */
+    int n_feeds;
+    pst_feed *handles;  /* string-handle placeholders of feedable iterators -> the handle of
+                           the iterator chosen (the caller feeds them with every step) */
+    int n_handles;
+} pst_imported_dataset_input;
+/* What initializes the iterators the targets read: for each, its MakeIterator (the one whose
+ * name holds "train" when it has several); for a feedable iterator (IteratorFromStringHandle
+ * of a placeholder), the graph's iterator whose name holds "train" (else the first with an
+ * initializer), its string handle to feed to the placeholder. With path, every TFRecordDataset
+ * those initializers run reads path (uncompressed) instead of its own files. Free with
+ * pst_imported_dataset_input_free (also after an error). */
+int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n_targets,
+                                const char *path, pst_imported_dataset_input *in,
+                                pst_status *st);
+/* Runs the initializers with their feeds (tf.data's iterator.initializer). */
+int pst_imported_run_dataset_inits(pst_imported *m, const pst_imported_dataset_input *in,
+                                   pst_status *st);
+void pst_imported_dataset_input_free(pst_imported_dataset_input *in);
+
 #endif

@@ -9,6 +9,7 @@
 #include "image_ops.h"
 #include "imported.h"
 #include "op.h"
+#include "tf_data.h"
 #include "tfrecord.h"
 
 static int op_is(const pst_node *n, const char *const *ops) {
@@ -36,6 +37,10 @@ int pst_imported_records_needed(pst_imported *m, pst_node *train, int steps) {
         }
         if (strncmp(x->op->name, "RandomShuffleQueue", 18) == 0)
             held += pst_node_attr_i(x, "min_after_dequeue", 0);
+        if (strncmp(x->op->name, "BatchDataset", 12) == 0 && x->n_inputs > 1) {
+            const pst_tensor *k = pst_node_in_const(x, 1);
+            if (k && k->n == 1 && pst_tensor_get_i64(k, 0) > most) most = pst_tensor_get_i64(k, 0);
+        }
     }
     (void)train;
     int64_t n = (int64_t)(steps > 0 ? steps : 1) * most + held + most;
@@ -402,6 +407,17 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
                                n_features, st);
         downstream(&w, pst_out(r, 1), 0, find_parse, NULL);
     }
+    /* tf.data: the parse ops of the functions a dataset maps over its records (a string
+     * argument's consumers, in the function's body). */
+    pst_graph *top = w.g;
+    for (int i = 0; i < pst_graph_num_functions(top); i++) {
+        const pst_function *f = pst_graph_function_at(top, i);
+        w.g = f->body;
+        for (int a = 0; a < f->n_args; a++)
+            if (f->args[a]->out_dtypes[0] == PST_STRING)
+                downstream(&w, pst_out(f->args[a], 0), 0, find_parse, NULL);
+    }
+    w.g = top;
     if (n_features) *n_features = w.nf;
     pst_tfrecord_writer *wr = pst_tfrecord_writer_open(path, NULL, st);
     pst_example *ex = pst_example_new();
@@ -455,4 +471,147 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
     pst_example_free(ex);
     free(w.f);
     return rc;
+}
+
+/* ---- tf.data input ---------------------------------------------------------------------- */
+
+static const char *const get_next_ops[] = {"IteratorGetNext", "IteratorGetNextSync", NULL};
+static const char *const iterator_ops[] = {"Iterator", "IteratorV2", NULL};
+static const char *const from_handle_ops[] = {"IteratorFromStringHandle",
+                                              "IteratorFromStringHandleV2", NULL};
+
+int pst_imported_uses_datasets(pst_imported *m, pst_node *const *targets, int n_targets) {
+    pst_graph *g = pst_imported_graph(m);
+    char *need = pst_imported_ancestors(g, targets, n_targets);
+    int found = 0;
+    for (int id = 0; id < pst_graph_num_nodes(g) && !found; id++)
+        found = need[id] && op_is(pst_graph_node(g, id), get_next_ops);
+    free(need);
+    return found;
+}
+
+/* The initializer of an iterator: its MakeIterator whose name holds "train" when it has
+ * several (a reinitializable iterator's train and test datasets), else its first. */
+static pst_node *iterator_init(pst_graph *g, const pst_node *iterator) {
+    pst_node *first = NULL;
+    for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+        pst_node *x = pst_graph_node(g, id);
+        if (strcmp(x->op->name, "MakeIterator") != 0 || x->n_inputs < 2 ||
+            x->inputs[1].node != iterator)
+            continue;
+        if (strstr(x->name, "train")) return x;
+        if (first == NULL) first = x;
+    }
+    return first;
+}
+
+/* For a feedable iterator (IteratorFromStringHandle of a placeholder): the iterator whose
+ * handle it gets, the one whose name holds "train" among those with an initializer, else the
+ * first such. */
+static pst_node *handle_iterator(pst_graph *g) {
+    pst_node *first = NULL;
+    for (int id = 0; id < pst_graph_num_nodes(g); id++) {
+        pst_node *x = pst_graph_node(g, id);
+        if (!op_is(x, iterator_ops) || iterator_init(g, x) == NULL) continue;
+        if (strstr(x->name, "train")) return x;
+        if (first == NULL) first = x;
+    }
+    return first;
+}
+
+int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n_targets,
+                                const char *path, pst_imported_dataset_input *in,
+                                pst_status *st) {
+    pst_graph *g = pst_imported_graph(m);
+    int nn = pst_graph_num_nodes(g);
+    memset(in, 0, sizeof *in);
+    in->inits = calloc((size_t)nn + 1, sizeof *in->inits);
+    in->feeds = calloc((size_t)nn * 2 + 2, sizeof *in->feeds);
+    in->handles = calloc((size_t)nn + 1, sizeof *in->handles);
+    PST_ASSERT(in->inits && in->feeds && in->handles);
+    char *need = pst_imported_ancestors(g, targets, n_targets);
+    for (int id = 0; id < nn; id++) {
+        pst_node *x = pst_graph_node(g, id);
+        if (!need[id] || !op_is(x, get_next_ops)) continue;
+        pst_node *it = x->inputs[0].node;
+        if (op_is(it, from_handle_ops)) {
+            pst_node *h = handle_iterator(g);
+            if (h == NULL) {
+                free(need);
+                return pst_status_set(st, PST_E_PRECONDITION, "'%s' reads the iterator a string "
+                                      "handle names, and no iterator of the graph has an "
+                                      "initializer (MakeIterator)", x->name);
+            }
+            char key[600];
+            snprintf(key, sizeof key, "%s%s", PST_TF_DATA_ITERATOR_KEY, h->name);
+            pst_output src = it->inputs[0];
+            int dup = 0;
+            for (int i = 0; i < in->n_handles; i++)
+                dup |= in->handles[i].output.node == src.node;
+            if (!dup) {
+                pst_tensor *v = pst_tensor_scalar_str(key);
+                if (v == NULL) {
+                    free(need);
+                    return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+                }
+                in->handles[in->n_handles++] = (pst_feed){src, v};
+            }
+            it = h;
+        }
+        if (!op_is(it, iterator_ops)) continue; /* OneShotIterator: needs no initializer */
+        pst_node *init = iterator_init(g, it);
+        if (init == NULL) {
+            free(need);
+            return pst_status_set(st, PST_E_PRECONDITION, "iterator '%s' (read by '%s') has no "
+                                  "initializer (MakeIterator) in the graph", it->name, x->name);
+        }
+        int dup = 0;
+        for (int i = 0; i < in->n_inits; i++) dup |= in->inits[i] == init;
+        if (!dup) in->inits[in->n_inits++] = init;
+    }
+    free(need);
+    if (path == NULL) return 0;
+    /* Every TFRecordDataset the initializers run reads path instead of its own files. */
+    char *under = pst_imported_ancestors(g, in->inits, in->n_inits);
+    for (int id = 0; id < nn; id++) {
+        pst_node *x = pst_graph_node(g, id);
+        if (!under[id] || strcmp(x->op->name, "TFRecordDataset") != 0) continue;
+        pst_shape s = pst_output_shape(x->inputs[0]);
+        int64_t k = s.rank == 1 && s.dims[0] > 0 ? s.dims[0] : 1;
+        const char **names = calloc((size_t)k + 1, sizeof *names);
+        PST_ASSERT(names != NULL);
+        for (int64_t i = 0; i < k; i++) names[i] = path;
+        pst_tensor *v = s.rank == 0 ? pst_tensor_scalar_str(path)
+                                    : pst_tensor_from_strs((int)k, names);
+        free(names);
+        if (v == NULL) {
+            free(under);
+            return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+        }
+        in->feeds[in->n_feeds++] = (pst_feed){x->inputs[0], v};
+        if (x->n_inputs > 1) { /* the file is uncompressed, whatever the graph's was */
+            pst_tensor *c = pst_tensor_scalar_str("");
+            if (c == NULL) {
+                free(under);
+                return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+            }
+            in->feeds[in->n_feeds++] = (pst_feed){x->inputs[1], c};
+        }
+    }
+    free(under);
+    return 0;
+}
+
+int pst_imported_run_dataset_inits(pst_imported *m, const pst_imported_dataset_input *in,
+                                   pst_status *st) {
+    if (in->n_inits == 0) return 0;
+    return pst_session_run(pst_imported_session(m), in->feeds, in->n_feeds, NULL, 0, in->inits,
+                           in->n_inits, NULL, st);
+}
+
+void pst_imported_dataset_input_free(pst_imported_dataset_input *in) {
+    for (int i = 0; i < in->n_feeds; i++) pst_tensor_unref(in->feeds[i].value);
+    for (int i = 0; i < in->n_handles; i++) pst_tensor_unref(in->handles[i].value);
+    free(in->feeds), free(in->handles), free(in->inits);
+    memset(in, 0, sizeof *in);
 }

@@ -11,6 +11,7 @@
 
 #include "ckpt_ops.h"
 #include "op.h"
+#include "ops_state.h"
 #include "strmap.h"
 #include "tf_graph.pb-c.h"
 
@@ -358,6 +359,10 @@ static int attr_from_proto(const pst_op_def *op, const char *name, const Tensorf
     case TENSORFLOW__ATTR_VALUE__VALUE_SHAPE:
         at->kind = PST_ATTR_SHAPE;
         return shape_from_proto(v->shape, &at->v.shape, st);
+    case TENSORFLOW__ATTR_VALUE__VALUE_FUNC: /* a function of the library, by name */
+        at->kind = PST_ATTR_STRING;
+        at->v.s = strdup(v->func && v->func->name ? v->func->name : "");
+        break;
     case TENSORFLOW__ATTR_VALUE__VALUE_TENSOR:
         at->kind = PST_ATTR_TENSOR;
         at->v.tensor = tensor_from_proto(v->tensor, st);
@@ -1052,9 +1057,13 @@ static int set_back_edges(pst_graph *g, const Tensorflow__GraphDef *gd, pst_strm
     return 0;
 }
 
+static int import_library(pst_graph *g, const Tensorflow__FunctionDefLibrary *lib,
+                          pst_status *st);
+
 static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
                               const pst_meta_import_opts *o, pst_status *st) {
     pst_ckpt_ops_init(); /* an imported graph may hold TF's saver subgraph */
+    if (gd->library && import_library(g, gd->library, st) < 0) return st->code;
     size_t nn = gd->n_node;
     pst_strmap *index = pst_strmap_new();
     int *state = calloc(nn + 1, sizeof(int)); /* 0 new, 1 visiting, 2 done */
@@ -1089,6 +1098,7 @@ static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
                     break;
                 }
                 size_t v = (size_t)pst_strmap_get(index, name);
+                if (v == 0 && !ctl && pst_graph_find(g, name) != NULL) continue; /* an argument */
                 if (v == 0) {
                     rc = pst_status_set(st, PST_E_INVALID, "node '%s': input '%s' does not exist",
                                         nd->name, name);
@@ -1167,6 +1177,219 @@ out:
     free(stack);
     free(next_in);
     return rc;
+}
+
+/* ---- Function library ------------------------------------------------------------------ */
+
+/* Output args of ops with more than one (a FunctionDef names a body node's outputs
+ * "node:arg:i"; a graph names them by their flat index). count: NULL one tensor, "#A" the
+ * length of list attr A, else the int attr of that name. Ops not listed have one output arg. */
+typedef struct out_arg {
+    const char *name, *count;
+} out_arg;
+static const struct {
+    const char *op;
+    out_arg args[8];
+} multi_out_ops[] = {
+    {"ParseExample", {{"sparse_indices", "Nsparse"}, {"sparse_values", "#sparse_types"},
+                      {"sparse_shapes", "Nsparse"}, {"dense_values", "#Tdense"}}},
+    {"ParseSingleExample", {{"sparse_indices", "num_sparse"}, {"sparse_values", "#sparse_types"},
+                            {"sparse_shapes", "num_sparse"}, {"dense_values", "#Tdense"}}},
+    {"ParseSingleSequenceExample",
+     {{"context_sparse_indices", "Ncontext_sparse"},
+      {"context_sparse_values", "#context_sparse_types"},
+      {"context_sparse_shapes", "Ncontext_sparse"},
+      {"context_dense_values", "#Tcontext_dense"},
+      {"feature_list_sparse_indices", "Nfeature_list_sparse"},
+      {"feature_list_sparse_values", "#feature_list_sparse_types"},
+      {"feature_list_sparse_shapes", "Nfeature_list_sparse"},
+      {"feature_list_dense_values", "#feature_list_dense_types"}}},
+    {"Unique", {{"y", NULL}, {"idx", NULL}}},
+    {"UniqueWithCounts", {{"y", NULL}, {"idx", NULL}, {"count", NULL}}},
+    {"TopKV2", {{"values", NULL}, {"indices", NULL}}},
+    {"TopK", {{"values", NULL}, {"indices", NULL}}},
+    {"Switch", {{"output_false", NULL}, {"output_true", NULL}}},
+    {"Merge", {{"output", NULL}, {"value_index", NULL}}},
+    {"StringSplit", {{"indices", NULL}, {"values", NULL}, {"shape", NULL}}},
+    {"StringSplitV2", {{"indices", NULL}, {"values", NULL}, {"shape", NULL}}},
+    {"BroadcastGradientArgs", {{"r0", NULL}, {"r1", NULL}}},
+    {"SparseReorder", {{"output_indices", NULL}, {"output_values", NULL}}},
+    {"SparseSlice", {{"output_indices", NULL}, {"output_values", NULL}, {"output_shape", NULL}}},
+    {"SparseConcat", {{"output_indices", NULL}, {"output_values", NULL}, {"output_shape", NULL}}},
+    {"SparseFillEmptyRows", {{"output_indices", NULL}, {"output_values", NULL},
+                             {"empty_row_indicator", NULL}, {"reverse_index_map", NULL}}},
+    {"FusedBatchNorm", {{"y", NULL}, {"batch_mean", NULL}, {"batch_variance", NULL},
+                        {"reserve_space_1", NULL}, {"reserve_space_2", NULL}}},
+    {"FusedBatchNormV2", {{"y", NULL}, {"batch_mean", NULL}, {"batch_variance", NULL},
+                          {"reserve_space_1", NULL}, {"reserve_space_2", NULL}}},
+};
+
+static int64_t node_def_count(const Tensorflow__NodeDef *nd, const char *count) {
+    if (count == NULL) return 1;
+    int list = count[0] == '#';
+    for (size_t i = 0; i < nd->n_attr; i++) {
+        const Tensorflow__AttrValue *v = nd->attr[i]->value;
+        if (strcmp(nd->attr[i]->key, count + list) != 0 || v == NULL) continue;
+        if (!list) return v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_I ? v->i : 0;
+        return v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_LIST && v->list
+                   ? (int64_t)v->list->n_type : 0;
+    }
+    return 0;
+}
+
+/* "node:arg:i" of a function body -> "node:flat" in out; "arg" and "^node" as they are. */
+static int function_ref(const Tensorflow__FunctionDef *fd, const char *ref, char *out,
+                        size_t len, pst_status *st) {
+    const char *c1 = strchr(ref, ':');
+    if (ref[0] == '^' || c1 == NULL) {
+        snprintf(out, len, "%s", ref);
+        return 0;
+    }
+    const char *c2 = strchr(c1 + 1, ':');
+    char node[512], arg[256];
+    snprintf(node, sizeof node, "%.*s", (int)(c1 - ref), ref);
+    if (c2 == NULL) { /* "node:i", as some writers put it */
+        snprintf(out, len, "%s", ref);
+        return 0;
+    }
+    snprintf(arg, sizeof arg, "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+    char *end;
+    long idx = strtol(c2 + 1, &end, 10);
+    if (*end || end == c2 + 1 || idx < 0)
+        return pst_status_set(st, PST_E_INVALID, "bad output reference '%s'", ref);
+    const Tensorflow__NodeDef *nd = NULL;
+    for (size_t i = 0; i < fd->n_node_def && nd == NULL; i++)
+        if (strcmp(fd->node_def[i]->name, node) == 0) nd = fd->node_def[i];
+    if (nd == NULL)
+        return pst_status_set(st, PST_E_INVALID, "'%s' names node '%s', which is not in the "
+                              "function body", ref, node);
+    int64_t flat = idx;
+    for (size_t k = 0; k < sizeof multi_out_ops / sizeof multi_out_ops[0]; k++) {
+        if (strcmp(multi_out_ops[k].op, nd->op) != 0) continue;
+        int64_t before = 0;
+        int found = 0;
+        for (const out_arg *a = multi_out_ops[k].args; a->name && !found; a++) {
+            if (strcmp(a->name, arg) == 0) found = 1;
+            else before += node_def_count(nd, a->count);
+        }
+        if (!found)
+            return pst_status_set(st, PST_E_INVALID, "'%s': op %s has no output named '%s'",
+                                  ref, nd->op, arg);
+        flat = before + idx;
+    }
+    snprintf(out, len, "%s:%lld", node, (long long)flat);
+    return 0;
+}
+
+/* One FunctionDef as a body graph: a Placeholder per argument, the nodes, the results. */
+static int import_function(pst_graph *g, const Tensorflow__FunctionDef *fd, pst_status *st) {
+    const Tensorflow__OpDef *sig = fd->signature;
+    const char *fname = sig && sig->name ? sig->name : "";
+    if (sig == NULL || fname[0] == '\0')
+        return pst_status_set(st, PST_E_INVALID, "a function of the library has no signature");
+    pst_graph *body = pst_graph_new();
+    pst_graph_set_library_parent(body, g);
+    size_t na = sig->n_input_arg, nr = sig->n_output_arg;
+    pst_node **args = calloc(na + 1, sizeof *args);
+    const char **arg_names = calloc(na + 1, sizeof *arg_names);
+    pst_output *rets = calloc(nr + 1, sizeof *rets);
+    Tensorflow__NodeDef *nodes = calloc(fd->n_node_def + 1, sizeof *nodes);
+    Tensorflow__NodeDef **node_ptrs = calloc(fd->n_node_def + 1, sizeof *node_ptrs);
+    char **inputs = NULL;
+    size_t n_inputs = 0;
+    PST_ASSERT(args && arg_names && rets && nodes && node_ptrs);
+    int rc = 0;
+    for (size_t i = 0; i < na && rc == 0; i++) {
+        const Tensorflow__OpDef__ArgDef *a = sig->input_arg[i];
+        if (a->type == 0) {
+            rc = pst_status_set(st, PST_E_UNIMPLEMENTED, "function '%s': argument '%s' has a "
+                                "polymorphic type (%s), which pstrain does not instantiate",
+                                fname, a->name, a->type_attr[0] ? a->type_attr : a->type_list_attr);
+            break;
+        }
+        args[i] = pst_placeholder(body, a->name, (pst_dtype)a->type, pst_shape_unknown()).node;
+        arg_names[i] = a->name;
+        if (args[i] == NULL)
+            rc = pst_status_set(st, pst_graph_error(body), "function '%s': %s", fname,
+                                pst_graph_status(body)->msg);
+    }
+    for (size_t k = 0; k < fd->n_node_def; k++) n_inputs += fd->node_def[k]->n_input;
+    inputs = calloc(n_inputs + 1, sizeof *inputs);
+    PST_ASSERT(inputs != NULL);
+    size_t at = 0;
+    char ref[1100];
+    for (size_t k = 0; k < fd->n_node_def && rc == 0; k++) {
+        nodes[k] = *fd->node_def[k];
+        nodes[k].input = inputs + at;
+        for (size_t i = 0; i < fd->node_def[k]->n_input && rc == 0; i++) {
+            pst_status rst = {0};
+            if (function_ref(fd, fd->node_def[k]->input[i], ref, sizeof ref, &rst) < 0)
+                rc = pst_status_set(st, rst.code, "function '%s': node '%s': %s", fname,
+                                    fd->node_def[k]->name, rst.msg);
+            inputs[at++] = strdup(ref);
+        }
+        node_ptrs[k] = &nodes[k];
+    }
+    if (rc == 0) {
+        Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+        gd.n_node = fd->n_node_def;
+        gd.node = node_ptrs;
+        pst_status bst = {0};
+        if (import_graph_proto(body, &gd, NULL, &bst) < 0)
+            rc = pst_status_set(st, bst.code, "function '%s': %s", fname, bst.msg);
+    }
+    for (size_t i = 0; i < nr && rc == 0; i++) {
+        const char *rname = sig->output_arg[i]->name, *val = NULL;
+        for (size_t k = 0; k < fd->n_ret; k++)
+            if (strcmp(fd->ret[k]->key, rname) == 0) val = fd->ret[k]->value;
+        pst_status rst = {0};
+        if (val == NULL) {
+            rc = pst_status_set(st, PST_E_INVALID, "function '%s': output '%s' has no ret entry",
+                                fname, rname);
+        } else if (function_ref(fd, val, ref, sizeof ref, &rst) < 0) {
+            rc = pst_status_set(st, rst.code, "function '%s': output '%s': %s", fname, rname,
+                                rst.msg);
+        } else if ((rets[i] = pst_graph_output_by_name(body, ref)).node == NULL) {
+            rc = pst_status_set(st, PST_E_INVALID, "function '%s': output '%s' is '%s', which "
+                                "is not in the function body", fname, rname, val);
+        }
+    }
+    if (rc == 0 && pst_graph_add_function(g, fname, body, (int)na, args, arg_names, (int)nr,
+                                          rets) < 0)
+        rc = pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    else if (rc < 0)
+        pst_graph_free(body);
+    for (size_t i = 0; i < at; i++) free(inputs[i]);
+    free(inputs), free(nodes), free(node_ptrs), free(args), free(arg_names), free(rets);
+    return rc;
+}
+
+/* Every function of the library; one calling another defined after it is imported once that
+ * one is (passes until nothing more imports; the first error then stands). */
+static int import_library(pst_graph *g, const Tensorflow__FunctionDefLibrary *lib,
+                          pst_status *st) {
+    size_t n = lib->n_function, left = n;
+    char *done = calloc(n + 1, 1);
+    PST_ASSERT(done != NULL);
+    int rc = 0;
+    while (left > 0) {
+        size_t before = left;
+        rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (done[i]) continue;
+            pst_status fst = {0};
+            if (import_function(g, lib->function[i], &fst) == 0) {
+                done[i] = 1;
+                left--;
+            } else if (rc == 0) {
+                rc = fst.code;
+                *st = fst;
+            }
+        }
+        if (left == before) break;
+    }
+    free(done);
+    return left ? (rc ? rc : PST_E_INVALID) : 0;
 }
 
 int pst_graph_def_import(pst_graph *g, const uint8_t *buf, size_t len,

@@ -380,6 +380,7 @@ int pst__session_call_kernel(pst_session *s, pst_node *n, pst_tensor *const *ins
                           .state = &s->state[n->id],
                           .vars = s->vars,
                           .exec = s->exec,
+                          .graph = n->graph,
                           .step_id = step,
                           .status = &kst};
     int krc;

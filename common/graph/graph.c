@@ -48,6 +48,9 @@ struct pst_graph {
     pst_device_fn device_fn;
     void *device_ctx;
     int n_control_flow; /* nodes of PST_OP_CONTROL_FLOW ops */
+    pst_function **funcs;     /* the function library (FunctionDefLibrary), owned */
+    int n_funcs, cap_funcs;
+    const pst_graph *library_parent; /* a function body's: where other functions are found */
 };
 
 #define GROW(arr, n, cap)                                                                         \
@@ -187,8 +190,62 @@ void pst_graph_free(pst_graph *g) {
         free(g->vcolls[i].f);
     }
     free(g->vcolls);
+    for (int i = 0; i < g->n_funcs; i++) {
+        pst_function *f = g->funcs[i];
+        free(f->name);
+        pst_graph_free(f->body);
+        for (int k = 0; k < f->n_args; k++) free(f->arg_names[k]);
+        free(f->arg_names);
+        free(f->args);
+        free(f->rets);
+        free(f);
+    }
+    free(g->funcs);
     free(g);
 }
+
+int pst_graph_add_function(pst_graph *g, const char *name, pst_graph *body, int n_args,
+                           pst_node *const *args, const char *const *arg_names, int n_rets,
+                           const pst_output *rets) {
+    if (pst_graph_function(g, name) != NULL) {
+        pst_graph_free(body);
+        return pst_graph_set_error(g, PST_E_EXISTS, "the function library has two functions "
+                                   "named '%s'", name);
+    }
+    pst_function *f = calloc(1, sizeof *f);
+    PST_ASSERT(f != NULL);
+    f->name = xstrdup(name);
+    f->body = body;
+    f->n_args = n_args;
+    f->args = calloc((size_t)n_args + 1, sizeof *f->args);
+    f->arg_names = calloc((size_t)n_args + 1, sizeof *f->arg_names);
+    f->n_rets = n_rets;
+    f->rets = calloc((size_t)n_rets + 1, sizeof *f->rets);
+    PST_ASSERT(f->args && f->arg_names && f->rets);
+    for (int i = 0; i < n_args; i++) {
+        f->args[i] = args[i];
+        f->arg_names[i] = xstrdup(arg_names ? arg_names[i] : args[i]->name);
+    }
+    for (int i = 0; i < n_rets; i++) f->rets[i] = rets[i];
+    body->library_parent = g;
+    GROW(g->funcs, g->n_funcs, g->cap_funcs);
+    g->funcs[g->n_funcs++] = f;
+    return 0;
+}
+
+const pst_function *pst_graph_function(const pst_graph *g, const char *name) {
+    for (const pst_graph *x = g; x; x = x->library_parent)
+        for (int i = 0; i < x->n_funcs; i++)
+            if (strcmp(x->funcs[i]->name, name) == 0) return x->funcs[i];
+    return NULL;
+}
+
+void pst_graph_set_library_parent(pst_graph *body, const pst_graph *lib) {
+    body->library_parent = lib;
+}
+
+int pst_graph_num_functions(const pst_graph *g) { return g->n_funcs; }
+const pst_function *pst_graph_function_at(const pst_graph *g, int i) { return g->funcs[i]; }
 
 int pst_graph_error(const pst_graph *g) { return g->status.code; }
 const pst_status *pst_graph_status(const pst_graph *g) { return &g->status; }

@@ -199,6 +199,33 @@ int pst_graph_num_value_collections(const pst_graph *g);
 /* Key of value collection i and whether it holds int64s (1) or floats (0). */
 const char *pst_graph_value_collection_key(const pst_graph *g, int i, int *is_int64);
 
+/* ---- Function library (TF's FunctionDefLibrary) ----------------------------------------- *
+ * A function is a body graph of its own: one Placeholder per argument, its results outputs of
+ * body nodes. Ops that call functions (MapDataset's `f`) name them by a string attr and find
+ * them here at build time and, through pst_kernel_ctx.graph, when they run. A body's own
+ * lookups fall back to the library it belongs to (a function calling another). */
+typedef struct pst_function {
+    char *name;
+    pst_graph *body;
+    int n_args;
+    pst_node **args;     /* Placeholders in body, in signature order */
+    char **arg_names;
+    int n_rets;
+    pst_output *rets;    /* in the signature's output order */
+} pst_function;
+
+/* Adds a function, taking body (freed with g, or at once on error). 0 or an error recorded in
+ * g (a second function of the same name). */
+int pst_graph_add_function(pst_graph *g, const char *name, pst_graph *body, int n_args,
+                           pst_node *const *args, const char *const *arg_names, int n_rets,
+                           const pst_output *rets);
+/* The function called name in g's library or a library g's body belongs to; NULL if none. */
+const pst_function *pst_graph_function(const pst_graph *g, const char *name);
+/* Makes a body being built find functions of lib (pst_graph_add_function does it too). */
+void pst_graph_set_library_parent(pst_graph *body, const pst_graph *lib);
+int pst_graph_num_functions(const pst_graph *g);
+const pst_function *pst_graph_function_at(const pst_graph *g, int i);
+
 /* ---- Node builder ---------------------------------------------------------------------- */
 typedef struct pst_node_builder pst_node_builder;
 

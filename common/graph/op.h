@@ -129,6 +129,8 @@ struct pst_kernel_ctx {
     void **state;                    /* per-node state kept by the session across runs */
     pst_var_store *vars;             /* the session's variables */
     void *exec;                      /* executor hooks (rendezvous), opaque to kernels */
+    const pst_graph *graph;          /* the node's graph: only for finding functions of its
+                                        library (pst_graph_function), never its nodes */
     int64_t step_id;
     pst_status *status;
 };

@@ -1,5 +1,6 @@
 /* io_ops: TFRecord readers, Example parsing and image summaries as graph ops (see io_ops.h). */
 #include "io_ops.h"
+#include "tf_data.h"
 
 #include <errno.h>
 #include <float.h>
@@ -1225,6 +1226,7 @@ static void register_io_ops(void) {
     pst_ops_init();
     for (size_t i = 0; i < sizeof io_ops / sizeof io_ops[0]; i++) pst_op_register(&io_ops[i]);
     pst__register_image_ops();
+    pst__register_tf_data_ops();
 }
 
 void pst_io_ops_init(void) { pthread_once(&once, register_io_ops); }

@@ -1,0 +1,562 @@
+/* tf.data in imported graphs: dataset and iterator ops with TF's semantics (a TFRecordDataset
+ * over a file the test writes -> Map(parse) -> Shuffle -> Batch -> Repeat -> Iterator), bad
+ * input named, and the real 17_artem-oppermann graph (TF 1.5, a tf.data pipeline feeding an
+ * autoencoder) imported and trained. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "example.h"
+#include "imported.h"
+#include "io_ops.h"
+#include "metagraph.h"
+#include "op.h"
+#include "ops_state.h"
+#include "session.h"
+#include "tfrecord.h"
+#include "testutil.h"
+
+/* n Examples: "x" floats [i, i+1, i+2], "y" int64 i. */
+static void write_records(const char *path, int n) {
+    pst_status st = {0};
+    pst_tfrecord_writer *w = pst_tfrecord_writer_open(path, NULL, &st);
+    ck_assert_msg(w != NULL, "%s", st.msg);
+    pst_pbwire_buf b;
+    pst_pbwire_buf_init(&b);
+    for (int i = 0; i < n; i++) {
+        pst_example *ex = pst_example_new();
+        float x[3] = {(float)i, (float)i + 1, (float)i + 2};
+        int64_t y = i;
+        ck_assert_int_eq(pst_example_add_floats(ex, "x", x, 3, &st), 0);
+        ck_assert_int_eq(pst_example_add_int64s(ex, "y", &y, 1, &st), 0);
+        pst_pbwire_buf_reset(&b);
+        ck_assert_int_eq(pst_example_encode(ex, &b, &st), 0);
+        ck_assert_int_eq(pst_tfrecord_writer_write(w, b.data, b.len, &st), 0);
+        pst_example_free(ex);
+    }
+    ck_assert_int_eq(pst_tfrecord_writer_close(w, &st), 0);
+    pst_pbwire_buf_destroy(&b);
+}
+
+/* The map function parse(record) -> (x float [3], y int64 []), as tf.parse_single_example
+ * writes it into a Defun: ParseSingleExample on the string argument. */
+static void add_parse_function(pst_graph *g) {
+    pst_graph *body = pst_graph_new();
+    pst_graph_set_library_parent(body, g);
+    pst_output arg = pst_placeholder(body, "arg0", PST_STRING, pst_shape_unknown());
+    pst_output d0 = pst_test_const(body, pst_tensor_new_zeros(PST_FLOAT, pst_shape_1d(0), NULL), "d0");
+    pst_output d1 = pst_test_const(body, pst_tensor_new_zeros(PST_INT64, pst_shape_1d(0), NULL), "d1");
+    pst_node_builder *b = pst_nb_new(body, "ParseSingleExample", "parse");
+    pst_nb_input(b, arg);
+    pst_nb_input(b, d0);
+    pst_nb_input(b, d1);
+    pst_nb_attr_i(b, "num_sparse", 0);
+    const char *keys[] = {"x", "y"};
+    pst_nb_attr_list_s(b, "dense_keys", 2, keys);
+    pst_nb_attr_list_s(b, "sparse_keys", 0, NULL);
+    pst_nb_attr_list_type(b, "sparse_types", 0, NULL);
+    pst_dtype td[] = {PST_FLOAT, PST_INT64};
+    pst_nb_attr_list_type(b, "Tdense", 2, td);
+    pst_shape sh[] = {pst_shape_1d(3), pst_shape_scalar()};
+    pst_nb_attr_list_shape(b, "dense_shapes", 2, sh);
+    pst_node *p = pst_nb_finish(b);
+    ck_assert_msg(p != NULL, "%s", pst_graph_status(body)->msg);
+    pst_output rets[2] = {pst_out(p, 0), pst_out(p, 1)};
+    ck_assert_int_eq(pst_graph_add_function(g, "parse", body, 1, &arg.node, NULL, 2, rets), 0);
+}
+
+static const pst_dtype xy_types[] = {PST_FLOAT, PST_INT64};
+
+static void ds_attrs(pst_node_builder *b, int batched) {
+    pst_nb_attr_list_type(b, "output_types", 2, xy_types);
+    pst_shape sh[] = {batched ? pst_shape_2d(-1, 3) : pst_shape_1d(3),
+                      batched ? pst_shape_1d(-1) : pst_shape_scalar()};
+    pst_nb_attr_list_shape(b, "output_shapes", 2, sh);
+}
+
+static pst_output ds_node(pst_graph *g, const char *op, const char *name, pst_output in,
+                          int n_extra, const pst_output *extra, int batched) {
+    pst_node_builder *b = pst_nb_new(g, op, name);
+    pst_nb_input(b, in);
+    for (int i = 0; i < n_extra; i++) pst_nb_input(b, extra[i]);
+    ds_attrs(b, batched);
+    pst_output o = pst_nb_finish_out(b);
+    ck_assert_msg(o.node != NULL, "%s", pst_graph_status(g)->msg);
+    return o;
+}
+
+typedef struct pipe {
+    pst_graph *g;
+    pst_session *s;
+    pst_node *init;
+    pst_node *next;
+    pst_node *iterator;
+} pipe_t;
+
+/* TFRecordDataset(path) -> Map(parse) [-> Shuffle(buffer, seed)] -> Batch(batch, drop)
+ * [-> Repeat(count)] -> Iterator; count 0: no repeat; buffer 0: no shuffle. */
+static pipe_t build(const char *path, const char *fn, int64_t buffer, int64_t seed,
+                    int reshuffle, int64_t batch, int drop, int64_t count) {
+    pipe_t p = {.g = pst_graph_new()};
+    pst_graph *g = p.g;
+    pst_io_ops_init();
+    add_parse_function(g);
+    pst_node_builder *b = pst_nb_new(g, "TFRecordDataset", "TFRecordDataset");
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, &path), "filenames"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str(""), "compression_type"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(0), "buffer_size"));
+    pst_output ds = pst_nb_finish_out(b);
+    ck_assert_msg(ds.node != NULL, "%s", pst_graph_status(g)->msg);
+    b = pst_nb_new(g, "MapDataset", "MapDataset");
+    pst_nb_input(b, ds);
+    pst_nb_attr_s(b, "f", fn);
+    pst_nb_attr_list_type(b, "Targuments", 0, NULL);
+    ds_attrs(b, 0);
+    ds = pst_nb_finish_out(b);
+    if (ds.node == NULL) return p; /* the caller checks the error */
+    if (buffer > 0) {
+        b = pst_nb_new(g, "ShuffleDataset", "ShuffleDataset");
+        pst_nb_input(b, ds);
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(buffer), "buffer"));
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(seed), "seed"));
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(0), "seed2"));
+        pst_nb_attr_b(b, "reshuffle_each_iteration", reshuffle);
+        ds_attrs(b, 0);
+        ds = pst_nb_finish_out(b);
+    }
+    pst_output bx[2] = {pst_test_const(g, pst_tensor_scalar_i64(batch), "batch_size"),
+                        pst_test_const(g, pst_tensor_scalar_bool(drop), "drop_remainder")};
+    ds = ds_node(g, "BatchDatasetV2", "BatchDataset", ds, 2, bx, 1);
+    if (count != 0) {
+        pst_output c = pst_test_const(g, pst_tensor_scalar_i64(count), "count");
+        ds = ds_node(g, "RepeatDataset", "RepeatDataset", ds, 1, &c, 1);
+    }
+    ds = ds_node(g, "PrefetchDataset", "PrefetchDataset", ds, 1, &bx[0], 1);
+    b = pst_nb_new(g, "IteratorV2", "Iterator");
+    pst_nb_attr_s(b, "shared_name", "");
+    pst_nb_attr_s(b, "container", "");
+    ds_attrs(b, 1);
+    pst_output it = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MakeIterator", "MakeIterator");
+    pst_nb_input(b, ds);
+    pst_nb_input(b, it);
+    p.init = pst_nb_finish(b);
+    b = pst_nb_new(g, "IteratorGetNext", "IteratorGetNext");
+    pst_nb_input(b, it);
+    ds_attrs(b, 1);
+    p.next = pst_nb_finish(b);
+    p.iterator = it.node;
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    p.s = pst_session_new(g, NULL, &st);
+    ck_assert_ptr_nonnull(p.s);
+    return p;
+}
+
+static void pipe_free(pipe_t *p) {
+    pst_session_free(p->s);
+    pst_graph_free(p->g);
+}
+
+/* Runs GetNext: 0 with x and y (caller unrefs), or the error code. */
+static int get_next(pipe_t *p, pst_tensor **x, pst_tensor **y, pst_status *st) {
+    pst_output f[2] = {pst_out(p->next, 0), pst_out(p->next, 1)};
+    pst_tensor *out[2] = {NULL, NULL};
+    int rc = pst_session_run(p->s, NULL, 0, f, 2, NULL, 0, out, st);
+    *x = out[0], *y = out[1];
+    return rc;
+}
+
+static void init(pipe_t *p) {
+    pst_status st = {0};
+    ck_assert_msg(pst_session_run_target(p->s, p->init, &st) == 0, "%s", st.msg);
+}
+
+/* The y values of the next batch (its size returned), checking x rows are [y, y+1, y+2]. */
+static int next_batch(pipe_t *p, int64_t *ys, int *rc) {
+    pst_status st = {0};
+    pst_tensor *x, *y;
+    *rc = get_next(p, &x, &y, &st);
+    if (*rc < 0) return 0;
+    ck_assert_int_eq(x->shape.rank, 2);
+    ck_assert_int_eq(x->shape.dims[1], 3);
+    ck_assert_int_eq(y->shape.rank, 1);
+    ck_assert_int_eq(y->shape.dims[0], x->shape.dims[0]);
+    int n = (int)y->shape.dims[0];
+    for (int i = 0; i < n; i++) {
+        ys[i] = pst_tensor_i64(y)[i];
+        for (int j = 0; j < 3; j++)
+            ck_assert_float_eq(pst_tensor_f32(x)[i * 3 + j], (float)(ys[i] + j));
+    }
+    pst_tensor_unref(x);
+    pst_tensor_unref(y);
+    return n;
+}
+
+START_TEST(test_batches_in_order_then_out_of_range) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 10);
+    pipe_t p = build(path, "parse", 0, 0, 1, 4, 0, 0);
+    init(&p);
+    int64_t ys[16];
+    int rc;
+    int sizes[3] = {4, 4, 2};
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(next_batch(&p, ys, &rc), sizes[k]);
+        for (int i = 0; i < sizes[k]; i++) ck_assert_int_eq(ys[i], k * 4 + i);
+    }
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 0);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    /* MakeIterator starts over. */
+    init(&p);
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 4);
+    ck_assert_int_eq(ys[0], 0);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_drop_remainder) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 10);
+    pipe_t p = build(path, "parse", 0, 0, 1, 4, 1, 0);
+    init(&p);
+    int64_t ys[16];
+    int rc;
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 4);
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 4);
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 0);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_repeat_count) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 10);
+    /* batch(5).repeat(3): 6 batches, 0..4, 5..9, 0..4, ... then the end. */
+    pipe_t p = build(path, "parse", 0, 0, 1, 5, 0, 3);
+    init(&p);
+    int64_t ys[16];
+    int rc;
+    for (int k = 0; k < 6; k++) {
+        ck_assert_int_eq(next_batch(&p, ys, &rc), 5);
+        ck_assert_int_eq(ys[0], (k % 2) * 5);
+    }
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 0);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    pipe_free(&p);
+    /* count -1: forever. */
+    p = build(path, "parse", 0, 0, 1, 5, 0, -1);
+    init(&p);
+    for (int k = 0; k < 25; k++) ck_assert_int_eq(next_batch(&p, ys, &rc), 5);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
+/* Reads one epoch of 10 (batch 10) into order. */
+static void epoch(pipe_t *p, int64_t *order) {
+    int rc;
+    ck_assert_int_eq(next_batch(p, order, &rc), 10);
+}
+
+static int is_permutation(const int64_t *v, int n) {
+    int seen[64] = {0};
+    for (int i = 0; i < n; i++) {
+        if (v[i] < 0 || v[i] >= n || seen[v[i]]) return 0;
+        seen[v[i]] = 1;
+    }
+    return 1;
+}
+
+START_TEST(test_shuffle_seeded) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 10);
+    int64_t a[10], b[10], c[10];
+    /* A seeded shuffle without reshuffling: the same order every time it is initialized, and
+     * in another session of the same graph. */
+    pipe_t p = build(path, "parse", 10, 7, 0, 10, 0, 0);
+    init(&p);
+    epoch(&p, a);
+    ck_assert(is_permutation(a, 10));
+    int same_as_input = 1;
+    for (int i = 0; i < 10; i++) same_as_input &= a[i] == i;
+    ck_assert(!same_as_input);
+    init(&p);
+    epoch(&p, b);
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    pipe_free(&p);
+    p = build(path, "parse", 10, 7, 0, 10, 0, 0);
+    init(&p);
+    epoch(&p, c);
+    ck_assert(memcmp(a, c, sizeof a) == 0);
+    pipe_free(&p);
+    /* reshuffle_each_iteration with repeat: each pass is a permutation; over several passes
+     * the orders differ. */
+    p = build(path, "parse", 4, 7, 1, 10, 0, 5);
+    init(&p);
+    int differ = 0;
+    epoch(&p, a);
+    ck_assert(is_permutation(a, 10));
+    for (int k = 0; k < 4; k++) {
+        epoch(&p, b);
+        ck_assert(is_permutation(b, 10));
+        differ |= memcmp(a, b, sizeof a) != 0;
+    }
+    ck_assert(differ);
+    int rc;
+    ck_assert_int_eq(next_batch(&p, b, &rc), 0);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_unknown_function_named) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    pipe_t p = build(path, "no_such_fn", 0, 0, 1, 4, 0, 0);
+    ck_assert(pst_graph_error(p.g) != 0);
+    const char *msg = pst_graph_status(p.g)->msg;
+    ck_assert_msg(strstr(msg, "MapDataset") && strstr(msg, "no_such_fn") &&
+                  strstr(msg, "function library"), "%s", msg);
+    pst_graph_free(p.g);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_missing_file_named) {
+    pipe_t p = build("/nonexistent/pst_tfdata.tfrecord", "parse", 0, 0, 1, 4, 0, 0);
+    init(&p);
+    pst_status st = {0};
+    pst_tensor *x, *y;
+    ck_assert_int_lt(get_next(&p, &x, &y, &st), 0);
+    ck_assert_msg(strstr(st.msg, "/nonexistent/pst_tfdata.tfrecord") &&
+                  strstr(st.msg, "IteratorGetNext"), "%s", st.msg);
+    pipe_free(&p);
+}
+END_TEST
+
+START_TEST(test_corrupt_record_named) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 3);
+    /* Flip a byte of the second record's data. */
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long rec = size / 3;
+    fseek(f, rec + 16, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, rec + 16, SEEK_SET);
+    fputc(ch ^ 0x55, f);
+    fclose(f);
+    pipe_t p = build(path, "parse", 0, 0, 1, 1, 0, 0);
+    init(&p);
+    int64_t ys[4];
+    int rc;
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 1);
+    pst_status st = {0};
+    pst_tensor *x, *y;
+    ck_assert_int_eq(get_next(&p, &x, &y, &st), PST_E_DATA_LOSS);
+    ck_assert_msg(strstr(st.msg, path) && strstr(st.msg, "offset"), "%s", st.msg);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_uninitialized_iterator) {
+    char path[] = "/tmp/pst_tfdata_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 2);
+    pipe_t p = build(path, "parse", 0, 0, 1, 1, 0, 0);
+    pst_status st = {0};
+    pst_tensor *x, *y;
+    ck_assert_int_eq(get_next(&p, &x, &y, &st), PST_E_PRECONDITION);
+    ck_assert_msg(strstr(st.msg, "not been initialized"), "%s", st.msg);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
+/* TensorSliceDataset, RangeDataset, Take/Skip, Zip and the string-handle pattern. */
+START_TEST(test_slices_range_and_string_handle) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    int64_t dims[2] = {3, 2};
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    pst_node_builder *b = pst_nb_new(g, "TensorSliceDataset", "slices");
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_make(2, dims), v), "v"));
+    pst_dtype ft = PST_FLOAT, it = PST_INT64;
+    pst_nb_attr_list_type(b, "Toutput_types", 1, &ft);
+    pst_output sl = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "RangeDataset", "range");
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(10), "start"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(100), "stop"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(10), "step"));
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_output rg = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "SkipDataset", "skip");
+    pst_nb_input(b, rg);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "one"));
+    rg = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "ZipDataset", "zip");
+    pst_nb_input(b, sl);
+    pst_nb_input(b, rg);
+    pst_output z = pst_nb_finish_out(b);
+    pst_dtype zt[2] = {PST_FLOAT, PST_INT64};
+    b = pst_nb_new(g, "Iterator", "it");
+    pst_nb_attr_list_type(b, "output_types", 2, zt);
+    pst_output iter = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MakeIterator", "init");
+    pst_nb_input(b, z);
+    pst_nb_input(b, iter);
+    pst_node *init_op = pst_nb_finish(b);
+    b = pst_nb_new(g, "IteratorToStringHandle", "to_handle");
+    pst_nb_input(b, iter);
+    pst_output handle = pst_nb_finish_out(b);
+    pst_output ph = pst_placeholder(g, "handle", PST_STRING, pst_shape_scalar());
+    b = pst_nb_new(g, "IteratorFromStringHandleV2", "from_handle");
+    pst_nb_input(b, ph);
+    pst_nb_attr_list_type(b, "output_types", 2, zt);
+    pst_output fh = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "IteratorGetNext", "next");
+    pst_nb_input(b, fh);
+    pst_nb_attr_list_type(b, "output_types", 2, zt);
+    pst_node *next = pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(s, init_op, &st), 0);
+    pst_tensor *h = pst_session_run1(s, handle, &st);
+    ck_assert_ptr_nonnull(h);
+    pst_feed feed = {ph, h};
+    pst_output f[2] = {pst_out(next, 0), pst_out(next, 1)};
+    for (int k = 0; k < 3; k++) {
+        pst_tensor *out[2];
+        ck_assert_msg(pst_session_run(s, &feed, 1, f, 2, NULL, 0, out, &st) == 0, "%s", st.msg);
+        ck_assert_int_eq(out[0]->shape.rank, 1);
+        ck_assert_int_eq(out[0]->shape.dims[0], 2);
+        ck_assert_float_eq(pst_tensor_f32(out[0])[0], (float)(2 * k + 1));
+        ck_assert_float_eq(pst_tensor_f32(out[0])[1], (float)(2 * k + 2));
+        ck_assert_int_eq(out[1]->shape.rank, 0);
+        ck_assert_int_eq(pst_tensor_i64(out[1])[0], 20 + 10 * k);
+        pst_tensor_unref(out[0]);
+        pst_tensor_unref(out[1]);
+    }
+    pst_tensor *out[2];
+    ck_assert_int_eq(pst_session_run(s, &feed, 1, f, 2, NULL, 0, out, &st), PST_E_OUT_OF_RANGE);
+    /* A handle no iterator has. */
+    pst_tensor *bad = pst_tensor_scalar_str("nope");
+    pst_feed bf = {ph, bad};
+    st = (pst_status){0};
+    ck_assert_int_eq(pst_session_run(s, &bf, 1, f, 2, NULL, 0, out, &st), PST_E_NOT_FOUND);
+    ck_assert_msg(strstr(st.msg, "nope"), "%s", st.msg);
+    pst_tensor_unref(bad);
+    pst_tensor_unref(h);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* The real graph: TFRecordDataset of 60 Windows paths -> map(parse_single_example of
+ * movie_ratings float [3952]) -> shuffle -> repeat -> batch -> prefetch -> Iterator, the
+ * autoencoder's Adam train op reading IteratorGetNext. Its dataset reads synthetic records
+ * instead; the loss falls over 15 steps. */
+START_TEST(test_graph17_trains_from_its_dataset) {
+    pst_status st = {0};
+    const char *meta = pst_test_data("tf_graphs/17_artem-oppermann_Deep-Autoencoders-For-Collaborative-"
+                                "Filtering/model.ckpt.meta");
+    pst_imported *m = pst_imported_load(meta, &st);
+    ck_assert_msg(m != NULL, "%s", st.msg);
+    pst_graph *g = pst_imported_graph(m);
+    ck_assert_int_eq(pst_graph_num_functions(g), 1);
+    ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
+    pst_node *train = pst_imported_train_op(m, NULL, &st);
+    ck_assert_ptr_nonnull(train);
+    ck_assert_int_eq(pst_imported_uses_queues(m, &train, 1), 0);
+    ck_assert_int_eq(pst_imported_uses_datasets(m, &train, 1), 1);
+    char path[] = "/tmp/pst_tfdata_g17_XXXXXX";
+    pst_test_tmp_file(path);
+    int nfeat = 0;
+    ck_assert_msg(pst_imported_synthetic_records(m, path, 64, &nfeat, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(nfeat, 1); /* movie_ratings */
+    pst_imported_dataset_input in;
+    ck_assert_msg(pst_imported_dataset_inputs(m, &train, 1, path, &in, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(in.n_inits, 1);
+    ck_assert_int_eq(in.n_handles, 0);
+    ck_assert_int_ge(in.n_feeds, 1);
+    ck_assert_msg(pst_imported_run_dataset_inits(m, &in, &st) == 0, "%s", st.msg);
+    pst_output loss = pst_imported_loss(m, train);
+    ck_assert_ptr_nonnull(loss.node);
+    double first = 0, last = 0;
+    for (int s = 0; s < 15; s++) {
+        pst_tensor *out[1] = {NULL};
+        ck_assert_msg(pst_session_run(pst_imported_session(m), NULL, 0, &loss, 1, &train, 1, out,
+                                      &st) == 0, "step %d: %s", s, st.msg);
+        last = pst_tensor_get_f64(out[0], 0);
+        if (s == 0) first = last;
+        pst_tensor_unref(out[0]);
+    }
+    ck_assert_msg(last < first, "loss %g -> %g", first, last);
+    pst_imported_dataset_input_free(&in);
+    pst_imported_free(m);
+    unlink(path);
+}
+END_TEST
+
+/* The same through the command line: `pstrain meta check` and `pstrain train --records`. */
+START_TEST(test_graph17_command_line) {
+    const char *bin = getenv("PST_BINARY_DIR");
+    char meta[4096], cmd[9000], path[] = "/tmp/pst_tfdata_cli_XXXXXX";
+    snprintf(meta, sizeof meta, "%s", pst_test_data("tf_graphs/17_artem-oppermann_Deep-Autoencoders-"
+                                               "For-Collaborative-Filtering/model.ckpt.meta"));
+    pst_test_tmp_file(path);
+    /* Records for --records: movie_ratings of 3952 floats. */
+    pst_status st = {0};
+    pst_imported *m = pst_imported_load(meta, &st);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(pst_imported_synthetic_records(m, path, 8, NULL, &st), 0);
+    pst_imported_free(m);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta check '%s' --steps 2 2>&1",
+             bin ? bin : ".", meta);
+    static char out[16384];
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "import: ok") && strstr(out, "train_step: ok") &&
+                  strstr(out, "tf.data pipeline"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain train --meta '%s' --records %s --steps 4 "
+             "--print-every 2 2>&1", bin ? bin : ".", meta, path);
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "initialized 1 tf.data iterators") && strstr(out, "step 4 loss"),
+                  "%s", out);
+    unlink(path);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("tf_data");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_batches_in_order_then_out_of_range);
+    tcase_add_test(tc, test_drop_remainder);
+    tcase_add_test(tc, test_repeat_count);
+    tcase_add_test(tc, test_shuffle_seeded);
+    tcase_add_test(tc, test_unknown_function_named);
+    tcase_add_test(tc, test_missing_file_named);
+    tcase_add_test(tc, test_corrupt_record_named);
+    tcase_add_test(tc, test_uninitialized_iterator);
+    tcase_add_test(tc, test_slices_range_and_string_handle);
+    tcase_add_test(tc, test_graph17_trains_from_its_dataset);
+    tcase_add_test(tc, test_graph17_command_line);
+    suite_add_tcase(s, tc);
+    return pst_test_main(s);
+}
