@@ -15,6 +15,7 @@
 #include "op.h"
 #include "ops_state.h"
 #include "session.h"
+#include "tf_data.h"
 #include "tfrecord.h"
 #include "testutil.h"
 
@@ -87,6 +88,18 @@ static pst_output ds_node(pst_graph *g, const char *op, const char *name, pst_ou
     return o;
 }
 
+/* MapDataset(ds, f = "parse"). */
+static pst_output map_parse(pst_graph *g, pst_output ds) {
+    pst_node_builder *b = pst_nb_new(g, "MapDataset", "map");
+    pst_nb_input(b, ds);
+    pst_nb_attr_s(b, "f", "parse");
+    pst_nb_attr_list_type(b, "Targuments", 0, NULL);
+    ds_attrs(b, 0);
+    pst_output o = pst_nb_finish_out(b);
+    ck_assert_msg(o.node != NULL, "%s", pst_graph_status(g)->msg);
+    return o;
+}
+
 typedef struct pipe {
     pst_graph *g;
     pst_session *s;
@@ -94,6 +107,29 @@ typedef struct pipe {
     pst_node *next;
     pst_node *iterator;
 } pipe_t;
+
+/* An IteratorV2 over ds (x, y batches), its MakeIterator and IteratorGetNext, and a session. */
+static void attach_iterator(pipe_t *p, pst_output ds) {
+    pst_graph *g = p->g;
+    pst_node_builder *b = pst_nb_new(g, "IteratorV2", "Iterator");
+    pst_nb_attr_s(b, "shared_name", "");
+    pst_nb_attr_s(b, "container", "");
+    ds_attrs(b, 1);
+    pst_output it = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MakeIterator", "MakeIterator");
+    pst_nb_input(b, ds);
+    pst_nb_input(b, it);
+    p->init = pst_nb_finish(b);
+    b = pst_nb_new(g, "IteratorGetNext", "IteratorGetNext");
+    pst_nb_input(b, it);
+    ds_attrs(b, 1);
+    p->next = pst_nb_finish(b);
+    p->iterator = it.node;
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    p->s = pst_session_new(g, NULL, &st);
+    ck_assert_ptr_nonnull(p->s);
+}
 
 /* TFRecordDataset(path) -> Map(parse) [-> Shuffle(buffer, seed)] -> Batch(batch, drop)
  * [-> Repeat(count)] -> Iterator; count 0: no repeat; buffer 0: no shuffle. */
@@ -134,24 +170,7 @@ static pipe_t build(const char *path, const char *fn, int64_t buffer, int64_t se
         ds = ds_node(g, "RepeatDataset", "RepeatDataset", ds, 1, &c, 1);
     }
     ds = ds_node(g, "PrefetchDataset", "PrefetchDataset", ds, 1, &bx[0], 1);
-    b = pst_nb_new(g, "IteratorV2", "Iterator");
-    pst_nb_attr_s(b, "shared_name", "");
-    pst_nb_attr_s(b, "container", "");
-    ds_attrs(b, 1);
-    pst_output it = pst_nb_finish_out(b);
-    b = pst_nb_new(g, "MakeIterator", "MakeIterator");
-    pst_nb_input(b, ds);
-    pst_nb_input(b, it);
-    p.init = pst_nb_finish(b);
-    b = pst_nb_new(g, "IteratorGetNext", "IteratorGetNext");
-    pst_nb_input(b, it);
-    ds_attrs(b, 1);
-    p.next = pst_nb_finish(b);
-    p.iterator = it.node;
-    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
-    pst_status st = {0};
-    p.s = pst_session_new(g, NULL, &st);
-    ck_assert_ptr_nonnull(p.s);
+    attach_iterator(&p, ds);
     return p;
 }
 
@@ -468,6 +487,305 @@ START_TEST(test_slices_range_and_string_handle) {
 }
 END_TEST
 
+/* Iterator + MakeIterator + IteratorGetNext over dataset ds of one component of type dt. */
+typedef struct one {
+    pst_session *s;
+    pst_node *init, *next;
+} one_t;
+
+static one_t iterate(pst_graph *g, pst_output ds, pst_dtype dt) {
+    one_t o = {0};
+    pst_node_builder *b = pst_nb_new(g, "Iterator", NULL);
+    pst_nb_attr_list_type(b, "output_types", 1, &dt);
+    pst_output it = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MakeIterator", NULL);
+    pst_nb_input(b, ds);
+    pst_nb_input(b, it);
+    o.init = pst_nb_finish(b);
+    b = pst_nb_new(g, "IteratorGetNext", NULL);
+    pst_nb_input(b, it);
+    pst_nb_attr_list_type(b, "output_types", 1, &dt);
+    o.next = pst_nb_finish(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    o.s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_session_run_target(o.s, o.init, &st), 0);
+    return o;
+}
+
+/* The next element (caller unrefs) or NULL at OutOfRange (any other error fails). */
+static pst_tensor *one_next(one_t *o) {
+    pst_status st = {0};
+    pst_tensor *t = pst_session_run1(o->s, pst_out(o->next, 0), &st);
+    if (t == NULL) ck_assert_msg(st.code == PST_E_OUT_OF_RANGE, "%s", st.msg);
+    return t;
+}
+
+static void expect_strings(one_t *o, int n, const char *const *want) {
+    for (int i = 0; i < n; i++) {
+        pst_tensor *t = one_next(o);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(t->shape.rank, 0);
+        ck_assert_str_eq(pst_tensor_str(t)->p ? pst_tensor_str(t)->p : "", want[i]);
+        pst_tensor_unref(t);
+    }
+    ck_assert_ptr_null(one_next(o));
+}
+
+START_TEST(test_text_line_and_fixed_length) {
+    pst_io_ops_init();
+    char path[] = "/tmp/pst_tfdata_txt_XXXXXX";
+    pst_test_tmp_file(path);
+    FILE *f = fopen(path, "wb");
+    fputs("a\nbb\r\nccc", f);
+    fclose(f);
+    pst_graph *g = pst_graph_new();
+    const char *files[1] = {path};
+    pst_node_builder *b = pst_nb_new(g, "TextLineDataset", NULL);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, files), "f"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str(""), "c"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(0), "b"));
+    one_t o = iterate(g, pst_nb_finish_out(b), PST_STRING);
+    expect_strings(&o, 3, (const char *const[]){"a", "bb", "ccc"});
+    pst_session_free(o.s);
+    pst_graph_free(g);
+    f = fopen(path, "wb");
+    fputs("HHabcdefF", f);
+    fclose(f);
+    g = pst_graph_new();
+    b = pst_nb_new(g, "FixedLengthRecordDataset", NULL);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, files), "f"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(2), "h"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(3), "r"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "t"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(0), "b"));
+    o = iterate(g, pst_nb_finish_out(b), PST_STRING);
+    expect_strings(&o, 2, (const char *const[]){"abc", "def"});
+    pst_session_free(o.s);
+    pst_graph_free(g);
+    unlink(path);
+}
+END_TEST
+
+/* range(1, 5) -> map(n -> fill([n], 7.0)) -> padded_batch(2, [-1], 0.0) [-> unbatch]. */
+START_TEST(test_padded_batch_and_unbatch) {
+    pst_io_ops_init();
+    for (int unbatch = 0; unbatch < 2; unbatch++) {
+        pst_graph *g = pst_graph_new();
+        pst_graph *body = pst_graph_new();
+        pst_graph_set_library_parent(body, g);
+        pst_output n = pst_placeholder(body, "n", PST_INT64, pst_shape_unknown());
+        pst_node_builder *b = pst_nb_new(body, "ExpandDims", "dims");
+        pst_nb_input(b, n);
+        pst_nb_input(b, pst_test_const(body, pst_tensor_scalar_i32(0), "axis"));
+        pst_output dims = pst_nb_finish_out(b);
+        b = pst_nb_new(body, "Fill", "fill");
+        pst_nb_input(b, dims);
+        pst_nb_input(b, pst_test_const(body, pst_tensor_scalar_f32(7), "seven"));
+        pst_output fill = pst_nb_finish_out(b);
+        ck_assert_msg(!pst_graph_error(body), "%s", pst_graph_status(body)->msg);
+        ck_assert_int_eq(pst_graph_add_function(g, "fill", body, 1, &n.node, NULL, 1, &fill), 0);
+        pst_dtype it = PST_INT64, ft = PST_FLOAT;
+        b = pst_nb_new(g, "RangeDataset", NULL);
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "start"));
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(5), "stop"));
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "step"));
+        pst_nb_attr_list_type(b, "output_types", 1, &it);
+        pst_output ds = pst_nb_finish_out(b);
+        b = pst_nb_new(g, "MapDataset", NULL);
+        pst_nb_input(b, ds);
+        pst_nb_attr_s(b, "f", "fill");
+        pst_nb_attr_list_type(b, "output_types", 1, &ft);
+        ds = pst_nb_finish_out(b);
+        b = pst_nb_new(g, "PaddedBatchDatasetV2", NULL);
+        pst_nb_input(b, ds);
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(2), "batch"));
+        int64_t minus1 = -1;
+        pst_nb_input(b, pst_test_const(g, pst_tensor_from_i64(pst_shape_1d(1), &minus1), "ps"));
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_f32(0), "pv"));
+        pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_bool(0), "drop"));
+        pst_nb_attr_list_type(b, "Toutput_types", 1, &ft);
+        ds = pst_nb_finish_out(b);
+        if (unbatch) {
+            b = pst_nb_new(g, "UnbatchDataset", NULL);
+            pst_nb_input(b, ds);
+            pst_nb_attr_list_type(b, "output_types", 1, &ft);
+            ds = pst_nb_finish_out(b);
+        }
+        one_t o = iterate(g, ds, PST_FLOAT);
+        static const float want[2][2][4] = {{{7, 0}, {7, 7}}, {{7, 7, 7, 0}, {7, 7, 7, 7}}};
+        for (int k = 0; k < 2; k++) {
+            int w = 2 * (k + 1);
+            for (int r = 0; r < (unbatch ? 2 : 1); r++) {
+                pst_tensor *t = one_next(&o);
+                ck_assert_ptr_nonnull(t);
+                ck_assert_int_eq(t->shape.rank, unbatch ? 1 : 2);
+                if (!unbatch) ck_assert_int_eq(t->shape.dims[0], 2);
+                ck_assert_int_eq(t->shape.dims[t->shape.rank - 1], w);
+                for (int64_t i = 0; i < t->n; i++)
+                    ck_assert_float_eq(pst_tensor_f32(t)[i],
+                                       want[k][unbatch ? r : i / w][i % w]);
+                pst_tensor_unref(t);
+            }
+        }
+        ck_assert_ptr_null(one_next(&o));
+        pst_session_free(o.s);
+        pst_graph_free(g);
+    }
+}
+END_TEST
+
+/* shuffle(reshuffle) -> cache -> repeat(2): the second pass replays the first's order. */
+START_TEST(test_cache_replays_first_pass) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_dtype it = PST_INT64;
+    pst_node_builder *b = pst_nb_new(g, "RangeDataset", NULL);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(0), "start"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(20), "stop"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "step"));
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_output ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "ShuffleDataset", NULL);
+    pst_nb_input(b, ds);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(20), "buf"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(3), "seed"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(4), "seed2"));
+    ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "CacheDataset", NULL);
+    pst_nb_input(b, ds);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str(""), "filename"));
+    ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "RepeatDataset", NULL);
+    pst_nb_input(b, ds);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(2), "count"));
+    ds = pst_nb_finish_out(b);
+    one_t o = iterate(g, ds, PST_INT64);
+    int64_t first[20];
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 20; i++) {
+            pst_tensor *t = one_next(&o);
+            ck_assert_ptr_nonnull(t);
+            if (pass == 0) first[i] = pst_tensor_i64(t)[0];
+            else ck_assert_int_eq(pst_tensor_i64(t)[0], first[i]);
+            pst_tensor_unref(t);
+        }
+    ck_assert(is_permutation(first, 20));
+    ck_assert_ptr_null(one_next(&o));
+    pst_session_free(o.s);
+    pst_graph_free(g);
+}
+END_TEST
+
+/* interleave(cycle 2, block 1) over two record files, each read by a TFRecordDataset the
+ * function makes from its file name; then map(parse) -> batch(1). */
+START_TEST(test_interleave_files) {
+    char p1[] = "/tmp/pst_tfdata_i1_XXXXXX", p2[] = "/tmp/pst_tfdata_i2_XXXXXX";
+    pst_test_tmp_file(p1);
+    pst_test_tmp_file(p2);
+    write_records(p1, 3);  /* y 0 1 2 */
+    write_records(p2, 1);  /* y 0 */
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    add_parse_function(g);
+    pst_graph *body = pst_graph_new();
+    pst_graph_set_library_parent(body, g);
+    pst_output fname = pst_placeholder(body, "fname", PST_STRING, pst_shape_unknown());
+    pst_node_builder *b = pst_nb_new(body, "TFRecordDataset", "records");
+    pst_nb_input(b, fname);
+    pst_output rec = pst_nb_finish_out(b);
+    ck_assert_msg(rec.node != NULL, "%s", pst_graph_status(body)->msg);
+    ck_assert_int_eq(pst_graph_add_function(g, "open", body, 1, &fname.node, NULL, 1, &rec), 0);
+    const char *files[2] = {p1, p2};
+    pst_dtype stt = PST_STRING;
+    b = pst_nb_new(g, "TensorSliceDataset", NULL);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(2, files), "files"));
+    pst_nb_attr_list_type(b, "Toutput_types", 1, &stt);
+    pst_output ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "InterleaveDataset", NULL);
+    pst_nb_input(b, ds);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(2), "cycle"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "block"));
+    pst_nb_attr_s(b, "f", "open");
+    pst_nb_attr_list_type(b, "Targuments", 0, NULL);
+    pst_nb_attr_list_type(b, "output_types", 1, &stt);
+    ds = pst_nb_finish_out(b);
+    ds = map_parse(g, ds);
+    pst_output one = pst_test_const(g, pst_tensor_scalar_i64(1), "one");
+    ds = ds_node(g, "BatchDataset", "batch1", ds, 1, &one, 1);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pipe_t p = {.g = g};
+    attach_iterator(&p, ds);
+    init(&p);
+    /* file 1's 0, file 2's 0, file 1's 1, (file 2 ended) file 1's 2. */
+    static const int64_t want[4] = {0, 0, 1, 2};
+    int64_t ys[2];
+    int rc;
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(next_batch(&p, ys, &rc), 1);
+        ck_assert_int_eq(ys[0], want[i]);
+    }
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 0);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    pipe_free(&p);
+    unlink(p1);
+    unlink(p2);
+}
+END_TEST
+
+/* make_one_shot_iterator: the dataset function (its own Const file name, a map calling another
+ * function of the library) runs on first use; the session's records override points it at the
+ * test's file. */
+START_TEST(test_one_shot_iterator_with_records_override) {
+    char path[] = "/tmp/pst_tfdata_os_XXXXXX";
+    pst_test_tmp_file(path);
+    write_records(path, 5);
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    add_parse_function(g);
+    pst_graph *body = pst_graph_new();
+    pst_graph_set_library_parent(body, g);
+    const char *nowhere = "C:\\data\\train.tfrecord";
+    pst_node_builder *b = pst_nb_new(body, "TFRecordDataset", "records");
+    pst_nb_input(b, pst_test_const(body, pst_tensor_from_strs(1, &nowhere), "files"));
+    pst_output ds = pst_nb_finish_out(b);
+    ds = map_parse(body, ds);
+    pst_output two = pst_test_const(body, pst_tensor_scalar_i64(2), "two");
+    pst_output bd = ds_node(body, "BatchDataset", "batch", ds, 1, &two, 1);
+    ck_assert_msg(!pst_graph_error(body), "%s", pst_graph_status(body)->msg);
+    ck_assert_int_eq(pst_graph_add_function(g, "make_dataset", body, 0, NULL, NULL, 1, &bd), 0);
+    b = pst_nb_new(g, "OneShotIterator", "one_shot");
+    pst_nb_attr_s(b, "dataset_factory", "make_dataset");
+    ds_attrs(b, 1);
+    pst_output itr = pst_nb_finish_out(b);
+    ck_assert_msg(itr.node != NULL, "%s", pst_graph_status(g)->msg);
+    b = pst_nb_new(g, "IteratorGetNext", "gn");
+    pst_nb_input(b, itr);
+    ds_attrs(b, 1);
+    pipe_t p = {.g = g, .next = pst_nb_finish(b)};
+    pst_status st = {0};
+    p.s = pst_session_new(g, NULL, &st);
+    /* Without the override: the missing file, named. */
+    pst_tensor *x, *y;
+    ck_assert_int_lt(get_next(&p, &x, &y, &st), 0);
+    ck_assert_msg(strstr(st.msg, nowhere), "%s", st.msg);
+    pst_session_free(p.s);
+    p.s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_tf_data_set_records(pst_session_vars(p.s), path, &st), 0);
+    int64_t ys[4];
+    int rc;
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 2);
+    ck_assert_int_eq(ys[0], 0);
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 2);
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 1);
+    ck_assert_int_eq(ys[0], 4);
+    ck_assert_int_eq(next_batch(&p, ys, &rc), 0);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    pipe_free(&p);
+    unlink(path);
+}
+END_TEST
+
 /* The real graph: TFRecordDataset of 60 Windows paths -> map(parse_single_example of
  * movie_ratings float [3952]) -> shuffle -> repeat -> batch -> prefetch -> Iterator, the
  * autoencoder's Adam train op reading IteratorGetNext. Its dataset reads synthetic records
@@ -555,6 +873,11 @@ int main(void) {
     tcase_add_test(tc, test_corrupt_record_named);
     tcase_add_test(tc, test_uninitialized_iterator);
     tcase_add_test(tc, test_slices_range_and_string_handle);
+    tcase_add_test(tc, test_text_line_and_fixed_length);
+    tcase_add_test(tc, test_padded_batch_and_unbatch);
+    tcase_add_test(tc, test_cache_replays_first_pass);
+    tcase_add_test(tc, test_interleave_files);
+    tcase_add_test(tc, test_one_shot_iterator_with_records_override);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

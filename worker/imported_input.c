@@ -571,7 +571,11 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
     }
     free(need);
     if (path == NULL) return 0;
-    /* Every TFRecordDataset the initializers run reads path instead of its own files. */
+    /* Every TFRecordDataset reads path: those the initializers run through their file-name
+     * inputs (fed below), and those inside functions (a one-shot iterator's dataset function,
+     * an interleave's) through the session's override. */
+    if (pst_tf_data_set_records(pst_session_vars(pst_imported_session(m)), path, st) < 0)
+        return st->code;
     char *under = pst_imported_ancestors(g, in->inits, in->n_inits);
     for (int id = 0; id < nn; id++) {
         pst_node *x = pst_graph_node(g, id);

@@ -23,10 +23,12 @@
 #define DS_MAGIC 0x74666473u  /* a dataset */
 #define IT_MAGIC 0x74666469u  /* an iterator resource */
 #define MAX_COMP 64
+#define RECORDS_KEY "tf.data records override"
 
 enum kind {
     K_TFRECORD, K_SLICES, K_TENSOR, K_RANGE, K_MAP, K_FILTER, K_FLAT_MAP, K_BATCH, K_SHUFFLE,
-    K_REPEAT, K_TAKE, K_SKIP, K_CONCAT, K_ZIP
+    K_REPEAT, K_TAKE, K_SKIP, K_CONCAT, K_ZIP, K_TEXT, K_FIXED, K_PADDED_BATCH, K_CACHE,
+    K_UNBATCH
 };
 
 typedef struct dataset dataset;
@@ -47,6 +49,14 @@ struct dataset {
     char **files;
     int n_files;
     pst_tfrecord_compression comp;
+    int64_t header, record, footer; /* FixedLengthRecordDataset */
+    pst_tensor **pad_values;  /* PaddedBatchDataset: one scalar per component */
+    int64_t (*pad_shapes)[PST_MAX_RANK]; /* and its padded shapes (-1: the batch's longest) */
+    int *pad_ranks;
+    /* CacheDataset: the elements of the first complete pass */
+    pst_tensor **cache;
+    int64_t n_cache;
+    int cached;
     /* A function of the graph's library, run in a session of its own. */
     const pst_function *fn;
     pst_var_store *vars;
@@ -61,9 +71,16 @@ struct iter {
     iter *in, *sub;
     int64_t pos, left;
     int done;
-    /* TFRecord */
+    /* TFRecord, text and fixed-length files */
     int file;
     pst_tfrecord_reader *r;
+    FILE *fp;
+    char *line;
+    size_t line_cap;
+    int64_t file_left; /* fixed-length: record bytes left before the footer */
+    /* cache: what this pass read so far; unbatch: the batch being split */
+    pst_tensor **got;
+    int64_t n_got, cap_got;
     /* shuffle buffer */
     pst_tensor **buf; /* n_comp per element */
     int64_t nbuf;
@@ -122,6 +139,10 @@ static void ds_unref(dataset *d) {
     free(d->zip);
     unref_all(d->t, d->n_t);
     free(d->t);
+    if (d->pad_values) unref_all(d->pad_values, d->n_comp);
+    free(d->pad_values), free(d->pad_shapes), free(d->pad_ranks);
+    if (d->cache) unref_all(d->cache, (int)(d->n_cache * d->n_comp));
+    free(d->cache);
     for (int i = 0; i < d->n_files; i++) free(d->files[i]);
     free(d->files);
     pst_session_free(d->fs);
@@ -183,6 +204,13 @@ static iter *iter_new(dataset *d, pst_status *st) {
     switch (d->kind) {
     case K_SHUFFLE:
     case K_MAP: case K_FILTER: case K_BATCH: case K_TAKE: case K_SKIP: case K_CONCAT:
+    case K_PADDED_BATCH: case K_CACHE: case K_UNBATCH:
+        if (d->kind == K_CACHE) {
+            pthread_mutex_lock(&d->mu);
+            int cached = d->cached;
+            pthread_mutex_unlock(&d->mu);
+            if (cached) break; /* replays the cache */
+        }
         if (d->kind == K_SHUFFLE) {
             int64_t n = atomic_fetch_add(&d->iterations, 1);
             it->rng = mix64(d->seed ^ mix64((uint64_t)(d->flag ? n : 0)));
@@ -236,6 +264,10 @@ static void iter_free(iter *it) {
     iter_free(it->in);
     iter_free(it->sub);
     pst_tfrecord_reader_free(it->r);
+    if (it->fp) fclose(it->fp);
+    free(it->line);
+    if (it->got) unref_all(it->got, (int)it->n_got);
+    free(it->got);
     if (it->buf) unref_all(it->buf, (int)(it->nbuf * it->d->n_comp));
     free(it->buf);
     int nc = it->d->kind == K_ZIP ? it->d->n_zip : it->d->kind == K_FLAT_MAP ? (int)it->d->b : 0;
@@ -278,10 +310,10 @@ static int next_tfrecord(iter *it, pst_tensor **out, pst_status *st) {
     }
 }
 
-/* Component k of element i of TensorSliceDataset's tensors: row i. */
-static int slice_row(dataset *d, int64_t i, pst_tensor **out, pst_status *st) {
-    for (int k = 0; k < d->n_comp; k++) {
-        const pst_tensor *src = d->t[k];
+/* Row i of each of n tensors (TensorSliceDataset's components, an unbatched batch). */
+static int slice_row(pst_tensor *const *t, int n, int64_t i, pst_tensor **out, pst_status *st) {
+    for (int k = 0; k < n; k++) {
+        const pst_tensor *src = t[k];
         pst_shape s = {.rank = src->shape.rank - 1};
         for (int j = 1; j < src->shape.rank; j++) s.dims[j - 1] = src->shape.dims[j];
         int64_t per = src->shape.dims[0] ? src->n / src->shape.dims[0] : 0;
@@ -296,15 +328,167 @@ static int slice_row(dataset *d, int64_t i, pst_tensor **out, pst_status *st) {
     return 1;
 }
 
-/* Stacks n elements (n_comp tensors each, in elems) into one batch per component. */
-static int stack_batch(dataset *d, pst_tensor **elems, int64_t n, pst_tensor **out,
-                       pst_status *st) {
+/* Opens the iterator's next file for a text or fixed-length dataset: 1, 0 after the last. */
+static int open_next_file(iter *it, pst_status *st) {
+    dataset *d = it->d;
+    while (it->fp == NULL) {
+        if (it->file >= d->n_files) return 0;
+        const char *path = d->files[it->file];
+        it->fp = fopen(path, "rb");
+        if (it->fp == NULL)
+            return pst_status_set(st, PST_E_NOT_FOUND, "%s: cannot open %s", d->name, path);
+        if (d->kind == K_FIXED) {
+            if (fseek(it->fp, 0, SEEK_END) != 0) {
+                fclose(it->fp), it->fp = NULL;
+                return pst_status_set(st, PST_E_IO, "%s: cannot read %s", d->name, path);
+            }
+            int64_t size = ftell(it->fp);
+            it->file_left = size - d->header - d->footer;
+            if (it->file_left < 0 || it->file_left % d->record != 0) {
+                fclose(it->fp), it->fp = NULL;
+                return pst_status_set(st, PST_E_DATA_LOSS, "%s: %s holds %lld bytes, not a "
+                                      "header of %lld, whole records of %lld and a footer of "
+                                      "%lld", d->name, path, (long long)size,
+                                      (long long)d->header, (long long)d->record,
+                                      (long long)d->footer);
+            }
+            fseek(it->fp, d->header, SEEK_SET);
+        }
+    }
+    return 1;
+}
+
+static pst_tensor *string_scalar(const void *p, size_t len, pst_status *st) {
+    pst_tensor *t = pst_tensor_new(PST_STRING, pst_shape_scalar(), st);
+    if (t && pst_tstring_set(pst_tensor_str(t), p, len) < 0) {
+        pst_tensor_unref(t);
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    return t;
+}
+
+/* TextLineDataset: each line without its "\n" (or "\r\n"). FixedLengthRecordDataset: each
+ * record of `record` bytes between the header and the footer. */
+static int next_file_record(iter *it, pst_tensor **out, pst_status *st) {
+    dataset *d = it->d;
+    for (;;) {
+        int rc = open_next_file(it, st);
+        if (rc <= 0) return rc;
+        if (d->kind == K_TEXT) {
+            ssize_t n = getline(&it->line, &it->line_cap, it->fp);
+            if (n >= 0) {
+                if (n > 0 && it->line[n - 1] == '\n') n--;
+                if (n > 0 && it->line[n - 1] == '\r') n--;
+                return (out[0] = string_scalar(it->line, (size_t)n, st)) ? 1 : st->code;
+            }
+        } else if (it->file_left > 0) {
+            char *buf = malloc((size_t)d->record + 1);
+            if (buf == NULL) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+            size_t got = fread(buf, 1, (size_t)d->record, it->fp);
+            if ((int64_t)got != d->record) {
+                free(buf);
+                return pst_status_set(st, PST_E_DATA_LOSS, "%s: %s ends inside a record",
+                                      d->name, d->files[it->file]);
+            }
+            it->file_left -= d->record;
+            out[0] = string_scalar(buf, got, st);
+            free(buf);
+            return out[0] ? 1 : st->code;
+        }
+        if (d->kind == K_TEXT && ferror(it->fp))
+            return pst_status_set(st, PST_E_IO, "%s: cannot read %s", d->name,
+                                  d->files[it->file]);
+        fclose(it->fp);
+        it->fp = NULL;
+        it->file++;
+    }
+}
+
+/* Appends an element's components (the iterator's references) to it->got. */
+static void keep(iter *it, pst_tensor *const *el, int n) {
+    if (it->n_got + n > it->cap_got) {
+        it->cap_got = (it->cap_got + n) * 2;
+        it->got = realloc(it->got, (size_t)it->cap_got * sizeof *it->got);
+        PST_ASSERT(it->got != NULL);
+    }
+    for (int i = 0; i < n; i++) it->got[it->n_got++] = el[i];
+}
+
+/* CacheDataset: the first pass that reaches the end stores what it read in the dataset; later
+ * iterators replay it (a file name is treated as the in-memory cache). */
+static int next_cache(iter *it, pst_tensor **out, pst_status *st) {
+    dataset *d = it->d;
+    int nc = d->n_comp;
+    if (it->in == NULL) { /* replaying */
+        if (it->pos >= d->n_cache) return 0;
+        for (int k = 0; k < nc; k++) out[k] = pst_tensor_ref(d->cache[it->pos * nc + k]);
+        it->pos++;
+        return 1;
+    }
+    int rc = iter_next(it->in, out, st);
+    if (rc > 0) {
+        for (int k = 0; k < nc; k++) pst_tensor_ref(out[k]);
+        keep(it, out, nc);
+    } else if (rc == 0) {
+        pthread_mutex_lock(&d->mu);
+        if (!d->cached) {
+            d->cached = 1;
+            d->cache = it->got;
+            d->n_cache = it->n_got / (nc ? nc : 1);
+            it->got = NULL;
+            it->n_got = it->cap_got = 0;
+        }
+        pthread_mutex_unlock(&d->mu);
+    }
+    return rc;
+}
+
+/* UnbatchDataset: each row of each input element. */
+static int next_unbatch(iter *it, pst_tensor **out, pst_status *st) {
+    dataset *d = it->d;
+    int nc = d->n_comp;
+    while (it->n_got == 0 || it->pos >= it->got[0]->shape.dims[0]) {
+        if (it->got) unref_all(it->got, (int)it->n_got);
+        it->n_got = 0;
+        it->pos = 0;
+        pst_tensor *el[MAX_COMP] = {0};
+        int rc = iter_next(it->in, el, st);
+        if (rc <= 0) return rc;
+        for (int k = 0; k < nc; k++)
+            if (el[k]->shape.rank < 1 || el[k]->shape.dims[0] != el[0]->shape.dims[0]) {
+                unref_all(el, nc);
+                return pst_status_set(st, PST_E_INVALID, "%s: the components of an element "
+                                      "must share their first dimension to unbatch", d->name);
+            }
+        keep(it, el, nc);
+    }
+    return slice_row(it->got, nc, it->pos++, out, st);
+}
+
+/* Stacks n elements (n_comp tensors each, in elems) into one batch per component. A plain
+ * batch needs equal shapes; a padded batch (PaddedBatchDataset) pads component k of every
+ * element with pad_values[k] to its padded shape (a -1 dim: the batch's longest). */
+static int make_batch(dataset *d, pst_tensor **elems, int64_t n, pst_tensor **out,
+                      pst_status *st) {
+    int padded = d->pad_values != NULL;
     for (int k = 0; k < d->n_comp; k++) {
         const pst_tensor *first = elems[k];
-        for (int64_t e = 1; e < n; e++) {
+        int r = padded ? d->pad_ranks[k] : first->shape.rank;
+        if (r >= PST_MAX_RANK) {
+            unref_all(out, k);
+            return pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: a batch of rank %d elements",
+                                  d->name, r);
+        }
+        pst_shape s = {.rank = r + 1};
+        s.dims[0] = n;
+        for (int j = 0; j < r; j++)
+            s.dims[j + 1] = !padded ? first->shape.dims[j]
+                                    : d->pad_shapes[k][j] >= 0 ? d->pad_shapes[k][j] : 0;
+        for (int64_t e = 0; e < n; e++) {
             const pst_tensor *x = elems[e * d->n_comp + k];
-            if (!pst_shape_equal(&x->shape, &first->shape) || x->dtype != first->dtype) {
-                char a[64], b[64];
+            char a[64], b[64];
+            if (!padded && (!pst_shape_equal(&x->shape, &first->shape) || x->dtype != first->dtype)) {
                 unref_all(out, k);
                 return pst_status_set(st, PST_E_INVALID, "%s: cannot batch tensors with "
                                       "different shapes in component %d: the first element has "
@@ -312,19 +496,55 @@ static int stack_batch(dataset *d, pst_tensor **elems, int64_t n, pst_tensor **o
                                       pst_shape_str(&first->shape, a, sizeof a), (long long)e,
                                       pst_shape_str(&x->shape, b, sizeof b));
             }
+            if (padded && (x->shape.rank != r || x->dtype != first->dtype)) {
+                unref_all(out, k);
+                return pst_status_set(st, PST_E_INVALID, "%s: component %d of element %lld has "
+                                      "rank %d; its padded shape has rank %d", d->name, k,
+                                      (long long)e, x->shape.rank, r);
+            }
+            for (int j = 0; padded && j < r; j++) {
+                if (d->pad_shapes[k][j] < 0) {
+                    if (x->shape.dims[j] > s.dims[j + 1]) s.dims[j + 1] = x->shape.dims[j];
+                } else if (x->shape.dims[j] > d->pad_shapes[k][j]) {
+                    unref_all(out, k);
+                    return pst_status_set(st, PST_E_INVALID, "%s: component %d of element %lld "
+                                          "has %lld in dimension %d, more than its padded shape's "
+                                          "%lld", d->name, k, (long long)e,
+                                          (long long)x->shape.dims[j], j,
+                                          (long long)d->pad_shapes[k][j]);
+                }
+            }
         }
-        if (first->shape.rank >= PST_MAX_RANK) {
+        const pst_tensor *pv = padded ? d->pad_values[k] : NULL;
+        if (pv && pv->dtype != first->dtype) {
             unref_all(out, k);
-            return pst_status_set(st, PST_E_UNIMPLEMENTED, "%s: a batch of rank %d elements",
-                                  d->name, first->shape.rank);
+            return pst_status_set(st, PST_E_INVALID, "%s: padding value %d is %s, the component "
+                                  "%s", d->name, k, pst_dtype_name(pv->dtype),
+                                  pst_dtype_name(first->dtype));
         }
-        pst_shape s = {.rank = first->shape.rank + 1};
-        s.dims[0] = n;
-        for (int j = 0; j < first->shape.rank; j++) s.dims[j + 1] = first->shape.dims[j];
         pst_tensor *t = pst_tensor_new(first->dtype, s, st);
         int rc = t ? 0 : (st->code ? st->code : PST_E_EXHAUSTED);
-        for (int64_t e = 0; e < n && rc == 0; e++)
-            rc = pst_tensor_copy_elems(t, e * first->n, elems[e * d->n_comp + k], 0, first->n, st);
+        for (int64_t i = 0; pv && i < (t ? t->n : 0) && rc == 0; i++)
+            rc = pst_tensor_copy_elems(t, i, pv, 0, 1, st);
+        int64_t per = 1; /* elements per batch row */
+        for (int j = 0; j < r; j++) per *= s.dims[j + 1];
+        for (int64_t e = 0; e < n && rc == 0; e++) {
+            const pst_tensor *x = elems[e * d->n_comp + k];
+            /* Row q of x's last dim goes to its place in the (padded) row of the batch. */
+            int64_t inner = r && padded ? x->shape.dims[r - 1] : x->n;
+            int64_t rows = inner ? x->n / inner : 0;
+            for (int64_t q = 0; q < rows && rc == 0; q++) {
+                int64_t off = 0, rem = q;
+                for (int j = r - 2; j >= 0 && padded; j--) {
+                    int64_t idx = rem % x->shape.dims[j];
+                    rem /= x->shape.dims[j];
+                    int64_t stride = 1;
+                    for (int m = j + 1; m < r; m++) stride *= s.dims[m + 1];
+                    off += idx * stride;
+                }
+                rc = pst_tensor_copy_elems(t, e * per + off, x, q * inner, inner, st);
+            }
+        }
         if (rc < 0) {
             pst_tensor_unref(t);
             unref_all(out, k);
@@ -350,7 +570,7 @@ static int next_batch(iter *it, pst_tensor **out, pst_status *st) {
     if (rc == 0) it->done = 1;
     if (rc >= 0) {
         if (n == 0 || (n < cap && d->flag)) rc = 0;
-        else rc = stack_batch(d, elems, n, out, st);
+        else rc = make_batch(d, elems, n, out, st);
     }
     unref_all(elems, (int)(n * d->n_comp));
     free(elems);
@@ -464,7 +684,7 @@ static int iter_next(iter *it, pst_tensor **out, pst_status *st) {
     case K_TFRECORD: return next_tfrecord(it, out, st);
     case K_SLICES:
         if (d->n_t == 0 || it->pos >= d->t[0]->shape.dims[0]) return 0;
-        return slice_row(d, it->pos++, out, st);
+        return slice_row(d->t, d->n_comp, it->pos++, out, st);
     case K_TENSOR:
         if (it->pos++ > 0) return 0;
         for (int k = 0; k < d->n_comp; k++) out[k] = pst_tensor_ref(d->t[k]);
@@ -503,7 +723,10 @@ static int iter_next(iter *it, pst_tensor **out, pst_status *st) {
             unref_all(out, d->n_comp);
         }
     case K_FLAT_MAP: return next_flat_map(it, out, st);
-    case K_BATCH: return next_batch(it, out, st);
+    case K_BATCH: case K_PADDED_BATCH: return next_batch(it, out, st);
+    case K_TEXT: case K_FIXED: return next_file_record(it, out, st);
+    case K_CACHE: return next_cache(it, out, st);
+    case K_UNBATCH: return next_unbatch(it, out, st);
     case K_SHUFFLE: return next_shuffle(it, out, st);
     case K_REPEAT: return next_repeat(it, out, st);
     case K_TAKE:
@@ -582,10 +805,10 @@ static int n_types(pst_kernel_ctx *c) {
     return a ? a->n : 0;
 }
 
+static int set_files(pst_kernel_ctx *c, dataset *d);
+static dataset *batch_over(pst_kernel_ctx *c, dataset *in, int size_input, int drop_input);
+
 static int tfrecord_kernel(pst_kernel_ctx *c) {
-    const pst_tensor *fn = c->inputs[0];
-    if (fn->dtype != PST_STRING || fn->shape.rank > 1)
-        return pst_kctx_error(c, PST_E_INVALID, "filenames must be a string scalar or vector");
     pst_tfrecord_compression comp = PST_TFRECORD_NONE;
     if (c->n_inputs > 1) {
         const pst_tensor *ct = c->inputs[1];
@@ -597,6 +820,33 @@ static int tfrecord_kernel(pst_kernel_ctx *c) {
     }
     dataset *d = ds_new(K_TFRECORD, 1, c->node_name);
     d->comp = comp;
+    if (set_files(c, d) < 0) {
+        ds_unref(d);
+        return c->status->code;
+    }
+    /* pst_tf_data_set_records: every TFRecordDataset of the session reads that file. */
+    const char *over = pst_var_store_find_resource(c->vars, RECORDS_KEY);
+    if (over) {
+        for (int i = 0; i < d->n_files; i++) {
+            free(d->files[i]);
+            d->files[i] = strdup(over);
+            PST_ASSERT(d->files[i] != NULL);
+        }
+        if (d->n_files == 0) {
+            d->files = realloc(d->files, 2 * sizeof *d->files);
+            PST_ASSERT(d->files != NULL);
+            d->files[d->n_files++] = strdup(over);
+        }
+        d->comp = PST_TFRECORD_AUTO;
+    }
+    return emit(c, d);
+}
+
+/* The file names of input 0 (a string scalar or vector) into d. */
+static int set_files(pst_kernel_ctx *c, dataset *d) {
+    const pst_tensor *fn = c->inputs[0];
+    if (fn->dtype != PST_STRING || fn->shape.rank > 1)
+        return pst_kctx_error(c, PST_E_INVALID, "filenames must be a string scalar or vector");
     d->n_files = (int)fn->n;
     d->files = calloc((size_t)fn->n + 1, sizeof *d->files);
     PST_ASSERT(d->files != NULL);
@@ -605,6 +855,95 @@ static int tfrecord_kernel(pst_kernel_ctx *c) {
         d->files[i] = strndup(s->p ? s->p : "", s->len);
         PST_ASSERT(d->files[i] != NULL);
     }
+    return 0;
+}
+
+/* TextLineDataset(filenames, compression_type, buffer_size): uncompressed files only. */
+static int text_line_kernel(pst_kernel_ctx *c) {
+    if (c->n_inputs > 1) {
+        const pst_tensor *ct = c->inputs[1];
+        const char *name = ct->dtype == PST_STRING && ct->n == 1 && pst_tensor_str(ct)->p
+                               ? pst_tensor_str(ct)->p : "";
+        if (name[0])
+            return pst_kctx_error(c, PST_E_UNIMPLEMENTED, "compression_type '%s': compressed "
+                                  "text files are not supported", name);
+    }
+    dataset *d = ds_new(K_TEXT, 1, c->node_name);
+    if (set_files(c, d) < 0) {
+        ds_unref(d);
+        return c->status->code;
+    }
+    return emit(c, d);
+}
+
+/* FixedLengthRecordDataset(filenames, header_bytes, record_bytes, footer_bytes, buffer_size
+ * [, compression_type]). */
+static int fixed_length_kernel(pst_kernel_ctx *c) {
+    int64_t h = 0, r = 0, f = 0;
+    if (in_i64(c, 1, &h) < 0 || in_i64(c, 2, &r) < 0 || in_i64(c, 3, &f) < 0)
+        return c->status->code;
+    if (h < 0 || r <= 0 || f < 0)
+        return pst_kctx_error(c, PST_E_INVALID, "header_bytes %lld and footer_bytes %lld must "
+                              "be >= 0 and record_bytes %lld > 0", (long long)h, (long long)f,
+                              (long long)r);
+    if (c->n_inputs > 5) {
+        const pst_tensor *ct = c->inputs[5];
+        if (ct->dtype == PST_STRING && ct->n == 1 && pst_tensor_str(ct)->p &&
+            pst_tensor_str(ct)->p[0])
+            return pst_kctx_error(c, PST_E_UNIMPLEMENTED, "compression_type '%s': compressed "
+                                  "fixed-length files are not supported", pst_tensor_str(ct)->p);
+    }
+    dataset *d = ds_new(K_FIXED, 1, c->node_name);
+    d->header = h, d->record = r, d->footer = f;
+    if (set_files(c, d) < 0) {
+        ds_unref(d);
+        return c->status->code;
+    }
+    return emit(c, d);
+}
+
+/* PaddedBatchDataset(input, batch_size, padded_shapes (N int64 vectors), padding_values (N
+ * scalars)) and V2 (+ drop_remainder). */
+static int padded_batch_kernel(pst_kernel_ctx *c) {
+    dataset *in = in_ds(c, 0);
+    if (in == NULL) return c->status->code;
+    int n = in->n_comp;
+    int v2 = strcmp(c->op->name, "PaddedBatchDatasetV2") == 0;
+    if (c->n_inputs != 2 + 2 * n + v2)
+        return pst_kctx_error(c, PST_E_INVALID, "%d inputs for %d components: want the dataset, "
+                              "batch_size, %d padded shapes, %d padding values%s", c->n_inputs,
+                              n, n, n, v2 ? " and drop_remainder" : "");
+    for (int k = 0; k < n; k++) {
+        const pst_tensor *ps = c->inputs[2 + k], *pv = c->inputs[2 + n + k];
+        if (ps->shape.rank != 1 || !pst_dtype_is_int(ps->dtype) || ps->n > PST_MAX_RANK)
+            return pst_kctx_error(c, PST_E_INVALID, "padded_shapes[%d] must be an int64 vector",
+                                  k);
+        if (pv->n != 1)
+            return pst_kctx_error(c, PST_E_INVALID, "padding_values[%d] must be a scalar", k);
+    }
+    dataset *d = batch_over(c, in, 1, v2 ? 2 + 2 * n : -1);
+    if (d == NULL) return c->status->code;
+    d->kind = K_PADDED_BATCH;
+    d->pad_values = calloc((size_t)n + 1, sizeof *d->pad_values);
+    d->pad_shapes = calloc((size_t)n + 1, sizeof *d->pad_shapes);
+    d->pad_ranks = calloc((size_t)n + 1, sizeof *d->pad_ranks);
+    PST_ASSERT(d->pad_values && d->pad_shapes && d->pad_ranks);
+    for (int k = 0; k < n; k++) {
+        const pst_tensor *ps = c->inputs[2 + k];
+        d->pad_ranks[k] = (int)ps->n;
+        for (int64_t j = 0; j < ps->n; j++) d->pad_shapes[k][j] = pst_tensor_get_i64(ps, j);
+        d->pad_values[k] = pst_tensor_ref(c->inputs[2 + n + k]);
+    }
+    return emit(c, d);
+}
+
+/* CacheDataset(input, filename) and UnbatchDataset(input). */
+static int cache_unbatch_kernel(pst_kernel_ctx *c) {
+    dataset *in = in_ds(c, 0);
+    if (in == NULL) return c->status->code;
+    dataset *d = ds_new(strstr(c->op->name, "Cache") ? K_CACHE : K_UNBATCH, in->n_comp,
+                        c->node_name);
+    d->in = ds_ref(in);
     return emit(c, d);
 }
 
@@ -1096,7 +1435,8 @@ static const pst_attr_spec ds_attrs[] = {
     {"parallel_copy", PST_ATTR_BOOL, 0}, {"N", PST_ATTR_INT, 0},
     {"slack_period", PST_ATTR_INT, 0}, {"legacy_autotune", PST_ATTR_BOOL, 0},
     {"algorithm", PST_ATTR_INT, 0}, {"cpu_budget", PST_ATTR_INT, 0},
-    {"optimization_configs", PST_ATTR_LIST_STRING, 0}, {0}};
+    {"optimization_configs", PST_ATTR_LIST_STRING, 0},
+    {0}};
 static const pst_attr_spec it_attrs[] = {
     {"output_types", PST_ATTR_LIST_TYPE, 0}, {"output_shapes", PST_ATTR_LIST_SHAPE, 0},
     {"shared_name", PST_ATTR_STRING, 0}, {"container", PST_ATTR_STRING, 0},
@@ -1109,6 +1449,14 @@ static const pst_attr_spec it_attrs[] = {
 static const pst_op_def tf_data_ops[] = {
     DS("TFRecordDataset", 1, 3, tfrecord_kernel),
     DS("TensorSliceDataset", 1, -1, slices_kernel),
+    DS("TextLineDataset", 1, 3, text_line_kernel),
+    DS("FixedLengthRecordDataset", 5, 5, fixed_length_kernel),
+    DS("FixedLengthRecordDatasetV2", 5, 6, fixed_length_kernel),
+    DS("PaddedBatchDataset", 2, -1, padded_batch_kernel),
+    DS("PaddedBatchDatasetV2", 3, -1, padded_batch_kernel),
+    DS("CacheDataset", 2, 2, cache_unbatch_kernel),
+    DS("UnbatchDataset", 1, 1, cache_unbatch_kernel),
+    DS("ExperimentalUnbatchDataset", 1, 1, cache_unbatch_kernel),
     DS("TensorDataset", 1, -1, tensor_kernel),
     DS("RangeDataset", 3, 3, range_kernel),
     DS("MapDataset", 1, -1, map_kernel),
@@ -1171,4 +1519,15 @@ int pst_tf_data_is_dataset_op(const char *op) {
 void pst__register_tf_data_ops(void) {
     for (size_t i = 0; i < sizeof tf_data_ops / sizeof tf_data_ops[0]; i++)
         pst_op_register(&tf_data_ops[i]);
+}
+
+static void *records_make(void *ctx, pst_status *st) {
+    char *p = strdup(ctx);
+    if (p == NULL) pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    return p;
+}
+
+int pst_tf_data_set_records(pst_var_store *vs, const char *path, pst_status *st) {
+    return pst_var_store_resource(vs, RECORDS_KEY, records_make, (void *)path, free, st) ? 0
+                                                                                     : st->code;
 }
