@@ -16,6 +16,7 @@
 #include "ops_state.h"
 #include "session.h"
 #include "tf_data.h"
+#include "tf_graph.pb-c.h"
 #include "tfrecord.h"
 #include "testutil.h"
 
@@ -786,6 +787,80 @@ START_TEST(test_one_shot_iterator_with_records_override) {
 }
 END_TEST
 
+/* A library function whose body holds an op pstrain lacks: the graph still imports (the
+ * function is kept as broken), the missing-ops list names the op, and running the dataset that
+ * calls it fails naming the function, the node and the op. */
+START_TEST(test_broken_function_named_when_run) {
+    Tensorflow__MetaGraphDef mg = TENSORFLOW__META_GRAPH_DEF__INIT;
+    Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+    Tensorflow__FunctionDefLibrary lib = TENSORFLOW__FUNCTION_DEF_LIBRARY__INIT;
+    Tensorflow__FunctionDef fd = TENSORFLOW__FUNCTION_DEF__INIT;
+    Tensorflow__OpDef sig = TENSORFLOW__OP_DEF__INIT;
+    Tensorflow__OpDef__ArgDef in = TENSORFLOW__OP_DEF__ARG_DEF__INIT, out = in;
+    Tensorflow__NodeDef body = TENSORFLOW__NODE_DEF__INIT;
+    Tensorflow__FunctionDef__RetEntry ret = TENSORFLOW__FUNCTION_DEF__RET_ENTRY__INIT;
+    in.name = "arg0", in.type = TENSORFLOW__DATA_TYPE__DT_STRING;
+    out.name = "out", out.type = TENSORFLOW__DATA_TYPE__DT_FLOAT;
+    Tensorflow__OpDef__ArgDef *ins[1] = {&in}, *outs[1] = {&out};
+    sig.name = "bad_fn", sig.n_input_arg = 1, sig.input_arg = ins;
+    sig.n_output_arg = 1, sig.output_arg = outs;
+    char *body_in[1] = {"arg0"};
+    body.name = "decode", body.op = "NoSuchDecodeOp", body.n_input = 1, body.input = body_in;
+    Tensorflow__NodeDef *nodes[1] = {&body};
+    ret.key = "out", ret.value = "decode:y:0";
+    Tensorflow__FunctionDef__RetEntry *rets[1] = {&ret};
+    fd.signature = &sig, fd.n_node_def = 1, fd.node_def = nodes, fd.n_ret = 1, fd.ret = rets;
+    Tensorflow__FunctionDef *fds[1] = {&fd};
+    lib.n_function = 1, lib.function = fds;
+    gd.library = &lib;
+    mg.graph_def = &gd;
+    size_t len = tensorflow__meta_graph_def__get_packed_size(&mg);
+    uint8_t *buf = malloc(len + 1);
+    tensorflow__meta_graph_def__pack(&mg, buf);
+    char path[] = "/tmp/pst_tfdata_bad_XXXXXX";
+    pst_test_tmp_file(path);
+    FILE *f = fopen(path, "wb");
+    fwrite(buf, 1, len, f);
+    fclose(f);
+    pst_status st = {0};
+    char **missing;
+    int n_missing;
+    ck_assert_int_eq(pst_imported_missing_ops_of(path, &missing, &n_missing, &st), 0);
+    ck_assert_int_eq(n_missing, 1);
+    ck_assert_str_eq(missing[0], "NoSuchDecodeOp");
+    free(missing[0]);
+    free(missing);
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    ck_assert_msg(pst_meta_graph_import(g, buf, len, NULL, &st) == 0, "%s", st.msg);
+    const pst_function *fn = pst_graph_function(g, "bad_fn");
+    ck_assert_ptr_nonnull(fn);
+    ck_assert_msg(fn->error && strstr(fn->error, "decode") && strstr(fn->error, "NoSuchDecodeOp"),
+                  "%s", fn->error ? fn->error : "(no error)");
+    /* A dataset mapping it builds; running it fails with the function's error. */
+    const char *names[1] = {"x"};
+    pst_dtype stt = PST_STRING, ft = PST_FLOAT;
+    pst_node_builder *b = pst_nb_new(g, "TensorSliceDataset", NULL);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, names), "names"));
+    pst_nb_attr_list_type(b, "Toutput_types", 1, &stt);
+    pst_output ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MapDataset", "map_bad");
+    pst_nb_input(b, ds);
+    pst_nb_attr_s(b, "f", "bad_fn");
+    pst_nb_attr_list_type(b, "output_types", 1, &ft);
+    ds = pst_nb_finish_out(b);
+    ck_assert_msg(ds.node != NULL, "%s", pst_graph_status(g)->msg);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_int_lt(pst_session_run(s, NULL, 0, &ds, 1, NULL, 0, (pst_tensor *[1]){NULL}, &st), 0);
+    ck_assert_msg(strstr(st.msg, "map_bad") && strstr(st.msg, "bad_fn") &&
+                  strstr(st.msg, "NoSuchDecodeOp"), "%s", st.msg);
+    pst_session_free(s);
+    pst_graph_free(g);
+    free(buf);
+    unlink(path);
+}
+END_TEST
+
 /* The real graph: TFRecordDataset of 60 Windows paths -> map(parse_single_example of
  * movie_ratings float [3952]) -> shuffle -> repeat -> batch -> prefetch -> Iterator, the
  * autoencoder's Adam train op reading IteratorGetNext. Its dataset reads synthetic records
@@ -878,6 +953,7 @@ int main(void) {
     tcase_add_test(tc, test_cache_replays_first_pass);
     tcase_add_test(tc, test_interleave_files);
     tcase_add_test(tc, test_one_shot_iterator_with_records_override);
+    tcase_add_test(tc, test_broken_function_named_when_run);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

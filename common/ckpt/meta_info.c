@@ -72,10 +72,16 @@ int pst_meta_info_op_types(const uint8_t *buf, size_t len, char ***ops, int *n, 
     *n = 0;
     Tensorflow__MetaGraphDef *mg = tensorflow__meta_graph_def__unpack(NULL, len, buf);
     if (mg == NULL) return pst_status_set(st, PST_E_DATA_LOSS, "cannot parse MetaGraphDef");
-    size_t nn = mg->graph_def ? mg->graph_def->n_node : 0;
-    char **all = calloc(nn + 1, sizeof *all);
+    /* The graph's nodes and those of its function library's bodies (dataset functions). */
+    const Tensorflow__FunctionDefLibrary *lib = mg->graph_def ? mg->graph_def->library : NULL;
+    size_t nn = mg->graph_def ? mg->graph_def->n_node : 0, nf = 0;
+    for (size_t f = 0; lib && f < lib->n_function; f++) nf += lib->function[f]->n_node_def;
+    char **all = calloc(nn + nf + 1, sizeof *all);
     PST_ASSERT(all != NULL);
     for (size_t i = 0; i < nn; i++) all[i] = mg->graph_def->node[i]->op;
+    for (size_t f = 0; lib && f < lib->n_function; f++)
+        for (size_t i = 0; i < lib->function[f]->n_node_def; i++)
+            all[nn++] = lib->function[f]->node_def[i]->op;
     qsort(all, nn, sizeof *all, cmp_str);
     char **u = calloc(nn + 1, sizeof *u);
     PST_ASSERT(u != NULL);

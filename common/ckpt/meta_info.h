@@ -32,8 +32,8 @@ typedef struct pst_tf_saver_names {
 /* The meta graph's SaverDef (out->present 0 when it has none). */
 int pst_meta_info_saver(const uint8_t *buf, size_t len, pst_tf_saver_names *out, pst_status *st);
 
-/* The distinct op types of the meta graph's GraphDef, sorted: *ops (malloc'd array of
- * malloc'd strings, free with pst_meta_info_free_list) and *n. */
+/* The distinct op types of the meta graph's GraphDef and of its function library's bodies,
+ * sorted: *ops (malloc'd array of malloc'd strings, free with pst_meta_info_free_list), *n. */
 int pst_meta_info_op_types(const uint8_t *buf, size_t len, char ***ops, int *n, pst_status *st);
 void pst_meta_info_free_list(char **list, int n);
 

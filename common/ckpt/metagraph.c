@@ -1365,31 +1365,40 @@ static int import_function(pst_graph *g, const Tensorflow__FunctionDef *fd, pst_
 }
 
 /* Every function of the library; one calling another defined after it is imported once that
- * one is (passes until nothing more imports; the first error then stands). */
+ * one is (passes until nothing more imports). A function that still does not build (an op
+ * pstrain lacks in its body, say) is kept as a broken function with its error: the graph
+ * imports, and only running an op that calls it fails, with that error. */
 static int import_library(pst_graph *g, const Tensorflow__FunctionDefLibrary *lib,
                           pst_status *st) {
     size_t n = lib->n_function, left = n;
     char *done = calloc(n + 1, 1);
-    PST_ASSERT(done != NULL);
-    int rc = 0;
+    pst_status *errs = calloc(n + 1, sizeof *errs);
+    PST_ASSERT(done != NULL && errs != NULL);
     while (left > 0) {
         size_t before = left;
-        rc = 0;
         for (size_t i = 0; i < n; i++) {
             if (done[i]) continue;
-            pst_status fst = {0};
-            if (import_function(g, lib->function[i], &fst) == 0) {
+            errs[i] = (pst_status){0};
+            if (import_function(g, lib->function[i], &errs[i]) == 0) {
                 done[i] = 1;
                 left--;
-            } else if (rc == 0) {
-                rc = fst.code;
-                *st = fst;
             }
         }
         if (left == before) break;
     }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const Tensorflow__OpDef *sig = lib->function[i]->signature;
+        if (done[i] || sig == NULL || sig->name == NULL || sig->name[0] == '\0') {
+            if (!done[i]) rc = pst_status_set(st, errs[i].code, "%s", errs[i].msg);
+            continue;
+        }
+        if (pst_graph_add_broken_function(g, sig->name, errs[i].msg) < 0)
+            rc = pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    }
     free(done);
-    return left ? (rc ? rc : PST_E_INVALID) : 0;
+    free(errs);
+    return rc;
 }
 
 int pst_graph_def_import(pst_graph *g, const uint8_t *buf, size_t len,

@@ -198,6 +198,7 @@ void pst_graph_free(pst_graph *g) {
         free(f->arg_names);
         free(f->args);
         free(f->rets);
+        free(f->error);
         free(f);
     }
     free(g->funcs);
@@ -228,6 +229,19 @@ int pst_graph_add_function(pst_graph *g, const char *name, pst_graph *body, int 
     }
     for (int i = 0; i < n_rets; i++) f->rets[i] = rets[i];
     body->library_parent = g;
+    GROW(g->funcs, g->n_funcs, g->cap_funcs);
+    g->funcs[g->n_funcs++] = f;
+    return 0;
+}
+
+int pst_graph_add_broken_function(pst_graph *g, const char *name, const char *error) {
+    if (pst_graph_function(g, name) != NULL)
+        return pst_graph_set_error(g, PST_E_EXISTS, "the function library has two functions "
+                                   "named '%s'", name);
+    pst_function *f = calloc(1, sizeof *f);
+    PST_ASSERT(f != NULL);
+    f->name = xstrdup(name);
+    f->error = xstrdup(error);
     GROW(g->funcs, g->n_funcs, g->cap_funcs);
     g->funcs[g->n_funcs++] = f;
     return 0;

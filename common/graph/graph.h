@@ -212,6 +212,8 @@ typedef struct pst_function {
     char **arg_names;
     int n_rets;
     pst_output *rets;    /* in the signature's output order */
+    char *error;         /* non-NULL (and body NULL) for a function that could not be built:
+                            why (an op pstrain lacks in its body, ...); calling it fails with it */
 } pst_function;
 
 /* Adds a function, taking body (freed with g, or at once on error). 0 or an error recorded in
@@ -219,6 +221,9 @@ typedef struct pst_function {
 int pst_graph_add_function(pst_graph *g, const char *name, pst_graph *body, int n_args,
                            pst_node *const *args, const char *const *arg_names, int n_rets,
                            const pst_output *rets);
+/* Records a function of the library that could not be built, with the reason: ops naming it
+ * still build, running them fails with that error. */
+int pst_graph_add_broken_function(pst_graph *g, const char *name, const char *error);
 /* The function called name in g's library or a library g's body belongs to; NULL if none. */
 const pst_function *pst_graph_function(const pst_graph *g, const char *name);
 /* Makes a body being built find functions of lib (pst_graph_add_function does it too). */

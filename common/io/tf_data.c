@@ -991,18 +991,27 @@ static int range_kernel(pst_kernel_ctx *c) {
     return emit(c, d);
 }
 
+/* The function attr `attr` names, or NULL after an error naming it (not in the library, or
+ * in it but not buildable: why). */
+static const pst_function *kernel_function(pst_kernel_ctx *c, const char *attr) {
+    const char *name = pst_kctx_attr_s(c, attr, "");
+    const pst_function *f = c->graph ? pst_graph_function(c->graph, name) : NULL;
+    if (f == NULL)
+        pst_kctx_error(c, PST_E_NOT_FOUND, "function '%s' (attr %s) is not in the graph's "
+                       "function library", name, attr);
+    else if (f->error)
+        pst_kctx_error(c, PST_E_UNIMPLEMENTED, "function '%s' (attr %s) could not be built: %s",
+                       name, attr, f->error);
+    return f && !f->error ? f : NULL;
+}
+
 /* A dataset calling function `attr` of the library on its input's elements; captured
  * arguments are the Targuments inputs right after the input dataset. */
 static dataset *fn_ds(pst_kernel_ctx *c, enum kind k, const char *attr) {
     dataset *in = in_ds(c, 0);
     if (in == NULL) return NULL;
-    const char *name = pst_kctx_attr_s(c, attr, "");
-    const pst_function *f = c->graph ? pst_graph_function(c->graph, name) : NULL;
-    if (f == NULL) {
-        pst_kctx_error(c, PST_E_NOT_FOUND, "function '%s' (attr %s) is not in the graph's "
-                       "function library", name, attr);
-        return NULL;
-    }
+    const pst_function *f = kernel_function(c, attr);
+    if (f == NULL) return NULL;
     const pst_attr *ta = pst_kctx_attr(c, "Targuments");
     int nt = ta ? ta->n : 0;
     if (1 + nt > c->n_inputs) {
@@ -1289,11 +1298,10 @@ static int one_shot_kernel(pst_kernel_ctx *c) {
     int rc = 0;
     if (!r->made) {
         const char *name = pst_kctx_attr_s(c, "dataset_factory", "");
-        const pst_function *f = c->graph ? pst_graph_function(c->graph, name) : NULL;
+        const pst_function *f = kernel_function(c, "dataset_factory");
         dataset *fd = NULL;
         if (f == NULL) {
-            rc = pst_kctx_error(c, PST_E_NOT_FOUND, "function '%s' (attr dataset_factory) is "
-                                "not in the graph's function library", name);
+            rc = c->status->code;
         } else {
             /* A zero-argument call through a stand-in dataset holding the function. */
             fd = ds_new(K_TENSOR, 0, c->node_name);
