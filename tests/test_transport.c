@@ -12,10 +12,13 @@
 
 #include "security.h"
 #include "testutil.h"
+#include "tensor.h"
 #include "transport.h"
+#include "transport_mpi.h"
 
-static const char *methods[] = {"/pstrain.Test/Echo", "/pstrain.Test/Fail", "/pstrain.Test/Hang"};
-enum { ECHO, FAIL, HANG };
+static const char *methods[] = {"/pstrain.Test/Echo", "/pstrain.Test/Fail", "/pstrain.Test/Hang",
+                                "/pstrain.Test/Take"};
+enum { ECHO, FAIL, HANG, TAKE };
 
 typedef struct server_ctx {
     pst_transport *t;
@@ -42,6 +45,30 @@ static void handler(void *arg, pst_server_call *call, int method, const pst_iov 
         pst_status st = {0};
         pst_status_set(&st, PST_E_NOT_FOUND, "variable 'w' is not on this task");
         pst_transport_reply(s->t, call, &st, NULL);
+    } else if (method == TAKE) {
+        /* Keeps the last segment's block when the transport offers it (pst_iov.own) and
+         * answers "taken" or "copied", then the bytes' sum, checked against the request. */
+        char out[64];
+        uint64_t sum = 0;
+        const pst_iov *last = n > 0 ? &req[n - 1] : NULL;
+        void *block = last ? pst_iov_take(last) : NULL;
+        if (block) {
+            ck_assert_ptr_eq(block, last->base);
+            ck_assert_uint_eq((uintptr_t)block % 64, 0);
+            ck_assert_ptr_null(pst_iov_take(last)); /* only once */
+        }
+        uint64_t at = 0; /* the byte's place in the whole message */
+        for (int i = 0; i < n; i++)
+            for (size_t k = 0; k < req[i].len; k++) sum += ((const uint8_t *)req[i].base)[k] * ++at;
+        int l = snprintf(out, sizeof out, "%s %llu", block ? "taken" : "copied",
+                         (unsigned long long)sum);
+        pst_aligned_free(block); /* the handler owns it now */
+        uint8_t *copy = malloc((size_t)l);
+        memcpy(copy, out, (size_t)l);
+        pst_msg m = pst_msg_of(copy, (size_t)l);
+        m.release = free_buf;
+        m.owner = copy;
+        pst_transport_reply(s->t, call, NULL, &m);
     } else {
         pthread_mutex_lock(&s->mu);
         s->hung = call; /* answered only when the test says so */
@@ -51,8 +78,8 @@ static void handler(void *arg, pst_server_call *call, int method, const pst_iov 
 
 static pst_transport *make(int grpc) {
     pst_status st = {0};
-    pst_transport *t = grpc ? pst_transport_grpc_new(methods, 3, NULL, &st)
-                            : pst_transport_inproc_new(methods, 3);
+    pst_transport *t = grpc ? pst_transport_grpc_new(methods, 4, NULL, &st)
+                            : pst_transport_inproc_new(methods, 4);
     ck_assert_msg(t != NULL, "%s", st.msg);
     return t;
 }
@@ -515,6 +542,67 @@ START_TEST(test_security_rules) {
 }
 END_TEST
 
+/* The MPI transport in a process of its own (MPI's singleton: rank 0 of 1, calling itself):
+ * a message whose last segment is large travels as a head and a data message received into a
+ * block the handler may keep; small and empty messages, and errors, travel as before. */
+START_TEST(test_mpi_split_messages) {
+    if (!pst_mpi_available()) return; /* built without MPI */
+    setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
+    pst_status st = {0};
+    server_ctx s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.mu, NULL);
+    s.t = pst_transport_mpi_new(methods, 4, NULL, &st);
+    ck_assert_msg(s.t != NULL, "%s", st.msg);
+    char addr[64];
+    ck_assert_msg(pst_transport_serve(s.t, "mpi:0", handler, &s, addr, sizeof addr, &st) == 0,
+                  "%s", st.msg);
+    ck_assert_str_eq(addr, "mpi:0");
+    /* sizes around the split threshold (64 KiB) and a large one */
+    size_t sizes[] = {0, 1000, (64u << 10) - 1, 64u << 10, 3u << 20};
+    for (int k = 0; k < 5; k++) {
+        size_t big = sizes[k];
+        uint8_t hdr[37], *a = malloc(big + 1);
+        for (size_t i = 0; i < big; i++) a[i] = (uint8_t)(i * 13 + k);
+        for (int i = 0; i < 37; i++) hdr[i] = (uint8_t)(200 - i);
+        int rel = 0;
+        pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr, NULL}, {a, big, NULL}}, .release = released,
+                     .owner = &rel};
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        ck_assert_msg(pst_transport_call_sync(s.t, "mpi:0", ECHO, &m, 30000, 0, &resp, &len, &st) == 0,
+                      "%s", st.msg);
+        ck_assert_uint_eq(len, big + sizeof hdr);
+        ck_assert(memcmp(resp, hdr, sizeof hdr) == 0);
+        ck_assert(big == 0 || memcmp(resp + sizeof hdr, a, big) == 0);
+        ck_assert_int_eq(rel, 1);
+        free(resp);
+        /* the same through Take: a block is offered exactly when the last segment is split */
+        uint64_t sum = 0;
+        for (size_t i = 0; i < sizeof hdr; i++) sum += hdr[i] * (i + 1);
+        for (size_t i = 0; i < big; i++) sum += a[i] * (sizeof hdr + i + 1);
+        char want[64];
+        snprintf(want, sizeof want, "%s %llu", big >= (64u << 10) ? "taken" : "copied",
+                 (unsigned long long)sum);
+        m = (pst_msg){.n = 2, .seg = {{hdr, sizeof hdr, NULL}, {a, big, NULL}}};
+        ck_assert_msg(pst_transport_call_sync(s.t, "mpi:0", TAKE, &m, 30000, 0, &resp, &len, &st) == 0,
+                      "%s", st.msg);
+        ck_assert_msg(len == strlen(want) && memcmp(resp, want, len) == 0, "size %zu: %.*s, want %s",
+                      big, (int)len, (const char *)resp, want);
+        free(resp);
+        free(a);
+    }
+    /* an error passes with its code and message */
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(pst_transport_call_sync(s.t, "mpi:0", FAIL, NULL, 5000, 0, &resp, &len, &st),
+                     PST_E_NOT_FOUND);
+    ck_assert_msg(strstr(st.msg, "variable 'w'"), "%s", st.msg);
+    pst_transport_free(s.t);
+    pst_mpi_finalize();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("transport");
     TCase *tc = tcase_create("core");
@@ -536,6 +624,7 @@ int main(void) {
     tcase_add_test(tc, test_grpc_token_required);
     tcase_add_test(tc, test_grpc_mutual_tls);
     tcase_add_test(tc, test_security_rules);
+    tcase_add_test(tc, test_mpi_split_messages);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

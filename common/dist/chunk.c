@@ -46,6 +46,21 @@ int pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len, ps
     return 0;
 }
 
+pst_tensor *pst_chunk_adopt(pst_chunk_cursor *c, const Pstrain__TensorChunk *h, pst_shape shape,
+                            uint64_t len, pst_status *st) {
+    if (h->offset != 0 || len != h->total_bytes || len == 0 || h->dtype == PST_STRING)
+        return NULL;
+    while (c->i < c->n && c->off == c->v[c->i].len) {
+        c->i++;
+        c->off = 0;
+    }
+    if (c->i >= c->n || c->off != 0 || c->v[c->i].len != len) return NULL;
+    void *block = pst_iov_take(&c->v[c->i]);
+    if (!block) return NULL;
+    c->off = (size_t)len;
+    return pst_tensor_adopt((pst_dtype)h->dtype, shape, block, st);
+}
+
 static int cur_byte(pst_chunk_cursor *c, uint8_t *b) {
     while (c->i < c->n && c->off == c->v[c->i].len) {
         c->i++;

@@ -45,6 +45,12 @@ int pst_chunk_check(const Pstrain__TensorChunk *h, uint64_t len, pst_shape *shap
                     pst_status *st);
 /* Copies n bytes at the cursor to dst (NULL: skips them); -1 if the message is shorter. */
 int pst_chunk_take(pst_chunk_cursor *c, void *dst, size_t n);
+/* A chunk that is a whole tensor (offset 0, len = total bytes) whose data the transport
+ * offers whole (pst_iov.own): a new tensor of dtype and shape on that very memory, the cursor
+ * moved past it. NULL when the data cannot be taken so (the caller copies it with
+ * pst_chunk_take instead) or on error (st set). */
+pst_tensor *pst_chunk_adopt(pst_chunk_cursor *c, const Pstrain__TensorChunk *h, pst_shape shape,
+                            uint64_t len, pst_status *st);
 void pst_chunk_header_free(Pstrain__TensorChunk *h);
 
 #endif

@@ -740,6 +740,15 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
     pst_shape shape;
     if (!h || pst_chunk_check(h, dl, &shape, &st) < 0) goto done;
+    pst_tensor *complete = pst_chunk_adopt(&c, h, shape, dl, &st);
+    if (st.code) goto done;
+    if (complete) { /* a whole tensor in memory the transport handed over: no copy */
+        pthread_mutex_lock(&t->mu);
+        t->chunks_received++;
+        t->bytes_received += (int64_t)dl;
+        pthread_mutex_unlock(&t->mu);
+        goto complete;
+    }
     pthread_mutex_lock(&t->mu);
     partial *pa = partial_for(t, h, shape, dl, from, &st);
     pst_tensor *dst = pa ? pst_tensor_ref(pa->t) : NULL;
@@ -752,7 +761,6 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
     pthread_mutex_lock(&t->mu);
     t->chunks_received++;
     t->bytes_received += (int64_t)dl;
-    pst_tensor *complete = NULL;
     pa = pst_strmap_get(t->partials, h->key);
     if (!pa || pa->id != id) {
         pst_status_set(&st, PST_E_DEADLINE, "tensor '%s' from %s: dropped before it was "
@@ -766,6 +774,7 @@ static void handle_push(pst_task *t, pst_server_call *call, const pst_iov *v, in
         partial_free(pa);
     }
     pthread_mutex_unlock(&t->mu);
+complete:
     if (complete && complete_tensor(t, h->key, from, complete, &st) < 0) {
         pthread_mutex_lock(&t->mu);
         t->pushes_refused++;
@@ -1213,7 +1222,11 @@ static void task_handler(void *arg, pst_server_call *call, int method, const pst
 static void fill_defaults(pst_task_opts *o) {
     if (o->connect_timeout_ms <= 0) o->connect_timeout_ms = 30000;
     if (o->recv_timeout_ms <= 0) o->recv_timeout_ms = 60000;
-    if (o->chunk_bytes <= 0) o->chunk_bytes = 4 << 20;
+    /* gRPC: 4 MiB messages by default. MPI moves a tensor of any size up to its 2 GiB message
+     * limit as one message received straight into the tensor's memory: chunks of 256 MiB keep
+     * most tensors whole (no copy) and still well inside the limit. */
+    if (o->chunk_bytes <= 0)
+        o->chunk_bytes = o->transport && strcmp(o->transport, "mpi") == 0 ? 256 << 20 : 4 << 20;
     if (o->peer_timeout_ms <= 0) o->peer_timeout_ms = o->connect_timeout_ms;
     if (o->heartbeat_ms <= 0) o->heartbeat_ms = 1000;
     /* A remote step may wait for its tensors, for the other replicas of a synchronous step and

@@ -58,7 +58,7 @@ typedef struct pst_task_opts {
                                    port 0 picks a free one */
     int64_t connect_timeout_ms; /* how long calls retry while peers start (default 30000) */
     int64_t recv_timeout_ms;    /* how long a _Recv waits for its tensor (default 60000) */
-    int64_t chunk_bytes;        /* tensors above this move in chunks of it (default 4 MiB) */
+    int64_t chunk_bytes;        /* tensors above this move in chunks of it (default 4 MiB; MPI: 256 MiB) */
     int expected_workers;       /* PS: exit after this many workers said done (default: all) */
     int64_t peer_timeout_ms;    /* a task that registered partitions here and has not answered
                                    a heartbeat for this long counts as a failed worker (default:

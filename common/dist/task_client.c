@@ -94,7 +94,16 @@ static void pull_chunk(void *arg, const pst_iov *v, int n) {
     uint64_t dl;
     pst_shape shape;
     Pstrain__TensorChunk *h = pst_chunk_parse(v, n, &c, &dl, &st);
-    if (h && pst_chunk_check(h, dl, &shape, &st) == 0) {
+    pst_tensor *whole = NULL;
+    if (h && pst_chunk_check(h, dl, &shape, &st) == 0 &&
+        (whole = pst_chunk_adopt(&c, h, shape, dl, &st)) != NULL) {
+        /* the whole variable in memory the transport handed over: no copy */
+        pthread_mutex_lock(p->mu);
+        if (!p->t) p->t = whole;
+        else pst_status_set(&st, PST_E_ABORTED, "variable '%s' arrived twice", h->key);
+        pthread_mutex_unlock(p->mu);
+        if (st.code) pst_tensor_unref(whole);
+    } else if (h && !st.code) {
         pthread_mutex_lock(p->mu);
         if (!p->t) p->t = pst_tensor_new((pst_dtype)h->dtype, shape, &st);
         pst_tensor *dst = p->t ? pst_tensor_ref(p->t) : NULL;

@@ -242,6 +242,13 @@ static int inproc_serve(pst_transport *t, const char *addr, pst_handler_fn h, vo
     return rc;
 }
 
+/* A message's segments as the receiver sees them: the sender's memory, never handed over. */
+static int segments_of(const pst_msg *m, pst_iov *v) {
+    int n = m ? m->n : 0;
+    for (int i = 0; i < n; i++) v[i] = (pst_iov){m->seg[i].base, m->seg[i].len, NULL};
+    return n;
+}
+
 static void inproc_call(pst_transport *t, const char *addr, int method, pst_msg *req,
                         int64_t timeout_ms, int flags, pst_call_done_fn done, void *arg) {
     (void)timeout_ms;
@@ -281,7 +288,9 @@ static void inproc_call(pst_transport *t, const char *addr, int method, pst_msg 
     c->server = s;
     c->done = done;
     c->arg = arg;
-    s->handler(s->arg, c, method, req ? req->seg : NULL, req ? req->n : 0);
+    pst_iov v[PST_MSG_MAX_SEGS];
+    int n = segments_of(req, v);
+    s->handler(s->arg, c, method, n ? v : NULL, n);
     if (req && req->release) req->release(req->owner);
 }
 
@@ -292,7 +301,9 @@ static void inproc_reply(pst_transport *t, pst_server_call *c, const pst_status 
     if (st && st->code) {
         c->done(c->arg, st, NULL, 0);
     } else {
-        c->done(c->arg, NULL, resp ? resp->seg : NULL, resp ? resp->n : 0);
+        pst_iov v[PST_MSG_MAX_SEGS];
+        int n = segments_of(resp, v);
+        c->done(c->arg, NULL, n ? v : NULL, n);
     }
     if (resp && resp->release) resp->release(resp->owner);
     free(c);

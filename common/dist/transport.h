@@ -6,7 +6,10 @@
  *
  * Messages are lists of byte segments so a tensor can travel without being copied into a
  * buffer first: the transport borrows the segments until it calls the message's release
- * function. Received messages are handed over as segments valid during the callback only.
+ * function. Received messages are handed over as segments valid during the callback only,
+ * except a segment the transport offers to hand over whole (pst_iov.own: the MPI transport
+ * receives a message's large last segment into a block of its own, which a receiver may keep
+ * as a tensor's memory instead of copying it).
  *
  *     static const char *methods[] = {"/pstrain.Task/Echo"};
  *     pst_transport *t = pst_transport_grpc_new(methods, 1, NULL, &st);
@@ -29,7 +32,21 @@
 typedef struct pst_iov {
     const void *base;
     size_t len;
+    /* Received segments only, NULL otherwise: when set, the segment is a whole block of
+     * pst_aligned_alloc memory starting at base that the receiver may keep instead of copying
+     * it (pst_iov_take); the transport frees it after the callback unless it was taken. */
+    void **own;
 } pst_iov;
+
+/* Takes a received segment's block (see pst_iov.own): the caller now owns base and frees it
+ * with pst_aligned_free (or hands it to pst_tensor_adopt). NULL when the segment cannot be
+ * taken (not offered by the transport, or taken already). */
+static inline void *pst_iov_take(const pst_iov *v) {
+    if (!v->own || !*v->own) return NULL;
+    void *p = *v->own;
+    *v->own = NULL;
+    return p;
+}
 
 #define PST_MSG_MAX_SEGS 4
 

@@ -157,6 +157,7 @@ static int read_buffer(grpc_byte_buffer *bb, pst_iov **iov, grpc_slice **slices)
     for (int i = 0; i < n; i++) {
         (*iov)[i].base = GRPC_SLICE_START_PTR((*slices)[i]);
         (*iov)[i].len = GRPC_SLICE_LENGTH((*slices)[i]);
+        (*iov)[i].own = NULL; /* slices are gRPC's: never handed over */
     }
     return n;
 }

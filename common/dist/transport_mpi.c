@@ -1,13 +1,20 @@
 /*
  * The MPI transport (see transport_mpi.h). Wire format of one message, little-endian:
  *
- *     u32 magic "PSTM" | u8 kind (1 request, 2 response) | u8 0 | u16 method |
- *     i32 status code | u32 status message length | u64 call id | message | payload
+ *     u32 magic "PSTM" | u8 kind (1 request, 2 response) | u8 flags | u16 method |
+ *     i32 status code | u32 status message length | u64 call id | u64 data bytes |
+ *     u32 data tag | u32 0 | message | payload
  *
  * A request goes to the callee's rank with TAG_REQ, its response back with TAG_RESP and the
- * same call id. One thread (rx) drives MPI: it tests the sends in flight (releasing their
- * messages), matches arriving messages (MPI_Improbe + MPI_Imrecv into a buffer of the probed
- * size), fails calls past their deadline, and hands handlers and completions to a pool.
+ * same call id. A message whose last segment is large (a tensor's bytes: DATA_MIN or more)
+ * travels as two: the head above (flag SPLIT, the data's size and tag) and the segment itself
+ * as a message of its own under a tag unique to it among the sender's messages in flight. The
+ * receiver posts that receive straight into a block of tensor memory once the head is in, and
+ * offers the block to the handler whole (pst_iov.own), so a pushed or pulled tensor is never
+ * copied after MPI delivered it. One thread (rx) drives MPI: it tests the sends in flight
+ * (releasing their messages), matches arriving heads (MPI_Improbe + MPI_Imrecv into a buffer of
+ * the probed size), posts the data receives, fails calls past their deadline, and hands
+ * handlers and completions to a pool.
  */
 #include "transport_mpi.h"
 
@@ -24,15 +31,23 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
 #include "clock.h"
+#include "tensor.h"
 #include "workpool.h"
 
 enum { TAG_REQ = 11, TAG_RESP = 12 };
 enum { KIND_REQ = 1, KIND_RESP = 2 };
-#define HDR_BYTES 24
+#define HDR_BYTES 40
+enum { FLAG_SPLIT = 1 };
+/* A last segment this large travels as a message of its own, received into tensor memory. */
+#define DATA_MIN ((size_t)64 << 10)
+/* Data messages use tags TAG_DATA0 .. TAG_DATA0 + data_tags - 1, in turn. */
+enum { TAG_DATA0 = 1024 };
+static int data_tags = 1 << 20;
 #define MAGIC 0x4d545350u /* "PSTM" */
 
 /* ---- the process's MPI ---- */
@@ -171,6 +186,16 @@ int pst_mpi_init(int *rank, int *size, pst_status *st) {
             goto out;
         }
         MPI_Comm_set_errhandler(world_comm, MPI_ERRORS_RETURN);
+        int *tag_ub = NULL, has_ub = 0;
+        if (MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_ub, &has_ub) == MPI_SUCCESS &&
+            has_ub && tag_ub && *tag_ub - TAG_DATA0 < data_tags)
+            data_tags = *tag_ub - TAG_DATA0;
+        if (data_tags < 1024) {
+            rc = pst_status_set(st, PST_E_UNAVAILABLE, "the MPI library's largest tag is %d; "
+                                "pstrain needs at least %d", tag_ub ? *tag_ub : 0,
+                                TAG_DATA0 + 1024);
+            goto out;
+        }
         if (record_peers(st) < 0) {
             rc = st->code;
             goto out;
@@ -222,8 +247,11 @@ static void drain_until_all_finish(void) {
                 char text[96];
                 int tl = snprintf(text, sizeof text, "task mpi:%d has finished", world_rank);
                 uint8_t out[HDR_BYTES + 96];
-                memcpy(out, buf, HDR_BYTES); /* method and call id */
+                memset(out, 0, HDR_BYTES);
+                memcpy(out, buf, 8);              /* magic, kind, flags, method */
+                memcpy(out + 16, buf + 16, 8);    /* call id */
                 out[4] = KIND_RESP;
+                out[5] = 0;
                 put32(out + 8, (uint32_t)PST_E_UNAVAILABLE);
                 put32(out + 12, (uint32_t)tl);
                 memcpy(out + HDR_BYTES, text, (size_t)tl);
@@ -291,7 +319,7 @@ typedef struct pcall {
 /* A message in flight out of this process. */
 typedef struct sendop {
     struct sendop *next;
-    MPI_Request req;
+    MPI_Request req[2]; /* the head, and the data of a split message (else MPI_REQUEST_NULL) */
     uint8_t hdr[HDR_BYTES];
     char smsg[PST_STATUS_MSG_MAX];
     pst_msg m;      /* released once sent */
@@ -301,11 +329,38 @@ typedef struct sendop {
 /* A message arriving, matched to its buffer. */
 typedef struct recvop {
     struct recvop *next;
-    MPI_Request req;
-    uint8_t *buf;
+    MPI_Request req; /* the head's receive, then the data's */
+    uint8_t *buf;    /* the head */
     size_t len;
     int src, tag;
+    void *data;      /* a split message's data: pst_aligned_alloc'd block */
+    size_t data_len;
+    int data_wanted; /* the data's receive is posted */
+    int discard;     /* ... into nothing (no memory for it): the message is dropped */
 } recvop;
+
+/* For a head that announces data (FLAG_SPLIT): posts the data's receive into a block of tensor
+ * memory (or, without memory, into nothing so MPI drops it) and returns 1; 0 for a message
+ * that is whole. */
+static int post_data_recv(recvop *r) {
+    const uint8_t *b = r->buf;
+    if (r->len < HDR_BYTES || get32(b) != MAGIC || !(b[5] & FLAG_SPLIT)) return 0;
+    uint64_t len = get64(b + 24);
+    uint32_t tag = get32(b + 32);
+    if (len == 0 || len > (uint64_t)INT_MAX || tag < TAG_DATA0 ||
+        tag >= (uint32_t)TAG_DATA0 + (uint32_t)data_tags)
+        return 0; /* malformed: delivered as it is, without data */
+    r->data_wanted = 1;
+    r->data_len = (size_t)len;
+    r->data = pst_aligned_alloc(r->data_len);
+    if (!r->data) r->discard = 1;
+    if (MPI_Irecv(r->data, r->data ? (int)len : 0, MPI_BYTE, r->src, (int)tag, world_comm,
+                  &r->req) != MPI_SUCCESS) {
+        r->discard = 1;
+        r->req = MPI_REQUEST_NULL; /* tested as complete at once: dropped */
+    }
+    return 1;
+}
 
 typedef struct mtransport {
     pst_transport base;
@@ -323,6 +378,7 @@ typedef struct mtransport {
     sendop *sends;
     recvop *recvs;
     uint64_t next_id;
+    unsigned next_data_tag;
     pthread_t rx;
     int rx_started;
     atomic_int quit;
@@ -343,8 +399,9 @@ static const char *method_name(mtransport *t, int m) {
     return s ? s + 1 : t->base.methods[m];
 }
 
-/* Starts sending header + smsg + m's segments to rank (m released once sent). On failure the
- * message is released and the error returned. Called with t->mu not held. */
+/* Starts sending header + smsg + m's segments to rank (m released once sent); a large last
+ * segment goes as a data message of its own. On failure the message is released and the error
+ * returned. Called with t->mu not held. */
 static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int code,
                     const char *smsg, uint64_t id, pst_msg *m, pst_status *st) {
     sendop *op = calloc(1, sizeof *op);
@@ -352,18 +409,14 @@ static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int 
         if (m && m->release) m->release(m->owner);
         return pst_status_set(st, PST_E_EXHAUSTED, "out of memory sending to mpi:%d", rank);
     }
+    op->req[0] = op->req[1] = MPI_REQUEST_NULL;
     size_t mlen = smsg ? strnlen(smsg, sizeof op->smsg - 1) : 0;
     if (mlen) memcpy(op->smsg, smsg, mlen);
-    put32(op->hdr, MAGIC);
-    op->hdr[4] = (uint8_t)kind;
-    op->hdr[5] = 0;
-    op->hdr[6] = (uint8_t)(method & 0xff);
-    op->hdr[7] = (uint8_t)((method >> 8) & 0xff);
-    put32(op->hdr + 8, (uint32_t)code);
-    put32(op->hdr + 12, (uint32_t)mlen);
-    put64(op->hdr + 16, id);
     if (m) op->m = *m;
     op->call = kind == KIND_REQ ? id : 0;
+    int n_head = m ? m->n : 0; /* segments in the head */
+    const pst_iov *data = NULL;
+    if (n_head > 0 && m->seg[n_head - 1].len >= DATA_MIN) data = &m->seg[--n_head];
     /* One datatype over the absolute addresses of every piece: no copy into a send buffer. */
     int lens[2 + PST_MSG_MAX_SEGS];
     MPI_Aint displs[2 + PST_MSG_MAX_SEGS];
@@ -375,36 +428,60 @@ static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int 
         MPI_Get_address(op->smsg, &displs[n]);
         lens[n++] = (int)mlen;
     }
-    for (int i = 0; m && i < m->n; i++) {
-        if (m->seg[i].len == 0) continue;
-        total += m->seg[i].len;
-        if (m->seg[i].len > (size_t)INT_MAX || total > (size_t)INT_MAX) {
+    for (int i = 0; i < n_head + (data ? 1 : 0); i++) {
+        const pst_iov *sg = &m->seg[i];
+        if (sg->len > (size_t)INT_MAX || (total += sg->len) > (size_t)INT_MAX) {
             if (op->m.release) op->m.release(op->m.owner);
             free(op);
             return pst_status_set(st, PST_E_INVALID, "a %zu-byte message to mpi:%d is over "
                                   "MPI's 2 GiB message size (send tensors in chunks)",
                                   total, rank);
         }
-        MPI_Get_address(m->seg[i].base, &displs[n]);
-        lens[n++] = (int)m->seg[i].len;
+        if (i >= n_head || sg->len == 0) continue;
+        MPI_Get_address(sg->base, &displs[n]);
+        lens[n++] = (int)sg->len;
     }
+    put32(op->hdr, MAGIC);
+    op->hdr[4] = (uint8_t)kind;
+    op->hdr[5] = data ? FLAG_SPLIT : 0;
+    op->hdr[6] = (uint8_t)(method & 0xff);
+    op->hdr[7] = (uint8_t)((method >> 8) & 0xff);
+    put32(op->hdr + 8, (uint32_t)code);
+    put32(op->hdr + 12, (uint32_t)mlen);
+    put64(op->hdr + 16, id);
+    int data_tag = 0, queued = 0;
     MPI_Datatype type;
     char eb[MPI_MAX_ERROR_STRING];
     int e = MPI_Type_create_hindexed(n, lens, displs, MPI_BYTE, &type);
     if (e == MPI_SUCCESS) e = MPI_Type_commit(&type);
     if (e == MPI_SUCCESS) {
         pthread_mutex_lock(&t->mu);
-        e = MPI_Isend(MPI_BOTTOM, 1, type, rank, tag, world_comm, &op->req);
-        if (e == MPI_SUCCESS) {
+        if (data) {
+            data_tag = TAG_DATA0 + (int)(t->next_data_tag++ % (unsigned)data_tags);
+            put64(op->hdr + 24, (uint64_t)data->len);
+            put32(op->hdr + 32, (uint32_t)data_tag);
+        }
+        /* The head first, so the receiver learns where the data goes before it comes. */
+        e = MPI_Isend(MPI_BOTTOM, 1, type, rank, tag, world_comm, &op->req[0]);
+        if (e == MPI_SUCCESS && data)
+            e = MPI_Isend(data->base, (int)data->len, MPI_BYTE, rank, data_tag, world_comm,
+                          &op->req[1]);
+        queued = op->req[0] != MPI_REQUEST_NULL;
+        if (queued) {
+            /* The head is on its way (even when its data could not follow): op and its
+             * message live until it is sent. */
             op->next = t->sends;
             t->sends = op;
+            if (e != MPI_SUCCESS) op->call = 0; /* the caller hears of the failure below */
         }
         pthread_mutex_unlock(&t->mu);
         MPI_Type_free(&type);
     }
     if (e != MPI_SUCCESS) {
-        if (op->m.release) op->m.release(op->m.owner);
-        free(op);
+        if (!queued) { /* op is the rx thread's once queued */
+            if (op->m.release) op->m.release(op->m.owner);
+            free(op);
+        }
         return pst_status_set(st, PST_E_UNAVAILABLE, "sending to mpi:%d: %s", rank,
                               mpi_err(e, eb));
     }
@@ -417,6 +494,8 @@ typedef struct job {
     mtransport *t;
     uint8_t *buf;       /* the whole message (freed after the job) */
     size_t off, len;    /* the payload */
+    void *data;         /* a split message's data block (the handler may take it) */
+    size_t data_len;
     pst_server_call *call; /* a request */
     int method;
     pcall *pc;          /* a completion */
@@ -426,16 +505,20 @@ typedef struct job {
 static void run_job(void *arg) {
     job *j = arg;
     mtransport *t = j->t;
-    pst_iov v = {j->buf ? j->buf + j->off : NULL, j->len};
+    pst_iov v[2];
+    int n = 0;
+    if (j->len) v[n++] = (pst_iov){j->buf + j->off, j->len, NULL};
+    if (j->data) v[n++] = (pst_iov){j->data, j->data_len, &j->data};
     if (j->call) {
-        t->handler(t->harg, j->call, j->method, &v, j->len ? 1 : 0);
+        t->handler(t->harg, j->call, j->method, v, n);
         pthread_mutex_lock(&t->mu);
         if (--t->running_handlers == 0) pthread_cond_broadcast(&t->cv);
         pthread_mutex_unlock(&t->mu);
     } else {
-        j->pc->done(j->pc->arg, j->st.code ? &j->st : NULL, &v, j->len ? 1 : 0);
+        j->pc->done(j->pc->arg, j->st.code ? &j->st : NULL, v, j->st.code ? 0 : n);
         free(j->pc);
     }
+    pst_aligned_free(j->data); /* NULL when the handler took it */
     free(j->buf);
     free(j);
 }
@@ -491,6 +574,7 @@ static void deliver(mtransport *t, recvop *r) {
     uint8_t *b = r->buf;
     if (r->len < HDR_BYTES || get32(b) != MAGIC) {
         free(r->buf);
+        pst_aligned_free(r->data);
         return; /* not ours: nothing else uses this communicator */
     }
     int kind = b[4], method = b[6] | (b[7] << 8);
@@ -501,10 +585,13 @@ static void deliver(mtransport *t, recvop *r) {
     job *j = calloc(1, sizeof *j);
     if (!j) {
         free(r->buf);
+        pst_aligned_free(r->data);
         return; /* the caller's deadline reports it */
     }
     j->t = t;
     j->buf = r->buf;
+    j->data = r->data; /* the job owns both from here */
+    j->data_len = r->data_len;
     j->off = HDR_BYTES + mlen;
     j->len = r->len - j->off;
     if (kind == KIND_REQ) {
@@ -524,6 +611,7 @@ static void deliver(mtransport *t, recvop *r) {
             send_msg(t, r->src, TAG_RESP, KIND_RESP, method, st.code, st.msg, id, NULL, &st);
             free(c);
             free(r->buf);
+            pst_aligned_free(j->data);
             free(j);
             return;
         }
@@ -539,6 +627,7 @@ static void deliver(mtransport *t, recvop *r) {
         pthread_mutex_unlock(&t->mu);
         if (!pc) {
             free(r->buf);
+            pst_aligned_free(j->data);
             free(j);
             return; /* answered after its deadline: already failed */
         }
@@ -558,7 +647,7 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
     pcall *send_failed = NULL;
     while (*sp) {
         int flag = 0;
-        int e = MPI_Test(&(*sp)->req, &flag, MPI_STATUS_IGNORE);
+        int e = MPI_Testall(2, (*sp)->req, &flag, MPI_STATUSES_IGNORE);
         if (flag || e != MPI_SUCCESS) {
             sendop *op = *sp;
             *sp = op->next;
@@ -581,11 +670,12 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
         if (flag || e != MPI_SUCCESS) {
             recvop *r = *rp;
             *rp = r->next;
-            if (e == MPI_SUCCESS) {
+            if (e == MPI_SUCCESS && !r->discard) {
                 r->next = arrived;
                 arrived = r;
-            } else {
+            } else { /* failed, or data this rank had no memory for: dropped */
                 free(r->buf);
+                pst_aligned_free(r->data);
                 free(r);
             }
         } else {
@@ -605,9 +695,16 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
     while (arrived) {
         recvop *r = arrived;
         arrived = r->next;
+        moved = 1;
+        if (!r->data_wanted && post_data_recv(r)) { /* a head: its data comes next */
+            pthread_mutex_lock(&t->mu);
+            r->next = t->recvs;
+            t->recvs = r;
+            pthread_mutex_unlock(&t->mu);
+            continue;
+        }
         deliver(t, r);
         free(r);
-        moved = 1;
     }
     /* new arrivals: responses always, requests while serving */
     for (int k = 0; k < 2; k++) {
@@ -675,16 +772,31 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
     return moved;
 }
 
+/* How long rx keeps driving messages in flight without pause after the last one moved (past
+ * it, a message stuck on a peer that stopped receiving gets the idle backoff). */
+#define SPIN_S 0.05
+
 static void *rx_main(void *arg) {
     mtransport *t = arg;
     long idle_ns = 0;
-    double last_deadline_check = 0;
+    double last_deadline_check = 0, last_moved = 0;
     while (!atomic_load(&t->quit)) {
         double now = pst_clock_now();
         int check = now - last_deadline_check >= 0.005;
         if (check) last_deadline_check = now;
         if (poll_once(t, now, check)) {
             idle_ns = 0;
+            last_moved = now;
+            continue;
+        }
+        /* A message in flight moves only while MPI is driven (a large one in many fragments,
+         * each side waiting for the other): keep driving it, yielding the core in between. */
+        pthread_mutex_lock(&t->mu);
+        int in_flight = t->sends != NULL || t->recvs != NULL;
+        pthread_mutex_unlock(&t->mu);
+        if (in_flight && now - last_moved < SPIN_S) {
+            idle_ns = 0;
+            sched_yield();
             continue;
         }
         /* Idle: back off from 20 us to 1 ms, so idle ranks leave the cores to computation. */
@@ -831,15 +943,18 @@ static void mpi_free(pst_transport *tr) {
     while (sends) {
         sendop *op = sends;
         sends = op->next;
-        MPI_Cancel(&op->req);
-        MPI_Request_free(&op->req);
+        for (int k = 0; k < 2; k++) {
+            if (op->req[k] == MPI_REQUEST_NULL) continue;
+            MPI_Cancel(&op->req[k]);
+            MPI_Request_free(&op->req[k]);
+        }
         if (op->m.release) op->m.release(op->m.owner);
         free(op);
     }
     while (recvs) {
         recvop *r = recvs;
         recvs = r->next;
-        MPI_Request_free(&r->req);
+        if (r->req != MPI_REQUEST_NULL) MPI_Request_free(&r->req);
         /* MPI may still write the buffer: it stays allocated (a rank that stopped mid-message
          * is about to exit). */
         free(r);

@@ -194,7 +194,8 @@ void pst_aligned_free(void *p) {
     free(raw);
 }
 
-static pst_tensor *tensor_alloc(pst_dtype dt, pst_shape shape, int zero, pst_status *st) {
+/* The tensor's header for dt and shape: 1 reference, no data yet (nbytes set). */
+static pst_tensor *tensor_header(pst_dtype dt, pst_shape shape, pst_status *st) {
     size_t es = pst_dtype_size(dt);
     if (es == 0) {
         pst_status_set(st, PST_E_INVALID, "unsupported dtype %d", (int)dt);
@@ -213,18 +214,36 @@ static pst_tensor *tensor_alloc(pst_dtype dt, pst_shape shape, int zero, pst_sta
     t->n = n;
     t->nbytes = (size_t)nb;
     atomic_init(&t->refs, 1);
-    if (nb > 0) {
-        t->data = pst_aligned_alloc((size_t)nb);
-        if (t->data == NULL) {
-            free(t);
-            goto oom;
-        }
-        if (zero || dt == PST_STRING) memset(t->data, 0, (size_t)nb);
-    }
     return t;
 oom:
     pst_status_set(st, PST_E_EXHAUSTED, "out of memory allocating %lld bytes", (long long)nb);
     return NULL;
+}
+
+static pst_tensor *tensor_alloc(pst_dtype dt, pst_shape shape, int zero, pst_status *st) {
+    pst_tensor *t = tensor_header(dt, shape, st);
+    if (t && t->nbytes > 0) {
+        t->data = pst_aligned_alloc(t->nbytes);
+        if (t->data == NULL) {
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory allocating %zu bytes", t->nbytes);
+            free(t);
+            return NULL;
+        }
+        if (zero || dt == PST_STRING) memset(t->data, 0, t->nbytes);
+    }
+    return t;
+}
+
+pst_tensor *pst_tensor_adopt(pst_dtype dt, pst_shape shape, void *data, pst_status *st) {
+    pst_tensor *t = dt == PST_STRING ? NULL : tensor_header(dt, shape, st);
+    if (dt == PST_STRING) pst_status_set(st, PST_E_INVALID, "a string tensor cannot adopt bytes");
+    if (!t) {
+        pst_aligned_free(data);
+        return NULL;
+    }
+    if (t->nbytes > 0) t->data = data;
+    else pst_aligned_free(data);
+    return t;
 }
 
 pst_tensor *pst_tensor_new(pst_dtype dt, pst_shape shape, pst_status *st) {

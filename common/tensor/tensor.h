@@ -89,6 +89,10 @@ typedef struct pst_tensor {
 /* New tensor with uninitialized contents; the caller owns the one reference. NULL on error
  * (bad dtype, bad or overflowing shape, out of memory) with st set. */
 pst_tensor *pst_tensor_new(pst_dtype dt, pst_shape shape, pst_status *st);
+/* New tensor whose contents are data, a block from pst_aligned_alloc of at least the tensor's
+ * bytes, which the tensor takes (freed when the last reference goes). Not for PST_STRING. On
+ * error (bad dtype or shape, out of memory) data is freed too and NULL returned with st set. */
+pst_tensor *pst_tensor_adopt(pst_dtype dt, pst_shape shape, void *data, pst_status *st);
 /* Same, contents zeroed. */
 pst_tensor *pst_tensor_new_zeros(pst_dtype dt, pst_shape shape, pst_status *st);
 /* New tensor holding a copy of nbytes at src (must equal the tensor's size); for PST_STRING

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         a = b;
         b = t;
     }
-    pst_iov v[3] = {{data, a}, {data + a, b - a}, {data + b, size - b}};
+    pst_iov v[3] = {{data, a, NULL}, {data + a, b - a, NULL}, {data + b, size - b, NULL}};
     pst_chunk_cursor c;
     uint64_t len;
     pst_status st = {0};
