@@ -57,7 +57,7 @@ static int start_datasets(pst_imported *m, pst_node *train, int steps, const cha
         path = synth;
     }
     pst_imported_dataset_input in;
-    int rc = pst_imported_dataset_inputs(m, &train, 1, path, &in, st);
+    int rc = pst_imported_dataset_inputs(m, &train, 1, path, nrec, &in, st);
     if (rc == 0) rc = pst_imported_run_dataset_inits(m, &in, st);
     for (int h = 0; h < in.n_handles && rc == 0; h++)
         for (int i = 0; i < n_feeds; i++)

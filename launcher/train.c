@@ -78,7 +78,7 @@ int pst_cmd_train(int argc, char **argv) {
     /* A graph reading a tf.data iterator: its iterators initialized, its TFRecordDatasets
      * reading --records when given, else the files the graph names. */
     if ((datasets = pst_imported_uses_datasets(m, &train, 1))) {
-        if (pst_imported_dataset_inputs(m, &train, 1, records, &din, &st) < 0 ||
+        if (pst_imported_dataset_inputs(m, &train, 1, records, 0, &din, &st) < 0 ||
             pst_imported_run_dataset_inits(m, &din, &st) < 0)
             goto fail;
         printf("initialized %d tf.data iterators%s%s\n", din.n_inits, records ? ", reading " : "",

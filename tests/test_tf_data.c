@@ -861,6 +861,50 @@ START_TEST(test_broken_function_named_when_run) {
 }
 END_TEST
 
+/* Dataset.from_tensor_slices((x, y)) of placeholders, fed at initialization (the usual TF 1
+ * pattern: sess.run(iterator.initializer, feed_dict=...)): pstrain meta check feeds them
+ * synthetic rows, initializes the iterator and runs the train op (an Assign of sum(x)) from
+ * it. */
+START_TEST(test_meta_check_feeds_initializer_placeholders) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_FLOAT, pst_shape_2d(-1, 3));
+    pst_output y = pst_placeholder(g, "y", PST_INT64, pst_shape_1d(-1));
+    pst_node_builder *b = pst_nb_new(g, "TensorSliceDataset", "slices");
+    pst_nb_input(b, x);
+    pst_nb_input(b, y);
+    pst_nb_attr_list_type(b, "Toutput_types", 2, xy_types);
+    pst_output ds = pst_nb_finish_out(b);
+    pst_output four = pst_test_const(g, pst_tensor_scalar_i64(4), "four");
+    ds = ds_node(g, "BatchDataset", "batch", ds, 1, &four, 1);
+    pst_output forever = pst_test_const(g, pst_tensor_scalar_i64(-1), "forever");
+    ds = ds_node(g, "RepeatDataset", "repeat", ds, 1, &forever, 1);
+    pipe_t p = {.g = g};
+    attach_iterator(&p, ds);
+    pst_session_free(p.s);
+    pst_output v = pst_variable(g, "total", pst_const_f32(g, 0, "zero"), 0);
+    pst_output sum = pst_reduce_sum(g, pst_out(p.next, 0), 0, NULL, 0, NULL);
+    pst_output train = pst_assign(g, v, sum, "train");
+    pst_graph_add_to_collection(g, PST_TRAIN_OP, train);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    char path[] = "/tmp/pst_tfdata_ph_XXXXXX";
+    pst_test_tmp_file(path);
+    pst_status st = {0};
+    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
+                  st.msg);
+    pst_graph_free(g);
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[5000];
+    static char out[16384];
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta check %s --steps 3 2>&1",
+             bin ? bin : ".", path);
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "train_step: ok (train op 'train'") &&
+                  strstr(out, "tf.data pipeline"), "%s", out);
+    unlink(path);
+}
+END_TEST
+
 /* The real graph: TFRecordDataset of 60 Windows paths -> map(parse_single_example of
  * movie_ratings float [3952]) -> shuffle -> repeat -> batch -> prefetch -> Iterator, the
  * autoencoder's Adam train op reading IteratorGetNext. Its dataset reads synthetic records
@@ -884,7 +928,7 @@ START_TEST(test_graph17_trains_from_its_dataset) {
     ck_assert_msg(pst_imported_synthetic_records(m, path, 64, &nfeat, &st) == 0, "%s", st.msg);
     ck_assert_int_eq(nfeat, 1); /* movie_ratings */
     pst_imported_dataset_input in;
-    ck_assert_msg(pst_imported_dataset_inputs(m, &train, 1, path, &in, &st) == 0, "%s", st.msg);
+    ck_assert_msg(pst_imported_dataset_inputs(m, &train, 1, path, 0, &in, &st) == 0, "%s", st.msg);
     ck_assert_int_eq(in.n_inits, 1);
     ck_assert_int_eq(in.n_handles, 0);
     ck_assert_int_ge(in.n_feeds, 1);
@@ -954,6 +998,7 @@ int main(void) {
     tcase_add_test(tc, test_interleave_files);
     tcase_add_test(tc, test_one_shot_iterator_with_records_override);
     tcase_add_test(tc, test_broken_function_named_when_run);
+    tcase_add_test(tc, test_meta_check_feeds_initializer_placeholders);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

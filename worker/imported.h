@@ -151,11 +151,13 @@ typedef struct pst_imported_dataset_input {
  * name holds "train" when it has several); for a feedable iterator (IteratorFromStringHandle
  * of a placeholder), the graph's iterator whose name holds "train" (else the first with an
  * initializer), its string handle to feed to the placeholder. With path, every TFRecordDataset
- * those initializers run reads path (uncompressed) instead of its own files. Free with
+ * those initializers run reads path (uncompressed) instead of its own files. With
+ * synthetic_rows > 0, placeholders the initializers need (Dataset.from_tensor_slices of a
+ * placeholder) get synthetic values with that many rows. Free with
  * pst_imported_dataset_input_free (also after an error). */
 int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n_targets,
-                                const char *path, pst_imported_dataset_input *in,
-                                pst_status *st);
+                                const char *path, int synthetic_rows,
+                                pst_imported_dataset_input *in, pst_status *st);
 /* Runs the initializers with their feeds (tf.data's iterator.initializer). */
 int pst_imported_run_dataset_inits(pst_imported *m, const pst_imported_dataset_input *in,
                                    pst_status *st);

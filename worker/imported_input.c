@@ -519,14 +519,36 @@ static pst_node *handle_iterator(pst_graph *g) {
     return first;
 }
 
+/* With rows > 0: synthetic values (a first unknown dim of `rows`) for the placeholders the
+ * initializers need that are not fed yet (Dataset.from_tensor_slices(placeholder), fed by the
+ * user's feed_dict at initialization). */
+static int synthetic_placeholders(pst_imported *m, int rows, pst_imported_dataset_input *in,
+                                  pst_status *st) {
+    if (rows <= 0 || in->n_inits == 0) return 0;
+    pst_output *ph;
+    int nph;
+    pst_imported_placeholders(m, in->inits, in->n_inits, &ph, &nph);
+    int rc = 0;
+    for (int i = 0; i < nph && rc == 0; i++) {
+        int fed = 0;
+        for (int k = 0; k < in->n_feeds; k++) fed |= in->feeds[k].output.node == ph[i].node;
+        if (fed) continue;
+        pst_tensor *v = pst_imported_synthetic_feed(ph[i], rows, (uint64_t)i + 201, st);
+        if (v == NULL) rc = st->code;
+        else in->feeds[in->n_feeds++] = (pst_feed){ph[i], v};
+    }
+    free(ph);
+    return rc;
+}
+
 int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n_targets,
-                                const char *path, pst_imported_dataset_input *in,
-                                pst_status *st) {
+                                const char *path, int synthetic_rows,
+                                pst_imported_dataset_input *in, pst_status *st) {
     pst_graph *g = pst_imported_graph(m);
     int nn = pst_graph_num_nodes(g);
     memset(in, 0, sizeof *in);
     in->inits = calloc((size_t)nn + 1, sizeof *in->inits);
-    in->feeds = calloc((size_t)nn * 2 + 2, sizeof *in->feeds);
+    in->feeds = calloc((size_t)nn * 3 + 2, sizeof *in->feeds);
     in->handles = calloc((size_t)nn + 1, sizeof *in->handles);
     PST_ASSERT(in->inits && in->feeds && in->handles);
     char *need = pst_imported_ancestors(g, targets, n_targets);
@@ -570,7 +592,7 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
         if (!dup) in->inits[in->n_inits++] = init;
     }
     free(need);
-    if (path == NULL) return 0;
+    if (path == NULL) return synthetic_placeholders(m, synthetic_rows, in, st);
     /* Every TFRecordDataset reads path: those the initializers run through their file-name
      * inputs (fed below), and those inside functions (a one-shot iterator's dataset function,
      * an interleave's) through the session's override. */
@@ -603,7 +625,7 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
         }
     }
     free(under);
-    return 0;
+    return synthetic_placeholders(m, synthetic_rows, in, st);
 }
 
 int pst_imported_run_dataset_inits(pst_imported *m, const pst_imported_dataset_input *in,
