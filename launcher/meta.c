@@ -12,6 +12,7 @@
 #include "meta_export.h"
 #include "metagraph.h"
 #include "op.h"
+#include "tf_data.h"
 
 static int meta_show(const char *path) {
     uint8_t *buf;
@@ -31,15 +32,20 @@ static int meta_show(const char *path) {
 
 /* A temporary file (its path in synth, 64 bytes) of n synthetic records in the format the
  * graph's readers or datasets read. */
-static int synthetic_file(pst_imported *m, char *synth, int n, int *nfeat, pst_status *st) {
+static int synthetic_temp(char *path, pst_status *st) {
     const char *tmp = getenv("TMPDIR");
-    snprintf(synth, 64, "%.40s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
-    int fd = mkstemp(synth);
+    snprintf(path, 64, "%.40s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(path);
     if (fd < 0) {
-        synth[0] = '\0';
+        path[0] = '\0';
         return pst_status_set(st, PST_E_IO, "cannot create a temporary records file");
     }
     close(fd);
+    return 0;
+}
+
+static int synthetic_file(pst_imported *m, char *synth, int n, int *nfeat, pst_status *st) {
+    if (synthetic_temp(synth, st) < 0) return st->code;
     return pst_imported_synthetic_records(m, synth, n, nfeat, st);
 }
 
@@ -55,6 +61,21 @@ static int start_datasets(pst_imported *m, pst_node *train, int steps, const cha
     if (path == NULL) {
         if (synthetic_file(m, synth, nrec, &nfeat, st) < 0) return st->code;
         path = synth;
+    }
+    /* Text and fixed-length datasets read synthetic files of their own format. */
+    static const char *const other_ops[2] = {"TextLineDataset", "FixedLengthRecordDataset"};
+    for (int k = 0; k < 2 && records == NULL; k++) {
+        char *p = synth + 64 * (k + 1);
+        if (synthetic_temp(p, st) < 0) return st->code;
+        int w = pst_imported_synthetic_dataset_file(m, other_ops[k], p, nrec, st);
+        if (w < 0) return st->code;
+        if (w == 0) {
+            unlink(p);
+            p[0] = '\0';
+        } else if (pst_tf_data_set_file(pst_session_vars(pst_imported_session(m)), other_ops[k], p,
+                                        st) < 0) {
+            return st->code;
+        }
     }
     pst_imported_dataset_input in;
     int rc = pst_imported_dataset_inputs(m, &train, 1, path, nrec, &in, st);
@@ -208,7 +229,7 @@ static int meta_check(int argc, char **argv) {
         /* A graph that reads its own input: its queue runners fill the queues from records
          * (the given file, else synthetic ones shaped like its ParseExample's features). */
         char input_note[200] = "";
-        char synth[64] = "";
+        char synth[3 * 64] = ""; /* records, and text and fixed-length files (tf.data) */
         if (rc == 0 && pst_imported_uses_queues(m, &train, 1))
             rc = start_own_input(m, train, batch, steps, records, synth, input_note,
                                  sizeof input_note, &st);
@@ -228,7 +249,8 @@ static int meta_check(int argc, char **argv) {
         }
         pst_status qst = {0};
         if (pst_imported_stop_queue_runners(m, &qst) < 0 && rc < 0) st = qst; /* the cause */
-        if (synth[0]) unlink(synth);
+        for (int k = 0; k < 3; k++)
+            if (synth[64 * k]) unlink(synth + 64 * k);
         if (rc < 0) {
             printf("train_step: FAIL %s\n", st.msg);
             ok = 0;

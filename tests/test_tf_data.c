@@ -564,6 +564,39 @@ START_TEST(test_text_line_and_fixed_length) {
     expect_strings(&o, 2, (const char *const[]){"abc", "def"});
     pst_session_free(o.s);
     pst_graph_free(g);
+    /* The session's file override: a text dataset naming a file that does not exist reads
+     * the override instead (a new session, the override set before its initializer runs). */
+    g = pst_graph_new();
+    const char *nowhere[1] = {"/nonexistent/lines.csv"};
+    b = pst_nb_new(g, "TextLineDataset", NULL);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, nowhere), "f"));
+    pst_output ds = pst_nb_finish_out(b);
+    pst_status st = {0};
+    pst_session *s0 = pst_session_new(g, NULL, &st);
+    ck_assert_int_lt(pst_tf_data_set_file(pst_session_vars(s0), "NoSuchDataset", path, &st), 0);
+    ck_assert_msg(strstr(st.msg, "NoSuchDataset"), "%s", st.msg);
+    pst_session_free(s0);
+    f = fopen(path, "wb");
+    fputs("x,1\ny,2\n", f);
+    fclose(f);
+    pst_node_builder *ib = pst_nb_new(g, "Iterator", NULL);
+    pst_dtype stt = PST_STRING;
+    pst_nb_attr_list_type(ib, "output_types", 1, &stt);
+    pst_output it = pst_nb_finish_out(ib);
+    ib = pst_nb_new(g, "MakeIterator", NULL);
+    pst_nb_input(ib, ds);
+    pst_nb_input(ib, it);
+    o.init = pst_nb_finish(ib);
+    ib = pst_nb_new(g, "IteratorGetNext", NULL);
+    pst_nb_input(ib, it);
+    pst_nb_attr_list_type(ib, "output_types", 1, &stt);
+    o.next = pst_nb_finish(ib);
+    o.s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_tf_data_set_file(pst_session_vars(o.s), "TextLineDataset", path, &st), 0);
+    ck_assert_int_eq(pst_session_run_target(o.s, o.init, &st), 0);
+    expect_strings(&o, 2, (const char *const[]){"x,1", "y,2"});
+    pst_session_free(o.s);
+    pst_graph_free(g);
     unlink(path);
 }
 END_TEST
@@ -772,7 +805,7 @@ START_TEST(test_one_shot_iterator_with_records_override) {
     ck_assert_msg(strstr(st.msg, nowhere), "%s", st.msg);
     pst_session_free(p.s);
     p.s = pst_session_new(g, NULL, &st);
-    ck_assert_int_eq(pst_tf_data_set_records(pst_session_vars(p.s), path, &st), 0);
+    ck_assert_int_eq(pst_tf_data_set_file(pst_session_vars(p.s), "TFRecordDataset", path, &st), 0);
     int64_t ys[4];
     int rc;
     ck_assert_int_eq(next_batch(&p, ys, &rc), 2);
@@ -861,6 +894,31 @@ START_TEST(test_broken_function_named_when_run) {
 }
 END_TEST
 
+/* Adds a train op to g (an Assign of sum(x) to a variable, in the train_op collection),
+ * exports it as a .meta, frees g and runs `pstrain meta check` on it for 3 steps: its output
+ * (static) after asserting it passed. */
+static const char *meta_check_sum_of(pst_graph *g, pst_output x) {
+    pst_output v = pst_variable(g, "total", pst_const_f32(g, 0, "zero"), 0);
+    pst_output sum = pst_reduce_sum(g, x, 0, NULL, 0, NULL);
+    pst_graph_add_to_collection(g, PST_TRAIN_OP, pst_assign(g, v, sum, "train"));
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    char path[] = "/tmp/pst_tfdata_meta_XXXXXX";
+    pst_test_tmp_file(path);
+    pst_status st = {0};
+    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
+                  st.msg);
+    pst_graph_free(g);
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[5000];
+    static char out[16384];
+    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta check %s --steps 3 2>&1",
+             bin ? bin : ".", path);
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "train_step: ok (train op 'train'"), "%s", out);
+    unlink(path);
+    return out;
+}
+
 /* Dataset.from_tensor_slices((x, y)) of placeholders, fed at initialization (the usual TF 1
  * pattern: sess.run(iterator.initializer, feed_dict=...)): pstrain meta check feeds them
  * synthetic rows, initializes the iterator and runs the train op (an Assign of sum(x)) from
@@ -882,26 +940,49 @@ START_TEST(test_meta_check_feeds_initializer_placeholders) {
     pipe_t p = {.g = g};
     attach_iterator(&p, ds);
     pst_session_free(p.s);
-    pst_output v = pst_variable(g, "total", pst_const_f32(g, 0, "zero"), 0);
-    pst_output sum = pst_reduce_sum(g, pst_out(p.next, 0), 0, NULL, 0, NULL);
-    pst_output train = pst_assign(g, v, sum, "train");
-    pst_graph_add_to_collection(g, PST_TRAIN_OP, train);
-    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
-    char path[] = "/tmp/pst_tfdata_ph_XXXXXX";
-    pst_test_tmp_file(path);
-    pst_status st = {0};
-    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
-                  st.msg);
-    pst_graph_free(g);
-    const char *bin = getenv("PST_BINARY_DIR");
-    char cmd[5000];
-    static char out[16384];
-    snprintf(cmd, sizeof cmd, "%s/launcher/pstrain meta check %s --steps 3 2>&1",
-             bin ? bin : ".", path);
-    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
-    ck_assert_msg(strstr(out, "train_step: ok (train op 'train'") &&
-                  strstr(out, "tf.data pipeline"), "%s", out);
-    unlink(path);
+    const char *out = meta_check_sum_of(g, pst_out(p.next, 0));
+    ck_assert_msg(strstr(out, "tf.data pipeline"), "%s", out);
+}
+END_TEST
+
+/* TextLineDataset of a CSV file the graph names (absent here) -> batch(2) -> iterator ->
+ * DecodeCSV(float, int32): pstrain meta check writes synthetic lines of 2 columns and points
+ * the dataset at them. */
+START_TEST(test_meta_check_text_dataset_synthetic_lines) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    const char *nowhere[1] = {"C:\\data\\iris.csv"};
+    pst_dtype stt = PST_STRING;
+    pst_node_builder *b = pst_nb_new(g, "TextLineDataset", "lines");
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, nowhere), "files"));
+    pst_output ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "BatchDataset", "batch");
+    pst_nb_input(b, ds);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(2), "two"));
+    pst_nb_attr_list_type(b, "output_types", 1, &stt);
+    ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "Iterator", "it");
+    pst_nb_attr_list_type(b, "output_types", 1, &stt);
+    pst_output it = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MakeIterator", "init");
+    pst_nb_input(b, ds);
+    pst_nb_input(b, it);
+    pst_nb_finish(b);
+    b = pst_nb_new(g, "IteratorGetNext", "next");
+    pst_nb_input(b, it);
+    pst_nb_attr_list_type(b, "output_types", 1, &stt);
+    pst_shape vs = pst_shape_1d(-1);
+    pst_nb_attr_list_shape(b, "output_shapes", 1, &vs);
+    pst_output lines = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "DecodeCSV", "csv");
+    pst_nb_input(b, lines);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_1d(1), (float[]){0}), "d0"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_i32(pst_shape_1d(1), (int32_t[]){0}), "d1"));
+    pst_dtype ot[2] = {PST_FLOAT, PST_INT32};
+    pst_nb_attr_list_type(b, "OUT_TYPE", 2, ot);
+    pst_node *csv = pst_nb_finish(b);
+    ck_assert_msg(csv != NULL, "%s", pst_graph_status(g)->msg);
+    meta_check_sum_of(g, pst_out(csv, 0));
 }
 END_TEST
 
@@ -999,6 +1080,7 @@ int main(void) {
     tcase_add_test(tc, test_one_shot_iterator_with_records_override);
     tcase_add_test(tc, test_broken_function_named_when_run);
     tcase_add_test(tc, test_meta_check_feeds_initializer_placeholders);
+    tcase_add_test(tc, test_meta_check_text_dataset_synthetic_lines);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

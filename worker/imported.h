@@ -158,6 +158,13 @@ typedef struct pst_imported_dataset_input {
 int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n_targets,
                                 const char *path, int synthetic_rows,
                                 pst_imported_dataset_input *in, pst_status *st);
+/* For a graph holding a TextLineDataset or a FixedLengthRecordDataset (op: either name),
+ * writes n_records synthetic records of its format at path: lines of as many 0/1 fields as
+ * the DecodeCSV of its map function has columns; records of record_bytes bytes 0 and 1 between
+ * the header and footer its constant inputs give. 1 when written, 0 when the graph has no
+ * such dataset, or an error. Point the session's datasets at it with pst_tf_data_set_file. */
+int pst_imported_synthetic_dataset_file(pst_imported *m, const char *op, const char *path,
+                                        int n_records, pst_status *st);
 /* Runs the initializers with their feeds (tf.data's iterator.initializer). */
 int pst_imported_run_dataset_inits(pst_imported *m, const pst_imported_dataset_input *in,
                                    pst_status *st);

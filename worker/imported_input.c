@@ -300,6 +300,21 @@ static int find_image(walk *w, pst_node *n, int input, void *ctx) {
     return 1;
 }
 
+/* skip header lines, then n lines of as many comma-separated fields as cs has columns (0/1,
+ * 0.5, or a letter by column type). */
+static void write_csv_lines(FILE *f, const csv_spec *cs, int64_t skip, int n) {
+    for (int64_t i = 0; i < skip; i++) fprintf(f, "header\n");
+    for (int r = 0; r < n; r++) {
+        for (int j = 0; j < (cs->ncol ? cs->ncol : 1); j++) {
+            if (j) fputc(',', f);
+            if (cs->types[j] == PST_STRING) fputc('a' + (r + j) % 26, f);
+            else if (cs->types[j] == PST_FLOAT || cs->types[j] == PST_DOUBLE) fprintf(f, "0.5");
+            else fprintf(f, "%d", (r + j) % 2);
+        }
+        fputc('\n', f);
+    }
+}
+
 /* Raw files for FixedLengthRecordReader (bytes 0 and 1: valid labels and pixels) and lines of
  * 0/1 fields for TextLineReader + DecodeCSV. */
 static int write_plain(walk *w, pst_node *reader_op, pst_output value, const char *path,
@@ -335,17 +350,7 @@ static int write_plain(walk *w, pst_node *reader_op, pst_output value, const cha
     } else {
         csv_spec cs = {0};
         downstream(w, value, 0, find_csv, &cs);
-        int64_t skip = pst_node_attr_i(reader_op, "skip_header_lines", 0);
-        for (int64_t i = 0; i < skip; i++) fprintf(f, "header\n");
-        for (int r = 0; r < n_records; r++) {
-            for (int j = 0; j < (cs.ncol ? cs.ncol : 1); j++) {
-                if (j) fputc(',', f);
-                if (cs.types[j] == PST_STRING) fputc('a' + (r + j) % 26, f);
-                else if (cs.types[j] == PST_FLOAT || cs.types[j] == PST_DOUBLE) fprintf(f, "0.5");
-                else fprintf(f, "%d", (r + j) % 2);
-            }
-            fputc('\n', f);
-        }
+        write_csv_lines(f, &cs, pst_node_attr_i(reader_op, "skip_header_lines", 0), n_records);
         if (n_features) *n_features = cs.ncol;
     }
     if (fclose(f) != 0) return pst_status_set(st, PST_E_IO, "cannot write %s", path);
@@ -596,7 +601,7 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
     /* Every TFRecordDataset reads path: those the initializers run through their file-name
      * inputs (fed below), and those inside functions (a one-shot iterator's dataset function,
      * an interleave's) through the session's override. */
-    if (pst_tf_data_set_records(pst_session_vars(pst_imported_session(m)), path, st) < 0)
+    if (pst_tf_data_set_file(pst_session_vars(pst_imported_session(m)), "TFRecordDataset", path, st) < 0)
         return st->code;
     char *under = pst_imported_ancestors(g, in->inits, in->n_inits);
     for (int id = 0; id < nn; id++) {
@@ -640,4 +645,58 @@ void pst_imported_dataset_input_free(pst_imported_dataset_input *in) {
     for (int i = 0; i < in->n_handles; i++) pst_tensor_unref(in->handles[i].value);
     free(in->feeds), free(in->handles), free(in->inits);
     memset(in, 0, sizeof *in);
+}
+
+/* The first node of g or of its functions' bodies whose op starts with prefix. */
+static pst_node *find_op(pst_graph *g, const char *prefix) {
+    for (int id = 0; id < pst_graph_num_nodes(g); id++)
+        if (strncmp(pst_graph_node(g, id)->op->name, prefix, strlen(prefix)) == 0)
+            return pst_graph_node(g, id);
+    for (int i = 0; i < pst_graph_num_functions(g); i++) {
+        const pst_function *f = pst_graph_function_at(g, i);
+        pst_node *x = f->body ? find_op(f->body, prefix) : NULL;
+        if (x) return x;
+    }
+    return NULL;
+}
+
+int pst_imported_synthetic_dataset_file(pst_imported *m, const char *op, const char *path,
+                                        int n_records, pst_status *st) {
+    pst_graph *g = pst_imported_graph(m);
+    pst_node *ds = find_op(g, op);
+    if (ds == NULL) return 0;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) return pst_status_set(st, PST_E_IO, "cannot write %s", path);
+    if (strncmp(op, "TextLine", 8) == 0) {
+        /* The DecodeCSV of the functions the dataset maps over its lines. */
+        csv_spec cs = {0};
+        walk w = {0};
+        for (int i = 0; i < pst_graph_num_functions(g) && cs.ncol == 0; i++) {
+            const pst_function *fn = pst_graph_function_at(g, i);
+            w.g = fn->body;
+            for (int a = 0; fn->body && a < fn->n_args; a++)
+                if (fn->args[a]->out_dtypes[0] == PST_STRING)
+                    downstream(&w, pst_out(fn->args[a], 0), 0, find_csv, &cs);
+        }
+        /* Else a DecodeCSV of the lines the graph's iterators give. */
+        w.g = g;
+        for (int id = 0; id < pst_graph_num_nodes(g) && cs.ncol == 0; id++) {
+            pst_node *x = pst_graph_node(g, id);
+            for (int i = 0; op_is(x, get_next_ops) && i < x->n_outputs; i++)
+                if (x->out_dtypes[i] == PST_STRING)
+                    downstream(&w, pst_out(x, i), 0, find_csv, &cs);
+        }
+        write_csv_lines(f, &cs, 0, n_records);
+    } else {
+        const pst_tensor *h = pst_node_in_const(ds, 1), *r = pst_node_in_const(ds, 2);
+        const pst_tensor *t = pst_node_in_const(ds, 3);
+        int64_t header = h ? pst_tensor_get_i64(h, 0) : 0, record = r ? pst_tensor_get_i64(r, 0) : 1;
+        int64_t footer = t ? pst_tensor_get_i64(t, 0) : 0;
+        for (int64_t i = 0; i < header; i++) fputc(0, f);
+        for (int k = 0; k < n_records; k++)
+            for (int64_t j = 0; j < record; j++) fputc((int)((k + j) % 2), f);
+        for (int64_t i = 0; i < footer; i++) fputc(0, f);
+    }
+    if (fclose(f) != 0) return pst_status_set(st, PST_E_IO, "cannot write %s", path);
+    return 1;
 }

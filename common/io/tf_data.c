@@ -23,7 +23,7 @@
 #define DS_MAGIC 0x74666473u  /* a dataset */
 #define IT_MAGIC 0x74666469u  /* an iterator resource */
 #define MAX_COMP 64
-#define RECORDS_KEY "tf.data records override"
+#define OVERRIDE_KEY "tf.data file override:"
 
 enum kind {
     K_TFRECORD, K_SLICES, K_TENSOR, K_RANGE, K_MAP, K_FILTER, K_FLAT_MAP, K_BATCH, K_SHUFFLE,
@@ -806,6 +806,7 @@ static int n_types(pst_kernel_ctx *c) {
 }
 
 static int set_files(pst_kernel_ctx *c, dataset *d);
+static int overridden(pst_kernel_ctx *c, dataset *d);
 static dataset *batch_over(pst_kernel_ctx *c, dataset *in, int size_input, int drop_input);
 
 static int tfrecord_kernel(pst_kernel_ctx *c) {
@@ -824,22 +825,28 @@ static int tfrecord_kernel(pst_kernel_ctx *c) {
         ds_unref(d);
         return c->status->code;
     }
-    /* pst_tf_data_set_records: every TFRecordDataset of the session reads that file. */
-    const char *over = pst_var_store_find_resource(c->vars, RECORDS_KEY);
-    if (over) {
-        for (int i = 0; i < d->n_files; i++) {
-            free(d->files[i]);
-            d->files[i] = strdup(over);
-            PST_ASSERT(d->files[i] != NULL);
-        }
-        if (d->n_files == 0) {
-            d->files = realloc(d->files, 2 * sizeof *d->files);
-            PST_ASSERT(d->files != NULL);
-            d->files[d->n_files++] = strdup(over);
-        }
-        d->comp = PST_TFRECORD_AUTO;
-    }
+    if (overridden(c, d)) d->comp = PST_TFRECORD_AUTO;
     return emit(c, d);
+}
+
+static const char *override_key(enum kind k) {
+    return k == K_TFRECORD ? OVERRIDE_KEY "TFRecordDataset"
+           : k == K_TEXT   ? OVERRIDE_KEY "TextLineDataset"
+                           : OVERRIDE_KEY "FixedLengthRecordDataset";
+}
+
+/* pst_tf_data_set_file: every dataset of d's kind in the session reads that file instead of
+ * its own (1 when it does). */
+static int overridden(pst_kernel_ctx *c, dataset *d) {
+    const char *over = pst_var_store_find_resource(c->vars, override_key(d->kind));
+    if (over == NULL) return 0;
+    for (int i = 0; i < d->n_files; i++) free(d->files[i]);
+    d->files = realloc(d->files, 2 * sizeof *d->files);
+    PST_ASSERT(d->files != NULL);
+    d->files[0] = strdup(over);
+    PST_ASSERT(d->files[0] != NULL);
+    d->n_files = 1;
+    return 1;
 }
 
 /* The file names of input 0 (a string scalar or vector) into d. */
@@ -873,6 +880,7 @@ static int text_line_kernel(pst_kernel_ctx *c) {
         ds_unref(d);
         return c->status->code;
     }
+    overridden(c, d);
     return emit(c, d);
 }
 
@@ -899,6 +907,7 @@ static int fixed_length_kernel(pst_kernel_ctx *c) {
         ds_unref(d);
         return c->status->code;
     }
+    overridden(c, d);
     return emit(c, d);
 }
 
@@ -1535,7 +1544,16 @@ static void *records_make(void *ctx, pst_status *st) {
     return p;
 }
 
-int pst_tf_data_set_records(pst_var_store *vs, const char *path, pst_status *st) {
-    return pst_var_store_resource(vs, RECORDS_KEY, records_make, (void *)path, free, st) ? 0
-                                                                                     : st->code;
+int pst_tf_data_set_file(pst_var_store *vs, const char *dataset_op, const char *path,
+                         pst_status *st) {
+    enum kind k = strncmp(dataset_op, "TFRecord", 8) == 0   ? K_TFRECORD
+                  : strncmp(dataset_op, "TextLine", 8) == 0 ? K_TEXT
+                  : strncmp(dataset_op, "FixedLength", 11) == 0
+                      ? K_FIXED
+                      : K_ZIP;
+    if (k == K_ZIP)
+        return pst_status_set(st, PST_E_INVALID, "'%s' is not a file dataset op (TFRecordDataset, "
+                              "TextLineDataset, FixedLengthRecordDataset)", dataset_op);
+    return pst_var_store_resource(vs, override_key(k), records_make, (void *)path, free, st)
+               ? 0 : st->code;
 }

@@ -25,12 +25,15 @@
 
 void pst__register_tf_data_ops(void);
 
-/* Makes every TFRecordDataset the session of vs creates from now on read `path` (any
- * compression) instead of its file names, wherever those come from (a constant, a placeholder,
- * the body of a one-shot iterator's dataset function): synthetic or replacement input for a
- * graph whose files are elsewhere. Set once per store (a second call keeps the first path). */
+/* Makes every dataset of op dataset_op ("TFRecordDataset", any compression;
+ * "TextLineDataset"; "FixedLengthRecordDataset", same header, record and footer sizes) the
+ * session of vs creates from now on read `path` instead of its file names, wherever those come
+ * from (a constant, a placeholder, the body of a one-shot iterator's dataset function):
+ * synthetic or replacement input for a graph whose files are elsewhere. Set once per store and
+ * op (a second call keeps the first path). */
 typedef struct pst_var_store pst_var_store;
-int pst_tf_data_set_records(pst_var_store *vs, const char *path, pst_status *st);
+int pst_tf_data_set_file(pst_var_store *vs, const char *dataset_op, const char *path,
+                         pst_status *st);
 
 /* 1 when op names a tf.data dataset op registered here. */
 int pst_tf_data_is_dataset_op(const char *op);
