@@ -894,6 +894,56 @@ START_TEST(test_broken_function_named_when_run) {
 }
 END_TEST
 
+static pst_output range_ds(pst_graph *g, int64_t a, int64_t b) {
+    pst_dtype it = PST_INT64;
+    pst_node_builder *nb = pst_nb_new(g, "RangeDataset", NULL);
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_i64(a), "start"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_i64(b), "stop"));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_scalar_i64(1), "step"));
+    pst_nb_attr_list_type(nb, "output_types", 1, &it);
+    return pst_nb_finish_out(nb);
+}
+
+/* range(10).shard(3, 1): 1, 4, 7. DatasetToSingleElement of one element, and of two (an
+ * error). */
+START_TEST(test_shard_and_single_element) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *b = pst_nb_new(g, "ShardDataset", NULL);
+    pst_nb_input(b, range_ds(g, 0, 10));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(3), "n"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "i"));
+    one_t o = iterate(g, pst_nb_finish_out(b), PST_INT64);
+    for (int k = 0; k < 3; k++) {
+        pst_tensor *t = one_next(&o);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(pst_tensor_i64(t)[0], 1 + 3 * k);
+        pst_tensor_unref(t);
+    }
+    ck_assert_ptr_null(one_next(&o));
+    pst_session_free(o.s);
+    pst_dtype it = PST_INT64;
+    b = pst_nb_new(g, "DatasetToSingleElement", "single");
+    pst_nb_input(b, range_ds(g, 5, 6));
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_output one = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "DatasetToSingleElement", "two");
+    pst_nb_input(b, range_ds(g, 5, 7));
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_output two = pst_nb_finish_out(b);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *t = pst_session_run1(s, one, &st);
+    ck_assert_msg(t != NULL, "%s", st.msg);
+    ck_assert_int_eq(pst_tensor_i64(t)[0], 5);
+    pst_tensor_unref(t);
+    ck_assert_ptr_null(pst_session_run1(s, two, &st));
+    ck_assert_msg(strstr(st.msg, "more than one element"), "%s", st.msg);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 /* Adds a train op to g (an Assign of sum(x) to a variable, in the train_op collection),
  * exports it as a .meta, frees g and runs `pstrain meta check` on it for 3 steps: its output
  * (static) after asserting it passed. */
@@ -945,18 +995,11 @@ START_TEST(test_meta_check_feeds_initializer_placeholders) {
 }
 END_TEST
 
-/* TextLineDataset of a CSV file the graph names (absent here) -> batch(2) -> iterator ->
- * DecodeCSV(float, int32): pstrain meta check writes synthetic lines of 2 columns and points
- * the dataset at them. */
-START_TEST(test_meta_check_text_dataset_synthetic_lines) {
-    pst_io_ops_init();
-    pst_graph *g = pst_graph_new();
-    const char *nowhere[1] = {"C:\\data\\iris.csv"};
+/* ds (strings) -> batch(2) -> Iterator "it" with its MakeIterator "init": the batches
+ * IteratorGetNext "next" gives. */
+static pst_output string_batches(pst_graph *g, pst_output ds) {
     pst_dtype stt = PST_STRING;
-    pst_node_builder *b = pst_nb_new(g, "TextLineDataset", "lines");
-    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, nowhere), "files"));
-    pst_output ds = pst_nb_finish_out(b);
-    b = pst_nb_new(g, "BatchDataset", "batch");
+    pst_node_builder *b = pst_nb_new(g, "BatchDataset", "batch");
     pst_nb_input(b, ds);
     pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(2), "two"));
     pst_nb_attr_list_type(b, "output_types", 1, &stt);
@@ -973,7 +1016,19 @@ START_TEST(test_meta_check_text_dataset_synthetic_lines) {
     pst_nb_attr_list_type(b, "output_types", 1, &stt);
     pst_shape vs = pst_shape_1d(-1);
     pst_nb_attr_list_shape(b, "output_shapes", 1, &vs);
-    pst_output lines = pst_nb_finish_out(b);
+    return pst_nb_finish_out(b);
+}
+
+/* TextLineDataset of a CSV file the graph names (absent here) -> batch(2) -> iterator ->
+ * DecodeCSV(float, int32): pstrain meta check writes synthetic lines of 2 columns and points
+ * the dataset at them. */
+START_TEST(test_meta_check_text_dataset_synthetic_lines) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    const char *nowhere[1] = {"C:\\data\\iris.csv"};
+    pst_node_builder *b = pst_nb_new(g, "TextLineDataset", "lines");
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(1, nowhere), "files"));
+    pst_output lines = string_batches(g, pst_nb_finish_out(b));
     b = pst_nb_new(g, "DecodeCSV", "csv");
     pst_nb_input(b, lines);
     pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_1d(1), (float[]){0}), "d0"));
@@ -983,6 +1038,37 @@ START_TEST(test_meta_check_text_dataset_synthetic_lines) {
     pst_node *csv = pst_nb_finish(b);
     ck_assert_msg(csv != NULL, "%s", pst_graph_status(g)->msg);
     meta_check_sum_of(g, pst_out(csv, 0));
+}
+END_TEST
+
+/* TFRecordDataset(MatchingFiles(a pattern that matches nothing here)) -> batch(2) ->
+ * iterator -> ParseExample(x float [3]): pstrain meta check feeds the pattern's matches with
+ * its synthetic records, holding the feature the ParseExample after the iterator wants. */
+START_TEST(test_meta_check_matching_files_and_parse_after_iterator) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *b = pst_nb_new(g, "MatchingFiles", "list_files");
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("C:\\data\\train-*.tfrecord"), "pattern"));
+    pst_output files = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "TFRecordDataset", "records");
+    pst_nb_input(b, files);
+    pst_output recs = string_batches(g, pst_nb_finish_out(b));
+    b = pst_nb_new(g, "ParseExample", "parse");
+    pst_nb_input(b, recs);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_from_strs(0, NULL), "names"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_str("x"), "key"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_new_zeros(PST_FLOAT, pst_shape_1d(0), NULL), "dflt"));
+    pst_nb_attr_i(b, "Nsparse", 0);
+    pst_nb_attr_i(b, "Ndense", 1);
+    pst_dtype ft = PST_FLOAT;
+    pst_nb_attr_list_type(b, "Tdense", 1, &ft);
+    pst_shape three = pst_shape_1d(3);
+    pst_nb_attr_list_shape(b, "dense_shapes", 1, &three);
+    pst_nb_attr_list_type(b, "sparse_types", 0, NULL);
+    pst_node *parse = pst_nb_finish(b);
+    ck_assert_msg(parse != NULL, "%s", pst_graph_status(g)->msg);
+    const char *out = meta_check_sum_of(g, pst_out(parse, 0));
+    ck_assert_msg(strstr(out, "of 1 features"), "%s", out);
 }
 END_TEST
 
@@ -1081,6 +1167,8 @@ int main(void) {
     tcase_add_test(tc, test_broken_function_named_when_run);
     tcase_add_test(tc, test_meta_check_feeds_initializer_placeholders);
     tcase_add_test(tc, test_meta_check_text_dataset_synthetic_lines);
+    tcase_add_test(tc, test_shard_and_single_element);
+    tcase_add_test(tc, test_meta_check_matching_files_and_parse_after_iterator);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

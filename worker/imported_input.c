@@ -23,6 +23,7 @@ static const char *const dequeue_ops[] = {"QueueDequeueV2", "QueueDequeueManyV2"
                                           "QueueDequeueMany", "QueueDequeueUpTo", NULL};
 static const char *const enqueue_ops[] = {"QueueEnqueueV2", "QueueEnqueueManyV2", "QueueEnqueue",
                                           "QueueEnqueueMany", NULL};
+static const char *const get_next_ops[] = {"IteratorGetNext", "IteratorGetNextSync", NULL};
 static const char *const reader_read_ops[] = {"ReaderReadV2", "ReaderRead", "ReaderReadUpToV2",
                                               NULL};
 
@@ -412,9 +413,14 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
                                n_features, st);
         downstream(&w, pst_out(r, 1), 0, find_parse, NULL);
     }
-    /* tf.data: the parse ops of the functions a dataset maps over its records (a string
-     * argument's consumers, in the function's body). */
+    /* tf.data: the parse ops of the records an iterator gives, and of the functions a dataset
+     * maps over its records (a string argument's consumers, in the function's body). */
     pst_graph *top = w.g;
+    for (int id = 0; id < pst_graph_num_nodes(top); id++) {
+        pst_node *x = pst_graph_node(top, id);
+        for (int i = 0; op_is(x, get_next_ops) && i < x->n_outputs; i++)
+            if (x->out_dtypes[i] == PST_STRING) downstream(&w, pst_out(x, i), 0, find_parse, NULL);
+    }
     for (int i = 0; i < pst_graph_num_functions(top); i++) {
         const pst_function *f = pst_graph_function_at(top, i);
         w.g = f->body;
@@ -480,7 +486,6 @@ int pst_imported_synthetic_records(pst_imported *m, const char *path, int n_reco
 
 /* ---- tf.data input ---------------------------------------------------------------------- */
 
-static const char *const get_next_ops[] = {"IteratorGetNext", "IteratorGetNextSync", NULL};
 static const char *const iterator_ops[] = {"Iterator", "IteratorV2", NULL};
 static const char *const from_handle_ops[] = {"IteratorFromStringHandle",
                                               "IteratorFromStringHandleV2", NULL};
@@ -524,6 +529,16 @@ static pst_node *handle_iterator(pst_graph *g) {
     return first;
 }
 
+/* Adds a feed of value (taken) to output o, unless o is fed already (value dropped). */
+static void add_feed(pst_imported_dataset_input *in, pst_output o, pst_tensor *v) {
+    for (int k = 0; k < in->n_feeds; k++)
+        if (in->feeds[k].output.node == o.node && in->feeds[k].output.index == o.index) {
+            pst_tensor_unref(v);
+            return;
+        }
+    in->feeds[in->n_feeds++] = (pst_feed){o, v};
+}
+
 /* With rows > 0: synthetic values (a first unknown dim of `rows`) for the placeholders the
  * initializers need that are not fed yet (Dataset.from_tensor_slices(placeholder), fed by the
  * user's feed_dict at initialization). */
@@ -540,7 +555,7 @@ static int synthetic_placeholders(pst_imported *m, int rows, pst_imported_datase
         if (fed) continue;
         pst_tensor *v = pst_imported_synthetic_feed(ph[i], rows, (uint64_t)i + 201, st);
         if (v == NULL) rc = st->code;
-        else in->feeds[in->n_feeds++] = (pst_feed){ph[i], v};
+        else add_feed(in, ph[i], v);
     }
     free(ph);
     return rc;
@@ -606,6 +621,16 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
     char *under = pst_imported_ancestors(g, in->inits, in->n_inits);
     for (int id = 0; id < nn; id++) {
         pst_node *x = pst_graph_node(g, id);
+        if (under[id] && strcmp(x->op->name, "MatchingFiles") == 0) {
+            /* Dataset.list_files: the pattern's matches are the file. */
+            pst_tensor *v = pst_tensor_from_strs(1, &path);
+            if (v == NULL) {
+                free(under);
+                return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+            }
+            add_feed(in, pst_out(x, 0), v);
+            continue;
+        }
         if (!under[id] || strcmp(x->op->name, "TFRecordDataset") != 0) continue;
         pst_shape s = pst_output_shape(x->inputs[0]);
         int64_t k = s.rank == 1 && s.dims[0] > 0 ? s.dims[0] : 1;
@@ -619,14 +644,14 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
             free(under);
             return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
         }
-        in->feeds[in->n_feeds++] = (pst_feed){x->inputs[0], v};
+        add_feed(in, x->inputs[0], v);
         if (x->n_inputs > 1) { /* the file is uncompressed, whatever the graph's was */
             pst_tensor *c = pst_tensor_scalar_str("");
             if (c == NULL) {
                 free(under);
                 return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
             }
-            in->feeds[in->n_feeds++] = (pst_feed){x->inputs[1], c};
+            add_feed(in, x->inputs[1], c);
         }
     }
     free(under);

@@ -28,7 +28,7 @@
 enum kind {
     K_TFRECORD, K_SLICES, K_TENSOR, K_RANGE, K_MAP, K_FILTER, K_FLAT_MAP, K_BATCH, K_SHUFFLE,
     K_REPEAT, K_TAKE, K_SKIP, K_CONCAT, K_ZIP, K_TEXT, K_FIXED, K_PADDED_BATCH, K_CACHE,
-    K_UNBATCH
+    K_UNBATCH, K_SHARD
 };
 
 typedef struct dataset dataset;
@@ -204,7 +204,7 @@ static iter *iter_new(dataset *d, pst_status *st) {
     switch (d->kind) {
     case K_SHUFFLE:
     case K_MAP: case K_FILTER: case K_BATCH: case K_TAKE: case K_SKIP: case K_CONCAT:
-    case K_PADDED_BATCH: case K_CACHE: case K_UNBATCH:
+    case K_PADDED_BATCH: case K_CACHE: case K_UNBATCH: case K_SHARD:
         if (d->kind == K_CACHE) {
             pthread_mutex_lock(&d->mu);
             int cached = d->cached;
@@ -727,6 +727,13 @@ static int iter_next(iter *it, pst_tensor **out, pst_status *st) {
     case K_TEXT: case K_FIXED: return next_file_record(it, out, st);
     case K_CACHE: return next_cache(it, out, st);
     case K_UNBATCH: return next_unbatch(it, out, st);
+    case K_SHARD: /* elements index, index + num_shards, ... (a = num_shards, b = index) */
+        for (;;) {
+            int rc = iter_next(it->in, out, st);
+            if (rc <= 0) return rc;
+            if (it->pos++ % d->a == d->b) return 1;
+            unref_all(out, d->n_comp);
+        }
     case K_SHUFFLE: return next_shuffle(it, out, st);
     case K_REPEAT: return next_repeat(it, out, st);
     case K_TAKE:
@@ -944,6 +951,49 @@ static int padded_batch_kernel(pst_kernel_ctx *c) {
         d->pad_values[k] = pst_tensor_ref(c->inputs[2 + n + k]);
     }
     return emit(c, d);
+}
+
+/* ShardDataset(input, num_shards, index): every num_shards-th element from index on. */
+static int shard_kernel(pst_kernel_ctx *c) {
+    dataset *in = in_ds(c, 0);
+    int64_t n = 0, i = 0;
+    if (in == NULL || in_i64(c, 1, &n) < 0 || in_i64(c, 2, &i) < 0) return c->status->code;
+    if (n <= 0 || i < 0 || i >= n)
+        return pst_kctx_error(c, PST_E_INVALID, "index %lld must be in [0, num_shards %lld)",
+                              (long long)i, (long long)n);
+    dataset *d = ds_new(K_SHARD, in->n_comp, c->node_name);
+    d->in = ds_ref(in);
+    d->a = n, d->b = i;
+    return emit(c, d);
+}
+
+/* DatasetToSingleElement(dataset): its one element (an error when it has none or more). */
+static int single_element_kernel(pst_kernel_ctx *c) {
+    dataset *d = in_ds(c, 0);
+    if (d == NULL) return c->status->code;
+    if (d->n_comp != c->n_outputs)
+        return pst_kctx_error(c, PST_E_INVALID, "the dataset gives %d components; this op has "
+                              "%d outputs", d->n_comp, c->n_outputs);
+    iter *it = iter_new(d, c->status);
+    if (it == NULL) return c->status->code;
+    pst_tensor *out[MAX_COMP] = {0}, *more[MAX_COMP] = {0};
+    pst_status st = {0};
+    int rc = iter_next(it, out, &st);
+    if (rc > 0) {
+        int rc2 = iter_next(it, more, &st);
+        unref_all(more, d->n_comp);
+        if (rc2 != 0) {
+            unref_all(out, d->n_comp);
+            rc = rc2 < 0 ? rc2 : -1;
+            if (rc2 > 0) rc = pst_kctx_error(c, PST_E_INVALID, "the dataset has more than one "
+                                             "element");
+        }
+    }
+    iter_free(it);
+    if (rc == 0) return pst_kctx_error(c, PST_E_INVALID, "the dataset is empty");
+    if (rc < 0) return c->status->code ? c->status->code : pst_kctx_error(c, st.code, "%s", st.msg);
+    for (int i = 0; i < c->n_outputs; i++) pst_kctx_set_output(c, i, out[i]);
+    return 0;
 }
 
 /* CacheDataset(input, filename) and UnbatchDataset(input). */
@@ -1452,7 +1502,7 @@ static const pst_attr_spec ds_attrs[] = {
     {"parallel_copy", PST_ATTR_BOOL, 0}, {"N", PST_ATTR_INT, 0},
     {"slack_period", PST_ATTR_INT, 0}, {"legacy_autotune", PST_ATTR_BOOL, 0},
     {"algorithm", PST_ATTR_INT, 0}, {"cpu_budget", PST_ATTR_INT, 0},
-    {"optimization_configs", PST_ATTR_LIST_STRING, 0},
+    {"optimization_configs", PST_ATTR_LIST_STRING, 0}, {"require_non_empty", PST_ATTR_BOOL, 0},
     {0}};
 static const pst_attr_spec it_attrs[] = {
     {"output_types", PST_ATTR_LIST_TYPE, 0}, {"output_shapes", PST_ATTR_LIST_SHAPE, 0},
@@ -1505,6 +1555,13 @@ static const pst_op_def tf_data_ops[] = {
     DS("PrivateThreadPoolDataset", 1, 2, pass_kernel),
     DS("ExperimentalPrivateThreadPoolDataset", 1, 2, pass_kernel),
     DS("NonSerializableDataset", 1, 1, pass_kernel),
+    DS("AssertNextDataset", 2, 2, pass_kernel),
+    DS("ExperimentalAssertNextDataset", 2, 2, pass_kernel),
+    DS("LatencyStatsDataset", 2, 2, pass_kernel),
+    DS("ExperimentalLatencyStatsDataset", 2, 2, pass_kernel),
+    DS("BytesProducedStatsDataset", 2, 2, pass_kernel),
+    DS("ExperimentalBytesProducedStatsDataset", 2, 2, pass_kernel),
+    DS("ShardDataset", 3, 3, shard_kernel),
     DS("ExperimentalNonSerializableDataset", 1, 1, pass_kernel),
     {.name = "Iterator", .n_outputs = 1, .attrs = it_attrs, .shape = pst_ops_resource_shape,
      .kernel = iterator_kernel, .flags = DSF},
@@ -1518,6 +1575,8 @@ static const pst_op_def tf_data_ops[] = {
      .attrs = it_attrs, .shape = get_next_shape, .kernel = get_next_kernel, .flags = DSF},
     {.name = "IteratorGetNextSync", .min_inputs = 1, .max_inputs = 1, .n_outputs = -1,
      .attrs = it_attrs, .shape = get_next_shape, .kernel = get_next_kernel, .flags = DSF},
+    {.name = "DatasetToSingleElement", .min_inputs = 1, .max_inputs = 1, .n_outputs = -1,
+     .attrs = it_attrs, .shape = get_next_shape, .kernel = single_element_kernel, .flags = DSF},
     {.name = "IteratorToStringHandle", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .shape = string_handle_shape, .kernel = to_string_handle_kernel, .flags = DSF},
     {.name = "IteratorFromStringHandle", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
