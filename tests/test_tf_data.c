@@ -1072,6 +1072,50 @@ START_TEST(test_meta_check_matching_files_and_parse_after_iterator) {
 }
 END_TEST
 
+/* The feedable-iterator pattern: the train op reads IteratorFromStringHandle(a string
+ * placeholder); pstrain meta check initializes the iterator named "train..." and feeds its
+ * string handle to the placeholder (the other iterator, "valid...", is left alone). */
+START_TEST(test_meta_check_feeds_string_handle) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_dtype ft = PST_FLOAT;
+    const char *names[2] = {"valid", "train"};
+    for (int k = 0; k < 2; k++) {
+        char nm[64];
+        float v[4] = {1, 2, 3, 4};
+        pst_node_builder *b = pst_nb_new(g, "TensorSliceDataset", NULL);
+        /* valid's dataset is empty: reading it would end the first step. */
+        pst_nb_input(b, pst_test_const(g, pst_tensor_from_f32(pst_shape_1d(k ? 4 : 0), v), NULL));
+        pst_nb_attr_list_type(b, "Toutput_types", 1, &ft);
+        pst_output ds = pst_nb_finish_out(b);
+        snprintf(nm, sizeof nm, "%s_iterator", names[k]);
+        b = pst_nb_new(g, "IteratorV2", nm);
+        pst_nb_attr_list_type(b, "output_types", 1, &ft);
+        pst_output it = pst_nb_finish_out(b);
+        b = pst_nb_new(g, "MakeIterator", NULL);
+        pst_nb_input(b, ds);
+        pst_nb_input(b, it);
+        pst_nb_finish(b);
+        b = pst_nb_new(g, "IteratorToStringHandle", NULL);
+        pst_nb_input(b, it);
+        pst_nb_finish(b);
+    }
+    pst_output h = pst_placeholder(g, "handle", PST_STRING, pst_shape_scalar());
+    pst_node_builder *b = pst_nb_new(g, "IteratorFromStringHandleV2", NULL);
+    pst_nb_input(b, h);
+    pst_nb_attr_list_type(b, "output_types", 1, &ft);
+    pst_output fh = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "IteratorGetNext", NULL);
+    pst_nb_input(b, fh);
+    pst_nb_attr_list_type(b, "output_types", 1, &ft);
+    pst_shape sc = pst_shape_scalar();
+    pst_nb_attr_list_shape(b, "output_shapes", 1, &sc);
+    pst_output x = pst_nb_finish_out(b);
+    const char *out = meta_check_sum_of(g, x);
+    ck_assert_msg(strstr(out, "(1 iterators)"), "%s", out);
+}
+END_TEST
+
 /* The real graph: TFRecordDataset of 60 Windows paths -> map(parse_single_example of
  * movie_ratings float [3952]) -> shuffle -> repeat -> batch -> prefetch -> Iterator, the
  * autoencoder's Adam train op reading IteratorGetNext. Its dataset reads synthetic records
@@ -1169,6 +1213,7 @@ int main(void) {
     tcase_add_test(tc, test_meta_check_text_dataset_synthetic_lines);
     tcase_add_test(tc, test_shard_and_single_element);
     tcase_add_test(tc, test_meta_check_matching_files_and_parse_after_iterator);
+    tcase_add_test(tc, test_meta_check_feeds_string_handle);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

@@ -1389,10 +1389,8 @@ static int import_library(pst_graph *g, const Tensorflow__FunctionDefLibrary *li
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const Tensorflow__OpDef *sig = lib->function[i]->signature;
-        if (done[i] || sig == NULL || sig->name == NULL || sig->name[0] == '\0') {
-            if (!done[i]) rc = pst_status_set(st, errs[i].code, "%s", errs[i].msg);
-            continue;
-        }
+        /* (A function without a name cannot be called: nothing to keep.) */
+        if (done[i] || sig == NULL || sig->name == NULL || sig->name[0] == '\0') continue;
         if (pst_graph_add_broken_function(g, sig->name, errs[i].msg) < 0)
             rc = pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
     }
