@@ -1116,6 +1116,104 @@ START_TEST(test_meta_check_feeds_string_handle) {
 }
 END_TEST
 
+static Tensorflow__NodeDef__AttrEntry *attr_entry(const char *key, Tensorflow__AttrValue *v) {
+    Tensorflow__NodeDef__AttrEntry *e = calloc(1, sizeof *e);
+    tensorflow__node_def__attr_entry__init(e);
+    e->key = (char *)key;
+    e->value = v;
+    return e;
+}
+
+/* A library function double_it(x) = x + x, called two ways: a node whose op is the function's
+ * name (a Defun) and a PartitionedCall naming it in `f`; both give 2x. */
+START_TEST(test_function_calls) {
+    Tensorflow__OpDef sig = TENSORFLOW__OP_DEF__INIT;
+    Tensorflow__OpDef__ArgDef in = TENSORFLOW__OP_DEF__ARG_DEF__INIT, out = in;
+    in.name = "x", in.type = TENSORFLOW__DATA_TYPE__DT_FLOAT;
+    out.name = "y", out.type = TENSORFLOW__DATA_TYPE__DT_FLOAT;
+    Tensorflow__OpDef__ArgDef *ins[1] = {&in}, *outs[1] = {&out};
+    sig.name = "double_it", sig.n_input_arg = 1, sig.input_arg = ins;
+    sig.n_output_arg = 1, sig.output_arg = outs;
+    Tensorflow__AttrValue tfloat = TENSORFLOW__ATTR_VALUE__INIT;
+    tfloat.value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE, tfloat.type = TENSORFLOW__DATA_TYPE__DT_FLOAT;
+    Tensorflow__NodeDef add = TENSORFLOW__NODE_DEF__INIT;
+    char *add_in[2] = {"x", "x"};
+    Tensorflow__NodeDef__AttrEntry *add_attrs[1] = {attr_entry("T", &tfloat)};
+    add.name = "add", add.op = "Add", add.n_input = 2, add.input = add_in;
+    add.n_attr = 1, add.attr = add_attrs;
+    Tensorflow__NodeDef *body[1] = {&add};
+    Tensorflow__FunctionDef__RetEntry ret = TENSORFLOW__FUNCTION_DEF__RET_ENTRY__INIT;
+    ret.key = "y", ret.value = "add:z:0";
+    Tensorflow__FunctionDef__RetEntry *rets[1] = {&ret};
+    Tensorflow__FunctionDef fd = TENSORFLOW__FUNCTION_DEF__INIT;
+    fd.signature = &sig, fd.n_node_def = 1, fd.node_def = body, fd.n_ret = 1, fd.ret = rets;
+    Tensorflow__FunctionDef *fds[1] = {&fd};
+    Tensorflow__FunctionDefLibrary lib = TENSORFLOW__FUNCTION_DEF_LIBRARY__INIT;
+    lib.n_function = 1, lib.function = fds;
+    /* p = placeholder float [2]; call = double_it(p); pc = PartitionedCall(p, f=double_it) */
+    Tensorflow__TensorShapeProto__Dim dim = TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT;
+    dim.size = 2;
+    Tensorflow__TensorShapeProto__Dim *dims[1] = {&dim};
+    Tensorflow__TensorShapeProto shp = TENSORFLOW__TENSOR_SHAPE_PROTO__INIT;
+    shp.n_dim = 1, shp.dim = dims;
+    Tensorflow__AttrValue shape = TENSORFLOW__ATTR_VALUE__INIT;
+    shape.value_case = TENSORFLOW__ATTR_VALUE__VALUE_SHAPE, shape.shape = &shp;
+    Tensorflow__NodeDef ph = TENSORFLOW__NODE_DEF__INIT;
+    Tensorflow__NodeDef__AttrEntry *ph_attrs[2] = {attr_entry("dtype", &tfloat),
+                                                   attr_entry("shape", &shape)};
+    ph.name = "p", ph.op = "Placeholder", ph.n_attr = 2, ph.attr = ph_attrs;
+    char *call_in[1] = {"p"};
+    Tensorflow__NodeDef call = TENSORFLOW__NODE_DEF__INIT;
+    call.name = "call", call.op = "double_it", call.n_input = 1, call.input = call_in;
+    Tensorflow__NameAttrList fname = TENSORFLOW__NAME_ATTR_LIST__INIT;
+    fname.name = "double_it";
+    Tensorflow__AttrValue fattr = TENSORFLOW__ATTR_VALUE__INIT;
+    fattr.value_case = TENSORFLOW__ATTR_VALUE__VALUE_FUNC, fattr.func = &fname;
+    Tensorflow__DataType types[1] = {TENSORFLOW__DATA_TYPE__DT_FLOAT};
+    Tensorflow__AttrValue__ListValue tl = TENSORFLOW__ATTR_VALUE__LIST_VALUE__INIT;
+    tl.n_type = 1, tl.type = types;
+    Tensorflow__AttrValue tlist = TENSORFLOW__ATTR_VALUE__INIT;
+    tlist.value_case = TENSORFLOW__ATTR_VALUE__VALUE_LIST, tlist.list = &tl;
+    Tensorflow__NodeDef__AttrEntry *pc_attrs[3] = {attr_entry("f", &fattr),
+                                                   attr_entry("Tin", &tlist),
+                                                   attr_entry("Tout", &tlist)};
+    Tensorflow__NodeDef pc = TENSORFLOW__NODE_DEF__INIT;
+    pc.name = "pc", pc.op = "PartitionedCall", pc.n_input = 1, pc.input = call_in;
+    pc.n_attr = 3, pc.attr = pc_attrs;
+    Tensorflow__NodeDef *nodes[3] = {&ph, &call, &pc};
+    Tensorflow__GraphDef gd = TENSORFLOW__GRAPH_DEF__INIT;
+    gd.n_node = 3, gd.node = nodes, gd.library = &lib;
+    size_t len = tensorflow__graph_def__get_packed_size(&gd);
+    uint8_t *buf = malloc(len + 1);
+    tensorflow__graph_def__pack(&gd, buf);
+    for (int i = 0; i < 2; i++) free(ph_attrs[i]);
+    for (int i = 0; i < 3; i++) free(pc_attrs[i]);
+    free(add_attrs[0]);
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_status st = {0};
+    ck_assert_msg(pst_graph_def_import(g, buf, len, NULL, &st) == 0, "%s", st.msg);
+    free(buf);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_tensor *v = pst_tensor_from_f32(pst_shape_1d(2), (float[]){1.5f, -2});
+    pst_feed feed = {pst_graph_output_by_name(g, "p"), v};
+    pst_output f[2] = {pst_graph_output_by_name(g, "call"), pst_graph_output_by_name(g, "pc")};
+    ck_assert_ptr_nonnull(f[0].node);
+    pst_tensor *o[2];
+    for (int run = 0; run < 2; run++) { /* the second run reuses the function's session */
+        ck_assert_msg(pst_session_run(s, &feed, 1, f, 2, NULL, 0, o, &st) == 0, "%s", st.msg);
+        for (int k = 0; k < 2; k++) {
+            ck_assert_float_eq(pst_tensor_f32(o[k])[0], 3.0f);
+            ck_assert_float_eq(pst_tensor_f32(o[k])[1], -4.0f);
+            pst_tensor_unref(o[k]);
+        }
+    }
+    pst_tensor_unref(v);
+    pst_session_free(s);
+    pst_graph_free(g);
+}
+END_TEST
+
 /* The real graph: TFRecordDataset of 60 Windows paths -> map(parse_single_example of
  * movie_ratings float [3952]) -> shuffle -> repeat -> batch -> prefetch -> Iterator, the
  * autoencoder's Adam train op reading IteratorGetNext. Its dataset reads synthetic records
@@ -1214,6 +1312,7 @@ int main(void) {
     tcase_add_test(tc, test_shard_and_single_element);
     tcase_add_test(tc, test_meta_check_matching_files_and_parse_after_iterator);
     tcase_add_test(tc, test_meta_check_feeds_string_handle);
+    tcase_add_test(tc, test_function_calls);
     tcase_add_test(tc, test_graph17_trains_from_its_dataset);
     tcase_add_test(tc, test_graph17_command_line);
     suite_add_tcase(s, tc);

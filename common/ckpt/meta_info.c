@@ -86,8 +86,13 @@ int pst_meta_info_op_types(const uint8_t *buf, size_t len, char ***ops, int *n, 
     char **u = calloc(nn + 1, sizeof *u);
     PST_ASSERT(u != NULL);
     int k = 0;
-    for (size_t i = 0; i < nn; i++)
-        if (i == 0 || strcmp(all[i], all[i - 1]) != 0) u[k++] = strdup(all[i]);
+    for (size_t i = 0; i < nn; i++) {
+        int is_function = 0; /* a Defun called by name is no op type */
+        for (size_t f = 0; lib && f < lib->n_function && !is_function; f++)
+            is_function = lib->function[f]->signature && lib->function[f]->signature->name &&
+                          strcmp(lib->function[f]->signature->name, all[i]) == 0;
+        if (!is_function && (i == 0 || strcmp(all[i], all[i - 1]) != 0)) u[k++] = strdup(all[i]);
+    }
     free(all);
     tensorflow__meta_graph_def__free_unpacked(mg, NULL);
     *ops = u;

@@ -1126,11 +1126,15 @@ static int import_graph_proto(pst_graph *g, const Tensorflow__GraphDef *gd,
     for (size_t k = 0; k < n_order && rc == 0; k++) {
         const Tensorflow__NodeDef *nd = gd->node[order[k]];
         const pst_op_def *op = pst_op_lookup(nd->op);
+        /* A function of the library called by name (a Defun): a call of it. */
+        int call = op == NULL && pst_graph_function(g, nd->op) != NULL &&
+                   (op = pst_op_lookup("StatefulPartitionedCall")) != NULL;
         if (op == NULL) {
             rc = pst_status_set(st, PST_E_NOT_FOUND, "node '%s': unknown op '%s'", nd->name, nd->op);
             break;
         }
-        pst_node_builder *b = pst_nb_new(g, nd->op, NULL);
+        pst_node_builder *b = pst_nb_new(g, op->name, NULL);
+        if (call) pst_nb_attr_s(b, "f", nd->op);
         char *full = scoped(o, nd->name);
         pst_nb_exact_name(b, full);
         free(full);

@@ -1491,6 +1491,94 @@ static int string_handle_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+/* ---- Function calls: PartitionedCall, StatefulPartitionedCall and a Defun called by name
+ * (the importer builds those as StatefulPartitionedCall with `f` its name) --------------- */
+
+typedef struct call_state {
+    const pst_function *fn;
+    pst_session *s;
+} call_state;
+
+static void call_state_free(void *p) {
+    call_state *cs = p;
+    if (cs) pst_session_free(cs->s);
+    free(cs);
+}
+
+static int call_kernel(pst_kernel_ctx *c) {
+    const pst_function *f = kernel_function(c, "f");
+    if (f == NULL) return c->status->code;
+    if (c->n_inputs != f->n_args || c->n_outputs != f->n_rets)
+        return pst_kctx_error(c, PST_E_INVALID, "function '%s' takes %d arguments and gives %d "
+                              "results; the node has %d inputs and %d outputs", f->name,
+                              f->n_args, f->n_rets, c->n_inputs, c->n_outputs);
+    call_state *cs = *c->state;
+    if (cs == NULL || cs->fn != f) {
+        call_state_free(cs);
+        cs = calloc(1, sizeof *cs);
+        PST_ASSERT(cs != NULL);
+        cs->fn = f;
+        pst_session_opts so = {.vars = c->vars, .inter_op_threads = 1};
+        pst_status sst = {0};
+        cs->s = pst_session_new(f->body, &so, &sst);
+        *c->state = cs;
+        if (cs->s == NULL)
+            return pst_kctx_error(c, sst.code ? sst.code : PST_E_EXHAUSTED, "function '%s': %s",
+                                  f->name, sst.msg);
+    }
+    pst_feed *feeds = calloc((size_t)f->n_args + 1, sizeof *feeds);
+    pst_tensor **out = calloc((size_t)f->n_rets + 1, sizeof *out);
+    PST_ASSERT(feeds && out);
+    for (int i = 0; i < f->n_args; i++) feeds[i] = (pst_feed){pst_out(f->args[i], 0), c->inputs[i]};
+    pst_status fst = {0};
+    int rc = pst_session_run(cs->s, feeds, f->n_args, f->rets, f->n_rets, NULL, 0, out, &fst);
+    if (rc < 0) {
+        rc = pst_kctx_error(c, fst.code, "function '%s': %s", f->name, fst.msg);
+    } else {
+        for (int i = 0; i < f->n_rets; i++) pst_kctx_set_output(c, i, out[i]);
+    }
+    free(feeds);
+    free(out);
+    return rc;
+}
+
+/* Outputs: the function's results (dtypes and shapes of its body); a function that could not
+ * be built gives Tout's dtypes with unknown shapes when the node has them. */
+static int call_shape(pst_node *n, pst_status *st) {
+    const char *name = pst_node_attr_s(n, "f", "");
+    const pst_function *f = pst_graph_function(n->graph, name);
+    if (f == NULL)
+        return pst_status_set(st, PST_E_NOT_FOUND, "function '%s' (attr f) is not in the "
+                              "graph's function library", name);
+    const pst_attr *tout = pst_node_attr(n, "Tout");
+    if (f->error) {
+        if (tout == NULL || tout->kind != PST_ATTR_LIST_TYPE)
+            return pst_status_set(st, PST_E_UNIMPLEMENTED, "function '%s' could not be built: "
+                                  "%s", name, f->error);
+        pst_node_set_num_outputs(n, tout->n);
+        for (int i = 0; i < tout->n; i++)
+            pst_node_set_output(n, i, tout->list.type[i], pst_shape_unknown());
+        return 0;
+    }
+    if (n->n_inputs != f->n_args)
+        return pst_status_set(st, PST_E_INVALID, "function '%s' takes %d arguments; the node has "
+                              "%d inputs", name, f->n_args, n->n_inputs);
+    for (int i = 0; i < n->n_inputs; i++)
+        if (pst_node_in_dtype(n, i) != f->args[i]->out_dtypes[0])
+            return pst_status_set(st, PST_E_INVALID, "input %d is %s; function '%s' takes %s", i,
+                                  pst_dtype_name(pst_node_in_dtype(n, i)), name,
+                                  pst_dtype_name(f->args[i]->out_dtypes[0]));
+    pst_node_set_num_outputs(n, f->n_rets);
+    for (int i = 0; i < f->n_rets; i++)
+        pst_node_set_output(n, i, pst_output_dtype(f->rets[i]), pst_output_shape(f->rets[i]));
+    return 0;
+}
+
+static const pst_attr_spec call_attrs[] = {
+    {"f", PST_ATTR_STRING, 1}, {"Tin", PST_ATTR_LIST_TYPE, 0}, {"Tout", PST_ATTR_LIST_TYPE, 0},
+    {"config", PST_ATTR_STRING, 0}, {"config_proto", PST_ATTR_STRING, 0},
+    {"executor_type", PST_ATTR_STRING, 0}, {0}};
+
 /* ---- Registration ----------------------------------------------------------------------- */
 
 static const pst_attr_spec ds_attrs[] = {
@@ -1575,6 +1663,12 @@ static const pst_op_def tf_data_ops[] = {
      .attrs = it_attrs, .shape = get_next_shape, .kernel = get_next_kernel, .flags = DSF},
     {.name = "IteratorGetNextSync", .min_inputs = 1, .max_inputs = 1, .n_outputs = -1,
      .attrs = it_attrs, .shape = get_next_shape, .kernel = get_next_kernel, .flags = DSF},
+    {.name = "PartitionedCall", .min_inputs = 0, .max_inputs = -1, .n_outputs = -1,
+     .attrs = call_attrs, .shape = call_shape, .kernel = call_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_STRINGS, .state_free = call_state_free},
+    {.name = "StatefulPartitionedCall", .min_inputs = 0, .max_inputs = -1, .n_outputs = -1,
+     .attrs = call_attrs, .shape = call_shape, .kernel = call_kernel,
+     .flags = PST_OP_STATEFUL | PST_OP_STRINGS, .state_free = call_state_free},
     {.name = "DatasetToSingleElement", .min_inputs = 1, .max_inputs = 1, .n_outputs = -1,
      .attrs = it_attrs, .shape = get_next_shape, .kernel = single_element_kernel, .flags = DSF},
     {.name = "IteratorToStringHandle", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
