@@ -45,8 +45,11 @@ done
 dir=$(mktemp -d /tmp/pst-netns.XXXXXX)
 chmod 755 "$dir"
 id=$(($$ % 100000))
-br=pstbr$id
-hosts="ps0 ps1 w0 w1"
+# shellcheck source=ssh/netns_hosts.sh
+. "$src/tests/ssh/netns_hosts.sh"
+nh_id=$id nh_pfx=pst nh_hosts="ps0 ps1 w0 w1"
+br=${nh_pfx}br$id
+hosts=$nh_hosts
 launch_pid=""
 run=""
 cleanup() {
@@ -57,16 +60,8 @@ cleanup() {
     kill -9 "$launch_pid" 2>/dev/null
     wait "$launch_pid" 2>/dev/null
   fi
-  for h in $hosts; do
-    ns=pst$id-$h
-    ip netns list 2>/dev/null | grep -q "^$ns\b" || continue
-    # The sshd and every task it started live in the namespace: end them by their ids.
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
-    sleep 0.2
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-  done
-  ip link del "$br" 2>/dev/null
+  # The sshd and every task it started live in the namespaces: ended with them.
+  nh_destroy
   if [ "${PST_KEEP_TEST_DIR:-0}" = 1 ]; then echo "test_netns: kept $dir"; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
@@ -84,28 +79,11 @@ show_logs() {
 }
 
 # A private /24 nobody on this machine uses.
-net=""
-for _ in $(seq 50); do
-  cand=10.$((200 + RANDOM % 50)).$((RANDOM % 250 + 1))
-  ip -4 addr | grep -q " $cand\." || ip -4 route | grep -q "^$cand\." || { net=$cand; break; }
-done
-[ -n "$net" ] || skip "no free private /24 found"
+nh_pick_net || skip "no free private /24 found"
 declare -A addr=([ps0]=$net.11 [ps1]=$net.12 [w0]=$net.21 [w1]=$net.22)
 dev() { echo "pst$id$1"; } # the root-namespace end of host $1's veth pair
 
-ip link add "$br" type bridge 2>"$dir/ip.err" || skip "cannot create a bridge: $(cat "$dir/ip.err")"
-ip addr add "$net.1/24" dev "$br"
-ip link set "$br" up
-for h in $hosts; do
-  ns=pst$id-$h
-  ip netns add "$ns" 2>"$dir/ip.err" || skip "cannot create a network namespace: $(cat "$dir/ip.err")"
-  ip link add "$(dev "$h")" type veth peer name eth0 netns "$ns" 2>"$dir/ip.err" ||
-    skip "cannot create a veth pair: $(cat "$dir/ip.err")"
-  ip link set "$(dev "$h")" master "$br" up
-  ip -n "$ns" addr add "${addr[$h]}/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" link set lo up
-done
+err=$(nh_create "$dir/ip.err") || skip "$err"
 
 # Under AddressSanitizer (build-asan) the tasks report leaks at exit; c-ares' lost bytes are not
 # pstrain's (tests/lsan/cares.supp). ssh passes no environment, so each sshd sets it (SetEnv).
@@ -113,29 +91,12 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$src/tests/lsan
 
 # One sshd per namespace, listening on that namespace's address only.
 ssh_dir=$dir/ssh
-mkdir -p "$ssh_dir" /run/sshd
-chmod 700 "$ssh_dir"
-ssh-keygen -q -t ed25519 -N '' -f "$ssh_dir/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$ssh_dir/id"
-cp "$ssh_dir/id.pub" "$ssh_dir/authorized_keys"
-chmod 600 "$ssh_dir/authorized_keys"
+nh_ssh_keys "$ssh_dir"
 ssh_opts=(-i "$ssh_dir/id" -o BatchMode=yes -o StrictHostKeyChecking=no
   -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5)
 for h in $hosts; do
-  cat >"$ssh_dir/sshd_$h.conf" <<CONF
-Port 22
-ListenAddress ${addr[$h]}
-HostKey $ssh_dir/host_key
-AuthorizedKeysFile $ssh_dir/authorized_keys
-PidFile $ssh_dir/sshd_$h.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PrintMotd no
-SetEnv LSAN_OPTIONS=$LSAN_OPTIONS
-CONF
+  nh_sshd_conf "$ssh_dir/sshd_$h.conf" "$ssh_dir/sshd_$h.pid" "$ssh_dir" 22 "${addr[$h]}"
+  echo "SetEnv LSAN_OPTIONS=$LSAN_OPTIONS" >>"$ssh_dir/sshd_$h.conf"
   ip netns exec "pst$id-$h" /usr/sbin/sshd -f "$ssh_dir/sshd_$h.conf" -E "$ssh_dir/sshd_$h.log" ||
     skip "sshd did not start in a namespace ($(tail -n 1 "$ssh_dir/sshd_$h.log" 2>/dev/null))"
 done

@@ -13,28 +13,11 @@ if [ ! -x "$sshd" ] || ! command -v ssh-keygen >/dev/null; then
   echo "skipped: openssh-server is not installed (apt-get install openssh-server)"
   exit 3
 fi
-mkdir -p "$dir" /run/sshd 2>/dev/null || true
-chmod 700 "$dir"
-[ -f "$dir/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
-[ -f "$dir/id" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/id"
-cp "$dir/id.pub" "$dir/authorized_keys"
-chmod 600 "$dir/authorized_keys"
-cat >"$dir/sshd_config" <<CONF
-Port $port
-ListenAddress 127.0.0.1
-ListenAddress 127.0.0.2
-ListenAddress 127.0.0.3
-HostKey $dir/host_key
-AuthorizedKeysFile $dir/authorized_keys
-PidFile $dir/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PrintMotd no
-AcceptEnv LANG
-CONF
+# shellcheck source=netns_hosts.sh
+. "$(dirname "$0")/netns_hosts.sh"
+nh_ssh_keys "$dir"
+nh_sshd_conf "$dir/sshd_config" "$dir/sshd.pid" "$dir" "$port" 127.0.0.1 127.0.0.2 127.0.0.3
+echo "AcceptEnv LANG" >>"$dir/sshd_config"
 if ! "$sshd" -f "$dir/sshd_config" -E "$dir/sshd.log"; then
   echo "skipped: sshd did not start here ($(tail -1 "$dir/sshd.log" 2>/dev/null))"
   exit 3
