@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "op.h"
 #include "ops.h"
@@ -83,7 +84,7 @@ struct iter {
     int64_t n_got, cap_got;
     /* shuffle buffer */
     pst_tensor **buf; /* n_comp per element */
-    int64_t nbuf;
+    int64_t nbuf, cap_buf; /* elements held, room for (grown up to buffer_size) */
     uint64_t rng;
     /* interleave: the open inputs of the cycle (pos: the place in the current block); zip:
      * one iterator per input */
@@ -214,13 +215,6 @@ static iter *iter_new(dataset *d, pst_status *st) {
         if (d->kind == K_SHUFFLE) {
             int64_t n = atomic_fetch_add(&d->iterations, 1);
             it->rng = mix64(d->seed ^ mix64((uint64_t)(d->flag ? n : 0)));
-            it->buf = calloc((size_t)d->a * (size_t)d->n_comp + 1, sizeof *it->buf);
-            if (it->buf == NULL) {
-                iter_free(it);
-                pst_status_set(st, PST_E_EXHAUSTED, "%s: a shuffle buffer of %lld elements does "
-                               "not fit in memory", d->name, (long long)d->a);
-                return NULL;
-            }
         }
         if ((it->in = iter_new(d->in, st)) == NULL) {
             iter_free(it);
@@ -581,6 +575,17 @@ static int next_shuffle(iter *it, pst_tensor **out, pst_status *st) {
     dataset *d = it->d;
     int nc = d->n_comp;
     while (!it->in_end && it->nbuf < d->a) {
+        if (it->nbuf == it->cap_buf) { /* grows as it fills: buffer_size may be huge */
+            int64_t cap = it->cap_buf ? 2 * it->cap_buf : 64;
+            if (cap > d->a) cap = d->a;
+            pst_tensor **b = realloc(it->buf, ((size_t)cap * (size_t)nc + 1) * sizeof *b);
+            if (b == NULL)
+                return pst_status_set(st, PST_E_EXHAUSTED, "%s: a shuffle buffer of %lld "
+                                      "elements does not fit in memory", d->name,
+                                      (long long)cap);
+            it->buf = b;
+            it->cap_buf = cap;
+        }
         int rc = iter_next(it->in, it->buf + it->nbuf * nc, st);
         if (rc < 0) return rc;
         if (rc == 0) it->in_end = 1;
@@ -1120,10 +1125,14 @@ static int flat_map_kernel(pst_kernel_ctx *c) {
                                    : pst_kctx_error(c, PST_E_INVALID, "no cycle_length and "
                                                     "block_length inputs");
         }
+        if (cyc == -1) { /* AUTOTUNE: as TF, the number of CPU cores */
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            cyc = cores > 0 ? cores : 1;
+        }
         if (cyc <= 0 || cyc > 4096 || blk <= 0) {
             ds_unref(d);
-            return pst_kctx_error(c, PST_E_INVALID, "cycle_length %lld and block_length %lld "
-                                  "must be positive (AUTOTUNE is not supported)",
+            return pst_kctx_error(c, PST_E_INVALID, "cycle_length %lld (1 to 4096, or -1: "
+                                  "AUTOTUNE) and block_length %lld (> 0) are out of range",
                                   (long long)cyc, (long long)blk);
         }
         d->b = cyc, d->c = blk;
