@@ -1210,6 +1210,30 @@ START_TEST(test_function_calls) {
     }
     pst_tensor_unref(v);
     pst_session_free(s);
+    /* Exported, the library goes back as imported and the Defun call as a node named by the
+     * function: the export imports into the same graph, which computes the same. */
+    uint8_t *eb;
+    size_t el;
+    ck_assert_msg(pst_graph_def_export(g, 0, &eb, &el, &st) == 0, "%s", st.msg);
+    pst_graph *g2 = pst_graph_new();
+    ck_assert_msg(pst_graph_def_import(g2, eb, el, NULL, &st) == 0, "%s", st.msg);
+    free(eb);
+    ck_assert_int_eq(pst_graph_num_functions(g2), 1);
+    ck_assert_int_eq(pst_graph_num_nodes(g2), pst_graph_num_nodes(g));
+    ck_assert_str_eq(pst_graph_find(g2, "call")->op->name, "StatefulPartitionedCall");
+    ck_assert_ptr_null(pst_node_attr(pst_graph_find(g2, "call"), "Tout"));
+    s = pst_session_new(g2, NULL, &st);
+    v = pst_tensor_from_f32(pst_shape_1d(2), (float[]){1, 2});
+    feed = (pst_feed){pst_graph_output_by_name(g2, "p"), v};
+    f[0] = pst_graph_output_by_name(g2, "call"), f[1] = pst_graph_output_by_name(g2, "pc");
+    ck_assert_msg(pst_session_run(s, &feed, 1, f, 2, NULL, 0, o, &st) == 0, "%s", st.msg);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_float_eq(pst_tensor_f32(o[k])[1], 4.0f);
+        pst_tensor_unref(o[k]);
+    }
+    pst_tensor_unref(v);
+    pst_session_free(s);
+    pst_graph_free(g2);
     pst_graph_free(g);
 }
 END_TEST
@@ -1226,6 +1250,17 @@ START_TEST(test_graph17_trains_from_its_dataset) {
     ck_assert_msg(m != NULL, "%s", st.msg);
     pst_graph *g = pst_imported_graph(m);
     ck_assert_int_eq(pst_graph_num_functions(g), 1);
+    /* Its meta graph exported imports again with the same library (the map function). */
+    uint8_t *eb;
+    size_t el;
+    ck_assert_msg(pst_meta_graph_export(g, NULL, &eb, &el, &st) == 0, "%s", st.msg);
+    pst_graph *g2 = pst_graph_new();
+    ck_assert_msg(pst_meta_graph_import(g2, eb, el, NULL, &st) == 0, "%s", st.msg);
+    free(eb);
+    ck_assert_int_eq(pst_graph_num_nodes(g2), pst_graph_num_nodes(g));
+    ck_assert_int_eq(pst_graph_num_functions(g2), 1);
+    ck_assert_ptr_null(pst_graph_function_at(g2, 0)->error);
+    pst_graph_free(g2);
     ck_assert_msg(pst_imported_init(m, &st) == 0, "%s", st.msg);
     pst_node *train = pst_imported_train_op(m, NULL, &st);
     ck_assert_ptr_nonnull(train);

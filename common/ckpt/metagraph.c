@@ -437,8 +437,46 @@ static char *output_ref(arena *a, pst_output o) {
     return arena_strdup(a, buf);
 }
 
+static void *arena_pb_alloc(void *data, size_t size) { return arena_alloc(data, size); }
+static void arena_pb_free(void *data, void *p) { (void)data, (void)p; }
+
+/* The function library back as it was imported (each FunctionDef's own bytes); functions
+ * pstrain built itself have no definition to write. */
+static void library_to_proto(arena *a, const pst_graph *g, Tensorflow__GraphDef *gd) {
+    int n = pst_graph_num_functions(g), k = 0;
+    if (n == 0) return;
+    Tensorflow__FunctionDefLibrary *lib =
+        NEW(a, Tensorflow__FunctionDefLibrary, TENSORFLOW__FUNCTION_DEF_LIBRARY__INIT);
+    lib->function = arena_alloc(a, (size_t)n * sizeof *lib->function);
+    ProtobufCAllocator al = {.alloc = arena_pb_alloc, .free = arena_pb_free, .allocator_data = a};
+    for (int i = 0; i < n; i++) {
+        const pst_function *f = pst_graph_function_at(g, i);
+        Tensorflow__FunctionDef *fd =
+            f->def ? tensorflow__function_def__unpack(&al, f->def_len, f->def) : NULL;
+        if (fd) lib->function[k++] = fd;
+    }
+    lib->n_function = (size_t)k;
+    if (k) gd->library = lib;
+}
+
+/* A call of a library function that the importer made from a node whose op was the
+ * function's name (a Defun call: a StatefulPartitionedCall with `f` and no Tout) goes back as
+ * that node. Attrs naming a function of the library go as TF's func attrs. */
+static int is_defun_call(const pst_node *n) {
+    return strcmp(n->op->name, "StatefulPartitionedCall") == 0 && !pst_node_attr(n, "Tout") &&
+           pst_node_attr(n, "f") && pst_node_attr(n, "f")->kind == PST_ATTR_STRING;
+}
+
+static int is_function_attr(const pst_graph *g, const pst_attr *at) {
+    return at->kind == PST_ATTR_STRING &&
+           (strcmp(at->name, "f") == 0 || strcmp(at->name, "predicate") == 0 ||
+            strcmp(at->name, "dataset_factory") == 0) &&
+           pst_graph_function(g, at->v.s) != NULL;
+}
+
 static Tensorflow__GraphDef *graph_to_proto(arena *a, const pst_graph *g, int clear_devices) {
     Tensorflow__GraphDef *gd = NEW(a, Tensorflow__GraphDef, TENSORFLOW__GRAPH_DEF__INIT);
+    library_to_proto(a, g, gd);
     size_t nn = (size_t)pst_graph_num_nodes(g);
     gd->n_node = nn;
     gd->node = arena_alloc(a, nn * sizeof *gd->node);
@@ -457,14 +495,25 @@ static Tensorflow__GraphDef *graph_to_proto(arena *a, const pst_graph *g, int cl
             snprintf(s, len, "^%s", n->control_inputs[k]->name);
             nd->input[n->n_inputs + k] = s;
         }
-        nd->n_attr = (size_t)n->n_attrs;
-        nd->attr = arena_alloc(a, nd->n_attr * sizeof *nd->attr);
+        int defun = is_defun_call(n);
+        if (defun) nd->op = (char *)pst_node_attr_s(n, "f", "");
+        nd->attr = arena_alloc(a, (size_t)n->n_attrs * sizeof *nd->attr);
+        nd->n_attr = 0;
         for (int k = 0; k < n->n_attrs; k++) {
+            const pst_attr *at = &n->attrs[k];
+            if (defun && strcmp(at->name, "f") == 0) continue;
             Tensorflow__NodeDef__AttrEntry *e =
                 NEW(a, Tensorflow__NodeDef__AttrEntry, TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT);
-            e->key = n->attrs[k].name;
-            e->value = attr_to_proto(a, &n->attrs[k]);
-            nd->attr[k] = e;
+            e->key = at->name;
+            if (is_function_attr(g, at)) {
+                e->value = NEW(a, Tensorflow__AttrValue, TENSORFLOW__ATTR_VALUE__INIT);
+                e->value->value_case = TENSORFLOW__ATTR_VALUE__VALUE_FUNC;
+                e->value->func = NEW(a, Tensorflow__NameAttrList, TENSORFLOW__NAME_ATTR_LIST__INIT);
+                e->value->func->name = at->v.s;
+            } else {
+                e->value = attr_to_proto(a, at);
+            }
+            nd->attr[nd->n_attr++] = e;
         }
         gd->node[i] = nd;
     }
@@ -1394,9 +1443,18 @@ static int import_library(pst_graph *g, const Tensorflow__FunctionDefLibrary *li
     for (size_t i = 0; i < n && rc == 0; i++) {
         const Tensorflow__OpDef *sig = lib->function[i]->signature;
         /* (A function without a name cannot be called: nothing to keep.) */
-        if (done[i] || sig == NULL || sig->name == NULL || sig->name[0] == '\0') continue;
-        if (pst_graph_add_broken_function(g, sig->name, errs[i].msg) < 0)
+        if (sig == NULL || sig->name == NULL || sig->name[0] == '\0') continue;
+        if (!done[i] && pst_graph_add_broken_function(g, sig->name, errs[i].msg) < 0) {
             rc = pst_status_set(st, pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+            break;
+        }
+        /* Its definition as TF wrote it, for an export. */
+        size_t len = tensorflow__function_def__get_packed_size(lib->function[i]);
+        uint8_t *def = malloc(len + 1);
+        PST_ASSERT(def != NULL);
+        tensorflow__function_def__pack(lib->function[i], def);
+        pst_graph_set_function_def(g, sig->name, def, len);
+        free(def);
     }
     free(done);
     free(errs);

@@ -199,6 +199,7 @@ void pst_graph_free(pst_graph *g) {
         free(f->args);
         free(f->rets);
         free(f->error);
+        free(f->def);
         free(f);
     }
     free(g->funcs);
@@ -245,6 +246,18 @@ int pst_graph_add_broken_function(pst_graph *g, const char *name, const char *er
     GROW(g->funcs, g->n_funcs, g->cap_funcs);
     g->funcs[g->n_funcs++] = f;
     return 0;
+}
+
+void pst_graph_set_function_def(pst_graph *g, const char *name, const void *def, size_t len) {
+    for (int i = 0; i < g->n_funcs; i++) {
+        pst_function *f = g->funcs[i];
+        if (strcmp(f->name, name) != 0) continue;
+        free(f->def);
+        f->def = malloc(len ? len : 1);
+        PST_ASSERT(f->def != NULL);
+        if (len) memcpy(f->def, def, len);
+        f->def_len = len;
+    }
 }
 
 const pst_function *pst_graph_function(const pst_graph *g, const char *name) {

@@ -214,6 +214,9 @@ typedef struct pst_function {
     pst_output *rets;    /* in the signature's output order */
     char *error;         /* non-NULL (and body NULL) for a function that could not be built:
                             why (an op pstrain lacks in its body, ...); calling it fails with it */
+    void *def;           /* the serialized FunctionDef it was imported from (NULL: none); an
+                            export writes it back unchanged */
+    size_t def_len;
 } pst_function;
 
 /* Adds a function, taking body (freed with g, or at once on error). 0 or an error recorded in
@@ -224,6 +227,8 @@ int pst_graph_add_function(pst_graph *g, const char *name, pst_graph *body, int 
 /* Records a function of the library that could not be built, with the reason: ops naming it
  * still build, running them fails with that error. */
 int pst_graph_add_broken_function(pst_graph *g, const char *name, const char *error);
+/* Keeps a copy of the serialized definition of g's function `name` (see pst_function.def). */
+void pst_graph_set_function_def(pst_graph *g, const char *name, const void *def, size_t len);
 /* The function called name in g's library or a library g's body belongs to; NULL if none. */
 const pst_function *pst_graph_function(const pst_graph *g, const char *name);
 /* Makes a body being built find functions of lib (pst_graph_add_function does it too). */
