@@ -117,7 +117,7 @@ static void echo_large(int grpc) {
     for (size_t i = 0; i < big; i++) a[i] = (uint8_t)(i * 7 + (i >> 13));
     for (int i = 0; i < 100; i++) hdr[i] = (uint8_t)i;
     int rel = 0;
-    pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr}, {a, big}}, .release = released, .owner = &rel};
+    pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr, NULL}, {a, big, NULL}}, .release = released, .owner = &rel};
     uint8_t *resp = NULL;
     size_t len = 0;
     pst_status st = {0};
@@ -357,7 +357,7 @@ static void *stress_thread(void *p) {
         for (size_t k = 0; k < len; k++) buf[k] = (uint8_t)rand_r(&r);
         uint8_t hdr[16];
         memset(hdr, a->seed, sizeof hdr);
-        pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr}, {buf, len}}};
+        pst_msg m = {.n = 2, .seg = {{hdr, sizeof hdr, NULL}, {buf, len, NULL}}};
         uint8_t *resp = NULL;
         size_t rl = 0;
         pst_status st = {0};

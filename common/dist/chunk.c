@@ -40,7 +40,7 @@ int pst_chunk_msg(const char *key, pst_tensor *t, uint64_t off, uint64_t len, ps
     n += pst_varint_put64(o->hdr + n, len);
     o->t = pst_tensor_ref(t);
     *out = (pst_msg){.n = len ? 2 : 1,
-                     .seg = {{o->hdr, n}, {(const uint8_t *)t->data + off, (size_t)len}},
+                     .seg = {{o->hdr, n, NULL}, {(const uint8_t *)t->data + off, (size_t)len, NULL}},
                      .release = chunk_release,
                      .owner = o};
     return 0;

@@ -422,7 +422,7 @@ static int parse_entry(pst_example *ex, const uint8_t *p, const uint8_t *end, ps
 
 int pst_example_parse(pst_example *ex, const uint8_t *data, size_t len, pst_status *st) {
     pst_example_clear(ex);
-    const uint8_t *p = data, *end = data + len;
+    const uint8_t *p = data, *end = len ? data + len : data; /* an empty string's data may be NULL */
     pst_pbwire_field fl;
     int r;
     while ((r = pst_pbwire_next(&p, end, &fl)) == 1) {

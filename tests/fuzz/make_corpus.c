@@ -19,7 +19,9 @@
 
 #include "bundle.h"
 #include "chunk.h"
+#include "example.h"
 #include "file.h"
+#include "image_ops.h"
 #include "layers.h"
 #include "losses.h"
 #include "metagraph.h"
@@ -33,6 +35,7 @@
 #include "pstrain_task.pb-c.h"
 #include "task.h"
 #include "task_wire.h"
+#include "tfrecord.h"
 #include "tf_graph.pb-c.h"
 
 static const char *out_dir;
@@ -753,6 +756,64 @@ static int remove_one(const char *path, const struct stat *sb, int type, struct 
     return remove(path);
 }
 
+/* ---- In-graph record decoders (fuzz_record_ops: a selector byte, then the payload) ----- */
+
+/* Writes record_ops/name: the selector, then len bytes. */
+static void put_record_op(const char *name, int selector, const void *data, size_t len) {
+    uint8_t *b = malloc(len + 1);
+    if (!b) die(name, "out of memory");
+    b[0] = (uint8_t)selector;
+    if (len) memcpy(b + 1, data, len);
+    put("record_ops", name, b, len + 1);
+    free(b);
+}
+
+/* A file's bytes under record_ops/name after the selector; the file is removed. */
+static void put_record_op_file(const char *name, int selector, const char *path) {
+    size_t len;
+    uint8_t *b = slurp(path, &len);
+    put_record_op(name, selector, b, len);
+    free(b);
+    unlink(path);
+}
+
+static void record_ops_seeds(void) {
+    pst_status st = {0};
+    pst_example *ex = pst_example_new();
+    pst_example_add_floats(ex, "f", (float[]){1.5f, -2}, 2, &st);
+    pst_example_add_int64s(ex, "i", (int64_t[]){7}, 1, &st);
+    pst_example_add_int64s(ex, "s", (int64_t[]){1, 2, 3}, 3, &st);
+    pst_example_add_bytes(ex, "b", &(pst_example_bytes){(const uint8_t *)"hello", 5}, 1, &st);
+    pst_pbwire_buf b;
+    pst_pbwire_buf_init(&b);
+    if (st.code || pst_example_encode(ex, &b, &st) < 0) die("example", st.msg);
+    put_record_op("parse_example", 0, b.data, b.len);
+    put_record_op("parse_single_example", 1, b.data, b.len);
+    float f[4] = {1, 2, 3, 4};
+    put_record_op("decode_raw_f32", 2, f, sizeof f);
+    put_record_op("decode_raw_i32be", 3, (uint8_t[]){0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe}, 8);
+    const char *csv = "1,2.5,abc\n3,4,\"x,\"\"y\"\"\"\n-7,,";
+    put_record_op("decode_csv", 4, csv, strlen(csv));
+    uint8_t px[4 * 3 * 3];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 23);
+    if (pst_image_write(tmp_path("seed.jpg"), 1, px, 3, 4, 3, &st) < 0) die("jpeg", st.msg);
+    put_record_op_file("decode_jpeg", 5, tmp_path("seed.jpg"));
+    if (pst_image_write(tmp_path("seed.png"), 0, px, 3, 4, 3, &st) < 0) die("png", st.msg);
+    put_record_op_file("decode_png", 6, tmp_path("seed.png"));
+    for (int z = 0; z < 2; z++) { /* a TFRecord file of two records, plain and zlib */
+        pst_tfrecord_writer_opts wo = {.compression = z ? PST_TFRECORD_ZLIB : PST_TFRECORD_NONE};
+        pst_tfrecord_writer *w = pst_tfrecord_writer_open(tmp_path("seed.tfrecord"), &wo, &st);
+        if (!w || pst_tfrecord_writer_write(w, b.data, b.len, &st) < 0 ||
+            pst_tfrecord_writer_write(w, "second record", 13, &st) < 0 ||
+            pst_tfrecord_writer_close(w, &st) < 0)
+            die("tfrecord", st.msg);
+        put_record_op_file(z ? "tfrecord_zlib_auto" : "tfrecord_plain", z ? 15 : 7,
+                           tmp_path("seed.tfrecord"));
+    }
+    pst_pbwire_buf_destroy(&b);
+    pst_example_free(ex);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s CORPUS_DIR   (run from the source directory)\n", argv[0]);
@@ -772,6 +833,7 @@ int main(int argc, char **argv) {
     npz_seeds();
     chunk_seeds();
     task_seeds();
+    record_ops_seeds();
     text_seeds(src);
     nftw(tmp_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
