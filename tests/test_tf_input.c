@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include "example.h"
@@ -857,6 +858,17 @@ START_TEST(test_decode_png_jpeg) {
     bad = pst_tensor_scalar_str("not an image");
     ck_assert_ptr_null(run_op("DecodePng", 1, &bad, NULL, &st));
     ck_assert_msg(strstr(st.msg, "invalid PNG data"), "%s", st.msg);
+    /* A header claiming 40000 x 40000 RGB pixels is refused before anything is allocated. */
+    uint8_t png[45] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                       0, 0, 0x9c, 0x40, 0, 0, 0x9c, 0x40, 8, 2, 0, 0, 0, 0, 0, 0, 0, /* CRC */
+                       0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xaf, 0x06, 0x1e}; /* empty IDAT */
+    uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), png + 12, 17);
+    for (int i = 0; i < 4; i++) png[29 + i] = (uint8_t)(crc >> (24 - 8 * i));
+    bad = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), &st);
+    pst_tstring_set(pst_tensor_str(bad), png, sizeof png);
+    st = (pst_status){0};
+    ck_assert_ptr_null(run_op("DecodePng", 1, &bad, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "PNG image too large: 40000 x 40000 x 3"), "%s", st.msg);
     unlink(path);
 }
 END_TEST

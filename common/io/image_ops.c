@@ -27,6 +27,17 @@ static void jerr_exit(j_common_ptr ci) {
 
 static void jerr_quiet(j_common_ptr ci, int level) { (void)ci, (void)level; }
 
+/* Decoded images of 2^29 bytes or more are refused before anything is allocated, as
+ * TensorFlow's decoders do ("Image too large"): a few bytes of header can claim any size. */
+#define IMAGE_MAX_BYTES ((uint64_t)1 << 29)
+
+static int too_large(pst_kernel_ctx *c, const char *kind, uint64_t h, uint64_t w, int channels) {
+    if (h * w * (uint64_t)channels < IMAGE_MAX_BYTES) return 0;
+    return pst_kctx_error(c, PST_E_INVALID, "%s image too large: %llu x %llu x %d bytes (the "
+                          "limit is %llu)", kind, (unsigned long long)h, (unsigned long long)w,
+                          channels, (unsigned long long)IMAGE_MAX_BYTES);
+}
+
 static int decode_jpeg_kernel(pst_kernel_ctx *c) {
     const pst_tensor *in = c->inputs[0];
     if (in->dtype != PST_STRING || in->n != 1)
@@ -58,6 +69,11 @@ static int decode_jpeg_kernel(pst_kernel_ctx *c) {
     ci.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     ci.scale_num = 1;
     ci.scale_denom = (unsigned)ratio;
+    jpeg_calc_output_dimensions(&ci);
+    if (too_large(c, "JPEG", ci.output_height, ci.output_width, channels) < 0) {
+        jpeg_destroy_decompress(&ci);
+        return c->status->code;
+    }
     jpeg_start_decompress(&ci);
     pst_shape sh = pst_shape_make(3, (int64_t[]){ci.output_height, ci.output_width, channels});
     out = pst_tensor_new(PST_UINT8, sh, c->status);
@@ -94,6 +110,10 @@ static int decode_png_kernel(pst_kernel_ctx *c) {
                                            PNG_FORMAT_RGBA};
     if (channels == 0) channels = (int)PNG_IMAGE_SAMPLE_CHANNELS(im.format);
     im.format = formats[channels];
+    if (too_large(c, "PNG", im.height, im.width, channels) < 0) {
+        png_image_free(&im);
+        return c->status->code;
+    }
     pst_shape sh = pst_shape_make(3, (int64_t[]){im.height, im.width, channels});
     pst_tensor *out = pst_tensor_new(PST_UINT8, sh, c->status);
     if (out == NULL) {
