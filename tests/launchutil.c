@@ -108,6 +108,23 @@ void pst_lu_find_run(char *out, size_t len) {
     ck_assert_msg(out[0], "no run directory in %s", root);
 }
 
+int pst_lu_launch(const char *job, char *run, size_t len) {
+    char log[256];
+    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
+    pid_t p = pst_lu_start_pstrain(log, "launch", job, NULL, NULL, NULL);
+    int rc = pst_lu_wait_exit(p, 400);
+    pst_lu_find_run(run, len);
+    return rc;
+}
+
+char *pst_lu_worker_log(const char *run, int k) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/logs/worker%d.log", run, k);
+    char *s = pst_lu_slurp(path);
+    ck_assert_msg(s != NULL, "no %s", path);
+    return s;
+}
+
 cJSON *pst_lu_state_of(const char *run) {
     char path[1024];
     snprintf(path, sizeof path, "%s/state.json", run);

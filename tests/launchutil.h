@@ -38,6 +38,11 @@ int pst_lu_wait_exit(pid_t pid, int secs);
 char *pst_lu_slurp(const char *path);
 /* The run directory the launcher created under pst_lu_dir/runs (the only one). */
 void pst_lu_find_run(char *out, size_t len);
+/* `pstrain launch JOB` (log in pst_lu_dir/launch.log) waited for (at most 400 s): its exit
+ * status; the run directory in run. */
+int pst_lu_launch(const char *job, char *run, size_t len);
+/* RUN/logs/workerK.log (caller frees); fails the test when missing. */
+char *pst_lu_worker_log(const char *run, int k);
 /* Waits until a run directory appears under pst_lu_dir/runs. */
 void pst_lu_wait_run_dir(char *run, size_t len, int secs);
 /* RUN/state.json parsed (caller deletes), NULL when missing or partial. */

@@ -45,16 +45,6 @@ static const char *good_feeds(void) {
     return f;
 }
 
-/* Launches j; returns its exit status, the run directory in run. */
-static int launch(const char *j, char *run, size_t len) {
-    char log[256];
-    snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
-    pid_t p = pst_lu_start_pstrain(log, "launch", j, NULL, NULL, NULL);
-    int rc = pst_lu_wait_exit(p, 400);
-    pst_lu_find_run(run, len);
-    return rc;
-}
-
 /* Both workers' logs (the first to fail ends the job, so the other may have said nothing). */
 static char *workers_logs(const char *run) {
     char cmd[1200];
@@ -65,14 +55,6 @@ static char *workers_logs(const char *run) {
     return out;
 }
 
-static char *worker_log(const char *run, int k) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/logs/worker%d.log", run, k);
-    char *s = pst_lu_slurp(path);
-    ck_assert_msg(s != NULL, "no %s", path);
-    return s;
-}
-
 /* The user's checkpoint goes onto the PS as it is (its global step 10000 included): with no
  * step left to train, the job's checkpoint equals it tensor for tensor. Then 300 more global
  * steps move the weights, and the job ends at global step 10300 with a finite loss. */
@@ -81,8 +63,8 @@ START_TEST(test_launch_trains_imported_graph_from_tf_checkpoint) {
     convert_data();
     char extra[1200], run[512], cmd[4096], out[4096];
     snprintf(extra, sizeof extra, ", \"init_checkpoint\": \"%s\"", tf_ckpt);
-    ck_assert_int_eq(launch(job("start", good_feeds(), 10000, extra), run, sizeof run), 0);
-    char *w0 = worker_log(run, 0);
+    ck_assert_int_eq(pst_lu_launch(job("start", good_feeds(), 10000, extra), run, sizeof run), 0);
+    char *w0 = pst_lu_worker_log(run, 0);
     ck_assert_msg(strstr(w0, "started from") && strstr(w0, "(6 variables and global step 10000)"),
                   "%s", w0);
     free(w0);
@@ -112,7 +94,7 @@ START_TEST(test_launch_trains_imported_graph_from_tf_checkpoint) {
     ck_assert_double_ge(pst_lu_num(st, "global_step"), 10300);
     cJSON_Delete(st);
     for (int k = 0; k < 2; k++) {
-        char *w = worker_log(run2, k);
+        char *w = pst_lu_worker_log(run2, k);
         /* the chief resumes from the job's checkpoint; the other worker joins at once or
          * a few steps later */
         const char *at = strstr(w, k == 0 ? "resuming at global step "
@@ -141,7 +123,7 @@ START_TEST(test_bad_feeds_are_named) {
     convert_data();
     char feeds[1024], run[512];
     snprintf(feeds, sizeof feeds, "\"input/nope=%s/data/test.tfrecord:image\"", pst_lu_dir);
-    ck_assert_int_ne(launch(job("nope", feeds, 100, ""), run, sizeof run), 0);
+    ck_assert_int_ne(pst_lu_launch(job("nope", feeds, 100, ""), run, sizeof run), 0);
     char *w = workers_logs(run);
     ck_assert_msg(strstr(w, "no placeholder 'input/nope'") != NULL, "%s", w);
     free(w);
@@ -149,7 +131,7 @@ START_TEST(test_bad_feeds_are_named) {
     pst_lu_setup();
     convert_data();
     snprintf(feeds, sizeof feeds, "\"input/x=%s/data/test.tfrecord:image\"", pst_lu_dir);
-    ck_assert_int_ne(launch(job("unfed", feeds, 100, ""), run, sizeof run), 0);
+    ck_assert_int_ne(pst_lu_launch(job("unfed", feeds, 100, ""), run, sizeof run), 0);
     w = workers_logs(run);
     ck_assert_msg(strstr(w, "placeholder 'output/output' needs a --feed") != NULL, "%s", w);
     free(w);
@@ -159,7 +141,7 @@ START_TEST(test_bad_feeds_are_named) {
     convert_data();
     char extra[1200];
     snprintf(extra, sizeof extra, ", \"init_checkpoint\": \"%s/nowhere/model.ckpt\"", pst_lu_dir);
-    ck_assert_int_ne(launch(job("noinit", good_feeds(), 100, extra), run, sizeof run), 0);
+    ck_assert_int_ne(pst_lu_launch(job("noinit", good_feeds(), 100, extra), run, sizeof run), 0);
     w = workers_logs(run);
     ck_assert_msg(strstr(w, "--init-checkpoint") && strstr(w, "nowhere/model.ckpt"), "%s", w);
     ck_assert_ptr_null(strstr(w, "final_loss="));

@@ -118,6 +118,11 @@ typedef struct dist {
     double stop_seen, stop_polled; /* when the launcher's stop came; when PS 0 was last asked */
     char last_ckpt[512];
     pthread_mutex_t ckpt_mu;
+    /* --meta of a graph reading its own input: the next batch, fetched before each step (a
+     * step never starts without its input, so the input's end is a clean end) */
+    pst_feed in[PST_MAX_FEEDS];
+    int n_in, in_ready, in_done;
+    pst_status in_err;
 } dist;
 
 /* The heartbeat's progress: the global step, loss and this worker's examples/s. */
@@ -215,6 +220,26 @@ typedef struct dist_trainer {
     int64_t first_step;
 } dist_trainer;
 
+/* The prefetched input batch, released. */
+static void drop_input(dist *d) {
+    for (int i = 0; i < d->n_in; i++) pst_tensor_unref(d->in[i].value);
+    d->n_in = d->in_ready = 0;
+}
+
+/* Fetches the next batch of the graph's own input: 1 when the input is exhausted (its epochs
+ * are done, its queues closed), else 0 (an error is kept for the step to report). */
+static int next_input(dist *d) {
+    if (d->in_ready || d->in_done || d->in_err.code) return d->in_done;
+    pst_status st = {0};
+    if (pst_imported_model_next_input(d->imp, d->in, PST_MAX_FEEDS, &d->n_in, &st) < 0) {
+        if (st.code == PST_E_OUT_OF_RANGE) d->in_done = 1;
+        else d->in_err = st;
+        return d->in_done;
+    }
+    d->in_ready = 1;
+    return 0;
+}
+
 static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *st) {
     dist_trainer *t = ctx;
     dist *d = t->d;
@@ -258,18 +283,27 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
         int r = rows ? pst_imported_model_feeds(d->imp, rows, batch, feeds, st)
                      : pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a batch");
         int64_t records = pst_imported_model_records(d->imp);
-        for (int i = 0; ids && rows && i < batch; i++) ids[i] = rows[i] % records;
+        for (int i = 0; ids && rows && i < batch; i++) ids[i] = records ? rows[i] % records : 0;
         free(rows);
+        n_feeds = d->imp->n_feeds;
+        if (r == 0 && d->imp->n_inputs > 0) {
+            /* the graph's own input: the batch next_input fetched (dist_should_stop) */
+            if (!d->in_ready) next_input(d);
+            if (d->in_err.code) r = pst_status_set(st, d->in_err.code, "%s", d->in_err.msg);
+            else if (d->in_done)
+                r = pst_status_set(st, PST_E_OUT_OF_RANGE, "the input is exhausted");
+            for (int i = 0; r == 0 && i < d->n_in; i++) feeds[n_feeds++] = d->in[i];
+        }
         if (r < 0) {
             free(ids);
             return r;
         }
-        n_feeds = d->imp->n_feeds;
     }
     pst_tensor *out[3] = {0};
     int rc = pst_dist_run_step(d->train, feeds, n_feeds, out, st);
     pst_tensor_unref(x);
     pst_tensor_unref(y);
+    drop_input(d);
     if (rc < 0) {
         free(ids);
         return rc;
@@ -357,11 +391,15 @@ static int others_done(dist *d) {
 /* A launcher's stop (its heartbeat replies), or a newer incarnation took this worker's slot. */
 static int dist_should_stop(void *ctx) {
     dist *d = ((dist_trainer *)ctx)->d;
-    if (!d->member.agent) return 0;
-    if (pst_coord_agent_superseded(d->member.agent)) return 1;
-    /* Scale-down: this worker leaves after its current step (the chief never does). */
-    if (!d->chief && pst_coord_agent_leave_requested(d->member.agent)) return 1;
-    return pst_coord_agent_stop_requested(d->member.agent) && (!d->chief || others_done(d));
+    if (d->member.agent) {
+        if (pst_coord_agent_superseded(d->member.agent)) return 1;
+        /* Scale-down: this worker leaves after its current step (the chief never does). */
+        if (!d->chief && pst_coord_agent_leave_requested(d->member.agent)) return 1;
+        if (pst_coord_agent_stop_requested(d->member.agent) && (!d->chief || others_done(d)))
+            return 1;
+    }
+    /* A graph reading its own input ends cleanly when the input is exhausted. */
+    return d->imp && d->imp->n_inputs > 0 && next_input(d);
 }
 
 static int dist_validate(void *ctx, double *acc, pst_status *st) {
@@ -450,7 +488,13 @@ data_ready:;
             printf("%s: %s at global step %lld\n", pst_task_device(d->t),
                    d->chief ? "resuming" : "starting", (long long)first_step);
     }
-    if (d->imp) {
+    char input_note[1024] = "";
+    if (d->imp && pst_imported_model_reads_input(d->imp, &d->m)) {
+        /* The graph reads its own input: its input ops run here (this task's resources) */
+        if ((rc = pst_imported_model_start_input(f, &d->m, d->imp, d->t, d->index, d->n_workers,
+                                                 input_note, sizeof input_note, st)) < 0)
+            goto out;
+    } else if (d->imp) {
         /* the feeds' records, shared out in dist_step */
     } else if (d->member.agent) {
         /* Launched: the whole training set, shared out by membership at every step. */
@@ -482,7 +526,11 @@ data_ready:;
             goto out;
         }
     }
-    if (d->imp)
+    if (d->imp && input_note[0])
+        printf("%s: training %s's '%s' (loss '%s') on the graph's own input (%s), until global "
+               "step %lld\n", pst_task_device(d->t), f->meta, d->m.train_op->name,
+               d->m.loss.node->name, input_note, (long long)f->steps);
+    else if (d->imp)
         printf("%s: training %s's '%s' (loss '%s'), %lld records in its feeds shared by the "
                "workers, batch %d, until global step %lld\n", pst_task_device(d->t), f->meta,
                d->m.train_op->name, d->m.loss.node->name,
@@ -545,10 +593,19 @@ data_ready:;
         d->left = 1;
         goto out;
     }
-    if (stats.stopped) printf("%s: stopped at global step %lld as asked\n", pst_task_device(d->t),
-                              (long long)stats.global_step);
+    if (d->in_done)
+        printf("%s: input exhausted after %lld steps of its own, at global step %lld\n",
+               pst_task_device(d->t), (long long)atomic_load(&d->local_steps),
+               (long long)stats.global_step);
+    else if (stats.stopped)
+        printf("%s: stopped at global step %lld as asked\n", pst_task_device(d->t),
+               (long long)stats.global_step);
     double acc = 0;
     if (d->imp) {
+        /* the queue runners stopped (their queues closed, threads joined): an error one hit
+         * (a file that cannot be read) is the job's */
+        drop_input(d);
+        if ((rc = pst_imported_model_stop_input(d->imp, st)) < 0) goto out;
         /* no accuracy to measure in a user's graph: its last loss */
         printf("final_loss=%.6g\n", atomic_load(&d->loss));
         if (d->events) {
@@ -565,6 +622,11 @@ data_ready:;
         pst_events_add_session_log(d->events, PST_EVENTS_STOP, stats.global_step, NULL, &es);
     }
 out:
+    if (d->imp) {
+        pst_status qs = {0};
+        drop_input(d);
+        pst_imported_model_stop_input(d->imp, &qs);
+    }
     if (d->events) {
         pst_status es = {0};
         pst_events_writer_close(d->events, &es);

@@ -41,6 +41,8 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "a TensorFlow user's graph (distributed): --meta FILE\n"
              "         --feed PLACEHOLDER=FILE.tfrecord:FEATURE ... [--train-op NAME] [--loss NAME]\n"
              "         [--init-checkpoint PREFIX]  (a TF checkpoint to start from)\n"
+             "         [--records FILE.tfrecord]  (a graph reading its own input: its readers\n"
+             "         and TFRecordDatasets read this file, a share per worker)\n"
              "MPI (under mpirun; see README \"MPI\"): [--transport grpc|mpi] [--ps N]\n"
              "         --mode allreduce [--fusion-threshold-bytes N] [--cycle-time-ms X]\n"
              "         --mode hybrid --ps N  (embeddings on the PS, dense gradients allreduced)\n"
@@ -173,6 +175,8 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
             f->loss = val;
         else if (strcmp(a, "--init-checkpoint") == 0)
             f->init_checkpoint = val;
+        else if (strcmp(a, "--records") == 0)
+            f->records = val;
         else if (strcmp(a, "--optimizer") == 0)
             f->optimizer = val;
         else if (strcmp(a, "--data-dir") == 0)

@@ -103,6 +103,8 @@ typedef struct pst_train_flags {
     const char *loss;           /* --loss NAME (default: the loss tf.gradients started from) */
     const char *init_checkpoint; /* --init-checkpoint PREFIX: a TF checkpoint the chief starts
                                    from when --checkpoint-dir holds none */
+    const char *records;        /* --records FILE.tfrecord: a graph that reads its own input
+                                   (queues, tf.data) reads this file, each worker its share */
     /* input */
     int data_format;            /* --data-format idx|tfrecord (pst_data_format; idx): the IDX
                                    files of --data-dir, or its train/test .tfrecord[.gz|.zlib]

@@ -41,6 +41,10 @@ struct pst_imported {
     pthread_mutex_t qr_mu;   /* live, qr_err */
     atomic_int qr_stop;
     pst_status qr_err;       /* the first error of a runner thread */
+    /* Without a session (a distributed worker): how input ops run, where their resources are */
+    pst_imported_run_fn run;
+    void *run_ctx;
+    pst_var_store *run_vars;
 };
 
 /* TF's colocation: `_class: ["loc:@NAME"]` and ops that take a variable by reference run on
@@ -112,6 +116,26 @@ void pst_imported_free(pst_imported *m) {
 pst_graph *pst_imported_graph(pst_imported *m) { return m->g; }
 pst_session *pst_imported_session(pst_imported *m) { return m->s; }
 
+void pst_imported_set_runner(pst_imported *m, pst_imported_run_fn run, void *ctx,
+                             pst_var_store *vars) {
+    m->run = run;
+    m->run_ctx = ctx;
+    m->run_vars = vars;
+}
+
+pst_var_store *pst_imported_vars(pst_imported *m) {
+    return m->s ? pst_session_vars(m->s) : m->run_vars;
+}
+
+int pst_imported_run_targets(pst_imported *m, const pst_feed *feeds, int n_feeds,
+                             pst_node *const *targets, int n_targets, pst_status *st) {
+    if (m->s)
+        return pst_session_run(m->s, feeds, n_feeds, NULL, 0, targets, n_targets, NULL, st);
+    if (m->run) return m->run(m->run_ctx, feeds, n_feeds, targets, n_targets, st);
+    return pst_status_set(st, PST_E_PRECONDITION, "no session or runner to run '%s'",
+                          n_targets > 0 ? targets[0]->name : "?");
+}
+
 int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st) {
     pst_ckpt_ops_init();
     pst_io_ops_init();
@@ -145,7 +169,7 @@ int pst_imported_num_queue_runners(const pst_imported *m) { return m->n_qr; }
 static void run_named(pst_imported *m, const char *name) {
     pst_node *n = name && name[0] ? pst_graph_find(m->g, name) : NULL;
     pst_status ignored = {0};
-    if (n) pst_session_run(m->s, NULL, 0, NULL, 0, &n, 1, NULL, &ignored);
+    if (n) pst_imported_run_targets(m, NULL, 0, &n, 1, &ignored);
 }
 
 /* Closes every runner's queue, cancelling pending enqueues, so every blocked thread (and a
@@ -156,7 +180,8 @@ static void close_directly(pst_imported *m, int i, int cancel) {
     const char *shared = qn ? pst_node_attr_s(qn, "shared_name", "") : "";
     char key[1200];
     snprintf(key, sizeof key, "queue:%s", shared[0] ? shared : m->qr[i].queue);
-    pst_queue *q = pst_var_store_find_resource(pst_session_vars(m->s), key);
+    pst_var_store *vs = pst_imported_vars(m);
+    pst_queue *q = vs ? pst_var_store_find_resource(vs, key) : NULL;
     if (q) pst_queue_close(q, cancel);
 }
 
@@ -173,8 +198,7 @@ static void *qr_main(void *p) {
     const pst_tf_queue_runner *r = &m->qr[t->runner];
     while (!atomic_load(&m->qr_stop)) {
         pst_status st = {0};
-        if (pst_session_run(m->s, m->qr_feeds, m->n_qr_feeds, NULL, 0, &t->enqueue, 1, NULL,
-                            &st) == 0)
+        if (pst_imported_run_targets(m, m->qr_feeds, m->n_qr_feeds, &t->enqueue, 1, &st) == 0)
             continue;
         int closed = 0;
         for (int i = 0; i < r->n_closed_codes; i++) closed |= st.code == r->closed_codes[i];
@@ -202,9 +226,9 @@ static void *qr_main(void *p) {
 
 int pst_imported_start_queue_runners(pst_imported *m, const pst_feed *feeds, int n_feeds,
                                      pst_status *st) {
-    if (m->threads || m->s == NULL)
-        return pst_status_set(st, PST_E_PRECONDITION, m->s ? "queue runners already started"
-                                                           : "no session to run queue runners");
+    if (m->threads || (m->s == NULL && m->run == NULL))
+        return pst_status_set(st, PST_E_PRECONDITION, m->threads ? "queue runners already started"
+                                                                 : "no session to run queue runners");
     int total = 0;
     for (int i = 0; i < m->n_qr; i++) {
         total += m->qr[i].n_enqueue_ops;

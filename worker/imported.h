@@ -39,6 +39,18 @@ pst_imported *pst_imported_load_ex(const char *path, const pst_imported_opts *o,
 void pst_imported_free(pst_imported *m);
 pst_graph *pst_imported_graph(pst_imported *m);
 pst_session *pst_imported_session(pst_imported *m);
+/* Without a session (no_session): how the graph's own input ops run (queue runners' enqueue,
+ * close and cancel ops, iterator initializers), e.g. as distributed steps, and the store
+ * holding their resources (queues, iterators, the records override). */
+typedef int (*pst_imported_run_fn)(void *ctx, const pst_feed *feeds, int n_feeds,
+                                   pst_node *const *targets, int n_targets, pst_status *st);
+void pst_imported_set_runner(pst_imported *m, pst_imported_run_fn run, void *ctx,
+                             pst_var_store *vars);
+/* The session's store, else the runner's (NULL when neither). */
+pst_var_store *pst_imported_vars(pst_imported *m);
+/* Runs targets with feeds through the session, else the runner. */
+int pst_imported_run_targets(pst_imported *m, const pst_feed *feeds, int n_feeds,
+                             pst_node *const *targets, int n_targets, pst_status *st);
 /* The op types of the file's graph that pstrain has no op for (borrowed, *n set). Filled by
  * pst_imported_load even when the import fails: use pst_imported_missing_ops_of below. */
 int pst_imported_missing_ops_of(const char *path, char ***ops, int *n, pst_status *st);

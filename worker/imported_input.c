@@ -616,7 +616,7 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
     /* Every TFRecordDataset reads path: those the initializers run through their file-name
      * inputs (fed below), and those inside functions (a one-shot iterator's dataset function,
      * an interleave's) through the session's override. */
-    if (pst_tf_data_set_file(pst_session_vars(pst_imported_session(m)), "TFRecordDataset", path, st) < 0)
+    if (pst_tf_data_set_file(pst_imported_vars(m), "TFRecordDataset", path, st) < 0)
         return st->code;
     char *under = pst_imported_ancestors(g, in->inits, in->n_inits);
     for (int id = 0; id < nn; id++) {
@@ -661,8 +661,7 @@ int pst_imported_dataset_inputs(pst_imported *m, pst_node *const *targets, int n
 int pst_imported_run_dataset_inits(pst_imported *m, const pst_imported_dataset_input *in,
                                    pst_status *st) {
     if (in->n_inits == 0) return 0;
-    return pst_session_run(pst_imported_session(m), in->feeds, in->n_feeds, NULL, 0, in->inits,
-                           in->n_inits, NULL, st);
+    return pst_imported_run_targets(m, in->feeds, in->n_feeds, in->inits, in->n_inits, st);
 }
 
 void pst_imported_dataset_input_free(pst_imported_dataset_input *in) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "bundle.h"
 #include "dist_run.h"
 #include "imported.h"
@@ -14,6 +16,7 @@
 #include "optimizer.h"
 #include "task.h"
 #include "task_client.h"
+#include "tfrecord.h"
 
 /* Whether the train op already moves the global step (TF's minimize(global_step=...) adds an
  * AssignAdd on it under the train op). */
@@ -107,7 +110,8 @@ int pst_worker_build_imported_model(const pst_train_flags *f, model *m, pst_impo
 int pst_imported_model_load_feeds(const pst_train_flags *f, model *m, pst_imported_model *im,
                                   pst_status *st) {
     pst_graph *g = m->g;
-    if (f->n_feeds == 0)
+    /* a graph reading its own input may need no feed */
+    if (f->n_feeds == 0 && !pst_imported_model_reads_input(im, m))
         return pst_status_set(st, PST_E_INVALID, "--meta %s: give its placeholders' data with "
                               "--feed PLACEHOLDER=FILE.tfrecord:FEATURE (job file: \"feeds\")",
                               f->meta);
@@ -202,7 +206,217 @@ int pst_imported_model_set_step(pst_imported_model *im, pst_task *t, pst_graph *
     return rc;
 }
 
+/* ---- a graph that reads its own input ---- */
+
+/* One signature of input ops (an enqueue op, a queue's close op, the iterators' initializers)
+ * run as distributed steps. */
+struct pst_imported_model_run {
+    pst_node **targets;
+    int n_targets;
+    pst_dist_run *r;
+};
+
+static int is_input_op(const pst_node *n) {
+    return strncmp(n->op->name, "QueueDequeue", 12) == 0 ||
+           strncmp(n->op->name, "IteratorGetNext", 15) == 0;
+}
+
+int pst_imported_model_reads_input(pst_imported_model *im, model *m) {
+    pst_node *targets[2] = {m->train_op, m->loss.node};
+    return pst_imported_uses_queues(im->imp, targets, 2) ||
+           pst_imported_uses_datasets(im->imp, targets, 2);
+}
+
+/* The imported graph's runner: its input ops as distributed steps of this task (made once per
+ * signature; the queue runner threads call this at once). */
+static int run_input_ops(void *ctx, const pst_feed *feeds, int n_feeds, pst_node *const *targets,
+                         int n_targets, pst_status *st) {
+    pst_imported_model *im = ctx;
+    pst_dist_run *r = NULL;
+    pthread_mutex_lock(&im->runs_mu);
+    for (int i = 0; i < im->n_runs && !r; i++)
+        if (im->runs[i].n_targets == n_targets &&
+            memcmp(im->runs[i].targets, targets, (size_t)n_targets * sizeof *targets) == 0)
+            r = im->runs[i].r;
+    if (!r) {
+        struct pst_imported_model_run *rs = realloc(im->runs, (size_t)(im->n_runs + 1) * sizeof *rs);
+        pst_node **tc = malloc((size_t)n_targets * sizeof *tc + 1);
+        if (rs) im->runs = rs;
+        if (!rs || !tc) {
+            free(tc);
+            pthread_mutex_unlock(&im->runs_mu);
+            return pst_status_set(st, PST_E_EXHAUSTED, "out of memory for an input op's run");
+        }
+        memcpy(tc, targets, (size_t)n_targets * sizeof *tc);
+        r = pst_dist_run_new(im->task, pst_imported_graph(im->imp), 0, NULL, n_targets, targets,
+                             st);
+        if (r) im->runs[im->n_runs++] = (struct pst_imported_model_run){tc, n_targets, r};
+        else free(tc);
+    }
+    pthread_mutex_unlock(&im->runs_mu);
+    if (!r) return st->code;
+    return pst_dist_run_step(r, feeds, n_feeds, NULL, st);
+}
+
+/* This worker's share of records (every workers-th record from index) in a temporary file
+ * (path in out); out stays empty when the file has fewer records than workers. */
+static int write_share(const char *records, int index, int workers, char *out, size_t len,
+                       int64_t *total, int64_t *mine, pst_status *st) {
+    out[0] = '\0';
+    if (pst_tfrecord_count(records, NULL, total, st) < 0) {
+        pst_status_prefix(st, "--records: ");
+        return st->code;
+    }
+    *mine = *total;
+    if (workers <= 1 || *total < workers) return 0;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(out, len, "%s/pstrain-records-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(out);
+    if (fd < 0) {
+        int rc = pst_status_set(st, PST_E_IO, "--records: cannot create a temporary file for "
+                                "this worker's share of %s", records);
+        out[0] = '\0';
+        return rc;
+    }
+    close(fd);
+    pst_tfrecord_reader *rd = pst_tfrecord_reader_open(records, NULL, st);
+    pst_tfrecord_writer *w = rd ? pst_tfrecord_writer_open(out, NULL, st) : NULL;
+    int rc = w ? 0 : st->code;
+    *mine = 0;
+    for (int64_t i = 0; rc == 0; i++) {
+        const uint8_t *data;
+        size_t n;
+        int k = pst_tfrecord_reader_next(rd, &data, &n, st);
+        if (k <= 0) {
+            rc = k;
+            break;
+        }
+        if (i % workers != index) continue;
+        rc = pst_tfrecord_writer_write(w, data, n, st);
+        (*mine)++;
+    }
+    if (w && rc == 0) rc = pst_tfrecord_writer_close(w, st);
+    else pst_tfrecord_writer_abort(w);
+    pst_tfrecord_reader_free(rd);
+    if (rc < 0) {
+        pst_status_prefix(st, "--records: ");
+        unlink(out);
+        out[0] = '\0';
+    }
+    return rc;
+}
+
+int pst_imported_model_start_input(const pst_train_flags *f, model *m, pst_imported_model *im,
+                                   pst_task *t, int index, int workers, char *what, size_t len,
+                                   pst_status *st) {
+    pst_imported *imp = im->imp;
+    pst_graph *g = m->g;
+    pst_node *targets[2] = {m->train_op, m->loss.node};
+    im->task = t;
+    pthread_mutex_init(&im->runs_mu, NULL);
+    pst_imported_set_runner(imp, run_input_ops, im, pst_task_vars(t));
+    im->reads_queues = pst_imported_uses_queues(imp, targets, 2);
+    im->reads_datasets = pst_imported_uses_datasets(imp, targets, 2);
+    /* what the step reads: every output of its dequeues and IteratorGetNexts */
+    char *need = pst_imported_ancestors(g, targets, 2);
+    int total = 0;
+    for (int i = 0; i < pst_graph_num_nodes(g); i++)
+        if (need[i] && is_input_op(pst_graph_node(g, i))) total += pst_graph_node(g, i)->n_outputs;
+    if (total > PST_MAX_FEEDS - f->n_feeds) {
+        free(need);
+        return pst_status_set(st, PST_E_INVALID, "--meta %s: its train op reads %d input "
+                              "tensors (at most %d)", f->meta, total, PST_MAX_FEEDS - f->n_feeds);
+    }
+    im->inputs = calloc((size_t)total + 1, sizeof *im->inputs);
+    if (!im->inputs) {
+        free(need);
+        return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+    }
+    for (int i = 0; i < pst_graph_num_nodes(g); i++) {
+        pst_node *n = pst_graph_node(g, i);
+        if (!need[i] || !is_input_op(n)) continue;
+        for (int k = 0; k < n->n_outputs; k++) im->inputs[im->n_inputs++] = pst_out(n, k);
+    }
+    free(need);
+    if (!(im->input_run = pst_dist_run_new(t, g, im->n_inputs, im->inputs, 0, NULL, st)))
+        return st->code;
+    int64_t all = 0, mine = 0;
+    const char *path = f->records;
+    if (path && write_share(path, index, workers, im->shard, sizeof im->shard, &all, &mine, st) < 0)
+        return st->code;
+    if (im->shard[0]) path = im->shard;
+    int n = 0;
+    if (f->records)
+        n = snprintf(what, len, "reading %lld of the %lld records of %s", (long long)mine,
+                     (long long)all, f->records);
+    else
+        n = snprintf(what, len, "reading the files the graph names");
+    if (im->reads_datasets) {
+        pst_imported_dataset_input *din = calloc(1, sizeof *din);
+        if (!din) return pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+        im->din = din;
+        if (pst_imported_dataset_inputs(imp, targets, 2, path, 0, din, st) < 0 ||
+            pst_imported_run_dataset_inits(imp, din, st) < 0)
+            return st->code;
+        if (n >= 0 && (size_t)n < len)
+            n += snprintf(what + n, len - (size_t)n, "; %d tf.data iterators initialized",
+                          din->n_inits);
+    }
+    if (im->reads_queues) {
+        pst_feed *files = NULL;
+        int nfiles = 0;
+        if (path && pst_imported_reader_files(imp, path, &files, &nfiles, st) < 0) return st->code;
+        int rc = pst_imported_start_queue_runners(imp, files, nfiles, st);
+        for (int i = 0; i < nfiles; i++) pst_tensor_unref(files[i].value);
+        free(files);
+        if (rc < 0) return rc;
+        if (n >= 0 && (size_t)n < len)
+            snprintf(what + n, len - (size_t)n, "; %d queue runners started",
+                     pst_imported_num_queue_runners(imp));
+    }
+    return 0;
+}
+
+int pst_imported_model_next_input(pst_imported_model *im, pst_feed *out, int max, int *n,
+                                  pst_status *st) {
+    *n = 0;
+    if (im->n_inputs > max) return pst_status_set(st, PST_E_INVALID, "too many input tensors");
+    pst_imported_dataset_input *din = im->din;
+    pst_tensor *v[PST_MAX_FEEDS] = {0};
+    if (pst_dist_run_step(im->input_run, din ? din->handles : NULL, din ? din->n_handles : 0, v,
+                          st) < 0)
+        return st->code;
+    for (int i = 0; i < im->n_inputs; i++) out[i] = (pst_feed){im->inputs[i], v[i]};
+    *n = im->n_inputs;
+    return 0;
+}
+
+int pst_imported_model_stop_input(pst_imported_model *im, pst_status *st) {
+    return im->imp ? pst_imported_stop_queue_runners(im->imp, st) : 0;
+}
+
 void pst_imported_model_destroy(pst_imported_model *im, model *m) {
+    pst_status ignored = {0};
+    pst_imported_model_stop_input(im, &ignored);
+    for (int i = 0; i < im->n_runs; i++) {
+        pst_dist_run_free(im->runs[i].r);
+        free(im->runs[i].targets);
+    }
+    free(im->runs);
+    if (im->task) pthread_mutex_destroy(&im->runs_mu);
+    im->runs = NULL;
+    im->n_runs = 0;
+    pst_dist_run_free(im->input_run);
+    im->input_run = NULL;
+    if (im->din) pst_imported_dataset_input_free(im->din);
+    free(im->din);
+    im->din = NULL;
+    free(im->inputs);
+    im->inputs = NULL;
+    im->n_inputs = 0;
+    if (im->shard[0]) unlink(im->shard);
+    im->shard[0] = '\0';
+    if (im->imp) pst_imported_set_runner(im->imp, NULL, NULL, NULL);
     for (int i = 0; i < im->n_feeds; i++) pst_record_feed_destroy(&im->feeds[i]);
     im->n_feeds = 0;
     pst_imported_free(im->imp); /* and its graph */

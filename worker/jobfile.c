@@ -21,6 +21,7 @@ static const struct {
     {"train_op", "--train-op", 0},
     {"loss", "--loss", 0},
     {"init_checkpoint", "--init-checkpoint", 0},
+    {"records", "--records", 0},
     {"steps", "--steps", 0},
     {"batch", "--batch", 0},
     {"optimizer", "--optimizer", 0},

@@ -141,6 +141,9 @@ int pst_partition_graph(const pst_graph *g, const char *client_task, int n_fetch
         int p = part_index(out, task);
         bs.node_part[id] = p;
         pst_graph *pg = out->parts[p].graph;
+        /* ops calling g's functions (a tf.data pipeline's map) find them in g's library; a
+         * partition registered on another task carries no library */
+        if (pst_graph_num_functions(g) > 0) pst_graph_set_library_parent(pg, g);
         pst_output *ins = calloc((size_t)n->n_inputs + 1, sizeof *ins);
         PST_ASSERT(ins != NULL);
         for (int i = 0; i < n->n_inputs; i++) {

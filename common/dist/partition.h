@@ -33,7 +33,7 @@ typedef struct pst_partition_set {
     int client; /* index of the client's partition */
 } pst_partition_set;
 
-
+/* The partitions' graphs find g's functions in g's library (g must outlive them). */
 int pst_partition_graph(const pst_graph *g, const char *client_task, int n_fetches,
                         const pst_output *fetches, int n_targets, pst_node *const *targets,
                         pst_partition_set *out, pst_status *st);
