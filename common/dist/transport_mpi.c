@@ -318,7 +318,8 @@ typedef struct pcall {
 
 /* A message in flight out of this process. */
 typedef struct sendop {
-    struct sendop *next;
+    struct sendop *next; /* set when queued; rewritten only by rx (unlinking), under t->mu */
+    int done;            /* rx: 1 sent, 2 failed */
     MPI_Request req[2]; /* the head, and the data of a split message (else MPI_REQUEST_NULL) */
     uint8_t hdr[HDR_BYTES];
     char smsg[PST_STATUS_MSG_MAX];
@@ -336,6 +337,7 @@ typedef struct recvop {
     void *data;      /* a split message's data: pst_aligned_alloc'd block */
     size_t data_len;
     int data_wanted; /* the data's receive is posted */
+    int done;        /* rx: 1 received, 2 failed */
     int discard;     /* ... into nothing (no memory for it): the message is dropped */
 } recvop;
 
@@ -378,7 +380,7 @@ typedef struct mtransport {
     sendop *sends;
     recvop *recvs;
     uint64_t next_id;
-    unsigned next_data_tag;
+    atomic_uint next_data_tag;
     pthread_t rx;
     int rx_started;
     atomic_int quit;
@@ -455,13 +457,14 @@ static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int 
     int e = MPI_Type_create_hindexed(n, lens, displs, MPI_BYTE, &type);
     if (e == MPI_SUCCESS) e = MPI_Type_commit(&type);
     if (e == MPI_SUCCESS) {
-        pthread_mutex_lock(&t->mu);
         if (data) {
-            data_tag = TAG_DATA0 + (int)(t->next_data_tag++ % (unsigned)data_tags);
+            data_tag = TAG_DATA0 +
+                       (int)(atomic_fetch_add(&t->next_data_tag, 1) % (unsigned)data_tags);
             put64(op->hdr + 24, (uint64_t)data->len);
             put32(op->hdr + 32, (uint32_t)data_tag);
         }
-        /* The head first, so the receiver learns where the data goes before it comes. */
+        /* The head first, so the receiver learns where the data goes before it comes. Posted
+         * outside t->mu: rx tests the sends in flight meanwhile. */
         e = MPI_Isend(MPI_BOTTOM, 1, type, rank, tag, world_comm, &op->req[0]);
         if (e == MPI_SUCCESS && data)
             e = MPI_Isend(data->base, (int)data->len, MPI_BYTE, rank, data_tag, world_comm,
@@ -470,11 +473,12 @@ static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int 
         if (queued) {
             /* The head is on its way (even when its data could not follow): op and its
              * message live until it is sent. */
+            if (e != MPI_SUCCESS) op->call = 0; /* the caller hears of the failure below */
+            pthread_mutex_lock(&t->mu);
             op->next = t->sends;
             t->sends = op;
-            if (e != MPI_SUCCESS) op->call = 0; /* the caller hears of the failure below */
+            pthread_mutex_unlock(&t->mu);
         }
-        pthread_mutex_unlock(&t->mu);
         MPI_Type_free(&type);
     }
     if (e != MPI_SUCCESS) {
@@ -640,50 +644,70 @@ static void deliver(mtransport *t, recvop *r) {
 /* One pass over sends, receives, arrivals and deadlines; returns 1 when anything moved. */
 static int poll_once(mtransport *t, double now, int check_deadlines) {
     int moved = 0;
-    /* sends in flight */
+    /* Sends and receives in flight are tested without t->mu (other threads only ever put new
+     * ones at the head of a list, so the rest of it stays as it is), then the finished ones
+     * are taken off under it. */
     pthread_mutex_lock(&t->mu);
-    sendop **sp = &t->sends;
+    sendop *sends = t->sends;
+    recvop *recvs = t->recvs;
+    pthread_mutex_unlock(&t->mu);
+    int finished = 0;
+    for (sendop *op = sends; op; op = op->next) {
+        int flag = 0;
+        int e = MPI_Testall(2, op->req, &flag, MPI_STATUSES_IGNORE);
+        if (e != MPI_SUCCESS) op->done = 2, finished = 1;
+        else if (flag) op->done = 1, finished = 1;
+    }
+    for (recvop *r = recvs; r; r = r->next) {
+        int flag = 0;
+        int e = MPI_Test(&r->req, &flag, MPI_STATUS_IGNORE);
+        if (e != MPI_SUCCESS) r->done = 2, finished = 1;
+        else if (flag) r->done = 1, finished = 1;
+    }
     sendop *done_sends = NULL;
     pcall *send_failed = NULL;
-    while (*sp) {
-        int flag = 0;
-        int e = MPI_Testall(2, (*sp)->req, &flag, MPI_STATUSES_IGNORE);
-        if (flag || e != MPI_SUCCESS) {
-            sendop *op = *sp;
-            *sp = op->next;
-            op->next = done_sends;
-            done_sends = op;
-            pcall *pc = e != MPI_SUCCESS && op->call ? take_call(t, op->call, -1) : NULL;
-            if (pc) {
-                pc->next = send_failed;
-                send_failed = pc;
-            }
-        } else {
-            sp = &(*sp)->next;
+    recvop *arrived = NULL, *dropped = NULL;
+    pthread_mutex_lock(&t->mu);
+    for (sendop **sp = &t->sends; finished && *sp;) {
+        sendop *op = *sp;
+        if (!op->done) {
+            sp = &op->next;
+            continue;
+        }
+        *sp = op->next;
+        op->next = done_sends;
+        done_sends = op;
+        pcall *pc = op->done == 2 && op->call ? take_call(t, op->call, -1) : NULL;
+        if (pc) {
+            pc->next = send_failed;
+            send_failed = pc;
         }
     }
-    /* receives in flight */
-    recvop **rp = &t->recvs, *arrived = NULL;
-    while (*rp) {
-        int flag = 0;
-        int e = MPI_Test(&(*rp)->req, &flag, MPI_STATUS_IGNORE);
-        if (flag || e != MPI_SUCCESS) {
-            recvop *r = *rp;
-            *rp = r->next;
-            if (e == MPI_SUCCESS && !r->discard) {
-                r->next = arrived;
-                arrived = r;
-            } else { /* failed, or data this rank had no memory for: dropped */
-                free(r->buf);
-                pst_aligned_free(r->data);
-                free(r);
-            }
-        } else {
-            rp = &(*rp)->next;
+    for (recvop **rp = &t->recvs; finished && *rp;) {
+        recvop *r = *rp;
+        if (!r->done) {
+            rp = &r->next;
+            continue;
+        }
+        *rp = r->next;
+        if (r->done == 1 && !r->discard) {
+            r->done = 0; /* a head may go back on the list for its data */
+            r->next = arrived;
+            arrived = r;
+        } else { /* failed, or data this rank had no memory for: dropped */
+            r->next = dropped;
+            dropped = r;
         }
     }
     int serving = t->serving;
     pthread_mutex_unlock(&t->mu);
+    while (dropped) {
+        recvop *r = dropped;
+        dropped = r->next;
+        free(r->buf);
+        pst_aligned_free(r->data);
+        free(r);
+    }
     fail_calls(t, send_failed, PST_E_UNAVAILABLE, "sending the request failed (the rank is gone?)");
     while (done_sends) {
         sendop *op = done_sends;
