@@ -146,6 +146,15 @@ START_TEST(test_bad_feeds_are_named) {
     ck_assert_msg(strstr(w, "--init-checkpoint") && strstr(w, "nowhere/model.ckpt"), "%s", w);
     ck_assert_ptr_null(strstr(w, "final_loss="));
     free(w);
+    /* "records" is for a graph reading its own input: this one has placeholders. */
+    pst_lu_teardown();
+    pst_lu_setup();
+    convert_data();
+    snprintf(extra, sizeof extra, ", \"records\": \"%s/data/test.tfrecord\"", pst_lu_dir);
+    ck_assert_int_ne(pst_lu_launch(job("records", good_feeds(), 100, extra), run, sizeof run), 0);
+    w = workers_logs(run);
+    ck_assert_msg(strstr(w, "--records") && strstr(w, "reads no input of its own"), "%s", w);
+    free(w);
     /* The dry run places the graph as the workers do, without reading the feeds. */
     char cmd[2048], out[8192];
     snprintf(cmd, sizeof cmd, "%s inspect placement --job %s --dry-run 2>&1", pst_lu_pstrain,

@@ -398,8 +398,11 @@ static int dist_should_stop(void *ctx) {
         if (pst_coord_agent_stop_requested(d->member.agent) && (!d->chief || others_done(d)))
             return 1;
     }
-    /* A graph reading its own input ends cleanly when the input is exhausted. */
-    return d->imp && d->imp->n_inputs > 0 && next_input(d);
+    /* A graph reading its own input ends cleanly when the input is exhausted; the chief
+     * after the other workers (their last updates in its final checkpoint; at most 10 s). */
+    if (!d->imp || d->imp->n_inputs == 0 || !next_input(d)) return 0;
+    while (d->chief && !others_done(d)) usleep(50000);
+    return 1;
 }
 
 static int dist_validate(void *ctx, double *acc, pst_status *st) {
@@ -494,6 +497,12 @@ data_ready:;
         if ((rc = pst_imported_model_start_input(f, &d->m, d->imp, d->t, d->index, d->n_workers,
                                                  input_note, sizeof input_note, st)) < 0)
             goto out;
+    } else if (d->imp && f->records) {
+        rc = pst_status_set(st, PST_E_INVALID, "--records %s: %s's train op reads no input of "
+                            "its own (no queue dequeue or tf.data iterator): give its "
+                            "placeholders' data with --feed (job file: \"feeds\")", f->records,
+                            f->meta);
+        goto out;
     } else if (d->imp) {
         /* the feeds' records, shared out in dist_step */
     } else if (d->member.agent) {
@@ -593,6 +602,12 @@ data_ready:;
         d->left = 1;
         goto out;
     }
+    if (d->imp) {
+        /* the queue runners stopped (their queues closed, threads joined): an error one hit
+         * (a file that cannot be read) is the job's */
+        drop_input(d);
+        if ((rc = pst_imported_model_stop_input(d->imp, st)) < 0) goto out;
+    }
     if (d->in_done)
         printf("%s: input exhausted after %lld steps of its own, at global step %lld\n",
                pst_task_device(d->t), (long long)atomic_load(&d->local_steps),
@@ -602,10 +617,6 @@ data_ready:;
                (long long)stats.global_step);
     double acc = 0;
     if (d->imp) {
-        /* the queue runners stopped (their queues closed, threads joined): an error one hit
-         * (a file that cannot be read) is the job's */
-        drop_input(d);
-        if ((rc = pst_imported_model_stop_input(d->imp, st)) < 0) goto out;
         /* no accuracy to measure in a user's graph: its last loss */
         printf("final_loss=%.6g\n", atomic_load(&d->loss));
         if (d->events) {
