@@ -388,6 +388,33 @@ START_TEST(test_concurrent_failure_reports_the_earliest) {
 }
 END_TEST
 
+/* Resources dropped by key prefix are freed at once; the others stay until the store goes. */
+static int freed_resources;
+static void *make_counter(void *ctx, pst_status *st) {
+    (void)st;
+    return ctx;
+}
+static void free_counter(void *r) { freed_resources += *(int *)r; }
+
+START_TEST(test_drop_resources_by_prefix) {
+    pst_var_store *vs = pst_var_store_new();
+    static int one = 1, ten = 10, hundred = 100;
+    pst_status st = {0};
+    freed_resources = 0;
+    ck_assert_ptr_eq(pst_var_store_resource(vs, "iter:a", make_counter, &one, free_counter, &st), &one);
+    ck_assert_ptr_eq(pst_var_store_resource(vs, "iter:b", make_counter, &ten, free_counter, &st), &ten);
+    ck_assert_ptr_eq(pst_var_store_resource(vs, "queue:c", make_counter, &hundred, free_counter,
+                                            &st), &hundred);
+    ck_assert_int_eq(pst_var_store_drop_resources(vs, "iter:"), 2);
+    ck_assert_int_eq(freed_resources, 11);
+    ck_assert_ptr_null(pst_var_store_find_resource(vs, "iter:a"));
+    ck_assert_ptr_eq(pst_var_store_find_resource(vs, "queue:c"), &hundred);
+    ck_assert_int_eq(pst_var_store_drop_resources(vs, "iter:"), 0);
+    pst_var_store_free(vs);
+    ck_assert_int_eq(freed_resources, 111);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("session");
     TCase *tc = tcase_create("core");
@@ -405,6 +432,7 @@ int main(void) {
     tcase_add_test(io, test_independent_branches_run_concurrently);
     tcase_add_test(io, test_concurrent_training_steps_equal_sequential);
     tcase_add_test(io, test_concurrent_failure_reports_the_earliest);
+    tcase_add_test(io, test_drop_resources_by_prefix);
     tcase_set_timeout(io, 120);
     suite_add_tcase(s, io);
     return pst_test_main(s);

@@ -78,6 +78,13 @@ static const char *job(const char *name, const char *records, long steps) {
     return job_of(name, graph, records, steps);
 }
 
+/* Both workers' logs (the first to fail ends the job: the other may have said nothing). */
+static void both_logs(const char *run, char *out, size_t len) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cat %s/logs/worker0.log %s/logs/worker1.log 2>/dev/null", run, run);
+    pst_lu_run(cmd, out, len);
+}
+
 /* Launches j, which must end cleanly ("done", past global step steps); each worker's log
  * must say want and end with a finite loss. */
 static void launch_done(const char *j, long steps, const char *want, char *run, size_t len) {
@@ -85,7 +92,9 @@ static void launch_done(const char *j, long steps, const char *want, char *run, 
     char log[600];
     snprintf(log, sizeof log, "%s/launch.log", pst_lu_dir);
     char *lo = pst_lu_slurp(log);
-    ck_assert_msg(rc == 0, "launch exited %d:\n%s", rc, lo ? lo : "");
+    static char w[3000];
+    if (rc) both_logs(run, w, sizeof w);
+    ck_assert_msg(rc == 0, "launch exited %d:\n%.1000s\n%s", rc, lo ? lo : "", w);
     free(lo);
     cJSON *st = pst_lu_state_of(run);
     ck_assert_ptr_nonnull(st);
@@ -101,13 +110,6 @@ static void launch_done(const char *j, long steps, const char *want, char *run, 
         ck_assert_msg(isfinite(l) && l > 0 && l < 100, "final loss %g", l);
         free(w);
     }
-}
-
-/* Both workers' logs (the first to fail ends the job: the other may have said nothing). */
-static void both_logs(const char *run, char *out, size_t len) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cat %s/logs/worker0.log %s/logs/worker1.log 2>/dev/null", run, run);
-    pst_lu_run(cmd, out, len);
 }
 
 static void setup_graph(void) {

@@ -16,6 +16,7 @@
 #include "optimizer.h"
 #include "task.h"
 #include "task_client.h"
+#include "tf_data.h"
 #include "tfrecord.h"
 
 /* Whether the train op already moves the global step (TF's minimize(global_step=...) adds an
@@ -414,6 +415,9 @@ void pst_imported_model_destroy(pst_imported_model *im, model *m) {
     free(im->inputs);
     im->inputs = NULL;
     im->n_inputs = 0;
+    /* the iterators' datasets run functions of the graph freed below */
+    if (im->task && im->reads_datasets)
+        pst_var_store_drop_resources(pst_task_vars(im->task), PST_TF_DATA_ITERATOR_KEY);
     if (im->shard[0]) unlink(im->shard);
     im->shard[0] = '\0';
     if (im->imp) pst_imported_set_runner(im->imp, NULL, NULL, NULL);

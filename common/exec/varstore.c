@@ -233,3 +233,26 @@ void pst_var_end_update(pst_var *v) {
     v->n_updates++;
     pthread_mutex_unlock(&v->mu);
 }
+
+int pst_var_store_drop_resources(pst_var_store *vs, const char *prefix) {
+    size_t len = strlen(prefix);
+    pthread_mutex_lock(&vs->mu);
+    size_t cap = pst_strmap_size(vs->resources);
+    resource **gone = calloc(cap + 1, sizeof *gone);
+    char **keys = calloc(cap + 1, sizeof *keys);
+    int n = 0;
+    const char *k;
+    void *val;
+    for (size_t it = 0; gone && keys && pst_strmap_next(vs->resources, &it, &k, &val);)
+        if (strncmp(k, prefix, len) == 0 && (keys[n] = strdup(k))) n++;
+    for (int i = 0; i < n; i++) gone[i] = pst_strmap_del(vs->resources, keys[i]);
+    pthread_mutex_unlock(&vs->mu);
+    for (int i = 0; i < n; i++) {
+        if (gone[i] && gone[i]->free_fn) gone[i]->free_fn(gone[i]->obj);
+        free(gone[i]);
+        free(keys[i]);
+    }
+    free(gone);
+    free(keys);
+    return n;
+}

@@ -58,6 +58,9 @@ void *pst_var_store_resource(pst_var_store *vs, const char *key, pst_resource_ma
                              void *ctx, pst_resource_free_fn free_fn, pst_status *st);
 /* The resource stored under key, or NULL when none was made. */
 void *pst_var_store_find_resource(pst_var_store *vs, const char *key);
+/* Frees every resource whose key starts with prefix (none may be in use: e.g. tf.data
+ * iterators whose datasets run functions of a graph about to be freed); returns how many. */
+int pst_var_store_drop_resources(pst_var_store *vs, const char *prefix);
 
 /* Current value with a new reference, or NULL when uninitialized. */
 pst_tensor *pst_var_read(pst_var *v);
