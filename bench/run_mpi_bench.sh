@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # MPI benchmarks on this machine (README "Benchmarks"), each against a reference measured in the
 # same run:
-#   1. bench_mpi under mpirun -np 2: push + pull of 100 MB over the MPI transport vs raw
-#      MPI_Send/MPI_Recv, and the SimpleCNN's gradients through the fused allreduce vs one raw
+#   1. bench_mpi under mpirun -np 2: push + pull of 100 MB (in 25 variables, then in 100) over
+#      the MPI transport vs raw MPI_Send/MPI_Recv, and the SimpleCNN's gradients through the fused allreduce vs one raw
 #      MPI_Allreduce of the same bytes (medians of alternated pairs);
 #   2. bench_transport: the gRPC transport's figure for the same 100 MB (vs raw TCP);
 #   3. SimpleCNN in allreduce mode, 2 ranks vs 1 rank (1 thread each, batch 100 per rank):
@@ -21,6 +21,8 @@ dir=$(mktemp -d /tmp/pst-mpi-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 echo "== bench_mpi (2 ranks)"
 mpirun --bind-to none -np 2 "$bin/bench/bench_mpi"
+echo "== bench_mpi, the same 100 MB in 100 variables of 1 MB (per-message cost)"
+mpirun --bind-to none -np 2 "$bin/bench/bench_mpi" 100 100 transport | tail -n +2
 echo "== bench_transport (gRPC, the same 100 MB)"
 "$bin/bench/bench_transport" | tail -n 3
 echo "== SimpleCNN, allreduce, 2 ranks vs 1 rank ($steps steps, batch 100 per rank, 1 thread each)"

@@ -162,6 +162,19 @@ START_TEST(test_learning_rate_schedules) {
                                 (0.1 - 0.01) * pow(1 - ts / 1000, 2) + 0.01, 1e-6);
         ck_assert_double_eq_tol(scalar(g, pst_lr_cosine_decay(g, 0.1f, step, 1000, 0.1f)),
                                 0.1 * (0.9 * 0.5 * (1 + cos(M_PI * ts / 1000)) + 0.1), 1e-6);
+        /* a schedule chosen at run time: its op and its value in C agree */
+        pst_lr_schedule sch[4] = {{PST_LR_CONSTANT, 0.1f, 0, 0, 0, 0},
+                                  {PST_LR_EXPONENTIAL, 0.1f, 100, 0.5f, 0, 1},
+                                  {PST_LR_COSINE, 0.1f, 1000, 0, 0.01f, 0},
+                                  {PST_LR_POLYNOMIAL, 0.1f, 1000, 0, 0.01f, 0}};
+        for (int i = 0; i < 4; i++) {
+            pst_output op = pst_lr_schedule_op(g, &sch[i], step);
+            ck_assert_int_eq(op.node == NULL, i == 0);
+            ck_assert_double_eq_tol(op.node ? scalar(g, op) : 0.1, pst_lr_schedule_at(&sch[i], steps[k]),
+                                    1e-6);
+        }
+        ck_assert_int_eq(pst_lr_kind_parse("cosine"), PST_LR_COSINE);
+        ck_assert_int_eq(pst_lr_kind_parse("linear"), -1);
         pst_graph_free(g);
     }
 }

@@ -39,7 +39,7 @@ for c in ip ssh ssh-keygen unshare; do
   command -v "$c" >/dev/null || skip "'$c' is not installed (iproute2, openssh-client, util-linux)"
 done
 [ -x /usr/sbin/sshd ] || skip "sshd is not installed (apt-get install openssh-server)"
-"$worker" --help 2>&1 | grep -q -- '--transport' || skip "built without MPI"
+[ "${PST_BUILT_WITH_MPI:-ON}" = ON ] || skip "built without MPI (-DPST_MPI=OFF)"
 
 dir=$(mktemp -d /tmp/pst-mpihosts.XXXXXX)
 chmod 755 "$dir"

@@ -2,6 +2,7 @@
  * dropped and counted, a lost replica failing the waiting step at once, naming the worker;
  * Adam's powers assigned once per step; a stopping task ending every wait. */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ static void replica_build(replica *r, pst_var_store *vs, int need, int total) {
     r->grad_in = pst_placeholder(r->g, "grad", PST_FLOAT, pst_shape_scalar());
     r->local_in = pst_placeholder(r->g, "local_step", PST_INT64, pst_shape_scalar());
     pst_output in[3] = {w, pst_const_f32(r->g, 0.5f, NULL), r->grad_in};
-    r->upd = pst_sync_apply(r->g, "ApplyGradientDescent", 3, in, r->local_in, need, total, 0, NULL);
+    r->upd = pst_sync_apply(r->g, "ApplyGradientDescent", 3, in, r->local_in, need, total, 0, 0, NULL);
     pst_node *deps[1] = {r->upd.node};
     pst_graph_push_control_deps(r->g, 1, deps);
     r->step_out = pst_sync_step_advance(r->g, gs, r->local_in, NULL);
@@ -97,63 +98,131 @@ START_TEST(test_sync_replicas_average_once) {
 }
 END_TEST
 
-START_TEST(test_sync_timeout_names_variable) {
+/* One replica of two sends gradient 1 for step `local` through the update build() makes on
+ * w; returns the run's code (st its message), with w and its stale count afterwards. */
+static int lone_gradient(pst_output (*build)(replica *r, pst_output *in), int64_t local,
+                         pst_status *st, float *w_after, int64_t *stale) {
     pst_var_store *vs = pst_var_store_new();
     replica r;
     replica_build(&r, vs, 2, 2);
-    pst_status st = {0};
-    pst_session_run_target(r.s, pst_global_variables_initializer(r.g), &st);
-    /* Only one of two replicas ever arrives; a short wait gives up with an error. */
+    pst_session_run_target(r.s, pst_global_variables_initializer(r.g), st);
     pst_output in[3] = {pst_out(pst_graph_find(r.g, "w"), 0), pst_const_f32(r.g, 0.5f, NULL), r.grad_in};
-    pst_node_builder *nb = pst_nb_new(r.g, "PstSyncApplyGradientDescent", "short_wait");
-    pst_nb_inputs(nb, 3, in);
-    pst_nb_input(nb, r.local_in);
-    pst_nb_attr_i(nb, "replicas_to_aggregate", 2);
-    pst_nb_attr_i(nb, "timeout_ms", 100);
-    pst_output upd = pst_nb_finish_out(nb);
+    pst_output upd = build(&r, in);
     ck_assert_ptr_nonnull(upd.node);
-    pst_tensor *gt = pst_tensor_scalar_f32(1), *lt = pst_tensor_scalar_i64(0);
+    pst_tensor *gt = pst_tensor_scalar_f32(1), *lt = pst_tensor_scalar_i64(local);
     pst_feed f[2] = {{r.grad_in, gt}, {r.local_in, lt}};
     pst_tensor *out = NULL;
-    ck_assert_int_eq(pst_session_run(r.s, f, 2, &upd, 1, NULL, 0, &out, &st), PST_E_DEADLINE);
-    ck_assert_ptr_nonnull(strstr(st.msg, "variable 'w'"));
-    ck_assert_ptr_nonnull(strstr(st.msg, "short_wait"));
+    int rc = pst_session_run(r.s, f, 2, &upd, 1, NULL, 0, &out, st);
+    pst_tensor_unref(out);
+    *w_after = read_var(vs, "w");
+    *stale = pst_ps_sync_stale(vs, "w");
     pst_tensor_unref(gt);
     pst_tensor_unref(lt);
     pst_session_free(r.s);
     pst_graph_free(r.g);
     pst_var_store_free(vs);
+    return rc;
+}
+
+static pst_output short_wait_update(replica *r, pst_output *in) {
+    pst_node_builder *nb = pst_nb_new(r->g, "PstSyncApplyGradientDescent", "short_wait");
+    pst_nb_inputs(nb, 3, in);
+    pst_nb_input(nb, r->local_in);
+    pst_nb_attr_i(nb, "replicas_to_aggregate", 2);
+    pst_nb_attr_i(nb, "timeout_ms", 100);
+    return pst_nb_finish_out(nb);
+}
+
+/* Only one of two replicas ever arrives; a short wait gives up with an error. */
+START_TEST(test_sync_timeout_names_variable) {
+    pst_status st = {0};
+    float w;
+    int64_t stale;
+    ck_assert_int_eq(lone_gradient(short_wait_update, 0, &st, &w, &stale), PST_E_DEADLINE);
+    ck_assert_ptr_nonnull(strstr(st.msg, "variable 'w'"));
+    ck_assert_ptr_nonnull(strstr(st.msg, "short_wait"));
 }
 END_TEST
 
-/* Replicas lost: with 2 of 3 to aggregate, losing one still lets a step complete; after the
- * second, a replica waiting for its step fails at once with the reason, not at its timeout. */
-START_TEST(test_sync_replica_lost_fails_waiting_step) {
+static pst_output last_step_5_update(replica *r, pst_output *in) {
+    return pst_sync_apply(r->g, "ApplyGradientDescent", 3, in, r->local_in, 2, 2, 0, 5,
+                          "last_step_5");
+}
+
+/* The job's last step (attr last_step 5): a gradient for step 5 (a replica whose step began
+ * as the others reached the end) is refused at once with PST_E_OUT_OF_RANGE, not after the
+ * wait for a second replica, counted as stale and never applied. */
+START_TEST(test_sync_gradient_past_last_step_refused) {
+    pst_status st = {0};
+    float w;
+    int64_t stale;
+    ck_assert_int_eq(lone_gradient(last_step_5_update, 5, &st, &w, &stale), PST_E_OUT_OF_RANGE);
+    ck_assert_msg(strstr(st.msg, "step 5 of variable 'w' is past the job's last step 5") != NULL,
+                  "%s", st.msg);
+    ck_assert_float_eq(w, 1.0f);
+    ck_assert_int_eq(stale, 1);
+}
+END_TEST
+
+/* With 2 of 3 to aggregate: replica 2 goes (gone(vs, first)) and replicas 0 and 1 still
+ * complete step 0; at step 1 replica 0 waits for a second gradient and replica 1 goes too
+ * (gone(vs, second)). Returns replica 0's step-1 code, its message in msg; asserts step 1
+ * was never applied. */
+static int step1_after_two_gone(void (*gone)(pst_var_store *, const char *), const char *first,
+                                const char *second, char *msg, size_t len) {
     pst_var_store *vs = pst_var_store_new();
     replica r[2];
     for (int i = 0; i < 2; i++) replica_build(&r[i], vs, 2, 3);
     pst_status st = {0};
     ck_assert_int_eq(pst_session_run_target(r[0].s, pst_global_variables_initializer(r[0].g), &st), 0);
-    pst_ps_sync_replica_lost(vs, "/job:worker/replica:0/task:2 failed: no answer");
+    gone(vs, first);
     two_replicas_step0(r, vs);
-    /* step 1: replica 0 waits for a second gradient; then replica 1's worker is lost too */
-    pthread_t th[1];
+    pthread_t th;
     r[0].grad = 1;
     r[0].local = 1;
-    pthread_create(&th[0], NULL, replica_step, &r[0]);
+    pthread_create(&th, NULL, replica_step, &r[0]);
     usleep(100 * 1000);
-    pst_ps_sync_replica_lost(vs, "/job:worker/replica:0/task:1 failed: no answer");
-    pthread_join(th[0], NULL);
-    ck_assert_int_eq(r[0].rc, PST_E_ABORTED);
-    ck_assert_msg(strstr(r[0].st.msg, "2 of 3 replicas failed") != NULL, "%s", r[0].st.msg);
-    ck_assert_msg(strstr(r[0].st.msg, "task:1 failed: no answer") != NULL, "%s", r[0].st.msg);
-    ck_assert_msg(strstr(r[0].st.msg, "variable 'w'") != NULL, "%s", r[0].st.msg);
+    gone(vs, second);
+    pthread_join(th, NULL);
+    snprintf(msg, len, "%s", r[0].st.msg);
     ck_assert_float_eq_tol(read_var(vs, "w"), -0.5f, 1e-6); /* step 1 never applied */
     for (int i = 0; i < 2; i++) {
         pst_session_free(r[i].s);
         pst_graph_free(r[i].g);
     }
     pst_var_store_free(vs);
+    return r[0].rc;
+}
+
+/* Replicas lost: losing one still lets a step complete; after the second, a replica waiting
+ * for its step fails at once with the reason, not at its timeout. */
+START_TEST(test_sync_replica_lost_fails_waiting_step) {
+    char msg[PST_STATUS_MSG_MAX];
+    int rc = step1_after_two_gone(pst_ps_sync_replica_lost,
+                                  "/job:worker/replica:0/task:2 failed: no answer",
+                                  "/job:worker/replica:0/task:1 failed: no answer", msg, sizeof msg);
+    ck_assert_int_eq(rc, PST_E_ABORTED);
+    ck_assert_msg(strstr(msg, "2 of 3 replicas failed") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "task:1 failed: no answer") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "variable 'w'") != NULL, "%s", msg);
+}
+END_TEST
+
+static void finished(pst_var_store *vs, const char *who) {
+    (void)who;
+    pst_ps_sync_replica_finished(vs);
+}
+
+/* Replicas finished (one backup): a replica whose step began as the other two reached the end
+ * waits for a gradient that never comes; when they say they are done it fails at once with
+ * PST_E_OUT_OF_RANGE saying why, not at its timeout. One finished replica alone does not end
+ * a step the other two can still complete. */
+START_TEST(test_sync_replicas_finished_end_waiting_step) {
+    char msg[PST_STATUS_MSG_MAX];
+    int rc = step1_after_two_gone(finished, NULL, NULL, msg, sizeof msg);
+    ck_assert_int_eq(rc, PST_E_OUT_OF_RANGE);
+    ck_assert_msg(strstr(msg, "2 of 3 replicas finished training") != NULL, "%s", msg);
+    ck_assert_msg(strstr(msg, "variable 'w'") != NULL, "%s", msg);
 }
 END_TEST
 
@@ -246,6 +315,8 @@ int main(void) {
     tcase_add_test(tc, test_sync_replicas_average_once);
     tcase_add_test(tc, test_sync_timeout_names_variable);
     tcase_add_test(tc, test_sync_replica_lost_fails_waiting_step);
+    tcase_add_test(tc, test_sync_replicas_finished_end_waiting_step);
+    tcase_add_test(tc, test_sync_gradient_past_last_step_refused);
     tcase_add_test(tc, test_sync_assign_once_per_step);
     tcase_add_test(tc, test_sync_abort_ends_waits);
     tcase_add_test(tc, test_accumulators_are_a_store_resource);

@@ -147,7 +147,7 @@ mkdir -p "$dir/shared"
 ckpt=$dir/shared/run/checkpoints
 (cd "$dir" && PST_JOB_TOKEN_FILE=$dir/shared/token PST_BUILD_DIR=$bin PST_TLS=off \
   PST_PORT_BASE=$job_port PST_RUN_DIR=$dir/shared/run PST_SRUN_FLAGS=--overcommit \
-  PST_WORKER_FLAGS="--model mlp --steps 6000 --save-every-steps 500 --quiet" \
+  PST_WORKER_FLAGS="--model mlp --steps 6000 --lr-decay cosine --save-every-steps 500 --quiet" \
   sbatch --parsable --wait -N1 -n3 -c1 --overcommit -t 15 -o "$dir/job.out" \
   "$src/deploy/slurm/pstrain.sbatch" >"$dir/sbatch.txt" 2>&1) &
 sbatch_pid=$!

@@ -1323,11 +1323,133 @@ START_TEST(test_graph17_command_line) {
 }
 END_TEST
 
+/* The int64 elements of ds (one component) through an IteratorV2, until OutOfRange (any other
+ * error fails); frees g. Returns how many, at most max into vals. */
+static int drain_i64(pst_graph *g, pst_output ds, int64_t *vals, int max) {
+    pst_dtype it = PST_INT64;
+    pst_node_builder *b = pst_nb_new(g, "IteratorV2", "Iterator");
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_output iter = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "MakeIterator", "MakeIterator");
+    pst_nb_input(b, ds);
+    pst_nb_input(b, iter);
+    pst_node *init = pst_nb_finish(b);
+    b = pst_nb_new(g, "IteratorGetNext", "next");
+    pst_nb_input(b, iter);
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_output next = pst_nb_finish_out(b);
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert_int_eq(pst_session_run(s, NULL, 0, NULL, 0, &init, 1, NULL, &st), 0);
+    int n = 0;
+    for (pst_tensor *t; (t = pst_session_run1(s, next, &st)) != NULL; n++) {
+        if (n < max)
+            vals[n] = pst_tensor_i64(t)[0];
+        pst_tensor_unref(t);
+    }
+    ck_assert_msg(st.code == PST_E_OUT_OF_RANGE, "%s", st.msg);
+    /* the end stays the end */
+    ck_assert_ptr_null(pst_session_run1(s, next, &st));
+    pst_session_free(s);
+    pst_graph_free(g);
+    return n;
+}
+
+/* AutoShardDataset(range(10), 3 workers, index 1) gives 1, 4, 7 (element sharding), through a
+ * SleepDataset that passes elements on. */
+START_TEST(test_auto_shard_and_sleep) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_dtype it = PST_INT64;
+    pst_node_builder *b = pst_nb_new(g, "AutoShardDataset", "shard");
+    pst_nb_input(b, range_ds(g, 0, 10));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(3), "workers"));
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1), "index"));
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    pst_nb_attr_i(b, "auto_shard_policy", 0);
+    pst_output ds = pst_nb_finish_out(b);
+    b = pst_nb_new(g, "SleepDataset", "sleep");
+    pst_nb_input(b, ds);
+    pst_nb_input(b, pst_test_const(g, pst_tensor_scalar_i64(1000), "us"));
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    int64_t v[4];
+    ck_assert_int_eq(drain_i64(g, pst_nb_finish_out(b), v, 4), 3);
+    ck_assert(v[0] == 1 && v[1] == 4 && v[2] == 7);
+}
+END_TEST
+
+/* TakeWhileDataset(range(10), x != 2) gives 0, 1 and ends (FilterDataset would go on at 3). */
+START_TEST(test_take_while) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_graph *body = pst_graph_new();
+    pst_graph_set_library_parent(body, g);
+    pst_output arg = pst_placeholder(body, "arg0", PST_INT64, pst_shape_scalar());
+    pst_output ne =
+        pst_not_equal(body, arg, pst_test_const(body, pst_tensor_scalar_i64(2), "two"), NULL);
+    ck_assert_int_eq(pst_graph_add_function(g, "not_two", body, 1, &arg.node, NULL, 1, &ne), 0);
+    pst_dtype it = PST_INT64;
+    pst_node_builder *b = pst_nb_new(g, "TakeWhileDataset", "take_while");
+    pst_nb_input(b, range_ds(g, 0, 10));
+    pst_nb_attr_s(b, "predicate", "not_two");
+    pst_nb_attr_list_type(b, "Targuments", 0, NULL);
+    pst_nb_attr_list_type(b, "output_types", 1, &it);
+    int64_t v[10];
+    ck_assert_int_eq(drain_i64(g, pst_nb_finish_out(b), v, 10), 2);
+    ck_assert(v[0] == 0 && v[1] == 1);
+}
+END_TEST
+
+/* A finite input ends `pstrain train --meta` cleanly: Dataset.from_tensor_slices of 10 rows,
+ * batch(4), no repeat, gives 3 steps (4, 4, 2 rows); the 4th meets OutOfRange, which stops
+ * the loop: the process says so and exits 0 before the 100 steps asked for. */
+START_TEST(test_finite_input_ends_training) {
+    pst_io_ops_init();
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *b = pst_nb_new(g, "TensorSliceDataset", "slices");
+    pst_nb_input(b, pst_test_const(g, pst_test_rand(PST_FLOAT, pst_shape_2d(10, 3), 1, 0, 1), "x"));
+    pst_nb_input(b, pst_test_const(g,
+                                   pst_tensor_from_i64(pst_shape_1d(10),
+                                                       (int64_t[]){0, 1, 2, 3, 4, 5, 6, 7, 8, 9}),
+                                   "y"));
+    pst_nb_attr_list_type(b, "Toutput_types", 2, xy_types);
+    pst_output four = pst_test_const(g, pst_tensor_scalar_i64(4), "four");
+    pipe_t p = {.g = g};
+    attach_iterator(&p, ds_node(g, "BatchDataset", "batch", pst_nb_finish_out(b), 1, &four, 1));
+    pst_session_free(p.s);
+    pst_output v = pst_variable(g, "total", pst_const_f32(g, 0, "zero"), 0);
+    pst_output sum =
+        pst_cast(g, pst_reduce_sum(g, pst_out(p.next, 0), 0, NULL, 0, NULL), PST_FLOAT, NULL);
+    pst_graph_add_to_collection(g, PST_TRAIN_OP, pst_assign(g, v, sum, "train"));
+    ck_assert_msg(!pst_graph_error(g), "%s", pst_graph_status(g)->msg);
+    char path[] = "/tmp/pst_tfdata_end_XXXXXX";
+    pst_test_tmp_file(path);
+    pst_status st = {0};
+    ck_assert_msg(pst_meta_graph_write(g, &(pst_meta_export_opts){0}, path, &st) == 0, "%s",
+                  st.msg);
+    pst_graph_free(g);
+    const char *bin = getenv("PST_BINARY_DIR");
+    char cmd[5000];
+    static char out[16384];
+    snprintf(cmd, sizeof cmd,
+             "%s/launcher/pstrain train --meta %s --steps 100 --print-every 1 2>&1",
+             bin ? bin : ".", path);
+    ck_assert_msg(pst_test_run_command(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "input exhausted after 3 steps") && !strstr(out, "step 4 "), "%s",
+                  out);
+    unlink(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("tf_data");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_batches_in_order_then_out_of_range);
+    tcase_add_test(tc, test_finite_input_ends_training);
+    tcase_add_test(tc, test_auto_shard_and_sleep);
+    tcase_add_test(tc, test_take_while);
     tcase_add_test(tc, test_drop_remainder);
     tcase_add_test(tc, test_repeat_count);
     tcase_add_test(tc, test_shuffle_seeded);

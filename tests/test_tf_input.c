@@ -705,28 +705,31 @@ static void put_int64_feature(pst_pbwire_buf *b, const int64_t *v, int n) {
     pst_pbwire_end(b, feat);
 }
 
-START_TEST(test_parse_single_sequence_example) {
-    pst_io_ops_init();
+/* A SequenceExample: context {length: n}; feature_lists {tokens: one int64 per step (n);
+ * tags: tag_counts[t] int64s per step (values from *next_tag up)}. */
+static pst_tensor *seq_example(int n, const int64_t *tokens, const int *tag_counts,
+                               int64_t *next_tag) {
     pst_status st = {0};
-    /* context {length: 3}; feature_lists {tokens: [5], [6], [7]; tags: [1, 2], [], [3]} */
     pst_example *ctx = pst_example_new();
-    pst_example_add_int64s(ctx, "length", (int64_t[]){3}, 1, &st);
+    pst_example_add_int64s(ctx, "length", (int64_t[]){n}, 1, &st);
     pst_pbwire_buf b;
     pst_pbwire_buf_init(&b);
-    ck_assert_int_eq(pst_example_encode(ctx, &b, &st), 0); /* field 1: the context Features */
+    ck_assert_int_eq(pst_example_encode(ctx, &b, &st), 0);
     size_t lists = pst_pbwire_begin(&b, 2);
     size_t e = pst_pbwire_begin(&b, 1);
     pst_pbwire_put_string(&b, 1, "tokens");
     size_t fl = pst_pbwire_begin(&b, 2);
-    for (int64_t t = 5; t <= 7; t++) put_int64_feature(&b, &t, 1);
+    for (int t = 0; t < n; t++) put_int64_feature(&b, tokens + t, 1);
     pst_pbwire_end(&b, fl);
     pst_pbwire_end(&b, e);
     e = pst_pbwire_begin(&b, 1);
     pst_pbwire_put_string(&b, 1, "tags");
     fl = pst_pbwire_begin(&b, 2);
-    put_int64_feature(&b, (int64_t[]){1, 2}, 2);
-    put_int64_feature(&b, NULL, 0);
-    put_int64_feature(&b, (int64_t[]){3}, 1);
+    for (int t = 0; t < n; t++) {
+        int64_t v[8];
+        for (int k = 0; k < tag_counts[t]; k++) v[k] = (*next_tag)++;
+        put_int64_feature(&b, v, tag_counts[t]);
+    }
     pst_pbwire_end(&b, fl);
     pst_pbwire_end(&b, e);
     pst_pbwire_end(&b, lists);
@@ -734,6 +737,15 @@ START_TEST(test_parse_single_sequence_example) {
     pst_tstring_set(pst_tensor_str(ser), b.data, b.len);
     pst_pbwire_buf_destroy(&b);
     pst_example_free(ctx);
+    return ser;
+}
+
+START_TEST(test_parse_single_sequence_example) {
+    pst_io_ops_init();
+    pst_status st = {0};
+    /* context {length: 3}; feature_lists {tokens: [5], [6], [7]; tags: [1, 2], [], [3]} */
+    int64_t tag = 1;
+    pst_tensor *ser = seq_example(3, (int64_t[]){5, 6, 7}, (int[]){2, 0, 1}, &tag);
 
     pst_graph *g = pst_graph_new();
     pst_node_builder *nb = pst_nb_new(g, "ParseSingleSequenceExample", "seq");
@@ -772,6 +784,91 @@ START_TEST(test_parse_single_sequence_example) {
     for (int i = 0; i < 6; i++) pst_tensor_unref(out[i]);
     pst_session_free(s);
     pst_graph_free(g);
+}
+END_TEST
+
+/* tf.io.parse_sequence_example (the batched ParseSequenceExample): context dense stacked,
+ * sparse feature lists with the example index in front, dense feature lists padded to the
+ * longest with their lengths; a required list that is missing names the example. */
+static pst_node *batch_seq_node(pst_graph *g, pst_tensor *ser, const char *dense_key) {
+    pst_node_builder *nb = pst_nb_new(g, "ParseSequenceExample", NULL);
+    pst_nb_input(nb, pst_test_const(g, ser, NULL));
+    pst_nb_input(nb,
+                 pst_test_const(g, pst_tensor_from_strs(2, (const char *const[]){"a", "b"}), NULL));
+    pst_nb_input(nb, pst_test_const(g, pst_tensor_from_i64(pst_shape_1d(0), NULL), NULL));
+    pst_nb_attr_i(nb, "Ncontext_dense", 1);
+    pst_nb_attr_i(nb, "Nfeature_list_sparse", 1);
+    pst_nb_attr_i(nb, "Nfeature_list_dense", 1);
+    pst_nb_attr_list_s(nb, "context_dense_keys", 1, (const char *const[]){"length"});
+    pst_nb_attr_list_s(nb, "feature_list_sparse_keys", 1, (const char *const[]){"tags"});
+    pst_nb_attr_list_s(nb, "feature_list_dense_keys", 1, (const char *const[]){dense_key});
+    pst_nb_attr_list_s(nb, "feature_list_dense_missing_assumed_empty", 1,
+                       (const char *const[]){"optional"});
+    pst_nb_attr_list_type(nb, "Tcontext_dense", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_type(nb, "feature_list_sparse_types", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_type(nb, "feature_list_dense_types", 1, (pst_dtype[]){PST_INT64});
+    pst_nb_attr_list_shape(nb, "context_dense_shapes", 1, (pst_shape[]){pst_shape_scalar()});
+    pst_nb_attr_list_shape(nb, "feature_list_dense_shapes", 1, (pst_shape[]){pst_shape_scalar()});
+    pst_node *n = pst_nb_finish(nb);
+    ck_assert_msg(n != NULL, "%s", pst_graph_status(g)->msg);
+    return n;
+}
+
+START_TEST(test_parse_sequence_example_batched) {
+    pst_io_ops_init();
+    pst_status st = {0};
+    int64_t tag = 1;
+    pst_tensor *e0 = seq_example(3, (int64_t[]){5, 6, 7}, (int[]){2, 0, 1}, &tag);
+    pst_tensor *e1 = seq_example(1, (int64_t[]){8}, (int[]){1}, &tag);
+    pst_tensor *ser = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(2), &st);
+    pst_tensor_copy_elems(ser, 0, e0, 0, 1, &st);
+    pst_tensor_copy_elems(ser, 1, e1, 0, 1, &st);
+    pst_tensor_unref(e0), pst_tensor_unref(e1);
+    pst_graph *g = pst_graph_new();
+    pst_node *n = batch_seq_node(g, pst_tensor_ref(ser), "tokens");
+    ck_assert_int_eq(n->n_outputs, 6);
+    pst_session *s = pst_session_new(g, NULL, &st);
+    pst_output f[6];
+    for (int i = 0; i < 6; i++) f[i] = pst_out(n, i);
+    pst_tensor *out[6];
+    ck_assert_msg(pst_session_run(s, NULL, 0, f, 6, NULL, 0, out, &st) == 0, "%s", st.msg);
+    PST_ASSERT_TENSOR(out[0], 1, ((int64_t[]){2}), ((double[]){3, 1}), 0);    /* length */
+    PST_ASSERT_TENSOR(out[1], 2, ((int64_t[]){4, 3}),                          /* tags */
+                      ((double[]){0, 0, 0, 0, 0, 1, 0, 2, 0, 1, 0, 0}), 0);
+    PST_ASSERT_TENSOR(out[2], 1, ((int64_t[]){4}), ((double[]){1, 2, 3, 4}), 0);
+    PST_ASSERT_TENSOR(out[3], 1, ((int64_t[]){3}), ((double[]){2, 3, 2}), 0);
+    PST_ASSERT_TENSOR(out[4], 2, ((int64_t[]){2, 3}), ((double[]){5, 6, 7, 8, 0, 0}), 0);
+    PST_ASSERT_TENSOR(out[5], 1, ((int64_t[]){2}), ((double[]){3, 1}), 0);    /* lengths */
+    for (int i = 0; i < 6; i++) pst_tensor_unref(out[i]);
+    pst_session_free(s);
+    pst_graph_free(g);
+    /* A dense feature list neither present nor assumed empty: an error naming the example. */
+    g = pst_graph_new();
+    n = batch_seq_node(g, pst_tensor_ref(ser), "absent");
+    s = pst_session_new(g, NULL, &st);
+    pst_tensor *o = NULL;
+    st = (pst_status){0};
+    pst_output dense = pst_out(n, 4);
+    ck_assert_int_eq(pst_session_run(s, NULL, 0, &dense, 1, NULL, 0, &o, &st), PST_E_INVALID);
+    ck_assert_msg(strstr(st.msg, "example 0 a") && strstr(st.msg, "'absent' is required"), "%s",
+                  st.msg);
+    pst_session_free(s);
+    pst_graph_free(g);
+    /* ... and an empty one when assumed empty. */
+    g = pst_graph_new();
+    n = batch_seq_node(g, pst_tensor_ref(ser), "optional");
+    s = pst_session_new(g, NULL, &st);
+    pst_output lens[2] = {pst_out(n, 4), pst_out(n, 5)};
+    pst_tensor *lo[2];
+    ck_assert_msg(pst_session_run(s, NULL, 0, lens, 2, NULL, 0, lo, &st) == 0, "%s", st.msg);
+    ck_assert_int_eq(lo[0]->shape.rank, 2);
+    ck_assert_int_eq(lo[0]->shape.dims[0], 2);
+    ck_assert_int_eq(lo[0]->shape.dims[1], 0);
+    PST_ASSERT_TENSOR(lo[1], 1, ((int64_t[]){2}), ((double[]){0, 0}), 0);
+    pst_tensor_unref(lo[0]), pst_tensor_unref(lo[1]);
+    pst_session_free(s);
+    pst_graph_free(g);
+    pst_tensor_unref(ser);
 }
 END_TEST
 
@@ -1291,6 +1388,7 @@ int main(void) {
     tcase_add_test(tc, test_sparse_to_dense_string_to_number_contrast);
     tcase_add_test(tc, test_matching_files);
     tcase_add_test(tc, test_parse_single_sequence_example);
+    tcase_add_test(tc, test_parse_sequence_example_batched);
     tcase_add_test(tc, test_decode_png_jpeg);
     tcase_add_test(tc, test_sparse_tensors_map);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);

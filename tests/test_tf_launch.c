@@ -103,8 +103,11 @@ START_TEST(test_launch_trains_imported_graph_from_tf_checkpoint) {
         ck_assert_msg(k == 0 ? from == 10000 : from >= 10000, "%s", w);
         const char *fl = strstr(w, "final_loss=");
         ck_assert_msg(fl != NULL, "%s", w);
-        double l = atof(fl + 11);
-        ck_assert_msg(l > 0 && l < 10, "final loss %g", l);
+        /* a worker that joined after the last step says so instead of a loss (loaded machine) */
+        if (k == 0 || strncmp(fl + 11, "none: this worker made no steps", 31) != 0) {
+            double l = atof(fl + 11);
+            ck_assert_msg(l > 0 && l < 10, "final loss %g", l);
+        }
         free(w);
     }
     /* The weights moved away from the user's checkpoint. */

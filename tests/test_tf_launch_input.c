@@ -101,15 +101,22 @@ static void launch_done(const char *j, long steps, const char *want, char *run, 
     ck_assert_str_eq(pst_lu_str(st, "status"), "done");
     ck_assert_double_ge(pst_lu_num(st, "global_step"), (double)steps);
     cJSON_Delete(st);
+    /* On a loaded machine one worker may reach the last step before the other made one: that
+     * worker says so instead of a loss; at least one worker trained. */
+    int trained = 0;
     for (int k = 0; k < 2; k++) {
         char *w = pst_lu_worker_log(run, k);
         ck_assert_msg(strstr(w, want), "%s", w);
         const char *fl = strstr(w, "final_loss=");
         ck_assert_msg(fl != NULL, "%s", w);
-        double l = atof(fl + 11);
-        ck_assert_msg(isfinite(l) && l > 0 && l < 100, "final loss %g", l);
+        if (strncmp(fl + 11, "none: this worker made no steps", 31) != 0) {
+            double l = atof(fl + 11);
+            ck_assert_msg(isfinite(l) && l > 0 && l < 100, "final loss %g", l);
+            trained++;
+        }
         free(w);
     }
+    ck_assert_int_ge(trained, 1);
 }
 
 static void setup_graph(void) {

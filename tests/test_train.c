@@ -91,7 +91,7 @@ START_TEST(test_worker_rejects_bad_flags) {
     snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --data-dir /nonexistent --steps 1 2>&1",
              bin ? bin : "build");
     p = popen(cmd, "r");
-    char all[4096] = "";
+    char all[8192] = "";
     size_t n = fread(all, 1, sizeof all - 1, p);
     all[n] = '\0';
     ck_assert_int_ne(pclose(p), 0);
@@ -104,6 +104,15 @@ START_TEST(test_worker_rejects_bad_flags) {
     all[n] = '\0';
     ck_assert_int_ne(pclose(p), 0);
     ck_assert_msg(strstr(all, "--inter-op-threads") != NULL, "%s", all);
+    /* --help prints the whole usage, to its last line (the MPI tests look for --transport in
+     * it: a usage cut short by the buffer made them skip as if built without MPI) */
+    snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker --help", bin ? bin : "build");
+    p = popen(cmd, "r");
+    n = fread(all, 1, sizeof all - 1, p);
+    all[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_msg(strstr(all, "[--transport grpc|mpi]") != NULL, "%s", all);
+    ck_assert_msg(strstr(all, "prints test_accuracy=0.XXXX at the end.\n") != NULL, "%s", all);
 }
 END_TEST
 
@@ -181,6 +190,42 @@ START_TEST(test_worker_rejects_out_of_range_integers) {
 }
 END_TEST
 
+/* --lr-decay: the learning rate is a function of the global step. Polynomial decay to 0 over 1
+ * step trains only the first step, so 30 steps end where 1 step does; without the decay they
+ * do not. Bad schedule flags are errors naming the flag. */
+START_TEST(test_worker_lr_decay) {
+    const char *common = "--model softmax --batch 50 --threads 1 --seed 3 --validation 0";
+    char args[512];
+    snprintf(args, sizeof args, "%s --steps 1", common);
+    double one = run_worker(args);
+    snprintf(args, sizeof args, "%s --steps 30 --lr-decay polynomial --lr-decay-steps 1", common);
+    double decayed = run_worker(args);
+    snprintf(args, sizeof args, "%s --steps 30", common);
+    double plain = run_worker(args);
+    ck_assert_msg(one > 0 && decayed == one, "30 steps decayed to lr 0 after 1: %.4f, 1 step: %.4f",
+                  decayed, one);
+    ck_assert_msg(plain != one, "30 plain steps ended where 1 step did (%.4f)", plain);
+    snprintf(args, sizeof args, "%s --steps 30 --lr-decay cosine --lr 0.01", common);
+    ck_assert_double_gt(run_worker(args), 0.5);
+    const char *bin = getenv("PST_BINARY_DIR");
+    const char *cases[][2] = {{"--lr-decay linear", "--lr-decay: 'linear' is not none"},
+                              {"--lr-decay cosine --lr-end 0.5", "--lr-end: 0.5 is above"},
+                              {"--lr-decay-rate 0", "--lr-decay-rate"},
+                              {"--lr-decay-steps 0", "--lr-decay-steps"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024], all[4096] = "";
+        snprintf(cmd, sizeof cmd, "%s/worker/pstrain-worker %s --steps 1 2>&1", bin ? bin : "build",
+                 cases[i][0]);
+        FILE *p = popen(cmd, "r");
+        size_t n = fread(all, 1, sizeof all - 1, p);
+        all[n] = '\0';
+        int rc = pclose(p);
+        ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s: exit %d: %s", cases[i][0], rc, all);
+        ck_assert_msg(strstr(all, cases[i][1]) != NULL, "%s: %s", cases[i][0], all);
+    }
+}
+END_TEST
+
 START_TEST(test_worker_checkpoints_and_resumes) {
     char dir[256];
     snprintf(dir, sizeof dir, "/tmp/pst_resume_XXXXXX");
@@ -221,6 +266,7 @@ int main(void) {
     tcase_add_test(tc, test_mlp_accuracy);
     tcase_add_test(tc, test_worker_rejects_bad_flags);
     tcase_add_test(tc, test_worker_rejects_out_of_range_integers);
+    tcase_add_test(tc, test_worker_lr_decay);
     tcase_add_test(tc, test_worker_checkpoints_and_resumes);
     tcase_add_test(tc, test_worker_reads_tfrecord_input);
     suite_add_tcase(s, tc);

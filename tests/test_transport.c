@@ -52,7 +52,10 @@ static void handler(void *arg, pst_server_call *call, int method, const pst_iov 
         pst_transport_reply(s->t, call, NULL, &m);
     } else if (method == FAIL) {
         pst_status st = {0};
-        pst_status_set(&st, PST_E_NOT_FOUND, "variable 'w' is not on this task");
+        if (n > 0 && pst_iov_total(req, n) > 0) /* a wait on this task's side timed out */
+            pst_status_set(&st, PST_E_DEADLINE, "waited 100 ms for the gradients of 2 replicas");
+        else
+            pst_status_set(&st, PST_E_NOT_FOUND, "variable 'w' is not on this task");
         pst_transport_reply(s->t, call, &st, NULL);
     } else if (method == TAKE) {
         /* Keeps the last segment's block when the transport offers it (pst_iov.own) and
@@ -152,6 +155,14 @@ static void error_passes(int grpc) {
     ck_assert_int_eq(rc, PST_E_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(st.msg, "variable 'w' is not on this task"));
     if (grpc) ck_assert_ptr_nonnull(strstr(st.msg, addr));
+    /* a handler's own deadline error keeps its message: not the caller's deadline */
+    uint8_t one = 1;
+    pst_msg m = pst_msg_of(&one, 1);
+    memset(&st, 0, sizeof st);
+    rc = pst_transport_call_sync(c, addr, FAIL, &m, 5000, 0, NULL, NULL, &st);
+    ck_assert_int_eq(rc, PST_E_DEADLINE);
+    ck_assert_msg(strstr(st.msg, "waited 100 ms for the gradients") != NULL, "%s", st.msg);
+    ck_assert_msg(strstr(st.msg, "did not answer") == NULL, "%s", st.msg);
     pst_transport_free(c);
     pst_transport_free(s.t);
 }
@@ -561,9 +572,16 @@ START_TEST(test_mpi_split_messages) {
     /* MPI's own start and end keep memory to the process's end (not pstrain's: unchecked) */
     LSAN_DISABLE();
     int rank = -1, size = 0;
+    const char *user_frag = getenv("OMPI_MCA_btl_vader_max_send_size");
+    char before[32] = "";
+    if (user_frag) snprintf(before, sizeof before, "%s", user_frag);
     int rc = pst_mpi_init(&rank, &size, &st);
     LSAN_ENABLE();
     ck_assert_msg(rc == 0 && rank == 0 && size == 1, "%s", st.msg);
+    /* pstrain's MPI start asks for 128 KiB shared-memory fragments unless the user chose */
+    const char *frag = getenv("OMPI_MCA_btl_vader_max_send_size");
+    ck_assert_ptr_nonnull(frag);
+    ck_assert_str_eq(frag, user_frag ? before : "131072");
     server_ctx s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.mu, NULL);

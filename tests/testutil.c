@@ -201,3 +201,107 @@ pst_output pst_test_const(pst_graph *g, pst_tensor *t, const char *name) {
     pst_tensor_unref(t);
     return o;
 }
+
+/* ---- Op tests: one node over Const inputs -------------------------------------------- */
+
+/* A builder of op over Const inputs (each tensor's reference is taken), T from input 0. */
+pst_node_builder *pst_test_nb_consts(pst_graph *g, const char *op, int n, pst_tensor *const *in) {
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    for (int i = 0; i < n; i++)
+        pst_nb_input(b, pst_test_const(g, in[i], NULL));
+    pst_nb_attr_type(b, "T", in[0]->dtype);
+    return b;
+}
+
+pst_node *pst_test_finish(pst_graph *g, pst_node_builder *b) {
+    pst_node *nd = pst_nb_finish(b);
+    ck_assert_msg(nd != NULL, "%s", pst_graph_status(g)->msg);
+    return nd;
+}
+
+/* Output i of nd, run once (a new reference). */
+pst_tensor *pst_test_run_out(pst_graph *g, pst_node *nd, int i) {
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert(s != NULL);
+    pst_tensor *t = pst_session_run1(s, pst_out(nd, i), &st);
+    ck_assert_msg(t != NULL, "%s: %s", nd->name, st.msg);
+    pst_session_free(s);
+    return t;
+}
+
+/* Running nd fails with a message naming the node and containing want. */
+void pst_test_run_fails(pst_graph *g, pst_node *nd, const char *want) {
+    pst_status st = {0};
+    pst_session *s = pst_session_new(g, NULL, &st);
+    ck_assert(s != NULL);
+    pst_tensor *t = pst_session_run1(s, pst_out(nd, 0), &st);
+    ck_assert_msg(t == NULL, "%s ran", nd->name);
+    ck_assert_msg(strstr(st.msg, nd->name) && strstr(st.msg, want), "message '%s'", st.msg);
+    pst_session_free(s);
+}
+
+/* op(ins) is one output equal to want (shape `rank`/`dims`). */
+void pst_test_check_op(const char *op, int n, pst_tensor *const *in, int rank, const int64_t *dims,
+                       const double *want) {
+    pst_graph *g = pst_graph_new();
+    pst_node *nd = pst_test_finish(g, pst_test_nb_consts(g, op, n, in));
+    pst_tensor *o = pst_test_run_out(g, nd, 0);
+    PST_ASSERT_TENSOR(o, rank, dims, want, 1e-6);
+    pst_tensor_unref(o);
+    pst_graph_free(g);
+}
+
+/* Gradient check of op over double placeholders fed with vals. */
+void pst_test_grad_op(const char *op, int n, pst_tensor *const *vals, const char *akey, int aval) {
+    pst_graph *g = pst_graph_new();
+    pst_output ph[4];
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    for (int i = 0; i < n; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "x%d", i);
+        ph[i] = pst_placeholder(g, nm, vals[i]->dtype, vals[i]->shape);
+        pst_nb_input(b, ph[i]);
+    }
+    pst_nb_attr_type(b, "T", vals[0]->dtype);
+    if (akey)
+        pst_nb_attr_b(b, akey, aval);
+    pst_output y = pst_nb_finish_out(b);
+    ck_assert_msg(y.node != NULL, "%s", pst_graph_status(g)->msg);
+    double err = pst_gradcheck(g, y, n, ph, vals, 1e-6);
+    ck_assert_msg(err < 1e-6, "%s: gradient error %g", op, err);
+    pst_graph_free(g);
+}
+
+/* One input placeholder of values v (others Consts given as tensors) and attr hooks. */
+void pst_test_grad1(const char *op, pst_tensor *v, int n_extra, pst_tensor *const *extra,
+                    const char *ikey, int64_t ival) {
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", v->dtype, v->shape);
+    pst_node_builder *b = pst_nb_new(g, op, NULL);
+    pst_nb_input(b, x);
+    for (int i = 0; i < n_extra; i++)
+        pst_nb_input(b, pst_test_const(g, extra[i], NULL));
+    pst_nb_attr_type(b, "T", v->dtype);
+    if (ikey)
+        pst_nb_attr_i(b, ikey, ival);
+    pst_output y = pst_nb_finish_out(b);
+    ck_assert_msg(y.node != NULL, "%s: %s", op, pst_graph_status(g)->msg);
+    double err = pst_gradcheck(g, y, 1, &x, &v, 1e-6);
+    ck_assert_msg(err < 1e-6, "%s: gradient error %g", op, err);
+    pst_tensor_unref(v);
+    pst_graph_free(g);
+}
+
+/* Building op over the given Consts fails with a message containing want. */
+void pst_test_build_fails(const char *op, int n, pst_tensor *const *in, const char *ikey,
+                          int64_t ival, const char *want) {
+    pst_graph *g = pst_graph_new();
+    pst_node_builder *b = pst_test_nb_consts(g, op, n, in);
+    if (ikey)
+        pst_nb_attr_i(b, ikey, ival);
+    ck_assert_msg(pst_nb_finish(b) == NULL, "%s was built", op);
+    ck_assert_msg(strstr(pst_graph_status(g)->msg, want) && strstr(pst_graph_status(g)->msg, op),
+                  "message '%s'", pst_graph_status(g)->msg);
+    pst_graph_free(g);
+}

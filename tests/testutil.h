@@ -57,4 +57,27 @@ int pst_test_run_command(const char *cmd, char *out, size_t len);
 int pst_test_run_with_memory_limit(int (*fn)(void *ctx, pst_status *st), void *ctx,
                                    size_t extra_bytes, pst_status *st);
 
+/* ---- Op tests (the test_ops_tf_* suites) ----
+ * A builder of op over Const inputs (each tensor's reference is taken), T from input 0. */
+pst_node_builder *pst_test_nb_consts(pst_graph *g, const char *op, int n, pst_tensor *const *in);
+/* Finishes b, failing the test with the graph's message when it is refused. */
+pst_node *pst_test_finish(pst_graph *g, pst_node_builder *b);
+/* Output i of nd, run once in a new session (a new reference). */
+pst_tensor *pst_test_run_out(pst_graph *g, pst_node *nd, int i);
+/* Running nd fails with a message naming the node and containing want. */
+void pst_test_run_fails(pst_graph *g, pst_node *nd, const char *want);
+/* op(in) (T from in[0]) has one output equal to want, shape rank/dims, within 1e-6. */
+void pst_test_check_op(const char *op, int n, pst_tensor *const *in, int rank, const int64_t *dims,
+                       const double *want);
+/* Finite-difference check of op's gradient over placeholders fed with vals (T from vals[0],
+ * a bool attr akey = aval when akey is not NULL); error below 1e-6. */
+void pst_test_grad_op(const char *op, int n, pst_tensor *const *vals, const char *akey, int aval);
+/* Gradient check of op with respect to input 0 (a placeholder fed v; the others Consts of
+ * extra, references taken; an int attr ikey = ival when ikey is not NULL). Takes v. */
+void pst_test_grad1(const char *op, pst_tensor *v, int n_extra, pst_tensor *const *extra,
+                    const char *ikey, int64_t ival);
+/* Building op over Consts of in fails with a message naming op and containing want. */
+void pst_test_build_fails(const char *op, int n, pst_tensor *const *in, const char *ikey,
+                          int64_t ival, const char *want);
+
 #endif

@@ -1,5 +1,6 @@
 /* dist: pstrain-worker in a cluster (see dist.h). */
 #include "dist.h"
+#include "lr_schedule.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -108,6 +109,7 @@ typedef struct dist {
     pst_member member;        /* launched: the task, its agent and the job's cluster */
     int left;                 /* scale-down: left the job before its end */
     int elastic_sync;         /* launched sync job: rounds of members (fetches the round tag) */
+    pst_lr_schedule lr;       /* the flags' learning-rate schedule (TensorBoard's rate) */
     pst_member_data *md;      /* launched: the examples follow the membership */
     FILE *example_log;        /* --example-log DIR: this worker's file there */
     pst_events_writer *events; /* the chief's TensorBoard events (--events-dir) */
@@ -240,6 +242,29 @@ static int next_input(dist *d) {
     return 0;
 }
 
+/* A synchronous step the PS refused as past the job's last step, or could no longer complete
+ * because the other replicas finished training (both PST_E_OUT_OF_RANGE): a worker whose last
+ * step began as the global step reached the end. When the job's global step has reached --steps
+ * this worker ends as well, its last gradients not applied (as a backup worker's late ones are
+ * not); otherwise the error stands. 1 when it ended (st cleared, *global_step the job's). */
+static int sync_job_ended(dist *d, int64_t *global_step, pst_status *st) {
+    if (strcmp(d->f->sync, "sync") != 0 || st->code != PST_E_OUT_OF_RANGE) return 0;
+    pst_status ps = {0};
+    pst_tensor *gs = pst_task_client_pull_variable(d->t, d->m.global_step.node->device,
+                                                   d->m.global_step.node->name, &ps);
+    if (!gs) return 0;
+    int64_t g = (int64_t)pst_tensor_get_f64(gs, 0);
+    pst_tensor_unref(gs);
+    if (g < d->f->steps) return 0;
+    printf("%s: the other replicas finished training at global step %lld; this worker's last "
+           "gradients were not applied (%s)\n", pst_task_device(d->t), (long long)g, st->msg);
+    fflush(stdout);
+    pst_status_clear(st);
+    pst_task_resume_steps(d->t); /* the failed step aborted this task's receives */
+    *global_step = g;
+    return 1;
+}
+
 static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *st) {
     dist_trainer *t = ctx;
     dist *d = t->d;
@@ -306,7 +331,9 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
     drop_input(d);
     if (rc < 0) {
         free(ids);
-        return rc;
+        if (!sync_job_ended(d, global_step, st)) return rc;
+        *loss = (float)atomic_load(&d->loss); /* its last step's */
+        return 0;
     }
     *loss = (float)pst_tensor_get_f64(out[0], 0);
     /* read before this step's increment (int64, or int32 in some TF users' graphs) */
@@ -359,7 +386,8 @@ static int dist_step(void *ctx, float *loss, int64_t *global_step, pst_status *s
                                   (float)((double)(*global_step - t->first_step) / el),
                                   *global_step, &es);
         }
-        pst_events_add_scalar(d->events, "learning_rate", d->f->lr, *global_step, &es);
+        pst_events_add_scalar(d->events, "learning_rate",
+                              (float)pst_lr_schedule_at(&d->lr, *global_step), *global_step, &es);
         if (local % 100 == 0) pst_events_flush(d->events, &es);
     }
     return 0;
@@ -544,11 +572,13 @@ data_ready:;
                "workers, batch %d, until global step %lld\n", pst_task_device(d->t), f->meta,
                d->m.train_op->name, d->m.loss.node->name,
                (long long)pst_imported_model_records(d->imp), f->batch, (long long)f->steps);
-    else
-        printf("%s: %s %s training, %lld examples in this worker's shard, batch %d, %s lr %g, "
+    else {
+        char sched[128];
+        printf("%s: %s %s training, %lld examples in this worker's shard, batch %d, %s lr %g%s, "
                "until global step %lld\n", pst_task_device(d->t), d->net_name, f->sync,
                (long long)pst_dataset_size(mine), f->batch, f->optimizer, f->lr,
-               (long long)f->steps);
+               pst_train_flags_lr_schedule(f, sched, sizeof sched), (long long)f->steps);
+    }
     fflush(stdout);
     if (d->enter) {
         /* Elastic sync: enter the rounds in a step of its own (it waits for the next round
@@ -618,7 +648,11 @@ data_ready:;
     double acc = 0;
     if (d->imp) {
         /* no accuracy to measure in a user's graph: its last loss */
-        printf("final_loss=%.6g\n", atomic_load(&d->loss));
+        if (atomic_load(&d->local_steps) > 0)
+            printf("final_loss=%.6g\n", atomic_load(&d->loss));
+        else /* the others reached the last global step before this worker's first step */
+            printf("final_loss=none: this worker made no steps (the job reached global step "
+                   "%lld first)\n", (long long)stats.global_step);
         if (d->events) {
             pst_status es = {0};
             pst_events_add_session_log(d->events, PST_EVENTS_STOP, stats.global_step, NULL, &es);
@@ -733,6 +767,7 @@ int pst_worker_run_distributed(const pst_train_flags *f, const pst_net_def *net)
     pthread_mutex_init(&d.ckpt_mu, NULL);
     int mpi = strcmp(f->transport, "mpi") == 0, engine = 0;
     d.hybrid = strcmp(f->sync, "hybrid") == 0;
+    d.lr = pst_train_flags_lr(f);
     if (d.hybrid && (!mpi || f->meta)) {
         pst_status_set(&st, PST_E_INVALID, "--mode hybrid needs --transport mpi (the workers "
                        "average their dense gradients with MPI_Allreduce)%s",

@@ -2,6 +2,7 @@
 
 #include "fashion_mnist.h"
 #include "jobfile.h"
+#include "lr_schedule.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@ void pst_train_flags_usage(char *buf, size_t len) {
              "         [--steps N] [--batch B] [--optimizer adam|sgd|momentum|adagrad|rmsprop]\n"
              "         [--lr X] [--seed S] [--data-dir DIR] [--data-format idx|tfrecord]\n"
              "         [--keep-prob P] [--weight-decay W]\n"
+             "         [--lr-decay none|exponential|cosine|polynomial] [--lr-decay-steps N]\n"
+             "         [--lr-decay-rate R] [--lr-end X] [--lr-staircase]\n"
              "         [--eval-every N] [--validation N] [--threads T] [--quiet]\n"
              "         [--inter-op-threads T]\n"
              "         [--checkpoint-dir DIR] [--save-every-steps N] [--save-every-secs S]\n"
@@ -110,6 +113,10 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
         }
         if (strcmp(a, "--status") == 0) {
             f->ps_status = 1;
+            continue;
+        }
+        if (strcmp(a, "--lr-staircase") == 0) {
+            f->lr_staircase = 1;
             continue;
         }
         if (strcmp(a, "--start-fresh") == 0) {
@@ -291,6 +298,22 @@ static int parse_args(int argc, char **argv, int first, pst_train_flags *f, char
         } else if (strcmp(a, "--keep-prob") == 0) {
             if (parse_f(a, val, 1e-6f, 1, &f->keep_prob, err, errlen) < 0)
                 return -1;
+        } else if (strcmp(a, "--lr-decay") == 0) {
+            if (pst_lr_kind_parse(val) < 0) {
+                snprintf(err, errlen, "--lr-decay: '%s' is not none, exponential, cosine or "
+                         "polynomial\n", val);
+                return -1;
+            }
+            f->lr_decay = val;
+        } else if (strcmp(a, "--lr-decay-steps") == 0) {
+            if (parse_i64(a, val, 1, INT64_C(1) << 53, &f->lr_decay_steps, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(a, "--lr-decay-rate") == 0) {
+            if (parse_f(a, val, 1e-9f, 1, &f->lr_decay_rate, err, errlen) < 0)
+                return -1;
+        } else if (strcmp(a, "--lr-end") == 0) {
+            if (parse_f(a, val, 0, 100, &f->lr_end, err, errlen) < 0)
+                return -1;
         } else if (strcmp(a, "--weight-decay") == 0) {
             if (parse_f(a, val, 0, 1, &f->weight_decay, err, errlen) < 0)
                 return -1;
@@ -308,6 +331,8 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
                            .batch = 100,
                            .optimizer = "adam",
                            .lr = -1,
+                           .lr_decay = "none",
+                           .lr_decay_rate = 0.96f,
                            .seed = 1,
                            .data_dir = "/usr/share/datasets/fashion-mnist",
                            .keep_prob = 0.5f,
@@ -341,7 +366,8 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
         f->job_workers = jf->n_workers;
         /* One setting at a time, so an error names the key it came from. */
         for (int k = 0; k < jf->argc;) {
-            int sw = strcmp(jf->argv[k], "--no-shuffle") == 0 || strcmp(jf->argv[k], "--quiet") == 0;
+            int sw = strcmp(jf->argv[k], "--no-shuffle") == 0 || strcmp(jf->argv[k], "--quiet") == 0 ||
+                     strcmp(jf->argv[k], "--lr-staircase") == 0;
             int n = sw || k + 1 >= jf->argc ? 1 : 2;
             char *args[3] = {"job", jf->argv[k], n == 2 ? jf->argv[k + 1] : NULL};
             char sub[512];
@@ -356,7 +382,41 @@ int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, 
     int rc = parse_args(argc, argv, 1, f, err, errlen);
     if (rc != 0) return rc;
     if (f->lr < 0) f->lr = strcmp(f->model, "simple_cnn") == 0 ? 1e-4f : 1e-3f;
+    if (f->lr_decay_steps == 0) f->lr_decay_steps = f->steps;
+    if (strcmp(f->lr_decay, "none") != 0 && f->meta) {
+        snprintf(err, errlen, "--lr-decay: a --meta graph brings its own optimizer and learning "
+                 "rate; decay it in the graph\n");
+        return -1;
+    }
+    if ((strcmp(f->lr_decay, "cosine") == 0 || strcmp(f->lr_decay, "polynomial") == 0) &&
+        f->lr_end > f->lr) {
+        snprintf(err, errlen, "--lr-end: %g is above the learning rate %g it decays from\n",
+                 (double)f->lr_end, (double)f->lr);
+        return -1;
+    }
     return 0;
+}
+
+const char *pst_train_flags_lr_schedule(const pst_train_flags *f, char *buf, size_t len) {
+    if (strcmp(f->lr_decay, "none") == 0)
+        snprintf(buf, len, "%s", "");
+    else if (strcmp(f->lr_decay, "exponential") == 0)
+        snprintf(buf, len, ", exponential decay by %g every %lld steps%s", (double)f->lr_decay_rate,
+                 (long long)f->lr_decay_steps, f->lr_staircase ? " (staircase)" : "");
+    else
+        snprintf(buf, len, ", %s decay over %lld steps to %g", f->lr_decay,
+                 (long long)f->lr_decay_steps, (double)f->lr_end);
+    return buf;
+}
+
+pst_lr_schedule pst_train_flags_lr(const pst_train_flags *f) {
+    int kind = pst_lr_kind_parse(f->lr_decay);
+    return (pst_lr_schedule){.kind = kind < 0 ? PST_LR_CONSTANT : (pst_lr_kind)kind,
+                             .lr = f->lr,
+                             .decay_steps = f->lr_decay_steps > 0 ? f->lr_decay_steps : f->steps,
+                             .rate = f->lr_decay_rate,
+                             .end_lr = f->lr_end,
+                             .staircase = f->lr_staircase};
 }
 
 void pst_train_flags_destroy(pst_train_flags *f) {

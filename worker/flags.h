@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct pst_jobfile;
+struct pst_lr_schedule;
 
 #define PST_MAX_FEEDS 32
 
@@ -24,6 +25,12 @@ typedef struct pst_train_flags {
     const char *data_dir;       /* --data-dir (/usr/share/datasets/fashion-mnist) */
     float keep_prob;            /* --keep-prob (0.5) */
     float weight_decay;         /* --weight-decay (0) */
+    const char *lr_decay;       /* --lr-decay none|exponential|cosine|polynomial (none): the
+                                   learning rate as a function of the global step */
+    int64_t lr_decay_steps;     /* --lr-decay-steps N (0: --steps) */
+    float lr_decay_rate;        /* --lr-decay-rate R: exponential's factor per N steps (0.96) */
+    float lr_end;               /* --lr-end X: cosine/polynomial's rate after N steps (0) */
+    int lr_staircase;           /* --lr-staircase: exponential decays in whole periods */
     int64_t eval_every;         /* --eval-every (0: only at the end) */
     int threads;                /* --threads (2) */
     int inter_op_threads;       /* --inter-op-threads (0: $PST_INTER_OP_THREADS or 1) */
@@ -111,11 +118,20 @@ typedef struct pst_train_flags {
                                    files of tf.train.Example (pstrain data convert writes them) */
 } pst_train_flags;
 
+/* Room for the usage text pst_train_flags_parse writes to err on --help (a smaller err cuts it
+ * short). */
+#define PST_TRAIN_USAGE_MAX 8192
+
 /* Fills defaults and parses argv; returns 0, 1 for --help (usage written to err), or -1 with a
  * message naming the flag at fault. */
 int pst_train_flags_parse(int argc, char **argv, pst_train_flags *f, char *err, size_t errlen);
 void pst_train_flags_usage(char *buf, size_t len);
 /* Frees what parsing allocated (the job file's settings). */
 void pst_train_flags_destroy(pst_train_flags *f);
+
+/* The learning-rate schedule the flags ask for (common/train/lr_schedule.h). */
+struct pst_lr_schedule pst_train_flags_lr(const pst_train_flags *f);
+/* ", cosine decay over N steps to X" (empty without a schedule), for progress lines. */
+const char *pst_train_flags_lr_schedule(const pst_train_flags *f, char *buf, size_t len);
 
 #endif

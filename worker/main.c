@@ -139,7 +139,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     pst_train_flags f;
-    char err[2048];
+    char err[PST_TRAIN_USAGE_MAX];
     int prc = pst_train_flags_parse(argc, argv, &flags, err, sizeof err);
     atexit(free_flags);
     f = flags;
@@ -282,10 +282,12 @@ int main(int argc, char **argv) {
                                 .drop_remainder = 1};
     it = pst_dataset_iter_new(train, &io, &st);
     if (it == NULL) goto fail;
+    char sched[128];
     if (rank == 0)
-        printf("pstrain-worker: %s (%s), %lld training examples, batch %d, %s lr %g, %lld steps\n",
+        printf("pstrain-worker: %s (%s), %lld training examples, batch %d, %s lr %g%s, %lld steps\n",
                net->name, net->description, (long long)pst_dataset_size(train), f.batch,
-               f.optimizer, f.lr, (long long)f.steps);
+               f.optimizer, f.lr, pst_train_flags_lr_schedule(&f, sched, sizeof sched),
+               (long long)f.steps);
     fflush(stdout);
     pst_train_ops ops = {.step = local_step,
                          .evaluate = rank == 0 && pst_dataset_size(val) > 0 ? validate : NULL,

@@ -5,6 +5,7 @@
 
 #include "layers.h"
 #include "losses.h"
+#include "lr_schedule.h"
 #include "ops.h"
 #include "optimizer.h"
 
@@ -49,6 +50,7 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     pst_optimizer_opts oo = pst_optimizer_defaults((pst_opt_kind)kind, f->lr);
     oo.sync_replicas = f->replicas_to_aggregate;
     oo.sync_total = f->sync_total;
+    oo.sync_last_step = f->steps;
     oo.transform_grads = m->transform_grads;
     oo.transform_ctx = m->transform_ctx;
     oo.sync_elastic = f->sync_elastic;
@@ -56,6 +58,8 @@ int pst_worker_build_model(const pst_train_flags *f, const pst_net_def *net, mod
     oo.sync_incarnation = f->sync_incarnation;
     oo.sync_lr_scale_base = f->lr_scale_base;
     m->global_step = pst_train_global_step(g);
+    pst_lr_schedule lr = pst_train_flags_lr(f);
+    oo.lr_tensor = pst_lr_schedule_op(g, &lr, pst_variable_value(m->global_step));
     m->loss = pst_create_train_op(g, total, &oo, m->global_step, 0, &m->train_op);
     pst_output pred = pst_argmax(g, logits, 1, PST_INT64, "predictions");
     m->correct = pst_reduce_sum(g, pst_cast(g, pst_equal(g, pred, m->labels, NULL), PST_FLOAT, NULL),

@@ -51,6 +51,7 @@ typedef struct accum {
     int64_t stale;    /* gradients dropped because their step had passed */
     int lost;         /* replicas known to have failed, with the latest one's reason */
     char *lost_why;
+    int finished;     /* replicas that finished training (they send no more gradients) */
     pst_status aborted; /* set: every wait fails with it */
     /* elastic rounds: the members of round `step` (from the replicas' round tags) and those
      * whose gradient for it arrived */
@@ -65,6 +66,7 @@ typedef struct table {
     pst_strmap *accums; /* variable name -> accum */
     int lost;           /* given to accumulators made later */
     char *lost_why;
+    int finished;
     pst_status aborted;
     /* Elastic rounds. On the PS holding global_step (PstSyncRound runs there): the members of
      * the current round, fixed when its first replica asks, and the workers waiting to enter
@@ -150,6 +152,7 @@ static accum *accum_of(pst_var_store *vs, const char *name, pst_status *st) {
             a->table = t;
             a->lost = t->lost;
             a->lost_why = why;
+            a->finished = t->finished;
             a->aborted = t->aborted;
         }
     }
@@ -172,23 +175,30 @@ int64_t pst_ps_sync_stale(pst_var_store *vs, const char *var) {
     return n;
 }
 
-void pst_ps_sync_replica_lost(pst_var_store *vs, const char *why) {
+/* Counts a lost (why set) or finished (why NULL) replica in t and in every accumulator, and
+ * wakes the replicas waiting for a step. */
+static void replica_gone(pst_var_store *vs, const char *why) {
     table *t = table_of(vs, NULL);
     if (!t) return;
     pthread_mutex_lock(&t->mu);
-    t->lost++;
-    /* Out of memory for the reason keeps the older one: the count is what fails steps. */
-    char *copy = strdup(why);
-    if (copy) {
-        free(t->lost_why);
-        t->lost_why = copy;
+    if (why) {
+        t->lost++;
+        /* Out of memory for the reason keeps the older one: the count is what fails steps. */
+        char *copy = strdup(why);
+        if (copy) {
+            free(t->lost_why);
+            t->lost_why = copy;
+        }
+    } else {
+        t->finished++;
     }
     void *v;
     for (size_t it = 0; pst_strmap_next(t->accums, &it, NULL, &v);) {
         accum *a = v;
         pthread_mutex_lock(&a->mu);
         a->lost = t->lost;
-        char *c = t->lost_why ? strdup(t->lost_why) : NULL;
+        a->finished = t->finished;
+        char *c = why && t->lost_why ? strdup(t->lost_why) : NULL;
         if (c) {
             free(a->lost_why);
             a->lost_why = c;
@@ -198,6 +208,10 @@ void pst_ps_sync_replica_lost(pst_var_store *vs, const char *why) {
     }
     pthread_mutex_unlock(&t->mu);
 }
+
+void pst_ps_sync_replica_lost(pst_var_store *vs, const char *why) { replica_gone(vs, why); }
+
+void pst_ps_sync_replica_finished(pst_var_store *vs) { replica_gone(vs, NULL); }
 
 void pst_ps_sync_abort(pst_var_store *vs, const pst_status *why) {
     table *t = table_of(vs, NULL);
@@ -381,6 +395,21 @@ done:
     return rc;
 }
 
+/* A gradient for a step at or past the job's last step (attr last_step): the replica's step
+ * began as the others reached the end, and no step follows to complete it. Refused at once,
+ * counted as stale: 1 (c's status set), else 0. */
+static int past_last_step(pst_kernel_ctx *c, accum *a, int64_t step) {
+    int64_t last = pst_kctx_attr_i(c, "last_step", 0);
+    if (last <= 0 || step < last) return 0;
+    pthread_mutex_lock(&a->mu);
+    a->stale++;
+    pthread_mutex_unlock(&a->mu);
+    pst_kctx_error(c, PST_E_OUT_OF_RANGE, "step %lld of variable '%s' is past the job's last "
+                   "step %lld: not applied", (long long)step, c->input_vars[0]->name,
+                   (long long)last);
+    return 1;
+}
+
 /* Accumulates this replica's gradient for its step; the replica completing the set averages
  * the gradients and applies them with the asynchronous kernel; the others wait until the step
  * is applied. A gradient for a step already applied is dropped and counted. */
@@ -394,8 +423,12 @@ static int sync_apply(pst_kernel_ctx *c, int kind) {
     accum *a = accum_of(c->vars, v->name, c->status);
     if (!a) return c->status->code;
     const pst_tensor *tag = c->inputs[c->n_inputs - 1];
+    if (tag->n < 1)
+        return pst_kctx_error(c, PST_E_INVALID, "variable '%s': the local step is empty",
+                              v->name);
+    int64_t step = pst_tensor_get_i64(tag, 0); /* the elastic tag starts with it too */
+    if (past_last_step(c, a, step)) return c->status->code;
     if (tag->n >= 5) return sync_apply_elastic(c, kind, a, tag);
-    int64_t step = pst_tensor_get_i64(c->inputs[c->n_inputs - 1], 0);
     int64_t need = pst_kctx_attr_i(c, "replicas_to_aggregate", 1);
     int64_t timeout = pst_kctx_attr_i(c, "timeout_ms", PST_PS_SYNC_TIMEOUT_MS_DEFAULT);
     const pst_tensor *grad = c->inputs[grad_idx];
@@ -422,6 +455,14 @@ static int sync_apply(pst_kernel_ctx *c, int kind) {
                                 "replicas: %d of %lld replicas failed (%s)",
                                 (long long)step, v->name, (long long)need, a->lost,
                                 (long long)total, a->lost_why ? a->lost_why : "");
+        else if (total - a->lost - a->finished < need)
+            /* The others finished training and send no more gradients (this worker trains
+             * on past their last step). */
+            rc = pst_kctx_error(c, PST_E_OUT_OF_RANGE,
+                                "step %lld of variable '%s' cannot gather the gradients of %lld "
+                                "replicas: %d of %lld replicas finished training",
+                                (long long)step, v->name, (long long)need, a->finished,
+                                (long long)total);
         else if (pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT)
             rc = pst_kctx_error(c, PST_E_DEADLINE,
                                 "waited %lld ms for the gradients of %lld replicas for step %lld "
@@ -646,6 +687,7 @@ static const pst_attr_spec sync_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                            {"replicas_to_aggregate", PST_ATTR_INT, 1},
                                            {"total_replicas", PST_ATTR_INT, 0},
                                            {"timeout_ms", PST_ATTR_INT, 0},
+                                           {"last_step", PST_ATTR_INT, 0},
                                            {0}};
 
 #define SYNC_OP(var_, opname, nin, kern, mask)                                                    \

@@ -46,6 +46,13 @@ int64_t pst_ps_sync_stale(pst_var_store *vs, const char *var);
  * with why instead of waiting out its timeout. Counts for accumulators made later too. */
 void pst_ps_sync_replica_lost(pst_var_store *vs, const char *why);
 
+/* Records that a synchronous replica finished training (it sends no more gradients) and wakes
+ * the waiting replicas: a step that can no longer gather its gradients from the replicas still
+ * training fails at once with PST_E_OUT_OF_RANGE instead of waiting out its timeout (a worker
+ * that trains on after the others stopped, or one in a graph without the ops' last_step; a step
+ * past last_step is refused before it waits). Its gradients are not applied. */
+void pst_ps_sync_replica_finished(pst_var_store *vs);
+
 /* Fails every current and future wait for other replicas with why (the task is stopping). */
 void pst_ps_sync_abort(pst_var_store *vs, const pst_status *why);
 

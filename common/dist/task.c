@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metagraph.h"
 #include "op.h"
+#include "ops_accum.h"
 #include "ps_sync.h"
 #include "pstrain_task.pb-c.h"
 #include "saver.h"
@@ -313,6 +314,12 @@ void pst_task_abort_steps(pst_task *t, const pst_status *why) {
     pst_rendezvous_abort(t->local, why);
 }
 
+void pst_task_resume_steps(pst_task *t) {
+    pthread_mutex_lock(&t->mu);
+    if (!t->shutdown) pst_rendezvous_local_resume(t->local);
+    pthread_mutex_unlock(&t->mu);
+}
+
 void pst_task_note_sent(pst_task *t, int64_t bytes) {
     pthread_mutex_lock(&t->mu);
     t->bytes_sent += bytes;
@@ -407,7 +414,9 @@ static int prepare_part(pst_task *t, const Pstrain__RegisterGraphRequest *req, p
             return pst_status_set(st, PST_E_NOT_FOUND, "RegisterGraph from %s: no node '%s'",
                                   req->client, req->targets[i]);
     }
-    pst_session_opts so = {.vars = t->vars, .exec = &t->route.base};
+    /* A peer's graph touches files as the peer's Save and Restore requests may. */
+    pst_session_opts so = {.vars = t->vars, .exec = &t->route.base, .files_confined = 1,
+                           .file_root = t->o.checkpoint_dir};
     *sp = pst_session_new(g, &so, st);
     return *sp ? 0 : st->code;
 }
@@ -1075,6 +1084,9 @@ static int mark_done(pst_task *t, const char *from, int failed, const char *reas
         snprintf(why, sizeof why, "%.*s failed: %.*s", PST_DEVICE_MAX, from,
                  (int)(sizeof why - PST_DEVICE_MAX - 16), reason);
         pst_ps_sync_replica_lost(t->vars, why);
+    } else if (!failed && first) {
+        /* it sends no more gradients: a step waiting for them ends */
+        pst_ps_sync_replica_finished(t->vars);
     }
     if (done) pst_task_request_shutdown(t, NULL);
     return 0;
@@ -1404,6 +1416,7 @@ void pst_task_free(pst_task *t) {
     pst_status_set(&why, PST_E_CANCELLED, "%s is shutting down", t->device);
     if (t->local) pst_rendezvous_abort(t->local, &why);
     if (t->vars) pst_ps_sync_abort(t->vars, &why);
+    if (t->vars) pst_accumulators_cancel(t->vars, &why);
     /* No new calls; returns once every arrived one is answered, RunGraph steps included (the
      * pool answers the queued ones without running them). */
     if (t->tr) pst_transport_stop(t->tr);

@@ -151,6 +151,9 @@ int pst_task_flush_step(pst_task *t, int64_t step_id, pst_status *st);
 /* Fails every current and future _Recv of this task with why (a peer's part of a step
  * failed: the tensors it would send never come). */
 void pst_task_abort_steps(pst_task *t, const pst_status *why);
+/* Lets steps run again after a failed one that the caller decided was not fatal (no step
+ * running); a task that is stopping stays aborted. */
+void pst_task_resume_steps(pst_task *t);
 /* Counts bytes this task sent to others, for its status (task_client.c pushes count here). */
 void pst_task_note_sent(pst_task *t, int64_t bytes);
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "security.h"
 #include "strmap.h"
 #include "transport.h"
@@ -361,6 +362,7 @@ typedef struct ccall {
     void *arg;
     int method;
     int64_t timeout_ms;
+    double deadline; /* pst_clock_now() at which the call's own deadline passes (0: none) */
     char addr[128];
 } ccall;
 
@@ -411,8 +413,13 @@ static void client_finish(ccall *c, const pst_status *err) {
                            method, details);
             break;
         case GRPC_STATUS_DEADLINE_EXCEEDED:
-            pst_status_set(&st, PST_E_DEADLINE, "task %s did not answer %s within %lld ms",
-                           c->addr, method, (long long)c->timeout_ms);
+            /* this call's deadline, or an earlier one: a wait on the peer timed out (its
+             * message says which) */
+            if ((c->deadline > 0 && pst_clock_now() >= c->deadline) || !details[0])
+                pst_status_set(&st, PST_E_DEADLINE, "task %s did not answer %s within %lld ms",
+                               c->addr, method, (long long)c->timeout_ms);
+            else
+                pst_status_set(&st, PST_E_DEADLINE, "task %s: %s", c->addr, details);
             break;
         default:
             pst_status_set(&st, code_from_grpc(c->status), "task %s: %s", c->addr, details);
@@ -473,6 +480,7 @@ static void g_call(pst_transport *base, const char *addr, int method, pst_msg *r
     c->arg = arg;
     c->method = method;
     c->timeout_ms = timeout_ms;
+    c->deadline = timeout_ms > 0 ? pst_clock_now() + (double)timeout_ms / 1000.0 : 0;
     c->details = grpc_empty_slice();
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     grpc_metadata_array_init(&c->init_md);

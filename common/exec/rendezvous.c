@@ -71,6 +71,13 @@ static void local_abort(pst_rendezvous *r, const pst_status *why) {
     pthread_mutex_unlock(&l->mu);
 }
 
+void pst_rendezvous_local_resume(pst_rendezvous *r) {
+    local_rdv *l = (local_rdv *)r;
+    pthread_mutex_lock(&l->mu);
+    pst_status_clear(&l->aborted);
+    pthread_mutex_unlock(&l->mu);
+}
+
 static void local_free(pst_rendezvous *r) {
     local_rdv *l = (local_rdv *)r;
     void *v;

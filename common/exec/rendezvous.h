@@ -49,6 +49,9 @@ static inline void pst_rendezvous_abort(pst_rendezvous *r, const pst_status *why
     r->ops->abort(r, why);
 }
 void pst_rendezvous_free(pst_rendezvous *r);
+/* Takes back a local rendezvous' abort: recvs wait again (a caller that decided the failed
+ * step was not fatal, with no step of it still running). Tensors deposited stay. */
+void pst_rendezvous_local_resume(pst_rendezvous *r);
 /* Number of tensors deposited and not yet taken (for tests and leak checks). */
 size_t pst_rendezvous_local_pending(pst_rendezvous *r);
 

@@ -44,6 +44,8 @@ struct pst_session {
     pst_var_store *vars;
     int owns_vars;
     void *exec;
+    int files_confined;
+    char *file_root;
     pthread_mutex_t mu; /* plans and node states */
     plan **plans;
     int n_plans, cap_plans;
@@ -70,6 +72,14 @@ pst_session *pst_session_new(pst_graph *g, const pst_session_opts *opts, pst_sta
         }
     }
     s->exec = opts ? opts->exec : NULL;
+    s->files_confined = opts ? opts->files_confined : 0;
+    if (opts && opts->file_root && opts->file_root[0] &&
+        (s->file_root = strdup(opts->file_root)) == NULL) {
+        if (s->owns_vars) pst_var_store_free(s->vars);
+        free(s);
+        pst_status_set(st, PST_E_EXHAUSTED, "out of memory for a session");
+        return NULL;
+    }
     s->inter_op = opts && opts->inter_op_threads > 0 ? opts->inter_op_threads
                                                      : pst_session_default_inter_op_threads();
     const char *prof = getenv("PST_PROFILE");
@@ -132,6 +142,7 @@ void pst_session_free(pst_session *s) {
     if (s->owns_vars) pst_var_store_free(s->vars);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->state_mu);
+    free(s->file_root);
     free(s);
 }
 
@@ -380,6 +391,8 @@ int pst__session_call_kernel(pst_session *s, pst_node *n, pst_tensor *const *ins
                           .state = &s->state[n->id],
                           .vars = s->vars,
                           .exec = s->exec,
+                          .files_confined = s->files_confined,
+                          .file_root = s->file_root,
                           .graph = n->graph,
                           .step_id = step,
                           .status = &kst};

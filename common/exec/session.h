@@ -33,6 +33,11 @@ typedef struct pst_session_opts {
     void *exec;          /* passed to kernels as ctx->exec (rendezvous for Send/Recv) */
     int inter_op_threads; /* threads running one step's nodes, the caller included; 1: one
                              at a time in order; 0: pst_session_default_inter_op_threads() */
+    int files_confined;    /* the session runs graphs on behalf of a remote peer: file ops
+                              (ReadFile, WriteFile, table text files) may touch only file_root,
+                              or without one read anything but write only into directories
+                              that exist (as a task's Save and Restore) */
+    const char *file_root; /* copied; NULL or "" for none */
 } pst_session_opts;
 
 #define PST_INTER_OP_THREADS_DEFAULT 1

@@ -133,6 +133,8 @@ struct pst_kernel_ctx {
                                         library (pst_graph_function), never its nodes */
     int64_t step_id;
     pst_status *status;
+    int files_confined;              /* file ops run for a remote peer (pst_session_opts) */
+    const char *file_root;           /* then: the only directory they may touch, or NULL */
 };
 
 int64_t pst_kctx_attr_i(const pst_kernel_ctx *c, const char *name, int64_t dflt);

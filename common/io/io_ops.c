@@ -792,26 +792,258 @@ static int seq_kernel(pst_kernel_ctx *c) {
     return rc;
 }
 
-static int seq_shape(pst_node *n, pst_status *st) {
-    int ncs = (int)pst_node_attr_i(n, "Ncontext_sparse", 0);
-    int ncd = (int)pst_node_attr_i(n, "Ncontext_dense", 0);
-    int nfs = (int)pst_node_attr_i(n, "Nfeature_list_sparse", 0);
-    int nfd = (int)pst_node_attr_i(n, "Nfeature_list_dense", 0);
+/* Checks a sequence-example node's counts, types and dense shapes (both ops share them). */
+static int seq_check_attrs(pst_node *n, int counts[4], const pst_attr *t[4],
+                           const pst_attr **cds, const pst_attr **fds, pst_status *st) {
     const char *names[4] = {"context_sparse_types", "Tcontext_dense", "feature_list_sparse_types",
                             "feature_list_dense_types"};
-    int counts[4] = {ncs, ncd, nfs, nfd};
-    const pst_attr *t[4];
+    const char *nums[4] = {"Ncontext_sparse", "Ncontext_dense", "Nfeature_list_sparse",
+                           "Nfeature_list_dense"};
     for (int k = 0; k < 4; k++) {
+        counts[k] = (int)pst_node_attr_i(n, nums[k], 0);
         t[k] = pst_node_attr(n, names[k]);
         if (counts[k] < 0 || (counts[k] && (t[k] == NULL || t[k]->kind != PST_ATTR_LIST_TYPE ||
                                             t[k]->n != counts[k])))
             return pst_status_set(st, PST_E_INVALID, "%s does not list %d types", names[k],
                                   counts[k]);
     }
-    const pst_attr *cds = pst_node_attr(n, "context_dense_shapes");
-    const pst_attr *fds = pst_node_attr(n, "feature_list_dense_shapes");
-    if ((ncd && (!cds || cds->n != ncd)) || (nfd && (!fds || fds->n != nfd)))
+    *cds = pst_node_attr(n, "context_dense_shapes");
+    *fds = pst_node_attr(n, "feature_list_dense_shapes");
+    if ((counts[1] && (!*cds || (*cds)->n != counts[1])) ||
+        (counts[3] && (!*fds || (*fds)->n != counts[3])))
         return pst_status_set(st, PST_E_INVALID, "dense shapes do not match the dense counts");
+    return 0;
+}
+
+/* ---- ParseSequenceExample (batched; tf.io.parse_sequence_example) -------------------------- */
+/* Runs the single kernel above on each example and batches what it gives: sparse indices gain
+ * the example's index as their first column and their dense shape the batch size; context
+ * dense values stack; dense feature lists pad (zeros, empty strings) to the batch's longest
+ * and report each example's length in feature_list_dense_lengths. */
+
+/* A 1-D string tensor of a list-of-strings attr (empty when absent). */
+static pst_tensor *attr_strings(pst_kernel_ctx *c, const char *name, int want, pst_status *st) {
+    const pst_attr *a = pst_kctx_attr(c, name);
+    int n = a && a->kind == PST_ATTR_LIST_STRING ? a->n : 0;
+    if (want >= 0 && n != want) {
+        pst_status_set(st, PST_E_INVALID, "%s lists %d keys, not %d", name, n, want);
+        return NULL;
+    }
+    pst_tensor *t = pst_tensor_new_zeros(PST_STRING, pst_shape_1d(n), st);
+    for (int i = 0; t && i < n; i++)
+        if (pst_tstring_set(pst_tensor_str(t) + i, a->list.s[i], strlen(a->list.s[i])) < 0) {
+            pst_tensor_unref(t);
+            pst_status_set(st, PST_E_EXHAUSTED, "out of memory");
+            return NULL;
+        }
+    return t;
+}
+
+/* Output o of the batch from the examples' outputs at index k (of the single kernel): sparse
+ * (indices with `cols` columns, values, shape) merged with the example index in front. */
+static int batch_sparse(pst_kernel_ctx *c, pst_tensor **outs, int nout1, int64_t B, int k_ind,
+                        int k_val, int k_shp, int cols, int o_ind, int o_val, int o_shp,
+                        pst_dtype dt) {
+    int64_t total = 0, dims[PST_MAX_RANK] = {0};
+    for (int64_t b = 0; b < B; b++) {
+        const pst_tensor *shp = outs[b * nout1 + k_shp];
+        total += outs[b * nout1 + k_val]->n;
+        for (int d = 0; d < cols; d++)
+            if (pst_tensor_i64(shp)[d] > dims[d]) dims[d] = pst_tensor_i64(shp)[d];
+    }
+    pst_tensor *ind = pst_kctx_alloc_output(c, o_ind, PST_INT64, pst_shape_2d(total, cols + 1));
+    pst_tensor *val = ind ? pst_tensor_new_zeros(dt, pst_shape_1d(total), c->status) : NULL;
+    pst_tensor *shp =
+        val ? pst_kctx_alloc_output(c, o_shp, PST_INT64, pst_shape_1d(cols + 1)) : NULL;
+    if (val) pst_kctx_set_output(c, o_val, val);
+    if (shp == NULL) return c->status->code;
+    pst_tensor_i64(shp)[0] = B;
+    for (int d = 0; d < cols; d++) pst_tensor_i64(shp)[d + 1] = dims[d];
+    int64_t at = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const pst_tensor *bi = outs[b * nout1 + k_ind], *bv = outs[b * nout1 + k_val];
+        for (int64_t r = 0; r < bv->n; r++) {
+            pst_tensor_i64(ind)[(at + r) * (cols + 1)] = b;
+            for (int d = 0; d < cols; d++)
+                pst_tensor_i64(ind)[(at + r) * (cols + 1) + 1 + d] =
+                    pst_tensor_i64(bi)[r * cols + d];
+        }
+        if (bv->n && pst_tensor_copy_elems(val, at, bv, 0, bv->n, c->status) < 0)
+            return c->status->code;
+        at += bv->n;
+    }
+    return 0;
+}
+
+static int seq_batch_kernel(pst_kernel_ctx *c) {
+    int ncs = (int)pst_kctx_attr_i(c, "Ncontext_sparse", 0);
+    int ncd = (int)pst_kctx_attr_i(c, "Ncontext_dense", 0);
+    int nfs = (int)pst_kctx_attr_i(c, "Nfeature_list_sparse", 0);
+    int nfd = (int)pst_kctx_attr_i(c, "Nfeature_list_dense", 0);
+    const pst_tensor *ser = c->inputs[0], *names = c->inputs[1];
+    if (ser->dtype != PST_STRING || ser->shape.rank != 1)
+        return pst_kctx_error(c, PST_E_INVALID, "serialized must be a vector of strings");
+    if (c->n_inputs != 2 + ncd)
+        return pst_kctx_error(c, PST_E_INVALID, "%d inputs, expected %d (serialized, debug_name "
+                              "and %d context dense defaults)", c->n_inputs, 2 + ncd, ncd);
+    int64_t B = ser->n;
+    if (names->n != 0 && names->n != B)
+        return pst_kctx_error(c, PST_E_INVALID, "debug_name has %lld names for %lld examples",
+                              (long long)names->n, (long long)B);
+    int nin = 3 + ncs + 2 * ncd + nfs + nfd, nout1 = 3 * ncs + ncd + 3 * nfs + nfd;
+    pst_tensor **in = calloc((size_t)nin, sizeof *in);
+    pst_tensor **outs = calloc((size_t)(B * nout1) + 1, sizeof *outs);
+    int rc = in && outs ? 0 : pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+    /* The single kernel's inputs: serialized, missing-assumed-empty keys, the four key lists,
+     * context dense defaults, debug name. Only the defaults are borrowed. */
+    const char *lists[4] = {"context_sparse_keys", "context_dense_keys",
+                            "feature_list_sparse_keys", "feature_list_dense_keys"};
+    int counts[4] = {ncs, ncd, nfs, nfd}, at = 2;
+    if (rc == 0 && (in[1] = attr_strings(c, "feature_list_dense_missing_assumed_empty", -1,
+                                         c->status)) == NULL)
+        rc = c->status->code;
+    for (int l = 0; l < 4 && rc == 0; l++) {
+        pst_tensor *keys = attr_strings(c, lists[l], counts[l], c->status);
+        if (keys == NULL) rc = pst_kctx_error(c, c->status->code, "%s", c->status->msg);
+        for (int i = 0; i < counts[l] && rc == 0; i++) {
+            const pst_tstring *k = pst_tensor_str(keys) + i;
+            if ((in[at] = pst_tensor_scalar_str(k->len ? k->p : "")) == NULL)
+                rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+            at++;
+        }
+        pst_tensor_unref(keys);
+    }
+    for (int i = 0; i < ncd && rc == 0; i++) in[at + i] = c->inputs[2 + i];
+    for (int64_t b = 0; b < B && rc == 0; b++) {
+        const pst_tstring *sv = pst_tensor_str(ser) + b;
+        pst_tensor_unref(in[0]), pst_tensor_unref(in[nin - 1]);
+        in[0] = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), c->status);
+        in[nin - 1] = pst_tensor_scalar_str(names->n ? (pst_tensor_str(names)[b].len
+                                                            ? pst_tensor_str(names)[b].p : "")
+                                                     : "");
+        if (!in[0] || !in[nin - 1] || pst_tstring_set(pst_tensor_str(in[0]), sv->p, sv->len) < 0) {
+            rc = pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+            break;
+        }
+        pst_kernel_ctx sub = *c;
+        sub.inputs = in;
+        sub.n_inputs = nin;
+        sub.outputs = outs + b * nout1;
+        sub.n_outputs = nout1;
+        if ((rc = seq_kernel(&sub)) < 0)
+            pst_status_prefix(c->status, "example %lld%s%s: ", (long long)b,
+                              names->n ? " " : "", names->n ? pst_tensor_str(in[nin - 1])->p : "");
+    }
+    /* Batch the outputs. */
+    for (int i = 0; i < ncs && rc == 0; i++)
+        rc = batch_sparse(c, outs, nout1, B, i, ncs + i, 2 * ncs + i, 1, i, ncs + i, 2 * ncs + i,
+                          c->out_dtypes[ncs + i]);
+    const pst_attr *cds = pst_kctx_attr(c, "context_dense_shapes");
+    for (int i = 0; i < ncd && rc == 0; i++) {
+        pst_shape ds = B > 0 ? outs[3 * ncs + i]->shape : cds->list.shape[i];
+        pst_shape os = {.rank = ds.rank + 1};
+        os.dims[0] = B;
+        memcpy(os.dims + 1, ds.dims, (size_t)ds.rank * sizeof *os.dims);
+        for (int64_t b = 1; b < B && rc == 0; b++)
+            if (!pst_shape_equal(&outs[b * nout1 + 3 * ncs + i]->shape, &ds))
+                rc = pst_kctx_error(c, PST_E_INVALID, "context dense feature %d has another "
+                                    "shape in example %lld", i, (long long)b);
+        if (rc < 0) break;
+        pst_tensor *o = pst_tensor_new_zeros(c->out_dtypes[3 * ncs + i], os, c->status);
+        if (o == NULL) {
+            rc = c->status->code;
+            break;
+        }
+        pst_kctx_set_output(c, 3 * ncs + i, o);
+        int64_t per = B ? o->n / B : 0;
+        for (int64_t b = 0; b < B && rc == 0; b++)
+            rc =
+                pst_tensor_copy_elems(o, b * per, outs[b * nout1 + 3 * ncs + i], 0, per, c->status);
+    }
+    int base = 3 * ncs + ncd;
+    for (int i = 0; i < nfs && rc == 0; i++)
+        rc = batch_sparse(c, outs, nout1, B, base + i, base + nfs + i, base + 2 * nfs + i, 2,
+                          base + i, base + nfs + i, base + 2 * nfs + i,
+                          c->out_dtypes[base + nfs + i]);
+    base += 3 * nfs;
+    const pst_attr *fds = pst_kctx_attr(c, "feature_list_dense_shapes");
+    for (int i = 0; i < nfd && rc == 0; i++) {
+        int64_t longest = 0;
+        for (int64_t b = 0; b < B; b++)
+            if (outs[b * nout1 + base + i]->shape.dims[0] > longest)
+                longest = outs[b * nout1 + base + i]->shape.dims[0];
+        pst_shape ds = fds->list.shape[i], os = {.rank = ds.rank + 2};
+        os.dims[0] = B;
+        os.dims[1] = longest;
+        memcpy(os.dims + 2, ds.dims, (size_t)ds.rank * sizeof *os.dims);
+        pst_tensor *o = pst_tensor_new_zeros(c->out_dtypes[base + i], os, c->status);
+        pst_tensor *len = o ? pst_kctx_alloc_output(c, base + nfd + i, PST_INT64, pst_shape_1d(B))
+                            : NULL;
+        if (o) pst_kctx_set_output(c, base + i, o);
+        if (len == NULL) {
+            rc = c->status->code;
+            break;
+        }
+        int64_t per_step = B && longest ? o->n / (B * longest) : 0;
+        for (int64_t b = 0; b < B && rc == 0; b++) {
+            const pst_tensor *x = outs[b * nout1 + base + i];
+            pst_tensor_i64(len)[b] = x->shape.dims[0];
+            if (x->n) rc = pst_tensor_copy_elems(o, b * longest * per_step, x, 0, x->n, c->status);
+        }
+    }
+    if (in)
+        for (int k = 0; k < nin; k++)
+            if (k < 2 + ncs + ncd + nfs + nfd || k == nin - 1) pst_tensor_unref(in[k]);
+    for (int64_t k = 0; outs && k < B * nout1; k++) pst_tensor_unref(outs[k]);
+    free(in), free(outs);
+    return rc;
+}
+
+static int seq_batch_shape(pst_node *n, pst_status *st) {
+    int counts[4];
+    const pst_attr *t[4], *cds, *fds;
+    if (seq_check_attrs(n, counts, t, &cds, &fds, st) < 0) return st->code;
+    int ncs = counts[0], ncd = counts[1], nfs = counts[2], nfd = counts[3];
+    if (n->n_inputs != 2 + ncd)
+        return pst_status_set(st, PST_E_INVALID, "%d inputs, expected %d", n->n_inputs, 2 + ncd);
+    pst_node_set_num_outputs(n, 3 * ncs + ncd + 3 * nfs + 2 * nfd);
+    int o = 0;
+    for (int i = 0; i < ncs; i++) {
+        pst_node_set_output(n, o + i, PST_INT64, pst_shape_2d(-1, 2));
+        pst_node_set_output(n, o + ncs + i, t[0]->list.type[i], pst_shape_1d(-1));
+        pst_node_set_output(n, o + 2 * ncs + i, PST_INT64, pst_shape_1d(2));
+    }
+    o += 3 * ncs;
+    for (int i = 0; i < ncd; i++)
+        pst_node_set_output(n, o + i, t[1]->list.type[i],
+                            pst_shape_prepend(cds->list.shape[i], -1));
+    o += ncd;
+    for (int i = 0; i < nfs; i++) {
+        pst_node_set_output(n, o + i, PST_INT64, pst_shape_2d(-1, 3));
+        pst_node_set_output(n, o + nfs + i, t[2]->list.type[i], pst_shape_1d(-1));
+        pst_node_set_output(n, o + 2 * nfs + i, PST_INT64, pst_shape_1d(3));
+    }
+    o += 3 * nfs;
+    for (int i = 0; i < nfd; i++) {
+        pst_shape s = fds->list.shape[i];
+        if (s.rank >= 0 && s.rank + 2 <= PST_MAX_RANK) {
+            memmove(s.dims + 2, s.dims, (size_t)s.rank * sizeof *s.dims);
+            s.dims[0] = s.dims[1] = -1;
+            s.rank += 2;
+        } else {
+            s = pst_shape_unknown();
+        }
+        pst_node_set_output(n, o + i, t[3]->list.type[i], s);
+        pst_node_set_output(n, o + nfd + i, PST_INT64, pst_shape_1d(-1));
+    }
+    return 0;
+}
+
+static int seq_shape(pst_node *n, pst_status *st) {
+    int counts[4];
+    const pst_attr *t[4], *cds, *fds;
+    if (seq_check_attrs(n, counts, t, &cds, &fds, st) < 0) return st->code;
+    int ncs = counts[0], ncd = counts[1], nfs = counts[2], nfd = counts[3];
     pst_node_set_num_outputs(n, 3 * ncs + ncd + 3 * nfs + nfd);
     int o = 0;
     for (int i = 0; i < ncs; i++) {
@@ -829,13 +1061,7 @@ static int seq_shape(pst_node *n, pst_status *st) {
     }
     o += 3 * nfs;
     for (int i = 0; i < nfd; i++) {
-        pst_shape s = fds->list.shape[i];
-        if (s.rank >= 0 && s.rank < PST_MAX_RANK) {
-            memmove(s.dims + 1, s.dims, (size_t)s.rank * sizeof *s.dims);
-            s.dims[0] = -1;
-            s.rank++;
-        }
-        pst_node_set_output(n, o + i, t[3]->list.type[i], s);
+        pst_node_set_output(n, o + i, t[3]->list.type[i], pst_shape_prepend(fds->list.shape[i], -1));
     }
     return 0;
 }
@@ -869,12 +1095,7 @@ static int parse_shape(pst_node *n, pst_status *st) {
     }
     for (int i = 0; i < nd; i++) {
         pst_shape s = shapes->list.shape[i];
-        if (!single && s.rank >= 0 && s.rank < PST_MAX_RANK) {
-            memmove(s.dims + 1, s.dims, (size_t)s.rank * sizeof *s.dims);
-            s.dims[0] = B;
-            s.rank++;
-        }
-        pst_node_set_output(n, 3 * ns + i, td->list.type[i], s);
+        pst_node_set_output(n, 3 * ns + i, td->list.type[i], single ? s : pst_shape_prepend(s, B));
     }
     return 0;
 }
@@ -1181,6 +1402,23 @@ static const pst_attr_spec seq_attrs[] = {
     {"feature_list_dense_types", PST_ATTR_LIST_TYPE, 0},
     {"context_dense_shapes", PST_ATTR_LIST_SHAPE, 0},
     {"feature_list_dense_shapes", PST_ATTR_LIST_SHAPE, 0}, {0}};
+static const pst_attr_spec seq_batch_attrs[] = {
+    {"Ncontext_sparse", PST_ATTR_INT, 0},
+    {"Ncontext_dense", PST_ATTR_INT, 0},
+    {"Nfeature_list_sparse", PST_ATTR_INT, 0},
+    {"Nfeature_list_dense", PST_ATTR_INT, 0},
+    {"context_sparse_types", PST_ATTR_LIST_TYPE, 0},
+    {"Tcontext_dense", PST_ATTR_LIST_TYPE, 0},
+    {"feature_list_sparse_types", PST_ATTR_LIST_TYPE, 0},
+    {"feature_list_dense_types", PST_ATTR_LIST_TYPE, 0},
+    {"context_dense_shapes", PST_ATTR_LIST_SHAPE, 0},
+    {"feature_list_dense_shapes", PST_ATTR_LIST_SHAPE, 0},
+    {"context_sparse_keys", PST_ATTR_LIST_STRING, 0},
+    {"context_dense_keys", PST_ATTR_LIST_STRING, 0},
+    {"feature_list_sparse_keys", PST_ATTR_LIST_STRING, 0},
+    {"feature_list_dense_keys", PST_ATTR_LIST_STRING, 0},
+    {"feature_list_dense_missing_assumed_empty", PST_ATTR_LIST_STRING, 0},
+    {0}};
 static const pst_attr_spec image_attrs[] = {{"max_images", PST_ATTR_INT, 0},
                                             {"T", PST_ATTR_TYPE, 0},
                                             {"bad_color", PST_ATTR_TENSOR, 0},
@@ -1212,6 +1450,9 @@ static const pst_op_def io_ops[] = {
     {.name = "ParseSingleSequenceExample", .min_inputs = 3, .max_inputs = -1, .n_outputs = -1,
      .attrs = seq_attrs, .shape = seq_shape, .kernel = seq_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
+    {.name = "ParseSequenceExample", .min_inputs = 2, .max_inputs = -1, .n_outputs = -1,
+     .attrs = seq_batch_attrs, .shape = seq_batch_shape, .kernel = seq_batch_kernel,
+     .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "DecodeCSV", .min_inputs = 2, .max_inputs = -1, .n_outputs = -1,
      .attrs = csv_attrs, .shape = decode_csv_shape, .kernel = decode_csv_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
@@ -1222,11 +1463,14 @@ static const pst_op_def io_ops[] = {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+void pst__register_tensor_proto_ops(void); /* tensor_proto_ops.c */
+
 static void register_io_ops(void) {
     pst_ops_init();
     for (size_t i = 0; i < sizeof io_ops / sizeof io_ops[0]; i++) pst_op_register(&io_ops[i]);
     pst__register_image_ops();
     pst__register_tf_data_ops();
+    pst__register_tensor_proto_ops();
 }
 
 void pst_io_ops_init(void) { pthread_once(&once, register_io_ops); }

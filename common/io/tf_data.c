@@ -707,7 +707,8 @@ static int iter_next(iter *it, pst_tensor **out, pst_status *st) {
         unref_all(el, d->in->n_comp);
         return rc < 0 ? rc : 1;
     }
-    case K_FILTER:
+    case K_FILTER: /* d->flag: TakeWhileDataset, which ends at the first false */
+        if (d->flag && it->pos) return 0;
         for (;;) {
             int rc = iter_next(it->in, out, st);
             if (rc <= 0) return rc;
@@ -726,6 +727,10 @@ static int iter_next(iter *it, pst_tensor **out, pst_status *st) {
             }
             if (yes) return 1;
             unref_all(out, d->n_comp);
+            if (d->flag) {
+                it->pos = 1;
+                return 0;
+            }
         }
     case K_FLAT_MAP: return next_flat_map(it, out, st);
     case K_BATCH: case K_PADDED_BATCH: return next_batch(it, out, st);
@@ -1104,8 +1109,10 @@ static int map_kernel(pst_kernel_ctx *c) {
     return d ? emit(c, d) : c->status->code;
 }
 
+/* FilterDataset; TakeWhileDataset: the elements before the first the predicate refuses. */
 static int filter_kernel(pst_kernel_ctx *c) {
     dataset *d = fn_ds(c, K_FILTER, "predicate");
+    if (d) d->flag = strstr(c->op->name, "TakeWhile") != NULL;
     return d ? emit(c, d) : c->status->code;
 }
 
@@ -1600,6 +1607,7 @@ static const pst_attr_spec ds_attrs[] = {
     {"slack_period", PST_ATTR_INT, 0}, {"legacy_autotune", PST_ATTR_BOOL, 0},
     {"algorithm", PST_ATTR_INT, 0}, {"cpu_budget", PST_ATTR_INT, 0},
     {"optimization_configs", PST_ATTR_LIST_STRING, 0}, {"require_non_empty", PST_ATTR_BOOL, 0},
+    {"auto_shard_policy", PST_ATTR_INT, 0},
     {0}};
 static const pst_attr_spec it_attrs[] = {
     {"output_types", PST_ATTR_LIST_TYPE, 0}, {"output_shapes", PST_ATTR_LIST_SHAPE, 0},
@@ -1627,6 +1635,8 @@ static const pst_op_def tf_data_ops[] = {
     DS("ParallelMapDataset", 2, -1, map_kernel),
     DS("ExperimentalMapDataset", 1, -1, map_kernel),
     DS("FilterDataset", 1, -1, filter_kernel),
+    DS("TakeWhileDataset", 1, -1, filter_kernel),
+    DS("ExperimentalTakeWhileDataset", 1, -1, filter_kernel),
     DS("FlatMapDataset", 1, -1, flat_map_kernel),
     DS("InterleaveDataset", 3, -1, flat_map_kernel),
     DS("ParallelInterleaveDataset", 3, -1, flat_map_kernel),
@@ -1659,6 +1669,13 @@ static const pst_op_def tf_data_ops[] = {
     DS("BytesProducedStatsDataset", 2, 2, pass_kernel),
     DS("ExperimentalBytesProducedStatsDataset", 2, 2, pass_kernel),
     DS("ShardDataset", 3, 3, shard_kernel),
+    /* AutoShardDataset(input, num_workers, index): every num_workers-th element from index, as
+     * TF's DATA policy (TF's AUTO would shard by file where it can: other elements per worker,
+     * the same union); SleepDataset passes its elements on at once. */
+    DS("AutoShardDataset", 3, 3, shard_kernel),
+    DS("ExperimentalAutoShardDataset", 3, 3, shard_kernel),
+    DS("SleepDataset", 2, 2, pass_kernel),
+    DS("ExperimentalSleepDataset", 2, 2, pass_kernel),
     DS("ExperimentalNonSerializableDataset", 1, 1, pass_kernel),
     {.name = "Iterator", .n_outputs = 1, .attrs = it_attrs, .shape = pst_ops_resource_shape,
      .kernel = iterator_kernel, .flags = DSF},

@@ -9,6 +9,7 @@
 #include "kernels_ew.h"
 #include "op.h"
 #include "ops.h"
+#include "varstore.h"
 
 static const pst_attr_spec t_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"Tshape", PST_ATTR_TYPE, 0},
                                         {"Tidx", PST_ATTR_TYPE, 0}, {"Tperm", PST_ATTR_TYPE, 0},
@@ -682,6 +683,44 @@ static int strided_slice_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+/* StridedSliceAssign(ref, begin, end, strides, value) and ResourceStridedSliceAssign: value,
+ * shaped as StridedSlice's result, written into the variable's slice in place. */
+static int ss_assign_kernel(pst_kernel_ctx *c) {
+    pst_var *v = c->input_vars[0];
+    const pst_tensor *val = c->inputs[4];
+    pst_tensor *t = pst_var_begin_update(v, c->status);
+    if (t == NULL) return c->status->code;
+    ss_spec sp;
+    char a[128], b[128];
+    int rc = 0;
+    if (ss_spec_of(c, &t->shape, 1, &sp) < 0)
+        rc = c->status->code;
+    else if (val->dtype != t->dtype || !pst_shape_equal(&val->shape, &sp.out))
+        rc = pst_kctx_error(c, PST_E_INVALID, "sliced l-value shape %s of variable '%s' does not match "
+                            "r-value %s %s", pst_shape_str(&sp.out, a, sizeof a), v->name,
+                            pst_dtype_name(val->dtype), pst_shape_str(&val->shape, b, sizeof b));
+    else
+        ss_copy(&t->shape, &sp, t->data, val->data, pst_dtype_size(t->dtype), 1);
+    pst_var_end_update(v);
+    if (rc == 0 && c->n_outputs > 0) {
+        pst_kctx_set_output(c, 0, pst_var_read(v));
+        c->output_vars[0] = v;
+    }
+    return rc;
+}
+
+static int ss_assign_shape(pst_node *n, pst_status *st) {
+    if (pst_node_attr_i(n, "ellipsis_mask", 0) || pst_node_attr_i(n, "new_axis_mask", 0))
+        return pst_status_set(st, PST_E_UNIMPLEMENTED, "ellipsis_mask and new_axis_mask are not "
+                              "supported");
+    if (pst_node_in_dtype(n, 0) != pst_node_in_dtype(n, 4))
+        return pst_status_set(st, PST_E_INVALID, "variable '%s' is %s, the value %s",
+                              n->inputs[0].node->name, pst_dtype_name(pst_node_in_dtype(n, 0)),
+                              pst_dtype_name(pst_node_in_dtype(n, 4)));
+    if (n->op->n_outputs > 0) pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), pst_node_in_shape(n, 0));
+    return 0;
+}
+
 static int pad_shape(pst_node *n, pst_status *st) {
     pst_shape in = pst_node_in_shape(n, 0), out = pst_shape_unknown();
     const pst_tensor *p = pst_node_in_const(n, 1);
@@ -1265,6 +1304,24 @@ static int ss_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *
     return 0;
 }
 
+static const pst_attr_spec ss_assign_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                                {"Index", PST_ATTR_TYPE, 0},
+                                                {"begin_mask", PST_ATTR_INT, 0},
+                                                {"end_mask", PST_ATTR_INT, 0},
+                                                {"ellipsis_mask", PST_ATTR_INT, 0},
+                                                {"new_axis_mask", PST_ATTR_INT, 0},
+                                                {"shrink_axis_mask", PST_ATTR_INT, 0},
+                                                {0}};
+static const pst_op_def ss_assign_op = {.name = "StridedSliceAssign", .min_inputs = 5, .max_inputs = 5,
+                                        .n_outputs = 1, .attrs = ss_assign_attrs, .shape = ss_assign_shape,
+                                        .kernel = ss_assign_kernel,
+                                        .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | PST_OP_REF_OUTPUT,
+                                        .ref_mask = 0x1};
+static const pst_op_def res_ss_assign_op = {.name = "ResourceStridedSliceAssign", .min_inputs = 5,
+                                            .max_inputs = 5, .n_outputs = 0, .attrs = ss_assign_attrs,
+                                            .shape = ss_assign_shape, .kernel = ss_assign_kernel,
+                                            .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE,
+                                            .ref_mask = 0x1};
 static const pst_op_def strided_slice_op = OP("StridedSlice", 4, 4, 1, ss_attrs, strided_slice_shape,
                                               strided_slice_kernel, ss_grad, 0);
 static const pst_op_def ss_grad_op = OP("PstStridedSliceGrad", 5, 5, 1, ss_attrs, like_input1_shape,
@@ -1274,6 +1331,8 @@ static const pst_op_def tf_ss_grad_op = OP("StridedSliceGrad", 5, 5, 1, ss_attrs
 
 void pst__register_array_ops(void) {
     pst_op_register(&strided_slice_op);
+    pst_op_register(&ss_assign_op);
+    pst_op_register(&res_ss_assign_op);
     pst_op_register(&ss_grad_op);
     pst_op_register(&tf_ss_grad_op);
     for (size_t i = 0; i < sizeof array_ops / sizeof array_ops[0]; i++)

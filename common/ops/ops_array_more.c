@@ -39,8 +39,9 @@ static int axis_of(int64_t a, int rank, int64_t *out) {
     return 0;
 }
 
-/* ---- Cumsum(x, axis) ------------------------------------------------------------------- */
+/* ---- Cumsum(x, axis), Cumprod(x, axis) ------------------------------------------------- */
 static int cumsum_kernel(pst_kernel_ctx *c) {
+    int prod = strcmp(c->op->name, "Cumprod") == 0;
     const pst_tensor *x = c->inputs[0];
     int64_t ax;
     if (axis_of(pst_tensor_get_i64(c->inputs[1], 0), x->shape.rank, &ax) < 0)
@@ -53,13 +54,13 @@ static int cumsum_kernel(pst_kernel_ctx *c) {
     int64_t outer = (len * inner) != 0 ? x->n / (len * inner) : 0;
     for (int64_t o0 = 0; o0 < outer; o0++)
         for (int64_t i = 0; i < inner; i++) {
-            double sum = 0;
+            double sum = prod ? 1 : 0;
             for (int64_t k = 0; k < len; k++) {
                 int64_t j = rev ? len - 1 - k : k, at = (o0 * len + j) * inner + i;
                 double v = pst_tensor_get_f64(x, at);
-                if (!excl) sum += v;
+                if (!excl) sum = prod ? sum * v : sum + v;
                 pst_tensor_set_f64(o, at, sum);
-                if (excl) sum += v;
+                if (excl) sum = prod ? sum * v : sum + v;
             }
         }
     return 0;
@@ -81,6 +82,17 @@ static int cumsum_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
     pst_nb_attr_b(b, "exclusive", pst_node_attr_b(n, "exclusive", 0));
     pst_nb_attr_b(b, "reverse", !pst_node_attr_b(n, "reverse", 0));
     dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
+/* TF's: cumsum(cumprod(x) dy) with reverse flipped, over x (a zero of x gives inf/nan there,
+ * as in TF). */
+static int cumprod_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    int excl = pst_node_attr_b(n, "exclusive", 0), rev = pst_node_attr_b(n, "reverse", 0);
+    pst_node_builder *b = op_on_dy(g, "Cumsum", n, pst_mul(g, pst_out(n, 0), dy[0], NULL));
+    pst_nb_attr_b(b, "exclusive", excl);
+    pst_nb_attr_b(b, "reverse", !rev);
+    dx[0] = pst_real_div(g, pst_nb_finish_out(b), n->inputs[0], NULL);
     return 0;
 }
 
@@ -944,6 +956,51 @@ static int s2b_shape(pst_node *n, pst_status *st) {
     return 0;
 }
 
+/* TF 0.x's SpaceToBatch(input, paddings) and BatchToSpace(input, crops): 4-D NHWC with one
+ * block_size attr for both spatial dims, the ND ops with block_shape [block_size, block_size]. */
+static int s2b_v1_kernel(pst_kernel_ctx *c) {
+    int64_t bs = pst_kctx_attr_i(c, "block_size", 0);
+    if (bs < 2) return pst_kctx_error(c, PST_E_INVALID, "block_size must be greater than 1, got %lld", (long long)bs);
+    if (c->inputs[0]->shape.rank != 4 || c->inputs[1]->n != 4)
+        return pst_kctx_error(c, PST_E_INVALID, "input must be 4-D and paddings/crops 2x2");
+    pst_tensor *blk = pst_tensor_from_i64(pst_shape_1d(2), (int64_t[]){bs, bs});
+    if (blk == NULL) return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
+    pst_tensor *in[3] = {c->inputs[0], blk, c->inputs[1]};
+    pst_kernel_ctx nd = *c;
+    nd.inputs = in;
+    nd.n_inputs = 3;
+    int rc = s2b_kernel(&nd);
+    pst_tensor_unref(blk);
+    return rc;
+}
+
+static int s2b_v1_shape(pst_node *n, pst_status *st) {
+    pst_shape s = pst_node_in_shape(n, 0);
+    int64_t bs = pst_node_attr_i(n, "block_size", 0);
+    const pst_tensor *pads = pst_node_in_const(n, 1);
+    int to_batch = strcmp(n->op->name, "SpaceToBatch") == 0;
+    char sx[128];
+    if (bs < 2) return pst_status_set(st, PST_E_INVALID, "block_size must be greater than 1");
+    if (s.rank >= 0 && s.rank != 4)
+        return pst_status_set(st, PST_E_INVALID, "input must be 4-D, got %s", pst_shape_str(&s, sx, sizeof sx));
+    if (s.rank < 0) s = pst_shape_4d(-1, -1, -1, -1);
+    for (int d = 1; d < 3; d++) {
+        int64_t pb = pads && pads->n == 4 ? pst_tensor_get_i64(pads, 2 * (d - 1)) + pst_tensor_get_i64(pads, 2 * d - 1) : -1;
+        s.dims[d] = pb < 0 || s.dims[d] < 0 ? -1 : to_batch ? (s.dims[d] + pb) / bs : s.dims[d] * bs - pb;
+    }
+    if (s.dims[0] >= 0) s.dims[0] = to_batch ? s.dims[0] * bs * bs : s.dims[0] / (bs * bs);
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, 0), s);
+    return 0;
+}
+
+static int s2b_v1_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
+    int to_batch = strcmp(n->op->name, "SpaceToBatch") == 0;
+    pst_node_builder *b = op_on_dy(g, to_batch ? "BatchToSpace" : "SpaceToBatch", n, dy[0]);
+    pst_nb_attr_i(b, "block_size", pst_node_attr_i(n, "block_size", 2));
+    dx[0] = pst_nb_finish_out(b);
+    return 0;
+}
+
 static int s2b_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
     int to_batch = strncmp(n->op->name, "SpaceToBatch", 12) == 0;
     pst_node_builder *b = op_on_dy(g, to_batch ? "BatchToSpaceND" : "SpaceToBatchND", n, dy[0]);
@@ -1125,6 +1182,11 @@ static const pst_attr_spec s2b_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                           {"Tpaddings", PST_ATTR_TYPE, 0},
                                           {"Tcrops", PST_ATTR_TYPE, 0},
                                           {0}};
+static const pst_attr_spec s2b_v1_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                             {"Tpaddings", PST_ATTR_TYPE, 0},
+                                             {"Tidx", PST_ATTR_TYPE, 0},
+                                             {"block_size", PST_ATTR_INT, 1},
+                                             {0}};
 static const pst_attr_spec topk_v1_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"k", PST_ATTR_INT, 1}, {"sorted", PST_ATTR_BOOL, 0}, {0}};
 static const pst_attr_spec dpart_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"num_partitions", PST_ATTR_INT, 1}, {0}};
 static const pst_attr_spec identity_n_attrs[] = {{"T", PST_ATTR_LIST_TYPE, 0}, {0}};
@@ -1147,6 +1209,7 @@ static const pst_attr_spec resize_attrs[] = {{"T", PST_ATTR_TYPE, 0},
      .kernel = k, .grad = gr, .flags = fl}
 static const pst_op_def more_ops[] = {
     OP2("Cumsum", 2, 1, cum_attrs, same_shape, cumsum_kernel, cumsum_grad, 0),
+    OP2("Cumprod", 2, 1, cum_attrs, same_shape, cumsum_kernel, cumprod_grad, 0),
     OP2("ReverseV2", 2, 1, t_attrs, same_shape, reverse_kernel, reverse_grad, PST_OP_STRINGS),
     OP2("SplitV", 3, -1, t_attrs, splitv_shape, splitv_kernel, splitv_grad, PST_OP_STRINGS),
     OP2("GatherNd", 2, 1, t_attrs, gather_nd_shape, gather_nd_kernel, gather_nd_grad, PST_OP_STRINGS),
@@ -1176,7 +1239,10 @@ static const pst_op_def more_ops[] = {
      .shape = same_shape, .kernel = accumulate_kernel, .grad = accumulate_grad},
     OP2("BroadcastArgs", 2, 1, t_attrs, bargs_shape, bargs_kernel, NULL, ND),
     OP2("MatrixBandPart", 3, 1, band_attrs, same_shape, band_kernel, band_grad, 0),
+    OP2("BatchMatrixBandPart", 3, 1, band_attrs, same_shape, band_kernel, band_grad, 0), /* TF 0.x */
     OP2("SpaceToBatchND", 3, 1, s2b_attrs, s2b_shape, s2b_kernel, s2b_grad, 0),
+    OP2("SpaceToBatch", 2, 1, s2b_v1_attrs, s2b_v1_shape, s2b_v1_kernel, s2b_v1_grad, 0),
+    OP2("BatchToSpace", 2, 1, s2b_v1_attrs, s2b_v1_shape, s2b_v1_kernel, s2b_v1_grad, 0),
     OP2("BatchToSpaceND", 3, 1, s2b_attrs, s2b_shape, s2b_kernel, s2b_grad, 0),
     OP2("ClipByValue", 3, 1, t_attrs, same_shape, clip_kernel, clip_grad, 0),
     OP2("LinSpace", 3, 1, t_attrs, linspace_shape, linspace_kernel, NULL, ND),

@@ -245,18 +245,8 @@ static int segment_sum_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
-/* d data = dy gathered at the segment ids (dy[ids] has data's shape). */
-static int segment_sum_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx) {
-    pst_node_builder *b = pst_nb_new(g, "GatherV2", NULL);
-    pst_nb_input(b, dy[0]);
-    pst_nb_input(b, n->inputs[1]);
-    pst_nb_input(b, pst_const_i32(g, 0, NULL));
-    pst_nb_attr_type(b, "Tparams", pst_output_dtype(dy[0]));
-    pst_nb_attr_type(b, "Tindices", pst_output_dtype(n->inputs[1]));
-    pst_nb_attr_type(b, "Taxis", PST_INT32);
-    dx[0] = pst_nb_finish_out(b);
-    return 0;
-}
+/* The gradient lives in ops_segment.c with the other segment gradients. */
+int pst__unsorted_segment_sum_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx);
 
 /* ---- All, Any (bool reductions over axes) ---------------------------------------------- */
 static int logical_reduce_shape(pst_node *n, pst_status *st) {
@@ -531,7 +521,7 @@ static const pst_op_def array_tf_ops[] = {
      .shape = unique_shape, .kernel = list_diff_kernel, .flags = ND},
     {.name = "UnsortedSegmentSum", .min_inputs = 3, .max_inputs = 3, .n_outputs = 1,
      .attrs = segment_attrs, .shape = segment_sum_shape, .kernel = segment_sum_kernel,
-     .grad = segment_sum_grad},
+     .grad = pst__unsorted_segment_sum_grad},
     {.name = "All", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1, .attrs = logical_attrs,
      .shape = logical_reduce_shape, .kernel = logical_reduce_kernel, .flags = ND},
     {.name = "Any", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1, .attrs = logical_attrs,

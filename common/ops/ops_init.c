@@ -23,9 +23,26 @@ void pst__register_lookup_ops(void);
 void pst__register_sparse_ops(void);
 void pst__register_train_more_ops(void);
 void pst__register_array_more_ops(void);
+void pst__register_math_more_ops(void);
+void pst__register_pool_more_ops(void);
+void pst__register_segment_ops(void);
+void pst__register_scatter_ops(void);
+void pst__register_bn_global_ops(void);
+void pst__register_image_more_ops(void);
+void pst__register_color_ops(void);
+void pst__register_linalg_ops(void);
+void pst__register_gru_block_ops(void);
+void pst__register_conv3d_ops(void);
+void pst__register_sparse_more_ops(void);
+void pst__register_array_tf_more_ops(void);
 void pst__register_lstm_block_ops(void);
 void pst__register_queue_ops(void);
 void pst__register_input_ops(void);
+void pst__register_accum_ops(void);
+void pst__register_detect_ops(void);
+void pst__register_misc_tf_ops(void);
+void pst__register_string_tf_ops(void);
+void pst__register_io_file_ops(void);
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -48,9 +65,26 @@ static void register_builtin(void) {
     pst__register_sparse_ops();
     pst__register_train_more_ops();
     pst__register_array_more_ops();
+    pst__register_math_more_ops();
+    pst__register_pool_more_ops();
+    pst__register_segment_ops();
+    pst__register_scatter_ops();
+    pst__register_bn_global_ops();
+    pst__register_image_more_ops();
+    pst__register_color_ops();
+    pst__register_linalg_ops();
+    pst__register_gru_block_ops();
+    pst__register_conv3d_ops();
+    pst__register_sparse_more_ops();
+    pst__register_array_tf_more_ops();
     pst__register_lstm_block_ops();
     pst__register_queue_ops();
     pst__register_input_ops();
+    pst__register_accum_ops();
+    pst__register_detect_ops();
+    pst__register_misc_tf_ops();
+    pst__register_string_tf_ops();
+    pst__register_io_file_ops();
 }
 
 void pst_ops_init(void) { pthread_once(&once, register_builtin); }

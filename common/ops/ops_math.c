@@ -32,6 +32,46 @@ typedef struct math_op {
 
 static int is_compare(int c) { return c >= B_EQ && c <= B_OR; }
 
+/* TF's float FloorMod: fmod moved to the divisor's sign (NaN for a divisor of 0). */
+static double float_floor_mod(double x, double y) {
+    double r = fmod(x, y);
+    return r != 0 && ((y < 0) != (r < 0)) ? r + y : r;
+}
+
+static float float_floor_modf(float x, float y) {
+    float r = fmodf(x, y);
+    return r != 0 && ((y < 0) != (r < 0)) ? r + y : r;
+}
+
+static int is_int_division(int c) {
+    return c == B_FLOORDIV || c == B_FLOORMOD || c == B_TDIV || c == B_TRUNCDIV || c == B_MOD;
+}
+
+/* Integer division ops in exact 64-bit arithmetic; y is never 0 here (the kernel checks first).
+ * x / -1 is computed as a negation that wraps, as the hardware division would trap. */
+static int64_t int_division(int code, int64_t x, int64_t y) {
+    if (y == -1) {
+        int64_t neg = (int64_t)(0 - (uint64_t)x);
+        return code == B_FLOORMOD || code == B_MOD ? 0 : neg;
+    }
+    int64_t q = x / y, r = x % y;
+    switch (code) {
+    case B_FLOORDIV: return r != 0 && ((r < 0) != (y < 0)) ? q - 1 : q;
+    case B_FLOORMOD: return r != 0 && ((r < 0) != (y < 0)) ? r + y : r;
+    case B_MOD: return r;
+    default: return q; /* B_TDIV, B_TRUNCDIV */
+    }
+}
+
+static void set_int(pst_tensor *t, int64_t i, int64_t v) {
+    if (t->dtype == PST_INT64)
+        pst_tensor_i64(t)[i] = v;
+    else if (t->dtype == PST_INT32)
+        pst_tensor_i32(t)[i] = (int32_t)v;
+    else
+        pst_tensor_set_f64(t, i, (double)v);
+}
+
 static double bin_scalar(int code, double x, double y, double alpha) {
     switch (code) {
     case B_ADD: return x + y;
@@ -57,18 +97,18 @@ static double bin_scalar(int code, double x, double y, double alpha) {
     case B_TANH_GRAD: return y * (1 - x * x);
     case B_SQRT_GRAD: return y * 0.5 / x;
     case B_RSQRT_GRAD: return y * -0.5 * x * x * x;
-    case B_FLOORDIV: return y == 0 ? 0 : floor(x / y);
-    case B_FLOORMOD: return y == 0 ? 0 : x - floor(x / y) * y;
-    case B_TDIV: return y == 0 ? 0 : trunc(x / y); /* Div of integers; floats take B_DIV */
+    case B_FLOORDIV: return floor(x / y);
+    case B_FLOORMOD: return float_floor_mod(x, y);
+    case B_TDIV: return trunc(x / y); /* Div of integers; floats take B_DIV */
     case B_RECIP_GRAD: return -y * x * x;
     case B_SQDIFF: return (x - y) * (x - y);
     case B_DIVNONAN: return y == 0 ? 0 : x / y;
-    case B_TRUNCDIV: return y == 0 ? 0 : trunc(x / y);
+    case B_TRUNCDIV: return trunc(x / y);
     case B_ATAN2: return atan2(x, y);
     case B_SOFTPLUS_GRAD: return x / (1 + exp(-y));
     case B_SOFTSIGN_GRAD: return x / ((1 + fabs(y)) * (1 + fabs(y)));
     case B_SELU_GRAD: return y < 0 ? x * (y + SELU_SCALE * SELU_ALPHA) : x * SELU_SCALE;
-    case B_MOD: return y == 0 ? 0 : fmod(x, y); /* truncated: the sign of x, as TF's Mod */
+    case B_MOD: return fmod(x, y); /* truncated: the sign of x, as TF's Mod; NaN for y = 0 */
     default: return 0;
     }
 }
@@ -130,7 +170,7 @@ static void bin_run_f32(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t 
     case B_SQRT_GRAD: F_LOOP(y * 0.5f / x); break;
     case B_RSQRT_GRAD: F_LOOP(y * -0.5f * x * x * x); break;
     case B_FLOORDIV: F_LOOP(floorf(x / y)); break;
-    case B_FLOORMOD: F_LOOP(x - floorf(x / y) * y); break;
+    case B_FLOORMOD: F_LOOP(float_floor_modf(x, y)); break;
     case B_TDIV: F_LOOP(x / y); break;
     case B_RECIP_GRAD: F_LOOP(-y * x * x); break;
     case B_SQDIFF: F_LOOP((x - y) * (x - y)); break;
@@ -139,7 +179,7 @@ static void bin_run_f32(void *vctx, int64_t oo, int64_t ao, int64_t bo, int64_t 
     case B_ATAN2: F_LOOP(atan2f(x, y)); break;
     case B_SOFTPLUS_GRAD: F_LOOP(x / (1 + expf(-y))); break;
     case B_SOFTSIGN_GRAD: F_LOOP(x / ((1 + fabsf(y)) * (1 + fabsf(y)))); break;
-    case B_MOD: F_LOOP(y == 0 ? 0.0f : fmodf(x, y)); break;
+    case B_MOD: F_LOOP(fmodf(x, y)); break;
     case B_SELU_GRAD: F_LOOP(y < 0 ? x * (y + (float)(SELU_SCALE * SELU_ALPHA)) : x * (float)SELU_SCALE); break;
     default: break;
     }
@@ -149,6 +189,13 @@ static void bin_run_generic(void *vctx, int64_t oo, int64_t ao, int64_t bo, int6
                             int64_t sb) {
     bin_ctx *c = vctx;
     int code = c->code == B_TDIV && pst_dtype_is_float(c->a->dtype) ? B_DIV : c->code;
+    if (is_int_division(code) && !pst_dtype_is_float(c->a->dtype)) {
+        for (int64_t i = 0; i < n; i++)
+            set_int(c->out, oo + i,
+                               int_division(code, pst_tensor_get_i64(c->a, ao + i * sa),
+                                            pst_tensor_get_i64(c->b, bo + i * sb)));
+        return;
+    }
     for (int64_t i = 0; i < n; i++)
         pst_tensor_set_f64(c->out, oo + i,
                            bin_scalar(code, pst_tensor_get_f64(c->a, ao + i * sa),
@@ -175,6 +222,10 @@ static int binary_kernel(pst_kernel_ctx *c) {
         return pst_kctx_error(c, PST_E_INVALID, "shapes %s and %s cannot be broadcast",
                               pst_shape_str(&a->shape, sa, sizeof sa),
                               pst_shape_str(&b->shape, sb, sizeof sb));
+    if (is_int_division(code) && !pst_dtype_is_float(a->dtype))
+        for (int64_t i = 0; i < b->n; i++)
+            if (pst_tensor_get_i64(b, i) == 0)
+                return pst_kctx_error(c, PST_E_INVALID, "Integer division by zero");
     pst_shape os = pst_shape_make(p.rank, p.dims);
     /* Same-shape results may reuse an input buffer the executor is about to free; we keep it
      * simple and allocate. */

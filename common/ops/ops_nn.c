@@ -502,10 +502,12 @@ static int pool_geom(const pst_attr *strides, const pst_attr *ksize, const char 
 
 static int pool_shape(pst_node *n, pst_status *st) {
     pst_shape x = pst_node_in_shape(n, 0);
-    if (pst_node_in_dtype(n, 0) != PST_FLOAT)
-        return pst_status_set(st, PST_E_INVALID, "pooling takes float32");
+    pst_dtype dt = pst_node_in_dtype(n, 0);
+    if (dt != PST_FLOAT && dt != PST_DOUBLE)
+        return pst_status_set(st, PST_E_INVALID, "pooling takes float32 or float64, got %s",
+                              pst_dtype_name(dt));
     if (x.rank < 0) {
-        pst_node_set_output(n, 0, PST_FLOAT, pst_shape_4d(-1, -1, -1, -1));
+        pst_node_set_output(n, 0, dt, pst_shape_4d(-1, -1, -1, -1));
         return 0;
     }
     pst_conv_geom g;
@@ -513,7 +515,7 @@ static int pool_shape(pst_node *n, pst_status *st) {
                   pst_node_attr_s(n, "data_format", "NHWC"), pst_node_attr_s(n, "padding", ""), &x,
                   &g, st) < 0)
         return PST_E_INVALID;
-    pst_node_set_output(n, 0, PST_FLOAT, pst_shape_4d(x.dims[0], g.oh, g.ow, x.dims[3]));
+    pst_node_set_output(n, 0, dt, pst_shape_4d(x.dims[0], g.oh, g.ow, x.dims[3]));
     return 0;
 }
 
@@ -523,9 +525,12 @@ static int pool_kernel(pst_kernel_ctx *c) {
     if (pool_geom(pst_kctx_attr(c, "strides"), pst_kctx_attr(c, "ksize"), NULL,
                   pst_kctx_attr_s(c, "padding", ""), &x->shape, &g, c->status) < 0)
         return c->status->code;
-    pst_tensor *o = pst_kctx_alloc_output(c, 0, PST_FLOAT, pst_shape_4d(g.n, g.oh, g.ow, g.c));
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, pst_shape_4d(g.n, g.oh, g.ow, g.c));
     if (o == NULL) return c->status->code;
-    if (strcmp(c->op->name, "MaxPool") == 0)
+    if (x->dtype == PST_DOUBLE)
+        pst_pool_f64(&g, strcmp(c->op->name, "MaxPool") == 0 ? PST_POOL_MAX_FWD : PST_POOL_AVG_FWD,
+                     pst_tensor_f64(x), NULL, NULL, pst_tensor_f64(o));
+    else if (strcmp(c->op->name, "MaxPool") == 0)
         pst_maxpool_forward(&g, pst_tensor_f32(x), pst_tensor_f32(o));
     else
         pst_avgpool_forward(&g, pst_tensor_f32(x), pst_tensor_f32(o));
@@ -547,9 +552,19 @@ static int pool_grad_kernel(pst_kernel_ctx *c) {
         return c->status->code;
     if (dy->shape.rank != 4 || dy->shape.dims[1] != g.oh || dy->shape.dims[2] != g.ow)
         return pst_kctx_error(c, PST_E_INVALID, "gradient shape does not match the pooling");
-    pst_tensor *o = pst_kctx_alloc_output(c, 0, PST_FLOAT, xs);
+    if (is_max && (c->inputs[0]->dtype != dy->dtype || c->inputs[1]->dtype != dy->dtype))
+        return pst_kctx_error(c, PST_E_INVALID, "orig_input, orig_output and grad dtypes differ");
+    if (dy->dtype != PST_FLOAT && dy->dtype != PST_DOUBLE)
+        return pst_kctx_error(c, PST_E_INVALID, "pooling gradients take float32 or float64, got %s",
+                              pst_dtype_name(dy->dtype));
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, dy->dtype, xs);
     if (o == NULL) return c->status->code;
-    if (is_max)
+    if (dy->dtype == PST_DOUBLE)
+        pst_pool_f64(&g, is_max ? PST_POOL_MAX_BWD : PST_POOL_AVG_BWD,
+                     is_max ? pst_tensor_f64(c->inputs[0]) : NULL,
+                     is_max ? pst_tensor_f64(c->inputs[1]) : NULL, pst_tensor_f64(dy),
+                     pst_tensor_f64(o));
+    else if (is_max)
         pst_maxpool_backward(&g, pst_tensor_f32(c->inputs[0]), pst_tensor_f32(c->inputs[1]),
                              pst_tensor_f32(dy), pst_tensor_f32(o));
     else
@@ -565,12 +580,13 @@ static int pool_grad_shape(pst_node *n, pst_status *st) {
         s = pst_node_in_shape(n, 0);
     else if (pst_node_in_const(n, 0))
         shape_from_tensor(pst_node_in_const(n, 0), &s);
-    pst_node_set_output(n, 0, PST_FLOAT, s);
+    pst_dtype dt = pst_node_in_dtype(n, is_max ? 2 : 1);
+    pst_node_set_output(n, 0, dt == PST_DOUBLE ? PST_DOUBLE : PST_FLOAT, s);
     return 0;
 }
 
 static void copy_pool_attrs(pst_node_builder *b, const pst_node *n) {
-    pst_nb_attr_type(b, "T", PST_FLOAT);
+    pst_nb_attr_type(b, "T", pst_node_in_dtype(n, 0) == PST_DOUBLE ? PST_DOUBLE : PST_FLOAT);
     pst_nb_attr(b, pst_node_attr(n, "strides"));
     pst_nb_attr(b, pst_node_attr(n, "ksize"));
     pst_nb_attr_s(b, "padding", pst_node_attr_s(n, "padding", "VALID"));
@@ -1212,6 +1228,9 @@ static const pst_attr_spec lrn_attrs[] = {{"T", PST_ATTR_TYPE, 0},
                                           {0}};
 static const pst_attr_spec topk_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"k", PST_ATTR_INT, 1}, {0}};
 
+/* The gradients of MaxPoolGrad and AvgPoolGrad (ops_pool_more.c). */
+int pst__max_pool_grad_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx);
+int pst__avg_pool_grad_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_output *dx);
 #define NN(nm, mn, mx, no, at, sh, k, gr, fl)                                                     \
     {.name = nm, .min_inputs = mn, .max_inputs = mx, .n_outputs = no, .attrs = at, .shape = sh,   \
      .kernel = k, .grad = gr, .flags = fl}
@@ -1232,8 +1251,8 @@ static const pst_op_def nn_ops[] = {
     NN("DepthwiseConv2dNativeBackpropFilter", 3, 3, 1, conv_attrs, conv_bf_shape, depthwise_kernel, NULL, 0),
     NN("MaxPool", 1, 1, 1, pool_attrs, pool_shape, pool_kernel, pool_grad, 0),
     NN("AvgPool", 1, 1, 1, pool_attrs, pool_shape, pool_kernel, pool_grad, 0),
-    NN("MaxPoolGrad", 3, 3, 1, pool_attrs, pool_grad_shape, pool_grad_kernel, NULL, 0),
-    NN("AvgPoolGrad", 2, 2, 1, pool_attrs, pool_grad_shape, pool_grad_kernel, NULL, 0),
+    NN("MaxPoolGrad", 3, 3, 1, pool_attrs, pool_grad_shape, pool_grad_kernel, pst__max_pool_grad_grad, 0),
+    NN("AvgPoolGrad", 2, 2, 1, pool_attrs, pool_grad_shape, pool_grad_kernel, pst__avg_pool_grad_grad, 0),
     NN("Softmax", 1, 1, 1, t_attrs, softmax_shape, softmax_kernel, softmax_grad, 0),
     NN("LogSoftmax", 1, 1, 1, t_attrs, softmax_shape, softmax_kernel, softmax_grad, 0),
     NN("SoftmaxCrossEntropyWithLogits", 2, 2, 2, xent_attrs, xent_shape, xent_kernel, xent_grad, 0),

@@ -591,14 +591,7 @@ static int dequeue_shape(pst_node *n, pst_status *st) {
     if (k && k->n == 1 && strstr(n->op->name, "Many")) b = pst_tensor_get_i64(k, 0);
     for (int i = 0; i < types->n; i++) {
         pst_shape s = shapes ? shapes->list.shape[i] : pst_shape_unknown();
-        if (batch && s.rank >= 0 && s.rank < PST_MAX_RANK) {
-            memmove(s.dims + 1, s.dims, (size_t)s.rank * sizeof *s.dims);
-            s.dims[0] = b;
-            s.rank++;
-        } else if (batch) {
-            s = pst_shape_unknown();
-        }
-        pst_node_set_output(n, i, types->list.type[i], s);
+        pst_node_set_output(n, i, types->list.type[i], batch ? pst_shape_prepend(s, b) : s);
     }
     return 0;
 }
@@ -659,6 +652,8 @@ static const pst_op_def queue_ops[] = {
     {.name = "QueueSize", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .shape = size_shape, .kernel = size_kernel, .flags = QF},
     {.name = "QueueIsClosedV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+     .shape = is_closed_shape, .kernel = is_closed_kernel, .flags = QF},
+    {.name = "QueueIsClosed", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .shape = is_closed_shape, .kernel = is_closed_kernel, .flags = QF},
     {.name = "RandomShuffle", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = shuffle_attrs, .shape = pst_shape_same_as_input0, .kernel = random_shuffle_kernel,

@@ -1,4 +1,4 @@
-/* Reductions (Sum, Mean, Max, Min, Prod), ArgMax/ArgMin, and the gradient helpers
+/* Reductions (Sum, Mean, Max, Min, Prod, EuclideanNorm), ArgMax/ArgMin, and the gradient helpers
  * PstReduceToShapeOf and PstReduceGrad (see ops_math.h). */
 #include <float.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include "op.h"
 #include "ops.h"
 
-enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD };
+enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_EUCLID };
 
 typedef struct reduce_op {
     pst_op_def def;
@@ -127,6 +127,28 @@ static void reduce_generic(const pst_reduce_plan *p, const pst_tensor *in, pst_t
     free(map);
 }
 
+/* EuclideanNorm: sqrt(sum x^2) over the reduced dims (|x| where none is). */
+static int euclid_kernel(pst_kernel_ctx *c, const pst_tensor *x, const int *reduced, int keep) {
+    if (!pst_dtype_is_float(x->dtype))
+        return pst_kctx_error(c, PST_E_INVALID, "EuclideanNorm takes float or double here, got %s",
+                              pst_dtype_name(x->dtype));
+    pst_tensor *sq = pst_tensor_new(x->dtype, x->shape, c->status);
+    if (sq == NULL) return c->status->code;
+    for (int64_t i = 0; i < x->n; i++) {
+        double v = pst_tensor_get_f64(x, i);
+        pst_tensor_set_f64(sq, i, v * v);
+    }
+    pst_reduce_plan p;
+    pst_reduce_plan_make(&x->shape, reduced, &p);
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, x->dtype, reduced_shape(&x->shape, reduced, keep));
+    if (o != NULL) {
+        reduce_generic(&p, sq, o, R_SUM);
+        for (int64_t i = 0; i < o->n; i++) pst_tensor_set_f64(o, i, sqrt(pst_tensor_get_f64(o, i)));
+    }
+    pst_tensor_unref(sq);
+    return o ? 0 : c->status->code;
+}
+
 static int reduce_kernel(pst_kernel_ctx *c) {
     int mode = ((const reduce_op *)c->op)->mode;
     const pst_tensor *x = c->inputs[0];
@@ -135,6 +157,7 @@ static int reduce_kernel(pst_kernel_ctx *c) {
     int keep = pst_kctx_attr_b(c, "keep_dims", 0);
     int any = 0;
     for (int d = 0; d < x->shape.rank; d++) any |= reduced[d];
+    if (mode == R_EUCLID) return euclid_kernel(c, x, reduced, keep);
     if (!any) { /* no axis: the input itself (gradients reduce over no axis often) */
         pst_kctx_set_output(c, 0, pst_tensor_ref(c->inputs[0]));
         return 0;
@@ -280,7 +303,9 @@ static int reduce_grad(pst_graph *g, pst_node *n, const pst_output *dy, pst_outp
         dx[0] = t;
     } else {
         pst_output yr = pst_reshape_t(g, pst_out(n, 0), kept, NULL);
-        if (mode == R_PROD) {
+        if (mode == R_EUCLID) { /* math_grad.py's: x / (y / dy) */
+            dx[0] = pst_real_div(g, x, pst_real_div(g, yr, dyr, NULL), NULL);
+        } else if (mode == R_PROD) {
             dx[0] = pst_real_div(g, pst_mul(g, dyr, yr, NULL), x, NULL);
         } else {
             pst_output hit = pst_cast(g, pst_equal(g, x, yr, NULL), dt, "indicators");
@@ -576,7 +601,8 @@ static const pst_attr_spec red_attrs[] = {
       .shape = reduce_shape, .kernel = reduce_kernel, .grad = reduce_grad},                       \
      mode}
 static const reduce_op reduce_ops[] = {RED("Sum", R_SUM), RED("Mean", R_MEAN), RED("Max", R_MAX),
-                                       RED("Min", R_MIN), RED("Prod", R_PROD)};
+                                       RED("Min", R_MIN), RED("Prod", R_PROD),
+                                       RED("EuclideanNorm", R_EUCLID)};
 
 static const pst_attr_spec rg_attrs[] = {{"mode", PST_ATTR_INT, 1}, {"reduced", PST_ATTR_INT, 1}, {0}};
 static const pst_op_def reduce_grad_op = {.name = "PstReduceGrad", .min_inputs = 2,

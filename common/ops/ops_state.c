@@ -55,6 +55,12 @@ static const pst_op_def placeholder_op = {
     .attrs = placeholder_attrs, .shape = placeholder_shape, .kernel = placeholder_kernel,
     .flags = PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS};
 
+/* TF 0.12's PlaceholderV2 (shape required): Placeholder under another name. */
+static const pst_op_def placeholder_v2_op = {
+    .name = "PlaceholderV2", .min_inputs = 0, .max_inputs = 0, .n_outputs = 1,
+    .attrs = placeholder_attrs, .shape = placeholder_shape, .kernel = placeholder_kernel,
+    .flags = PST_OP_NOT_DIFFERENTIABLE | PST_OP_STRINGS};
+
 static int pwd_shape(pst_node *n, pst_status *st) {
     const pst_attr *s = pst_node_attr(n, "shape");
     pst_shape in = pst_node_in_shape(n, 0);
@@ -299,12 +305,99 @@ static const pst_op_def ones_like_op = {
     .shape = pst_shape_same_as_input0, .kernel = ones_like_kernel,
     .flags = PST_OP_NOT_DIFFERENTIABLE};
 
+/* ---- Old ref ops: TemporaryVariable, DestroyTemporaryVariable, RefIdentity, RefSelect ------
+ * TemporaryVariable (TF 1.0's tf.accumulate_n: assigned zeros, added to, then destroyed) is a
+ * variable of the store under "TemporaryVariable/" + var_name (the node's name when empty);
+ * DestroyTemporaryVariable returns its value. The store keeps the variable (one tensor) until
+ * the session ends, where TF frees it; its next run's Assign re-initializes it. */
+static int temp_var_kernel(pst_kernel_ctx *c) {
+    const char *vn = pst_kctx_attr_s(c, "var_name", "");
+    char key[512];
+    snprintf(key, sizeof key, "TemporaryVariable/%s", vn[0] ? vn : c->node_name);
+    const pst_attr *s = pst_kctx_attr(c, "shape");
+    pst_var *v = pst_var_store_get_or_create(c->vars, key, c->out_dtypes[0],
+                                             s ? s->v.shape : pst_shape_unknown(), c->status);
+    if (v == NULL) return c->status->code;
+    c->output_vars[0] = v;
+    return 0;
+}
+
+/* The value of the ref input `at` (a new reference), or an error naming the node's input. */
+static pst_tensor *ref_value(pst_kernel_ctx *c, int at) {
+    pst_tensor *t = pst_var_read(c->input_vars[at]);
+    if (t == NULL)
+        pst_kctx_error(c, PST_E_PRECONDITION, "input %d is an uninitialized variable", at);
+    return t;
+}
+
+static int destroy_temp_var_kernel(pst_kernel_ctx *c) {
+    pst_tensor *t = ref_value(c, 0);
+    if (t == NULL) return c->status->code;
+    pst_kctx_set_output(c, 0, t);
+    return 0;
+}
+
+/* RefIdentity(ref) and RefSelect(index, refs...): the chosen variable's value and ref. */
+static int ref_select_kernel(pst_kernel_ctx *c) {
+    int at = 0;
+    if (c->n_inputs > 1 && c->inputs[0] != NULL) { /* RefSelect: input 0 is the index */
+        int64_t i = pst_tensor_get_i64(c->inputs[0], 0);
+        if (i < 0 || i >= c->n_inputs - 1)
+            return pst_kctx_error(c, PST_E_INVALID, "index %lld is not in [0, %d)", (long long)i,
+                                  c->n_inputs - 1);
+        at = (int)i + 1;
+    }
+    pst_tensor *t = ref_value(c, at);
+    if (t == NULL) return c->status->code;
+    pst_kctx_set_output(c, 0, t);
+    c->output_vars[0] = c->input_vars[at];
+    return 0;
+}
+
+static int ref_select_shape(pst_node *n, pst_status *st) {
+    int first = n->n_inputs > 1 ? 1 : 0;
+    if (first && !pst_dtype_is_int(pst_node_in_dtype(n, 0)))
+        return pst_status_set(st, PST_E_INVALID, "index must be int32");
+    if (pst_shape_check_same_dtype(n, first, n->n_inputs - 1, st) < 0) return PST_E_INVALID;
+    pst_shape s = pst_node_in_shape(n, first);
+    for (int i = first + 1; i < n->n_inputs; i++) {
+        pst_shape si = pst_node_in_shape(n, i);
+        if (!pst_shape_equal(&s, &si)) s = pst_shape_unknown();
+    }
+    pst_node_set_output(n, 0, pst_node_in_dtype(n, first), s);
+    return 0;
+}
+
+static const pst_attr_spec temp_var_attrs[] = {{"dtype", PST_ATTR_TYPE, 1},
+                                               {"shape", PST_ATTR_SHAPE, 0},
+                                               {"var_name", PST_ATTR_STRING, 0},
+                                               {0}};
+static const pst_attr_spec ref_attrs[] = {
+    {"T", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0}, {"var_name", PST_ATTR_STRING, 0}, {0}};
+static const pst_op_def temp_var_op = {
+    .name = "TemporaryVariable", .min_inputs = 0, .max_inputs = 0, .n_outputs = 1,
+    .attrs = temp_var_attrs, .shape = variable_shape, .kernel = temp_var_kernel,
+    .flags = PST_OP_STATEFUL | PST_OP_VARIABLE};
+static const pst_op_def destroy_temp_var_op = {
+    .name = "DestroyTemporaryVariable", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+    .attrs = ref_attrs, .shape = pst_shape_same_as_input0, .kernel = destroy_temp_var_kernel,
+    .flags = PST_OP_STATEFUL | PST_OP_REF_INPUT0 | PST_OP_NOT_DIFFERENTIABLE};
+static const pst_op_def ref_identity_op = {
+    .name = "RefIdentity", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1, .attrs = ref_attrs,
+    .shape = ref_select_shape, .kernel = ref_select_kernel,
+    .flags = PST_OP_STATEFUL | PST_OP_REF_INPUT0 | PST_OP_REF_OUTPUT | PST_OP_NOT_DIFFERENTIABLE};
+static const pst_op_def ref_select_op = {
+    .name = "RefSelect", .min_inputs = 2, .max_inputs = 31, .n_outputs = 1, .attrs = ref_attrs,
+    .shape = ref_select_shape, .kernel = ref_select_kernel,
+    .flags = PST_OP_STATEFUL | PST_OP_REF_OUTPUT | PST_OP_NOT_DIFFERENTIABLE, .ref_mask = ~1u};
+
 void pst__register_state_ops(void) {
-    static const pst_op_def *defs[] = {&const_op,      &placeholder_op, &pwd_op,
+    static const pst_op_def *defs[] = {&const_op,      &placeholder_op, &placeholder_v2_op, &pwd_op,
                                        &identity_op,   &stop_gradient_op, &noop_op,
                                        &variable_op,   &variable_v1_op, &assign_op,      &assign_add_op,
                                        &assign_sub_op, &add_n_op,       &zeros_like_op,
-                                       &ones_like_op};
+                                       &ones_like_op,  &temp_var_op,    &destroy_temp_var_op,
+                                       &ref_identity_op, &ref_select_op};
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) pst_op_register(defs[i]);
 }
 

@@ -1,6 +1,5 @@
 /* String ops and logging ops of imported TF graphs: StringJoin, ShardedFilename and
- * ShardedFilespec (the sharded saver's file names), StaticRegexFullMatch (the sharded saver's
- * "is this an s3:// path" test, literal patterns only), Assert, CheckNumerics, Print, and the
+ * ShardedFilespec (the sharded saver's file names), Assert, CheckNumerics, Print, and the
  * TF 1 summaries (ScalarSummary, HistogramSummary, MergeSummary) producing serialized
  * `Summary` protos an event writer stores as they are. */
 #include <float.h>
@@ -92,31 +91,6 @@ static int sharded_filename_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
-/* ---- StaticRegexFullMatch: literal prefixes such as "^s3://.*" only -------------------- */
-static int regex_shape(pst_node *n, pst_status *st) {
-    const char *pat = pst_node_attr_s(n, "pattern", "");
-    size_t l = strlen(pat);
-    int literal = l >= 3 && pat[0] == '^' && strcmp(pat + l - 2, ".*") == 0;
-    for (size_t i = 1; literal && i + 2 < l; i++)
-        if (strchr("^$.*+?()[]{}|\\", pat[i])) literal = 0;
-    if (!literal)
-        return pst_status_set(st, PST_E_UNIMPLEMENTED, "pattern '%s' is not a literal prefix "
-                              "(\"^prefix.*\"), the only form pstrain matches", pat);
-    pst_node_set_output(n, 0, PST_BOOL, pst_node_in_shape(n, 0));
-    return 0;
-}
-
-static int regex_kernel(pst_kernel_ctx *c) {
-    const char *pat = pst_kctx_attr_s(c, "pattern", "^.*");
-    size_t plen = strlen(pat) - 3;
-    const pst_tensor *in = c->inputs[0];
-    pst_tensor *o = pst_kctx_alloc_output(c, 0, PST_BOOL, in->shape);
-    if (o == NULL) return c->status->code;
-    for (int64_t i = 0; i < in->n; i++)
-        pst_tensor_u8(o)[i] = strncmp(str_at(in, i), pat + 1, plen) == 0;
-    return 0;
-}
-
 /* ---- Assert, Print, CheckNumerics ------------------------------------------------------ */
 
 /* Appends up to `max` values of t to buf as "[v v ...]". */
@@ -187,12 +161,13 @@ typedef struct pbuf {
 } pbuf;
 
 static void pb_put(pbuf *b, const void *d, size_t n) {
+    if (n == 0 && b->p != NULL) return; /* (d may be NULL: an empty message) */
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->p = realloc(b->p, b->cap);
         PST_ASSERT(b->p != NULL);
     }
-    memcpy(b->p + b->n, d, n);
+    if (n) memcpy(b->p + b->n, d, n);
     b->n += n;
 }
 static void pb_varint(pbuf *b, uint64_t v) {
@@ -323,9 +298,45 @@ static int merge_summary_kernel(pst_kernel_ctx *c) {
     return set_summary_output(c, &s);
 }
 
+/* TensorSummaryV2(tag, tensor, serialized_summary_metadata) (tf.summary.text,
+ * tensor_summary): Value { tag 1, tensor 8, metadata 9 }, the tensor as a TensorProto { dtype 1,
+ * tensor_shape 2 { dim 2 { size 1 } }, then tensor_content 4 (numbers, raw little-endian) or
+ * string_val 8 (strings, one per element) }, as TF's kernel writes it. */
+static int tensor_summary_kernel(pst_kernel_ctx *c) {
+    int v1 = c->n_inputs == 1; /* TF 1.0's TensorSummary(tensor): the node's name, no metadata */
+    const pst_tensor *tag = v1 ? NULL : c->inputs[0], *t = c->inputs[v1 ? 0 : 1], *meta = v1 ? NULL : c->inputs[2];
+    if (!v1 && (tag->dtype != PST_STRING || tag->n != 1 || meta->dtype != PST_STRING || meta->n != 1))
+        return pst_kctx_error(c, PST_E_INVALID, "tag and serialized_summary_metadata must be string scalars");
+    pbuf tp = {0}, shape = {0}, v = {0}, sum = {0};
+    pb_varint(&tp, 1 << 3);
+    pb_varint(&tp, (uint64_t)t->dtype);
+    for (int d = 0; d < t->shape.rank; d++) {
+        pbuf dim = {0};
+        pb_varint(&dim, 1 << 3);
+        pb_varint(&dim, (uint64_t)t->shape.dims[d]);
+        pb_bytes(&shape, 2, dim.p, dim.n);
+        free(dim.p);
+    }
+    pb_bytes(&tp, 2, shape.p, shape.n);
+    if (t->dtype == PST_STRING)
+        for (int64_t i = 0; i < t->n; i++) pb_bytes(&tp, 8, str_at(t, i), pst_tensor_str(t)[i].len);
+    else if (t->nbytes)
+        pb_bytes(&tp, 4, t->data, t->nbytes);
+    if (v1) {
+        pb_bytes(&v, 7, c->node_name, strlen(c->node_name));
+        pb_bytes(&v, 8, tp.p, tp.n);
+    } else {
+        pb_bytes(&v, 1, str_at(tag, 0), pst_tensor_str(tag)[0].len);
+        pb_bytes(&v, 8, tp.p, tp.n);
+        pb_bytes(&v, 9, str_at(meta, 0), pst_tensor_str(meta)[0].len);
+    }
+    pb_bytes(&sum, 1, v.p, v.n);
+    free(tp.p), free(shape.p), free(v.p);
+    return set_summary_output(c, &sum);
+}
+
 static const pst_attr_spec join_attrs[] = {
     {"N", PST_ATTR_INT, 0}, {"separator", PST_ATTR_STRING, 0}, {0}};
-static const pst_attr_spec regex_attrs[] = {{"pattern", PST_ATTR_STRING, 1}, {0}};
 static const pst_attr_spec assert_attrs[] = {
     {"T", PST_ATTR_LIST_TYPE, 0}, {"summarize", PST_ATTR_INT, 0}, {0}};
 static const pst_attr_spec print_attrs[] = {
@@ -335,6 +346,11 @@ static const pst_attr_spec print_attrs[] = {
 static const pst_attr_spec numerics_attrs[] = {
     {"T", PST_ATTR_TYPE, 0}, {"message", PST_ATTR_STRING, 0}, {0}};
 static const pst_attr_spec summary_attrs[] = {{"T", PST_ATTR_TYPE, 0}, {"N", PST_ATTR_INT, 0}, {0}};
+static const pst_attr_spec tensor_summary_attrs[] = {{"T", PST_ATTR_TYPE, 0},
+                                                     {"description", PST_ATTR_STRING, 0},
+                                                     {"labels", PST_ATTR_LIST_STRING, 0},
+                                                     {"display_name", PST_ATTR_STRING, 0},
+                                                     {0}};
 
 #define STR_OPS (PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE)
 
@@ -390,8 +406,6 @@ static const pst_op_def string_ops[] = {
      .shape = scalar_string_shape, .kernel = sharded_filename_kernel, .flags = STR_OPS},
     {.name = "ShardedFilespec", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
      .shape = scalar_string_shape, .kernel = sharded_filename_kernel, .flags = STR_OPS},
-    {.name = "StaticRegexFullMatch", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
-     .attrs = regex_attrs, .shape = regex_shape, .kernel = regex_kernel, .flags = STR_OPS},
     {.name = "Assert", .min_inputs = 1, .max_inputs = -1, .n_outputs = 0, .attrs = assert_attrs,
      .kernel = assert_kernel, .flags = STR_OPS | PST_OP_STATEFUL},
     {.name = "Print", .min_inputs = 1, .max_inputs = -1, .n_outputs = 1, .attrs = print_attrs,
@@ -410,6 +424,12 @@ static const pst_op_def string_ops[] = {
      .flags = STR_OPS},
     {.name = "HistogramSummary", .min_inputs = 2, .max_inputs = 2, .n_outputs = 1,
      .attrs = summary_attrs, .shape = summary_shape, .kernel = histogram_summary_kernel,
+     .flags = STR_OPS},
+    {.name = "TensorSummary", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+     .attrs = tensor_summary_attrs, .shape = summary_shape, .kernel = tensor_summary_kernel,
+     .flags = STR_OPS},
+    {.name = "TensorSummaryV2", .min_inputs = 3, .max_inputs = 3, .n_outputs = 1,
+     .attrs = summary_attrs, .shape = summary_shape, .kernel = tensor_summary_kernel,
      .flags = STR_OPS},
     {.name = "MergeSummary", .min_inputs = 1, .max_inputs = -1, .n_outputs = 1,
      .attrs = summary_attrs, .shape = summary_shape, .kernel = merge_summary_kernel,

@@ -136,6 +136,7 @@ static tarray *ta_new(pst_dtype dt, pst_shape es, int64_t n, int dynamic) {
     return a;
 }
 
+/* TensorArrayV3(size) -> handle, flow; V2 and V1 return the handle only. */
 static int ta_kernel(pst_kernel_ctx *c) {
     int64_t n = pst_tensor_get_i64(c->inputs[0], 0);
     if (n < 0) return pst_kctx_error(c, PST_E_INVALID, "size %lld is negative", (long long)n);
@@ -146,7 +147,7 @@ static int ta_kernel(pst_kernel_ctx *c) {
     if (a == NULL) return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory");
     own(c, a, 0);
     pst_kctx_set_output(c, 0, handle_of(a));
-    return set_flow(c, 1);
+    return c->n_outputs > 1 ? set_flow(c, 1) : 0;
 }
 
 /* ---- TensorArrayGradV3(handle, flow) -> grad handle, flow ------------------------------ */
@@ -168,7 +169,7 @@ static int ta_grad_kernel(pst_kernel_ctx *c) {
         a->grad_src[a->n_grads++] = strdup(src);
     }
     pst_kctx_set_output(c, 0, handle_of(g));
-    return set_flow(c, 1);
+    return c->n_outputs > 1 ? set_flow(c, 1) : 0;
 }
 
 /* Stores v at index i (a gradient array adds to what is there). */
@@ -243,56 +244,168 @@ static int ta_size_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
-/* Scatter(handle, indices, value, flow): value's rows become elements. */
+/* Index k of idx, or k itself when idx is NULL (TF 0.x's Pack and Unpack: every element). */
+static int64_t index_at(const pst_tensor *idx, int64_t k) {
+    return idx ? pst_tensor_get_i64(idx, k) : k;
+}
+
+/* Scatter(handle, indices, value, flow): value's rows become elements; TF 0.x's
+ * Unpack(handle, value, flow) scatters every row to its own index. */
 static int ta_scatter_kernel(pst_kernel_ctx *c) {
     tarray *a = handle_get(c, 0);
     if (a == NULL) return c->status->code;
-    const pst_tensor *idx = c->inputs[1], *v = c->inputs[2];
-    if (v->shape.rank < 1 || v->shape.dims[0] != idx->n)
+    int unpack = c->n_inputs == 3;
+    const pst_tensor *idx = unpack ? NULL : c->inputs[1], *v = c->inputs[unpack ? 1 : 2];
+    if (v->shape.rank < 1)
+        return pst_kctx_error(c, PST_E_INVALID, "value must be at least a vector");
+    int64_t n = idx ? idx->n : v->shape.dims[0];
+    if (v->shape.dims[0] != n)
         return pst_kctx_error(c, PST_E_INVALID, "value has %lld rows for %lld indices",
-                              (long long)(v->shape.rank ? v->shape.dims[0] : 0), (long long)idx->n);
+                              (long long)v->shape.dims[0], (long long)n);
     pst_shape es = {.rank = v->shape.rank - 1};
     for (int d = 1; d < v->shape.rank; d++) es.dims[d - 1] = v->shape.dims[d];
-    int64_t row = idx->n ? v->n / idx->n : 0;
-    for (int64_t k = 0; k < idx->n; k++) {
+    int64_t row = n ? v->n / n : 0;
+    for (int64_t k = 0; k < n; k++) {
         pst_tensor *e = pst_tensor_new(v->dtype, es, c->status);
         if (e == NULL || pst_tensor_copy_elems(e, 0, v, k * row, row, c->status) < 0) {
             pst_tensor_unref(e);
             return c->status->code;
         }
-        if (ta_put(c, a, pst_tensor_get_i64(idx, k), e) < 0) return c->status->code;
+        if (ta_put(c, a, index_at(idx, k), e) < 0) return c->status->code;
     }
     return set_flow(c, 0);
 }
 
-/* Gather(handle, indices, flow): the elements stacked along a new first axis. */
+/* Gather(handle, indices, flow): the elements stacked along a new first axis; TF 0.x's
+ * Pack(handle, flow) stacks every element. */
 static int ta_gather_kernel(pst_kernel_ctx *c) {
     tarray *a = handle_get(c, 0);
     if (a == NULL) return c->status->code;
-    const pst_tensor *idx = c->inputs[1];
-    pst_tensor **parts = calloc((size_t)idx->n + 1, sizeof *parts);
+    const pst_tensor *idx = c->n_inputs == 3 ? c->inputs[1] : NULL;
+    int64_t n = idx ? idx->n : a->n;
+    pst_tensor **parts = calloc((size_t)n + 1, sizeof *parts);
     PST_ASSERT(parts != NULL);
     int rc = 0;
-    for (int64_t k = 0; k < idx->n && rc == 0; k++) {
-        parts[k] = ta_get(c, a, pst_tensor_get_i64(idx, k));
+    for (int64_t k = 0; k < n && rc == 0; k++) {
+        parts[k] = ta_get(c, a, index_at(idx, k));
         if (parts[k] == NULL) rc = c->status->code;
         else if (k > 0 && !pst_shape_equal(&parts[k]->shape, &parts[0]->shape))
             rc = pst_kctx_error(c, PST_E_INVALID, "TensorArray elements differ in shape");
     }
     if (rc == 0) {
-        pst_shape es = idx->n ? parts[0]->shape : a->elem_shape;
+        pst_shape es = n ? parts[0]->shape : a->elem_shape;
         pst_shape os = {.rank = es.rank + 1};
-        os.dims[0] = idx->n;
+        os.dims[0] = n;
         for (int d = 0; d < es.rank; d++) os.dims[d + 1] = es.dims[d] < 0 ? 0 : es.dims[d];
         pst_tensor *o = pst_kctx_alloc_output(c, 0, a->dt, os);
         if (o == NULL) rc = c->status->code;
-        int64_t row = idx->n ? parts[0]->n : 0;
-        for (int64_t k = 0; o && k < idx->n && rc == 0; k++)
+        int64_t row = n ? parts[0]->n : 0;
+        for (int64_t k = 0; o && k < n && rc == 0; k++)
             rc = pst_tensor_copy_elems(o, k * row, parts[k], 0, row, c->status);
     }
-    for (int64_t k = 0; k < idx->n; k++) pst_tensor_unref(parts[k]);
+    for (int64_t k = 0; k < n; k++) pst_tensor_unref(parts[k]);
     free(parts);
     return rc;
+}
+
+/* Split(handle, value, lengths, flow): element i is rows [sum(lengths[:i]), + lengths[i]) of
+ * value (tf.TensorArray.split). */
+static int ta_split_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    const pst_tensor *v = c->inputs[1], *len = c->inputs[2];
+    if (v->shape.rank < 1 || len->shape.rank != 1)
+        return pst_kctx_error(c, PST_E_INVALID, "value must be at least a vector and lengths a vector");
+    int64_t total = 0;
+    for (int64_t k = 0; k < len->n; k++) {
+        int64_t l = pst_tensor_get_i64(len, k);
+        if (l < 0) return pst_kctx_error(c, PST_E_INVALID, "lengths[%lld] = %lld is negative", (long long)k, (long long)l);
+        total += l;
+    }
+    if (total != v->shape.dims[0])
+        return pst_kctx_error(c, PST_E_INVALID, "the lengths add up to %lld, value has %lld rows",
+                              (long long)total, (long long)v->shape.dims[0]);
+    if (!a->dynamic && !a->is_grad && len->n > a->n)
+        return pst_kctx_error(c, PST_E_OUT_OF_RANGE, "%lld pieces for a TensorArray of size %lld",
+                              (long long)len->n, (long long)a->n);
+    int64_t row = v->shape.dims[0] ? v->n / v->shape.dims[0] : 0, at = 0;
+    for (int64_t k = 0; k < len->n; k++) {
+        pst_shape es = v->shape;
+        es.dims[0] = pst_tensor_get_i64(len, k);
+        pst_tensor *e = pst_tensor_new(v->dtype, es, c->status);
+        if (e == NULL || pst_tensor_copy_elems(e, 0, v, at * row, es.dims[0] * row, c->status) < 0) {
+            pst_tensor_unref(e);
+            return c->status->code;
+        }
+        at += es.dims[0];
+        if (ta_put(c, a, k, e) < 0) return c->status->code;
+    }
+    return set_flow(c, 0);
+}
+
+/* Concat(handle, flow) -> value, lengths: the elements joined along their first axis
+ * (tf.TensorArray.concat), with each one's row count. */
+static int ta_concat_kernel(pst_kernel_ctx *c) {
+    tarray *a = handle_get(c, 0);
+    if (a == NULL) return c->status->code;
+    pst_tensor **parts = calloc((size_t)a->n + 1, sizeof *parts);
+    PST_ASSERT(parts != NULL);
+    int rc = 0;
+    int64_t rows = 0;
+    char s0[128], sk[128];
+    for (int64_t k = 0; k < a->n && rc == 0; k++) {
+        parts[k] = ta_get(c, a, k);
+        if (parts[k] == NULL) {
+            rc = c->status->code;
+        } else if (parts[k]->shape.rank < 1) {
+            rc = pst_kctx_error(c, PST_E_INVALID, "element %lld is a scalar; concat needs vectors or more", (long long)k);
+        } else {
+            const pst_shape *p = &parts[k]->shape, *q = &parts[0]->shape;
+            int same = p->rank == q->rank;
+            for (int d = 1; same && d < p->rank; d++) same = p->dims[d] == q->dims[d];
+            if (!same)
+                rc = pst_kctx_error(c, PST_E_INVALID, "element %lld is %s, element 0 %s: only the first dims may differ",
+                                    (long long)k, pst_shape_str(p, sk, sizeof sk), pst_shape_str(q, s0, sizeof s0));
+            rows += p->dims[0];
+        }
+    }
+    pst_shape os = {.rank = 1};
+    if (rc == 0 && a->n > 0) {
+        os = parts[0]->shape;
+        os.dims[0] = rows;
+    } else if (rc == 0) { /* empty: [0] + element_shape_except0 */
+        const pst_attr *es = pst_kctx_attr(c, "element_shape_except0");
+        if (es && es->kind == PST_ATTR_SHAPE && es->v.shape.rank >= 0 && es->v.shape.rank < PST_MAX_RANK) {
+            os.rank = es->v.shape.rank + 1;
+            for (int d = 0; d < es->v.shape.rank; d++) os.dims[d + 1] = es->v.shape.dims[d] < 0 ? 0 : es->v.shape.dims[d];
+        }
+        os.dims[0] = 0;
+    }
+    pst_tensor *o = rc == 0 ? pst_kctx_alloc_output(c, 0, a->dt, os) : NULL;
+    pst_tensor *l = o ? pst_kctx_alloc_output(c, 1, PST_INT64, pst_shape_1d(a->n)) : NULL;
+    if (rc == 0 && l == NULL) rc = c->status->code;
+    for (int64_t k = 0, at = 0; rc == 0 && k < a->n; k++) {
+        pst_tensor_i64(l)[k] = parts[k]->shape.dims[0];
+        rc = pst_tensor_copy_elems(o, at, parts[k], 0, parts[k]->n, c->status);
+        at += parts[k]->n;
+    }
+    for (int64_t k = 0; k < a->n; k++) pst_tensor_unref(parts[k]);
+    free(parts);
+    return rc;
+}
+
+static int concat_shape(pst_node *n, pst_status *st) {
+    (void)st;
+    pst_shape s = pst_shape_unknown();
+    const pst_attr *es = pst_node_attr(n, "element_shape_except0");
+    if (es && es->kind == PST_ATTR_SHAPE && es->v.shape.rank >= 0 && es->v.shape.rank < PST_MAX_RANK) {
+        s.rank = es->v.shape.rank + 1;
+        s.dims[0] = -1;
+        for (int d = 0; d < es->v.shape.rank; d++) s.dims[d + 1] = es->v.shape.dims[d];
+    }
+    pst_node_set_output(n, 0, pst_node_attr_type(n, "dtype", PST_FLOAT), s);
+    pst_node_set_output(n, 1, PST_INT64, pst_shape_1d(-1));
+    return 0;
 }
 
 static int ta_close_kernel(pst_kernel_ctx *c) {
@@ -352,7 +465,9 @@ static int read_shape(pst_node *n, pst_status *st) {
     pst_dtype dt = pst_node_attr_type(n, "dtype", pst_node_attr_type(n, "elem_type", PST_FLOAT));
     pst_shape s = pst_shape_unknown();
     const pst_attr *es = pst_node_attr(n, "element_shape");
-    if (strcmp(n->op->name, "TensorArrayGatherV3") == 0 && es && es->kind == PST_ATTR_SHAPE &&
+    int gather = strncmp(n->op->name, "TensorArrayGather", 17) == 0 ||
+                 strcmp(n->op->name, "TensorArrayPack") == 0;
+    if (gather && es && es->kind == PST_ATTR_SHAPE &&
         es->v.shape.rank >= 0 && es->v.shape.rank < PST_MAX_RANK) {
         s.rank = es->v.shape.rank + 1;
         s.dims[0] = -1;
@@ -380,6 +495,7 @@ static const pst_attr_spec ta_attrs[] = {{"dtype", PST_ATTR_TYPE, 0},
                                          {"tensor_array_name", PST_ATTR_STRING, 0},
                                          {"source", PST_ATTR_STRING, 0},
                                          {"T", PST_ATTR_TYPE, 0},
+                                         {"element_shape_except0", PST_ATTR_SHAPE, 0},
                                          {0}};
 static const pst_attr_spec stack_attrs[] = {{"elem_type", PST_ATTR_TYPE, 0},
                                             {"stack_name", PST_ATTR_STRING, 0},
@@ -390,17 +506,41 @@ static const pst_attr_spec stack_attrs[] = {{"elem_type", PST_ATTR_TYPE, 0},
 #define TA(nm, nin, nout, sh, k, fl)                                                              \
     {.name = nm, .min_inputs = nin, .max_inputs = nin, .n_outputs = nout, .attrs = ta_attrs,      \
      .shape = sh, .kernel = k, .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE | (fl)}
+/* An op of TF 0.12's V2 family and its V1 twin (same inputs and outputs). */
+#define TA_OLD(nm, nin, nout, sh, k, fl)                                                           \
+    TA(nm "V2", nin, nout, sh, k, fl), TA(nm, nin, nout, sh, k, fl)
+/* A creator of TensorArrays: the handle, and for V3 the flow. */
+#define TA_NEW(nm, nout, sh)                                                                      \
+    {.name = nm, .min_inputs = 1, .max_inputs = 1, .n_outputs = nout, .attrs = ta_attrs,          \
+     .shape = sh, .kernel = ta_kernel, .state_free = owner_free,                                  \
+     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE}
 static const pst_op_def tensor_array_ops[] = {
-    {.name = "TensorArrayV3", .min_inputs = 1, .max_inputs = 1, .n_outputs = 2,
-     .attrs = ta_attrs, .shape = ta_shape, .kernel = ta_kernel, .state_free = owner_free,
-     .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE},
+    TA_NEW("TensorArrayV3", 2, ta_shape),
     TA("TensorArrayGradV3", 2, 2, handle_shape, ta_grad_kernel, 0),
     TA("TensorArrayWriteV3", 4, 1, flow_shape, ta_write_kernel, PST_OP_STRINGS),
     TA("TensorArrayReadV3", 3, 1, read_shape, ta_read_kernel, PST_OP_STRINGS),
     TA("TensorArrayScatterV3", 4, 1, flow_shape, ta_scatter_kernel, PST_OP_STRINGS),
     TA("TensorArrayGatherV3", 3, 1, read_shape, ta_gather_kernel, PST_OP_STRINGS),
     TA("TensorArraySizeV3", 2, 1, size_shape, ta_size_kernel, 0),
+    TA("TensorArraySplitV3", 4, 1, flow_shape, ta_split_kernel, PST_OP_STRINGS),
+    TA("TensorArrayConcatV3", 2, 2, concat_shape, ta_concat_kernel, PST_OP_STRINGS),
     TA("TensorArrayCloseV3", 1, 0, NULL, ta_close_kernel, 0),
+    /* TF 0.12 / 1.0 graphs: V2 takes and returns string handles (resource handles here), V1
+     * ref-typed ones; neither creator nor grad returns a flow. Pack and Unpack are Gather and
+     * Scatter over every element. */
+    TA_NEW("TensorArrayV2", 1, handle_shape),
+    TA_NEW("TensorArray", 1, handle_shape),
+    TA_OLD("TensorArrayGrad", 2, 1, handle_shape, ta_grad_kernel, 0),
+    TA_OLD("TensorArrayWrite", 4, 1, flow_shape, ta_write_kernel, PST_OP_STRINGS),
+    TA_OLD("TensorArrayRead", 3, 1, read_shape, ta_read_kernel, PST_OP_STRINGS),
+    TA_OLD("TensorArrayScatter", 4, 1, flow_shape, ta_scatter_kernel, PST_OP_STRINGS),
+    TA_OLD("TensorArrayGather", 3, 1, read_shape, ta_gather_kernel, PST_OP_STRINGS),
+    TA_OLD("TensorArraySize", 2, 1, size_shape, ta_size_kernel, 0),
+    TA_OLD("TensorArraySplit", 4, 1, flow_shape, ta_split_kernel, PST_OP_STRINGS),
+    TA_OLD("TensorArrayConcat", 2, 2, concat_shape, ta_concat_kernel, PST_OP_STRINGS),
+    TA_OLD("TensorArrayClose", 1, 0, NULL, ta_close_kernel, 0),
+    TA("TensorArrayUnpack", 3, 1, flow_shape, ta_scatter_kernel, PST_OP_STRINGS),
+    TA("TensorArrayPack", 2, 1, read_shape, ta_gather_kernel, PST_OP_STRINGS),
     {.name = "StackV2", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1, .attrs = stack_attrs,
      .shape = handle_shape, .kernel = stack_kernel, .state_free = owner_free,
      .flags = PST_OP_STATEFUL | PST_OP_NOT_DIFFERENTIABLE},

@@ -404,7 +404,7 @@ pst_output pst_scatter_sub(pst_graph *g, pst_output var, pst_output indices, pst
 
 pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_output *inputs,
                           pst_output local_step, int replicas_to_aggregate, int total_replicas,
-                          int use_nesterov, const char *name) {
+                          int use_nesterov, int64_t last_step, const char *name) {
     char opname[64];
     snprintf(opname, sizeof opname, "PstSync%s", apply_op);
     pst_node_builder *b = pst_nb_new(g, opname, name);
@@ -418,6 +418,7 @@ pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_o
     if (strcmp(apply_op, "ApplyMomentum") == 0) pst_nb_attr_b(b, "use_nesterov", use_nesterov);
     pst_nb_attr_i(b, "replicas_to_aggregate", replicas_to_aggregate);
     pst_nb_attr_i(b, "total_replicas", total_replicas);
+    if (last_step > 0) pst_nb_attr_i(b, "last_step", last_step);
     return pst_nb_finish_out(b);
 }
 

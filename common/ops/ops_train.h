@@ -46,9 +46,11 @@ pst_output pst_scatter_sub(pst_graph *g, pst_output var, pst_output indices, pst
  * counted as stale; the others wait until the update is done. These three builders only name
  * the PstSync* ops: their kernels and accumulators are the parameter server's (dist/ps_sync.h),
  * registered by pst_dist_ops_init(). */
+/* last_step > 0: the job's last step; a gradient for a step at or past it (a replica whose
+ * step began as the others reached the end) fails at once with PST_E_OUT_OF_RANGE, unapplied. */
 pst_output pst_sync_apply(pst_graph *g, const char *apply_op, int n, const pst_output *inputs,
                           pst_output local_step, int replicas_to_aggregate, int total_replicas,
-                          int use_nesterov, const char *name);
+                          int use_nesterov, int64_t last_step, const char *name);
 /* ref := value once per synchronous step (the first replica to run it for local_step). */
 pst_output pst_sync_assign_once(pst_graph *g, pst_output ref, pst_output value,
                                 pst_output local_step, const char *name);

@@ -17,6 +17,13 @@
  *             prox(v) = sign(v) max(|v| - lr l1, 0) / (1 + lr l2)
  *   Adadelta  accum = rho accum + (1-rho) g^2; u = sqrt(upd + eps) / sqrt(accum + eps) g;
  *             upd = rho upd + (1-rho) u^2; var -= lr u
+ *   AdagradV2 accum += g^2; var -= lr g / (sqrt(accum) + epsilon)
+ *   Keras momentum (tf.keras SGD, TF 1.14+)  accum = m accum - lr g;
+ *             var += accum (nesterov: m accum - lr g)
+ *   Adam with AMSGrad  m, v as Adam; vhat = max(vhat, v);
+ *             var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(vhat) + eps)
+ *   Adagrad DA  ga += g; gg += g^2; var = -lr sign(ga) max(|ga| - l1 t, 0) / (l2 t lr + sqrt(gg))
+ *             (t the global step; without l1: -lr ga / (l2 t lr + sqrt(gg)))
  *   Ftrl      (g' = g + 2 l2_shrinkage var for V2) n = accum + g^2;
  *             linear += g' - (n^-p - accum^-p) / lr var; accum = n;
  *             var = |linear| > l1 ? (sign(linear) l1 - linear) / (n^-p / lr + 2 l2) : 0
@@ -32,7 +39,8 @@
 #include "varstore.h"
 
 enum { OPT_MOMENTUM, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADADELTA, OPT_FTRL, OPT_FTRL_V2, OPT_CRMSPROP,
-       OPT_ADAMAX, OPT_ADDSIGN, OPT_POWERSIGN, OPT_PROX_GD, OPT_PROX_ADAGRAD };
+       OPT_ADAMAX, OPT_ADDSIGN, OPT_POWERSIGN, OPT_PROX_GD, OPT_PROX_ADAGRAD, OPT_ADAGRAD_V2,
+       OPT_KERAS_MOMENTUM, OPT_AMSGRAD, OPT_ADAGRAD_DA };
 
 static double sgn(double v) { return (v > 0) - (v < 0); }
 
@@ -91,6 +99,29 @@ static void update(int opt, double *x, double g, const double *h, int flag) {
         x[0] -= h[0] * u;
         break;
     }
+    case OPT_ADAGRAD_V2: /* lr, epsilon */
+        if (flag) x[1] += g * g;
+        x[0] -= h[0] * g / (sqrt(x[1]) + h[1]);
+        break;
+    case OPT_KERAS_MOMENTUM: /* lr, momentum */
+        x[1] = x[1] * h[1] - h[0] * g;
+        x[0] += flag ? x[1] * h[1] - h[0] * g : x[1];
+        break;
+    case OPT_AMSGRAD: { /* beta1_power, beta2_power, lr, beta1, beta2, epsilon; x: var, m, v, vhat */
+        double lr = h[2] * sqrt(1 - h[1]) / (1 - h[0]);
+        x[1] = h[3] * x[1] + (1 - h[3]) * g;
+        x[2] = h[4] * x[2] + (1 - h[4]) * g * g;
+        x[3] = fmax(x[3], x[2]);
+        x[0] -= lr * x[1] / (sqrt(x[3]) + h[5]);
+        break;
+    }
+    case OPT_ADAGRAD_DA: { /* lr, l1, l2, global_step; x: var, grad accum, squared accum */
+        x[1] += g;
+        x[2] += g * g;
+        double den = h[2] * h[3] * h[0] + sqrt(x[2]);
+        x[0] = h[1] > 0 ? -h[0] * sgn(x[1]) * fmax(fabs(x[1]) - h[3] * h[1], 0) / den : -h[0] * x[1] / den;
+        break;
+    }
     case OPT_FTRL:
     case OPT_FTRL_V2: { /* lr, l1, l2, [l2_shrinkage,] lr_power */
         double lr = h[0], l1 = h[1], l2 = h[2], p = opt == OPT_FTRL_V2 ? h[4] : h[3];
@@ -108,28 +139,36 @@ static void update(int opt, double *x, double g, const double *h, int flag) {
 typedef struct apply_def {
     const char *name; /* without the Resource prefix */
     int opt, n_in, n_refs, grad, indices; /* input positions; indices -1: dense */
-    int hyper[5], n_hyper;
+    int hyper[6], n_hyper;
+    int resource_only; /* TF has only the ResourceApply... form */
 } apply_def;
 
 static const apply_def defs[] = {
-    {"ApplyAdadelta", OPT_ADADELTA, 7, 3, 6, -1, {3, 4, 5}, 3},
-    {"ApplyFtrl", OPT_FTRL, 8, 3, 3, -1, {4, 5, 6, 7}, 4},
-    {"ApplyFtrlV2", OPT_FTRL_V2, 9, 3, 3, -1, {4, 5, 6, 7, 8}, 5},
-    {"SparseApplyMomentum", OPT_MOMENTUM, 6, 2, 3, 4, {2, 5}, 2},
-    {"SparseApplyAdagrad", OPT_ADAGRAD, 5, 2, 3, 4, {2}, 1},
-    {"SparseApplyRMSProp", OPT_RMSPROP, 9, 3, 7, 8, {3, 4, 5, 6}, 4},
-    {"SparseApplyAdadelta", OPT_ADADELTA, 8, 3, 6, 7, {3, 4, 5}, 3},
-    {"SparseApplyFtrl", OPT_FTRL, 9, 3, 3, 4, {5, 6, 7, 8}, 4},
-    {"SparseApplyFtrlV2", OPT_FTRL_V2, 10, 3, 3, 4, {5, 6, 7, 8, 9}, 5},
-    {"ApplyCenteredRMSProp", OPT_CRMSPROP, 9, 4, 8, -1, {4, 5, 6, 7}, 4},
-    {"SparseApplyCenteredRMSProp", OPT_CRMSPROP, 10, 4, 8, 9, {4, 5, 6, 7}, 4},
-    {"ApplyAdaMax", OPT_ADAMAX, 9, 3, 8, -1, {3, 4, 5, 6, 7}, 5},
-    {"ApplyAddSign", OPT_ADDSIGN, 7, 2, 6, -1, {2, 3, 4, 5}, 4},
-    {"ApplyPowerSign", OPT_POWERSIGN, 7, 2, 6, -1, {2, 3, 4, 5}, 4},
-    {"ApplyProximalGradientDescent", OPT_PROX_GD, 5, 1, 4, -1, {1, 2, 3}, 3},
-    {"ApplyProximalAdagrad", OPT_PROX_ADAGRAD, 6, 2, 5, -1, {2, 3, 4}, 3},
-    {"SparseApplyProximalGradientDescent", OPT_PROX_GD, 6, 1, 4, 5, {1, 2, 3}, 3},
-    {"SparseApplyProximalAdagrad", OPT_PROX_ADAGRAD, 7, 2, 5, 6, {2, 3, 4}, 3},
+    {"ApplyAdadelta", OPT_ADADELTA, 7, 3, 6, -1, {3, 4, 5}, 3, 0},
+    {"ApplyFtrl", OPT_FTRL, 8, 3, 3, -1, {4, 5, 6, 7}, 4, 0},
+    {"ApplyFtrlV2", OPT_FTRL_V2, 9, 3, 3, -1, {4, 5, 6, 7, 8}, 5, 0},
+    {"SparseApplyMomentum", OPT_MOMENTUM, 6, 2, 3, 4, {2, 5}, 2, 0},
+    {"SparseApplyAdagrad", OPT_ADAGRAD, 5, 2, 3, 4, {2}, 1, 0},
+    {"SparseApplyRMSProp", OPT_RMSPROP, 9, 3, 7, 8, {3, 4, 5, 6}, 4, 0},
+    {"SparseApplyAdadelta", OPT_ADADELTA, 8, 3, 6, 7, {3, 4, 5}, 3, 0},
+    {"SparseApplyFtrl", OPT_FTRL, 9, 3, 3, 4, {5, 6, 7, 8}, 4, 0},
+    {"SparseApplyFtrlV2", OPT_FTRL_V2, 10, 3, 3, 4, {5, 6, 7, 8, 9}, 5, 0},
+    {"ApplyCenteredRMSProp", OPT_CRMSPROP, 9, 4, 8, -1, {4, 5, 6, 7}, 4, 0},
+    {"SparseApplyCenteredRMSProp", OPT_CRMSPROP, 10, 4, 8, 9, {4, 5, 6, 7}, 4, 0},
+    {"ApplyAdaMax", OPT_ADAMAX, 9, 3, 8, -1, {3, 4, 5, 6, 7}, 5, 0},
+    {"ApplyAddSign", OPT_ADDSIGN, 7, 2, 6, -1, {2, 3, 4, 5}, 4, 0},
+    {"ApplyPowerSign", OPT_POWERSIGN, 7, 2, 6, -1, {2, 3, 4, 5}, 4, 0},
+    {"ApplyProximalGradientDescent", OPT_PROX_GD, 5, 1, 4, -1, {1, 2, 3}, 3, 0},
+    {"ApplyProximalAdagrad", OPT_PROX_ADAGRAD, 6, 2, 5, -1, {2, 3, 4}, 3, 0},
+    {"SparseApplyProximalGradientDescent", OPT_PROX_GD, 6, 1, 4, 5, {1, 2, 3}, 3, 0},
+    {"SparseApplyProximalAdagrad", OPT_PROX_ADAGRAD, 7, 2, 5, 6, {2, 3, 4}, 3, 0},
+    {"ApplyAdagradV2", OPT_ADAGRAD_V2, 5, 2, 4, -1, {2, 3}, 2, 0},
+    {"SparseApplyAdagradV2", OPT_ADAGRAD_V2, 6, 2, 4, 5, {2, 3}, 2, 0},
+    {"ApplyKerasMomentum", OPT_KERAS_MOMENTUM, 5, 2, 3, -1, {2, 4}, 2, 1},
+    {"SparseApplyKerasMomentum", OPT_KERAS_MOMENTUM, 6, 2, 3, 4, {2, 5}, 2, 1},
+    {"ApplyAdamWithAmsgrad", OPT_AMSGRAD, 11, 4, 10, -1, {4, 5, 6, 7, 8, 9}, 6, 1},
+    {"ApplyAdagradDA", OPT_ADAGRAD_DA, 8, 3, 3, -1, {4, 5, 6, 7}, 4, 0},
+    {"SparseApplyAdagradDA", OPT_ADAGRAD_DA, 9, 3, 3, 4, {5, 6, 7, 8}, 4, 0},
 };
 #define N_DEFS (sizeof defs / sizeof defs[0])
 
@@ -144,7 +183,7 @@ static int apply_kernel(pst_kernel_ctx *c) {
     const apply_def *d = def_of(c->op->name);
     int resource = strncmp(c->op->name, "Resource", 8) == 0;
     char a[128], b[128];
-    double h[5];
+    double h[6];
     for (int k = 0; k < d->n_hyper; k++) {
         const pst_tensor *t = c->inputs[d->hyper[k]];
         if (t->n != 1)
@@ -182,7 +221,7 @@ static int apply_kernel(pst_kernel_ctx *c) {
                                 "'%s' (%lld rows)", (long long)k, (long long)r,
                                 c->input_vars[0]->name, (long long)rows);
     }
-    int flag = d->opt == OPT_ADAGRAD ? pst_kctx_attr_b(c, "update_slots", 1)
+    int flag = d->opt == OPT_ADAGRAD || d->opt == OPT_ADAGRAD_V2 ? pst_kctx_attr_b(c, "update_slots", 1)
                                      : pst_kctx_attr_b(c, "use_nesterov", 0);
     for (int64_t k = 0; k < nrows && rc == 0; k++) {
         int64_t base = idx ? pst_tensor_get_i64(idx, k) * row : 0;
@@ -225,7 +264,7 @@ static char names[N_DEFS][48];
 void pst__register_train_more_ops(void) {
     for (size_t i = 0; i < N_DEFS; i++) {
         snprintf(names[i], sizeof names[i], "Resource%s", defs[i].name);
-        for (int r = 0; r < 2; r++) {
+        for (int r = defs[i].resource_only; r < 2; r++) {
             pst_op_def *o = &ops[2 * i + (size_t)r];
             *o = (pst_op_def){.name = r ? names[i] : defs[i].name,
                               .min_inputs = defs[i].n_in,

@@ -706,3 +706,49 @@ void pst_avgpool_backward(const pst_conv_geom *g, const float *dy, float *din) {
                 }
             }
 }
+
+/* Double pooling: one walk over each window serves the four operations (the float32 kernels
+ * above are the fast path; this one is for float64 graphs, which are small). Compiled once:
+ * not in the AVX2 copy of this file. */
+#ifndef PST_KERNELS_VARIANT_AVX2
+void pst_pool_f64(const pst_conv_geom *g, pst_pool_mode mode, const double *in, const double *y,
+                  const double *dy, double *out) {
+    int64_t C = g->c;
+    int fwd = mode == PST_POOL_MAX_FWD || mode == PST_POOL_AVG_FWD;
+    int64_t out_n = fwd ? g->n * g->oh * g->ow * C : g->n * g->h * g->w * C;
+    for (int64_t i = 0; i < out_n; i++) out[i] = mode == PST_POOL_MAX_FWD ? -DBL_MAX : 0;
+    uint8_t *taken = malloc((size_t)C);
+    PST_ASSERT(taken != NULL);
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t oh = 0; oh < g->oh; oh++)
+            for (int64_t ow = 0; ow < g->ow; ow++) {
+                int64_t o = ((n * g->oh + oh) * g->ow + ow) * C;
+                double inv = 1.0 / (double)window_count(g, oh, ow);
+                /* the window clipped to the image, rows [h0, h1) and columns [w0, w1) */
+                int64_t h0 = oh * g->sh - g->pad_top, w0 = ow * g->sw - g->pad_left;
+                int64_t h1 = h0 + g->kh < g->h ? h0 + g->kh : g->h;
+                int64_t w1 = w0 + g->kw < g->w ? w0 + g->kw : g->w;
+                memset(taken, 0, (size_t)C);
+                for (int64_t ih = h0 < 0 ? 0 : h0; ih < h1; ih++)
+                    for (int64_t iw = w0 < 0 ? 0 : w0; iw < w1; iw++) {
+                        int64_t base = ((n * g->h + ih) * g->w + iw) * C;
+                        for (int64_t k = 0; k < C; k++) {
+                            switch (mode) {
+                            case PST_POOL_MAX_FWD:
+                                if (in[base + k] > out[o + k]) out[o + k] = in[base + k];
+                                break;
+                            case PST_POOL_AVG_FWD: out[o + k] += in[base + k] * inv; break;
+                            case PST_POOL_MAX_BWD: /* the first element equal to the max */
+                                if (!taken[k] && in[base + k] == y[o + k]) {
+                                    out[base + k] += dy[o + k];
+                                    taken[k] = 1;
+                                }
+                                break;
+                            default: out[base + k] += dy[o + k] * inv; break;
+                            }
+                        }
+                    }
+            }
+    free(taken);
+}
+#endif

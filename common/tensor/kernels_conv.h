@@ -39,4 +39,18 @@ void pst_maxpool_backward(const pst_conv_geom *g, const float *in, const float *
 void pst_avgpool_forward(const pst_conv_geom *g, const float *in, float *out);
 void pst_avgpool_backward(const pst_conv_geom *g, const float *dy, float *din);
 
+/* Float64 pooling (simple loops) for MaxPool/AvgPool and their gradients on double graphs.
+ * Forward modes read in and write out (NHWC, oh x ow); backward modes read dy (and, for max,
+ * in and the forward output y) and write out (n x h x w x c). y and dy may be NULL when the
+ * mode does not read them. */
+typedef enum pst_pool_mode {
+    PST_POOL_MAX_FWD,
+    PST_POOL_AVG_FWD,
+    PST_POOL_MAX_BWD,
+    PST_POOL_AVG_BWD,
+    PST_POOL_MODE_COUNT
+} pst_pool_mode;
+void pst_pool_f64(const pst_conv_geom *g, pst_pool_mode mode, const double *in, const double *y,
+                  const double *dy, double *out);
+
 #endif

@@ -66,6 +66,8 @@ pst_shape pst_shape_1d(int64_t d0);
 pst_shape pst_shape_2d(int64_t d0, int64_t d1);
 pst_shape pst_shape_4d(int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 pst_shape pst_shape_unknown(void);
+/* s with a leading dimension d (a batch of s); unknown when s is unknown or has no room. */
+pst_shape pst_shape_prepend(pst_shape s, int64_t d);
 int pst_shape_equal(const pst_shape *a, const pst_shape *b);
 /* 1 when the rank and every dim are known. */
 int pst_shape_is_known(const pst_shape *s);

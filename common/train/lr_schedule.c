@@ -2,6 +2,9 @@
 
 #include "ops.h"
 
+#include <math.h>
+#include <string.h>
+
 static pst_output stepf(pst_graph *g, pst_output step) {
     return pst_output_dtype(step) == PST_FLOAT ? step : pst_cast(g, step, PST_FLOAT, NULL);
 }
@@ -65,4 +68,37 @@ pst_output pst_lr_cosine_decay(pst_graph *g, float lr, pst_output step, int64_t 
     pst_output out = pst_mul(g, pst_const_f32(g, lr, "learning_rate"), dec, "lr");
     pst_graph_pop_name_scope(g);
     return out;
+}
+
+int pst_lr_kind_parse(const char *name) {
+    static const char *names[] = {"none", "exponential", "cosine", "polynomial"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+pst_output pst_lr_schedule_op(pst_graph *g, const pst_lr_schedule *s, pst_output step) {
+    float alpha = s->lr > 0 ? s->end_lr / s->lr : 0;
+    switch (s->kind) {
+    case PST_LR_EXPONENTIAL:
+        return pst_lr_exponential_decay(g, s->lr, step, s->decay_steps, s->rate, s->staircase);
+    case PST_LR_COSINE: return pst_lr_cosine_decay(g, s->lr, step, s->decay_steps, alpha);
+    case PST_LR_POLYNOMIAL:
+        return pst_lr_polynomial_decay(g, s->lr, step, s->decay_steps, s->end_lr, 1, 0);
+    default: return pst_out(NULL, 0);
+    }
+}
+
+double pst_lr_schedule_at(const pst_lr_schedule *s, int64_t step) {
+    double lr = s->lr, n = (double)(s->decay_steps > 0 ? s->decay_steps : 1);
+    double t = step < 0 ? 0 : (double)step, frac = t < n ? t / n : 1;
+    switch (s->kind) {
+    case PST_LR_EXPONENTIAL: return lr * pow(s->rate, s->staircase ? floor(t / n) : t / n);
+    case PST_LR_COSINE: {
+        double alpha = lr > 0 ? s->end_lr / lr : 0;
+        return lr * ((1 - alpha) * 0.5 * (1 + cos(3.14159265358979323846 * frac)) + alpha);
+    }
+    case PST_LR_POLYNOMIAL: return (lr - s->end_lr) * (1 - frac) + s->end_lr;
+    default: return lr;
+    }
 }

@@ -154,13 +154,13 @@ static pst_output sync_update(pst_graph *g, const pst_optimizer_opts *o, pst_out
     switch (o->kind) {
     case PST_OPT_SGD: {
         pst_output in[3] = {v, lr, gr};
-        return pst_sync_apply(g, "ApplyGradientDescent", 3, in, local_step, R, T, 0,
+        return pst_sync_apply(g, "ApplyGradientDescent", 3, in, local_step, R, T, 0, o->sync_last_step,
                               "SyncApplyGradientDescent");
     }
     case PST_OPT_MOMENTUM: {
         pst_output in[5] = {v, slot(g, v, "Momentum", 0), lr, gr,
                             pst_const_scalar(g, dt, o->momentum, "momentum")};
-        return pst_sync_apply(g, "ApplyMomentum", 5, in, local_step, R, T, o->use_nesterov,
+        return pst_sync_apply(g, "ApplyMomentum", 5, in, local_step, R, T, o->use_nesterov, o->sync_last_step,
                               "SyncApplyMomentum");
     }
     case PST_OPT_ADAM: {
@@ -169,18 +169,21 @@ static pst_output sync_update(pst_graph *g, const pst_optimizer_opts *o, pst_out
                              pst_const_scalar(g, dt, o->beta1, "beta1"),
                              pst_const_scalar(g, dt, o->beta2, "beta2"),
                              pst_const_scalar(g, dt, o->epsilon, "epsilon"), gr};
-        return pst_sync_apply(g, "ApplyAdam", 10, in, local_step, R, T, 0, "SyncApplyAdam");
+        return pst_sync_apply(g, "ApplyAdam", 10, in, local_step, R, T, 0, o->sync_last_step,
+                              "SyncApplyAdam");
     }
     case PST_OPT_ADAGRAD: {
         pst_output in[4] = {v, slot(g, v, "Adagrad", o->initial_accumulator), lr, gr};
-        return pst_sync_apply(g, "ApplyAdagrad", 4, in, local_step, R, T, 0, "SyncApplyAdagrad");
+        return pst_sync_apply(g, "ApplyAdagrad", 4, in, local_step, R, T, 0, o->sync_last_step,
+                              "SyncApplyAdagrad");
     }
     case PST_OPT_RMSPROP: {
         pst_output in[8] = {v, slot(g, v, "RMSProp", 1.0), slot(g, v, "RMSProp_1", 0), lr,
                             pst_const_scalar(g, dt, o->rho, "decay"),
                             pst_const_scalar(g, dt, o->momentum, "momentum"),
                             pst_const_scalar(g, dt, o->rms_epsilon, "epsilon"), gr};
-        return pst_sync_apply(g, "ApplyRMSProp", 8, in, local_step, R, T, 0, "SyncApplyRMSProp");
+        return pst_sync_apply(g, "ApplyRMSProp", 8, in, local_step, R, T, 0, o->sync_last_step,
+                              "SyncApplyRMSProp");
     }
     default:
         pst_graph_set_error(g, PST_E_UNIMPLEMENTED, "synchronous replicas: optimizer %s",

@@ -42,6 +42,9 @@ typedef struct pst_optimizer_opts {
      * and drops late ones; global_step then advances once per step. sync_total (>=
      * sync_replicas) counts backup workers too. Needs global_step. */
     int sync_replicas, sync_total;
+    /* > 0: the job's last step; a gradient for a step at or past it is refused at once
+     * (PST_E_OUT_OF_RANGE) instead of waiting for replicas that finished (pst_sync_apply). */
+    int64_t sync_last_step;
     /* Called by pst_create_train_op between computing the gradients and clipping/applying
      * them; may replace gv[i].grad (the allreduce mode averages them over the ranks,
      * allreduce.h). Errors go into the graph. NULL: applied as computed. */
