@@ -348,10 +348,13 @@ typedef struct recvop {
     int discard;     /* ... into nothing (no memory for it): the message is dropped */
 } recvop;
 
+typedef struct mtransport mtransport;
+static void note_data(mtransport *t, size_t len);
+
 /* For a head that announces data (FLAG_SPLIT): posts the data's receive into a block of tensor
  * memory (or, without memory, into nothing so MPI drops it) and returns 1; 0 for a message
  * that is whole. */
-static int post_data_recv(recvop *r) {
+static int post_data_recv(mtransport *t, recvop *r) {
     const uint8_t *b = r->buf;
     if (r->len < HDR_BYTES || get32(b) != MAGIC || !(b[5] & FLAG_SPLIT)) return 0;
     uint64_t len = get64(b + 24);
@@ -363,6 +366,7 @@ static int post_data_recv(recvop *r) {
     r->data_len = (size_t)len;
     r->data = pst_aligned_alloc(r->data_len);
     if (!r->data) r->discard = 1;
+    note_data(t, r->data_len);
     if (MPI_Irecv(r->data, r->data ? (int)len : 0, MPI_BYTE, r->src, (int)tag, world_comm,
                   &r->req) != MPI_SUCCESS) {
         r->discard = 1;
@@ -371,13 +375,16 @@ static int post_data_recv(recvop *r) {
     return 1;
 }
 
-typedef struct mtransport {
+struct mtransport {
     pst_transport base;
     pst_transport_opts o;
     int rank, size;
     char addr[32];
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t rx_cv;   /* (CLOCK_MONOTONIC) wakes rx from its idle wait: a send queued */
+    int rx_kick;
+    double data_until;      /* rx keeps driving MPI until then: data messages in flight */
     pst_handler_fn handler;
     void *harg;
     int serving, stopped;
@@ -392,7 +399,30 @@ typedef struct mtransport {
     int rx_started;
     atomic_int quit;
     pst_workpool *pool;
-} mtransport;
+};
+
+/* The slowest rate (bytes/s) at which a data message in flight is expected to move: rx keeps
+ * driving MPI's progress for as long as the data in flight takes at that rate (a large message
+ * completes only at its end, and MPI moves it only while it is driven on both sides). */
+#define DATA_RATE_MIN 250e6
+/* How long rx keeps driving messages in flight without pause after the last one moved (past
+ * it, a message stuck on a peer that stopped receiving gets the idle backoff). */
+#define SPIN_S 0.05
+/* rx's idle wait grows from 20 us to IDLE_ACTIVE_NS while messages moved in the last
+ * ACTIVE_S (a PS between a step's requests, a worker between its calls: the next request is
+ * met within 0.2 ms), then to IDLE_MAX_NS, so an idle rank leaves the cores to computation. */
+#define ACTIVE_S 0.2
+#define IDLE_ACTIVE_NS 200000L
+#define IDLE_MAX_NS 1000000L
+
+/* A data message of len bytes starts moving (either way). */
+static void note_data(mtransport *t, size_t len) {
+    double now = pst_clock_now();
+    pthread_mutex_lock(&t->mu);
+    if (t->data_until < now + SPIN_S) t->data_until = now + SPIN_S;
+    t->data_until += (double)len / DATA_RATE_MIN;
+    pthread_mutex_unlock(&t->mu);
+}
 
 struct pst_server_call {
     mtransport *t;
@@ -481,9 +511,12 @@ static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int 
             /* The head is on its way (even when its data could not follow): op and its
              * message live until it is sent. */
             if (e != MPI_SUCCESS) op->call = 0; /* the caller hears of the failure below */
+            if (data) note_data(t, data->len);
             pthread_mutex_lock(&t->mu);
             op->next = t->sends;
             t->sends = op;
+            t->rx_kick = 1; /* rx drives it from now, not after its idle wait */
+            pthread_cond_signal(&t->rx_cv);
             pthread_mutex_unlock(&t->mu);
         }
         MPI_Type_free(&type);
@@ -727,7 +760,7 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
         recvop *r = arrived;
         arrived = r->next;
         moved = 1;
-        if (!r->data_wanted && post_data_recv(r)) { /* a head: its data comes next */
+        if (!r->data_wanted && post_data_recv(t, r)) { /* a head: its data comes next */
             pthread_mutex_lock(&t->mu);
             r->next = t->recvs;
             t->recvs = r;
@@ -769,7 +802,7 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
              * it is delivered, at once rather than on the next pass. */
             int done = 0;
             if (MPI_Test(&r->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done &&
-                !post_data_recv(r)) {
+                !post_data_recv(t, r)) {
                 deliver(t, r);
                 free(r);
                 continue;
@@ -812,10 +845,6 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
     return moved;
 }
 
-/* How long rx keeps driving messages in flight without pause after the last one moved (past
- * it, a message stuck on a peer that stopped receiving gets the idle backoff). */
-#define SPIN_S 0.05
-
 static void *rx_main(void *arg) {
     mtransport *t = arg;
     long idle_ns = 0;
@@ -831,18 +860,32 @@ static void *rx_main(void *arg) {
         }
         /* A message in flight moves only while MPI is driven (a large one in many fragments,
          * each side waiting for the other): keep driving it, yielding the core in between. */
+        /* A call waiting for its answer counts as in flight too. A data message keeps rx
+         * driving for as long as it may take (data_until), since it completes only at its end. */
         pthread_mutex_lock(&t->mu);
-        int in_flight = t->sends != NULL || t->recvs != NULL;
+        int in_flight = t->sends != NULL || t->recvs != NULL || t->calls != NULL;
+        int data_moving = in_flight && now < t->data_until;
         pthread_mutex_unlock(&t->mu);
-        if (in_flight && now - last_moved < SPIN_S) {
+        if (in_flight && (now - last_moved < SPIN_S || data_moving)) {
             idle_ns = 0;
             sched_yield();
             continue;
         }
-        /* Idle: back off from 20 us to 1 ms, so idle ranks leave the cores to computation. */
-        idle_ns = idle_ns ? (idle_ns * 2 > 1000000 ? 1000000 : idle_ns * 2) : 20000;
-        struct timespec ts = {0, idle_ns};
-        nanosleep(&ts, NULL);
+        /* Idle: back off (see IDLE_ACTIVE_NS); a send queued meanwhile wakes rx at once. */
+        long cap = now - last_moved < ACTIVE_S ? IDLE_ACTIVE_NS : IDLE_MAX_NS;
+        idle_ns = idle_ns ? (idle_ns * 2 > cap ? cap : idle_ns * 2) : 20000;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += idle_ns;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&t->mu);
+        while (!t->rx_kick && !atomic_load(&t->quit))
+            if (pthread_cond_timedwait(&t->rx_cv, &t->mu, &ts) == ETIMEDOUT) break;
+        t->rx_kick = 0;
+        pthread_mutex_unlock(&t->mu);
     }
     return NULL;
 }
@@ -969,6 +1012,9 @@ static void mpi_free(pst_transport *tr) {
         nanosleep(&ts, NULL);
     }
     atomic_store(&t->quit, 1);
+    pthread_mutex_lock(&t->mu);
+    pthread_cond_signal(&t->rx_cv);
+    pthread_mutex_unlock(&t->mu);
     if (t->rx_started) pthread_join(t->rx, NULL);
     /* Calls still waiting fail; sends that never completed (their rank is gone) are given up. */
     pthread_mutex_lock(&t->mu);
@@ -1002,6 +1048,7 @@ static void mpi_free(pst_transport *tr) {
     pst_workpool_free(t->pool);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
+    pthread_cond_destroy(&t->rx_cv);
     pthread_mutex_lock(&world_mu);
     transport_live = 0;
     pthread_mutex_unlock(&world_mu);
@@ -1044,10 +1091,16 @@ pst_transport *pst_transport_mpi_new(const char *const *methods, int n_methods,
     snprintf(t->addr, sizeof t->addr, "mpi:%d", rank);
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->rx_cv, &ca);
+    pthread_condattr_destroy(&ca);
     int threads = t->o.server_threads > 0 ? t->o.server_threads : 4;
     if (!(t->pool = pst_workpool_new(threads, 1 << 16, st))) {
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->cv);
+        pthread_cond_destroy(&t->rx_cv);
         free(t);
         goto fail;
     }
@@ -1056,6 +1109,7 @@ pst_transport *pst_transport_mpi_new(const char *const *methods, int n_methods,
         pst_workpool_free(t->pool);
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->cv);
+        pthread_cond_destroy(&t->rx_cv);
         free(t);
         goto fail;
     }
