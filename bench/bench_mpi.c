@@ -71,7 +71,8 @@ static void raw_per_variable(MPI_Comm raw, int peer, char *buf, size_t per, int 
 /* Rank 0's wait for the end of rank 1's pstrain run of round r: asleep, as a PS's main thread
  * is while it serves (a blocking MPI barrier here would spin in MPI on this rank and take a
  * core and MPI's progress from the transport's threads); rank 1 pushes the round number to
- * the variable bench_round when its run is over. */
+ * the variable bench_round when its run is over. Both ranks then meet in a barrier (not timed)
+ * so that the raw runs never time rank 0's wake-up. */
 static void wait_round(pst_task *t, int64_t r) {
     pst_var *v = pst_var_store_find(pst_task_vars(t), "bench_round");
     for (;;) {
@@ -79,7 +80,7 @@ static void wait_round(pst_task *t, int64_t r) {
         int64_t got = x ? pst_tensor_get_i64(x, 0) : -1;
         pst_tensor_unref(x);
         if (got >= r) return;
-        nanosleep(&(struct timespec){0, 200 * 1000}, NULL);
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
     }
 }
 
@@ -123,6 +124,7 @@ static int bench_transport(int rank, size_t mb, int n_vars, pst_status *st) {
         pst_tensor_unref(minus1);
         MPI_Barrier(raw); /* the variables exist */
         for (int r = 0; r <= RUNS; r++) {
+            MPI_Barrier(raw); /* both ranks start the raw runs together */
             MPI_Recv(buf, (int)bytes, MPI_BYTE, 1, 1, raw, MPI_STATUS_IGNORE);
             MPI_Send(buf, (int)bytes, MPI_BYTE, 1, 2, raw);
             raw_per_variable(raw, 1, buf, per, n_vars, 0);
@@ -150,6 +152,7 @@ static int bench_transport(int rank, size_t mb, int n_vars, pst_status *st) {
         double tpush[RUNS], tpull[RUNS], trsend[RUNS], trrecv[RUNS], ratio_push[RUNS],
             ratio_pull[RUNS];
         for (int r = 0; r <= RUNS && !rc; r++) { /* run 0 warms both up */
+            MPI_Barrier(raw); /* rank 0 is back from its wait (not timed) */
             double t0 = pst_bench_now();
             MPI_Send(buf, (int)bytes, MPI_BYTE, 0, 1, raw);
             double t_rsend = pst_bench_now() - t0;
