@@ -591,9 +591,10 @@ START_TEST(test_mpi_split_messages) {
     ck_assert_msg(pst_transport_serve(s.t, "mpi:0", handler, &s, addr, sizeof addr, &st) == 0,
                   "%s", st.msg);
     ck_assert_str_eq(addr, "mpi:0");
-    /* sizes around the split threshold (64 KiB) and a large one */
-    size_t sizes[] = {0, 1000, (64u << 10) - 1, 64u << 10, 3u << 20};
-    for (int k = 0; k < 5; k++) {
+    /* sizes around the split threshold (64 KiB), a large one, and one whose data moves for
+     * longer than the receive thread's spin after a completion (driven to its end) */
+    size_t sizes[] = {0, 1000, (64u << 10) - 1, 64u << 10, 3u << 20, 48u << 20};
+    for (int k = 0; k < 6; k++) {
         size_t big = sizes[k];
         uint8_t hdr[37], *a = malloc(big + 1);
         for (size_t i = 0; i < big; i++) a[i] = (uint8_t)(i * 13 + k);
