@@ -8,11 +8,156 @@
 #include <string.h>
 
 #include "op.h"
+#include "gradients.h"
 #include "ops.h"
+#include "ops_nn.h"
+#include "session.h"
 #include "testutil.h"
 
 static pst_tensor *f64(int64_t n, const double *v) { return pst_tensor_from_f64(pst_shape_1d(n), v); }
 static pst_tensor *i32(int64_t n, const int32_t *v) { return pst_tensor_from_i32(pst_shape_1d(n), v); }
+
+/* ---- Einsum ------------------------------------------------------------------------------ */
+/* einsum(eq) of a (and b) as a session computes it (a and b stay the caller's). */
+static pst_tensor *einsum_run(const char *eq, pst_tensor *a, pst_tensor *b, pst_status *st) {
+    pst_graph *g = pst_graph_new();
+    pst_tensor_ref(a);
+    if (b) pst_tensor_ref(b);
+    pst_output in[2] = {pst_test_const(g, a, "a"), b ? pst_test_const(g, b, "b") : (pst_output){0}};
+    pst_output y = pst_einsum(g, eq, b ? 2 : 1, in, "e");
+    pst_tensor *out = NULL;
+    if (!y.node) {
+        pst_status_set(st, pst_graph_status(g)->code, "%s", pst_graph_status(g)->msg);
+    } else {
+        pst_session *s = pst_session_new(g, NULL, st);
+        if (s && pst_session_run(s, NULL, 0, &y, 1, NULL, 0, &out, st) < 0) out = NULL;
+        pst_session_free(s);
+    }
+    pst_graph_free(g);
+    return out;
+}
+
+static void einsum_check(const char *eq, pst_tensor *a, pst_tensor *b, int rank,
+                         const int64_t *dims, const double *want) {
+    pst_status st = {0};
+    pst_tensor *y = einsum_run(eq, a, b, &st);
+    ck_assert_msg(y != NULL, "%s: %s", eq, st.msg);
+    PST_ASSERT_TENSOR(y, rank, dims, want, 1e-12);
+    pst_tensor_unref(y);
+}
+
+static pst_shape sh3(int64_t a, int64_t b, int64_t c) {
+    pst_shape s = pst_shape_2d(a, b);
+    s.rank = 3;
+    s.dims[2] = c;
+    return s;
+}
+
+static pst_tensor *seq(pst_shape s, double start) {
+    pst_tensor *t = pst_tensor_new(PST_DOUBLE, s, NULL);
+    for (int64_t i = 0; i < t->n; i++) pst_tensor_f64(t)[i] = start + (double)i;
+    return t;
+}
+
+START_TEST(test_einsum) {
+    /* A = [[1,2,3],[4,5,6]], B = [[1,2],[3,4],[5,6]] */
+    pst_tensor *A = seq(pst_shape_2d(2, 3), 1), *B = seq(pst_shape_2d(3, 2), 1);
+    einsum_check("ij,jk->ik", A, B, 2, (int64_t[]){2, 2}, (double[]){22, 28, 49, 64});
+    einsum_check("ij,jk", A, B, 2, (int64_t[]){2, 2}, (double[]){22, 28, 49, 64}); /* implicit */
+    einsum_check("ij,jk->ki", A, B, 2, (int64_t[]){2, 2}, (double[]){22, 49, 28, 64});
+    einsum_check("ij->ji", A, NULL, 2, (int64_t[]){3, 2}, (double[]){1, 4, 2, 5, 3, 6});
+    einsum_check("ij->i", A, NULL, 1, (int64_t[]){2}, (double[]){6, 15});
+    einsum_check("ij->", A, NULL, 0, NULL, (double[]){21});
+    einsum_check("ij,kj->ik", A, A, 2, (int64_t[]){2, 2}, (double[]){14, 32, 32, 77});
+    einsum_check("ij,ij->ij", A, A, 2, (int64_t[]){2, 3}, (double[]){1, 4, 9, 16, 25, 36});
+    einsum_check("ij,jk->", A, B, 0, NULL, (double[]){22 + 28 + 49 + 64});
+    /* a letter summed in its own operand first: sum_j A[i,j] * sum_k B[l,k] */
+    einsum_check("ij,lk->il", A, B, 2, (int64_t[]){2, 3}, (double[]){18, 42, 66, 45, 105, 165});
+    pst_tensor *v = seq(pst_shape_1d(3), 1), *w = seq(pst_shape_1d(2), 4);
+    einsum_check("i,j->ij", v, w, 2, (int64_t[]){3, 2}, (double[]){4, 5, 8, 10, 12, 15});
+    einsum_check("i,i->", v, v, 0, NULL, (double[]){14});
+    /* diagonal and trace of M = [[1,2,3],[4,5,6],[7,8,9]] */
+    pst_tensor *M = seq(pst_shape_2d(3, 3), 1);
+    einsum_check("ii->i", M, NULL, 1, (int64_t[]){3}, (double[]){1, 5, 9});
+    einsum_check("ii", M, NULL, 0, NULL, (double[]){15});
+    /* batches: "..." and a batch letter; a batch of 1 broadcast against 2 */
+    pst_tensor *X = seq(sh3(2, 2, 3), 1); /* X[0] = A, X[1] = A + 6 */
+    einsum_check("bij,jk->bik", X, B, 3, (int64_t[]){2, 2, 2},
+                 (double[]){22, 28, 49, 64, 76, 100, 103, 136});
+    einsum_check("...ij,jk->...ik", X, B, 3, (int64_t[]){2, 2, 2},
+                 (double[]){22, 28, 49, 64, 76, 100, 103, 136});
+    pst_tensor *A1 = seq(sh3(1, 2, 3), 1);
+    pst_tensor *B2 = pst_tensor_new(PST_DOUBLE, sh3(2, 3, 2), NULL);
+    for (int i = 0; i < 12; i++) pst_tensor_f64(B2)[i] = pst_tensor_f64(B)[i % 6] * (i < 6 ? 1 : 2);
+    einsum_check("...ij,...jk->...ik", A1, B2, 3, (int64_t[]){2, 2, 2},
+                 (double[]){22, 28, 49, 64, 44, 56, 98, 128});
+    /* float computes alike */
+    pst_tensor *Af = pst_tensor_new(PST_FLOAT, pst_shape_2d(2, 3), NULL);
+    for (int i = 0; i < 6; i++) pst_tensor_f32(Af)[i] = (float)(i + 1);
+    einsum_check("ij->j", Af, NULL, 1, (int64_t[]){3}, (double[]){5, 7, 9});
+
+    /* errors name the equation's fault */
+    const struct { const char *eq, *want; } bad[] = {
+        {"ijk,jk->ik", "names 3 dims of an operand of rank 2"},
+        {"ij,jk->iz", "output dim 'z' is in no operand"},
+        {"ij,jk->ii", "output dim 'i' is repeated"},
+        {"ij,kj->ik", "dim 'j' is 3 in one place and 2 in another"},
+        {"i1,jk->ik", "'1' in 'i1' is not a letter"},
+        {"ij->..i", "a malformed '...'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pst_status st = {0};
+        pst_tensor *y = einsum_run(bad[i].eq, A, strchr(bad[i].eq, ',') ? B : NULL, &st);
+        ck_assert_msg(y == NULL, "%s was computed", bad[i].eq);
+        ck_assert_msg(strstr(st.msg, bad[i].want) && strstr(st.msg, "Einsum"), "%s: '%s'",
+                      bad[i].eq, st.msg);
+    }
+    pst_graph *g = pst_graph_new(); /* three operands */
+    for (int i = 0; i < 3; i++) pst_tensor_ref(A);
+    pst_output three[3] = {pst_test_const(g, A, NULL), pst_test_const(g, A, NULL),
+                           pst_test_const(g, A, NULL)};
+    ck_assert(pst_einsum(g, "ij,ij,ij->ij", 3, three, NULL).node == NULL);
+    ck_assert(strstr(pst_graph_status(g)->msg, "Einsum of 3 operands") != NULL);
+    pst_graph_free(g);
+    pst_tensor *drop[] = {A, B, v, w, M, X, A1, B2, Af};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) pst_tensor_unref(drop[i]);
+}
+END_TEST
+
+/* Gradients by finite differences; an equation without one is an error naming it. */
+START_TEST(test_einsum_grad) {
+    const struct { const char *eq; int n; pst_shape s0, s1; } cases[] = {
+        {"ij,jk->ik", 2, pst_shape_2d(2, 3), pst_shape_2d(3, 4)},
+        {"bij,bkj->bik", 2, sh3(2, 2, 3), sh3(2, 4, 3)},
+        {"...ij,...jk->...ik", 2, sh3(2, 2, 3), sh3(2, 3, 2)},
+        {"i,j->ij", 2, pst_shape_1d(3), pst_shape_1d(2)},
+        {"ij,ij->", 2, pst_shape_2d(2, 3), pst_shape_2d(2, 3)},
+        {"ijk->kij", 1, sh3(2, 3, 2), pst_shape_scalar()},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        pst_graph *g = pst_graph_new();
+        pst_tensor *vals[2] = {pst_test_rand(PST_DOUBLE, cases[c].s0, 10 + c, -1, 1),
+                               pst_test_rand(PST_DOUBLE, cases[c].s1, 20 + c, -1, 1)};
+        pst_output ph[2] = {pst_placeholder(g, "x0", PST_DOUBLE, cases[c].s0),
+                            pst_placeholder(g, "x1", PST_DOUBLE, cases[c].s1)};
+        pst_output y = pst_einsum(g, cases[c].eq, cases[c].n, ph, NULL);
+        ck_assert_msg(y.node != NULL, "%s", pst_graph_status(g)->msg);
+        double err = pst_gradcheck(g, y, cases[c].n, ph, vals, 1e-6);
+        ck_assert_msg(err < 1e-6, "%s: gradient error %g", cases[c].eq, err);
+        pst_tensor_unref(vals[0]);
+        pst_tensor_unref(vals[1]);
+        pst_graph_free(g);
+    }
+    pst_graph *g = pst_graph_new();
+    pst_output x = pst_placeholder(g, "x", PST_DOUBLE, pst_shape_2d(2, 3));
+    pst_output y = pst_einsum(g, "ij->i", 1, &x, "rowsum");
+    pst_output dx;
+    pst_status st = {0};
+    ck_assert(pst_gradients(g, 1, &y, NULL, 1, &x, &dx, NULL, &st) != 0);
+    ck_assert_msg(strstr(st.msg, "Einsum 'ij->i'") && strstr(st.msg, "no gradient"), "%s", st.msg);
+    pst_graph_free(g);
+}
+END_TEST
 
 /* ---- Math ------------------------------------------------------------------------------ */
 START_TEST(test_xdivy_xlogy_mulnonan) {
@@ -2134,6 +2279,8 @@ int main(void) {
     tcase_add_test(tc, test_conv3d_pool3d);
     tcase_add_test(tc, test_qr);
     tcase_add_test(tc, test_sparse_dense_matmul);
+    tcase_add_test(tc, test_einsum);
+    tcase_add_test(tc, test_einsum_grad);
     suite_add_tcase(s, tc);
     return pst_test_main(s);
 }

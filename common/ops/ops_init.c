@@ -31,6 +31,7 @@ void pst__register_bn_global_ops(void);
 void pst__register_image_more_ops(void);
 void pst__register_color_ops(void);
 void pst__register_linalg_ops(void);
+void pst__register_einsum_ops(void);
 void pst__register_gru_block_ops(void);
 void pst__register_conv3d_ops(void);
 void pst__register_sparse_more_ops(void);
@@ -73,6 +74,7 @@ static void register_builtin(void) {
     pst__register_image_more_ops();
     pst__register_color_ops();
     pst__register_linalg_ops();
+    pst__register_einsum_ops();
     pst__register_gru_block_ops();
     pst__register_conv3d_ops();
     pst__register_sparse_more_ops();

@@ -16,6 +16,9 @@ pst_output pst_matmul(pst_graph *g, pst_output a, pst_output b, int transpose_a,
                       const char *name);
 pst_output pst_batch_matmul(pst_graph *g, pst_output a, pst_output b, int adj_x, int adj_y,
                             const char *name);
+/* Einsum of n (1 or 2) operands: tf.einsum's equation ("ij,jk->ik", "...", implicit output). */
+pst_output pst_einsum(pst_graph *g, const char *equation, int n, const pst_output *in,
+                      const char *name);
 pst_output pst_bias_add(pst_graph *g, pst_output x, pst_output bias, const char *name);
 pst_output pst_conv2d(pst_graph *g, pst_output input, pst_output filter, int stride_h,
                       int stride_w, const char *padding, const char *name);
