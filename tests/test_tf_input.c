@@ -970,6 +970,141 @@ START_TEST(test_decode_png_jpeg) {
 }
 END_TEST
 
+/* A BMP file's bytes: w x h pixels of bpp bits (24 or 32), rows bottom-up unless top_down,
+ * pixel (y, x) stored as B, G, R(, A) = y * 40 + x * 10 + {1, 2, 3(, 4)}. */
+static pst_tensor *bmp_bytes(int w, int h, int bpp, int top_down, int compression, size_t cut) {
+    int ch = bpp / 8, row = (w * bpp + 31) / 32 * 4;
+    size_t size = 54 + (size_t)row * (size_t)h;
+    uint8_t *b = calloc(1, size);
+    b[0] = 'B', b[1] = 'M';
+    uint32_t v[][2] = {{2, (uint32_t)size}, {10, 54}, {14, 40}, {18, (uint32_t)w},
+                       {22, (uint32_t)(top_down ? -h : h)}, {30, (uint32_t)compression}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        for (int k = 0; k < 4; k++) b[v[i][0] + k] = (uint8_t)(v[i][1] >> (8 * k));
+    b[26] = 1, b[28] = (uint8_t)bpp;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = b + 54 + (size_t)(top_down ? y : h - 1 - y) * (size_t)row + (size_t)x * ch;
+            for (int k = 0; k < ch; k++) p[k] = (uint8_t)(y * 40 + x * 10 + k + 1);
+        }
+    pst_tensor *t = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), NULL);
+    pst_tstring_set(pst_tensor_str(t), b, size - cut);
+    free(b);
+    return t;
+}
+
+static void ch4(pst_node_builder *b) { pst_nb_attr_i(b, "channels", 4); }
+static void q100_444(pst_node_builder *b) {
+    pst_nb_attr_i(b, "quality", 100);
+    pst_nb_attr_b(b, "chroma_downsampling", 0);
+}
+static void out_i64(pst_node_builder *b) { pst_nb_attr_type(b, "output_type", PST_INT64); }
+
+/* EncodePng / EncodeJpeg and the decoders TF's decode_image holds (DecodeBmp,
+ * DecodeAndCropJpeg, ExtractJpegShape): round trips, exact crops, BMP layouts, errors. */
+START_TEST(test_encode_and_more_decoders) {
+    pst_status st = {0};
+    /* PNG round trips, 1 to 4 channels */
+    for (int ch = 1; ch <= 4; ch++) {
+        pst_tensor *im = pst_tensor_new(PST_UINT8, pst_shape_make(3, (int64_t[]){5, 3, ch}), &st);
+        for (int64_t i = 0; i < im->n; i++) pst_tensor_u8(im)[i] = (uint8_t)(i * 37 + ch);
+        pst_tensor_ref(im);
+        pst_tensor *png = run_op("EncodePng", 1, &im, NULL, &st);
+        ck_assert_msg(png != NULL, "%s", st.msg);
+        ck_assert(png->dtype == PST_STRING && png->shape.rank == 0);
+        pst_tensor *back = run_op("DecodePng", 1, &png, NULL, &st);
+        ck_assert_msg(back != NULL, "%s", st.msg);
+        ck_assert_int_eq(back->shape.dims[2], ch);
+        ck_assert_int_eq(memcmp(back->data, im->data, (size_t)im->n), 0);
+        pst_tensor_unref(back);
+        pst_tensor_unref(im);
+    }
+    /* JPEG: a gray image comes back within its loss; its header's shape */
+    pst_tensor *gray = pst_tensor_new(PST_UINT8, pst_shape_make(3, (int64_t[]){16, 24, 1}), &st);
+    memset(gray->data, 100, (size_t)gray->n);
+    pst_tensor *jpg = run_op("EncodeJpeg", 1, &gray, NULL, &st);
+    ck_assert_msg(jpg != NULL, "%s", st.msg);
+    pst_tensor_ref(jpg);
+    pst_tensor *shape = run_op("ExtractJpegShape", 1, &jpg, out_i64, &st);
+    ck_assert_msg(shape != NULL, "%s", st.msg);
+    ck_assert(shape->dtype == PST_INT64);
+    PST_ASSERT_TENSOR(shape, 1, (int64_t[]){3}, ((double[]){16, 24, 1}), 0);
+    pst_tensor_unref(shape);
+    pst_tensor *dec = run_op("DecodeJpeg", 1, &jpg, NULL, &st);
+    ck_assert_msg(dec != NULL, "%s", st.msg);
+    ck_assert_int_eq(dec->n, 16 * 24);
+    for (int64_t i = 0; i < dec->n; i++) ck_assert_int_le(abs((int)pst_tensor_u8(dec)[i] - 100), 2);
+    pst_tensor_unref(dec);
+    /* DecodeAndCropJpeg is exactly the window of the whole decoded image */
+    pst_tensor *rgb = pst_tensor_new(PST_UINT8, pst_shape_make(3, (int64_t[]){16, 24, 3}), &st);
+    for (int64_t i = 0; i < rgb->n; i++) pst_tensor_u8(rgb)[i] = (uint8_t)((i * 5) % 251);
+    jpg = run_op("EncodeJpeg", 1, &rgb, q100_444, &st);
+    ck_assert_msg(jpg != NULL, "%s", st.msg);
+    pst_tensor_ref(jpg);
+    pst_tensor_ref(jpg);
+    pst_tensor *whole = run_op("DecodeJpeg", 1, &jpg, NULL, &st);
+    ck_assert_msg(whole != NULL, "%s", st.msg);
+    pst_tensor *in2[2] = {jpg, pst_tensor_from_i32(pst_shape_1d(4), (int32_t[]){2, 3, 5, 7})};
+    pst_tensor *crop = run_op("DecodeAndCropJpeg", 2, in2, NULL, &st);
+    ck_assert_msg(crop != NULL, "%s", st.msg);
+    ck_assert_int_eq(crop->shape.dims[0], 5);
+    ck_assert_int_eq(crop->shape.dims[1], 7);
+    ck_assert_int_eq(crop->shape.dims[2], 3);
+    for (int y = 0; y < 5; y++)
+        ck_assert_int_eq(memcmp(pst_tensor_u8(crop) + y * 7 * 3,
+                                pst_tensor_u8(whole) + ((y + 2) * 24 + 3) * 3, 7 * 3), 0);
+    pst_tensor_unref(crop);
+    pst_tensor_unref(whole);
+    in2[1] = pst_tensor_from_i32(pst_shape_1d(4), (int32_t[]){10, 20, 8, 5});
+    ck_assert_ptr_null(run_op("DecodeAndCropJpeg", 2, in2, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "crop window [y 10, x 20, height 8, width 5] is not inside the "
+                         "16 x 24 JPEG image"), "%s", st.msg);
+    /* encoders refuse what they cannot encode */
+    st = (pst_status){0};
+    pst_tensor *f = pst_tensor_new_zeros(PST_FLOAT, pst_shape_make(3, (int64_t[]){2, 2, 3}), &st);
+    ck_assert_ptr_null(run_op("EncodePng", 1, &f, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "EncodePng encodes uint8 images, not float"), "%s", st.msg);
+    st = (pst_status){0};
+    pst_tensor *two = pst_tensor_new_zeros(PST_UINT8, pst_shape_make(3, (int64_t[]){2, 2, 2}), &st);
+    ck_assert_ptr_null(run_op("EncodeJpeg", 1, &two, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "EncodeJpeg: 2 channels (1 or 3)"), "%s", st.msg);
+
+    /* BMP: 24 bits bottom-up with padded rows, 32 bits top-down; BGR(A) -> RGB(A) */
+    for (int k = 0; k < 2; k++) {
+        int bpp = k ? 32 : 24, ch = bpp / 8;
+        st = (pst_status){0};
+        pst_tensor *b = bmp_bytes(3, 2, bpp, k, k ? 3 : 0, 0);
+        pst_tensor *im = run_op("DecodeBmp", 1, &b, NULL, &st);
+        ck_assert_msg(im != NULL, "%s", st.msg);
+        ck_assert_int_eq(im->shape.dims[0], 2);
+        ck_assert_int_eq(im->shape.dims[1], 3);
+        ck_assert_int_eq(im->shape.dims[2], ch);
+        for (int y = 0; y < 2; y++)
+            for (int x = 0; x < 3; x++) {
+                const uint8_t *p = pst_tensor_u8(im) + (y * 3 + x) * ch;
+                int base = y * 40 + x * 10;
+                ck_assert_int_eq(p[0], base + 3); /* R was stored third */
+                ck_assert_int_eq(p[1], base + 2);
+                ck_assert_int_eq(p[2], base + 1);
+                if (ch == 4) ck_assert_int_eq(p[3], base + 4);
+            }
+        pst_tensor_unref(im);
+    }
+    const struct { pst_tensor *b; void (*attrs)(pst_node_builder *); const char *want; } bad[] = {
+        {bmp_bytes(3, 2, 24, 0, 0, 0), ch4, "channels attribute 4 does not match the 3 channels"},
+        {bmp_bytes(3, 2, 24, 0, 0, 5), NULL, "need 24 bytes after offset 54, the data has 73"},
+        {bmp_bytes(3, 2, 24, 0, 1, 0), NULL, "compressed BMP (compression 1) is not supported"},
+        {pst_tensor_scalar_str("BMnot really"), NULL, "no BMP header"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st = (pst_status){0};
+        pst_tensor *b = bad[i].b;
+        ck_assert_ptr_null(run_op("DecodeBmp", 1, &b, bad[i].attrs, &st));
+        ck_assert_msg(strstr(st.msg, bad[i].want), "%s", st.msg);
+    }
+}
+END_TEST
+
 /* ---- A real TF graph reading its own TFRecord input ------------------------------------ */
 
 /* Gesture-like records for 19_gkchai: class c in 0..3, `series` 120 floats that say c. */
@@ -1390,6 +1525,7 @@ int main(void) {
     tcase_add_test(tc, test_parse_single_sequence_example);
     tcase_add_test(tc, test_parse_sequence_example_batched);
     tcase_add_test(tc, test_decode_png_jpeg);
+    tcase_add_test(tc, test_encode_and_more_decoders);
     tcase_add_test(tc, test_sparse_tensors_map);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);

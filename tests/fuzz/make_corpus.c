@@ -800,6 +800,13 @@ static void record_ops_seeds(void) {
     put_record_op_file("decode_jpeg", 5, tmp_path("seed.jpg"));
     if (pst_image_write(tmp_path("seed.png"), 0, px, 3, 4, 3, &st) < 0) die("png", st.msg);
     put_record_op_file("decode_png", 6, tmp_path("seed.png"));
+    if (pst_image_write(tmp_path("seed.jpg"), 1, px, 3, 4, 3, &st) < 0) die("jpeg", st.msg);
+    put_record_op_file("decode_and_crop_jpeg", 5 | 16, tmp_path("seed.jpg"));
+    /* a 24-bit BMP of 3 x 2 pixels, rows bottom-up and padded to 12 bytes */
+    uint8_t bmp[54 + 24] = {'B', 'M', 78, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0, 3, 0,
+                            0, 0, 2, 0, 0, 0, 1, 0, 24};
+    for (int i = 0; i < 24; i++) bmp[54 + i] = (uint8_t)(i * 11);
+    put_record_op("decode_bmp", 6 | 16, bmp, sizeof bmp);
     for (int z = 0; z < 2; z++) { /* a TFRecord file of two records, plain and zlib */
         pst_tfrecord_writer_opts wo = {.compression = z ? PST_TFRECORD_ZLIB : PST_TFRECORD_NONE};
         pst_tfrecord_writer *w = pst_tfrecord_writer_open(tmp_path("seed.tfrecord"), &wo, &st);
