@@ -993,6 +993,146 @@ static pst_tensor *bmp_bytes(int w, int h, int bpp, int top_down, int compressio
     return t;
 }
 
+/* GIF building for the tests: 4-color tables, LZW with minimum code size 2 written as literal
+ * codes with a clear code before every two (the code size stays 3 bits). */
+typedef struct gif_w {
+    uint8_t b[4096];
+    size_t n;
+    uint32_t bits;
+    int nbits;
+    uint8_t sub[255];
+    int nsub;
+} gif_w;
+
+static void gw_bytes(gif_w *g, const void *p, size_t n) {
+    memcpy(g->b + g->n, p, n);
+    g->n += n;
+}
+
+static void gw_code(gif_w *g, int code) {
+    g->bits |= (uint32_t)code << g->nbits;
+    g->nbits += 3;
+    while (g->nbits >= 8) {
+        g->sub[g->nsub++] = (uint8_t)g->bits;
+        g->bits >>= 8;
+        g->nbits -= 8;
+        if (g->nsub == 255) {
+            g->b[g->n++] = 255;
+            gw_bytes(g, g->sub, 255);
+            g->nsub = 0;
+        }
+    }
+}
+
+/* An image descriptor and its data; transparent >= 0 adds a control extension before it. */
+static void gw_image(gif_w *g, int l, int t, int w, int h, int interlace, int transparent,
+                     const uint8_t *local_ct, const uint8_t *idx) {
+    if (transparent >= 0)
+        gw_bytes(g, (uint8_t[]){0x21, 0xF9, 4, 1, 0, 0, (uint8_t)transparent, 0}, 8);
+    uint8_t d[10] = {0x2C, (uint8_t)l, 0, (uint8_t)t, 0, (uint8_t)w, 0, (uint8_t)h, 0,
+                     (uint8_t)((interlace ? 0x40 : 0) | (local_ct ? 0x81 : 0))};
+    gw_bytes(g, d, 10);
+    if (local_ct) gw_bytes(g, local_ct, 12);
+    g->b[g->n++] = 2; /* minimum code size */
+    for (int i = 0; i < w * h; i++) {
+        if (i % 2 == 0) gw_code(g, 4); /* clear */
+        gw_code(g, idx[i]);
+    }
+    gw_code(g, 5); /* end */
+    if (g->nbits > 0) g->sub[g->nsub++] = (uint8_t)g->bits;
+    g->bits = 0, g->nbits = 0;
+    if (g->nsub) {
+        g->b[g->n++] = (uint8_t)g->nsub;
+        gw_bytes(g, g->sub, (size_t)g->nsub);
+        g->nsub = 0;
+    }
+    g->b[g->n++] = 0;
+}
+
+static pst_tensor *gw_finish(gif_w *g, size_t cut) {
+    g->b[g->n++] = 0x3B;
+    pst_tensor *t = pst_tensor_new_zeros(PST_STRING, pst_shape_scalar(), NULL);
+    pst_tstring_set(pst_tensor_str(t), g->b, g->n - cut);
+    return t;
+}
+
+static void gw_start(gif_w *g, int w, int h, int colors) {
+    memset(g, 0, sizeof *g);
+    gw_bytes(g, "GIF89a", 6);
+    /* global table of 4 colors: i -> (10 + i, 20 + i, 30 + i); 2 colors when asked */
+    gw_bytes(g, (uint8_t[]){(uint8_t)w, 0, (uint8_t)h, 0, colors == 2 ? 0x80 : 0x81, 0, 0}, 7);
+    for (int i = 0; i < colors; i++)
+        gw_bytes(g, (uint8_t[]){(uint8_t)(10 + i), (uint8_t)(20 + i), (uint8_t)(30 + i)}, 3);
+}
+
+/* DecodeGif: frames composited as TF 1.15 does (a frame starts as the previous one, its
+ * transparent pixels keep the canvas), interlaced rows put back in order, local color tables,
+ * and bad files named. */
+START_TEST(test_decode_gif) {
+    pst_status st = {0};
+    gif_w g;
+    gw_start(&g, 2, 5, 4);
+    const uint8_t f0[10] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1};
+    gw_image(&g, 0, 0, 2, 5, 0, -1, NULL, f0);
+    /* frame 1: interlaced, stored rows 0, 4, 2, 1, 3; every pixel row r gets color r % 4 */
+    const uint8_t f1[10] = {0, 0, 0, 0, 2, 2, 1, 1, 3, 3};
+    gw_image(&g, 0, 0, 2, 5, 1, -1, NULL, f1);
+    /* frame 2: a 1 x 2 image at (x 1, y 3) with a local table; index 0 transparent */
+    const uint8_t lct[12] = {200, 201, 202, 210, 211, 212, 220, 221, 222, 230, 231, 232};
+    gw_image(&g, 1, 3, 1, 2, 0, 0, lct, (uint8_t[]){3, 0});
+    pst_tensor *gif = gw_finish(&g, 0);
+    pst_tensor *im = run_op("DecodeGif", 1, &gif, NULL, &st);
+    ck_assert_msg(im != NULL, "%s", st.msg);
+    ck_assert_int_eq(im->shape.rank, 4);
+    int64_t want_dims[4] = {3, 5, 2, 3};
+    for (int d = 0; d < 4; d++) ck_assert_int_eq(im->shape.dims[d], want_dims[d]);
+    const uint8_t *px = pst_tensor_u8(im);
+    for (int k = 0; k < 3; k++)
+        for (int y = 0; y < 5; y++)
+            for (int x = 0; x < 2; x++) {
+                int ci = k == 0 ? f0[y * 2 + x] : y % 4;
+                int r = 10 + ci, gr = 20 + ci, bl = 30 + ci;
+                if (k == 2 && x == 1 && y == 3) r = 230, gr = 231, bl = 232; /* local color 3 */
+                const uint8_t *p = px + (((size_t)k * 5 + (size_t)y) * 2 + (size_t)x) * 3;
+                ck_assert_msg(p[0] == r && p[1] == gr && p[2] == bl,
+                              "frame %d (%d, %d): %d %d %d, want %d %d %d", k, y, x, p[0], p[1],
+                              p[2], r, gr, bl);
+            }
+    pst_tensor_unref(im);
+    /* a first frame that leaves part of the screen black, and a transparent pixel there */
+    gw_start(&g, 2, 2, 4);
+    gw_image(&g, 1, 0, 1, 2, 0, 2, NULL, (uint8_t[]){1, 2});
+    gif = gw_finish(&g, 0);
+    im = run_op("DecodeGif", 1, &gif, NULL, &st);
+    ck_assert_msg(im != NULL, "%s", st.msg);
+    const uint8_t want[12] = {0, 0, 0, 11, 21, 31, 0, 0, 0, 0, 0, 0};
+    ck_assert_int_eq(memcmp(pst_tensor_u8(im), want, 12), 0);
+    pst_tensor_unref(im);
+    /* bad files */
+    gw_start(&g, 2, 1, 2);
+    gw_image(&g, 0, 0, 2, 1, 0, -1, NULL, (uint8_t[]){1, 3});
+    pst_tensor *bad[4] = {gw_finish(&g, 0), NULL, pst_tensor_scalar_str("GIF89a"),
+                          pst_tensor_scalar_str("PNG or so")};
+    gw_start(&g, 2, 1, 4);
+    gw_image(&g, 0, 0, 2, 1, 0, -1, NULL, (uint8_t[]){1, 3});
+    bad[1] = gw_finish(&g, 4);
+    const char *why[4] = {"a color index outside the color table", "image data is cut short",
+                          "no GIF header", "no GIF header"};
+    /* a frame claiming 60000 x 60000 pixels on a 2 x 2 screen: refused before allocating */
+    gw_start(&g, 2, 2, 4);
+    gw_bytes(&g, (uint8_t[]){0x2C, 0, 0, 0, 0, 0x60, 0xEA, 0x60, 0xEA, 0, 2, 0}, 12);
+    pst_tensor *huge = gw_finish(&g, 0);
+    ck_assert_ptr_null(run_op("DecodeGif", 1, &huge, NULL, &st));
+    ck_assert_msg(strstr(st.msg, "GIF frame image too large: 60000 x 60000 x 3"), "%s", st.msg);
+    for (int i = 0; i < 4; i++) {
+        st = (pst_status){0};
+        ck_assert_ptr_null(run_op("DecodeGif", 1, &bad[i], NULL, &st));
+        ck_assert_msg(strstr(st.msg, "invalid GIF data") && strstr(st.msg, why[i]), "%d: %s", i,
+                      st.msg);
+    }
+}
+END_TEST
+
 static void ch4(pst_node_builder *b) { pst_nb_attr_i(b, "channels", 4); }
 static void q100_444(pst_node_builder *b) {
     pst_nb_attr_i(b, "quality", 100);
@@ -1526,6 +1666,7 @@ int main(void) {
     tcase_add_test(tc, test_parse_sequence_example_batched);
     tcase_add_test(tc, test_decode_png_jpeg);
     tcase_add_test(tc, test_encode_and_more_decoders);
+    tcase_add_test(tc, test_decode_gif);
     tcase_add_test(tc, test_sparse_tensors_map);
     tcase_add_test(tc, test_gkchai_trains_from_its_reader);
     tcase_add_test(tc, test_missing_file_fails_without_hanging);

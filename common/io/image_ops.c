@@ -269,6 +269,250 @@ static int decode_bmp_kernel(pst_kernel_ctx *c) {
     return 0;
 }
 
+/* ---- DecodeGif --------------------------------------------------------------------------
+ * Every frame of a GIF87a/89a as uint8 [frames, height, width, 3] (TF 1.15's compositing): frame
+ * k starts as a copy of frame k - 1 (the first as black), its image's pixels are painted over
+ * the canvas within the screen, pixels of the frame's transparent color (its graphic control
+ * extension) keep the canvas's; local color table, else the global one; interlaced images are
+ * put back in row order. Bad data is an error naming the fault. */
+typedef struct gif_in {
+    const uint8_t *p;
+    size_t len, at;
+} gif_in;
+
+static int gif_byte(gif_in *g) { return g->at < g->len ? g->p[g->at++] : -1; }
+
+static int gif_u16(gif_in *g) {
+    int a = gif_byte(g), b = gif_byte(g);
+    return a < 0 || b < 0 ? -1 : a | b << 8;
+}
+
+/* Skips data sub-blocks up to their terminator; 0 or -1 when the data ends first. */
+static int gif_skip_blocks(gif_in *g) {
+    for (;;) {
+        int n = gif_byte(g);
+        if (n < 0) return -1;
+        if (n == 0) return 0;
+        if (g->len - g->at < (size_t)n) return -1;
+        g->at += (size_t)n;
+    }
+}
+
+/* LZW-decodes an image's sub-blocks into out (n pixels; a short stream leaves zeros, as
+ * decoders commonly tolerate). Returns 0, or -1 with why set. */
+static int gif_lzw(gif_in *g, uint8_t *out, size_t n, const char **why) {
+    int min = gif_byte(g);
+    if (min < 1 || min > 11) {
+        *why = "an LZW minimum code size outside 1-11";
+        return -1;
+    }
+    static __thread uint16_t prefix[4096];
+    static __thread uint8_t suffix[4096], first[4096], stack[4097];
+    int clear = 1 << min, eoi = clear + 1, next = clear + 2, size = min + 1, prev = -1;
+    for (int i = 0; i < clear; i++) suffix[i] = first[i] = (uint8_t)i;
+    uint32_t bits = 0;
+    int nbits = 0, block = 0, done = 0;
+    size_t w = 0;
+    while (!done) {
+        while (nbits < size) { /* next byte from the sub-blocks */
+            if (block == 0) {
+                block = gif_byte(g);
+                if (block <= 0) { /* terminator or end of data without an end code */
+                    if (block < 0) {
+                        *why = "image data ends inside its blocks";
+                        return -1;
+                    }
+                    return 0;
+                }
+            }
+            int b = gif_byte(g);
+            if (b < 0) {
+                *why = "image data ends inside its blocks";
+                return -1;
+            }
+            block--;
+            bits |= (uint32_t)b << nbits;
+            nbits += 8;
+        }
+        int code = (int)(bits & ((1u << size) - 1));
+        bits >>= size;
+        nbits -= size;
+        if (code == clear) {
+            next = clear + 2, size = min + 1, prev = -1;
+            continue;
+        }
+        if (code == eoi) {
+            done = 1;
+            break;
+        }
+        int sp = 0, c = code;
+        if (prev < 0) {
+            if (code >= clear) {
+                *why = "an LZW code before any string";
+                return -1;
+            }
+        } else if (code > next || (code == next && next >= 4096)) {
+            *why = "an LZW code out of sequence";
+            return -1;
+        }
+        if (prev >= 0 && code == next) { /* the KwKwK case */
+            stack[sp++] = first[prev];
+            c = prev;
+        }
+        while (c >= clear) {
+            stack[sp++] = suffix[c];
+            c = prefix[c];
+        }
+        stack[sp++] = (uint8_t)c;
+        if (prev >= 0 && next < 4096) {
+            prefix[next] = (uint16_t)prev;
+            suffix[next] = (uint8_t)c;
+            first[next] = first[prev];
+            next++;
+            if (next == (1 << size) && size < 12) size++;
+        }
+        prev = code;
+        while (sp > 0 && w < n) out[w++] = stack[--sp];
+    }
+    return gif_skip_blocks(g) < 0 ? (*why = "image data ends inside its blocks", -1) : 0;
+}
+
+static int decode_gif_kernel(pst_kernel_ctx *c) {
+    const pst_tensor *in = c->inputs[0];
+    if (in->dtype != PST_STRING || in->n != 1)
+        return pst_kctx_error(c, PST_E_INVALID, "contents must be a string scalar");
+    const pst_tstring *s = pst_tensor_str(in);
+    gif_in g = {(const uint8_t *)(s->p ? s->p : ""), s->len, 0};
+    if (g.len < 13 || (memcmp(g.p, "GIF87a", 6) && memcmp(g.p, "GIF89a", 6)))
+        return pst_kctx_error(c, PST_E_INVALID, "invalid GIF data (%zu bytes): no GIF header",
+                              s->len);
+    g.at = 6;
+    int W = gif_u16(&g), H = gif_u16(&g), packed = gif_byte(&g);
+    g.at += 2; /* background color, aspect */
+    const uint8_t *gct = NULL;
+    int gct_n = 0;
+    if (packed & 0x80) {
+        gct_n = 2 << (packed & 7);
+        if (g.len - g.at < (size_t)gct_n * 3)
+            return pst_kctx_error(c, PST_E_INVALID, "invalid GIF data: the global color table "
+                                  "is cut short");
+        gct = g.p + g.at;
+        g.at += (size_t)gct_n * 3;
+    }
+    if (W <= 0 || H <= 0)
+        return pst_kctx_error(c, PST_E_INVALID, "invalid GIF data: a %d x %d screen", W, H);
+    /* first pass: count the frames */
+    size_t start = g.at;
+    int frames = 0;
+    const char *why = NULL;
+    for (int done = 0; !done && !why;) {
+        int b = gif_byte(&g);
+        if (b == 0x3B || b < 0) {
+            done = 1;
+        } else if (b == 0x21) {
+            if (gif_byte(&g) < 0 || gif_skip_blocks(&g) < 0) why = "an extension is cut short";
+        } else if (b == 0x2C) {
+            g.at += 8;
+            int pk = gif_byte(&g);
+            if (pk < 0) {
+                why = "an image descriptor is cut short";
+                break;
+            }
+            if (pk & 0x80) g.at += (size_t)(2 << (pk & 7)) * 3;
+            if (g.at >= g.len || (g.at++, gif_skip_blocks(&g) < 0)) why = "image data is cut short";
+            else frames++;
+        } else {
+            why = "an unknown block";
+        }
+    }
+    if (why) return pst_kctx_error(c, PST_E_INVALID, "invalid GIF data: %s", why);
+    if (frames == 0)
+        return pst_kctx_error(c, PST_E_INVALID, "invalid GIF data: the file holds no image");
+    if (too_large(c, "GIF", (uint64_t)frames * (uint64_t)H, (uint64_t)W, 3) < 0)
+        return c->status->code;
+    size_t frame_bytes = (size_t)H * (size_t)W * 3;
+    pst_tensor *o = pst_kctx_alloc_output(c, 0, PST_UINT8,
+                                          pst_shape_make(4, (int64_t[]){frames, H, W, 3}));
+    if (!o) return c->status->code;
+    uint8_t *dst = pst_tensor_u8(o);
+    memset(dst, 0, frame_bytes);
+    uint8_t *idx = NULL;
+    g.at = start;
+    int transparent = -1, k = 0;
+    while (k < frames) {
+        int b = gif_byte(&g);
+        if (b == 0x21) {
+            int label = gif_byte(&g);
+            if (label == 0xF9 && g.len - g.at >= 6 && g.p[g.at] >= 4) {
+                transparent = (g.p[g.at + 1] & 1) ? g.p[g.at + 4] : -1;
+            }
+            gif_skip_blocks(&g);
+            continue;
+        }
+        if (b != 0x2C) break; /* checked above */
+        int L = gif_u16(&g), T = gif_u16(&g), iw = gif_u16(&g), ih = gif_u16(&g);
+        int pk = gif_byte(&g);
+        const uint8_t *ct = gct;
+        int ct_n = gct_n;
+        if (pk & 0x80) {
+            ct_n = 2 << (pk & 7);
+            ct = g.p + g.at;
+            g.at += (size_t)ct_n * 3;
+        }
+        uint8_t *fr = dst + (size_t)k * frame_bytes;
+        if (k > 0) memcpy(fr, fr - frame_bytes, frame_bytes);
+        size_t npx = (size_t)iw * (size_t)ih;
+        if (too_large(c, "GIF frame", (uint64_t)ih, (uint64_t)iw, 3) < 0) {
+            free(idx);
+            return c->status->code;
+        }
+        free(idx);
+        idx = calloc(npx ? npx : 1, 1);
+        if (!idx) return pst_kctx_error(c, PST_E_EXHAUSTED, "out of memory decoding a GIF");
+        if (gif_lzw(&g, idx, npx, &why) < 0) break;
+        if (!ct) {
+            why = "a frame without a color table";
+            break;
+        }
+        for (int y = 0; y < ih && !why; y++) {
+            int row = y; /* interlaced: rows 0, 8, ..., then 4, 12, ..., 2, 6, ..., 1, 3, ... */
+            if (pk & 0x40) {
+                int n1 = (ih + 7) / 8, n2 = (ih + 3) / 8, n3 = (ih + 1) / 4;
+                row = y < n1 ? y * 8 : y < n1 + n2 ? (y - n1) * 8 + 4
+                      : y < n1 + n2 + n3 ? (y - n1 - n2) * 4 + 2 : (y - n1 - n2 - n3) * 2 + 1;
+            }
+            int cy = T + row;
+            if (cy < 0 || cy >= H) continue;
+            for (int x = 0; x < iw; x++) {
+                int cx = L + x, ci = idx[(size_t)y * (size_t)iw + (size_t)x];
+                if (cx >= W) break;
+                if (ci >= ct_n) {
+                    why = "a color index outside the color table";
+                    break;
+                }
+                if (ci == transparent) continue;
+                uint8_t *p = fr + ((size_t)cy * (size_t)W + (size_t)cx) * 3;
+                memcpy(p, ct + ci * 3, 3);
+            }
+        }
+        if (why) break;
+        transparent = -1; /* a control extension applies to the image after it */
+        k++;
+    }
+    free(idx);
+    if (why || k < frames)
+        return pst_kctx_error(c, PST_E_INVALID, "invalid GIF data: %s (frame %d)",
+                              why ? why : "an unknown block", k);
+    return 0;
+}
+
+static int gif_shape(pst_node *n, pst_status *st) {
+    if (pst_node_in_dtype(n, 0) != PST_STRING)
+        return pst_status_set(st, PST_E_INVALID, "input 0 (contents) is not a string tensor");
+    pst_node_set_output(n, 0, PST_UINT8, pst_shape_make(4, (int64_t[]){-1, -1, -1, 3}));
+    return 0;
+}
+
 static int encode_args(pst_kernel_ctx *c, const char *what, int jpeg, int *h, int *w, int *ch) {
     const pst_tensor *im = c->inputs[0];
     if (im->dtype != PST_UINT8)
@@ -487,6 +731,9 @@ static const pst_op_def image_ops[] = {
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "ExtractJpegShape", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
      .attrs = jshape_attrs, .shape = jpeg_shape_shape, .kernel = jpeg_shape_kernel,
+     .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
+    {.name = "DecodeGif", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1,
+     .shape = gif_shape, .kernel = decode_gif_kernel,
      .flags = PST_OP_STRINGS | PST_OP_NOT_DIFFERENTIABLE},
     {.name = "DecodeBmp", .min_inputs = 1, .max_inputs = 1, .n_outputs = 1, .attrs = bmp_attrs,
      .shape = image_shape, .kernel = decode_bmp_kernel,

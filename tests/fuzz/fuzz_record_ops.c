@@ -10,7 +10,8 @@
  *   2 DecodeRaw as float32, 3 DecodeRaw as int32 big-endian
  *   4 DecodeCSV of the payload's lines (int32, float, string defaults; quotes on)
  *   5 DecodeJpeg (3 channels), or with the selector's bit 4 DecodeAndCropJpeg of the window
- *     [1, 1, 2, 2]; 6 DecodePng (any channels), or with bit 4 DecodeBmp (any channels)
+ *     [1, 1, 2, 2]; 6 DecodePng (any channels), or with bit 4 DecodeBmp (any channels), or
+ *     with bit 5 (and not 4) DecodeGif
  *   7 the payload as a TFRecord file, read to its end (compression from the selector's bit 3:
  *     none or auto-detected)
  * A decoder either returns tensors whose sizes agree with their shapes or fails with an error
@@ -77,7 +78,7 @@ static void example_features(pst_graph *g, pst_node_builder *b, int single) {
 static void build(decoder *d, int k) {
     static const char *ops[] = {"ParseExample", "ParseSingleExample", "DecodeRaw", "DecodeRaw",
                                 "DecodeCSV", "DecodeJpeg", "DecodePng", "DecodeBmp",
-                                "DecodeAndCropJpeg"};
+                                "DecodeAndCropJpeg", "DecodeGif"};
     pst_graph *g = pst_graph_new();
     d->g = g;
     d->in = pst_placeholder(g, "in", PST_STRING, k == 0 || k == 4 ? pst_shape_1d(-1)
@@ -105,6 +106,7 @@ static void build(decoder *d, int k) {
         pst_nb_input(b, konst(g, pst_tensor_from_i32(pst_shape_1d(4), (int32_t[]){1, 1, 2, 2}),
                               "crop"));
         break;
+    case 9: break; /* DecodeGif: no attrs */
     default: pst_nb_attr_i(b, "channels", 0); break;
     }
     pst_node *n = pst_nb_finish(b);
@@ -119,7 +121,7 @@ static void build(decoder *d, int k) {
 
 /* Runs decoder k on the payload; checks what it returned. */
 static void decode(int k, const uint8_t *p, size_t n) {
-    static decoder dec[9];
+    static decoder dec[10];
     decoder *d = &dec[k];
     if (!d->g) build(d, k);
     pst_status st = {0};
@@ -200,6 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size--;
     if ((sel & 7) == 7) read_records(data, size, sel & 8);
     else if ((sel & 7) >= 5 && (sel & 16)) decode((sel & 7) == 5 ? 8 : 7, data, size);
+    else if ((sel & 7) == 6 && (sel & 32)) decode(9, data, size);
     else decode(sel & 7, data, size);
     return 0;
 }

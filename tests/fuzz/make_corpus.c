@@ -807,6 +807,11 @@ static void record_ops_seeds(void) {
                             0, 0, 2, 0, 0, 0, 1, 0, 24};
     for (int i = 0; i < 24; i++) bmp[54 + i] = (uint8_t)(i * 11);
     put_record_op("decode_bmp", 6 | 16, bmp, sizeof bmp);
+    /* a 2 x 2 GIF89a: a 4-color table, a control extension, one frame of literal LZW codes */
+    static const uint8_t gif[] = {71, 73, 70, 56, 57, 97, 2, 0, 2, 0, 129, 0, 0, 10, 20, 30, 11,
+                                  21, 31, 12, 22, 32, 13, 23, 33, 33, 249, 4, 1, 0, 0, 0, 0, 44,
+                                  0, 0, 0, 0, 2, 0, 2, 0, 0, 2, 3, 140, 56, 20, 0, 59};
+    put_record_op("decode_gif", 6 | 32, gif, sizeof gif);
     for (int z = 0; z < 2; z++) { /* a TFRecord file of two records, plain and zlib */
         pst_tfrecord_writer_opts wo = {.compression = z ? PST_TFRECORD_ZLIB : PST_TFRECORD_NONE};
         pst_tfrecord_writer *w = pst_tfrecord_writer_open(tmp_path("seed.tfrecord"), &wo, &st);
