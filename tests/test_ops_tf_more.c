@@ -46,13 +46,6 @@ static void einsum_check(const char *eq, pst_tensor *a, pst_tensor *b, int rank,
     pst_tensor_unref(y);
 }
 
-static pst_shape sh3(int64_t a, int64_t b, int64_t c) {
-    pst_shape s = pst_shape_2d(a, b);
-    s.rank = 3;
-    s.dims[2] = c;
-    return s;
-}
-
 static pst_tensor *seq(pst_shape s, double start) {
     pst_tensor *t = pst_tensor_new(PST_DOUBLE, s, NULL);
     for (int64_t i = 0; i < t->n; i++) pst_tensor_f64(t)[i] = start + (double)i;
@@ -81,13 +74,13 @@ START_TEST(test_einsum) {
     einsum_check("ii->i", M, NULL, 1, (int64_t[]){3}, (double[]){1, 5, 9});
     einsum_check("ii", M, NULL, 0, NULL, (double[]){15});
     /* batches: "..." and a batch letter; a batch of 1 broadcast against 2 */
-    pst_tensor *X = seq(sh3(2, 2, 3), 1); /* X[0] = A, X[1] = A + 6 */
+    pst_tensor *X = seq(pst_shape_make(3, (int64_t[]){2, 2, 3}), 1); /* X[0] = A, X[1] = A + 6 */
     einsum_check("bij,jk->bik", X, B, 3, (int64_t[]){2, 2, 2},
                  (double[]){22, 28, 49, 64, 76, 100, 103, 136});
     einsum_check("...ij,jk->...ik", X, B, 3, (int64_t[]){2, 2, 2},
                  (double[]){22, 28, 49, 64, 76, 100, 103, 136});
-    pst_tensor *A1 = seq(sh3(1, 2, 3), 1);
-    pst_tensor *B2 = pst_tensor_new(PST_DOUBLE, sh3(2, 3, 2), NULL);
+    pst_tensor *A1 = seq(pst_shape_make(3, (int64_t[]){1, 2, 3}), 1);
+    pst_tensor *B2 = pst_tensor_new(PST_DOUBLE, pst_shape_make(3, (int64_t[]){2, 3, 2}), NULL);
     for (int i = 0; i < 12; i++) pst_tensor_f64(B2)[i] = pst_tensor_f64(B)[i % 6] * (i < 6 ? 1 : 2);
     einsum_check("...ij,...jk->...ik", A1, B2, 3, (int64_t[]){2, 2, 2},
                  (double[]){22, 28, 49, 64, 44, 56, 98, 128});
@@ -128,11 +121,13 @@ END_TEST
 START_TEST(test_einsum_grad) {
     const struct { const char *eq; int n; pst_shape s0, s1; } cases[] = {
         {"ij,jk->ik", 2, pst_shape_2d(2, 3), pst_shape_2d(3, 4)},
-        {"bij,bkj->bik", 2, sh3(2, 2, 3), sh3(2, 4, 3)},
-        {"...ij,...jk->...ik", 2, sh3(2, 2, 3), sh3(2, 3, 2)},
+        {"bij,bkj->bik", 2, pst_shape_make(3, (int64_t[]){2, 2, 3}),
+         pst_shape_make(3, (int64_t[]){2, 4, 3})},
+        {"...ij,...jk->...ik", 2, pst_shape_make(3, (int64_t[]){2, 2, 3}),
+         pst_shape_make(3, (int64_t[]){2, 3, 2})},
         {"i,j->ij", 2, pst_shape_1d(3), pst_shape_1d(2)},
         {"ij,ij->", 2, pst_shape_2d(2, 3), pst_shape_2d(2, 3)},
-        {"ijk->kij", 1, sh3(2, 3, 2), pst_shape_scalar()},
+        {"ijk->kij", 1, pst_shape_make(3, (int64_t[]){2, 3, 2}), pst_shape_scalar()},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         pst_graph *g = pst_graph_new();

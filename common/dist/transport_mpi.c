@@ -348,13 +348,10 @@ typedef struct recvop {
     int discard;     /* ... into nothing (no memory for it): the message is dropped */
 } recvop;
 
-typedef struct mtransport mtransport;
-static void note_data(mtransport *t, size_t len);
-
 /* For a head that announces data (FLAG_SPLIT): posts the data's receive into a block of tensor
  * memory (or, without memory, into nothing so MPI drops it) and returns 1; 0 for a message
  * that is whole. */
-static int post_data_recv(mtransport *t, recvop *r) {
+static int post_data_recv(recvop *r) {
     const uint8_t *b = r->buf;
     if (r->len < HDR_BYTES || get32(b) != MAGIC || !(b[5] & FLAG_SPLIT)) return 0;
     uint64_t len = get64(b + 24);
@@ -366,7 +363,6 @@ static int post_data_recv(mtransport *t, recvop *r) {
     r->data_len = (size_t)len;
     r->data = pst_aligned_alloc(r->data_len);
     if (!r->data) r->discard = 1;
-    note_data(t, r->data_len);
     if (MPI_Irecv(r->data, r->data ? (int)len : 0, MPI_BYTE, r->src, (int)tag, world_comm,
                   &r->req) != MPI_SUCCESS) {
         r->discard = 1;
@@ -375,7 +371,7 @@ static int post_data_recv(mtransport *t, recvop *r) {
     return 1;
 }
 
-struct mtransport {
+typedef struct mtransport {
     pst_transport base;
     pst_transport_opts o;
     int rank, size;
@@ -399,7 +395,7 @@ struct mtransport {
     int rx_started;
     atomic_int quit;
     pst_workpool *pool;
-};
+} mtransport;
 
 /* The slowest rate (bytes/s) at which a data message in flight is expected to move: rx keeps
  * driving MPI's progress for as long as the data in flight takes at that rate (a large message
@@ -415,13 +411,11 @@ struct mtransport {
 #define IDLE_ACTIVE_NS 200000L
 #define IDLE_MAX_NS 1000000L
 
-/* A data message of len bytes starts moving (either way). */
-static void note_data(mtransport *t, size_t len) {
+/* A data message of len bytes starts moving (either way). Called with t->mu held. */
+static void note_data_locked(mtransport *t, size_t len) {
     double now = pst_clock_now();
-    pthread_mutex_lock(&t->mu);
     if (t->data_until < now + SPIN_S) t->data_until = now + SPIN_S;
     t->data_until += (double)len / DATA_RATE_MIN;
-    pthread_mutex_unlock(&t->mu);
 }
 
 struct pst_server_call {
@@ -511,8 +505,8 @@ static int send_msg(mtransport *t, int rank, int tag, int kind, int method, int 
             /* The head is on its way (even when its data could not follow): op and its
              * message live until it is sent. */
             if (e != MPI_SUCCESS) op->call = 0; /* the caller hears of the failure below */
-            if (data) note_data(t, data->len);
             pthread_mutex_lock(&t->mu);
+            if (data) note_data_locked(t, data->len);
             op->next = t->sends;
             t->sends = op;
             t->rx_kick = 1; /* rx drives it from now, not after its idle wait */
@@ -760,8 +754,9 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
         recvop *r = arrived;
         arrived = r->next;
         moved = 1;
-        if (!r->data_wanted && post_data_recv(t, r)) { /* a head: its data comes next */
+        if (!r->data_wanted && post_data_recv(r)) { /* a head: its data comes next */
             pthread_mutex_lock(&t->mu);
+            note_data_locked(t, r->data_len);
             r->next = t->recvs;
             t->recvs = r;
             pthread_mutex_unlock(&t->mu);
@@ -802,12 +797,13 @@ static int poll_once(mtransport *t, double now, int check_deadlines) {
              * it is delivered, at once rather than on the next pass. */
             int done = 0;
             if (MPI_Test(&r->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done &&
-                !post_data_recv(t, r)) {
+                !post_data_recv(r)) {
                 deliver(t, r);
                 free(r);
                 continue;
             }
             pthread_mutex_lock(&t->mu);
+            if (r->data_wanted) note_data_locked(t, r->data_len);
             r->next = t->recvs;
             t->recvs = r;
             pthread_mutex_unlock(&t->mu);

@@ -11,6 +11,7 @@
 
 #include "op.h"
 #include "ops.h"
+#include "pbwire.h"
 
 /* libjpeg reports errors by calling error_exit; ours jumps back instead of exiting. */
 typedef struct jerr {
@@ -158,9 +159,8 @@ static int jpeg_shape_kernel(pst_kernel_ctx *c) {
     if (in->dtype != PST_STRING || in->n != 1)
         return pst_kctx_error(c, PST_E_INVALID, "contents must be a string scalar");
     int64_t d[3];
-    pst_status before = *c->status;
-    jpeg_decode(c, pst_tensor_str(in), 0, 1, NULL, d);
-    if (c->status->code && !before.code) return c->status->code;
+    jpeg_decode(c, pst_tensor_str(in), 0, 1, NULL, d); /* reads the header only */
+    if (c->status->code) return c->status->code;
     pst_dtype dt = pst_kctx_attr_type(c, "output_type", PST_INT32);
     pst_tensor *o = pst_kctx_alloc_output(c, 0, dt, pst_shape_1d(3));
     if (!o) return c->status->code;
@@ -209,10 +209,6 @@ static int decode_png_kernel(pst_kernel_ctx *c) {
 
 /* DecodeBmp (TF 1.15's): uncompressed 8, 24 or 32 bits per pixel, BGR(A) stored as RGB(A),
  * bottom-up rows unless the height is negative; channels 0 or the file's. */
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int decode_bmp_kernel(pst_kernel_ctx *c) {
     const pst_tensor *in = c->inputs[0];
     if (in->dtype != PST_STRING || in->n != 1)
@@ -225,8 +221,8 @@ static int decode_bmp_kernel(pst_kernel_ctx *c) {
     if (s->len < 34 || b[0] != 'B' || b[1] != 'M')
         return pst_kctx_error(c, PST_E_INVALID, "invalid BMP data (%zu bytes): no BMP header",
                               s->len);
-    uint32_t offset = le32(b + 10), compression = le32(b + 30);
-    int64_t width = (int32_t)le32(b + 18), height = (int32_t)le32(b + 22);
+    uint32_t offset = pst_pbwire_le32(b + 10), compression = pst_pbwire_le32(b + 30);
+    int64_t width = (int32_t)pst_pbwire_le32(b + 18), height = (int32_t)pst_pbwire_le32(b + 22);
     int bpp = b[28] | b[29] << 8;
     int channels = bpp / 8;
     if (bpp % 8 || (channels != 1 && channels != 3 && channels != 4))

@@ -23,8 +23,7 @@
 #include "ops_nn.h"
 
 #define EIN_MAX_DIMS 16
-#define EIN_LABELS 128 /* letters are their ASCII codes; "..." dims are 0 + i (i < 16) */
-#define ELL0 0
+#define EIN_LABELS 128 /* letters are their ASCII codes; "..." dims are 0..15 */
 
 typedef struct ein_spec {
     int n_in;
@@ -40,7 +39,7 @@ static int parse_term(const char *s, size_t len, int rank, int ell_rank, int *la
     int letters = 0, ell = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '.') {
-            if (i + 2 >= len + 0 || s[i + 1] != '.' || s[i + 2] != '.' || ell)
+            if (i + 2 >= len || s[i + 1] != '.' || s[i + 2] != '.' || ell)
                 return pst_status_set(st, PST_E_INVALID, "Einsum equation: a malformed '...' in "
                                       "'%.*s'", (int)len, s);
             ell = 1;
@@ -62,7 +61,7 @@ static int parse_term(const char *s, size_t len, int rank, int ell_rank, int *la
     int k = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '.') {
-            for (int e = 0; e < n_ell; e++) lab[k++] = ELL0 + (n_ell - 1 - e); /* from the right */
+            for (int e = 0; e < n_ell; e++) lab[k++] = n_ell - 1 - e; /* from the right */
             i += 2;
         } else if (s[i] != ' ') {
             lab[k++] = (unsigned char)s[i];
@@ -122,7 +121,7 @@ static int ein_parse(const char *eq, int n_in, const pst_shape *shapes, ein_spec
             return st->code;
     } else { /* implicit: "..." then the letters used once, in order */
         int k = 0;
-        for (int e = max_ell - 1; e >= 0 && any_ell; e--) sp->out[k++] = ELL0 + e;
+        for (int e = max_ell - 1; e >= 0 && any_ell; e--) sp->out[k++] = e;
         for (int l = 'A'; l <= 'z'; l++) {
             int uses = 0;
             for (int i = 0; i < n_in; i++)
